@@ -1,0 +1,3 @@
+from dropcli.cli import main
+
+main()

@@ -1,0 +1,195 @@
+"""The `dropcli` command line: parse, call the core, print.
+
+torch and the training code are imported inside the commands that need them, so `--help` and
+`config show` start in a fraction of a second.
+"""
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from dropcli.config import Config, check_model_kind, load_config, to_yaml
+from dropcli.errors import DropcliError
+
+
+class _OneLineErrors(TyperGroup):
+    """Print a DropcliError as one line on stderr and exit with its code, without a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except DropcliError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(error.exit_code) from None
+
+
+def _typer(help: str) -> typer.Typer:
+    return typer.Typer(
+        cls=_OneLineErrors, help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    )
+
+
+app = _typer("Train and compare dropout MLPs on Fashion-MNIST (d2l.ai, section 5.6).")
+config_app = _typer("Show the resolved configuration.")
+data_app = _typer("Find, check and download Fashion-MNIST.")
+app.add_typer(config_app, name="config")
+app.add_typer(data_app, name="data")
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")
+]
+SetOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable."),
+]
+ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help="scratch or builtin (sets model.kind).")]
+DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Seed for weights, dropout masks and data order.")]
+DataDirOption = Annotated[
+    Optional[Path], typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
+
+
+@app.command()
+def train(
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option("--run-dir", help="Where to save the run; must not exist. Default: runs/NAME-MODEL-TIME.")
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train one MLP with dropout and save the run (config.yaml, metrics.jsonl, summary.json)."""
+    cfg = _load(config, set_, model=model, device=device, seed=seed, data_dir=data_dir)
+    if run_dir is not None and run_dir.exists():
+        raise DropcliError(f"run directory {run_dir} already exists; choose another --run-dir or remove it")
+    from dropcli import experiments, runs
+
+    torch_device, data = _prepare(cfg)
+    directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
+    with _reporting(quiet, directory) as reporter:
+        experiments.train_run(cfg, data, torch_device, directory, reporter)
+
+
+@app.command()
+def compare(
+    models: Annotated[list[str], typer.Argument(help="Models to train side by side, e.g. scratch builtin.")],
+    config: ConfigOption = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train each model with this many seeds.")] = 1,
+    device: DeviceOption = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed; later ones count up from it.")] = None,
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    run_dir: Annotated[
+        Optional[Path], typer.Option("--run-dir", help="Directory for the comparison; must not exist. Default: runs/compare-NAME-TIME.")
+    ] = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Train several models on the same config, seeds and data order, and tabulate the results."""
+    cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir)
+    for name in models:
+        check_model_kind(name)  # before any data is loaded or any model trained
+    if run_dir is not None and run_dir.exists():
+        raise DropcliError(f"run directory {run_dir} already exists; choose another --run-dir or remove it")
+    from dropcli import experiments, runs
+    from dropcli.report import compare_table
+
+    torch_device, data = _prepare(cfg)
+    directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, f"compare-{cfg.name}-{runs.timestamp()}")
+    with _reporting(quiet, directory) as reporter:
+        rows = experiments.compare(cfg, models, seeds, data, torch_device, directory, reporter)
+        reporter.console.print(compare_table(rows))
+        reporter.console.print(f"comparison saved to {directory}", highlight=False)
+
+
+@config_app.command("show")
+def config_show(
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    device: DeviceOption = None,
+    seed: SeedOption = None,
+    set_: SetOption = None,
+) -> None:
+    """Print the resolved config as YAML: defaults < file < --set < flags."""
+    typer.echo(to_yaml(_load(config, set_, model=model, device=device, seed=seed)), nl=False)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Download here. Default: ~/.cache/dropcli/fashion-mnist.")] = None,
+) -> None:
+    """Make Fashion-MNIST available: use a copy already here, else download it with torchvision."""
+    from dropcli import data
+
+    if data_dir is None:
+        with contextlib.suppress(DropcliError):
+            typer.echo(f"Fashion-MNIST is already available in {data.locate(None)}")
+            return
+    directory = data.fetch(data_dir)
+    data.read_raw(directory)
+    typer.echo(f"Fashion-MNIST is available in {directory}")
+
+
+@data_app.command("info")
+def data_info(data_dir: DataDirOption = None) -> None:
+    """Say where Fashion-MNIST was found and check every file's structure."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dropcli import data
+
+    directory = data.locate(data_dir)
+    raw = data.read_raw(directory)
+    paths = data.find_files(directory)
+    table = Table(title=f"Fashion-MNIST in {directory}", header_style="bold")
+    for column in ("split", "images file", "labels file", "examples", "shape"):
+        table.add_column(column)
+    for split, (images, labels) in raw.items():
+        images_name, labels_name = data.FILES[split]
+        table.add_row(split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:])))
+    Console().print(table)
+
+
+def main() -> None:
+    app(prog_name="dropcli")
+
+
+def _load(config: Optional[Path], overrides: Optional[list[str]], *, model=None, device=None, seed=None, data_dir=None) -> Config:
+    flags = {"model.kind": model, "device": device, "seed": seed, "data.root": str(data_dir) if data_dir else None}
+    return load_config(config, overrides or [], flags)
+
+
+def _prepare(cfg: Config):
+    """The torch device and the data on it; both may raise DropcliError."""
+    from dropcli import data
+    from dropcli.runtime import resolve_device
+
+    torch_device = resolve_device(cfg.device)
+    return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+
+
+@contextlib.contextmanager
+def _reporting(quiet: bool, directory: Path):
+    """A Reporter on stdout; on Ctrl-C, stop cleanly and say what was kept."""
+    from rich.console import Console
+
+    from dropcli.report import Reporter
+
+    # soft_wrap: a plain epoch line in a CI log stays one line, whatever the width.
+    reporter = Reporter(Console(highlight=False, soft_wrap=True), quiet=quiet)
+    try:
+        yield reporter
+    except KeyboardInterrupt:
+        reporter.close()
+        typer.echo(f"interrupted; the finished epochs are kept in {directory}", err=True)
+        raise typer.Exit(130) from None
+    finally:
+        reporter.close()

@@ -1,0 +1,256 @@
+"""Hyperparameters: a frozen dataclass tree, loaded from YAML and validated once.
+
+Precedence, lowest first: the defaults below < the YAML file < `--set key.path=value`
+< dedicated flags (`--model`, `--device`, `--seed`). The defaults are the d2l chapter's.
+This module does not import torch, so `dropcli config show` and `--help` start fast.
+"""
+
+import dataclasses
+import difflib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+from dropcli.errors import DropcliError
+
+MODEL_KINDS = ("scratch", "builtin")
+MASK_MODES = ("bool", "bits", "bernoulli")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "scratch"
+    hidden_1: int = 256
+    hidden_2: int = 256
+    dropout_1: float = 0.5
+    dropout_2: float = 0.5
+    mask_mode: str = "bool"
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    root: Union[str, None] = None
+    val_split: float = 0.0
+    # Use only the first N examples of a split: for quick runs and CI smoke tests.
+    train_limit: Union[int, None] = None
+    test_limit: Union[int, None] = None
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+
+def load_config(
+    path: Union[Path, str, None] = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    flags: dict[str, Any] | None = None,
+) -> Config:
+    """Build the run's Config from defaults, a YAML file, `--set` strings and flags.
+
+    `flags` maps key paths (such as "model.kind") to values; None values are ignored.
+    Raises DropcliError naming the source and key of the first problem found.
+    """
+    raw: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    if path is not None:
+        raw = _read_yaml(Path(path))
+        for key in _leaf_paths(raw):
+            origin[key] = str(path)
+        raw.setdefault("name", Path(path).stem)
+    for text in overrides:
+        key, value = _parse_override(text)
+        _set_path(raw, key, value, source=f"--set {text}")
+        origin[key] = f"--set {text}"
+    for key, value in (flags or {}).items():
+        if value is not None:
+            _set_path(raw, key, value, source=f"--{key.rsplit('.', 1)[-1]}")
+            origin[key] = f"--{key.rsplit('.', 1)[-1]}"
+    config = _build(Config, raw, prefix="", origin=origin, default_source=str(path or "config"))
+    _check_ranges(config, origin)
+    return config
+
+
+def check_model_kind(kind: str) -> None:
+    if kind not in MODEL_KINDS:
+        raise DropcliError(f"unknown model {kind!r}; choose from {', '.join(MODEL_KINDS)}")
+
+
+def to_dict(config: Config) -> dict[str, Any]:
+    """The config as plain nested dicts, in field order (for YAML, JSON and checkpoints)."""
+    return dataclasses.asdict(config)
+
+
+def to_yaml(config: Config) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def replace(config: Config, key: str, value: Any) -> Config:
+    """A copy of `config` with one dotted key changed, validated like any other."""
+    raw = to_dict(config)
+    _set_path(raw, key, value, source=key)
+    updated = _build(Config, raw, prefix="", origin={}, default_source=key)
+    _check_ranges(updated, {})
+    return updated
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DropcliError(f"config file not found: {path} (pass an existing YAML file, e.g. configs/default.yaml)")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise DropcliError(f"{path}: malformed YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise DropcliError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
+        raise DropcliError(f"bad --set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set optim.lr=0.05")
+    try:
+        return key, yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        raise DropcliError(f"bad --set {text!r}: the value is not a valid YAML scalar") from None
+
+
+def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
+    """Set raw[a][b] = value for key "a.b", checking each part against the Config tree."""
+    node_type: Any = Config
+    node = raw
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        names = [f.name for f in dataclasses.fields(node_type)]
+        if part not in names:
+            prefix = ".".join(parts[:depth])
+            raise DropcliError(f"{source}: {_unknown_key_message(part, names, prefix)}")
+        field_type = get_type_hints(node_type)[part]
+        if depth == len(parts) - 1:
+            node[part] = value
+            return
+        if not dataclasses.is_dataclass(field_type):
+            raise DropcliError(f"{source}: {'.'.join(parts[: depth + 1])} is a value, not a section")
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = node[part] = {}
+        node, node_type = child, field_type
+
+
+def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_source: str) -> Any:
+    section = prefix.rstrip(".") or "the top level"
+    if not isinstance(raw, dict):
+        source = origin.get(prefix.rstrip("."), default_source)
+        raise DropcliError(f"{source}: {section} must be a mapping, got {raw!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            source = origin.get(prefix + str(key), default_source)
+            raise DropcliError(f"{source}: {_unknown_key_message(str(key), names, prefix.rstrip('.'))}")
+    values = {}
+    for name in names:
+        if name not in raw:
+            continue
+        key = prefix + name
+        if dataclasses.is_dataclass(hints[name]):
+            values[name] = _build(hints[name], raw[name], key + ".", origin, default_source)
+        else:
+            values[name] = _coerce(raw[name], hints[name], key, origin.get(key, default_source))
+    return cls(**values)
+
+
+def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
+    """Check `value` against a field's type; ints are accepted where a float is expected."""
+    allowed = get_args(annotation) if get_origin(annotation) is Union else (annotation,)
+    if value is None and type(None) in allowed:
+        return None
+    for kind in allowed:
+        if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is str and isinstance(value, str):
+            return value
+    wanted = " or ".join("null" if kind is type(None) else _TYPE_NAMES[kind] for kind in allowed)
+    raise DropcliError(f"{source}: {key} must be {wanted}, got {value!r}")
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:
+    path = f"{prefix}.{key}" if prefix else key
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean '{prefix + '.' if prefix else ''}{close[0]}'?)" if close else ""
+    where = f"'{prefix}'" if prefix else "the top level"
+    return f"unknown key '{path}'{hint}; keys in {where}: {', '.join(names)}"
+
+
+def _check_ranges(config: Config, origin: dict[str, str]) -> None:
+    checks = [
+        ("model.kind", config.model.kind in MODEL_KINDS, f"one of {', '.join(MODEL_KINDS)}"),
+        ("model.mask_mode", config.model.mask_mode in MASK_MODES, f"one of {', '.join(MASK_MODES)}"),
+        ("model.hidden_1", config.model.hidden_1 >= 1, ">= 1"),
+        ("model.hidden_2", config.model.hidden_2 >= 1, ">= 1"),
+        ("model.dropout_1", 0 <= config.model.dropout_1 <= 1, "between 0 and 1"),
+        ("model.dropout_2", 0 <= config.model.dropout_2 <= 1, "between 0 and 1"),
+        ("optim.lr", config.optim.lr > 0 and math.isfinite(config.optim.lr), "a finite number > 0"),
+        ("train.epochs", config.train.epochs >= 1, ">= 1"),
+        ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
+        ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
+        ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
+        ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
+        ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N or mps"),
+    ]
+    for key, ok, wanted in checks:
+        if not ok:
+            value = _get_path(config, key)
+            source = origin.get(key, "config")
+            raise DropcliError(f"{source}: {key} must be {wanted}, got {value!r}")
+
+
+def _get_path(config: Config, key: str) -> Any:
+    value: Any = config
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _leaf_paths(raw: dict[str, Any], prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in raw.items():
+        path = f"{prefix}{key}"
+        paths.append(path)
+        if isinstance(value, dict):
+            paths.extend(_leaf_paths(value, path + "."))
+    return paths

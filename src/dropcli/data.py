@@ -1,0 +1,200 @@
+"""Fashion-MNIST: find the four IDX files, verify them, and hold them as tensors.
+
+The files are looked for in order: the `--data-dir` / `data.root` directory, `$DROPCLI_DATA`,
+the Debian package's directory, and dropcli's download cache. Each may hold the files
+directly or in torchvision's `FashionMNIST/raw/` layout, gzipped or not.
+"""
+
+import contextlib
+import gzip
+import io
+import math
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dropcli.config import DataConfig
+from dropcli.errors import DropcliError
+
+SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+IMAGE_SIDE = 28
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+# IDX magic numbers: two zero bytes, 0x08 for unsigned bytes, then the number of dimensions.
+IMAGES_MAGIC = 0x00000803
+LABELS_MAGIC = 0x00000801
+
+HOW_TO_GET_DATA = (
+    "get it one of three ways: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu); "
+    "point --data-dir or $DROPCLI_DATA at a directory holding the four IDX files; "
+    "or run `dropcli data fetch` on a machine with internet access"
+)
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images flattened to (n, 784) floats in [0, 1] and labels (n,) int64, on one device."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    train: Split
+    test: Split
+    val: Split | None
+    source: Path
+
+
+def download_dir() -> Path:
+    """Where `dropcli data fetch` puts the files when no directory is named."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "dropcli" / "fashion-mnist"
+
+
+def search_dirs(root: str | Path | None) -> list[Path]:
+    """The directories searched for the files, in order."""
+    dirs = [Path(root)] if root else []
+    if os.environ.get("DROPCLI_DATA"):
+        dirs.append(Path(os.environ["DROPCLI_DATA"]))
+    return dirs + [SYSTEM_DIR, download_dir()]
+
+
+def find_files(directory: Path) -> dict[str, Path] | None:
+    """The paths of the four files in `directory`, or None if any is missing."""
+    found = {}
+    for name in (name for pair in FILES.values() for name in pair):
+        for folder in (directory, directory / "FashionMNIST" / "raw"):
+            path = next((p for p in (folder / name, folder / f"{name}.gz") if p.is_file()), None)
+            if path:
+                found[name] = path
+                break
+        else:
+            return None
+    return found
+
+
+def locate(root: str | Path | None) -> Path:
+    """The first searched directory that holds all four files; DropcliError if none does."""
+    for directory in search_dirs(root):
+        if find_files(directory):
+            return directory
+    searched = ", ".join(str(d) for d in search_dirs(root))
+    raise DropcliError(f"Fashion-MNIST not found (searched {searched}); {HOW_TO_GET_DATA}")
+
+
+def fetch(root: str | Path | None) -> Path:
+    """Download the files with torchvision into `root` (or the cache) unless already there.
+
+    The download goes to a temporary directory first, so a failed one leaves nothing behind.
+    """
+    target = Path(root) if root else download_dir()
+    if find_files(target):
+        return target
+    from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
+        try:
+            # torchvision prints its progress to stdout; keep the CLI's output clean.
+            with contextlib.redirect_stdout(io.StringIO()):
+                for train in (True, False):
+                    TorchvisionFashionMNIST(tmp, train=train, download=True)
+        except (RuntimeError, OSError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DropcliError(f"could not download Fashion-MNIST into {target} ({first_line}); {HOW_TO_GET_DATA}") from None
+        raw = Path(tmp) / "FashionMNIST" / "raw"
+        for name in (name for pair in FILES.values() for name in pair):
+            os.replace(raw / f"{name}.gz", target / f"{name}.gz")
+    return target
+
+
+def read_raw(directory: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Read and verify both splits: {split: (images (n, 28, 28) uint8, labels (n,) uint8)}."""
+    paths = find_files(directory)
+    if paths is None:
+        raise DropcliError(f"Fashion-MNIST files missing in {directory}; {HOW_TO_GET_DATA}")
+    splits = {}
+    for split, (images_name, labels_name) in FILES.items():
+        images = read_idx(paths[images_name], IMAGES_MAGIC, SPLIT_SIZES[split])
+        labels = read_idx(paths[labels_name], LABELS_MAGIC, SPLIT_SIZES[split])
+        if int(labels.max()) > 9:
+            raise DropcliError(f"{paths[labels_name]}: labels must be 0-9, found {int(labels.max())}")
+        splits[split] = (images, labels)
+    return splits
+
+
+def read_idx(path: Path, magic: int, count: int) -> torch.Tensor:
+    """Read one IDX file (gzipped or not) holding `count` labels or 28x28 images."""
+    content = _read_bytes(path)
+    if len(content) < 8:
+        raise DropcliError(f"{path}: too short to be an IDX file ({len(content)} bytes); replace it with a fresh copy")
+    found_magic = int.from_bytes(content[:4], "big")
+    if found_magic != magic:
+        raise DropcliError(f"{path}: bad magic number 0x{found_magic:08x}, expected 0x{magic:08x}; the file is corrupt or not this IDX file")
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
+    dims = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    expected_dims = [count] + [IMAGE_SIDE] * (ndim - 1)
+    if dims != expected_dims:
+        raise DropcliError(f"{path}: header says shape {tuple(dims)}, expected {tuple(expected_dims)} for Fashion-MNIST")
+    size = header_size + math.prod(dims)
+    if len(content) != size:
+        state = "truncated" if len(content) < size else "has trailing bytes"
+        raise DropcliError(f"{path}: {state}: {len(content)} bytes, expected {size}; replace it with a fresh copy")
+    data = torch.frombuffer(bytearray(content[header_size:]), dtype=torch.uint8)
+    return data.reshape(dims)
+
+
+def load(config: DataConfig, seed: int, device: torch.device) -> FashionMNIST:
+    """Find, verify and move Fashion-MNIST to `device`, scaled to [0, 1] once."""
+    directory = locate(config.root)
+    raw = read_raw(directory)
+    train_images, train_labels = raw["train"]
+    test_images, test_labels = raw["test"]
+    train = _to_split(train_images[: config.train_limit], train_labels[: config.train_limit], device)
+    test = _to_split(test_images[: config.test_limit], test_labels[: config.test_limit], device)
+    train, val = _split_off_validation(train, config.val_split, seed)
+    return FashionMNIST(train=train, test=test, val=val, source=directory)
+
+
+def _to_split(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Split:
+    # Move the bytes first: a quarter of the traffic of moving floats.
+    X = images.reshape(len(images), -1).to(device).float().div_(255)  # (n, 784)
+    return Split(X=X, y=labels.to(device=device, dtype=torch.int64))
+
+
+def _split_off_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
+    n_val = int(len(train) * fraction)
+    if n_val == 0:
+        return train, None
+    if n_val == len(train):
+        raise DropcliError(f"data.val_split={fraction} leaves no training examples; use a smaller fraction")
+    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).to(train.X.device)
+    val_index, train_index = order[:n_val].sort().values, order[n_val:].sort().values
+    return Split(train.X[train_index], train.y[train_index]), Split(train.X[val_index], train.y[val_index])
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as file:
+                return file.read()
+        return path.read_bytes()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DropcliError(f"{path}: cannot be read ({error}); replace it with a fresh copy") from None

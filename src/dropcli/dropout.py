@@ -1,0 +1,135 @@
+"""Dropout from scratch: a custom autograd op, the function around it, and a module.
+
+Forward keeps each element with probability 1 - p and scales the survivors by 1 / (1 - p), so
+the expected output equals the input. Backward sends the gradient through the same mask. The
+mask is saved for backward in one of three forms (`mask_mode`):
+
+- "bool": a torch.bool mask, 1 byte per element, drawn as `uniform > p`;
+- "bits": the same mask packed 8 to a byte, for memory-bound runs;
+- "bernoulli": a bool mask drawn with `bernoulli_(1 - p)`, which is how `F.dropout` draws its
+  mask on the CPU, so under the same seed the two agree bit for bit there.
+"""
+
+import functools
+import math
+import numbers
+
+import torch
+from torch import nn
+
+MASK_MODES = ("bool", "bits", "bernoulli")
+
+
+def dropout(
+    x: torch.Tensor,
+    p: float,
+    training: bool = True,
+    *,
+    generator: torch.Generator | None = None,
+    mask_mode: str = "bool",
+) -> torch.Tensor:
+    """Zero each element of `x` with probability `p` and scale the rest by 1 / (1 - p).
+
+    In eval mode (`training=False`) or with p == 0 this returns `x` itself; with p == 1 it
+    returns zeros (and a zero gradient), never NaN.
+    """
+    check_probability(p)
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+    if not training or p == 0:
+        return x
+    return DropoutFunction.apply(x, float(p), generator, mask_mode)
+
+
+def check_probability(p: object) -> None:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"dropout probability p must be a number between 0 and 1, got p={p!r}")
+
+
+class Dropout(nn.Module):
+    """`nn.Dropout`'s behaviour on dropcli's op: active in train mode, the identity in eval."""
+
+    def __init__(self, p: float = 0.5, *, mask_mode: str = "bool", generator: torch.Generator | None = None):
+        super().__init__()
+        check_probability(p)
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+        self.p = float(p)
+        self.mask_mode = mask_mode
+        self.generator = generator
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training, generator=self.generator, mask_mode=self.mask_mode)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, mask_mode={self.mask_mode!r}"
+
+
+class DropoutFunction(torch.autograd.Function):
+    """The op itself. Call it through `dropout()`, which handles eval mode and p == 0."""
+
+    @staticmethod
+    def forward(ctx, x, p, generator, mask_mode):
+        ctx.p = p
+        ctx.mask_mode = mask_mode
+        ctx.shape = x.shape
+        if p == 1:
+            # Multiplying by a zero mask would turn inf inputs into NaN.
+            return torch.zeros_like(x)
+        keep, out = _draw_keep_mask(x, p, generator, mask_mode)
+        scale = survivor_scale(p, x.dtype)
+        torch.mul(x, keep, out=out)
+        out.mul_(scale)
+        ctx.save_for_backward(pack_bits(keep) if mask_mode == "bits" else keep)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.p == 1:
+            return torch.zeros_like(grad), None, None, None
+        (saved,) = ctx.saved_tensors
+        keep = unpack_bits(saved, ctx.shape) if ctx.mask_mode == "bits" else saved
+        # Plain differentiable ops, so double backward works.
+        return grad.mul(keep).mul_(survivor_scale(ctx.p, grad.dtype)), None, None, None
+
+
+@functools.lru_cache(maxsize=256)
+def survivor_scale(p: float, dtype: torch.dtype) -> float:
+    """1 / (1 - p) rounded to `dtype` the way `F.dropout` computes it, so results match exactly."""
+    return torch.ones((), dtype=dtype).div_(1 - p).item()
+
+
+def _draw_keep_mask(x, p, generator, mask_mode) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bool mask with P(True) = 1 - p, and a buffer of x's shape and dtype for the output."""
+    if mask_mode == "bernoulli":
+        keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1 - p, generator=generator)
+        return keep, torch.empty_like(x)
+    # Draw in float32 even for fp16/bf16 inputs: their coarse grid would bias the keep rate.
+    noise = torch.empty(x.shape, dtype=torch.float32, device=x.device).uniform_(generator=generator)
+    keep = noise > p
+    # Reuse the noise buffer for the output where the dtype allows: one big allocation fewer.
+    return keep, noise if x.dtype == torch.float32 else torch.empty_like(x)
+
+
+def pack_bits(mask: torch.Tensor) -> torch.Tensor:
+    """Pack a bool mask 8 elements to a byte: (ceil(n / 8),) uint8.
+
+    Byte j holds elements j, j + m, ..., j + 7m of the flattened (padded) mask, m = n / 8, so
+    packing and unpacking work on whole contiguous rows.
+    """
+    flat = mask.reshape(-1)
+    padding = -flat.numel() % 8
+    if padding:
+        flat = torch.cat([flat, flat.new_zeros(padding)])
+    rows = flat.view(torch.uint8).view(8, -1)  # (8, m)
+    return (rows << _bit_shifts(mask.device)).sum(0, dtype=torch.uint8)
+
+
+def unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Invert `pack_bits`: a bool mask of `shape`."""
+    rows = (packed.unsqueeze(0) >> _bit_shifts(packed.device)) & 1  # (8, m)
+    return rows.view(torch.bool).reshape(-1)[: math.prod(shape)].view(shape)
+
+
+def _bit_shifts(device: torch.device) -> torch.Tensor:
+    return torch.arange(8, dtype=torch.uint8, device=device).unsqueeze(1)  # (8, 1)

@@ -1,0 +1,130 @@
+"""What the user sees: Rich progress and tables, fed by the training callbacks.
+
+On a terminal each epoch shows a live progress bar above a table that grows a row per epoch.
+Elsewhere (CI logs, pipes) each epoch prints one plain line. Quiet mode prints only summaries.
+"""
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dropcli.experiments import CompareRow, RunCallbacks, RunResult, Stat
+from dropcli.train import EpochMetrics
+
+
+class Reporter(RunCallbacks):
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.quiet = quiet
+        self.live_mode = console.is_terminal and not quiet
+        self.total_epochs = 0
+        self.batch_size = 0
+        self.table: Table | None = None
+        self.progress: Progress | None = None
+        self.live: Live | None = None
+        self.task = None
+        self.epoch_started = 0.0
+
+    def on_run_start(self, config, run_dir) -> None:
+        self.total_epochs = config.train.epochs
+        self.batch_size = config.train.batch_size
+        if self.quiet:
+            return
+        self.console.print(f"[bold]{config.model.kind}[/] on {config.name}: {config.train.epochs} epochs -> {run_dir}")
+        if self.live_mode:
+            self.table = epoch_table()
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(), console=self.console, transient=True,
+            )  # fmt: skip
+            self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
+            self.live.start()
+
+    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
+        self.epoch_started = time.perf_counter()
+        if self.progress is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+            self.task = self.progress.add_task(f"epoch {epoch}/{self.total_epochs}", total=n_batches, loss="-", rate="")
+
+    def on_progress(self, batches_done: int, loss: float) -> None:
+        if self.progress is not None:
+            elapsed = time.perf_counter() - self.epoch_started
+            rate = f"{batches_done * self.batch_size / elapsed:,.0f} samples/s"
+            self.progress.update(self.task, completed=batches_done, loss=f"{loss:.4f}", rate=rate)
+
+    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+        if self.quiet:
+            return
+        if self.table is not None:
+            self.table.add_row(*epoch_cells(metrics))
+        else:
+            self.console.print(epoch_line(metrics, self.total_epochs), highlight=False)
+
+    def on_run_end(self, result: RunResult) -> None:
+        if self.live is not None:
+            if self.task is not None:
+                self.progress.remove_task(self.task)
+                self.task = None
+            self.live.stop()
+            self.live = self.table = self.progress = None
+        self.console.print(summary_line(result), highlight=False)
+
+    def close(self) -> None:
+        """Stop the live display if a run ended early (an error or Ctrl-C)."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+
+
+def epoch_table() -> Table:
+    table = Table(title=None, header_style="bold")
+    for name in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):
+        table.add_column(name, justify="right")
+    return table
+
+
+def epoch_cells(m: EpochMetrics) -> list[str]:
+    return [str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+
+
+def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
+    width = len(str(total_epochs))
+    val = f"  val loss {m.val_loss:.4f}  val acc {m.val_acc:.4f}" if m.val_loss is not None else ""
+    return (
+        f"epoch {m.epoch:>{width}}/{total_epochs}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
+        f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s"
+    )
+
+
+def summary_line(result: RunResult) -> str:
+    s = result.summary
+    final = s["final"]
+    return (
+        f"{s['model']}: test acc {final['test_acc']:.4f}, test loss {final['test_loss']:.4f} after {s['epochs']} epochs "
+        f"in {s['seconds']:.1f} s ({s['seconds_per_epoch']:.2f} s/epoch, {s['samples_per_s']:,.0f} samples/s on {s['device']}); "
+        f"run saved to {result.run_dir}"
+    )
+
+
+def compare_table(rows: list[CompareRow]) -> Table:
+    table = Table(header_style="bold")
+    table.add_column("model")
+    for name in ("seeds", "train loss", "test loss", "test acc", "s/epoch", "samples/s"):
+        table.add_column(name, justify="right")
+    for row in rows:
+        table.add_row(
+            row.model, str(row.seeds), _stat(row.train_loss, ".4f"), _stat(row.test_loss, ".4f"),
+            _stat(row.test_acc, ".4f"), _stat(row.seconds_per_epoch, ".2f"), _stat(row.samples_per_s, ",.0f"),
+        )  # fmt: skip
+    return table
+
+
+def _stat(stat: Stat, spec: str) -> str:
+    if stat.std is None:
+        return format(stat.mean, spec)
+    return f"{format(stat.mean, spec)} ± {format(stat.std, spec)}"
