@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from dropcli.config import Config, check_model_kind, load_config, to_yaml
+from dropcli.config import Config, check_models, load_config, to_yaml
 from dropcli.errors import DropcliError
 
 
@@ -95,8 +95,7 @@ def compare(
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate the results."""
     cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir)
-    for name in models:
-        check_model_kind(name)  # before any data is loaded or any model trained
+    check_models(models)  # before any data is loaded or any model trained
     if run_dir is not None and run_dir.exists():
         raise DropcliError(f"run directory {run_dir} already exists; choose another --run-dir or remove it")
     from dropcli import experiments, runs
@@ -163,7 +162,12 @@ def main() -> None:
 
 
 def _load(config: Optional[Path], overrides: Optional[list[str]], *, model=None, device=None, seed=None, data_dir=None) -> Config:
-    flags = {"model.kind": model, "device": device, "seed": seed, "data.root": str(data_dir) if data_dir else None}
+    flags = {
+        "model.kind": ("--model", model),
+        "device": ("--device", device),
+        "seed": ("--seed", seed),
+        "data.root": ("--data-dir", str(data_dir) if data_dir else None),
+    }
     return load_config(config, overrides or [], flags)
 
 

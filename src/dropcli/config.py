@@ -66,11 +66,12 @@ class Config:
 def load_config(
     path: Union[Path, str, None] = None,
     overrides: tuple[str, ...] | list[str] = (),
-    flags: dict[str, Any] | None = None,
+    flags: dict[str, tuple[str, Any]] | None = None,
 ) -> Config:
     """Build the run's Config from defaults, a YAML file, `--set` strings and flags.
 
-    `flags` maps key paths (such as "model.kind") to values; None values are ignored.
+    `flags` maps key paths to (option name, value), e.g. {"model.kind": ("--model", "builtin")};
+    None values are ignored.
     Raises DropcliError naming the source and key of the first problem found.
     """
     raw: dict[str, Any] = {}
@@ -84,18 +85,22 @@ def load_config(
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
         origin[key] = f"--set {text}"
-    for key, value in (flags or {}).items():
+    for key, (option, value) in (flags or {}).items():
         if value is not None:
-            _set_path(raw, key, value, source=f"--{key.rsplit('.', 1)[-1]}")
-            origin[key] = f"--{key.rsplit('.', 1)[-1]}"
+            _set_path(raw, key, value, source=option)
+            origin[key] = option
     config = _build(Config, raw, prefix="", origin=origin, default_source=str(path or "config"))
     _check_ranges(config, origin)
     return config
 
 
-def check_model_kind(kind: str) -> None:
-    if kind not in MODEL_KINDS:
-        raise DropcliError(f"unknown model {kind!r}; choose from {', '.join(MODEL_KINDS)}")
+def check_models(models: list[str]) -> None:
+    """Check the model names given to `compare`: known, and each named once."""
+    for kind in models:
+        if kind not in MODEL_KINDS:
+            raise DropcliError(f"unknown model {kind!r}; choose from {', '.join(MODEL_KINDS)}")
+        if models.count(kind) > 1:
+            raise DropcliError(f"model {kind!r} is named twice; name each model once")
 
 
 def to_dict(config: Config) -> dict[str, Any]:

@@ -13,9 +13,8 @@ import torch
 
 import dropcli
 from dropcli import runs
-from dropcli.config import Config, replace, to_yaml
+from dropcli.config import Config, check_models, replace, to_yaml
 from dropcli.data import FashionMNIST
-from dropcli.errors import DropcliError
 from dropcli.models import build_model
 from dropcli.runtime import device_name, seed_everything
 from dropcli.train import Callbacks, EpochMetrics, fit
@@ -79,10 +78,8 @@ def compare(
     compare_dir: Path, callbacks: RunCallbacks,
 ) -> list[CompareRow]:  # fmt: skip
     """Train each model on the same config, seeds and data order; write `compare.json`."""
-    repeated = sorted({m for m in models if models.count(m) > 1})
-    if repeated:
-        raise DropcliError(f"model {repeated[0]!r} is named twice; name each model once")
-    configs = {model: replace(config, "model.kind", model) for model in models}  # validates names
+    check_models(models)
+    configs = {model: replace(config, "model.kind", model) for model in models}
     results: dict[str, list[RunResult]] = {model: [] for model in models}
     for seed in range(config.seed, config.seed + seeds):
         for model in models:

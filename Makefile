@@ -1,0 +1,44 @@
+# Two commands set everything up on a fresh machine: `make train` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: train test data smoke bench bench-dropout clean
+
+train: data
+	$(BIN)/dropcli train --config configs/default.yaml
+
+test: data
+	$(BIN)/python -m pytest
+
+# A CI-sized run of both commands on the real data.
+smoke: data
+	$(BIN)/dropcli train --config configs/smoke.yaml
+	$(BIN)/dropcli compare scratch builtin --config configs/smoke.yaml
+
+bench: data
+	$(BIN)/python benchmarks/training.py
+
+bench-dropout: $(INSTALLED)
+	$(BIN)/python benchmarks/dropout.py
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Fashion-MNIST: use a copy already here; else, as root on Debian/Ubuntu, the
+# dataset-fashion-mnist package; else download it (needs internet).
+data: $(INSTALLED)
+	@if ! $(BIN)/dropcli data info > /dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get > /dev/null; then \
+	    echo "Installing Debian's dataset-fashion-mnist package"; \
+	    apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist > /dev/null; \
+	  fi; \
+	  $(BIN)/dropcli data fetch; \
+	fi
+
+clean:
+	rm -rf $(VENV) runs bench.json

@@ -1,0 +1,66 @@
+"""Shared fixtures: a stand-in Fashion-MNIST written in the real IDX format.
+
+The files have the real sizes (60,000 / 10,000 images of 28x28), so the real loader and its
+checks run unchanged. Each class is a fixed random template plus noise, so a model can learn it.
+"""
+
+import gzip
+from pathlib import Path
+
+import pytest
+import torch
+
+from dropcli import data
+
+
+def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in tensor.shape)
+    return header + tensor.to(torch.uint8).numpy().tobytes()
+
+
+def make_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    templates = torch.randint(0, 256, (10, 28, 28), generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, 10, (n,), generator=generator)
+    noise = torch.randint(-40, 41, (n, 28, 28), generator=generator)
+    images = (templates[labels] + noise).clamp(0, 255)
+    return images.to(torch.uint8), labels.to(torch.uint8)
+
+
+def write_fashion_mnist(directory: Path, gz: bool, sizes: dict[str, int] = data.SPLIT_SIZES) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for seed, (split, (images_name, labels_name)) in enumerate(data.FILES.items()):
+        images, labels = make_split(sizes[split], seed=seed + 1)
+        for name, tensor, magic in ((images_name, images, data.IMAGES_MAGIC), (labels_name, labels, data.LABELS_MAGIC)):
+            content = idx_bytes(tensor, magic)
+            if gz:
+                (directory / f"{name}.gz").write_bytes(gzip.compress(content, compresslevel=1))
+            else:
+                (directory / name).write_bytes(content)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def fake_data(tmp_path_factory) -> Path:
+    """Uncompressed stand-in files: fast to read, used by most tests."""
+    return write_fashion_mnist(tmp_path_factory.mktemp("fashion-raw"), gz=False)
+
+
+@pytest.fixture(scope="session")
+def fake_data_gz(tmp_path_factory) -> Path:
+    return write_fashion_mnist(tmp_path_factory.mktemp("fashion-gz"), gz=True)
+
+
+@pytest.fixture
+def no_system_data(monkeypatch, tmp_path):
+    """Hide any Fashion-MNIST installed on this machine, so only what a test provides is found."""
+    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "no-system-data")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))
+    monkeypatch.delenv("DROPCLI_DATA", raising=False)
+
+
+@pytest.fixture
+def in_tmp(monkeypatch, tmp_path) -> Path:
+    """Run in an empty directory, so default run directories land under tmp_path/runs."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

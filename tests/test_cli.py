@@ -1,0 +1,186 @@
+"""The command line through Typer's CliRunner: each success path and each failure path."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from dropcli.cli import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def tiny(fake_data) -> list[str]:
+    """Options for a run of a few hundred examples on the stand-in data."""
+    return ["--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200",
+            "--set", "train.epochs=2"]  # fmt: skip
+
+
+def assert_one_line_error(result, message: str, exit_code: int = 2):
+    assert result.exit_code == exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_train_writes_a_run_directory(fake_data, in_tmp):
+    result = invoke("train", *tiny(fake_data), "--model", "builtin", "--run-dir", "runs/first")
+    assert result.exit_code == 0, result.output
+    run_dir = in_tmp / "runs" / "first"
+    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "metrics.jsonl", "summary.json"]
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["model"]["kind"] == "builtin" and config["train"]["epochs"] == 2
+    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["final"] == metrics[-1]
+    assert summary["device"] == "cpu" and summary["versions"]["torch"] == torch.__version__
+    # Not a terminal: one plain line per epoch, then the summary line.
+    assert "epoch 1/2  train loss" in result.stdout and "epoch 2/2" in result.stdout
+    assert f"builtin: test acc {metrics[-1]['test_acc']:.4f}" in result.stdout
+
+
+def test_default_run_directory_name(fake_data, in_tmp):
+    assert invoke("train", *tiny(fake_data), "--quiet").exit_code == 0
+    (run_dir,) = (in_tmp / "runs").iterdir()
+    assert run_dir.name.startswith("default-scratch-")
+
+
+def test_quiet_prints_only_the_summary(fake_data, in_tmp):
+    result = invoke("train", *tiny(fake_data), "--quiet")
+    assert result.exit_code == 0
+    assert result.stdout.strip().splitlines()[0].startswith("scratch: test acc")
+    assert len(result.stdout.strip().splitlines()) == 1
+
+
+def test_two_runs_with_one_seed_write_identical_metrics(fake_data, in_tmp):
+    for name in ("a", "b"):
+        assert invoke("train", *tiny(fake_data), "--seed", "4", "--run-dir", f"runs/{name}", "-q").exit_code == 0
+    metrics = [
+        [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "samples_per_s")}
+         for line in (in_tmp / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+        for name in ("a", "b")
+    ]  # fmt: skip
+    assert metrics[0] == metrics[1]
+
+
+def test_compare_writes_each_run_and_a_table(fake_data, in_tmp):
+    result = invoke("compare", "scratch", "builtin", *tiny(fake_data), "--seeds", "2", "--run-dir", "runs/cmp")
+    assert result.exit_code == 0, result.output
+    compare_dir = in_tmp / "runs" / "cmp"
+    names = sorted(p.name for p in compare_dir.iterdir())
+    assert names == ["builtin-seed0", "builtin-seed1", "compare.json", "scratch-seed0", "scratch-seed1"]
+    report = json.loads((compare_dir / "compare.json").read_text())
+    assert [row["model"] for row in report["rows"]] == ["scratch", "builtin"]
+    scratch = report["rows"][0]
+    accs = [json.loads((compare_dir / f"scratch-seed{s}" / "summary.json").read_text())["final"]["test_acc"] for s in (0, 1)]
+    assert scratch["test_acc"]["mean"] == pytest.approx(sum(accs) / 2)
+    assert scratch["test_acc"]["std"] is not None
+    assert "±" in result.stdout and "test acc" in result.stdout
+
+
+def test_compare_uses_the_same_data_order_and_init_for_each_model(fake_data, in_tmp):
+    # With dropout off, scratch and builtin are the same network: same init and data order
+    # must then give the very same numbers.
+    args = ["compare", "scratch", "builtin", *tiny(fake_data), "--set", "model.dropout_1=0", "--set", "model.dropout_2=0"]
+    assert invoke(*args, "--run-dir", "runs/cmp").exit_code == 0
+    rows = json.loads((in_tmp / "runs" / "cmp" / "compare.json").read_text())["rows"]
+    assert rows[0]["test_loss"] == rows[1]["test_loss"] and rows[0]["train_loss"] == rows[1]["train_loss"]
+
+
+def test_config_show_round_trips(tmp_path):
+    result = invoke("config", "show", "--config", "configs/smoke.yaml", "--set", "optim.lr=0.05", "--model", "builtin")
+    assert result.exit_code == 0, result.output
+    shown = yaml.safe_load(result.stdout)
+    assert shown["optim"]["lr"] == 0.05 and shown["model"]["kind"] == "builtin" and shown["name"] == "smoke"
+    saved = tmp_path / "resolved.yaml"
+    saved.write_text(result.stdout)
+    assert invoke("config", "show", "--config", saved).stdout == result.stdout
+
+
+def test_data_info_lists_both_splits(fake_data):
+    result = invoke("data", "info", "--data-dir", fake_data)
+    assert result.exit_code == 0, result.output
+    assert "60,000" in result.stdout and "10,000" in result.stdout
+
+
+def test_data_fetch_reports_data_already_present(fake_data, monkeypatch):
+    monkeypatch.setenv("DROPCLI_DATA", str(fake_data))
+    result = invoke("data", "fetch")
+    assert result.exit_code == 0 and f"already available in {fake_data}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--config", "missing.yaml"], "config file not found: missing.yaml"),
+        (["train", "--model", "dropit"], "--model: model.kind must be one of scratch, builtin, got 'dropit'"),
+        (["train", "--set", "optim.lr"], "bad --set 'optim.lr': expected KEY=VALUE"),
+        (["train", "--set", "optim.lrr=1"], "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
+        (["train", "--set", "model.dropout_1=1.5"], "model.dropout_1 must be between 0 and 1, got 1.5"),
+        (["train", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+        (["compare", "scratch", "dropit"], "unknown model 'dropit'; choose from scratch, builtin"),
+        (["compare", "scratch", "scratch"], "model 'scratch' is named twice"),
+        (["config", "show", "--set", "train.epochs=0"], "train.epochs must be >= 1, got 0"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(fake_data, in_tmp, args, message):
+    if args[0] in ("train", "compare"):
+        args = [*args, "--data-dir", fake_data]
+    assert_one_line_error(invoke(*args), message)
+    assert not (in_tmp / "runs").exists()  # nothing written
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model:\n  dropout_1: 0.5\n  dropout_2: [0.5\n")
+    assert_one_line_error(invoke("train", "--config", path), f"{path}: malformed YAML at line")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_asked_for_but_unavailable(fake_data, in_tmp):
+    result = invoke("train", "--device", "cuda", "--data-dir", fake_data)
+    assert_one_line_error(result, "device 'cuda' was asked for but CUDA is not available here")
+
+
+def test_no_data_anywhere(in_tmp, no_system_data):
+    result = invoke("train", "--data-dir", in_tmp / "empty", "--device", "cpu")
+    assert_one_line_error(result, "Fashion-MNIST not found")
+    assert "apt-get install dataset-fashion-mnist" in result.stderr
+
+
+def test_existing_run_directory_is_refused_and_left_alone(fake_data, in_tmp):
+    run_dir = in_tmp / "runs" / "taken"
+    run_dir.mkdir(parents=True)
+    (run_dir / "metrics.jsonl").write_text("precious\n")
+    result = invoke("train", *tiny(fake_data), "--run-dir", run_dir)
+    assert_one_line_error(result, f"run directory {run_dir} already exists")
+    assert (run_dir / "metrics.jsonl").read_text() == "precious\n"
+    assert [p.name for p in run_dir.iterdir()] == ["metrics.jsonl"]
+
+
+def test_help_and_config_show_do_not_import_torch():
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from dropcli.cli import app\n"
+        "for args in (['--help'], ['train', '--help'], ['config', 'show']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "print('torch' in sys.modules)\n"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False"
+
+
+def test_python_dash_m_runs_the_same_cli():
+    result = subprocess.run([sys.executable, "-m", "dropcli", "config", "show"], capture_output=True, text=True)
+    assert result.returncode == 0 and "hidden_1: 256" in result.stdout

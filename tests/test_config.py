@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import pytest
+
+from dropcli.config import Config, load_config, replace, to_yaml
+from dropcli.errors import DropcliError
+
+CONFIGS = Path(__file__).parent.parent / "configs"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_chapters_hyperparameters():
+    config = Config()
+    assert (config.model.hidden_1, config.model.hidden_2) == (256, 256)
+    assert (config.model.dropout_1, config.model.dropout_2) == (0.5, 0.5)
+    assert config.optim.lr == 0.1
+    assert (config.train.batch_size, config.train.epochs) == (256, 10)
+    assert (config.seed, config.device) == (0, "auto")
+
+
+def test_default_yaml_matches_the_builtin_defaults():
+    assert load_config(CONFIGS / "default.yaml") == Config()
+
+
+def test_shipped_configs_load():
+    for path in CONFIGS.glob("*.yaml"):
+        assert load_config(path).name == path.stem
+
+
+def test_precedence_defaults_then_file_then_set_then_flags(tmp_path):
+    path = write(tmp_path, "optim: {lr: 0.2}\nseed: 3\nmodel: {kind: builtin, dropout_1: 0.1}\n")
+    config = load_config(path, ["optim.lr=0.3", "seed=4"], {"seed": ("--seed", 5), "device": ("--device", None)})
+    assert config.optim.lr == 0.3  # --set beats the file
+    assert config.seed == 5  # the flag beats --set
+    assert config.model.kind == "builtin"  # from the file
+    assert config.model.dropout_1 == 0.1
+    assert config.model.dropout_2 == 0.5  # default
+    assert config.name == "config"  # the file's stem when it names none
+
+
+def test_set_values_are_parsed_as_yaml_scalars():
+    config = load_config(None, ["data.root=null", "train.epochs=3", "model.dropout_1=0", "device=cpu"])
+    assert config.data.root is None
+    assert config.train.epochs == 3
+    assert config.model.dropout_1 == 0.0 and isinstance(config.model.dropout_1, float)
+    assert config.device == "cpu"
+
+
+def test_yaml_round_trip(tmp_path):
+    config = load_config(CONFIGS / "smoke.yaml", ["optim.lr=0.05"], {"model.kind": ("--model", "builtin")})
+    assert load_config(write(tmp_path, to_yaml(config))) == config
+
+
+def test_replace_changes_one_key_and_validates():
+    assert replace(Config(), "model.kind", "builtin").model.kind == "builtin"
+    with pytest.raises(DropcliError, match="model.kind must be one of"):
+        replace(Config(), "model.kind", "nope")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model: {dropout_1: [0.5\n", r"malformed YAML at line \d+"),
+        ("model:\n  dropot_1: 0.3\n", r"unknown key 'model.dropot_1' \(did you mean 'model.dropout_1'\?\)"),
+        ("optimm: {lr: 0.1}\n", r"unknown key 'optimm' \(did you mean 'optim'\?\)"),
+        ("train: {epochs: ten}\n", r"train.epochs must be an integer, got 'ten'"),
+        ("train: {epochs: 2.5}\n", r"train.epochs must be an integer, got 2.5"),
+        ("optim: {lr: true}\n", r"optim.lr must be a number, got True"),
+        ("model: 3\n", r"model must be a mapping"),
+        ("- 1\n- 2\n", r"top level must be a mapping"),
+        ("model: {dropout_1: 1.5}\n", r"model.dropout_1 must be between 0 and 1, got 1.5"),
+        ("model: {dropout_2: -0.1}\n", r"model.dropout_2 must be between 0 and 1"),
+        ("optim: {lr: 0}\n", r"optim.lr must be a finite number > 0, got 0.0"),
+        ("optim: {lr: -1}\n", r"optim.lr must be a finite number > 0"),
+        ("train: {batch_size: 0}\n", r"train.batch_size must be >= 1, got 0"),
+        ("train: {epochs: 0}\n", r"train.epochs must be >= 1, got 0"),
+        ("model: {hidden_1: 0}\n", r"model.hidden_1 must be >= 1, got 0"),
+        ("model: {hidden_2: -3}\n", r"model.hidden_2 must be >= 1"),
+        ("model: {kind: dropit}\n", r"model.kind must be one of scratch, builtin, got 'dropit'"),
+        ("model: {mask_mode: bytes}\n", r"model.mask_mode must be one of bool, bits, bernoulli"),
+        ("device: gpu\n", r"device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+        ("data: {val_split: 1.0}\n", r"data.val_split must be at least 0 and below 1"),
+    ],
+)
+def test_bad_file_names_file_key_and_problem(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(DropcliError, match=message) as error:
+        load_config(path)
+    assert str(path) in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_missing_file():
+    with pytest.raises(DropcliError, match="config file not found: nowhere.yaml"):
+        load_config("nowhere.yaml")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optim.lr", r"bad --set 'optim.lr': expected KEY=VALUE"),
+        ("=3", r"bad --set '=3': expected KEY=VALUE"),
+        ("optim..lr=3", r"expected KEY=VALUE"),
+        ("optim.lr=[1", r"not a valid YAML scalar"),
+        ("optim.lrr=0.1", r"--set optim.lrr=0.1: unknown key 'optim.lrr' \(did you mean 'optim.lr'\?\)"),
+        ("optim.lr.x=1", r"optim.lr is a value, not a section"),
+        ("optim.lr=fast", r"--set optim.lr=fast: optim.lr must be a number, got 'fast'"),
+        ("model.dropout_1=2", r"--set model.dropout_1=2: model.dropout_1 must be between 0 and 1"),
+    ],
+)
+def test_bad_set(override, message):
+    with pytest.raises(DropcliError, match=message):
+        load_config(None, [override])
+
+
+def test_flag_errors_name_the_flag():
+    with pytest.raises(DropcliError, match=r"--model: model.kind must be one of scratch, builtin, got 'drop'"):
+        load_config(None, [], {"model.kind": ("--model", "drop")})

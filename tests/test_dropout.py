@@ -1,0 +1,193 @@
+"""The from-scratch dropout against its definition and against torch's own F.dropout."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dropcli.dropout import MASK_MODES, Dropout, dropout, pack_bits, survivor_scale, unpack_bits
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
+
+
+def keep_mask(y: torch.Tensor) -> torch.Tensor:
+    """Which elements survived, read off an output whose input had no zeros."""
+    return y != 0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_forward_and_backward_use_the_same_mask(device, mask_mode, p):
+    torch.manual_seed(0)
+    x = (torch.rand(64, 33, device=device) + 0.5).requires_grad_()  # no zeros, so the mask is readable
+    y = dropout(x, p, mask_mode=mask_mode)
+    keep = keep_mask(y)
+    scale = survivor_scale(p, x.dtype)
+    assert torch.equal(y, torch.where(keep, x * scale, 0).detach())
+    g = torch.randn_like(y)
+    y.backward(g)
+    assert torch.equal(x.grad, torch.where(keep, g * scale, 0))
+    assert 0 < keep.float().mean() < 1
+
+
+@pytest.mark.parametrize("p", [0.5, 0.75, 0.875])
+def test_survivors_are_scaled_by_one_over_one_minus_p_exactly(p):
+    # For these p, 1 / (1 - p) is exact in binary, so multiplying and dividing agree bit for bit.
+    x = torch.rand(1000) + 0.5
+    y = dropout(x, p)
+    keep = keep_mask(y)
+    assert torch.equal(y, x * keep / (1 - p))
+
+
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+def test_gradcheck_and_gradgradcheck_in_float64(mask_mode):
+    x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+
+    def frozen_mask_dropout(x):
+        # Re-seeding before each call draws the same mask on every evaluation gradcheck makes.
+        torch.manual_seed(1234)
+        return dropout(x, 0.4, mask_mode=mask_mode)
+
+    assert torch.autograd.gradcheck(frozen_mask_dropout, (x,))
+    assert torch.autograd.gradgradcheck(frozen_mask_dropout, (x,))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_keep_rate_and_mean_within_four_sigma(device, mask_mode, p):
+    n = 1_000_000
+    torch.manual_seed(7)
+    y = dropout(torch.ones(n, device=device), p, mask_mode=mask_mode)
+    sigma = math.sqrt(p * (1 - p) / n)
+    assert abs((y != 0).double().mean().item() - (1 - p)) < 4 * sigma
+    # The mean of y is keep_rate / (1 - p), so its standard error is sigma / (1 - p).
+    assert abs(y.double().mean().item() - 1) < 4 * sigma / (1 - p)
+
+
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5, 0.77])
+@pytest.mark.parametrize("layout", ["contiguous", "transposed", "strided"])
+def test_bernoulli_mode_equals_F_dropout_bit_for_bit_on_cpu(dtype, p, layout):
+    x = torch.randn(300, 258, dtype=dtype)
+    x = {"contiguous": x, "transposed": x.t(), "strided": x[:, ::2]}[layout]
+    torch.manual_seed(3)
+    expected = F.dropout(x, p)
+    torch.manual_seed(3)
+    actual = dropout(x, p, mask_mode="bernoulli")
+    assert actual.dtype == dtype
+    assert torch.equal(actual, expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bits_mode_matches_bool_mode_for_the_same_draw(device):
+    x1 = torch.randn(37, 29, device=device, requires_grad=True)
+    x2 = x1.detach().clone().requires_grad_()
+    g = torch.randn(37, 29, device=device)
+    torch.manual_seed(11)
+    y1 = dropout(x1, 0.3, mask_mode="bool")
+    torch.manual_seed(11)
+    y2 = dropout(x2, 0.3, mask_mode="bits")
+    y1.backward(g)
+    y2.backward(g)
+    assert torch.equal(y1, y2)
+    assert torch.equal(x1.grad, x2.grad)
+
+
+@pytest.mark.parametrize("shape", [(1,), (8,), (13, 7), (2, 3, 5, 9), (0, 4)])
+def test_pack_bits_round_trip(shape):
+    mask = torch.rand(shape) > 0.5
+    packed = pack_bits(mask)
+    assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(mask.numel() / 8)
+    assert torch.equal(unpack_bits(packed, mask.shape), mask)
+
+
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+def test_p_zero_and_eval_return_the_very_input(mask_mode):
+    x = torch.randn(4, 4, requires_grad=True)
+    assert dropout(x, 0.0, mask_mode=mask_mode) is x
+    assert dropout(x, 0.7, training=False, mask_mode=mask_mode) is x
+    layer = Dropout(0.7, mask_mode=mask_mode).eval()
+    assert layer(x) is x
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+def test_p_one_gives_zeros_and_zero_grad_never_nan(device, mask_mode):
+    x = torch.tensor([1.0, -2.0, float("inf"), float("-inf"), float("nan")], device=device, requires_grad=True)
+    y = dropout(x, 1.0, mask_mode=mask_mode)
+    assert torch.equal(y, torch.zeros_like(x))
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan"), "0.5", None, True])
+def test_invalid_p_is_a_value_error_naming_p(p):
+    with pytest.raises(ValueError, match=r"p=") as error:
+        dropout(torch.ones(3), p)
+    assert repr(p) in str(error.value)
+    with pytest.raises(ValueError, match="p="):
+        Dropout(p)
+
+
+def test_invalid_mask_mode():
+    with pytest.raises(ValueError, match="mask_mode"):
+        dropout(torch.ones(3), 0.5, mask_mode="bytes")
+
+
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+def test_empty_input(mask_mode):
+    x = torch.empty(0, 5, requires_grad=True)
+    y = dropout(x, 0.5, mask_mode=mask_mode)
+    assert y.shape == (0, 5)
+    y.sum().backward()
+    assert x.grad.shape == (0, 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", FLOAT_DTYPES)
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+def test_dtype_and_device_are_preserved(device, dtype, mask_mode):
+    x = torch.randn(16, 16, device=device, dtype=dtype, requires_grad=True)
+    y = dropout(x, 0.5, mask_mode=mask_mode)
+    y.sum().backward()
+    assert y.dtype == x.grad.dtype == dtype
+    assert y.device == x.grad.device == x.device
+
+
+def test_a_seeded_generator_makes_the_mask_repeatable():
+    x = torch.randn(100)
+    first = dropout(x, 0.5, generator=torch.Generator().manual_seed(5))
+    second = dropout(x, 0.5, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(first, second)
+
+
+def saved_bytes_per_element(mask_mode: str, shape=(256, 256)) -> float:
+    saved = []
+
+    def pack(tensor):
+        saved.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    x = torch.randn(shape, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        y = dropout(x, 0.5, mask_mode=mask_mode)
+    y.sum().backward()
+    return sum(saved) / x.numel()
+
+
+@pytest.mark.parametrize("mask_mode, limit", [("bool", 1.0), ("bernoulli", 1.0), ("bits", 0.13)])
+def test_saved_for_backward_bytes_per_element(mask_mode, limit):
+    assert 0 < saved_bytes_per_element(mask_mode) <= limit
+
+
+def test_module_train_and_eval():
+    layer = Dropout(0.5)
+    x = torch.ones(1000)
+    assert (layer(x) == 0).any()
+    layer.eval()
+    assert torch.equal(layer(x), x)
+    assert "p=0.5" in repr(layer) and "mask_mode='bool'" in repr(layer)
