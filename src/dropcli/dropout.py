@@ -133,3 +133,16 @@ def unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 def _bit_shifts(device: torch.device) -> torch.Tensor:
     return torch.arange(8, dtype=torch.uint8, device=device).unsqueeze(1)  # (8, 1)
+
+
+def saved_tensor_bytes(fn, x: torch.Tensor) -> int:
+    """Bytes autograd keeps for backward while computing `fn(x)`: what each mask mode is about."""
+    sizes = []
+
+    def pack(tensor):
+        sizes.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        fn(x)
+    return sum(sizes)
