@@ -32,10 +32,12 @@ IMPLEMENTATIONS = {
 }
 
 
-def forward_backward_seconds(fn, x: torch.Tensor, min_run_time: float) -> float:
+def forward_backward_seconds(fn, x: torch.Tensor, threads: int, min_run_time: float) -> float:
     grad = torch.randn_like(x)
     timer = benchmark.Timer(
-        "torch.autograd.grad(fn(x), x, grad)", globals={"torch": torch, "fn": fn, "x": x, "grad": grad}
+        "torch.autograd.grad(fn(x), x, grad)",
+        globals={"torch": torch, "fn": fn, "x": x, "grad": grad},
+        num_threads=threads,  # Timer runs on one thread unless told otherwise
     )
     return timer.blocked_autorange(min_run_time=min_run_time).median
 
@@ -52,12 +54,11 @@ def main() -> None:
     for column in ("device", "threads", "shape", "implementation", "time (µs)", "× F.dropout", "saved B/elem"):
         table.add_column(column, justify="left" if column == "implementation" else "right")
     for device, threads in settings:
-        torch.set_num_threads(threads)
         for shape in ((256, 256), (4096, 4096)):
             x = torch.randn(shape, device=device, requires_grad=True)
             # The chapter's mask is made on the CPU, so it cannot run on a GPU tensor.
             names = [n for n in IMPLEMENTATIONS if not (device == "cuda" and n == "chapter (d2l)")]
-            times = {name: forward_backward_seconds(IMPLEMENTATIONS[name], x, args.min_run_time) for name in names}
+            times = {name: forward_backward_seconds(IMPLEMENTATIONS[name], x, threads, args.min_run_time) for name in names}
             for name in names:
                 saved = saved_tensor_bytes(IMPLEMENTATIONS[name], x) / x.numel()
                 table.add_row(

@@ -76,10 +76,21 @@ class DropoutFunction(torch.autograd.Function):
         if p == 1:
             # Multiplying by a zero mask would turn inf inputs into NaN.
             return torch.zeros_like(x)
-        keep, out = _draw_keep_mask(x, p, generator, mask_mode)
         scale = survivor_scale(p, x.dtype)
-        torch.mul(x, keep, out=out)
-        out.mul_(scale)
+        if mask_mode == "bernoulli":
+            keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1 - p, generator=generator)
+            out = x * keep * scale
+        else:
+            # Draw in float32 even for fp16/bf16 inputs: their coarse grid would bias the keep rate.
+            noise = torch.empty(x.shape, dtype=torch.float32, device=x.device).uniform_(generator=generator)
+            keep = noise > p
+            if x.dtype == torch.float32:
+                # Turn the noise into the scaled mask in place and multiply: no bool-to-float
+                # conversion and no second buffer. The mask holds exactly 0 or `scale`, so the
+                # result is x * scale rounded once, as in the other branches.
+                out = noise.gt_(p).mul_(scale).mul_(x)
+            else:
+                out = x * keep * scale
         ctx.save_for_backward(pack_bits(keep) if mask_mode == "bits" else keep)
         return out
 
@@ -97,18 +108,6 @@ class DropoutFunction(torch.autograd.Function):
 def survivor_scale(p: float, dtype: torch.dtype) -> float:
     """1 / (1 - p) rounded to `dtype` the way `F.dropout` computes it, so results match exactly."""
     return torch.ones((), dtype=dtype).div_(1 - p).item()
-
-
-def _draw_keep_mask(x, p, generator, mask_mode) -> tuple[torch.Tensor, torch.Tensor]:
-    """A bool mask with P(True) = 1 - p, and a buffer of x's shape and dtype for the output."""
-    if mask_mode == "bernoulli":
-        keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1 - p, generator=generator)
-        return keep, torch.empty_like(x)
-    # Draw in float32 even for fp16/bf16 inputs: their coarse grid would bias the keep rate.
-    noise = torch.empty(x.shape, dtype=torch.float32, device=x.device).uniform_(generator=generator)
-    keep = noise > p
-    # Reuse the noise buffer for the output where the dtype allows: one big allocation fewer.
-    return keep, noise if x.dtype == torch.float32 else torch.empty_like(x)
 
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:

@@ -95,7 +95,8 @@ def train_one_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for batch, start in enumerate(range(0, len(split), batch_size), start=1):
         index = order[start : start + batch_size]
-        X, y = split.X[index], split.y[index]  # (batch, 784), (batch,)
+        # index_select: several times faster than X[index] for gathering rows on the CPU.
+        X, y = split.X.index_select(0, index), split.y.index_select(0, index)  # (batch, 784), (batch,)
         logits = model(X)  # (batch, 10)
         loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
