@@ -51,12 +51,23 @@ def fake_data_gz(tmp_path_factory) -> Path:
     return write_fashion_mnist(tmp_path_factory.mktemp("fashion-gz"), gz=True)
 
 
+class OfflineTorchvisionFashionMNIST:
+    """Stands in for torchvision's downloader on a machine without internet."""
+
+    def __init__(self, root, train, download):
+        (Path(root) / "partial.gz").write_bytes(b"half a file")
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried http://example.invalid/, got:\n[Errno -3] name lookup failed")
+
+
 @pytest.fixture
 def no_system_data(monkeypatch, tmp_path):
-    """Hide any Fashion-MNIST installed on this machine, so only what a test provides is found."""
+    """Hide any Fashion-MNIST on this machine and make downloads fail, as on an offline machine."""
+    import torchvision.datasets
+
     monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "no-system-data")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache"))
     monkeypatch.delenv("DROPCLI_DATA", raising=False)
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", OfflineTorchvisionFashionMNIST)
 
 
 @pytest.fixture

@@ -113,10 +113,14 @@ def test_data_info_lists_both_splits(fake_data):
     assert "60,000" in result.stdout and "10,000" in result.stdout
 
 
-def test_data_fetch_reports_data_already_present(fake_data, monkeypatch):
+def test_data_fetch_uses_data_already_present(fake_data, monkeypatch, no_system_data):
     monkeypatch.setenv("DROPCLI_DATA", str(fake_data))
     result = invoke("data", "fetch")
-    assert result.exit_code == 0 and f"already available in {fake_data}" in result.stdout
+    assert result.exit_code == 0 and f"available in {fake_data}" in result.stdout
+
+
+def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path):
+    assert_one_line_error(invoke("data", "info"), "Fashion-MNIST not found")
 
 
 @pytest.mark.parametrize(
@@ -153,9 +157,10 @@ def test_cuda_asked_for_but_unavailable(fake_data, in_tmp):
 
 
 def test_no_data_anywhere(in_tmp, no_system_data):
-    result = invoke("train", "--data-dir", in_tmp / "empty", "--device", "cpu")
-    assert_one_line_error(result, "Fashion-MNIST not found")
+    result = invoke("train", "--device", "cpu")
+    assert_one_line_error(result, "could not download Fashion-MNIST into")
     assert "apt-get install dataset-fashion-mnist" in result.stderr
+    assert not (in_tmp / "runs").exists()
 
 
 def test_existing_run_directory_is_refused_and_left_alone(fake_data, in_tmp):

@@ -46,7 +46,7 @@ def test_limits_and_validation_split(fake_data):
     assert train_rows | val_rows == rows and not train_rows & val_rows
 
 
-def test_search_order_explicit_then_env_then_system(fake_data, fake_data_gz, monkeypatch, no_system_data):
+def test_search_order_named_then_env_then_system(fake_data, fake_data_gz, monkeypatch, no_system_data):
     monkeypatch.setenv("DROPCLI_DATA", str(fake_data_gz))
     assert data.locate(None) == fake_data_gz
     assert data.locate(fake_data) == fake_data
@@ -142,12 +142,6 @@ class FakeTorchvisionFashionMNIST:
                 (raw / name).write_bytes(compressed.read())
 
 
-class OfflineTorchvisionFashionMNIST:
-    def __init__(self, root, train, download):
-        (Path(root) / "partial.gz").write_bytes(b"half a file")
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried http://..., got: [Errno -3]")
-
-
 def test_fetch_moves_the_downloaded_files_into_place(fake_data_gz, tmp_path, monkeypatch):
     import torchvision.datasets
 
@@ -158,10 +152,22 @@ def test_fetch_moves_the_downloaded_files_into_place(fake_data_gz, tmp_path, mon
     assert len(data.read_raw(target)["train"][1]) == 60_000
 
 
-def test_failed_fetch_leaves_nothing_behind(tmp_path, monkeypatch):
-    import torchvision.datasets
-
-    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", OfflineTorchvisionFashionMNIST)
-    with pytest.raises(DropcliError, match=r"could not download Fashion-MNIST into .*\(Error downloading train-images-idx3-ubyte.gz:\); get it one of three ways"):
+def test_failed_fetch_leaves_nothing_behind(tmp_path, no_system_data):
+    with pytest.raises(DropcliError, match=r"could not download Fashion-MNIST into .*\(\[Errno -3\] name lookup failed\); get it one of three ways"):
         data.fetch(tmp_path / "cache")
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_a_named_directory_is_the_only_one_searched(fake_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("DROPCLI_DATA", str(fake_data))
+    assert data.find(tmp_path / "empty") is None
+    assert data.find(None) == fake_data
+
+
+def test_load_downloads_when_nothing_is_found(fake_data_gz, tmp_path, monkeypatch, no_system_data):
+    import torchvision.datasets
+
+    monkeypatch.setattr(FakeTorchvisionFashionMNIST, "source", fake_data_gz, raising=False)
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", FakeTorchvisionFashionMNIST)
+    dataset = data.load(DataConfig(root=str(tmp_path / "new"), test_limit=10), seed=0, device=CPU)
+    assert dataset.source == tmp_path / "new" and len(dataset.test) == 10

@@ -69,10 +69,9 @@ def train(
 ) -> None:
     """Train one MLP with dropout and save the run (config.yaml, metrics.jsonl, summary.json)."""
     cfg = _load(config, set_, model=model, device=device, seed=seed, data_dir=data_dir)
-    if run_dir is not None and run_dir.exists():
-        raise DropcliError(f"run directory {run_dir} already exists; choose another --run-dir or remove it")
     from dropcli import experiments, runs
 
+    runs.check_unused(run_dir)
     torch_device, data = _prepare(cfg)
     directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
     with _reporting(quiet, directory) as reporter:
@@ -96,11 +95,10 @@ def compare(
     """Train several models on the same config, seeds and data order, and tabulate the results."""
     cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir)
     check_models(models)  # before any data is loaded or any model trained
-    if run_dir is not None and run_dir.exists():
-        raise DropcliError(f"run directory {run_dir} already exists; choose another --run-dir or remove it")
     from dropcli import experiments, runs
     from dropcli.report import compare_table
 
+    runs.check_unused(run_dir)
     torch_device, data = _prepare(cfg)
     directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, f"compare-{cfg.name}-{runs.timestamp()}")
     with _reporting(quiet, directory) as reporter:
@@ -123,16 +121,14 @@ def config_show(
 
 @data_app.command("fetch")
 def data_fetch(
-    data_dir: Annotated[Optional[Path], typer.Option("--data-dir", help="Download here. Default: ~/.cache/dropcli/fashion-mnist.")] = None,
+    data_dir: Annotated[
+        Optional[Path], typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
+    ] = None,
 ) -> None:
     """Make Fashion-MNIST available: use a copy already here, else download it with torchvision."""
     from dropcli import data
 
-    if data_dir is None:
-        with contextlib.suppress(DropcliError):
-            typer.echo(f"Fashion-MNIST is already available in {data.locate(None)}")
-            return
-    directory = data.fetch(data_dir)
+    directory = data.find_or_fetch(data_dir)
     data.read_raw(directory)
     typer.echo(f"Fashion-MNIST is available in {directory}")
 
@@ -188,7 +184,10 @@ def _reporting(quiet: bool, directory: Path):
     from dropcli.report import Reporter
 
     # soft_wrap: a plain epoch line in a CI log stays one line, whatever the width.
-    reporter = Reporter(Console(highlight=False, soft_wrap=True), quiet=quiet)
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 120  # logs and pipes: room for the tables instead of Rich's 80 columns
+    reporter = Reporter(console, quiet=quiet)
     try:
         yield reporter
     except KeyboardInterrupt:

@@ -1,8 +1,9 @@
 """Fashion-MNIST: find the four IDX files, verify them, and hold them as tensors.
 
-The files are looked for in order: the `--data-dir` / `data.root` directory, `$DROPCLI_DATA`,
-the Debian package's directory, and dropcli's download cache. Each may hold the files
-directly or in torchvision's `FashionMNIST/raw/` layout, gzipped or not.
+The files are looked for in the `--data-dir` / `data.root` directory when one is named; else in
+`$DROPCLI_DATA`, the Debian package's directory and dropcli's download cache, in that order.
+Each may hold the files directly or in torchvision's `FashionMNIST/raw/` layout, gzipped or
+not. Where none has them, they are downloaded with torchvision (which needs internet).
 """
 
 import contextlib
@@ -68,11 +69,11 @@ def download_dir() -> Path:
 
 
 def search_dirs(root: str | Path | None) -> list[Path]:
-    """The directories searched for the files, in order."""
-    dirs = [Path(root)] if root else []
-    if os.environ.get("DROPCLI_DATA"):
-        dirs.append(Path(os.environ["DROPCLI_DATA"]))
-    return dirs + [SYSTEM_DIR, download_dir()]
+    """The directories searched for the files, in order. A directory the user names is the only one."""
+    if root:
+        return [Path(root)]
+    env = [Path(os.environ["DROPCLI_DATA"])] if os.environ.get("DROPCLI_DATA") else []
+    return env + [SYSTEM_DIR, download_dir()]
 
 
 def find_files(directory: Path) -> dict[str, Path] | None:
@@ -89,13 +90,23 @@ def find_files(directory: Path) -> dict[str, Path] | None:
     return found
 
 
+def find(root: str | Path | None) -> Path | None:
+    """The first searched directory that holds all four files, or None."""
+    return next((directory for directory in search_dirs(root) if find_files(directory)), None)
+
+
 def locate(root: str | Path | None) -> Path:
-    """The first searched directory that holds all four files; DropcliError if none does."""
-    for directory in search_dirs(root):
-        if find_files(directory):
-            return directory
-    searched = ", ".join(str(d) for d in search_dirs(root))
-    raise DropcliError(f"Fashion-MNIST not found (searched {searched}); {HOW_TO_GET_DATA}")
+    """Like `find`, but a DropcliError that says how to get the data when nothing is found."""
+    directory = find(root)
+    if directory is None:
+        searched = ", ".join(str(d) for d in search_dirs(root))
+        raise DropcliError(f"Fashion-MNIST not found (searched {searched}); {HOW_TO_GET_DATA}")
+    return directory
+
+
+def find_or_fetch(root: str | Path | None) -> Path:
+    """The directory holding the files; downloads them where none does (needs internet)."""
+    return find(root) or fetch(root or os.environ.get("DROPCLI_DATA") or None)
 
 
 def fetch(root: str | Path | None) -> Path:
@@ -116,8 +127,9 @@ def fetch(root: str | Path | None) -> Path:
                 for train in (True, False):
                     TorchvisionFashionMNIST(tmp, train=train, download=True)
         except (RuntimeError, OSError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise DropcliError(f"could not download Fashion-MNIST into {target} ({first_line}); {HOW_TO_GET_DATA}") from None
+            # torchvision's message ends with the underlying reason, e.g. a failed name lookup.
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise DropcliError(f"could not download Fashion-MNIST into {target} ({reason}); {HOW_TO_GET_DATA}") from None
         raw = Path(tmp) / "FashionMNIST" / "raw"
         for name in (name for pair in FILES.values() for name in pair):
             os.replace(raw / f"{name}.gz", target / f"{name}.gz")
@@ -162,8 +174,8 @@ def read_idx(path: Path, magic: int, count: int) -> torch.Tensor:
 
 
 def load(config: DataConfig, seed: int, device: torch.device) -> FashionMNIST:
-    """Find, verify and move Fashion-MNIST to `device`, scaled to [0, 1] once."""
-    directory = locate(config.root)
+    """Find (or download), verify and move Fashion-MNIST to `device`, scaled to [0, 1] once."""
+    directory = find_or_fetch(config.root)
     raw = read_raw(directory)
     train_images, train_labels = raw["train"]
     test_images, test_labels = raw["test"]

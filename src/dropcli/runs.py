@@ -34,12 +34,19 @@ def unique_dir(parent: Path, stem: str) -> Path:
     raise DropcliError(f"could not find a free run directory name for {parent / stem}; clean up {parent}")
 
 
+def check_unused(path: Path | None) -> None:
+    """Refuse a run directory that already exists, before any work is done for it."""
+    if path is not None and path.exists():
+        raise DropcliError(f"run directory {path} already exists; choose another --run-dir or remove it")
+
+
 def create_dir(path: Path) -> Path:
     """Create the run directory the user named; refuse one that already exists."""
+    check_unused(path)
     try:
         path.mkdir(parents=True)
-    except FileExistsError:
-        raise DropcliError(f"run directory {path} already exists; choose another --run-dir or remove it") from None
+    except FileExistsError:  # made by someone else since the check
+        check_unused(path)
     except OSError as error:
         raise DropcliError(f"cannot create run directory {path}: {error.strerror}") from None
     return path
