@@ -36,7 +36,8 @@ def test_train_writes_a_run_directory(fake_data, in_tmp):
     result = invoke("train", *tiny(fake_data), "--model", "builtin", "--run-dir", "runs/first")
     assert result.exit_code == 0, result.output
     run_dir = in_tmp / "runs" / "first"
-    assert sorted(p.name for p in run_dir.iterdir()) == ["config.yaml", "metrics.jsonl", "summary.json"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summary.json"]
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["model"]["kind"] == "builtin" and config["train"]["epochs"] == 2
     metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

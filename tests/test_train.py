@@ -5,8 +5,7 @@ import torch
 
 from dropcli import data
 from dropcli.config import load_config
-from dropcli.models import build_model
-from dropcli.train import Callbacks, evaluate, fit
+from dropcli.train import Callbacks, evaluate, fit, new_state
 
 CPU = torch.device("cpu")
 
@@ -17,9 +16,8 @@ def small_config(fake_data, *overrides):
 
 def run(config):
     dataset = data.load(config.data, config.seed, CPU)
-    torch.manual_seed(config.seed)
-    model = build_model(config.model)
-    return fit(model, dataset, config), model, dataset
+    state = new_state(config, CPU)
+    return fit(state, dataset, config), state.model, dataset
 
 
 def without_times(history):
@@ -67,5 +65,5 @@ def test_callbacks_see_every_epoch_and_progress(fake_data):
     config = small_config(fake_data, "train.epochs=1", "train.batch_size=100")
     recorder = Recorder()
     dataset = data.load(config.data, config.seed, CPU)
-    fit(build_model(config.model), dataset, config, recorder)
+    fit(new_state(config, CPU), dataset, config, recorder)
     assert recorder.events == [("start", 1, 20), ("progress", 10), ("progress", 20), ("end", 1)]

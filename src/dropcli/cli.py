@@ -65,17 +65,31 @@ def train(
     run_dir: Annotated[
         Optional[Path], typer.Option("--run-dir", help="Where to save the run; must not exist. Default: runs/NAME-MODEL-TIME.")
     ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Train one MLP with dropout and save the run (config.yaml, metrics.jsonl, summary.json)."""
-    cfg = _load(config, set_, model=model, device=device, seed=seed, data_dir=data_dir)
+    """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary)."""
     from dropcli import experiments, runs
 
-    runs.check_unused(run_dir)
+    flags = _flags(model=model, device=device, seed=seed, data_dir=data_dir)
+    checkpoint = None
+    if resume is not None:
+        if config is not None or run_dir is not None:
+            raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
+        cfg, checkpoint = experiments.prepare_resume(resume, set_ or [], flags)
+    else:
+        cfg = load_config(config, set_ or [], flags)
+        runs.check_unused(run_dir)
     torch_device, data = _prepare(cfg)
-    directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
-    with _reporting(quiet, directory) as reporter:
-        experiments.train_run(cfg, data, torch_device, directory, reporter)
+    if resume is not None:
+        directory = resume
+    else:
+        directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
+    with _reporting(quiet, f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}") as reporter:
+        experiments.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint)
 
 
 @app.command()
@@ -101,7 +115,7 @@ def compare(
     runs.check_unused(run_dir)
     torch_device, data = _prepare(cfg)
     directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, f"compare-{cfg.name}-{runs.timestamp()}")
-    with _reporting(quiet, directory) as reporter:
+    with _reporting(quiet, f"the finished runs are kept in {directory}") as reporter:
         rows = experiments.compare(cfg, models, seeds, data, torch_device, directory, reporter)
         reporter.console.print(compare_table(rows))
         reporter.console.print(f"comparison saved to {directory}", highlight=False)
@@ -157,14 +171,18 @@ def main() -> None:
     app(prog_name="dropcli")
 
 
-def _load(config: Optional[Path], overrides: Optional[list[str]], *, model=None, device=None, seed=None, data_dir=None) -> Config:
-    flags = {
+def _flags(*, model=None, device=None, seed=None, data_dir=None) -> dict[str, tuple[str, object]]:
+    """The dedicated options as config keys, named for error messages."""
+    return {
         "model.kind": ("--model", model),
         "device": ("--device", device),
         "seed": ("--seed", seed),
         "data.root": ("--data-dir", str(data_dir) if data_dir else None),
     }
-    return load_config(config, overrides or [], flags)
+
+
+def _load(config: Optional[Path], overrides: Optional[list[str]], **flags) -> Config:
+    return load_config(config, overrides or [], _flags(**flags))
 
 
 def _prepare(cfg: Config):
@@ -177,8 +195,8 @@ def _prepare(cfg: Config):
 
 
 @contextlib.contextmanager
-def _reporting(quiet: bool, directory: Path):
-    """A Reporter on stdout; on Ctrl-C, stop cleanly and say what was kept."""
+def _reporting(quiet: bool, kept: str):
+    """A Reporter on stdout; on Ctrl-C, stop at once, say what was kept, and exit 130."""
     from rich.console import Console
 
     from dropcli.report import Reporter
@@ -192,7 +210,7 @@ def _reporting(quiet: bool, directory: Path):
         yield reporter
     except KeyboardInterrupt:
         reporter.close()
-        typer.echo(f"interrupted; the finished epochs are kept in {directory}", err=True)
+        typer.echo(f"interrupted; {kept}", err=True)
         raise typer.Exit(130) from None
     finally:
         reporter.close()

@@ -5,6 +5,7 @@ Precedence, lowest first: the defaults below < the YAML file < `--set key.path=v
 This module does not import torch, so `dropcli config show` and `--help` start fast.
 """
 
+import copy
 import dataclasses
 import difflib
 import math
@@ -19,6 +20,7 @@ from dropcli.errors import DropcliError
 
 MODEL_KINDS = ("scratch", "builtin")
 MASK_MODES = ("bool", "bits", "bernoulli")
+MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -41,6 +43,9 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
+    # The metric that decides checkpoints/best.pt: "auto" is val_acc with a validation split,
+    # else test_acc.
+    monitor: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -67,20 +72,22 @@ def load_config(
     path: Union[Path, str, None] = None,
     overrides: tuple[str, ...] | list[str] = (),
     flags: dict[str, tuple[str, Any]] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> Config:
     """Build the run's Config from defaults, a YAML file, `--set` strings and flags.
 
     `flags` maps key paths to (option name, value), e.g. {"model.kind": ("--model", "builtin")};
-    None values are ignored.
+    None values are ignored. `base` (a saved config as a dict) may stand in for the file.
     Raises DropcliError naming the source and key of the first problem found.
     """
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path is not None:
         raw = _read_yaml(Path(path))
-        for key in _leaf_paths(raw):
-            origin[key] = str(path)
+        origin = {key: str(path) for key in _flatten(raw)}
         raw.setdefault("name", Path(path).stem)
+    elif base is not None:
+        raw = copy.deepcopy(base)
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
@@ -101,6 +108,22 @@ def check_models(models: list[str]) -> None:
             raise DropcliError(f"unknown model {kind!r}; choose from {', '.join(MODEL_KINDS)}")
         if models.count(kind) > 1:
             raise DropcliError(f"model {kind!r} is named twice; name each model once")
+
+
+def changed_keys(old: Config, new: Config) -> list[str]:
+    """The dotted keys whose values differ between two configs."""
+    old_values, new_values = _flatten(to_dict(old)), _flatten(to_dict(new))
+    return [key for key in old_values if old_values[key] != new_values[key]]
+
+
+def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def to_dict(config: Config) -> dict[str, Any]:
@@ -232,6 +255,12 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("optim.lr", config.optim.lr > 0 and math.isfinite(config.optim.lr), "a finite number > 0"),
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
         ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
+        ("train.monitor", config.train.monitor in MONITORS, f"one of {', '.join(MONITORS)}"),
+        (
+            "train.monitor",
+            not config.train.monitor.startswith("val_") or config.data.val_split > 0,
+            "a test_ metric or auto unless data.val_split > 0",
+        ),
         ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
         ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
@@ -249,13 +278,3 @@ def _get_path(config: Config, key: str) -> Any:
     for part in key.split("."):
         value = getattr(value, part)
     return value
-
-
-def _leaf_paths(raw: dict[str, Any], prefix: str = "") -> list[str]:
-    paths = []
-    for key, value in raw.items():
-        path = f"{prefix}{key}"
-        paths.append(path)
-        if isinstance(value, dict):
-            paths.extend(_leaf_paths(value, path + "."))
-    return paths

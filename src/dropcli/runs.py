@@ -8,8 +8,11 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from dropcli.config import Config
 from dropcli.errors import DropcliError
@@ -54,19 +57,32 @@ def create_dir(path: Path) -> Path:
 
 def write_text_atomic(path: Path, text: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(file.name, path)
+        temporary = Path(file.name)
+        try:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
+    try:
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
+def jsonl_line(record: Any) -> str:
+    return json.dumps(record) + "\n"
+
+
 def append_jsonl(path: Path, record: Any) -> None:
+    # One write() of one whole line, so a kill between epochs leaves only complete lines.
     with open(path, "a") as file:
-        file.write(json.dumps(record) + "\n")
+        file.write(jsonl_line(record))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -75,3 +91,40 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def default_stem(config: Config) -> str:
     return f"{config.name}-{config.model.kind}-{timestamp()}"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    path: Path
+    name: str
+    model: str
+    epochs_done: int
+    epochs_planned: int
+    best_test_acc: float | None
+    final_test_acc: float | None
+    status: str  # finished, interrupted or diverged
+
+
+def list_runs(root: Path) -> list[RunInfo]:
+    """Every run directory under `root` (comparison folders included), oldest first."""
+    infos = []
+    for config_path in sorted(root.rglob("config.yaml"), key=lambda p: p.stat().st_mtime):
+        run_dir = config_path.parent
+        config = yaml.safe_load(config_path.read_text()) or {}
+        metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+        summary_path = run_dir / "summary.json"
+        # A run killed outright (SIGKILL, power loss) leaves no summary.
+        status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else "interrupted"
+        infos.append(
+            RunInfo(
+                path=run_dir,
+                name=config.get("name", "?"),
+                model=config.get("model", {}).get("kind", "?"),
+                epochs_done=len(metrics),
+                epochs_planned=config.get("train", {}).get("epochs", 0),
+                best_test_acc=max((m["test_acc"] for m in metrics), default=None),
+                final_test_acc=metrics[-1]["test_acc"] if metrics else None,
+                status=status,
+            )
+        )
+    return infos

@@ -4,8 +4,9 @@ Nothing here prints. Progress goes out through a `Callbacks` object the caller s
 the results come back as `EpochMetrics`.
 """
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -13,9 +14,14 @@ from torch import nn
 
 from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
+from dropcli.errors import DropcliError
+from dropcli.models import build_model
+from dropcli.runtime import seed_everything
 
 EVAL_BATCH_SIZE = 4096
-PROGRESS_EVERY = 10  # batches between progress reports: each one reads the loss off the device
+# Batches between progress reports. Each report reads the loss off the device, which is also
+# when a diverged loss is noticed.
+PROGRESS_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -44,38 +50,81 @@ class Callbacks:
         pass
 
 
-def fit(model: nn.Module, data: FashionMNIST, config: Config, callbacks: Callbacks | None = None) -> list[EpochMetrics]:
-    """Train `model` for `config.train.epochs` epochs of SGD; return each epoch's metrics."""
-    callbacks = callbacks or Callbacks()
+@dataclass
+class TrainState:
+    """Everything training changes, and so everything a checkpoint must hold."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    order_generator: torch.Generator  # the data order has its own generator, the same on any device
+    history: list[EpochMetrics] = field(default_factory=list)  # the finished epochs
+
+    @property
+    def epoch(self) -> int:
+        return len(self.history)
+
+
+class Diverged(DropcliError):
+    """The loss became NaN or infinite."""
+
+    exit_code = 3
+
+    def __init__(self, epoch: int, step: int, lr: float):
+        super().__init__(
+            f"training diverged: the loss became NaN or infinite at epoch {epoch}, step {step}; "
+            f"lower the learning rate (now {lr:g}), e.g. --set optim.lr={lr / 10:g}"
+        )
+        self.epoch, self.step = epoch, step
+
+
+def new_state(config: Config, device: torch.device) -> TrainState:
+    """A freshly initialised model, its SGD optimizer and the data-order generator, all seeded."""
+    seed_everything(config.seed)
+    model = build_model(config.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
-    # The data order has its own generator, so it is the same for every model and device.
-    order_generator = torch.Generator().manual_seed(config.seed)
+    return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed))
+
+
+def fit(state: TrainState, data: FashionMNIST, config: Config, callbacks: Callbacks | None = None) -> list[EpochMetrics]:
+    """Train from `state.epoch` up to `config.train.epochs`; return every epoch's metrics.
+
+    Raises Diverged, with the finished epochs still in `state.history`, if the loss blows up.
+    """
+    callbacks = callbacks or Callbacks()
     batch_size = config.train.batch_size
     n_batches = -(-len(data.train) // batch_size)
-    history = []
-    for epoch in range(1, config.train.epochs + 1):
+    for epoch in range(state.epoch + 1, config.train.epochs + 1):
         callbacks.on_epoch_start(epoch, n_batches)
         started = time.perf_counter()
-        train_loss, train_acc = train_one_epoch(
-            model, optimizer, data.train, batch_size, order_generator, callbacks.on_progress
-        )
+        try:
+            train_loss, train_acc = train_one_epoch(
+                state.model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress
+            )
+        except _NonFiniteLoss as error:
+            raise Diverged(epoch, error.step, config.optim.lr) from None
         train_seconds = time.perf_counter() - started
-        test_loss, test_acc = evaluate(model, data.test)
-        val_loss, val_acc = evaluate(model, data.val) if data.val is not None else (None, None)
-        metrics = EpochMetrics(
-            epoch=epoch,
-            train_loss=train_loss,
-            train_acc=train_acc,
-            test_loss=test_loss,
-            test_acc=test_acc,
-            val_loss=val_loss,
-            val_acc=val_acc,
-            seconds=time.perf_counter() - started,
-            samples_per_s=len(data.train) / train_seconds,
+        test_loss, test_acc = evaluate(state.model, data.test)
+        val_loss, val_acc = evaluate(state.model, data.val) if data.val is not None else (None, None)
+        state.history.append(
+            EpochMetrics(
+                epoch=epoch,
+                train_loss=train_loss,
+                train_acc=train_acc,
+                test_loss=test_loss,
+                test_acc=test_acc,
+                val_loss=val_loss,
+                val_acc=val_acc,
+                seconds=time.perf_counter() - started,
+                samples_per_s=len(data.train) / train_seconds,
+            )
         )
-        callbacks.on_epoch_end(metrics)
-        history.append(metrics)
-    return history
+        callbacks.on_epoch_end(state.history[-1])
+    return state.history
+
+
+class _NonFiniteLoss(Exception):
+    def __init__(self, step: int):
+        self.step = step
 
 
 def train_one_epoch(
@@ -90,8 +139,10 @@ def train_one_epoch(
     model.train()
     device = split.X.device
     order = torch.randperm(len(split), generator=generator).to(device)
-    # Sums stay on the device and are read once at the end: no host sync per batch.
-    loss_sum = torch.zeros((), device=device)
+    n_batches = -(-len(split) // batch_size)
+    # Per-batch losses and the correct count stay on the device and are read at progress
+    # reports and at the end: no host sync per batch.
+    batch_losses = torch.zeros(n_batches, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for batch, start in enumerate(range(0, len(split), batch_size), start=1):
         index = order[start : start + batch_size]
@@ -102,10 +153,18 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * len(index)
+        batch_losses[batch - 1] = loss.detach()
         correct += (logits.argmax(dim=1) == y).sum()
-        if on_progress is not None and batch % PROGRESS_EVERY == 0:
-            on_progress(batch, loss.item())
+        if batch % PROGRESS_EVERY == 0 or batch == n_batches:
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                # Once the weights are NaN every later loss is too: the first bad batch is here.
+                first_bad = int(torch.nonzero(~torch.isfinite(batch_losses[:batch]))[0]) + 1
+                raise _NonFiniteLoss(first_bad)
+            if on_progress is not None:
+                on_progress(batch, loss_value)
+    last_size = len(split) - (n_batches - 1) * batch_size
+    loss_sum = batch_losses[:-1].sum() * batch_size + batch_losses[-1] * last_size
     return loss_sum.item() / len(split), correct.item() / len(split)
 
 

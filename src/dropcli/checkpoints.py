@@ -1,0 +1,70 @@
+"""Checkpoints: everything needed to continue a run exactly where it stopped.
+
+A checkpoint holds the model and optimizer state, every RNG state that affects the rest of the
+run (torch's CPU generator, the CUDA one when used, the data-order generator), the finished
+epochs' metrics and the resolved config. Files are written to a temporary name and renamed,
+so a kill at any moment leaves the old checkpoint or the new one, never a torn file.
+"""
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dropcli.config import Config, to_dict
+from dropcli.errors import DropcliError
+from dropcli.train import EpochMetrics, TrainState
+
+FORMAT = 1
+
+
+def save(path: Path, state: TrainState, config: Config, best: dict[str, Any] | None = None) -> None:
+    device = next(state.model.parameters()).device
+    payload = {
+        "format": FORMAT,
+        "config": to_dict(config),
+        "epoch": state.epoch,
+        "history": [dataclasses.asdict(m) for m in state.history],
+        "best": best,
+        "model": state.model.state_dict(),
+        "optimizer": state.optimizer.state_dict(),
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "data_order": state.order_generator.get_state(),
+        },
+    }
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint written by `save` (tensors land on the CPU)."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DropcliError(f"checkpoint not found: {path}") from None
+    except Exception as error:  # torch raises several kinds for a file that is not a checkpoint
+        raise DropcliError(f"{path}: not a readable dropcli checkpoint ({type(error).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DropcliError(f"{path}: not a dropcli checkpoint of format {FORMAT}")
+    return payload
+
+
+def restore(state: TrainState, payload: dict[str, Any]) -> None:
+    """Put a checkpoint's weights, optimizer, RNG states and history into `state`."""
+    state.model.load_state_dict(payload["model"])
+    state.optimizer.load_state_dict(payload["optimizer"])
+    torch.set_rng_state(payload["rng"]["torch"])
+    if payload["rng"]["cuda"] is not None:
+        device = next(state.model.parameters()).device
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(payload["rng"]["cuda"], device)
+    state.order_generator.set_state(payload["rng"]["data_order"])
+    state.history[:] = [EpochMetrics(**m) for m in payload["history"]]

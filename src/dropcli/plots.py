@@ -1,0 +1,50 @@
+"""The chapter's learning-curve figure for one or more runs (needs matplotlib: dropcli[plot])."""
+
+import os
+from pathlib import Path
+from typing import Any
+
+from dropcli.errors import DropcliError
+
+# One line style per metric; one colour per run.
+METRIC_STYLES = {"train_loss": "-", "test_loss": "--", "test_acc": ":"}
+
+
+def learning_curves(runs: list[tuple[str, list[dict[str, Any]]]]):
+    """A matplotlib Figure: train loss, test loss and test accuracy against epoch, per run."""
+    pyplot = _pyplot()
+    figure, axes = pyplot.subplots(figsize=(7, 4.5))
+    colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+    for index, (label, history) in enumerate(runs):
+        epochs = [m["epoch"] for m in history]
+        for metric, style in METRIC_STYLES.items():
+            axes.plot(epochs, [m[metric] for m in history], style, color=colours[index % len(colours)],
+                      label=f"{label}: {metric.replace('_', ' ')}")  # fmt: skip
+    axes.set_xlabel("epoch")
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+def save(figure, path: Path) -> None:
+    """Write the figure as PNG through a temporary file, so `path` is never half-written."""
+    temporary = path.with_name(f".{path.name}.tmp.png")
+    try:
+        figure.savefig(temporary, dpi=120)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+        _pyplot().close(figure)
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")  # files only: no window, works on a server
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
