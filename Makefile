@@ -25,7 +25,7 @@ bench-dropout: $(INSTALLED)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,plot]'
 	touch $@
 
 # Fashion-MNIST: use a copy already here; else, as root on Debian/Ubuntu, the

@@ -51,6 +51,14 @@ def test_set_values_are_parsed_as_yaml_scalars():
     assert config.device == "cpu"
 
 
+def test_exponent_notation_is_a_number(tmp_path):
+    # PyYAML reads "1e-3" as a string; dropcli takes it as the number a user meant.
+    assert load_config(write(tmp_path, "optim: {lr: 1e-3}\n")).optim.lr == 0.001
+    assert load_config(None, ["optim.lr=2E2"]).optim.lr == 200.0
+    with pytest.raises(DropcliError, match="optim.lr must be a number, got '1e'"):
+        load_config(None, ["optim.lr=1e"])
+
+
 def test_yaml_round_trip(tmp_path):
     config = load_config(CONFIGS / "smoke.yaml", ["optim.lr=0.05"], {"model.kind": ("--model", "builtin")})
     assert load_config(write(tmp_path, to_yaml(config))) == config

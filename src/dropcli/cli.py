@@ -104,21 +104,85 @@ def compare(
     run_dir: Annotated[
         Optional[Path], typer.Option("--run-dir", help="Directory for the comparison; must not exist. Default: runs/compare-NAME-TIME.")
     ] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw every run's learning curves into curves.png.")] = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate the results."""
     cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir)
     check_models(models)  # before any data is loaded or any model trained
-    from dropcli import experiments, runs
+    from dropcli import experiments, plots, runs
     from dropcli.report import compare_table
 
     runs.check_unused(run_dir)
+    if plot:
+        plots.check_available()
     torch_device, data = _prepare(cfg)
     directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, f"compare-{cfg.name}-{runs.timestamp()}")
     with _reporting(quiet, f"the finished runs are kept in {directory}") as reporter:
         rows = experiments.compare(cfg, models, seeds, data, torch_device, directory, reporter)
         reporter.console.print(compare_table(rows))
+        if plot:
+            run_dirs = sorted(p for p in directory.iterdir() if p.is_dir())
+            plots.save(plots.learning_curves([(d.name, runs.read_metrics(d)) for d in run_dirs]), directory / "curves.png")
         reporter.console.print(f"comparison saved to {directory}", highlight=False)
+
+
+@app.command()
+def evaluate(
+    target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
+    split: Annotated[str, typer.Option("--split", help="test, train or val (val needs data.val_split > 0).")] = "test",
+    device: DeviceOption = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Score a saved model: loss, accuracy, per-class accuracy and the confusion matrix."""
+    import dataclasses
+    import json
+
+    from dropcli import checkpoints, evaluation
+    from dropcli.report import evaluation_tables
+
+    if split not in ("test", "train", "val"):
+        raise DropcliError(f"--split must be test, train or val, got {split!r}")
+    path = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    payload = checkpoints.load(path)
+    cfg = load_config(base=payload["config"], flags=_flags(device=device, data_dir=data_dir))
+    torch_device, data = _prepare(cfg)
+    result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split)
+    if as_json:
+        typer.echo(json.dumps({"checkpoint": str(path), **dataclasses.asdict(result)}, indent=2))
+        return
+    from rich.console import Console
+
+    Console(highlight=False).print(*evaluation_tables(result, path))
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw, one colour each.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("curves.png"),
+) -> None:
+    """Draw the chapter's figure: train loss, test loss and test accuracy against epoch."""
+    from dropcli import plots, runs
+
+    histories = [(run_dir.name, runs.read_metrics(run_dir)) for run_dir in run_dirs]
+    plots.save(plots.learning_curves(histories), output)
+    typer.echo(f"wrote {output}")
+
+
+@app.command("runs")
+def list_runs(
+    root: Annotated[Path, typer.Argument(help="Directory to scan, comparisons included.")] = Path("runs"),
+) -> None:
+    """List the runs under a directory: model, epochs, best and final test accuracy, status."""
+    from rich.console import Console
+
+    from dropcli import runs
+    from dropcli.report import runs_table
+
+    if not root.is_dir():
+        raise DropcliError(f"no runs directory {root}; train something first, or name the directory to scan")
+    Console(highlight=False).print(runs_table(runs.list_runs(root), root))
 
 
 @config_app.command("show")

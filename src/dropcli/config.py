@@ -225,6 +225,9 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     for kind in allowed:
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if kind is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            # PyYAML reads 1e-3 (no dot) as a string; people write it that way all the time.
+            return float(value)
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if kind is str and isinstance(value, str):
@@ -234,6 +237,7 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:

@@ -21,6 +21,7 @@ def learning_curves(runs: list[tuple[str, list[dict[str, Any]]]]):
             axes.plot(epochs, [m[metric] for m in history], style, color=colours[index % len(colours)],
                       label=f"{label}: {metric.replace('_', ' ')}")  # fmt: skip
     axes.set_xlabel("epoch")
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.set_ylim(bottom=0)
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
@@ -37,6 +38,11 @@ def save(figure, path: Path) -> None:
     finally:
         temporary.unlink(missing_ok=True)
         _pyplot().close(figure)
+
+
+def check_available() -> None:
+    """Fail now, before any training, if a figure could not be drawn at the end."""
+    _pyplot()
 
 
 def _pyplot():

@@ -128,3 +128,39 @@ def _stat(stat: Stat, spec: str) -> str:
     if stat.std is None:
         return format(stat.mean, spec)
     return f"{format(stat.mean, spec)} ± {format(stat.std, spec)}"
+
+
+def evaluation_tables(result, checkpoint) -> list:
+    """A summary line, per-class accuracy and the confusion matrix of an Evaluation."""
+    header = (
+        f"{checkpoint} (epoch {result.epoch}) on {result.split}: "
+        f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}"
+    )
+    per_class = Table(title="accuracy per class", header_style="bold")
+    per_class.add_column("class")
+    per_class.add_column("accuracy", justify="right")
+    for name, accuracy in zip(result.class_names, result.per_class_accuracy):
+        per_class.add_row(name, f"{accuracy:.4f}")
+    confusion = Table(title="confusion matrix (rows: true class, columns: predicted)", header_style="bold")
+    confusion.add_column("")
+    for index in range(len(result.class_names)):
+        confusion.add_column(str(index), justify="right")
+    for index, (name, row) in enumerate(zip(result.class_names, result.confusion)):
+        confusion.add_row(f"{index} {name}", *map(str, row))
+    return [header, per_class, confusion]
+
+
+def runs_table(infos, root) -> Table:
+    table = Table(title=f"runs under {root}", header_style="bold")
+    for name in ("run", "config", "model", "epochs", "best test acc", "final test acc", "status"):
+        table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left")
+    for info in infos:
+        table.add_row(
+            str(info.path.relative_to(root)), info.name, info.model, f"{info.epochs_done}/{info.epochs_planned}",
+            _optional(info.best_test_acc), _optional(info.final_test_acc), info.status,
+        )  # fmt: skip
+    return table
+
+
+def _optional(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"

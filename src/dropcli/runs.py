@@ -89,6 +89,17 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """A run's per-epoch metrics; DropcliError if `run_dir` is not a run with any."""
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise DropcliError(f"{run_dir} is not a run directory (no metrics.jsonl)")
+    metrics = read_jsonl(path)
+    if not metrics:
+        raise DropcliError(f"{run_dir} has no finished epoch yet")
+    return metrics
+
+
 def default_stem(config: Config) -> str:
     return f"{config.name}-{config.model.kind}-{timestamp()}"
 
@@ -111,7 +122,7 @@ def list_runs(root: Path) -> list[RunInfo]:
     for config_path in sorted(root.rglob("config.yaml"), key=lambda p: p.stat().st_mtime):
         run_dir = config_path.parent
         config = yaml.safe_load(config_path.read_text()) or {}
-        metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").exists() else []
+        metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
         summary_path = run_dir / "summary.json"
         # A run killed outright (SIGKILL, power loss) leaves no summary.
         status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else "interrupted"

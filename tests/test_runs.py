@@ -1,0 +1,197 @@
+"""Runs you can keep: checkpoints, resume, interruption, divergence, evaluate, plot, runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dropcli import checkpoints, runs
+from dropcli.cli import app
+from dropcli.config import load_config
+from dropcli.train import new_state
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def small(fake_data, epochs=4) -> list[str]:
+    return ["--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=3000", "--set", "data.test_limit=500",
+            "--set", f"train.epochs={epochs}"]  # fmt: skip
+
+
+def metric_values(run_dir):
+    """metrics.jsonl without the timing fields, which differ between any two runs."""
+    return [{k: v for k, v in m.items() if k not in ("seconds", "samples_per_s")} for m in runs.read_metrics(run_dir)]
+
+
+def start_training(fake_data, run_dir, epochs):
+    command = [sys.executable, "-m", "dropcli", "train", *map(str, small(fake_data, epochs)), "--run-dir", str(run_dir), "-q"]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(run_dir, count, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = run_dir / "metrics.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.005)
+    raise AssertionError("training did not get far enough in time")
+
+
+def test_checkpoint_holds_everything_to_continue(fake_data, in_tmp):
+    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", "runs/r", "-q").exit_code == 0
+    payload = checkpoints.load(in_tmp / "runs" / "r" / "checkpoints" / "last.pt")
+    assert payload["epoch"] == 2 and len(payload["history"]) == 2
+    assert payload["config"]["train"]["epochs"] == 2
+    assert set(payload["rng"]) == {"torch", "cuda", "data_order"}
+    assert payload["best"]["metric"] == "test_acc"
+    summary = json.loads((in_tmp / "runs" / "r" / "summary.json").read_text())
+    assert summary["best"] == payload["best"]
+
+
+def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
+    config = load_config(None, ["device=cpu"])
+    state = new_state(config, torch.device("cpu"))
+    path = tmp_path / "last.pt"
+    checkpoints.save(path, state, config)
+
+    def crash(source, target):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with torch.no_grad():
+        state.model[1].weight.add_(1.0)  # a change this save must not land
+    with pytest.raises(OSError, match="disk gone"):
+        checkpoints.save(path, state, config)
+    saved = checkpoints.load(path)["model"]["1.weight"]
+    assert torch.equal(saved + 1.0, state.model[1].weight)
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(fake_data, in_tmp):
+    epochs = 12
+    assert invoke("train", *small(fake_data, epochs), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
+    killed = in_tmp / "killed"
+    process = start_training(fake_data, killed, epochs)
+    wait_for_epochs(killed, 3, process)
+    process.kill()
+    process.wait()
+    assert len(runs.read_metrics(killed)) < epochs, "the run ended before it could be killed"
+    assert not (killed / "summary.json").exists()
+    result = invoke("train", "--resume", killed, "-q")
+    assert result.exit_code == 0, result.output
+    assert metric_values(killed) == metric_values(in_tmp / "whole")
+    assert json.loads((killed / "summary.json").read_text())["status"] == "finished"
+
+
+def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(fake_data, in_tmp):
+    run_dir = in_tmp / "interrupted"
+    process = start_training(fake_data, run_dir, epochs=200)
+    wait_for_epochs(run_dir, 2, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"
+    )
+    assert "Traceback" not in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    done = len(runs.read_metrics(run_dir))
+    assert summary["status"] == "interrupted" and summary["epochs"] == done
+    assert checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"] == done
+
+
+def test_resume_can_train_longer_but_not_change_the_run(fake_data, in_tmp):
+    run_dir = in_tmp / "r"
+    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", run_dir, "-q").exit_code == 0
+    result = invoke("train", "--resume", run_dir)
+    assert result.exit_code == 2 and "has finished 2 of 2 epochs" in result.stderr and "--set train.epochs=12" in result.stderr
+    result = invoke("train", "--resume", run_dir, "--set", "optim.lr=0.5", "--set", "train.epochs=3")
+    assert result.exit_code == 2 and "cannot change optim.lr" in result.stderr
+    result = invoke("train", "--resume", run_dir, "--model", "builtin", "--set", "train.epochs=3")
+    assert result.exit_code == 2 and "cannot change model.kind" in result.stderr
+    assert invoke("train", "--resume", run_dir, "--set", "train.epochs=3", "-q").exit_code == 0
+    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1, 2, 3]
+    result = invoke("train", "--resume", in_tmp / "nowhere")
+    assert result.exit_code == 2 and "no such run directory" in result.stderr
+
+
+def test_divergence_stops_with_one_line_and_keeps_the_run(fake_data, in_tmp):
+    run_dir = in_tmp / "diverged"
+    result = invoke("train", *small(fake_data, epochs=3), "--set", "optim.lr=1e6", "--run-dir", run_dir)
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "training diverged: the loss became NaN or infinite at epoch 1, step" in lines[0]
+    assert "--set optim.lr=100000" in lines[0]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "diverged" and "epoch 1, step" in summary["reason"]
+    assert (run_dir / "config.yaml").exists()
+
+
+def test_evaluate_matches_what_training_reported(fake_data, in_tmp):
+    run_dir = in_tmp / "r"
+    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", run_dir, "-q").exit_code == 0
+    result = invoke("evaluate", run_dir, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    final = runs.read_metrics(run_dir)[-1]
+    assert (report["loss"], report["accuracy"]) == (final["test_loss"], final["test_acc"])
+    assert report["class_names"][0] == "T-shirt/top" and report["class_names"][9] == "Ankle boot"
+    assert sum(map(sum, report["confusion"])) == 500
+    correct = sum(report["confusion"][i][i] for i in range(10))
+    assert correct / 500 == report["accuracy"]
+    text = invoke("evaluate", run_dir / "checkpoints" / "best.pt")
+    assert text.exit_code == 0 and "confusion matrix" in text.stdout and "Ankle boot" in text.stdout
+
+
+def test_evaluate_bad_target_is_one_line(in_tmp):
+    (in_tmp / "junk.pt").write_bytes(b"not a checkpoint")
+    result = invoke("evaluate", in_tmp / "junk.pt")
+    assert result.exit_code == 2 and "not a readable dropcli checkpoint" in result.stderr
+    result = invoke("evaluate", in_tmp / "missing.pt")
+    assert result.exit_code == 2 and "checkpoint not found" in result.stderr
+
+
+def test_plot_draws_three_lines_per_run(fake_data, in_tmp):
+    from dropcli import plots
+
+    for name in ("a", "b"):
+        assert invoke("train", *small(fake_data, epochs=2), "--run-dir", f"runs/{name}", "-q", "--seed", "1").exit_code == 0
+    histories = [(name, runs.read_metrics(in_tmp / "runs" / name)) for name in ("a", "b")]
+    figure = plots.learning_curves(histories)
+    lines = figure.axes[0].get_lines()
+    assert len(lines) == 6
+    assert len({line.get_color() for line in lines}) == 2 and len({line.get_linestyle() for line in lines}) == 3
+    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()][:3] == ["a: train loss", "a: test loss", "a: test acc"]
+    result = invoke("plot", in_tmp / "runs" / "a", in_tmp / "runs" / "b", "-o", in_tmp / "curves.png")
+    assert result.exit_code == 0
+    assert (in_tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_plot_writes_curves(fake_data, in_tmp):
+    result = invoke("compare", "scratch", "builtin", *small(fake_data, epochs=2), "--run-dir", "cmp", "--plot", "-q")
+    assert result.exit_code == 0, result.output
+    assert (in_tmp / "cmp" / "curves.png").stat().st_size > 1000
+
+
+def test_runs_lists_finished_and_interrupted(fake_data, in_tmp):
+    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", "runs/done", "-q").exit_code == 0
+    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", "runs/cut", "-q").exit_code == 0
+    (in_tmp / "runs" / "cut" / "summary.json").unlink()  # as a SIGKILL leaves it
+    infos = {info.path.name: info for info in runs.list_runs(in_tmp / "runs")}
+    assert infos["done"].status == "finished" and infos["cut"].status == "interrupted"
+    assert infos["done"].epochs_done == 2 and infos["done"].final_test_acc is not None
+    result = invoke("runs", in_tmp / "runs")
+    assert result.exit_code == 0 and "finished" in result.stdout and "interrupted" in result.stdout
