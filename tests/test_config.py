@@ -89,7 +89,7 @@ def test_replace_changes_one_key_and_validates():
         ("train: {epochs: 0}\n", r"train.epochs must be >= 1, got 0"),
         ("model: {hidden_1: 0}\n", r"model.hidden_1 must be >= 1, got 0"),
         ("model: {hidden_2: -3}\n", r"model.hidden_2 must be >= 1"),
-        ("model: {kind: dropit}\n", r"model.kind must be one of scratch, builtin, got 'dropit'"),
+        ("model: {kind: dropit}\n", r"model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
         ("model: {mask_mode: bytes}\n", r"model.mask_mode must be one of bool, bits, bernoulli"),
         ("device: gpu\n", r"device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
         ("data: {val_split: 1.0}\n", r"data.val_split must be at least 0 and below 1"),
@@ -127,5 +127,5 @@ def test_bad_set(override, message):
 
 
 def test_flag_errors_name_the_flag():
-    with pytest.raises(DropcliError, match=r"--model: model.kind must be one of scratch, builtin, got 'drop'"):
+    with pytest.raises(DropcliError, match=r"--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'drop'"):
         load_config(None, [], {"model.kind": ("--model", "drop")})

@@ -74,7 +74,7 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
         state.model[1].weight.add_(1.0)  # a change this save must not land
     with pytest.raises(OSError, match="disk gone"):
         checkpoints.save(path, state, config)
-    saved = checkpoints.load(path)["model"]["1.weight"]
+    saved = checkpoints.load(path)["model"]["hidden_1.weight"]
     assert torch.equal(saved + 1.0, state.model[1].weight)
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 

@@ -45,13 +45,18 @@ SetOption = Annotated[
     Optional[list[str]],
     typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable."),
 ]
-ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help="scratch or builtin (sets model.kind).")]
+ModelOption = Annotated[
+    Optional[str], typer.Option("--model", "-m", help="scratch, builtin, none, dropconnect or gaussian (sets model.kind).")
+]
 DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
 SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Seed for weights, dropout masks and data order.")]
 DataDirOption = Annotated[
     Optional[Path], typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
+StatsOption = Annotated[
+    bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (metrics.activation_stats).")
+]
 
 
 @app.command()
@@ -69,12 +74,13 @@ def train(
         Optional[Path],
         typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
     ] = None,
+    stats: StatsOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary)."""
     from dropcli import experiments, runs
 
-    flags = _flags(model=model, device=device, seed=seed, data_dir=data_dir)
+    flags = _flags(model=model, device=device, seed=seed, data_dir=data_dir, stats=stats)
     checkpoint = None
     if resume is not None:
         if config is not None or run_dir is not None:
@@ -105,10 +111,11 @@ def compare(
         Optional[Path], typer.Option("--run-dir", help="Directory for the comparison; must not exist. Default: runs/compare-NAME-TIME.")
     ] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Also draw every run's learning curves into curves.png.")] = False,
+    stats: StatsOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate the results."""
-    cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir)
+    cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir, stats=stats)
     check_models(models)  # before any data is loaded or any model trained
     from dropcli import experiments, plots, runs
     from dropcli.report import compare_table
@@ -133,6 +140,9 @@ def evaluate(
     split: Annotated[str, typer.Option("--split", help="test, train or val (val needs data.val_split > 0).")] = "test",
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
+    mc_samples: Annotated[
+        int, typer.Option("--mc-samples", min=0, help="Also score Monte Carlo dropout: average this many passes with noise on.")
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score a saved model: loss, accuracy, per-class accuracy and the confusion matrix."""
@@ -148,13 +158,11 @@ def evaluate(
     payload = checkpoints.load(path)
     cfg = load_config(base=payload["config"], flags=_flags(device=device, data_dir=data_dir))
     torch_device, data = _prepare(cfg)
-    result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split)
+    result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples)
     if as_json:
         typer.echo(json.dumps({"checkpoint": str(path), **dataclasses.asdict(result)}, indent=2))
         return
-    from rich.console import Console
-
-    Console(highlight=False).print(*evaluation_tables(result, path))
+    _console().print(*evaluation_tables(result, path))
 
 
 @app.command()
@@ -175,14 +183,12 @@ def list_runs(
     root: Annotated[Path, typer.Argument(help="Directory to scan, comparisons included.")] = Path("runs"),
 ) -> None:
     """List the runs under a directory: model, epochs, best and final test accuracy, status."""
-    from rich.console import Console
-
     from dropcli import runs
     from dropcli.report import runs_table
 
     if not root.is_dir():
         raise DropcliError(f"no runs directory {root}; train something first, or name the directory to scan")
-    Console(highlight=False).print(runs_table(runs.list_runs(root), root))
+    _console().print(runs_table(runs.list_runs(root), root))
 
 
 @config_app.command("show")
@@ -214,7 +220,6 @@ def data_fetch(
 @data_app.command("info")
 def data_info(data_dir: DataDirOption = None) -> None:
     """Say where Fashion-MNIST was found and check every file's structure."""
-    from rich.console import Console
     from rich.table import Table
 
     from dropcli import data
@@ -228,20 +233,21 @@ def data_info(data_dir: DataDirOption = None) -> None:
     for split, (images, labels) in raw.items():
         images_name, labels_name = data.FILES[split]
         table.add_row(split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:])))
-    Console().print(table)
+    _console().print(table)
 
 
 def main() -> None:
     app(prog_name="dropcli")
 
 
-def _flags(*, model=None, device=None, seed=None, data_dir=None) -> dict[str, tuple[str, object]]:
-    """The dedicated options as config keys, named for error messages."""
+def _flags(*, model=None, device=None, seed=None, data_dir=None, stats=False) -> dict[str, tuple[str, object]]:
+    """The dedicated options as config keys, named for error messages; None leaves a key alone."""
     return {
         "model.kind": ("--model", model),
         "device": ("--device", device),
         "seed": ("--seed", seed),
         "data.root": ("--data-dir", str(data_dir) if data_dir else None),
+        "metrics.activation_stats": ("--stats", True if stats else None),
     }
 
 
@@ -261,15 +267,9 @@ def _prepare(cfg: Config):
 @contextlib.contextmanager
 def _reporting(quiet: bool, kept: str):
     """A Reporter on stdout; on Ctrl-C, stop at once, say what was kept, and exit 130."""
-    from rich.console import Console
-
     from dropcli.report import Reporter
 
-    # soft_wrap: a plain epoch line in a CI log stays one line, whatever the width.
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = 120  # logs and pipes: room for the tables instead of Rich's 80 columns
-    reporter = Reporter(console, quiet=quiet)
+    reporter = Reporter(_console(), quiet=quiet)
     try:
         yield reporter
     except KeyboardInterrupt:
@@ -278,3 +278,14 @@ def _reporting(quiet: bool, kept: str):
         raise typer.Exit(130) from None
     finally:
         reporter.close()
+
+
+def _console():
+    """A Rich console on stdout that keeps plain lines whole in logs and pipes."""
+    from rich.console import Console
+
+    # soft_wrap: a plain line in a CI log stays one line, whatever the width.
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 120  # room for the tables instead of Rich's 80 columns
+    return console

@@ -18,7 +18,7 @@ import yaml
 
 from dropcli.errors import DropcliError
 
-MODEL_KINDS = ("scratch", "builtin")
+MODEL_KINDS = ("scratch", "builtin", "none", "dropconnect", "gaussian")
 MASK_MODES = ("bool", "bits", "bernoulli")
 MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -37,6 +37,7 @@ class ModelConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 0.1
+    weight_decay: float = 0.0  # SGD's L2 penalty, for the dropout-with-weight-decay exercise
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Per epoch and hidden layer: the variance of activations before and after the noise
+    # layer (in train mode) and the fraction of zeros. Costs a little time per batch.
+    activation_stats: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     name: str = "default"
     seed: int = 0
@@ -66,6 +74,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
 
 
 def load_config(
@@ -232,11 +241,13 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
             return value
         if kind is str and isinstance(value, str):
             return value
+        if kind is bool and isinstance(value, bool):
+            return value
     wanted = " or ".join("null" if kind is type(None) else _TYPE_NAMES[kind] for kind in allowed)
     raise DropcliError(f"{source}: {key} must be {wanted}, got {value!r}")
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
@@ -257,6 +268,9 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("model.dropout_1", 0 <= config.model.dropout_1 <= 1, "between 0 and 1"),
         ("model.dropout_2", 0 <= config.model.dropout_2 <= 1, "between 0 and 1"),
         ("optim.lr", config.optim.lr > 0 and math.isfinite(config.optim.lr), "a finite number > 0"),
+        ("optim.weight_decay", 0 <= config.optim.weight_decay < math.inf, "a finite number >= 0"),
+        ("model.dropout_1", config.model.kind != "gaussian" or config.model.dropout_1 < 1, "below 1 for gaussian noise"),
+        ("model.dropout_2", config.model.kind != "gaussian" or config.model.dropout_2 < 1, "below 1 for gaussian noise"),
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
         ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
         ("train.monitor", config.train.monitor in MONITORS, f"one of {', '.join(MONITORS)}"),

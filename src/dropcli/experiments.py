@@ -22,7 +22,7 @@ from dropcli.config import Config, changed_keys, check_models, load_config, repl
 from dropcli.data import FashionMNIST
 from dropcli.errors import DropcliError
 from dropcli.runtime import device_name
-from dropcli.train import Callbacks, Diverged, EpochMetrics, TrainState, fit, new_state
+from dropcli.train import Callbacks, Diverged, EpochMetrics, TrainState, evaluate, fit, new_state
 
 # What --resume may change: how long to train, and where. Anything else would make a
 # different run than the one the checkpoint belongs to.
@@ -90,6 +90,9 @@ def train_run(
         runs.write_json_atomic(run_dir / "summary.json", summary)
         raise
     summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, "finished")
+    # The training set in eval mode: with the test numbers, the generalisation gap.
+    train_loss, train_acc = evaluate(state.model, data.train)
+    summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
     runs.write_json_atomic(run_dir / "summary.json", summary)
     result = RunResult(run_dir, state.history, summary)
     callbacks.on_run_end(result)

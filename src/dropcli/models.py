@@ -1,35 +1,88 @@
-"""The chapter's MLP, 784 -> hidden_1 -> hidden_2 -> 10, with dropout after each hidden layer."""
+"""The chapter's MLP, 784 -> hidden_1 -> hidden_2 -> 10, and its noise variants.
 
+The kinds differ only in what sits in the two noise slots after the hidden layers' ReLUs (or,
+for DropConnect, in the hidden layers themselves):
+
+- scratch: dropcli's from-scratch dropout;
+- builtin: torch's nn.Dropout;
+- none: nothing (nn.Identity), the baseline without regularisation;
+- dropconnect: no dropout on units; each hidden layer's weights get a fresh mask per batch;
+- gaussian: multiplicative Gaussian noise with dropout's mean and variance.
+"""
+
+from collections import OrderedDict
+
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from dropcli.config import ModelConfig
-from dropcli.dropout import Dropout
+from dropcli.dropout import Dropout, dropout
+from dropcli.noise import GaussianNoise
 
 IN_FEATURES = 28 * 28
 N_CLASSES = 10
+NOISE_SLOTS = ("noise_1", "noise_2")
+
+
+class DropConnectLinear(nn.Linear):
+    """A Linear layer whose weight matrix is dropped out, a fresh mask per batch, in training.
+
+    The mask goes through dropcli's dropout op, so the gradient reaches the real weights
+    (times the same mask and scale). In eval mode it is a plain Linear.
+    """
+
+    def __init__(self, in_features: int, out_features: int, p: float, mask_mode: str = "bool"):
+        super().__init__(in_features, out_features)
+        self.p = p
+        self.mask_mode = mask_mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = dropout(self.weight, self.p, self.training, mask_mode=self.mask_mode)  # (out, in)
+        return F.linear(x, weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, p={self.p}"
 
 
 def build_model(config: ModelConfig) -> nn.Sequential:
-    """The MLP for `config.kind`: "scratch" uses dropcli's dropout, "builtin" uses nn.Dropout.
+    """The MLP for `config.kind`.
 
-    The layers are created in the same order for every kind, so under one seed all kinds
+    The parameters are created in the same order for every kind, so under one seed all kinds
     start from the same PyTorch-default `Linear` weights.
     """
+    dropconnect = config.kind == "dropconnect"
+    hidden_1 = (
+        DropConnectLinear(IN_FEATURES, config.hidden_1, config.dropout_1, config.mask_mode)
+        if dropconnect
+        else nn.Linear(IN_FEATURES, config.hidden_1)
+    )
+    hidden_2 = (
+        DropConnectLinear(config.hidden_1, config.hidden_2, config.dropout_2, config.mask_mode)
+        if dropconnect
+        else nn.Linear(config.hidden_1, config.hidden_2)
+    )
     return nn.Sequential(
-        nn.Flatten(),
-        nn.Linear(IN_FEATURES, config.hidden_1),
-        nn.ReLU(),
-        _dropout_layer(config, config.dropout_1),
-        nn.Linear(config.hidden_1, config.hidden_2),
-        nn.ReLU(),
-        _dropout_layer(config, config.dropout_2),
-        nn.Linear(config.hidden_2, N_CLASSES),
+        OrderedDict(
+            flatten=nn.Flatten(),
+            hidden_1=hidden_1,
+            relu_1=nn.ReLU(),
+            noise_1=_noise_layer(config, config.dropout_1),
+            hidden_2=hidden_2,
+            relu_2=nn.ReLU(),
+            noise_2=_noise_layer(config, config.dropout_2),
+            output=nn.Linear(config.hidden_2, N_CLASSES),
+        )
     )
 
 
-def _dropout_layer(config: ModelConfig, p: float) -> nn.Module:
+def _noise_layer(config: ModelConfig, p: float) -> nn.Module:
     if config.kind == "scratch":
         return Dropout(p, mask_mode=config.mask_mode)
     if config.kind == "builtin":
         return nn.Dropout(p)
+    if config.kind == "gaussian":
+        return GaussianNoise(p)
+    if config.kind in ("none", "dropconnect"):
+        return nn.Identity()
     raise ValueError(f"unknown model kind {config.kind!r}")

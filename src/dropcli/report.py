@@ -35,7 +35,7 @@ class Reporter(RunCallbacks):
             return
         self.console.print(f"[bold]{config.model.kind}[/] on {config.name}: {config.train.epochs} epochs -> {run_dir}")
         if self.live_mode:
-            self.table = epoch_table()
+            self.table = epoch_table(config.metrics.activation_stats)
             self.progress = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
@@ -81,23 +81,35 @@ class Reporter(RunCallbacks):
             self.live = None
 
 
-def epoch_table() -> Table:
+def epoch_table(activation_stats: bool = False) -> Table:
     table = Table(title=None, header_style="bold")
     for name in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):
         table.add_column(name, justify="right")
+    if activation_stats:
+        for slot in ("1", "2"):
+            table.add_column(f"var {slot} before→after", justify="right")
+            table.add_column(f"zeros {slot}", justify="right")
     return table
 
 
 def epoch_cells(m: EpochMetrics) -> list[str]:
-    return [str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+    cells = [str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+    for slot in ("noise_1", "noise_2") if m.activations else ():
+        cells += [f"{m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
+    return cells
 
 
 def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
     width = len(str(total_epochs))
     val = f"  val loss {m.val_loss:.4f}  val acc {m.val_acc:.4f}" if m.val_loss is not None else ""
+    stats = "".join(
+        f"  {slot} var {m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}"
+        f" zeros {m.activations[f'{slot}.zeros']:.3f}"
+        for slot in (("noise_1", "noise_2") if m.activations else ())
+    )
     return (
         f"epoch {m.epoch:>{width}}/{total_epochs}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
-        f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s"
+        f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
     )
 
 
@@ -147,7 +159,13 @@ def evaluation_tables(result, checkpoint) -> list:
         confusion.add_column(str(index), justify="right")
     for index, (name, row) in enumerate(zip(result.class_names, result.confusion)):
         confusion.add_row(f"{index} {name}", *map(str, row))
-    return [header, per_class, confusion]
+    parts = [header, per_class, confusion]
+    if result.mc_samples:
+        parts.append(
+            f"Monte Carlo dropout ({result.mc_samples} passes, noise on): loss {result.mc_loss:.4f}, "
+            f"accuracy {result.mc_accuracy:.4f} (deterministic, noise off: {result.accuracy:.4f})"
+        )
+    return parts
 
 
 def runs_table(infos, root) -> Table:

@@ -17,6 +17,7 @@ from dropcli.data import FashionMNIST, Split
 from dropcli.errors import DropcliError
 from dropcli.models import build_model
 from dropcli.runtime import seed_everything
+from dropcli.stats import ActivationStats
 
 EVAL_BATCH_SIZE = 4096
 # Batches between progress reports. Each report reads the loss off the device, which is also
@@ -35,6 +36,7 @@ class EpochMetrics:
     val_acc: float | None
     seconds: float  # the whole epoch: training and evaluation
     samples_per_s: float  # training examples per second of training time
+    activations: dict[str, float] | None = None  # with metrics.activation_stats: see stats.py
 
 
 class Callbacks:
@@ -81,7 +83,7 @@ def new_state(config: Config, device: torch.device) -> TrainState:
     """A freshly initialised model, its SGD optimizer and the data-order generator, all seeded."""
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed))
 
 
@@ -91,35 +93,46 @@ def fit(state: TrainState, data: FashionMNIST, config: Config, callbacks: Callba
     Raises Diverged, with the finished epochs still in `state.history`, if the loss blows up.
     """
     callbacks = callbacks or Callbacks()
-    batch_size = config.train.batch_size
-    n_batches = -(-len(data.train) // batch_size)
-    for epoch in range(state.epoch + 1, config.train.epochs + 1):
-        callbacks.on_epoch_start(epoch, n_batches)
-        started = time.perf_counter()
-        try:
-            train_loss, train_acc = train_one_epoch(
-                state.model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress
-            )
-        except _NonFiniteLoss as error:
-            raise Diverged(epoch, error.step, config.optim.lr) from None
-        train_seconds = time.perf_counter() - started
-        test_loss, test_acc = evaluate(state.model, data.test)
-        val_loss, val_acc = evaluate(state.model, data.val) if data.val is not None else (None, None)
-        state.history.append(
-            EpochMetrics(
-                epoch=epoch,
-                train_loss=train_loss,
-                train_acc=train_acc,
-                test_loss=test_loss,
-                test_acc=test_acc,
-                val_loss=val_loss,
-                val_acc=val_acc,
-                seconds=time.perf_counter() - started,
-                samples_per_s=len(data.train) / train_seconds,
-            )
-        )
-        callbacks.on_epoch_end(state.history[-1])
+    stats = ActivationStats(state.model) if config.metrics.activation_stats else None
+    try:
+        for epoch in range(state.epoch + 1, config.train.epochs + 1):
+            state.history.append(_one_epoch(state, data, config, epoch, callbacks, stats))
+            callbacks.on_epoch_end(state.history[-1])
+    finally:
+        if stats is not None:
+            stats.remove()
     return state.history
+
+
+def _one_epoch(
+    state: TrainState, data: FashionMNIST, config: Config, epoch: int, callbacks: Callbacks, stats: ActivationStats | None
+) -> EpochMetrics:
+    batch_size = config.train.batch_size
+    callbacks.on_epoch_start(epoch, -(-len(data.train) // batch_size))
+    if stats is not None:
+        stats.reset()
+    started = time.perf_counter()
+    try:
+        train_loss, train_acc = train_one_epoch(
+            state.model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress
+        )
+    except _NonFiniteLoss as error:
+        raise Diverged(epoch, error.step, config.optim.lr) from None
+    train_seconds = time.perf_counter() - started
+    test_loss, test_acc = evaluate(state.model, data.test)
+    val_loss, val_acc = evaluate(state.model, data.val) if data.val is not None else (None, None)
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=train_loss,
+        train_acc=train_acc,
+        test_loss=test_loss,
+        test_acc=test_acc,
+        val_loss=val_loss,
+        val_acc=val_acc,
+        seconds=time.perf_counter() - started,
+        samples_per_s=len(data.train) / train_seconds,
+        activations=stats.read() if stats is not None else None,
+    )
 
 
 class _NonFiniteLoss(Exception):

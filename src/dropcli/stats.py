@@ -1,0 +1,45 @@
+"""Activation statistics at the noise layers, for the chapter's variance exercise.
+
+Forward hooks on the model's two noise slots record, for every training batch, the variance of
+each hidden unit across the batch before and after the noise, averaged over units, and the
+fraction of zeros after it. `read()` gives the epoch's averages.
+"""
+
+import torch
+from torch import nn
+
+from dropcli.models import NOISE_SLOTS
+
+
+class ActivationStats:
+    def __init__(self, model: nn.Module):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.batches: dict[str, int] = {}
+        self.handles = [getattr(model, slot).register_forward_hook(self._recorder(slot)) for slot in NOISE_SLOTS]
+
+    def _recorder(self, slot: str):
+        def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            if not module.training:
+                return
+            before, after = inputs[0].detach(), output.detach()  # (batch, hidden)
+            values = torch.stack([before.var(dim=0).mean(), after.var(dim=0).mean(), (after == 0).float().mean()])
+            self.sums[slot] = self.sums[slot] + values if slot in self.sums else values
+            self.batches[slot] = self.batches.get(slot, 0) + 1
+
+        return record
+
+    def reset(self) -> None:
+        self.sums.clear()
+        self.batches.clear()
+
+    def read(self) -> dict[str, float]:
+        """{"noise_1.var_before": ..., "noise_1.var_after": ..., "noise_1.zeros": ..., "noise_2...."}"""
+        result = {}
+        for slot, sums in self.sums.items():
+            var_before, var_after, zeros = (sums / self.batches[slot]).tolist()
+            result.update({f"{slot}.var_before": var_before, f"{slot}.var_after": var_after, f"{slot}.zeros": zeros})
+        return result
+
+    def remove(self) -> None:
+        for handle in self.handles:
+            handle.remove()
