@@ -135,6 +135,52 @@ def compare(
 
 
 @app.command()
+def sweep(
+    grid: Annotated[
+        list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
+    ],
+    config: ConfigOption = None,
+    model: ModelOption = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds.")] = 1,
+    device: DeviceOption = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed; later ones count up from it.")] = None,
+    set_: SetOption = None,
+    data_dir: DataDirOption = None,
+    run_dir: Annotated[
+        Optional[Path],
+        typer.Option("--run-dir", help="Sweep directory. Give an existing one to continue its sweep. Default: runs/sweep-NAME-TIME."),
+    ] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="With two grid keys, also draw heatmap.png.")] = False,
+    stats: StatsOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Train every combination of grid values; tabulate test accuracy and the generalisation gap."""
+    from dropcli import plots, runs, sweeps
+    from dropcli.report import sweep_tables
+
+    cfg = _load(config, set_, model=model, device=device, seed=seed, data_dir=data_dir, stats=stats)
+    grids = [sweeps.parse_grid(text) for text in grid]
+    planned = sweeps.plan(cfg, grids, seeds)  # every cell's config is checked before any training
+    spec = sweeps.spec_of(cfg, grids, seeds)
+    if run_dir is not None:
+        sweeps.check_spec(run_dir, spec)
+    if plot:
+        if len(grids) != 2:
+            raise DropcliError(f"--plot draws a heatmap of two grid keys; this sweep has {len(grids)}")
+        plots.check_available()
+    torch_device, data = _prepare(cfg)
+    directory = run_dir or runs.unique_dir(runs.RUNS_DIR, f"sweep-{cfg.name}-{runs.timestamp()}")
+    directory.mkdir(parents=True, exist_ok=True)
+    keys = [g.key for g in grids]
+    with _reporting(quiet, f"finished cells are kept; continue with the same command and --run-dir {directory}") as reporter:
+        cells = sweeps.run_sweep(spec, planned, data, torch_device, directory, reporter)
+        reporter.console.print(*sweep_tables(cells, keys))
+        if plot:
+            plots.save(plots.sweep_heatmaps(cells, keys), directory / "heatmap.png")
+        reporter.console.print(f"sweep saved to {directory}", highlight=False)
+
+
+@app.command()
 def evaluate(
     target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
     split: Annotated[str, typer.Option("--split", help="test, train or val (val needs data.val_split > 0).")] = "test",

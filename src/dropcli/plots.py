@@ -29,6 +29,31 @@ def learning_curves(runs: list[tuple[str, list[dict[str, Any]]]]):
     return figure
 
 
+def sweep_heatmaps(cells, keys: list[str]):
+    """Two heatmaps for a two-key sweep: final test accuracy and the generalisation gap."""
+    pyplot = _pyplot()
+    rows = list(dict.fromkeys(cell.values[keys[0]] for cell in cells))
+    columns = list(dict.fromkeys(cell.values[keys[1]] for cell in cells))
+    figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.5))
+    for ax, field, title in zip(axes, ("test_acc", "gap"), ("final test accuracy", "train acc - test acc")):
+        grid = [[next(getattr(c, field) for c in cells if c.values[keys[0]] == r and c.values[keys[1]] == col)
+                 for col in columns] for r in rows]  # fmt: skip
+        image = ax.imshow(grid, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(len(columns)), [str(c) for c in columns])
+        ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+        ax.set_xlabel(keys[1])
+        ax.set_ylabel(keys[0])
+        ax.set_title(title)
+        middle = (min(map(min, grid)) + max(map(max, grid))) / 2
+        for i, row in enumerate(grid):
+            for j, value in enumerate(row):
+                # Dark text on the light (high) end of viridis, light text on the dark end.
+                ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="black" if value > middle else "white")
+        figure.colorbar(image, ax=ax)
+    figure.tight_layout()
+    return figure
+
+
 def save(figure, path: Path) -> None:
     """Write the figure as PNG through a temporary file, so `path` is never half-written."""
     temporary = path.with_name(f".{path.name}.tmp.png")

@@ -182,3 +182,31 @@ def runs_table(infos, root) -> Table:
 
 def _optional(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
+
+
+def sweep_tables(cells, keys: list[str]) -> list[Table]:
+    """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
+    for the generalisation gap; otherwise one row per cell."""
+    if len(keys) == 2:
+        return [_sweep_matrix(cells, keys, "test_acc", "final test accuracy"),
+                _sweep_matrix(cells, keys, "gap", "generalisation gap: train acc (eval mode) - test acc")]  # fmt: skip
+    table = Table(title="sweep", header_style="bold")
+    for column in [*keys, "seeds", "test acc", "train acc", "gap"]:
+        table.add_column(column, justify="right")
+    for cell in cells:
+        test = f"{cell.test_acc:.4f}" + (f" ± {cell.test_acc_std:.4f}" if cell.test_acc_std is not None else "")
+        table.add_row(*map(str, cell.values.values()), str(cell.seeds), test, f"{cell.train_acc:.4f}", f"{cell.gap:+.4f}")
+    return [table]
+
+
+def _sweep_matrix(cells, keys: list[str], field: str, title: str) -> Table:
+    rows = list(dict.fromkeys(cell.values[keys[0]] for cell in cells))
+    columns = list(dict.fromkeys(cell.values[keys[1]] for cell in cells))
+    by_position = {(cell.values[keys[0]], cell.values[keys[1]]): getattr(cell, field) for cell in cells}
+    table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
+    table.add_column(f"{keys[0]} \\ {keys[1]}")
+    for column in columns:
+        table.add_column(str(column), justify="right")
+    for row in rows:
+        table.add_row(str(row), *(f"{by_position[(row, column)]:+.4f}" if field == "gap" else f"{by_position[(row, column)]:.4f}" for column in columns))
+    return table

@@ -1,0 +1,203 @@
+"""The chapter's exercises: the noise variants, activation statistics, MC dropout, sweeps."""
+
+import json
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from dropcli import runs
+from dropcli.cli import app
+from dropcli.config import ModelConfig, load_config
+from dropcli.models import DropConnectLinear, build_model
+from dropcli.noise import GaussianNoise, gaussian_noise
+from dropcli.stats import ActivationStats
+
+runner = CliRunner()
+KINDS = ["scratch", "builtin", "none", "dropconnect", "gaussian"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def small(fake_data, epochs=2) -> list[str]:
+    return ["--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=1000", "--set", "data.test_limit=300",
+            "--set", f"train.epochs={epochs}"]  # fmt: skip
+
+
+def build(kind: str, **changes):
+    torch.manual_seed(0)
+    return build_model(ModelConfig(kind=kind, **changes))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_has_the_same_shapes_and_initial_weights(kind):
+    model = build(kind)
+    assert model(torch.rand(3, 784)).shape == (3, 10)
+    reference = build("scratch").state_dict()
+    assert all(torch.equal(value, reference[name]) for name, value in model.state_dict().items())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_is_deterministic_in_eval_mode_and_equal_to_none(kind):
+    X = torch.rand(16, 784)
+    model, baseline = build(kind).eval(), build("none").eval()
+    assert torch.equal(model(X), model(X))
+    assert torch.allclose(model(X), baseline(X))
+
+
+@pytest.mark.parametrize("kind", ["dropconnect", "gaussian"])
+def test_noise_variants_are_stochastic_in_training_and_reach_the_weights(kind):
+    model = build(kind).train()
+    X = torch.rand(16, 784)
+    assert not torch.equal(model(X), model(X))
+    model(X).sum().backward()
+    for name in ("hidden_1", "hidden_2", "output"):
+        assert getattr(model, name).weight.grad.abs().sum() > 0
+
+
+def test_dropconnect_masks_the_weights_with_one_mask_per_batch():
+    layer = DropConnectLinear(50, 40, p=0.5).train()
+    x = torch.eye(50)  # row i of the output is column i of the (masked) weight, plus bias
+    torch.manual_seed(1)
+    out = layer(x) - layer.bias
+    zeroed = (out == 0).float().mean().item()
+    assert abs(zeroed - 0.5) < 0.05
+    kept = out != 0
+    assert torch.allclose(out[kept], 2 * layer.weight.t()[kept])  # survivors scaled by 1 / (1 - p)
+    # The gradient reaches the real weight, through the same mask and scale.
+    torch.manual_seed(1)
+    layer(x).sum().backward()
+    assert torch.equal(layer.weight.grad.t() != 0, kept)
+    assert torch.allclose(layer.weight.grad.t()[kept], torch.full_like(layer.weight.t()[kept], 2.0))
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_dropconnect_and_gaussian_preserve_the_expectation(p):
+    n = 1_000_000
+    torch.manual_seed(0)
+    x = torch.ones(n)
+    y = gaussian_noise(x, p)
+    sigma = math.sqrt(p / (1 - p))
+    assert abs(y.mean().item() - 1) < 4 * sigma / math.sqrt(n)
+    assert abs(y.var().item() - sigma**2) < 0.02 * sigma**2 + 0.01  # variance matches dropout's
+    layer = DropConnectLinear(1000, 1, p=p).train()
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.zero_()
+    out = torch.stack([layer(torch.ones(1, 1000)) for _ in range(200)])
+    # Each output sums 1000 weights, each kept with 1 - p and scaled by 1 / (1 - p).
+    assert abs(out.mean().item() - 1000) < 4 * math.sqrt(1000 * p / (1 - p)) / math.sqrt(200)
+
+
+def test_gaussian_noise_rules():
+    x = torch.randn(5, requires_grad=True)
+    assert gaussian_noise(x, 0.0) is x and gaussian_noise(x, 0.5, training=False) is x
+    with pytest.raises(ValueError, match="p < 1"):
+        GaussianNoise(1.0)
+    torch.manual_seed(2)
+    y = gaussian_noise(x, 0.5)
+    g = torch.randn(5)
+    y.backward(g)
+    assert torch.allclose(x.grad, g * (y / x).detach())  # same noise forward and backward
+
+
+def test_activation_variance_grows_after_dropout_in_train_mode():
+    model = build("scratch").train()
+    stats = ActivationStats(model)
+    for _ in range(3):
+        model(torch.rand(128, 784))
+    values = stats.read()
+    for slot in ("noise_1", "noise_2"):
+        assert values[f"{slot}.var_after"] > values[f"{slot}.var_before"] > 0
+        assert 0.5 <= values[f"{slot}.zeros"] < 1  # dropout's half plus the ReLU's zeros
+    model.eval()
+    stats.reset()
+    model(torch.rand(8, 784))
+    assert stats.read() == {}  # only training batches count
+    stats.remove()
+
+
+def test_stats_are_logged_per_epoch(fake_data, in_tmp):
+    result = invoke("train", *small(fake_data), "--run-dir", "r", "--stats")
+    assert result.exit_code == 0, result.output
+    metrics = runs.read_metrics(in_tmp / "r")
+    assert set(metrics[0]["activations"]) == {f"noise_{i}.{s}" for i in (1, 2) for s in ("var_before", "var_after", "zeros")}
+    assert "noise_1 var" in result.stdout
+
+
+def test_weight_decay_reaches_the_optimizer(fake_data):
+    from dropcli.train import new_state
+
+    config = load_config(None, ["optim.weight_decay=0.001"])
+    assert new_state(config, torch.device("cpu")).optimizer.param_groups[0]["weight_decay"] == 0.001
+
+
+def test_mc_dropout_evaluate(fake_data, in_tmp):
+    assert invoke("train", *small(fake_data), "--run-dir", "r", "-q").exit_code == 0
+    report = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
+    assert report["mc_samples"] == 4 and 0 <= report["mc_accuracy"] <= 1 and report["mc_loss"] > 0
+    again = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
+    assert again["mc_accuracy"] == report["mc_accuracy"]  # seeded
+    one_pass = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "1").stdout)
+    assert one_pass["mc_accuracy"] != report["accuracy"] or one_pass["mc_loss"] != report["loss"]  # noise was on
+    text = invoke("evaluate", "r", "--mc-samples", "4").stdout
+    assert "Monte Carlo dropout (4 passes" in text
+
+
+@pytest.mark.parametrize("kind", ["none", "dropconnect", "gaussian"])
+def test_compare_accepts_every_variant(fake_data, in_tmp, kind):
+    result = invoke("compare", kind, "scratch", *small(fake_data, epochs=1), "--run-dir", "c", "-q")
+    assert result.exit_code == 0, result.output
+    assert [row["model"] for row in json.loads((in_tmp / "c" / "compare.json").read_text())["rows"]] == [kind, "scratch"]
+
+
+def test_sweep_runs_the_grid_and_resumes(fake_data, in_tmp):
+    args = ["sweep", *small(fake_data), "--grid", "model.dropout_1=0,0.5", "--grid", "model.dropout_2=0,0.2,0.5", "--run-dir", "s"]
+    result = invoke(*args, "-q")
+    assert result.exit_code == 0, result.output
+    report = json.loads((in_tmp / "s" / "sweep.json").read_text())
+    assert [tuple(c["values"].values()) for c in report["cells"]] == [(a, b) for a in (0, 0.5) for b in (0, 0.2, 0.5)]
+    for cell in report["cells"]:
+        assert cell["gap"] == pytest.approx(cell["train_acc"] - cell["test_acc"])
+        summary = json.loads((in_tmp / "s" / cell["runs"][0] / "summary.json").read_text())
+        assert summary["final"]["test_acc"] == cell["test_acc"]
+    assert (in_tmp / "s" / "sweep.csv").read_text().count("\n") == 7
+    assert "final test accuracy" in result.stdout and "generalisation gap" in result.stdout
+    # Interrupt one cell (as a kill after its first epoch leaves it), then run the sweep again.
+    cut = in_tmp / "s" / report["cells"][4]["runs"][0]
+    (cut / "summary.json").unlink()
+    finished = {p.name: p.stat().st_mtime_ns for p in (in_tmp / "s").glob("*/summary.json")}
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert again.stdout.count("epochs ->") == 1  # only the interrupted cell trained
+    assert {p.name: p.stat().st_mtime_ns for p in (in_tmp / "s").glob("*/summary.json") if p.parent != cut} == finished
+    assert json.loads((in_tmp / "s" / "sweep.json").read_text())["cells"] == report["cells"]
+
+
+def test_sweep_refuses_another_sweep_in_the_same_directory(fake_data, in_tmp):
+    assert invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.2", "--run-dir", "s", "-q").exit_code == 0
+    result = invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.3", "--run-dir", "s", "-q")
+    assert result.exit_code == 2 and "holds a different sweep" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "grid, message",
+    [
+        ("model.dropout_1", "bad --grid 'model.dropout_1': expected KEY=V1,V2"),
+        ("model.dropot_1=0,1", "unknown key 'model.dropot_1'"),
+        ("model.dropout_1=0,2", "model.dropout_1 must be between 0 and 1, got 2.0"),
+    ],
+)
+def test_sweep_checks_every_cell_before_training(fake_data, in_tmp, grid, message):
+    result = invoke("sweep", *small(fake_data), "--grid", grid)
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (in_tmp / "runs").exists()
+
+
+def test_sweep_heatmap(fake_data, in_tmp):
+    args = ["sweep", *small(fake_data, epochs=1), "--grid", "model.dropout_1=0,0.5", "--grid", "optim.weight_decay=0,0.001"]
+    assert invoke(*args, "--run-dir", "s", "--plot", "-q").exit_code == 0
+    assert (in_tmp / "s" / "heatmap.png").stat().st_size > 1000
