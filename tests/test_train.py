@@ -67,3 +67,26 @@ def test_callbacks_see_every_epoch_and_progress(fake_data):
     dataset = data.load(config.data, config.seed, CPU)
     fit(new_state(config, CPU), dataset, config, recorder)
     assert recorder.events == [("start", 1, 20), ("progress", 10), ("progress", 20), ("end", 1)]
+
+
+def test_bf16_autocast_trains_and_evaluates(fake_data):
+    history, model, dataset = run(small_config(fake_data, "train.precision=bf16", "train.epochs=5"))
+    assert history[-1].test_acc > 0.9
+    assert history[-1].train_loss < history[0].train_loss / 2
+    assert next(model.parameters()).dtype == torch.float32  # weights stay fp32; only the forward is bf16
+
+
+def test_compile_falls_back_with_a_warning_where_it_cannot_run(fake_data, in_tmp, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dropcli.cli import app
+
+    def broken_compile(model):
+        raise RuntimeError("no working C++ compiler\nmore detail")
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    args = ["train", "--data-dir", str(fake_data), "--device", "cpu", "--set", "data.train_limit=500", "--set",
+            "data.test_limit=100", "--set", "train.epochs=1", "--set", "train.compile=true", "--run-dir", "r", "-q"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == "warning: torch.compile cannot run here (no working C++ compiler); training without it"

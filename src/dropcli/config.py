@@ -21,6 +21,7 @@ from dropcli.errors import DropcliError
 MODEL_KINDS = ("scratch", "builtin", "none", "dropconnect", "gaussian")
 MASK_MODES = ("bool", "bits", "bernoulli")
 MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
+PRECISIONS = ("fp32", "bf16")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -47,6 +48,8 @@ class TrainConfig:
     # The metric that decides checkpoints/best.pt: "auto" is val_acc with a validation split,
     # else test_acc.
     monitor: str = "auto"
+    precision: str = "fp32"  # or "bf16": autocast the forward pass to bfloat16
+    compile: bool = False  # torch.compile the model (skipped with a warning where it cannot run)
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,7 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
         ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
         ("train.monitor", config.train.monitor in MONITORS, f"one of {', '.join(MONITORS)}"),
+        ("train.precision", config.train.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         (
             "train.monitor",
             not config.train.monitor.startswith("val_") or config.data.val_split > 0,

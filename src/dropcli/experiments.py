@@ -22,7 +22,7 @@ from dropcli.config import Config, changed_keys, check_models, load_config, repl
 from dropcli.data import FashionMNIST
 from dropcli.errors import DropcliError
 from dropcli.runtime import device_name
-from dropcli.train import Callbacks, Diverged, EpochMetrics, TrainState, evaluate, fit, new_state
+from dropcli.train import Callbacks, Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
 
 # What --resume may change: how long to train, and where. Anything else would make a
 # different run than the one the checkpoint belongs to.
@@ -37,6 +37,9 @@ class RunCallbacks(Callbacks):
 
     def on_run_end(self, result: "RunResult") -> None:
         pass
+
+    def on_notice(self, message: str) -> None:
+        """Something the user should know that does not stop the run."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,10 @@ def train_run(
     state = new_state(config, device)
     if resume_from is not None:
         checkpoints.restore(state, resume_from)
+    if config.train.compile:
+        state.compiled, problem = compile_model(state.model, data.train.X[:2])
+        if problem:
+            callbacks.on_notice(problem)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     runs.write_text_atomic(run_dir / "config.yaml", to_yaml(config))
     # From the checkpoint's own history: a kill between checkpoint and metrics line loses nothing.
@@ -91,7 +98,7 @@ def train_run(
         raise
     summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, "finished")
     # The training set in eval mode: with the test numbers, the generalisation gap.
-    train_loss, train_acc = evaluate(state.model, data.train)
+    train_loss, train_acc = evaluate(state.compiled or state.model, data.train, precision=config.train.precision)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
     runs.write_json_atomic(run_dir / "summary.json", summary)
     result = RunResult(run_dir, state.history, summary)

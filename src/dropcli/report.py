@@ -74,6 +74,9 @@ class Reporter(RunCallbacks):
             self.live = self.table = self.progress = None
         self.console.print(summary_line(result), highlight=False)
 
+    def on_notice(self, message: str) -> None:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
+
     def close(self) -> None:
         """Stop the live display if a run ended early (an error or Ctrl-C)."""
         if self.live is not None:

@@ -4,6 +4,7 @@ Nothing here prints. Progress goes out through a `Callbacks` object the caller s
 the results come back as `EpochMetrics`.
 """
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class TrainState:
     optimizer: torch.optim.Optimizer
     order_generator: torch.Generator  # the data order has its own generator, the same on any device
     history: list[EpochMetrics] = field(default_factory=list)  # the finished epochs
+    compiled: nn.Module | None = None  # torch.compile(model), with train.compile; shares its weights
 
     @property
     def epoch(self) -> int:
@@ -112,15 +114,16 @@ def _one_epoch(
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
+    model, precision = state.compiled or state.model, config.train.precision
     try:
         train_loss, train_acc = train_one_epoch(
-            state.model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress
+            model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress, precision
         )
     except _NonFiniteLoss as error:
         raise Diverged(epoch, error.step, config.optim.lr) from None
     train_seconds = time.perf_counter() - started
-    test_loss, test_acc = evaluate(state.model, data.test)
-    val_loss, val_acc = evaluate(state.model, data.val) if data.val is not None else (None, None)
+    test_loss, test_acc = evaluate(model, data.test, precision=precision)
+    val_loss, val_acc = evaluate(model, data.val, precision=precision) if data.val is not None else (None, None)
     return EpochMetrics(
         epoch=epoch,
         train_loss=train_loss,
@@ -147,6 +150,7 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     on_progress=None,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy)."""
     model.train()
@@ -161,8 +165,9 @@ def train_one_epoch(
         index = order[start : start + batch_size]
         # index_select: several times faster than X[index] for gathering rows on the CPU.
         X, y = split.X.index_select(0, index), split.y.index_select(0, index)  # (batch, 784), (batch,)
-        logits = model(X)  # (batch, 10)
-        loss = F.cross_entropy(logits, y)
+        with autocast(device, precision):  # the forward pass only, as autocast asks
+            logits = model(X)  # (batch, 10)
+            loss = F.cross_entropy(logits, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -182,14 +187,33 @@ def train_one_epoch(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE) -> tuple[float, float]:
+def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy on `split`, in eval mode (dropout off)."""
     model.eval()
     loss_sum = torch.zeros((), device=split.X.device)
     correct = torch.zeros((), dtype=torch.int64, device=split.X.device)
     for start in range(0, len(split), batch_size):
         X, y = split.X[start : start + batch_size], split.y[start : start + batch_size]
-        logits = model(X)  # (batch, 10)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum")
+        with autocast(split.X.device, precision):
+            logits = model(X)  # (batch, 10)
+        loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()
     return loss_sum.item() / len(split), correct.item() / len(split)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for "bf16", nothing for "fp32"."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def compile_model(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str | None]:
+    """`torch.compile(model)`, tried on `example`; the model itself and the reason where it cannot run."""
+    try:
+        compiled = torch.compile(model)
+        compiled(example)  # compilation happens on the first call: fail here, not mid-epoch
+        return compiled, None
+    except Exception as error:  # no C++ compiler, an unsupported platform or Python, ...
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        return model, f"torch.compile cannot run here ({first_line}); training without it"
