@@ -27,18 +27,23 @@ from torch.utils import benchmark
 from dropcli import data
 from dropcli.config import Config, load_config, replace
 from dropcli.models import build_model
-from dropcli.train import train_one_epoch
+from dropcli.train import compile_model, new_state, train_one_epoch
 
 
-def dropcli_epoch_seconds(config: Config, dataset: data.FashionMNIST, epochs: int) -> float:
-    torch.manual_seed(config.seed)
-    model = build_model(config.model).to(dataset.train.X.device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
-    generator = torch.Generator().manual_seed(config.seed)
-    train_one_epoch(model, optimizer, dataset.train, config.train.batch_size, generator)  # warm-up
-    started = time.perf_counter()
-    for _ in range(epochs):
-        train_one_epoch(model, optimizer, dataset.train, config.train.batch_size, generator)
+def dropcli_epoch_seconds(config: Config, dataset: data.FashionMNIST, epochs: int) -> float | None:
+    """Seconds per training epoch after a warm-up epoch; None where torch.compile cannot run."""
+    state = new_state(config, dataset.train.X.device)
+    model = state.model
+    if config.train.compile:
+        model, problem = compile_model(state.model, dataset.train.X[:2])
+        if problem:
+            print(problem)
+            return None
+    for timed in (False, True):  # the warm-up epoch also pays for any compilation
+        started = time.perf_counter()
+        for _ in range(epochs if timed else 1):
+            train_one_epoch(model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator,
+                            precision=config.train.precision)  # fmt: skip
     return (time.perf_counter() - started) / epochs
 
 
@@ -108,10 +113,17 @@ def main() -> None:
     flops = training_flops_per_epoch(config, len(dataset.train))
     results["train_gflop_per_epoch"] = flops / 1e9
     roofline = flops / (results["gemm_gflops"] * 1e9)
+    variants = {
+        "dropcli scratch": config,
+        "dropcli builtin": replace(config, "model.kind", "builtin"),
+        "dropcli scratch, bf16 autocast": replace(config, "train.precision", "bf16"),
+        "dropcli scratch, torch.compile": replace(config, "train.compile", True),
+    }
     rows = []
-    for kind in ("scratch", "builtin"):
-        seconds = dropcli_epoch_seconds(replace(config, "model.kind", kind), dataset, args.epochs)
-        rows.append((f"dropcli {kind}", "cpu", seconds))
+    for name, variant in variants.items():
+        seconds = dropcli_epoch_seconds(variant, dataset, args.epochs)
+        if seconds is not None:
+            rows.append((name, "cpu", seconds))
     console.print("timing the chapter's pipeline (one epoch, 4 DataLoader workers) ...")
     rows.append(("chapter pipeline (scratch model)", "cpu", reference_epoch_seconds(config, dataset.source)))
     if torch.cuda.is_available():
@@ -121,8 +133,9 @@ def main() -> None:
             seconds = dropcli_epoch_seconds(replace(config, "model.kind", kind), gpu_dataset, args.epochs)
             rows.append((f"dropcli {kind}", f"cuda ({torch.cuda.get_device_name()})", seconds))
 
-    reference = rows[2][2]
-    table = Table(title=f"training epoch, {args.config}, fp32, {results['threads']} threads", header_style="bold")
+    cpu_seconds = {name: seconds for name, device, seconds in rows if device == "cpu"}
+    reference = cpu_seconds["chapter pipeline (scratch model)"]
+    table = Table(title=f"training epoch, {args.config}, {results['threads']} CPU threads", header_style="bold")
     for column in ("pipeline", "device", "s/epoch", "samples/s", "chapter / this", "roofline / this"):
         table.add_column(column, justify="left" if column in ("pipeline", "device") else "right")
     results["rows"] = []
@@ -133,7 +146,7 @@ def main() -> None:
         results["rows"].append({"pipeline": name, "device": device, "seconds_per_epoch": seconds,
                                 "samples_per_s": len(dataset.train) / seconds, "chapter_over_this": speedup})  # fmt: skip
     console.print(table)
-    scratch, builtin = rows[0][2], rows[1][2]
+    scratch, builtin = cpu_seconds["dropcli scratch"], cpu_seconds["dropcli builtin"]
     console.print(
         f"fp32 GEMM (2048³) here: {results['gemm_gflops']:.0f} GFLOP/s; training is {results['train_gflop_per_epoch']:.1f} "
         f"GFLOP/epoch, so the roofline is {roofline:.3f} s/epoch. scratch / builtin time: {scratch / builtin:.2f}. "

@@ -66,6 +66,8 @@ class CompareRow:
     train_loss: Stat
     test_loss: Stat
     test_acc: Stat
+    train_acc: Stat  # the training set in eval mode after the last epoch
+    gap: Stat  # train_acc - test_acc, per seed
     seconds_per_epoch: Stat
     samples_per_s: Stat
 
@@ -172,6 +174,8 @@ def _compare_row(model: str, results: list[RunResult]) -> CompareRow:
         train_loss=Stat.of([m.train_loss for m in finals]),
         test_loss=Stat.of([m.test_loss for m in finals]),
         test_acc=Stat.of([m.test_acc for m in finals]),
+        train_acc=Stat.of([r.summary["train_eval"]["acc"] for r in results]),
+        gap=Stat.of([r.summary["train_eval"]["acc"] - m.test_acc for r, m in zip(results, finals)]),
         seconds_per_epoch=Stat.of([r.summary["seconds_per_epoch"] for r in results]),
         samples_per_s=Stat.of([r.summary["samples_per_s"] for r in results]),
     )

@@ -129,12 +129,13 @@ def summary_line(result: RunResult) -> str:
 def compare_table(rows: list[CompareRow]) -> Table:
     table = Table(header_style="bold")
     table.add_column("model")
-    for name in ("seeds", "train loss", "test loss", "test acc", "s/epoch", "samples/s"):
+    for name in ("seeds", "train loss", "test loss", "test acc", "train acc (eval)", "gap", "s/epoch", "samples/s"):
         table.add_column(name, justify="right")
     for row in rows:
         table.add_row(
             row.model, str(row.seeds), _stat(row.train_loss, ".4f"), _stat(row.test_loss, ".4f"),
-            _stat(row.test_acc, ".4f"), _stat(row.seconds_per_epoch, ".2f"), _stat(row.samples_per_s, ",.0f"),
+            _stat(row.test_acc, ".4f"), _stat(row.train_acc, ".4f"), _stat(row.gap, "+.4f"),
+            _stat(row.seconds_per_epoch, ".2f"), _stat(row.samples_per_s, ",.0f"),
         )  # fmt: skip
     return table
 
@@ -142,7 +143,7 @@ def compare_table(rows: list[CompareRow]) -> Table:
 def _stat(stat: Stat, spec: str) -> str:
     if stat.std is None:
         return format(stat.mean, spec)
-    return f"{format(stat.mean, spec)} ± {format(stat.std, spec)}"
+    return f"{format(stat.mean, spec)} ± {format(stat.std, spec.replace('+', ''))}"
 
 
 def evaluation_tables(result, checkpoint) -> list:
