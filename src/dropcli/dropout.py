@@ -76,7 +76,7 @@ class DropoutFunction(torch.autograd.Function):
         if p == 1:
             # Multiplying by a zero mask would turn inf inputs into NaN.
             return torch.zeros_like(x)
-        scale = survivor_scale(p, x.dtype)
+        scale = _scale(p, x)
         if mask_mode == "bernoulli":
             keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1 - p, generator=generator)
             out = x * keep * scale
@@ -101,13 +101,20 @@ class DropoutFunction(torch.autograd.Function):
         (saved,) = ctx.saved_tensors
         keep = unpack_bits(saved, ctx.shape) if ctx.mask_mode == "bits" else saved
         # Plain differentiable ops, so double backward works.
-        return grad.mul(keep).mul_(survivor_scale(ctx.p, grad.dtype)), None, None, None
+        return grad.mul(keep).mul_(_scale(ctx.p, grad)), None, None, None
 
 
 @functools.lru_cache(maxsize=256)
 def survivor_scale(p: float, dtype: torch.dtype) -> float:
     """1 / (1 - p) rounded to `dtype` the way `F.dropout` computes it, so results match exactly."""
     return torch.ones((), dtype=dtype).div_(1 - p).item()
+
+
+def _scale(p: float, like: torch.Tensor) -> float | torch.Tensor:
+    if torch.compiler.is_compiling():
+        # .item() would split torch.compile's graph; a 0-dim tensor holds the same rounded value.
+        return like.new_ones(()).div_(1 - p)
+    return survivor_scale(p, like.dtype)
 
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
