@@ -35,7 +35,12 @@ def metric_values(run_dir):
 
 def start_training(fake_data, run_dir, epochs):
     command = [sys.executable, "-m", "dropcli", "train", *map(str, small(fake_data, epochs)), "--run-dir", str(run_dir), "-q"]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell running this suite in the background starts it with SIGINT ignored, and children
+    # inherit that; give the child the default, as a terminal would.
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def wait_for_epochs(run_dir, count, process, timeout=60):
@@ -178,6 +183,10 @@ def test_plot_draws_three_lines_per_run(fake_data, in_tmp):
     result = invoke("plot", in_tmp / "runs" / "a", in_tmp / "runs" / "b", "-o", in_tmp / "curves.png")
     assert result.exit_code == 0
     assert (in_tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = invoke("plot", in_tmp / "runs" / "a", "-o", in_tmp / "nowhere" / "c.png")
+    assert result.exit_code == 2 and "no directory" in result.stderr
+    result = invoke("plot", in_tmp)
+    assert result.exit_code == 2 and "is not a run directory" in result.stderr
 
 
 def test_compare_plot_writes_curves(fake_data, in_tmp):

@@ -56,6 +56,9 @@ def sweep_heatmaps(cells, keys: list[str]):
 
 def save(figure, path: Path) -> None:
     """Write the figure as PNG through a temporary file, so `path` is never half-written."""
+    if not path.parent.is_dir():
+        _pyplot().close(figure)
+        raise DropcliError(f"cannot write {path}: no directory {path.parent}")
     temporary = path.with_name(f".{path.name}.tmp.png")
     try:
         figure.savefig(temporary, dpi=120)
