@@ -333,5 +333,5 @@ def _console():
     # soft_wrap: a plain line in a CI log stays one line, whatever the width.
     console = Console(highlight=False, soft_wrap=True)
     if not console.is_terminal:
-        console.width = 120  # room for the tables instead of Rich's 80 columns
+        console.width = 160  # room for the tables instead of Rich's 80 columns
     return console
