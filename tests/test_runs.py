@@ -114,6 +114,7 @@ def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(fake_data, in_t
     summary = json.loads((run_dir / "summary.json").read_text())
     done = len(runs.read_metrics(run_dir))
     assert summary["status"] == "interrupted" and summary["epochs"] == done
+    assert summary["reason"] == "stopped by Ctrl-C (SIGINT)"
     assert checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"] == done
 
 

@@ -94,13 +94,13 @@ def train_run(
     try:
         fit(state, data, config, run_files)
     except (Diverged, KeyboardInterrupt) as stop:
-        status = "diverged" if isinstance(stop, Diverged) else "interrupted"
-        summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, status, str(stop))
+        status, reason = ("diverged", str(stop)) if isinstance(stop, Diverged) else ("interrupted", "stopped by Ctrl-C (SIGINT)")
+        summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, status, reason)
         runs.write_json_atomic(run_dir / "summary.json", summary)
         raise
     summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, "finished")
     # The training set in eval mode: with the test numbers, the generalisation gap.
-    train_loss, train_acc = evaluate(state.compiled or state.model, data.train, precision=config.train.precision)
+    train_loss, train_acc = evaluate(state.runner, data.train, precision=config.train.precision)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
     runs.write_json_atomic(run_dir / "summary.json", summary)
     result = RunResult(run_dir, state.history, summary)

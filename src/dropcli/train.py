@@ -67,6 +67,11 @@ class TrainState:
     def epoch(self) -> int:
         return len(self.history)
 
+    @property
+    def runner(self) -> nn.Module:
+        """The module to call: the compiled one where there is one."""
+        return self.compiled if self.compiled is not None else self.model
+
 
 class Diverged(DropcliError):
     """The loss became NaN or infinite."""
@@ -114,7 +119,7 @@ def _one_epoch(
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
-    model, precision = state.compiled or state.model, config.train.precision
+    model, precision = state.runner, config.train.precision
     try:
         train_loss, train_acc = train_one_epoch(
             model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress, precision
