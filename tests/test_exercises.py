@@ -181,6 +181,10 @@ def test_sweep_refuses_another_sweep_in_the_same_directory(fake_data, in_tmp):
     assert invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.2", "--run-dir", "s", "-q").exit_code == 0
     result = invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.3", "--run-dir", "s", "-q")
     assert result.exit_code == 2 and "holds a different sweep" in result.stderr
+    (in_tmp / "other").mkdir()
+    (in_tmp / "other" / "notes.txt").write_text("mine")
+    result = invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.2", "--run-dir", "other", "-q")
+    assert result.exit_code == 2 and "is not a sweep directory" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ def plan(config: Config, grids: list[Grid], seeds: int) -> list[PlannedRun]:
 def check_spec(sweep_dir: Path, spec: dict[str, Any]) -> None:
     """A sweep directory holds one sweep: refuse to mix another one into it."""
     path = sweep_dir / SPEC_FILE
+    if not path.exists() and sweep_dir.is_dir() and any(sweep_dir.iterdir()):
+        raise DropcliError(f"{sweep_dir} exists and is not a sweep directory; choose another --run-dir")
     if path.exists() and json.loads(path.read_text()) != spec:
         raise DropcliError(
             f"{sweep_dir} holds a different sweep (see its {SPEC_FILE}); use the same config, grids and seeds "
