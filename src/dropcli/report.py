@@ -8,6 +8,7 @@ import time
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -16,6 +17,8 @@ from dropcli.train import EpochMetrics
 
 
 class Reporter(RunCallbacks):
+    """Shows each run's progress and results on a console, in live, plain or quiet mode."""
+
     def __init__(self, console: Console, quiet: bool = False):
         self.console = console
         self.quiet = quiet
@@ -33,7 +36,7 @@ class Reporter(RunCallbacks):
         self.batch_size = config.train.batch_size
         if self.quiet:
             return
-        self.console.print(f"[bold]{config.model.kind}[/] on {config.name}: {config.train.epochs} epochs -> {run_dir}")
+        self.console.print(f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}")
         if self.live_mode:
             self.table = epoch_table(config.metrics.activation_stats)
             self.progress = Progress(
