@@ -205,3 +205,18 @@ def test_runs_lists_finished_and_interrupted(fake_data, in_tmp):
     assert infos["done"].epochs_done == 2 and infos["done"].final_test_acc is not None
     result = invoke("runs", in_tmp / "runs")
     assert result.exit_code == 0 and "finished" in result.stdout and "interrupted" in result.stdout
+
+
+def test_evaluate_other_splits(fake_data, in_tmp):
+    assert invoke("train", *small(fake_data, epochs=1), "--run-dir", "plain", "-q").exit_code == 0
+    result = invoke("evaluate", "plain", "--split", "val")
+    assert result.exit_code == 2 and "has no val split" in result.stderr
+    result = invoke("evaluate", "plain", "--split", "everything")
+    assert result.exit_code == 2 and "--split must be test, train or val" in result.stderr
+    train = json.loads(invoke("evaluate", "plain", "--split", "train", "--json").stdout)
+    assert sum(map(sum, train["confusion"])) == 3000
+    assert invoke("train", *small(fake_data, epochs=1), "--set", "data.val_split=0.2", "--run-dir", "val", "-q").exit_code == 0
+    val = json.loads(invoke("evaluate", "val", "--split", "val", "--json").stdout)
+    final = runs.read_metrics(in_tmp / "val")[-1]
+    assert (val["loss"], val["accuracy"]) == (final["val_loss"], final["val_acc"])
+    assert sum(map(sum, val["confusion"])) == 600

@@ -90,3 +90,10 @@ def test_compile_falls_back_with_a_warning_where_it_cannot_run(fake_data, in_tmp
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == "warning: torch.compile cannot run here (no working C++ compiler); training without it"
+
+
+def test_bits_mask_mode_trains_exactly_like_bool(fake_data):
+    # The same uniform draws, only stored packed: every number must come out the same.
+    with_bool, _, _ = run(small_config(fake_data, "model.mask_mode=bool"))
+    with_bits, _, _ = run(small_config(fake_data, "model.mask_mode=bits"))
+    assert without_times(with_bool) == without_times(with_bits)
