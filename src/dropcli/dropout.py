@@ -33,9 +33,7 @@ def dropout(
     In eval mode (`training=False`) or with p == 0 this returns `x` itself; with p == 1 it
     returns zeros (and a zero gradient), never NaN.
     """
-    check_probability(p)
-    if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+    _check_arguments(p, mask_mode)
     if not training or p == 0:
         return x
     return DropoutFunction.apply(x, float(p), generator, mask_mode)
@@ -46,14 +44,18 @@ def check_probability(p: object) -> None:
         raise ValueError(f"dropout probability p must be a number between 0 and 1, got p={p!r}")
 
 
+def _check_arguments(p: object, mask_mode: str) -> None:
+    check_probability(p)
+    if mask_mode not in MASK_MODES:
+        raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+
+
 class Dropout(nn.Module):
     """`nn.Dropout`'s behaviour on dropcli's op: active in train mode, the identity in eval."""
 
     def __init__(self, p: float = 0.5, *, mask_mode: str = "bool", generator: torch.Generator | None = None):
         super().__init__()
-        check_probability(p)
-        if mask_mode not in MASK_MODES:
-            raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+        _check_arguments(p, mask_mode)
         self.p = float(p)
         self.mask_mode = mask_mode
         self.generator = generator

@@ -15,12 +15,16 @@ from dropcli.dropout import check_probability
 
 def gaussian_noise(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """x times N(1, p / (1 - p)) noise in training; x itself in eval mode or with p == 0."""
-    check_probability(p)
-    if p == 1:
-        raise ValueError("gaussian noise needs p < 1: its variance p / (1 - p) is infinite at p=1")
+    _check_p(p)
     if not training or p == 0:
         return x
     return GaussianNoiseFunction.apply(x, float(p))
+
+
+def _check_p(p: object) -> None:
+    check_probability(p)
+    if p == 1:
+        raise ValueError("gaussian noise needs p < 1: its variance p / (1 - p) is infinite at p=1")
 
 
 class GaussianNoiseFunction(torch.autograd.Function):
@@ -40,9 +44,7 @@ class GaussianNoiseFunction(torch.autograd.Function):
 class GaussianNoise(nn.Module):
     def __init__(self, p: float = 0.5):
         super().__init__()
-        check_probability(p)
-        if p == 1:
-            raise ValueError("gaussian noise needs p < 1: its variance p / (1 - p) is infinite at p=1")
+        _check_p(p)
         self.p = float(p)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
