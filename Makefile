@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test data smoke bench bench-dropout clean
+.PHONY: train test data smoke bench bench-dropout profile clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -22,6 +22,9 @@ bench: data
 
 bench-dropout: $(INSTALLED)
 	$(BIN)/python benchmarks/dropout.py
+
+profile: data
+	$(BIN)/python -m benchmarks.profile
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
