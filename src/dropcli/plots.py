@@ -31,13 +31,12 @@ def learning_curves(runs: list[tuple[str, list[dict[str, Any]]]]):
 
 def sweep_heatmaps(cells, keys: list[str]):
     """Two heatmaps for a two-key sweep: final test accuracy and the generalisation gap."""
+    from dropcli.sweeps import matrix  # here, so that drawing run curves never imports torch
+
     pyplot = _pyplot()
-    rows = list(dict.fromkeys(cell.values[keys[0]] for cell in cells))
-    columns = list(dict.fromkeys(cell.values[keys[1]] for cell in cells))
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.5))
     for ax, field, title in zip(axes, ("test_acc", "gap"), ("final test accuracy", "train acc - test acc")):
-        grid = [[next(getattr(c, field) for c in cells if c.values[keys[0]] == r and c.values[keys[1]] == col)
-                 for col in columns] for r in rows]  # fmt: skip
+        rows, columns, grid = matrix(cells, keys, field)
         image = ax.imshow(grid, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(columns)), [str(c) for c in columns])
         ax.set_yticks(range(len(rows)), [str(r) for r in rows])

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dropcli.experiments import CompareRow, RunCallbacks, RunResult, Stat
+from dropcli.sweeps import matrix
 from dropcli.train import EpochMetrics
 
 
@@ -207,13 +208,12 @@ def sweep_tables(cells, keys: list[str]) -> list[Table]:
 
 
 def _sweep_matrix(cells, keys: list[str], field: str, title: str) -> Table:
-    rows = list(dict.fromkeys(cell.values[keys[0]] for cell in cells))
-    columns = list(dict.fromkeys(cell.values[keys[1]] for cell in cells))
-    by_position = {(cell.values[keys[0]], cell.values[keys[1]]): getattr(cell, field) for cell in cells}
+    rows, columns, grid = matrix(cells, keys, field)
+    spec = "+.4f" if field == "gap" else ".4f"
     table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
     table.add_column(f"{keys[0]} \\ {keys[1]}")
     for column in columns:
         table.add_column(str(column), justify="right")
-    for row in rows:
-        table.add_row(str(row), *(f"{by_position[(row, column)]:+.4f}" if field == "gap" else f"{by_position[(row, column)]:.4f}" for column in columns))
+    for row, values in zip(rows, grid):
+        table.add_row(str(row), *(format(value, spec) for value in values))
     return table

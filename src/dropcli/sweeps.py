@@ -117,6 +117,14 @@ def run_sweep(
     return cells
 
 
+def matrix(cells: list[Cell], keys: list[str], field: str) -> tuple[list[Any], list[Any], list[list[float]]]:
+    """A two-key sweep as (row values, column values, grid of `field`), rows from keys[0]."""
+    rows = list(dict.fromkeys(cell.values[keys[0]] for cell in cells))
+    columns = list(dict.fromkeys(cell.values[keys[1]] for cell in cells))
+    by_position = {(cell.values[keys[0]], cell.values[keys[1]]): getattr(cell, field) for cell in cells}
+    return rows, columns, [[by_position[(row, column)] for column in columns] for row in rows]
+
+
 def to_csv(cells: list[Cell]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
