@@ -75,3 +75,54 @@ def in_tmp(monkeypatch, tmp_path) -> Path:
     """Run in an empty directory, so default run directories land under tmp_path/runs."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def invoke():
+    """invoke("train", "--quiet", ...): the dropcli command line through Typer's CliRunner."""
+    from typer.testing import CliRunner
+
+    from dropcli.cli import app
+
+    runner = CliRunner()
+    return lambda *args: runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def small_args(fake_data):
+    """small_args(epochs, train, test): options for a short CPU run on the stand-in data."""
+
+    def args(epochs: int = 2, train: int = 600, test: int = 200) -> list[str]:
+        return ["--data-dir", str(fake_data), "--device", "cpu", "--set", f"data.train_limit={train}",
+                "--set", f"data.test_limit={test}", "--set", f"train.epochs={epochs}"]  # fmt: skip
+
+    return args
+
+
+@pytest.fixture
+def build():
+    """build(kind, seed=0, **model keys): the MLP, initialised under `seed`."""
+    from dropcli.config import ModelConfig
+    from dropcli.models import build_model
+
+    def make(kind: str, seed: int = 0, **changes):
+        torch.manual_seed(seed)
+        return build_model(ModelConfig(kind=kind, **changes))
+
+    return make
+
+
+TIMING_FIELDS = ("seconds", "samples_per_s")
+
+
+@pytest.fixture
+def without_times():
+    """without_times(history): per-epoch metrics (dicts or EpochMetrics) less the timing
+    fields, which differ between any two runs."""
+    import dataclasses
+
+    def strip(history):
+        records = [m if isinstance(m, dict) else dataclasses.asdict(m) for m in history]
+        return [{k: v for k, v in m.items() if k not in TIMING_FIELDS} for m in records]
+
+    return strip

@@ -7,21 +7,6 @@ import sys
 import pytest
 import torch
 import yaml
-from typer.testing import CliRunner
-
-from dropcli.cli import app
-
-runner = CliRunner()
-
-
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def tiny(fake_data) -> list[str]:
-    """Options for a run of a few hundred examples on the stand-in data."""
-    return ["--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200",
-            "--set", "train.epochs=2"]  # fmt: skip
 
 
 def assert_one_line_error(result, message: str, exit_code: int = 2):
@@ -32,8 +17,8 @@ def assert_one_line_error(result, message: str, exit_code: int = 2):
     assert "Traceback" not in result.output
 
 
-def test_train_writes_a_run_directory(fake_data, in_tmp):
-    result = invoke("train", *tiny(fake_data), "--model", "builtin", "--run-dir", "runs/first")
+def test_train_writes_a_run_directory(in_tmp, invoke, small_args):
+    result = invoke("train", *small_args(), "--model", "builtin", "--run-dir", "runs/first")
     assert result.exit_code == 0, result.output
     run_dir = in_tmp / "runs" / "first"
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summary.json"]
@@ -50,22 +35,22 @@ def test_train_writes_a_run_directory(fake_data, in_tmp):
     assert f"builtin: test acc {metrics[-1]['test_acc']:.4f}" in result.stdout
 
 
-def test_default_run_directory_name(fake_data, in_tmp):
-    assert invoke("train", *tiny(fake_data), "--quiet").exit_code == 0
+def test_default_run_directory_name(in_tmp, invoke, small_args):
+    assert invoke("train", *small_args(), "--quiet").exit_code == 0
     (run_dir,) = (in_tmp / "runs").iterdir()
     assert run_dir.name.startswith("default-scratch-")
 
 
-def test_quiet_prints_only_the_summary(fake_data, in_tmp):
-    result = invoke("train", *tiny(fake_data), "--quiet")
+def test_quiet_prints_only_the_summary(in_tmp, invoke, small_args):
+    result = invoke("train", *small_args(), "--quiet")
     assert result.exit_code == 0
     assert result.stdout.strip().splitlines()[0].startswith("scratch: test acc")
     assert len(result.stdout.strip().splitlines()) == 1
 
 
-def test_two_runs_with_one_seed_write_identical_metrics(fake_data, in_tmp):
+def test_two_runs_with_one_seed_write_identical_metrics(in_tmp, invoke, small_args):
     for name in ("a", "b"):
-        assert invoke("train", *tiny(fake_data), "--seed", "4", "--run-dir", f"runs/{name}", "-q").exit_code == 0
+        assert invoke("train", *small_args(), "--seed", "4", "--run-dir", f"runs/{name}", "-q").exit_code == 0
     metrics = [
         [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "samples_per_s")}
          for line in (in_tmp / "runs" / name / "metrics.jsonl").read_text().splitlines()]
@@ -74,31 +59,33 @@ def test_two_runs_with_one_seed_write_identical_metrics(fake_data, in_tmp):
     assert metrics[0] == metrics[1]
 
 
-def test_compare_writes_each_run_and_a_table(fake_data, in_tmp):
-    result = invoke("compare", "scratch", "builtin", *tiny(fake_data), "--seeds", "2", "--run-dir", "runs/cmp")
+def test_compare_writes_each_run_and_a_table(in_tmp, invoke, small_args):
+    result = invoke("compare", "scratch", "builtin", *small_args(), "--seeds", "2", "--run-dir", "runs/cmp")
     assert result.exit_code == 0, result.output
     compare_dir = in_tmp / "runs" / "cmp"
     names = sorted(p.name for p in compare_dir.iterdir())
-    assert names == ["builtin-seed0", "builtin-seed1", "compare.json", "scratch-seed0", "scratch-seed1"]
-    report = json.loads((compare_dir / "compare.json").read_text())
-    assert [row["model"] for row in report["rows"]] == ["scratch", "builtin"]
-    scratch = report["rows"][0]
-    accs = [json.loads((compare_dir / f"scratch-seed{s}" / "summary.json").read_text())["final"]["test_acc"] for s in (0, 1)]
+    runs = ["kind=builtin_seed0", "kind=builtin_seed1", "kind=scratch_seed0", "kind=scratch_seed1"]
+    assert names == [*runs[:2], *runs[2:], "plan.json", "results.csv", "results.json"]
+    report = json.loads((compare_dir / "results.json").read_text())
+    assert [cell["values"]["model.kind"] for cell in report["cells"]] == ["scratch", "builtin"]
+    scratch = report["cells"][0]
+    accs = [json.loads((compare_dir / f"kind=scratch_seed{s}" / "summary.json").read_text())["final"]["test_acc"] for s in (0, 1)]
     assert scratch["test_acc"]["mean"] == pytest.approx(sum(accs) / 2)
-    assert scratch["test_acc"]["std"] is not None
+    assert scratch["test_acc"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
+    assert (compare_dir / "results.csv").read_text().splitlines()[1].startswith("scratch,2,0,")
     assert "±" in result.stdout and "test acc" in result.stdout
 
 
-def test_compare_uses_the_same_data_order_and_init_for_each_model(fake_data, in_tmp):
+def test_compare_uses_the_same_data_order_and_init_for_each_model(in_tmp, invoke, small_args):
     # With dropout off, scratch and builtin are the same network: same init and data order
     # must then give the very same numbers.
-    args = ["compare", "scratch", "builtin", *tiny(fake_data), "--set", "model.dropout_1=0", "--set", "model.dropout_2=0"]
+    args = ["compare", "scratch", "builtin", *small_args(), "--set", "model.dropout_1=0", "--set", "model.dropout_2=0"]
     assert invoke(*args, "--run-dir", "runs/cmp").exit_code == 0
-    rows = json.loads((in_tmp / "runs" / "cmp" / "compare.json").read_text())["rows"]
+    rows = json.loads((in_tmp / "runs" / "cmp" / "results.json").read_text())["cells"]
     assert rows[0]["test_loss"] == rows[1]["test_loss"] and rows[0]["train_loss"] == rows[1]["train_loss"]
 
 
-def test_config_show_round_trips(tmp_path):
+def test_config_show_round_trips(tmp_path, invoke):
     result = invoke("config", "show", "--config", "configs/smoke.yaml", "--set", "optim.lr=0.05", "--model", "builtin")
     assert result.exit_code == 0, result.output
     shown = yaml.safe_load(result.stdout)
@@ -108,19 +95,19 @@ def test_config_show_round_trips(tmp_path):
     assert invoke("config", "show", "--config", saved).stdout == result.stdout
 
 
-def test_data_info_lists_both_splits(fake_data):
+def test_data_info_lists_both_splits(fake_data, invoke):
     result = invoke("data", "info", "--data-dir", fake_data)
     assert result.exit_code == 0, result.output
     assert "60,000" in result.stdout and "10,000" in result.stdout
 
 
-def test_data_fetch_uses_data_already_present(fake_data, monkeypatch, no_system_data):
+def test_data_fetch_uses_data_already_present(fake_data, monkeypatch, no_system_data, invoke):
     monkeypatch.setenv("DROPCLI_DATA", str(fake_data))
     result = invoke("data", "fetch")
     assert result.exit_code == 0 and f"available in {fake_data}" in result.stdout
 
 
-def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path):
+def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path, invoke):
     assert_one_line_error(invoke("data", "info"), "Fashion-MNIST not found")
 
 
@@ -133,48 +120,48 @@ def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path):
         (["train", "--set", "optim.lrr=1"], "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
         (["train", "--set", "model.dropout_1=1.5"], "model.dropout_1 must be between 0 and 1, got 1.5"),
         (["train", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
-        (["compare", "scratch", "dropit"], "unknown model 'dropit'; choose from scratch, builtin, none, dropconnect, gaussian"),
-        (["compare", "scratch", "scratch"], "model 'scratch' is named twice"),
+        (["compare", "scratch", "dropit"], "MODELS: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
+        (["compare", "scratch", "scratch"], "MODELS names scratch more than once"),
         (["config", "show", "--set", "train.epochs=0"], "train.epochs must be >= 1, got 0"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(fake_data, in_tmp, args, message):
+def test_bad_input_is_one_line_and_exit_2(fake_data, in_tmp, args, message, invoke):
     if args[0] in ("train", "compare"):
         args = [*args, "--data-dir", fake_data]
     assert_one_line_error(invoke(*args), message)
     assert not (in_tmp / "runs").exists()  # nothing written
 
 
-def test_malformed_yaml_names_the_line(tmp_path):
+def test_malformed_yaml_names_the_line(tmp_path, invoke):
     path = tmp_path / "bad.yaml"
     path.write_text("model:\n  dropout_1: 0.5\n  dropout_2: [0.5\n")
     assert_one_line_error(invoke("train", "--config", path), f"{path}: malformed YAML at line")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_asked_for_but_unavailable(fake_data, in_tmp):
+def test_cuda_asked_for_but_unavailable(fake_data, in_tmp, invoke):
     result = invoke("train", "--device", "cuda", "--data-dir", fake_data)
     assert_one_line_error(result, "device 'cuda' was asked for but CUDA is not available here")
 
 
-def test_no_data_anywhere(in_tmp, no_system_data):
+def test_no_data_anywhere(in_tmp, no_system_data, invoke):
     result = invoke("train", "--device", "cpu")
     assert_one_line_error(result, "could not download Fashion-MNIST into")
     assert "apt-get install dataset-fashion-mnist" in result.stderr
     assert not (in_tmp / "runs").exists()
 
 
-def test_existing_run_directory_is_refused_and_left_alone(fake_data, in_tmp):
+def test_existing_run_directory_is_refused_and_left_alone(in_tmp, invoke, small_args):
     run_dir = in_tmp / "runs" / "taken"
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.jsonl").write_text("precious\n")
-    result = invoke("train", *tiny(fake_data), "--run-dir", run_dir)
+    result = invoke("train", *small_args(), "--run-dir", run_dir)
     assert_one_line_error(result, f"run directory {run_dir} already exists")
     assert (run_dir / "metrics.jsonl").read_text() == "precious\n"
     assert [p.name for p in run_dir.iterdir()] == ["metrics.jsonl"]
 
 
-def test_help_and_config_show_do_not_import_torch():
+def test_help_and_config_show_do_not_import_torch(invoke):
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"

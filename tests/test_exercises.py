@@ -5,35 +5,18 @@ import math
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from dropcli import runs
-from dropcli.cli import app
 from dropcli.config import ModelConfig, load_config
 from dropcli.models import DropConnectLinear, build_model
 from dropcli.noise import GaussianNoise, gaussian_noise
 from dropcli.stats import ActivationStats
 
-runner = CliRunner()
 KINDS = ["scratch", "builtin", "none", "dropconnect", "gaussian"]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def small(fake_data, epochs=2) -> list[str]:
-    return ["--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=1000", "--set", "data.test_limit=300",
-            "--set", f"train.epochs={epochs}"]  # fmt: skip
-
-
-def build(kind: str, **changes):
-    torch.manual_seed(0)
-    return build_model(ModelConfig(kind=kind, **changes))
-
-
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_has_the_same_shapes_and_initial_weights(kind):
+def test_every_kind_has_the_same_shapes_and_initial_weights(kind, build):
     model = build(kind)
     assert model(torch.rand(3, 784)).shape == (3, 10)
     reference = build("scratch").state_dict()
@@ -41,7 +24,7 @@ def test_every_kind_has_the_same_shapes_and_initial_weights(kind):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_kind_is_deterministic_in_eval_mode_and_equal_to_none(kind):
+def test_every_kind_is_deterministic_in_eval_mode_and_equal_to_none(kind, build):
     X = torch.rand(16, 784)
     model, baseline = build(kind).eval(), build("none").eval()
     assert torch.equal(model(X), model(X))
@@ -49,7 +32,7 @@ def test_every_kind_is_deterministic_in_eval_mode_and_equal_to_none(kind):
 
 
 @pytest.mark.parametrize("kind", ["dropconnect", "gaussian"])
-def test_noise_variants_are_stochastic_in_training_and_reach_the_weights(kind):
+def test_noise_variants_are_stochastic_in_training_and_reach_the_weights(kind, build):
     model = build(kind).train()
     X = torch.rand(16, 784)
     assert not torch.equal(model(X), model(X))
@@ -104,7 +87,7 @@ def test_gaussian_noise_rules():
     assert torch.allclose(x.grad, g * (y / x).detach())  # same noise forward and backward
 
 
-def test_activation_variance_grows_after_dropout_in_train_mode():
+def test_activation_variance_grows_after_dropout_in_train_mode(build):
     model = build("scratch").train()
     stats = ActivationStats(model)
     for _ in range(3):
@@ -120,23 +103,23 @@ def test_activation_variance_grows_after_dropout_in_train_mode():
     stats.remove()
 
 
-def test_stats_are_logged_per_epoch(fake_data, in_tmp):
-    result = invoke("train", *small(fake_data), "--run-dir", "r", "--stats")
+def test_stats_are_logged_per_epoch(in_tmp, invoke, small_args):
+    result = invoke("train", *small_args(train=1000, test=300), "--run-dir", "r", "--stats")
     assert result.exit_code == 0, result.output
     metrics = runs.read_metrics(in_tmp / "r")
     assert set(metrics[0]["activations"]) == {f"noise_{i}.{s}" for i in (1, 2) for s in ("var_before", "var_after", "zeros")}
     assert "noise_1 var" in result.stdout
 
 
-def test_weight_decay_reaches_the_optimizer(fake_data):
+def test_weight_decay_reaches_the_optimizer():
     from dropcli.train import new_state
 
     config = load_config(None, ["optim.weight_decay=0.001"])
     assert new_state(config, torch.device("cpu")).optimizer.param_groups[0]["weight_decay"] == 0.001
 
 
-def test_mc_dropout_evaluate(fake_data, in_tmp):
-    assert invoke("train", *small(fake_data), "--run-dir", "r", "-q").exit_code == 0
+def test_mc_dropout_evaluate(in_tmp, invoke, small_args):
+    assert invoke("train", *small_args(train=1000, test=300), "--run-dir", "r", "-q").exit_code == 0
     report = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
     assert report["mc_samples"] == 4 and 0 <= report["mc_accuracy"] <= 1 and report["mc_loss"] > 0
     again = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
@@ -148,23 +131,24 @@ def test_mc_dropout_evaluate(fake_data, in_tmp):
 
 
 @pytest.mark.parametrize("kind", ["none", "dropconnect", "gaussian"])
-def test_compare_accepts_every_variant(fake_data, in_tmp, kind):
-    result = invoke("compare", kind, "scratch", *small(fake_data, epochs=1), "--run-dir", "c", "-q")
+def test_compare_accepts_every_variant(in_tmp, kind, invoke, small_args):
+    result = invoke("compare", kind, "scratch", *small_args(epochs=1, train=1000, test=300), "--run-dir", "c", "-q")
     assert result.exit_code == 0, result.output
-    assert [row["model"] for row in json.loads((in_tmp / "c" / "compare.json").read_text())["rows"]] == [kind, "scratch"]
+    cells = json.loads((in_tmp / "c" / "results.json").read_text())["cells"]
+    assert [cell["values"]["model.kind"] for cell in cells] == [kind, "scratch"]
 
 
-def test_sweep_runs_the_grid_and_resumes(fake_data, in_tmp):
-    args = ["sweep", *small(fake_data), "--grid", "model.dropout_1=0,0.5", "--grid", "model.dropout_2=0,0.2,0.5", "--run-dir", "s"]
+def test_sweep_runs_the_grid_and_resumes(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(train=1000, test=300), "--grid", "model.dropout_1=0,0.5", "--grid", "model.dropout_2=0,0.2,0.5", "--run-dir", "s"]
     result = invoke(*args, "-q")
     assert result.exit_code == 0, result.output
-    report = json.loads((in_tmp / "s" / "sweep.json").read_text())
+    report = json.loads((in_tmp / "s" / "results.json").read_text())
     assert [tuple(c["values"].values()) for c in report["cells"]] == [(a, b) for a in (0, 0.5) for b in (0, 0.2, 0.5)]
     for cell in report["cells"]:
-        assert cell["gap"] == pytest.approx(cell["train_acc"] - cell["test_acc"])
+        assert cell["gap"]["mean"] == pytest.approx(cell["train_acc"]["mean"] - cell["test_acc"]["mean"])
         summary = json.loads((in_tmp / "s" / cell["runs"][0] / "summary.json").read_text())
-        assert summary["final"]["test_acc"] == cell["test_acc"]
-    assert (in_tmp / "s" / "sweep.csv").read_text().count("\n") == 7
+        assert summary["final"]["test_acc"] == cell["test_acc"]["mean"]
+    assert (in_tmp / "s" / "results.csv").read_text().count("\n") == 7
     assert "final test accuracy" in result.stdout and "generalisation gap" in result.stdout
     # Interrupt one cell (as a kill after its first epoch leaves it), then run the sweep again.
     cut = in_tmp / "s" / report["cells"][4]["runs"][0]
@@ -174,17 +158,17 @@ def test_sweep_runs_the_grid_and_resumes(fake_data, in_tmp):
     assert again.exit_code == 0, again.output
     assert again.stdout.count("epochs ->") == 1  # only the interrupted cell trained
     assert {p.name: p.stat().st_mtime_ns for p in (in_tmp / "s").glob("*/summary.json") if p.parent != cut} == finished
-    assert json.loads((in_tmp / "s" / "sweep.json").read_text())["cells"] == report["cells"]
+    assert json.loads((in_tmp / "s" / "results.json").read_text())["cells"] == report["cells"]
 
 
-def test_sweep_refuses_another_sweep_in_the_same_directory(fake_data, in_tmp):
-    assert invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.2", "--run-dir", "s", "-q").exit_code == 0
-    result = invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.3", "--run-dir", "s", "-q")
-    assert result.exit_code == 2 and "holds a different sweep" in result.stderr
+def test_sweep_refuses_another_sweep_in_the_same_directory(in_tmp, invoke, small_args):
+    assert invoke("sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.2", "--run-dir", "s", "-q").exit_code == 0
+    result = invoke("sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.3", "--run-dir", "s", "-q")
+    assert result.exit_code == 2 and "holds a different experiment" in result.stderr
     (in_tmp / "other").mkdir()
     (in_tmp / "other" / "notes.txt").write_text("mine")
-    result = invoke("sweep", *small(fake_data, epochs=1), "--grid", "optim.lr=0.1,0.2", "--run-dir", "other", "-q")
-    assert result.exit_code == 2 and "is not a sweep directory" in result.stderr
+    result = invoke("sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.2", "--run-dir", "other", "-q")
+    assert result.exit_code == 2 and "is not an experiment directory" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -195,13 +179,13 @@ def test_sweep_refuses_another_sweep_in_the_same_directory(fake_data, in_tmp):
         ("model.dropout_1=0,2", "model.dropout_1 must be between 0 and 1, got 2.0"),
     ],
 )
-def test_sweep_checks_every_cell_before_training(fake_data, in_tmp, grid, message):
-    result = invoke("sweep", *small(fake_data), "--grid", grid)
+def test_sweep_checks_every_cell_before_training(in_tmp, grid, message, invoke, small_args):
+    result = invoke("sweep", *small_args(train=1000, test=300), "--grid", grid)
     assert result.exit_code == 2 and message in result.stderr
     assert not (in_tmp / "runs").exists()
 
 
-def test_sweep_heatmap(fake_data, in_tmp):
-    args = ["sweep", *small(fake_data, epochs=1), "--grid", "model.dropout_1=0,0.5", "--grid", "optim.weight_decay=0,0.001"]
+def test_sweep_heatmap(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "model.dropout_1=0,0.5", "--grid", "optim.weight_decay=0,0.001"]
     assert invoke(*args, "--run-dir", "s", "--plot", "-q").exit_code == 0
     assert (in_tmp / "s" / "heatmap.png").stat().st_size > 1000

@@ -7,13 +7,8 @@ from dropcli.dropout import Dropout
 from dropcli.models import build_model
 
 
-def build(kind: str, seed: int = 0, **changes) -> nn.Module:
-    torch.manual_seed(seed)
-    return build_model(ModelConfig(kind=kind, **changes))
-
-
 @pytest.mark.parametrize("kind", ["scratch", "builtin"])
-def test_shapes_and_layers(kind):
+def test_shapes_and_layers(kind, build):
     model = build(kind, hidden_1=32, hidden_2=16, dropout_1=0.2, dropout_2=0.4)
     assert model(torch.rand(5, 784)).shape == (5, 10)
     assert model(torch.rand(5, 1, 28, 28)).shape == (5, 10)  # images are flattened
@@ -24,13 +19,13 @@ def test_shapes_and_layers(kind):
     assert all(isinstance(m, Dropout if kind == "scratch" else nn.Dropout) for m in dropouts)
 
 
-def test_both_kinds_start_from_the_same_weights_under_one_seed():
+def test_both_kinds_start_from_the_same_weights_under_one_seed(build):
     scratch, builtin = build("scratch"), build("builtin")
     for a, b in zip(scratch.state_dict().values(), builtin.state_dict().values()):
         assert torch.equal(a, b)
 
 
-def test_dropout_is_off_in_eval_mode():
+def test_dropout_is_off_in_eval_mode(build):
     scratch, builtin = build("scratch").eval(), build("builtin").eval()
     X = torch.rand(64, 784)
     assert torch.equal(scratch(X), scratch(X))
@@ -38,13 +33,13 @@ def test_dropout_is_off_in_eval_mode():
 
 
 @pytest.mark.parametrize("kind", ["scratch", "builtin"])
-def test_dropout_is_on_in_train_mode(kind):
+def test_dropout_is_on_in_train_mode(kind, build):
     model = build(kind).train()
     X = torch.rand(64, 784)
     assert not torch.equal(model(X), model(X))
 
 
-def test_bernoulli_scratch_trains_exactly_like_builtin_on_cpu():
+def test_bernoulli_scratch_trains_exactly_like_builtin_on_cpu(build):
     X, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
     grads = []
     for kind in ("scratch", "builtin"):

@@ -9,32 +9,17 @@ import time
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from dropcli import checkpoints, runs
-from dropcli.cli import app
 from dropcli.config import load_config
 from dropcli.train import new_state
 
-runner = CliRunner()
+# Big enough that an epoch takes long enough to kill a run in the middle.
+RUN_SIZE = {"train": 3000, "test": 500}
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
-
-
-def small(fake_data, epochs=4) -> list[str]:
-    return ["--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=3000", "--set", "data.test_limit=500",
-            "--set", f"train.epochs={epochs}"]  # fmt: skip
-
-
-def metric_values(run_dir):
-    """metrics.jsonl without the timing fields, which differ between any two runs."""
-    return [{k: v for k, v in m.items() if k not in ("seconds", "samples_per_s")} for m in runs.read_metrics(run_dir)]
-
-
-def start_training(fake_data, run_dir, epochs):
-    command = [sys.executable, "-m", "dropcli", "train", *map(str, small(fake_data, epochs)), "--run-dir", str(run_dir), "-q"]
+def start_training(args, run_dir):
+    command = [sys.executable, "-m", "dropcli", "train", *args, "--run-dir", str(run_dir), "-q"]
     # A shell running this suite in the background starts it with SIGINT ignored, and children
     # inherit that; give the child the default, as a terminal would.
     return subprocess.Popen(
@@ -54,8 +39,8 @@ def wait_for_epochs(run_dir, count, process, timeout=60):
     raise AssertionError("training did not get far enough in time")
 
 
-def test_checkpoint_holds_everything_to_continue(fake_data, in_tmp):
-    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", "runs/r", "-q").exit_code == 0
+def test_checkpoint_holds_everything_to_continue(in_tmp, invoke, small_args):
+    assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/r", "-q").exit_code == 0
     payload = checkpoints.load(in_tmp / "runs" / "r" / "checkpoints" / "last.pt")
     assert payload["epoch"] == 2 and len(payload["history"]) == 2
     assert payload["config"]["train"]["epochs"] == 2
@@ -84,11 +69,11 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(fake_data, in_tmp):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(in_tmp, invoke, small_args, without_times):
     epochs = 12
-    assert invoke("train", *small(fake_data, epochs), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
+    assert invoke("train", *small_args(epochs, **RUN_SIZE), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
     killed = in_tmp / "killed"
-    process = start_training(fake_data, killed, epochs)
+    process = start_training(small_args(epochs, **RUN_SIZE), killed)
     wait_for_epochs(killed, 3, process)
     process.kill()
     process.wait()
@@ -96,13 +81,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(fake_data, in_tmp):
     assert not (killed / "summary.json").exists()
     result = invoke("train", "--resume", killed, "-q")
     assert result.exit_code == 0, result.output
-    assert metric_values(killed) == metric_values(in_tmp / "whole")
+    assert without_times(runs.read_metrics(killed)) == without_times(runs.read_metrics(in_tmp / "whole"))
     assert json.loads((killed / "summary.json").read_text())["status"] == "finished"
 
 
-def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(fake_data, in_tmp):
+def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_args):
     run_dir = in_tmp / "interrupted"
-    process = start_training(fake_data, run_dir, epochs=200)
+    process = start_training(small_args(200, **RUN_SIZE), run_dir)
     wait_for_epochs(run_dir, 2, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
@@ -118,9 +103,9 @@ def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(fake_data, in_t
     assert checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"] == done
 
 
-def test_resume_can_train_longer_but_not_change_the_run(fake_data, in_tmp):
+def test_resume_can_train_longer_but_not_change_the_run(in_tmp, invoke, small_args):
     run_dir = in_tmp / "r"
-    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", run_dir, "-q").exit_code == 0
+    assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", run_dir, "-q").exit_code == 0
     result = invoke("train", "--resume", run_dir)
     assert result.exit_code == 2 and "has finished 2 of 2 epochs" in result.stderr and "--set train.epochs=12" in result.stderr
     result = invoke("train", "--resume", run_dir, "--set", "optim.lr=0.5", "--set", "train.epochs=3")
@@ -133,9 +118,9 @@ def test_resume_can_train_longer_but_not_change_the_run(fake_data, in_tmp):
     assert result.exit_code == 2 and "no such run directory" in result.stderr
 
 
-def test_divergence_stops_with_one_line_and_keeps_the_run(fake_data, in_tmp):
+def test_divergence_stops_with_one_line_and_keeps_the_run(in_tmp, invoke, small_args):
     run_dir = in_tmp / "diverged"
-    result = invoke("train", *small(fake_data, epochs=3), "--set", "optim.lr=1e6", "--run-dir", run_dir)
+    result = invoke("train", *small_args(3, **RUN_SIZE), "--set", "optim.lr=1e6", "--run-dir", run_dir)
     assert result.exit_code == 3
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
@@ -146,9 +131,9 @@ def test_divergence_stops_with_one_line_and_keeps_the_run(fake_data, in_tmp):
     assert (run_dir / "config.yaml").exists()
 
 
-def test_evaluate_matches_what_training_reported(fake_data, in_tmp):
+def test_evaluate_matches_what_training_reported(in_tmp, invoke, small_args):
     run_dir = in_tmp / "r"
-    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", run_dir, "-q").exit_code == 0
+    assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", run_dir, "-q").exit_code == 0
     result = invoke("evaluate", run_dir, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
@@ -162,7 +147,7 @@ def test_evaluate_matches_what_training_reported(fake_data, in_tmp):
     assert text.exit_code == 0 and "confusion matrix" in text.stdout and "Ankle boot" in text.stdout
 
 
-def test_evaluate_bad_target_is_one_line(in_tmp):
+def test_evaluate_bad_target_is_one_line(in_tmp, invoke):
     (in_tmp / "junk.pt").write_bytes(b"not a checkpoint")
     result = invoke("evaluate", in_tmp / "junk.pt")
     assert result.exit_code == 2 and "not a readable dropcli checkpoint" in result.stderr
@@ -170,11 +155,11 @@ def test_evaluate_bad_target_is_one_line(in_tmp):
     assert result.exit_code == 2 and "checkpoint not found" in result.stderr
 
 
-def test_plot_draws_three_lines_per_run(fake_data, in_tmp):
+def test_plot_draws_three_lines_per_run(in_tmp, invoke, small_args):
     from dropcli import plots
 
     for name in ("a", "b"):
-        assert invoke("train", *small(fake_data, epochs=2), "--run-dir", f"runs/{name}", "-q", "--seed", "1").exit_code == 0
+        assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", f"runs/{name}", "-q", "--seed", "1").exit_code == 0
     histories = [(name, runs.read_metrics(in_tmp / "runs" / name)) for name in ("a", "b")]
     figure = plots.learning_curves(histories)
     lines = figure.axes[0].get_lines()
@@ -190,15 +175,15 @@ def test_plot_draws_three_lines_per_run(fake_data, in_tmp):
     assert result.exit_code == 2 and "is not a run directory" in result.stderr
 
 
-def test_compare_plot_writes_curves(fake_data, in_tmp):
-    result = invoke("compare", "scratch", "builtin", *small(fake_data, epochs=2), "--run-dir", "cmp", "--plot", "-q")
+def test_compare_plot_writes_curves(in_tmp, invoke, small_args):
+    result = invoke("compare", "scratch", "builtin", *small_args(2, **RUN_SIZE), "--run-dir", "cmp", "--plot", "-q")
     assert result.exit_code == 0, result.output
     assert (in_tmp / "cmp" / "curves.png").stat().st_size > 1000
 
 
-def test_runs_lists_finished_and_interrupted(fake_data, in_tmp):
-    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", "runs/done", "-q").exit_code == 0
-    assert invoke("train", *small(fake_data, epochs=2), "--run-dir", "runs/cut", "-q").exit_code == 0
+def test_runs_lists_finished_and_interrupted(in_tmp, invoke, small_args):
+    assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/done", "-q").exit_code == 0
+    assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/cut", "-q").exit_code == 0
     (in_tmp / "runs" / "cut" / "summary.json").unlink()  # as a SIGKILL leaves it
     infos = {info.path.name: info for info in runs.list_runs(in_tmp / "runs")}
     assert infos["done"].status == "finished" and infos["cut"].status == "interrupted"
@@ -207,15 +192,15 @@ def test_runs_lists_finished_and_interrupted(fake_data, in_tmp):
     assert result.exit_code == 0 and "finished" in result.stdout and "interrupted" in result.stdout
 
 
-def test_evaluate_other_splits(fake_data, in_tmp):
-    assert invoke("train", *small(fake_data, epochs=1), "--run-dir", "plain", "-q").exit_code == 0
+def test_evaluate_other_splits(in_tmp, invoke, small_args):
+    assert invoke("train", *small_args(1, **RUN_SIZE), "--run-dir", "plain", "-q").exit_code == 0
     result = invoke("evaluate", "plain", "--split", "val")
     assert result.exit_code == 2 and "has no val split" in result.stderr
     result = invoke("evaluate", "plain", "--split", "everything")
-    assert result.exit_code == 2 and "--split must be test, train or val" in result.stderr
+    assert result.exit_code == 2 and "--split must be one of test, train, val" in result.stderr
     train = json.loads(invoke("evaluate", "plain", "--split", "train", "--json").stdout)
     assert sum(map(sum, train["confusion"])) == 3000
-    assert invoke("train", *small(fake_data, epochs=1), "--set", "data.val_split=0.2", "--run-dir", "val", "-q").exit_code == 0
+    assert invoke("train", *small_args(1, **RUN_SIZE), "--set", "data.val_split=0.2", "--run-dir", "val", "-q").exit_code == 0
     val = json.loads(invoke("evaluate", "val", "--split", "val", "--json").stdout)
     final = runs.read_metrics(in_tmp / "val")[-1]
     assert (val["loss"], val["accuracy"]) == (final["val_loss"], final["val_acc"])

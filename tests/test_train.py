@@ -5,7 +5,7 @@ import torch
 
 from dropcli import data
 from dropcli.config import load_config
-from dropcli.train import Callbacks, evaluate, fit, new_state
+from dropcli.train import evaluate, fit, new_state
 
 CPU = torch.device("cpu")
 
@@ -17,22 +17,18 @@ def small_config(fake_data, *overrides):
 def run(config):
     dataset = data.load(config.data, config.seed, CPU)
     state = new_state(config, CPU)
-    return fit(state, dataset, config), state.model, dataset
-
-
-def without_times(history):
-    return [{k: v for k, v in dataclasses.asdict(m).items() if k not in ("seconds", "samples_per_s")} for m in history]
+    return list(fit(state, dataset, config)), state.model, dataset
 
 
 @pytest.mark.parametrize("kind", ["scratch", "builtin"])
-def test_same_config_and_seed_give_identical_metrics(fake_data, kind):
+def test_same_config_and_seed_give_identical_metrics(fake_data, kind, without_times):
     config = small_config(fake_data, f"model.kind={kind}")
     first, _, _ = run(config)
     second, _, _ = run(config)
     assert without_times(first) == without_times(second)
 
 
-def test_another_seed_gives_other_metrics(fake_data):
+def test_another_seed_gives_other_metrics(fake_data, without_times):
     first, _, _ = run(small_config(fake_data))
     second, _, _ = run(small_config(fake_data, "seed=1"))
     assert without_times(first) != without_times(second)
@@ -48,25 +44,16 @@ def test_training_learns_and_reports_every_epoch(fake_data):
     assert evaluate(model, dataset.test) == (history[-1].test_loss, history[-1].test_acc)
 
 
-def test_callbacks_see_every_epoch_and_progress(fake_data):
-    class Recorder(Callbacks):
-        def __init__(self):
-            self.events = []
-
-        def on_epoch_start(self, epoch, n_batches):
-            self.events.append(("start", epoch, n_batches))
-
-        def on_progress(self, batches_done, loss):
-            self.events.append(("progress", batches_done))
-
-        def on_epoch_end(self, metrics):
-            self.events.append(("end", metrics.epoch))
-
-    config = small_config(fake_data, "train.epochs=1", "train.batch_size=100")
-    recorder = Recorder()
+def test_fit_yields_each_epoch_as_it_finishes_and_reports_progress(fake_data):
+    config = small_config(fake_data, "train.epochs=2", "train.batch_size=100")
     dataset = data.load(config.data, config.seed, CPU)
-    fit(new_state(config, CPU), dataset, config, recorder)
-    assert recorder.events == [("start", 1, 20), ("progress", 10), ("progress", 20), ("end", 1)]
+    state = new_state(config, CPU)
+    events = []
+    for metrics in fit(state, dataset, config, lambda *progress: events.append(progress[:3])):
+        # Yielded once finished: in the history already, before the next epoch starts.
+        assert state.history[-1] is metrics and state.epoch == metrics.epoch
+        events.append(("epoch", metrics.epoch))
+    assert events == [(1, 0, 20), (1, 10, 20), (1, 20, 20), ("epoch", 1), (2, 0, 20), (2, 10, 20), (2, 20, 20), ("epoch", 2)]
 
 
 def test_bf16_autocast_trains_and_evaluates(fake_data):
@@ -76,7 +63,7 @@ def test_bf16_autocast_trains_and_evaluates(fake_data):
     assert next(model.parameters()).dtype == torch.float32  # weights stay fp32; only the forward is bf16
 
 
-def test_compile_falls_back_with_a_warning_where_it_cannot_run(fake_data, in_tmp, monkeypatch):
+def test_compile_falls_back_with_a_warning_where_it_cannot_run(fake_data, in_tmp, monkeypatch, invoke):
     from typer.testing import CliRunner
 
     from dropcli.cli import app
@@ -92,7 +79,7 @@ def test_compile_falls_back_with_a_warning_where_it_cannot_run(fake_data, in_tmp
     assert result.stderr.strip() == "warning: torch.compile cannot run here (no working C++ compiler); training without it"
 
 
-def test_bits_mask_mode_trains_exactly_like_bool(fake_data):
+def test_bits_mask_mode_trains_exactly_like_bool(fake_data, without_times):
     # The same uniform draws, only stored packed: every number must come out the same.
     with_bool, _, _ = run(small_config(fake_data, "model.mask_mode=bool"))
     with_bits, _, _ = run(small_config(fake_data, "model.mask_mode=bits"))

@@ -6,13 +6,14 @@ torch and the training code are imported inside the commands that need them, so 
 
 import contextlib
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
-from dropcli.config import Config, check_models, load_config, to_yaml
+from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError
+from dropcli.vocabulary import MODEL_KINDS, SPLITS, one_of
 
 
 class _OneLineErrors(TyperGroup):
@@ -39,27 +40,31 @@ app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
 ConfigOption = Annotated[
-    Optional[Path], typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")
+    Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")
 ]
 SetOption = Annotated[
-    Optional[list[str]],
+    list[str] | None,
     typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable."),
 ]
-ModelOption = Annotated[
-    Optional[str], typer.Option("--model", "-m", help="scratch, builtin, none, dropconnect or gaussian (sets model.kind).")
-]
-DeviceOption = Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-SeedOption = Annotated[Optional[int], typer.Option("--seed", help="Seed for weights, dropout masks and data order.")]
+ModelOption = Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")]
+DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order.")]
 DataDirOption = Annotated[
-    Optional[Path], typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")
+    Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
 StatsOption = Annotated[
     bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (metrics.activation_stats).")
 ]
+SeedsOption = Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds (mean ± std).")]
+FirstSeedOption = Annotated[int | None, typer.Option("--seed", help="First seed; later ones count up from it.")]
+ExperimentDirOption = Annotated[
+    Path | None,
+    typer.Option("--run-dir", help="Experiment directory. Give an existing one to continue it. Default: runs/KIND-NAME-TIME."),
+]
 
 
-@app.command()
+@app.command(epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.dropout_1=0.2")
 def train(
     config: ConfigOption = None,
     model: ModelOption = None,
@@ -68,122 +73,97 @@ def train(
     set_: SetOption = None,
     data_dir: DataDirOption = None,
     run_dir: Annotated[
-        Optional[Path], typer.Option("--run-dir", help="Where to save the run; must not exist. Default: runs/NAME-MODEL-TIME.")
+        Path | None, typer.Option("--run-dir", help="Where to save the run; must not exist. Default: runs/NAME-MODEL-TIME.")
     ] = None,
     resume: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
     ] = None,
     stats: StatsOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary)."""
-    from dropcli import experiments, runs
+    from dropcli import run, runs
 
     flags = _flags(model=model, device=device, seed=seed, data_dir=data_dir, stats=stats)
     checkpoint = None
     if resume is not None:
         if config is not None or run_dir is not None:
             raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
-        cfg, checkpoint = experiments.prepare_resume(resume, set_ or [], flags)
+        cfg, checkpoint = run.prepare_resume(resume, set_ or [], flags)
     else:
         cfg = load_config(config, set_ or [], flags)
-        runs.check_unused(run_dir)
-    torch_device, data = _prepare(cfg)
+    torch_device, data = _open(cfg)
     if resume is not None:
         directory = resume
     else:
         directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
     with _reporting(quiet, f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}") as reporter:
-        experiments.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint)
+        run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint)
 
 
-@app.command()
+@app.command(epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
 def compare(
-    models: Annotated[list[str], typer.Argument(help="Models to train side by side, e.g. scratch builtin.")],
+    models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
     config: ConfigOption = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train each model with this many seeds.")] = 1,
+    seeds: SeedsOption = 1,
     device: DeviceOption = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed; later ones count up from it.")] = None,
+    seed: FirstSeedOption = None,
     set_: SetOption = None,
     data_dir: DataDirOption = None,
-    run_dir: Annotated[
-        Optional[Path], typer.Option("--run-dir", help="Directory for the comparison; must not exist. Default: runs/compare-NAME-TIME.")
-    ] = None,
+    run_dir: ExperimentDirOption = None,
     plot: Annotated[bool, typer.Option("--plot", help="Also draw every run's learning curves into curves.png.")] = False,
     stats: StatsOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Train several models on the same config, seeds and data order, and tabulate the results."""
-    cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir, stats=stats)
-    check_models(models)  # before any data is loaded or any model trained
-    from dropcli import experiments, plots, runs
+    """Train several models on the same config, seeds and data order, and tabulate them.
+
+    A comparison is a sweep over model.kind: every run is kept, and the same command with the same --run-dir continues an interrupted comparison.
+    """
+    from dropcli.experiments import Grid
     from dropcli.report import compare_table
 
-    runs.check_unused(run_dir)
-    if plot:
-        plots.check_available()
-    torch_device, data = _prepare(cfg)
-    directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, f"compare-{cfg.name}-{runs.timestamp()}")
-    with _reporting(quiet, f"the finished runs are kept in {directory}") as reporter:
-        rows = experiments.compare(cfg, models, seeds, data, torch_device, directory, reporter)
-        reporter.console.print(compare_table(rows))
-        if plot:
-            run_dirs = sorted(p for p in directory.iterdir() if p.is_dir())
-            plots.save(plots.learning_curves([(d.name, runs.read_metrics(d)) for d in run_dirs]), directory / "curves.png")
-        reporter.console.print(f"comparison saved to {directory}", highlight=False)
+    cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir, stats=stats)
+    grids = [Grid("model.kind", tuple(models), source="MODELS")]
+    _experiment(cfg, grids, seeds, run_dir, quiet, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command()
+@app.command(epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
 def sweep(
     grid: Annotated[
         list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
     ],
     config: ConfigOption = None,
     model: ModelOption = None,
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds.")] = 1,
+    seeds: SeedsOption = 1,
     device: DeviceOption = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="First seed; later ones count up from it.")] = None,
+    seed: FirstSeedOption = None,
     set_: SetOption = None,
     data_dir: DataDirOption = None,
-    run_dir: Annotated[
-        Optional[Path],
-        typer.Option("--run-dir", help="Sweep directory. Give an existing one to continue its sweep. Default: runs/sweep-NAME-TIME."),
-    ] = None,
+    run_dir: ExperimentDirOption = None,
     plot: Annotated[bool, typer.Option("--plot", help="With two grid keys, also draw heatmap.png.")] = False,
     stats: StatsOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Train every combination of grid values; tabulate test accuracy and the generalisation gap."""
-    from dropcli import plots, runs, sweeps
+    """Train every combination of grid values; tabulate test accuracy and the generalisation gap.
+
+    Any config key but seed can be a grid key (model, optim, train and data keys, device, name). The same command with the same --run-dir continues an interrupted sweep.
+    """
+    from dropcli.experiments import parse_grid
     from dropcli.report import sweep_tables
 
     cfg = _load(config, set_, model=model, device=device, seed=seed, data_dir=data_dir, stats=stats)
-    grids = [sweeps.parse_grid(text) for text in grid]
-    planned = sweeps.plan(cfg, grids, seeds)  # every cell's config is checked before any training
-    spec = sweeps.spec_of(cfg, grids, seeds)
-    if run_dir is not None:
-        sweeps.check_spec(run_dir, spec)
-    if plot:
-        if len(grids) != 2:
-            raise DropcliError(f"--plot draws a heatmap of two grid keys; this sweep has {len(grids)}")
-        plots.check_available()
-    torch_device, data = _prepare(cfg)
-    directory = run_dir or runs.unique_dir(runs.RUNS_DIR, f"sweep-{cfg.name}-{runs.timestamp()}")
-    directory.mkdir(parents=True, exist_ok=True)
+    grids = [parse_grid(text) for text in grid]
     keys = [g.key for g in grids]
-    with _reporting(quiet, f"finished cells are kept; continue with the same command and --run-dir {directory}") as reporter:
-        cells = sweeps.run_sweep(spec, planned, data, torch_device, directory, reporter)
-        reporter.console.print(*sweep_tables(cells, keys))
-        if plot:
-            plots.save(plots.sweep_heatmaps(cells, keys), directory / "heatmap.png")
-        reporter.console.print(f"sweep saved to {directory}", highlight=False)
+    if plot and len(grids) != 2:
+        raise DropcliError(f"--plot draws a heatmap of two grid keys; this sweep has {len(grids)}")
+    _experiment(cfg, grids, seeds, run_dir, quiet, "sweep", lambda cells: sweep_tables(cells, keys), _heatmap if plot else None)
 
 
 @app.command()
 def evaluate(
     target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
-    split: Annotated[str, typer.Option("--split", help="test, train or val (val needs data.val_split > 0).")] = "test",
+    split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0).")] = "test",
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
     mc_samples: Annotated[
@@ -198,12 +178,12 @@ def evaluate(
     from dropcli import checkpoints, evaluation
     from dropcli.report import evaluation_tables
 
-    if split not in ("test", "train", "val"):
-        raise DropcliError(f"--split must be test, train or val, got {split!r}")
+    if split not in SPLITS:
+        raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
     path = target / "checkpoints" / "last.pt" if target.is_dir() else target
     payload = checkpoints.load(path)
     cfg = load_config(base=payload["config"], flags=_flags(device=device, data_dir=data_dir))
-    torch_device, data = _prepare(cfg)
+    torch_device, data = _open(cfg)
     result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples)
     if as_json:
         typer.echo(json.dumps({"checkpoint": str(path), **dataclasses.asdict(result)}, indent=2))
@@ -252,7 +232,7 @@ def config_show(
 @data_app.command("fetch")
 def data_fetch(
     data_dir: Annotated[
-        Optional[Path], typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
+        Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
     ] = None,
 ) -> None:
     """Make Fashion-MNIST available: use a copy already here, else download it with torchvision."""
@@ -297,17 +277,61 @@ def _flags(*, model=None, device=None, seed=None, data_dir=None, stats=False) ->
     }
 
 
-def _load(config: Optional[Path], overrides: Optional[list[str]], **flags) -> Config:
+def _load(config: Path | None, overrides: list[str] | None, **flags) -> Config:
     return load_config(config, overrides or [], _flags(**flags))
 
 
-def _prepare(cfg: Config):
-    """The torch device and the data on it; both may raise DropcliError."""
+def _open(cfg: Config):
+    """The torch device and the data on it, for one run; both may raise DropcliError."""
     from dropcli import data
     from dropcli.runtime import resolve_device
 
     torch_device = resolve_device(cfg.device)
     return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+
+
+def _experiment(cfg: Config, grids, seeds: int, run_dir: Path | None, quiet: bool, kind: str, view, draw) -> None:
+    """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
+
+    Every trial's config, device and data are checked before the first trial trains.
+    """
+    from dropcli import experiments, plots, runs
+
+    trials = experiments.plan(cfg, grids, seeds)
+    spec = experiments.spec_of(cfg, grids, seeds)
+    if run_dir is not None:
+        experiments.check_dir(run_dir, spec)
+    if draw is not None:
+        plots.check_available()
+    experiments.check_resources(trials)
+    directory = run_dir or runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
+    with _reporting(quiet, f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
+        cells = experiments.run(spec, trials, directory, reporter)
+        reporter.console.print(*view(cells))
+        if draw is not None:
+            draw(cells, directory)
+        reporter.console.print(f"{kind} saved to {directory}", highlight=False)
+    failed = experiments.failures(cells)
+    if failed:
+        raise DropcliError(
+            f"{len(failed)} of {len(trials)} trials diverged ({', '.join(failed)}); the tables show the rest, "
+            "and each diverged run's summary.json says where it failed",
+            exit_code=3,
+        )
+
+
+def _curves(cells, directory: Path) -> None:
+    from dropcli import plots, runs
+
+    names = [name for cell in cells for name in cell.runs if name not in cell.failed]
+    plots.save(plots.learning_curves([(name, runs.read_metrics(directory / name)) for name in names]), directory / "curves.png")
+
+
+def _heatmap(cells, directory: Path) -> None:
+    from dropcli import plots
+
+    keys = list(cells[0].values)
+    plots.save(plots.sweep_heatmaps(cells, keys), directory / "heatmap.png")
 
 
 @contextlib.contextmanager

@@ -12,16 +12,14 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+import types
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
 from dropcli.errors import DropcliError
+from dropcli.vocabulary import MASK_MODES, MODEL_KINDS, MONITORS, PRECISIONS, one_of
 
-MODEL_KINDS = ("scratch", "builtin", "none", "dropconnect", "gaussian")
-MASK_MODES = ("bool", "bits", "bernoulli")
-MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
-PRECISIONS = ("fp32", "bf16")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
@@ -45,20 +43,18 @@ class OptimConfig:
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 256
-    # The metric that decides checkpoints/best.pt: "auto" is val_acc with a validation split,
-    # else test_acc.
-    monitor: str = "auto"
-    precision: str = "fp32"  # or "bf16": autocast the forward pass to bfloat16
+    monitor: str = "auto"  # see vocabulary.MONITORS
+    precision: str = "fp32"  # see vocabulary.PRECISIONS
     compile: bool = False  # torch.compile the model (skipped with a warning where it cannot run)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    root: Union[str, None] = None
+    root: str | None = None
     val_split: float = 0.0
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
-    train_limit: Union[int, None] = None
-    test_limit: Union[int, None] = None
+    train_limit: int | None = None
+    test_limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class Config:
 
 
 def load_config(
-    path: Union[Path, str, None] = None,
+    path: Path | str | None = None,
     overrides: tuple[str, ...] | list[str] = (),
     flags: dict[str, tuple[str, Any]] | None = None,
     base: dict[str, Any] | None = None,
@@ -113,15 +109,6 @@ def load_config(
     return config
 
 
-def check_models(models: list[str]) -> None:
-    """Check the model names given to `compare`: known, and each named once."""
-    for kind in models:
-        if kind not in MODEL_KINDS:
-            raise DropcliError(f"unknown model {kind!r}; choose from {', '.join(MODEL_KINDS)}")
-        if models.count(kind) > 1:
-            raise DropcliError(f"model {kind!r} is named twice; name each model once")
-
-
 def changed_keys(old: Config, new: Config) -> list[str]:
     """The dotted keys whose values differ between two configs."""
     old_values, new_values = _flatten(to_dict(old)), _flatten(to_dict(new))
@@ -147,12 +134,16 @@ def to_yaml(config: Config) -> str:
     return yaml.safe_dump(to_dict(config), sort_keys=False)
 
 
-def replace(config: Config, key: str, value: Any) -> Config:
-    """A copy of `config` with one dotted key changed, validated like any other."""
+def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:
+    """A copy of `config` with one dotted key changed, validated like any other.
+
+    Errors name `source` (default: the key) as where the value came from.
+    """
+    source = source or key
     raw = to_dict(config)
-    _set_path(raw, key, value, source=key)
-    updated = _build(Config, raw, prefix="", origin={}, default_source=key)
-    _check_ranges(updated, {})
+    _set_path(raw, key, value, source=source)
+    updated = _build(Config, raw, prefix="", origin={key: source}, default_source=source)
+    _check_ranges(updated, {key: source})
     return updated
 
 
@@ -231,7 +222,7 @@ def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_sou
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     """Check `value` against a field's type; ints are accepted where a float is expected."""
-    allowed = get_args(annotation) if get_origin(annotation) is Union else (annotation,)
+    allowed = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
@@ -264,8 +255,8 @@ def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:
 
 def _check_ranges(config: Config, origin: dict[str, str]) -> None:
     checks = [
-        ("model.kind", config.model.kind in MODEL_KINDS, f"one of {', '.join(MODEL_KINDS)}"),
-        ("model.mask_mode", config.model.mask_mode in MASK_MODES, f"one of {', '.join(MASK_MODES)}"),
+        ("model.kind", config.model.kind in MODEL_KINDS, f"one of {one_of(MODEL_KINDS)}"),
+        ("model.mask_mode", config.model.mask_mode in MASK_MODES, f"one of {one_of(MASK_MODES)}"),
         ("model.hidden_1", config.model.hidden_1 >= 1, ">= 1"),
         ("model.hidden_2", config.model.hidden_2 >= 1, ">= 1"),
         ("model.dropout_1", 0 <= config.model.dropout_1 <= 1, "between 0 and 1"),
@@ -276,8 +267,8 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("model.dropout_2", config.model.kind != "gaussian" or config.model.dropout_2 < 1, "below 1 for gaussian noise"),
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
         ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
-        ("train.monitor", config.train.monitor in MONITORS, f"one of {', '.join(MONITORS)}"),
-        ("train.precision", config.train.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+        ("train.monitor", config.train.monitor in MONITORS, f"one of {one_of(MONITORS)}"),
+        ("train.precision", config.train.precision in PRECISIONS, f"one of {one_of(PRECISIONS)}"),
         (
             "train.monitor",
             not config.train.monitor.startswith("val_") or config.data.val_split > 0,
@@ -290,12 +281,13 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
     ]
     for key, ok, wanted in checks:
         if not ok:
-            value = _get_path(config, key)
+            value = get(config, key)
             source = origin.get(key, "config")
             raise DropcliError(f"{source}: {key} must be {wanted}, got {value!r}")
 
 
-def _get_path(config: Config, key: str) -> Any:
+def get(config: Config, key: str) -> Any:
+    """The value of one dotted key, e.g. get(config, "model.dropout_1")."""
     value: Any = config
     for part in key.split("."):
         value = getattr(value, part)

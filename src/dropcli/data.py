@@ -176,7 +176,13 @@ def read_idx(path: Path, magic: int, count: int) -> torch.Tensor:
 def load(config: DataConfig, seed: int, device: torch.device) -> FashionMNIST:
     """Find (or download), verify and move Fashion-MNIST to `device`, scaled to [0, 1] once."""
     directory = find_or_fetch(config.root)
-    raw = read_raw(directory)
+    return prepare(directory, read_raw(directory), config, seed, device)
+
+
+def prepare(
+    directory: Path, raw: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DataConfig, seed: int, device: torch.device
+) -> FashionMNIST:
+    """The splits `config` asks for from files already read; `seed` draws the validation split."""
     train_images, train_labels = raw["train"]
     test_images, test_labels = raw["test"]
     train = _to_split(train_images[: config.train_limit], train_labels[: config.train_limit], device)

@@ -17,7 +17,7 @@ import numbers
 import torch
 from torch import nn
 
-MASK_MODES = ("bool", "bits", "bernoulli")
+from dropcli.vocabulary import MASK_MODES, one_of
 
 
 def dropout(
@@ -47,7 +47,7 @@ def check_probability(p: object) -> None:
 def _check_arguments(p: object, mask_mode: str) -> None:
     check_probability(p)
     if mask_mode not in MASK_MODES:
-        raise ValueError(f"mask_mode must be one of {', '.join(MASK_MODES)}, got {mask_mode!r}")
+        raise ValueError(f"mask_mode must be one of {one_of(MASK_MODES)}, got {mask_mode!r}")
 
 
 class Dropout(nn.Module):

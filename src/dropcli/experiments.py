@@ -1,52 +1,61 @@
-"""A training run, and a comparison of several, each kept in its own run directory.
+"""Experiments: a plan of trials, each a normal run, and their results averaged into cells.
 
-A run directory holds `config.yaml`, `metrics.jsonl` (a line per finished epoch),
-`checkpoints/last.pt` and `checkpoints/best.pt`, and, once the run stops, `summary.json`
-with its status: finished, interrupted or diverged.
+`sweep --grid model.dropout_1=0,0.2,0.5` names one key and its values; several grids give their
+Cartesian product, and `--seeds N` trains each combination (a cell) with N seeds. `compare
+scratch builtin` is the same with one grid over `model.kind`. Each trial is a run directory
+under the experiment directory, so running the same command again into the same directory
+skips the finished trials and resumes an interrupted one.
 """
 
+import csv
 import dataclasses
-import datetime
-import platform
+import io
+import itertools
+import json
+import re
 import statistics
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
-import dropcli
-from dropcli import checkpoints, runs
-from dropcli.config import Config, changed_keys, check_models, load_config, replace, to_dict, to_yaml
-from dropcli.data import FashionMNIST
+from dropcli import checkpoints, data, runs
+from dropcli.config import Config, get, replace, to_dict
 from dropcli.errors import DropcliError
-from dropcli.runtime import device_name
-from dropcli.train import Callbacks, Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
+from dropcli.run import Reporter, train_run
+from dropcli.runtime import resolve_device
+from dropcli.train import Diverged
 
-# What --resume may change: how long to train, and where. Anything else would make a
-# different run than the one the checkpoint belongs to.
-RESUMABLE_KEYS = ("train.epochs", "device")
-
-
-class RunCallbacks(Callbacks):
-    """Training callbacks plus the start and end of each run."""
-
-    def on_run_start(self, config: Config, run_dir: Path) -> None:
-        pass
-
-    def on_run_end(self, result: "RunResult") -> None:
-        pass
-
-    def on_notice(self, message: str) -> None:
-        """Something the user should know that does not stop the run."""
+PLAN_FILE = "plan.json"
+RESULTS_JSON = "results.json"
+RESULTS_CSV = "results.csv"
+# Keys a grid may not hold, and why.
+NOT_GRID_KEYS = {
+    "seed": "seeds are not a grid: use --seeds N (and --seed FIRST) to train every cell with N seeds, averaged in each cell",
+}
 
 
 @dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    history: list[EpochMetrics]
-    summary: dict[str, Any]
+class Grid:
+    key: str
+    values: tuple[Any, ...]
+    source: str = ""  # where the values came from, for error messages; default "--grid KEY"
+
+    def __post_init__(self):
+        object.__setattr__(self, "source", self.source or f"--grid {self.key}")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of the plan: a combination of grid values and a seed."""
+
+    values: dict[str, Any]
+    seed: int
+    config: Config
+    name: str  # its run directory under the experiment directory
 
 
 @dataclass(frozen=True)
@@ -55,181 +64,233 @@ class Stat:
     std: float | None  # None for a single seed
 
     @classmethod
-    def of(cls, values: list[float]) -> "Stat":
+    def of(cls, values: list[float]) -> "Stat | None":
+        if not values:
+            return None
         return cls(statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None)
 
 
 @dataclass(frozen=True)
-class CompareRow:
-    model: str
-    seeds: int
-    train_loss: Stat
-    test_loss: Stat
-    test_acc: Stat
-    train_acc: Stat  # the training set in eval mode after the last epoch
-    gap: Stat  # train_acc - test_acc, per seed
-    seconds_per_epoch: Stat
-    samples_per_s: Stat
+class Cell:
+    """One combination of grid values, over the seeds that finished (failed ones are listed)."""
+
+    values: dict[str, Any]
+    seeds: int  # finished seeds: the statistics are over these
+    train_loss: Stat | None  # None when no seed finished
+    test_loss: Stat | None
+    test_acc: Stat | None
+    train_acc: Stat | None  # the training set in eval mode, after the last epoch
+    gap: Stat | None  # train_acc - test_acc, per seed: the generalisation gap
+    seconds_per_epoch: Stat | None
+    samples_per_s: Stat | None
+    runs: list[str]
+    failed: dict[str, str]  # run name -> why it stopped (it diverged)
 
 
-def train_run(
-    config: Config, data: FashionMNIST, device: torch.device, run_dir: Path, callbacks: RunCallbacks,
-    resume_from: dict[str, Any] | None = None,
-) -> RunResult:  # fmt: skip
-    """Train one model as `config` says, or continue the checkpoint `resume_from`, in `run_dir`."""
-    state = new_state(config, device)
-    if resume_from is not None:
-        checkpoints.restore(state, resume_from)
-    if config.train.compile:
-        state.compiled, problem = compile_model(state.model, data.train.X[:2])
-        if problem:
-            callbacks.on_notice(problem)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    runs.write_text_atomic(run_dir / "config.yaml", to_yaml(config))
-    # From the checkpoint's own history: a kill between checkpoint and metrics line loses nothing.
-    runs.write_text_atomic(run_dir / "metrics.jsonl", "".join(runs.jsonl_line(dataclasses.asdict(m)) for m in state.history))
-    run_files = _RunFiles(run_dir, config, state, monitor_of(config, data), callbacks, resume_from)
-    callbacks.on_run_start(config, run_dir)
-    started = time.perf_counter()
+def parse_grid(text: str) -> Grid:
+    """"model.dropout_1=0,0.2,0.5" -> Grid("model.dropout_1", (0, 0.2, 0.5))."""
+    key, sep, values = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not values.strip():
+        raise DropcliError(f"bad --grid {text!r}: expected KEY=V1,V2,..., e.g. --grid model.dropout_1=0,0.2,0.5")
+    if key in NOT_GRID_KEYS:
+        raise DropcliError(f"bad --grid {text!r}: {NOT_GRID_KEYS[key]}")
     try:
-        fit(state, data, config, run_files)
-    except (Diverged, KeyboardInterrupt) as stop:
-        status, reason = ("diverged", str(stop)) if isinstance(stop, Diverged) else ("interrupted", "stopped by Ctrl-C (SIGINT)")
-        summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, status, reason)
-        runs.write_json_atomic(run_dir / "summary.json", summary)
-        raise
-    summary = _summary(config, data, device, state, run_files.best, time.perf_counter() - started, "finished")
-    # The training set in eval mode: with the test numbers, the generalisation gap.
-    train_loss, train_acc = evaluate(state.runner, data.train, precision=config.train.precision)
-    summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
-    runs.write_json_atomic(run_dir / "summary.json", summary)
-    result = RunResult(run_dir, state.history, summary)
-    callbacks.on_run_end(result)
+        parsed = tuple(yaml.safe_load(value) for value in values.split(","))
+    except yaml.YAMLError:
+        raise DropcliError(f"bad --grid {text!r}: each value must be a YAML scalar") from None
+    return Grid(key, parsed)
+
+
+def plan(config: Config, grids: list[Grid], seeds: int) -> list[Trial]:
+    """Every (cell, seed) trial with its validated config: bad keys or values fail here, up front.
+
+    Grid values are checked and normalised as config values (".5" and "0.5" are one value, so
+    naming both is refused), and every key takes effect in its trials' configs.
+    """
+    keys = [grid.key for grid in grids]
+    if len(set(keys)) != len(keys):
+        raise DropcliError(f"a --grid key is named twice: {', '.join(keys)}")
+    grids = [Grid(grid.key, _normalised(config, grid), grid.source) for grid in grids]
+    short = [key.rsplit(".", 1)[-1] for key in keys]
+    labels = short if len(set(short)) == len(short) else keys
+    trials = []
+    for combination in itertools.product(*(grid.values for grid in grids)):
+        values = dict(zip(keys, combination))
+        cell_config = config
+        for key, value in values.items():
+            cell_config = replace(cell_config, key, value)
+        stem = "_".join(f"{label}={_safe(value)}" for label, value in zip(labels, combination))
+        for seed in range(config.seed, config.seed + seeds):
+            trials.append(Trial(values, seed, replace(cell_config, "seed", seed), f"{stem}_seed{seed}"))
+    return trials
+
+
+def _normalised(config: Config, grid: Grid) -> tuple[Any, ...]:
+    values = tuple(get(replace(config, grid.key, value, source=grid.source), grid.key) for value in grid.values)
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise DropcliError(f"{grid.source} names {', '.join(repeated)} more than once; name each value once")
+    return values
+
+
+def _safe(value: Any) -> str:
+    """A grid value as part of one directory name: no path separators or other odd characters."""
+    return re.sub(r"[^\w.+-]", "_", str(value))[:40]
+
+
+def check_resources(trials: list[Trial]) -> None:
+    """Fail before any training if a trial needs a device or data this machine does not have."""
+    for device in dict.fromkeys(trial.config.device for trial in trials):
+        resolve_device(device)
+    for root in dict.fromkeys(trial.config.data.root for trial in trials):
+        data.find_or_fetch(root)
+
+
+def spec_of(config: Config, grids: list[Grid], seeds: int) -> dict[str, Any]:
+    return {"config": to_dict(config), "grids": [[g.key, list(g.values)] for g in grids], "seeds": seeds}
+
+
+def check_dir(directory: Path, spec: dict[str, Any]) -> None:
+    """An experiment directory holds one plan: refuse to mix another one into it."""
+    path = directory / PLAN_FILE
+    if directory.exists() and not directory.is_dir():
+        raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir")
+    if not path.exists() and directory.is_dir() and any(directory.iterdir()):
+        raise DropcliError(f"{directory} exists and is not an experiment directory; choose another --run-dir")
+    if path.exists() and _read_json(path) != spec:
+        raise DropcliError(
+            f"{directory} holds a different experiment (see its {PLAN_FILE}); use the same config, grids and seeds "
+            "to continue it, or another --run-dir"
+        )
+
+
+def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Reporter) -> list[Cell]:
+    """Train every trial not done yet; write the results files; return the cells.
+
+    A trial that diverges is recorded as such and the others go on.
+    """
+    check_dir(directory, spec)
+    directory.mkdir(parents=True, exist_ok=True)
+    runs.write_json_atomic(directory / PLAN_FILE, spec)
+    datasets = _Datasets()
+    summaries = {}
+    for trial in trials:
+        summaries[trial.name] = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
+    result = cells(trials, summaries)
+    runs.write_json_atomic(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result]})
+    runs.write_text_atomic(directory / RESULTS_CSV, to_csv(result))
     return result
 
 
-def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[str, Any]]) -> tuple[Config, dict[str, Any]]:
-    """The config and checkpoint to continue `run_dir` with; only RESUMABLE_KEYS may change."""
-    path = run_dir / "checkpoints" / "last.pt"
-    if not run_dir.is_dir():
-        raise DropcliError(f"--resume {run_dir}: no such run directory")
-    if not path.is_file():
-        raise DropcliError(f"--resume {run_dir}: no checkpoints/last.pt (the run stopped before its first epoch ended); start a new run")
-    payload = checkpoints.load(path)
-    saved = load_config(base=payload["config"])
-    config = load_config(base=payload["config"], overrides=overrides, flags=flags)
-    changed = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
-    if changed:
-        raise DropcliError(
-            f"--resume {run_dir}: cannot change {', '.join(changed)} of an existing run "
-            f"(only {' and '.join(RESUMABLE_KEYS)}); start a new run for other settings"
-        )
-    if config.train.epochs <= payload["epoch"]:
-        raise DropcliError(
-            f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
-            f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
-        )
-    return config, payload
+def cells(trials: list[Trial], summaries: dict[str, dict[str, Any]]) -> list[Cell]:
+    """Group the trials' summaries by grid values: mean and standard deviation over seeds."""
+    grouped: dict[tuple, list[Trial]] = {}
+    for trial in trials:
+        grouped.setdefault(tuple(trial.values.items()), []).append(trial)
+    return [_cell(group, summaries) for group in grouped.values()]
 
 
-def monitor_of(config: Config, data: FashionMNIST) -> str:
-    """The metric that picks checkpoints/best.pt."""
-    if config.train.monitor != "auto":
-        return config.train.monitor
-    return "val_acc" if data.val is not None else "test_acc"
+def _cell(group: list[Trial], summaries: dict[str, dict[str, Any]]) -> Cell:
+    done = [summaries[t.name] for t in group if summaries[t.name]["status"] == "finished"]
 
+    def stat(value: Callable[[dict[str, Any]], float]) -> Stat | None:
+        return Stat.of([value(s) for s in done])
 
-def compare(
-    config: Config, models: list[str], seeds: int, data: FashionMNIST, device: torch.device,
-    compare_dir: Path, callbacks: RunCallbacks,
-) -> list[CompareRow]:  # fmt: skip
-    """Train each model on the same config, seeds and data order; write `compare.json`."""
-    check_models(models)
-    configs = {model: replace(config, "model.kind", model) for model in models}
-    results: dict[str, list[RunResult]] = {model: [] for model in models}
-    for seed in range(config.seed, config.seed + seeds):
-        for model in models:
-            run_config = replace(configs[model], "seed", seed)
-            run_dir = runs.create_dir(compare_dir / f"{model}-seed{seed}")
-            results[model].append(train_run(run_config, data, device, run_dir, callbacks))
-    rows = [_compare_row(model, model_results) for model, model_results in results.items()]
-    runs.write_json_atomic(
-        compare_dir / "compare.json",
-        {
-            "config": to_dict(config),
-            "models": models,
-            "seeds": list(range(config.seed, config.seed + seeds)),
-            "rows": [dataclasses.asdict(row) for row in rows],
-            "runs": {model: [r.run_dir.name for r in rs] for model, rs in results.items()},
-        },
-    )
-    return rows
-
-
-def _compare_row(model: str, results: list[RunResult]) -> CompareRow:
-    finals = [result.history[-1] for result in results]
-    return CompareRow(
-        model=model,
-        seeds=len(results),
-        train_loss=Stat.of([m.train_loss for m in finals]),
-        test_loss=Stat.of([m.test_loss for m in finals]),
-        test_acc=Stat.of([m.test_acc for m in finals]),
-        train_acc=Stat.of([r.summary["train_eval"]["acc"] for r in results]),
-        gap=Stat.of([r.summary["train_eval"]["acc"] - m.test_acc for r, m in zip(results, finals)]),
-        seconds_per_epoch=Stat.of([r.summary["seconds_per_epoch"] for r in results]),
-        samples_per_s=Stat.of([r.summary["samples_per_s"] for r in results]),
+    return Cell(
+        values=group[0].values,
+        seeds=len(done),
+        train_loss=stat(lambda s: s["final"]["train_loss"]),
+        test_loss=stat(lambda s: s["final"]["test_loss"]),
+        test_acc=stat(lambda s: s["final"]["test_acc"]),
+        train_acc=stat(lambda s: s["train_eval"]["acc"]),
+        gap=stat(lambda s: s["train_eval"]["acc"] - s["final"]["test_acc"]),
+        seconds_per_epoch=stat(lambda s: s["seconds_per_epoch"]),
+        samples_per_s=stat(lambda s: s["samples_per_s"]),
+        runs=[t.name for t in group],
+        failed={t.name: summaries[t.name]["reason"] for t in group if summaries[t.name]["status"] != "finished"},
     )
 
 
-def _summary(
-    config: Config, data: FashionMNIST, device: torch.device, state: TrainState, best: dict[str, Any] | None,
-    wall_seconds: float, status: str, reason: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    history = state.history
-    return {
-        "status": status,
-        "reason": reason,
-        "name": config.name,
-        "model": config.model.kind,
-        "seed": config.seed,
-        "epochs": len(history),
-        "epochs_planned": config.train.epochs,
-        "final": dataclasses.asdict(history[-1]) if history else None,
-        "best": best,
-        "seconds": sum(m.seconds for m in history),  # the epochs themselves
-        "wall_seconds": wall_seconds,  # this session of the run, set-up included
-        "seconds_per_epoch": statistics.mean(m.seconds for m in history) if history else None,
-        "samples_per_s": statistics.mean(m.samples_per_s for m in history) if history else None,
-        "device": str(device),
-        "device_name": device_name(device),
-        "data": {"source": str(data.source), "train": len(data.train), "test": len(data.test),
-                 "val": len(data.val) if data.val is not None else 0},
-        "versions": {"dropcli": dropcli.__version__, "torch": torch.__version__, "python": platform.python_version()},
-        "stopped_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }  # fmt: skip
+def matrix(cells: list[Cell], keys: list[str], field: str) -> tuple[list[Any], list[Any], list[list[float | None]]]:
+    """A two-key experiment as (row values, column values, grid of the mean of `field`), rows from keys[0]."""
+    rows = list(dict.fromkeys(cell.values[keys[0]] for cell in cells))
+    columns = list(dict.fromkeys(cell.values[keys[1]] for cell in cells))
+    by_position = {(cell.values[keys[0]], cell.values[keys[1]]): getattr(cell, field) for cell in cells}
+    return rows, columns, [[_mean(by_position[(row, column)]) for column in columns] for row in rows]
 
 
-class _RunFiles(Callbacks):
-    """After each epoch: checkpoints (last, and best when it improves), then the metrics line."""
+def _mean(stat: Stat | None) -> float | None:
+    return None if stat is None else stat.mean
 
-    def __init__(self, run_dir: Path, config: Config, state: TrainState, monitor: str, inner: Callbacks, resumed: dict | None):
-        self.run_dir, self.config, self.state, self.monitor, self.inner = run_dir, config, state, monitor, inner
-        self.best: dict[str, Any] | None = resumed["best"] if resumed else None
 
-    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
-        self.inner.on_epoch_start(epoch, n_batches)
+STAT_FIELDS = ("train_loss", "test_loss", "test_acc", "train_acc", "gap", "seconds_per_epoch", "samples_per_s")
 
-    def on_progress(self, batches_done: int, loss: float) -> None:
-        self.inner.on_progress(batches_done, loss)
 
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        value = getattr(metrics, self.monitor)
-        improved = self.best is None or (value < self.best["value"] if self.monitor.endswith("loss") else value > self.best["value"])
-        if improved:
-            self.best = {"metric": self.monitor, "value": value, "epoch": metrics.epoch}
-        folder = self.run_dir / "checkpoints"
-        checkpoints.save(folder / "last.pt", self.state, self.config, self.best)
-        if improved:
-            checkpoints.save(folder / "best.pt", self.state, self.config, self.best)
-        runs.append_jsonl(self.run_dir / "metrics.jsonl", dataclasses.asdict(metrics))
-        self.inner.on_epoch_end(metrics)
+def to_csv(cells: list[Cell]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    keys = list(cells[0].values) if cells else []
+    writer.writerow([*keys, "seeds", "failed", *(f"{name}{part}" for name in STAT_FIELDS for part in ("", "_std"))])
+    for cell in cells:
+        stats = [getattr(cell, name) for name in STAT_FIELDS]
+        numbers = [number for stat in stats for number in ((stat.mean, stat.std) if stat else (None, None))]
+        writer.writerow([*cell.values.values(), cell.seeds, len(cell.failed), *numbers])
+    return buffer.getvalue()
+
+
+def failures(cells: list[Cell]) -> dict[str, str]:
+    """Every failed trial of the experiment: run name -> why."""
+    return {name: reason for cell in cells for name, reason in cell.failed.items()}
+
+
+class _Datasets:
+    """The data each trial needs, on its device; the files are read once per directory."""
+
+    def __init__(self):
+        self.raw: dict[Path, dict] = {}
+        self.last: tuple[Any, tuple[torch.device, data.FashionMNIST]] | None = None
+
+    def get(self, config: Config) -> tuple[torch.device, data.FashionMNIST]:
+        # The seed draws the validation split, so it matters only when there is one.
+        key = (config.data, config.seed if config.data.val_split > 0 else None, config.device)
+        if self.last is None or self.last[0] != key:
+            self.last = None  # let the previous tensors go before making new ones
+            device = resolve_device(config.device)
+            directory = data.find_or_fetch(config.data.root)
+            if directory not in self.raw:
+                self.raw[directory] = data.read_raw(directory)
+            self.last = key, (device, data.prepare(directory, self.raw[directory], config.data, config.seed, device))
+        return self.last[1]
+
+
+def _done_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a trial that needs no more training: finished, or diverged (it would again)."""
+    path = run_dir / "summary.json"
+    if path.is_file():
+        summary = _read_json(path)
+        if summary.get("status") in ("finished", "diverged"):
+            return summary
+    return None
+
+
+def _train(trial: Trial, datasets: _Datasets, directory: Path, reporter: Reporter) -> dict[str, Any]:
+    device, dataset = datasets.get(trial.config)
+    run_dir = directory / trial.name
+    last = run_dir / "checkpoints" / "last.pt"
+    # An interrupted trial continues from its checkpoint; one that never finished an epoch
+    # has nothing worth keeping and starts again in place.
+    resume_from = checkpoints.load(last) if last.is_file() else None
+    run_dir.mkdir(exist_ok=True)
+    try:
+        return train_run(trial.config, dataset, device, run_dir, reporter, resume_from=resume_from).summary
+    except Diverged as error:
+        reporter.notice(f"{trial.name}: {error}; the other trials go on")
+        return _read_json(run_dir / "summary.json")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise DropcliError(f"{path} cannot be read ({error}); remove it, or the trial's directory, and run again") from None

@@ -1,13 +1,7 @@
 """The chapter's MLP, 784 -> hidden_1 -> hidden_2 -> 10, and its noise variants.
 
-The kinds differ only in what sits in the two noise slots after the hidden layers' ReLUs (or,
-for DropConnect, in the hidden layers themselves):
-
-- scratch: dropcli's from-scratch dropout;
-- builtin: torch's nn.Dropout;
-- none: nothing (nn.Identity), the baseline without regularisation;
-- dropconnect: no dropout on units; each hidden layer's weights get a fresh mask per batch;
-- gaussian: multiplicative Gaussian noise with dropout's mean and variance.
+The kinds (vocabulary.MODEL_KINDS) differ only in what sits in the two noise slots after the
+hidden layers' ReLUs, or, for DropConnect, in the hidden layers themselves.
 """
 
 from collections import OrderedDict
@@ -19,10 +13,10 @@ from torch import nn
 from dropcli.config import ModelConfig
 from dropcli.dropout import Dropout, dropout
 from dropcli.noise import GaussianNoise
+from dropcli.vocabulary import NOISE_SLOTS
 
 IN_FEATURES = 28 * 28
 N_CLASSES = 10
-NOISE_SLOTS = ("noise_1", "noise_2")
 
 
 class DropConnectLinear(nn.Linear):
@@ -62,27 +56,32 @@ def build_model(config: ModelConfig) -> nn.Sequential:
         if dropconnect
         else nn.Linear(config.hidden_1, config.hidden_2)
     )
+    slot_1, slot_2 = NOISE_SLOTS
     return nn.Sequential(
         OrderedDict(
-            flatten=nn.Flatten(),
-            hidden_1=hidden_1,
-            relu_1=nn.ReLU(),
-            noise_1=_noise_layer(config, config.dropout_1),
-            hidden_2=hidden_2,
-            relu_2=nn.ReLU(),
-            noise_2=_noise_layer(config, config.dropout_2),
-            output=nn.Linear(config.hidden_2, N_CLASSES),
+            [
+                ("flatten", nn.Flatten()),
+                ("hidden_1", hidden_1),
+                ("relu_1", nn.ReLU()),
+                (slot_1, _noise_layer(config, config.dropout_1)),
+                ("hidden_2", hidden_2),
+                ("relu_2", nn.ReLU()),
+                (slot_2, _noise_layer(config, config.dropout_2)),
+                ("output", nn.Linear(config.hidden_2, N_CLASSES)),
+            ]
         )
     )
 
 
+# What each of vocabulary.MODEL_KINDS puts in a noise slot, given (p, mask_mode).
+NOISE_LAYERS = {
+    "scratch": lambda p, mask_mode: Dropout(p, mask_mode=mask_mode),
+    "builtin": lambda p, mask_mode: nn.Dropout(p),
+    "none": lambda p, mask_mode: nn.Identity(),
+    "dropconnect": lambda p, mask_mode: nn.Identity(),  # its noise is in the hidden layers
+    "gaussian": lambda p, mask_mode: GaussianNoise(p),
+}
+
+
 def _noise_layer(config: ModelConfig, p: float) -> nn.Module:
-    if config.kind == "scratch":
-        return Dropout(p, mask_mode=config.mask_mode)
-    if config.kind == "builtin":
-        return nn.Dropout(p)
-    if config.kind == "gaussian":
-        return GaussianNoise(p)
-    if config.kind in ("none", "dropconnect"):
-        return nn.Identity()
-    raise ValueError(f"unknown model kind {config.kind!r}")
+    return NOISE_LAYERS[config.kind](p, config.mask_mode)

@@ -1,5 +1,6 @@
 """The chapter's learning-curve figure for one or more runs (needs matplotlib: dropcli[plot])."""
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -31,23 +32,27 @@ def learning_curves(runs: list[tuple[str, list[dict[str, Any]]]]):
 
 def sweep_heatmaps(cells, keys: list[str]):
     """Two heatmaps for a two-key sweep: final test accuracy and the generalisation gap."""
-    from dropcli.sweeps import matrix  # here, so that drawing run curves never imports torch
+    from dropcli.experiments import matrix  # here, so that drawing run curves never imports torch
 
     pyplot = _pyplot()
     figure, axes = pyplot.subplots(1, 2, figsize=(11, 4.5))
     for ax, field, title in zip(axes, ("test_acc", "gap"), ("final test accuracy", "train acc - test acc")):
         rows, columns, grid = matrix(cells, keys, field)
+        # A cell whose every seed diverged has no value: a blank square, labelled.
+        grid = [[math.nan if value is None else value for value in row] for row in grid]
         image = ax.imshow(grid, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(columns)), [str(c) for c in columns])
         ax.set_yticks(range(len(rows)), [str(r) for r in rows])
         ax.set_xlabel(keys[1])
         ax.set_ylabel(keys[0])
         ax.set_title(title)
-        middle = (min(map(min, grid)) + max(map(max, grid))) / 2
+        known = [value for row in grid for value in row if not math.isnan(value)] or [0.0]
+        middle = (min(known) + max(known)) / 2
         for i, row in enumerate(grid):
             for j, value in enumerate(row):
                 # Dark text on the light (high) end of viridis, light text on the dark end.
-                ax.text(j, i, f"{value:.3f}", ha="center", va="center", color="black" if value > middle else "white")
+                text, colour = ("diverged", "black") if math.isnan(value) else (f"{value:.3f}", "black" if value > middle else "white")
+                ax.text(j, i, text, ha="center", va="center", color=colour)
         figure.colorbar(image, ax=ax)
     figure.tight_layout()
     return figure

@@ -12,12 +12,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dropcli.experiments import CompareRow, RunCallbacks, RunResult, Stat
-from dropcli.sweeps import matrix
+from dropcli import run
+from dropcli.experiments import Cell, Stat, matrix
+from dropcli.run import RunResult
 from dropcli.train import EpochMetrics
+from dropcli.vocabulary import NOISE_SLOTS
 
 
-class Reporter(RunCallbacks):
+class Reporter(run.Reporter):
     """Shows each run's progress and results on a console, in live, plain or quiet mode."""
 
     def __init__(self, console: Console, quiet: bool = False):
@@ -30,9 +32,10 @@ class Reporter(RunCallbacks):
         self.progress: Progress | None = None
         self.live: Live | None = None
         self.task = None
+        self.epoch = 0
         self.epoch_started = 0.0
 
-    def on_run_start(self, config, run_dir) -> None:
+    def run_started(self, config, run_dir) -> None:
         self.total_epochs = config.train.epochs
         self.batch_size = config.train.batch_size
         if self.quiet:
@@ -48,20 +51,20 @@ class Reporter(RunCallbacks):
             self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
             self.live.start()
 
-    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
-        self.epoch_started = time.perf_counter()
-        if self.progress is not None:
+    def progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
+        if self.progress is None:
+            return
+        if epoch != self.epoch or self.task is None:
+            self.epoch, self.epoch_started = epoch, time.perf_counter()
             if self.task is not None:
                 self.progress.remove_task(self.task)
             self.task = self.progress.add_task(f"epoch {epoch}/{self.total_epochs}", total=n_batches, loss="-", rate="")
-
-    def on_progress(self, batches_done: int, loss: float) -> None:
-        if self.progress is not None:
+        if loss is not None:
             elapsed = time.perf_counter() - self.epoch_started
             rate = f"{batches_done * self.batch_size / elapsed:,.0f} samples/s"
             self.progress.update(self.task, completed=batches_done, loss=f"{loss:.4f}", rate=rate)
 
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
         if self.quiet:
             return
         if self.table is not None:
@@ -69,7 +72,7 @@ class Reporter(RunCallbacks):
         else:
             self.console.print(epoch_line(metrics, self.total_epochs), highlight=False)
 
-    def on_run_end(self, result: RunResult) -> None:
+    def run_finished(self, result: RunResult) -> None:
         if self.live is not None:
             if self.task is not None:
                 self.progress.remove_task(self.task)
@@ -78,7 +81,7 @@ class Reporter(RunCallbacks):
             self.live = self.table = self.progress = None
         self.console.print(summary_line(result), highlight=False)
 
-    def on_notice(self, message: str) -> None:
+    def notice(self, message: str) -> None:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
 
     def close(self) -> None:
@@ -93,7 +96,7 @@ def epoch_table(activation_stats: bool = False) -> Table:
     for name in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):
         table.add_column(name, justify="right")
     if activation_stats:
-        for slot in ("1", "2"):
+        for slot in NOISE_SLOTS:
             table.add_column(f"var {slot} before→after", justify="right")
             table.add_column(f"zeros {slot}", justify="right")
     return table
@@ -101,7 +104,7 @@ def epoch_table(activation_stats: bool = False) -> Table:
 
 def epoch_cells(m: EpochMetrics) -> list[str]:
     cells = [str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
-    for slot in ("noise_1", "noise_2") if m.activations else ():
+    for slot in NOISE_SLOTS if m.activations else ():
         cells += [f"{m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
     return cells
 
@@ -112,7 +115,7 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
     stats = "".join(
         f"  {slot} var {m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}"
         f" zeros {m.activations[f'{slot}.zeros']:.3f}"
-        for slot in (("noise_1", "noise_2") if m.activations else ())
+        for slot in (NOISE_SLOTS if m.activations else ())
     )
     return (
         f"epoch {m.epoch:>{width}}/{total_epochs}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
@@ -130,21 +133,28 @@ def summary_line(result: RunResult) -> str:
     )
 
 
-def compare_table(rows: list[CompareRow]) -> Table:
+def compare_table(cells: list[Cell]) -> Table:
+    """One row per model of a comparison: every statistic, mean ± std over seeds."""
     table = Table(header_style="bold")
     table.add_column("model")
     for name in ("seeds", "train loss", "test loss", "test acc", "train acc (eval)", "gap", "s/epoch", "samples/s"):
         table.add_column(name, justify="right")
-    for row in rows:
+    for cell in cells:
         table.add_row(
-            row.model, str(row.seeds), _stat(row.train_loss, ".4f"), _stat(row.test_loss, ".4f"),
-            _stat(row.test_acc, ".4f"), _stat(row.train_acc, ".4f"), _stat(row.gap, "+.4f"),
-            _stat(row.seconds_per_epoch, ".2f"), _stat(row.samples_per_s, ",.0f"),
+            cell.values["model.kind"], _seeds(cell), _stat(cell.train_loss, ".4f"), _stat(cell.test_loss, ".4f"),
+            _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"), _stat(cell.gap, "+.4f"),
+            _stat(cell.seconds_per_epoch, ".2f"), _stat(cell.samples_per_s, ",.0f"),
         )  # fmt: skip
     return table
 
 
-def _stat(stat: Stat, spec: str) -> str:
+def _seeds(cell: Cell) -> str:
+    return f"{cell.seeds} ({len(cell.failed)} diverged)" if cell.failed else str(cell.seeds)
+
+
+def _stat(stat: Stat | None, spec: str) -> str:
+    if stat is None:
+        return "diverged"
     if stat.std is None:
         return format(stat.mean, spec)
     return f"{format(stat.mean, spec)} ± {format(stat.std, spec.replace('+', ''))}"
@@ -192,7 +202,7 @@ def _optional(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def sweep_tables(cells, keys: list[str]) -> list[Table]:
+def sweep_tables(cells: list[Cell], keys: list[str]) -> list[Table]:
     """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
     for the generalisation gap; otherwise one row per cell."""
     if len(keys) == 2:
@@ -202,12 +212,14 @@ def sweep_tables(cells, keys: list[str]) -> list[Table]:
     for column in [*keys, "seeds", "test acc", "train acc", "gap"]:
         table.add_column(column, justify="right")
     for cell in cells:
-        test = f"{cell.test_acc:.4f}" + (f" ± {cell.test_acc_std:.4f}" if cell.test_acc_std is not None else "")
-        table.add_row(*map(str, cell.values.values()), str(cell.seeds), test, f"{cell.train_acc:.4f}", f"{cell.gap:+.4f}")
+        table.add_row(
+            *map(str, cell.values.values()), _seeds(cell), _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
+            _stat(cell.gap, "+.4f"),
+        )  # fmt: skip
     return [table]
 
 
-def _sweep_matrix(cells, keys: list[str], field: str, title: str) -> Table:
+def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) -> Table:
     rows, columns, grid = matrix(cells, keys, field)
     spec = "+.4f" if field == "gap" else ".4f"
     table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
@@ -215,5 +227,5 @@ def _sweep_matrix(cells, keys: list[str], field: str, title: str) -> Table:
     for column in columns:
         table.add_column(str(column), justify="right")
     for row, values in zip(rows, grid):
-        table.add_row(str(row), *(format(value, spec) for value in values))
+        table.add_row(str(row), *("diverged" if value is None else format(value, spec) for value in values))
     return table

@@ -8,7 +8,7 @@ fraction of zeros after it. `read()` gives the epoch's averages.
 import torch
 from torch import nn
 
-from dropcli.models import NOISE_SLOTS
+from dropcli.vocabulary import NOISE_SLOTS
 
 
 class ActivationStats:

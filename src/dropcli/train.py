@@ -1,12 +1,13 @@
 """The training loop: `train_one_epoch()` and `evaluate()`, and `fit()` around them.
 
-Nothing here prints. Progress goes out through a `Callbacks` object the caller supplies, and
-the results come back as `EpochMetrics`.
+Nothing here prints or writes files. `fit()` yields each epoch's `EpochMetrics` as it
+finishes, and per-batch progress goes to a hook the caller may supply.
 """
 
 import contextlib
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -40,17 +41,9 @@ class EpochMetrics:
     activations: dict[str, float] | None = None  # with metrics.activation_stats: see stats.py
 
 
-class Callbacks:
-    """Hooks `fit()` calls as it goes; override the ones you need."""
-
-    def on_epoch_start(self, epoch: int, n_batches: int) -> None:
-        pass
-
-    def on_progress(self, batches_done: int, loss: float) -> None:
-        pass
-
-    def on_epoch_end(self, metrics: EpochMetrics) -> None:
-        pass
+# on_progress(epoch, batches_done, n_batches, loss): called with 0 batches and no loss as an
+# epoch starts, then every PROGRESS_EVERY batches and at the epoch's last batch.
+ProgressHook = Callable[[int, int, int, "float | None"], None]
 
 
 @dataclass
@@ -78,12 +71,12 @@ class Diverged(DropcliError):
 
     exit_code = 3
 
-    def __init__(self, epoch: int, step: int, lr: float):
+    def __init__(self, epoch: int, where: str, lr: float):
         super().__init__(
-            f"training diverged: the loss became NaN or infinite at epoch {epoch}, step {step}; "
+            f"training diverged: the loss became NaN or infinite at epoch {epoch}, {where}; "
             f"lower the learning rate (now {lr:g}), e.g. --set optim.lr={lr / 10:g}"
         )
-        self.epoch, self.step = epoch, step
+        self.epoch = epoch
 
 
 def new_state(config: Config, device: torch.device) -> TrainState:
@@ -94,41 +87,46 @@ def new_state(config: Config, device: torch.device) -> TrainState:
     return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed))
 
 
-def fit(state: TrainState, data: FashionMNIST, config: Config, callbacks: Callbacks | None = None) -> list[EpochMetrics]:
-    """Train from `state.epoch` up to `config.train.epochs`; return every epoch's metrics.
+def fit(state: TrainState, data: FashionMNIST, config: Config, on_progress: ProgressHook | None = None) -> Iterator[EpochMetrics]:
+    """Train from `state.epoch` up to `config.train.epochs`, yielding each epoch's metrics.
 
-    Raises Diverged, with the finished epochs still in `state.history`, if the loss blows up.
+    Each epoch is in `state.history` by the time it is yielded. Raises Diverged, with the
+    finished epochs still in `state.history`, if a training or evaluation loss is not finite.
     """
-    callbacks = callbacks or Callbacks()
     stats = ActivationStats(state.model) if config.metrics.activation_stats else None
     try:
         for epoch in range(state.epoch + 1, config.train.epochs + 1):
-            state.history.append(_one_epoch(state, data, config, epoch, callbacks, stats))
-            callbacks.on_epoch_end(state.history[-1])
+            state.history.append(_one_epoch(state, data, config, epoch, on_progress, stats))
+            yield state.history[-1]
     finally:
         if stats is not None:
             stats.remove()
-    return state.history
 
 
 def _one_epoch(
-    state: TrainState, data: FashionMNIST, config: Config, epoch: int, callbacks: Callbacks, stats: ActivationStats | None
-) -> EpochMetrics:
+    state: TrainState, data: FashionMNIST, config: Config, epoch: int, on_progress: ProgressHook | None,
+    stats: ActivationStats | None,
+) -> EpochMetrics:  # fmt: skip
     batch_size = config.train.batch_size
-    callbacks.on_epoch_start(epoch, -(-len(data.train) // batch_size))
+    n_batches = -(-len(data.train) // batch_size)
+    hook = None if on_progress is None else lambda done, loss: on_progress(epoch, done, n_batches, loss)
+    if hook is not None:
+        hook(0, None)
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
     model, precision = state.runner, config.train.precision
     try:
-        train_loss, train_acc = train_one_epoch(
-            model, state.optimizer, data.train, batch_size, state.order_generator, callbacks.on_progress, precision
-        )
+        train_loss, train_acc = train_one_epoch(model, state.optimizer, data.train, batch_size, state.order_generator, hook, precision)
     except _NonFiniteLoss as error:
-        raise Diverged(epoch, error.step, config.optim.lr) from None
+        raise Diverged(epoch, f"step {error.step}", config.optim.lr) from None
     train_seconds = time.perf_counter() - started
     test_loss, test_acc = evaluate(model, data.test, precision=precision)
     val_loss, val_acc = evaluate(model, data.val, precision=precision) if data.val is not None else (None, None)
+    for name, value in (("train", train_loss), ("test", test_loss), ("validation", val_loss)):
+        # The weights can turn non-finite on the epoch's last steps, after the last loss check.
+        if value is not None and not math.isfinite(value):
+            raise Diverged(epoch, f"its end (the {name} loss is {value})", config.optim.lr)
     return EpochMetrics(
         epoch=epoch,
         train_loss=train_loss,
@@ -154,7 +152,7 @@ def train_one_epoch(
     split: Split,
     batch_size: int,
     generator: torch.Generator,
-    on_progress=None,
+    on_progress: Callable[[int, float], None] | None = None,
     precision: str = "fp32",
 ) -> tuple[float, float]:
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy)."""

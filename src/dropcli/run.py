@@ -1,0 +1,168 @@
+"""One training run in its own directory.
+
+A run directory holds `config.yaml`, `metrics.jsonl` (a line per finished epoch),
+`checkpoints/last.pt` and `checkpoints/best.pt`, and, once the run stops, `summary.json`
+with its status: finished, interrupted or diverged.
+"""
+
+import dataclasses
+import datetime
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dropcli
+from dropcli import checkpoints, runs
+from dropcli.config import Config, changed_keys, load_config, to_yaml
+from dropcli.data import FashionMNIST
+from dropcli.errors import DropcliError
+from dropcli.runtime import device_name
+from dropcli.train import Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
+
+# What --resume may change: how long to train, and where. Anything else would make a
+# different run than the one the checkpoint belongs to.
+RESUMABLE_KEYS = ("train.epochs", "device")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    history: list[EpochMetrics]
+    summary: dict[str, Any]
+
+
+class Reporter:
+    """What a run tells its caller as it goes. This one says nothing; report.py's shows it all."""
+
+    def run_started(self, config: Config, run_dir: Path) -> None:
+        pass
+
+    def progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
+        pass
+
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
+        pass
+
+    def run_finished(self, result: RunResult) -> None:
+        pass
+
+    def notice(self, message: str) -> None:
+        """Something the user should know that does not stop the run."""
+
+
+def train_run(
+    config: Config, data: FashionMNIST, device: torch.device, run_dir: Path, reporter: Reporter,
+    resume_from: dict[str, Any] | None = None,
+) -> RunResult:  # fmt: skip
+    """Train one model as `config` says, or continue the checkpoint `resume_from`, in `run_dir`."""
+    state = new_state(config, device)
+    best = None
+    if resume_from is not None:
+        checkpoints.restore(state, resume_from)
+        best = resume_from["best"]
+    if config.train.compile:
+        state.compiled, problem = compile_model(state.model, data.train.X[:2])
+        if problem:
+            reporter.notice(problem)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    runs.write_text_atomic(run_dir / "config.yaml", to_yaml(config))
+    # metrics.jsonl is rewritten from the checkpoint's own history, so a kill between the
+    # checkpoint and the metrics line below loses nothing.
+    runs.write_text_atomic(run_dir / "metrics.jsonl", "".join(runs.jsonl_line(dataclasses.asdict(m)) for m in state.history))
+    monitor = monitor_of(config, data)
+    reporter.run_started(config, run_dir)
+    started = time.perf_counter()
+    try:
+        for metrics in fit(state, data, config, reporter.progress):
+            improved = _improves(metrics, monitor, best)
+            if improved:
+                best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch}
+            checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, best)
+            if improved:
+                checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, best)
+            runs.append_jsonl(run_dir / "metrics.jsonl", dataclasses.asdict(metrics))
+            reporter.epoch_finished(metrics)
+    except (Diverged, KeyboardInterrupt) as stop:
+        status, reason = ("diverged", str(stop)) if isinstance(stop, Diverged) else ("interrupted", "stopped by Ctrl-C (SIGINT)")
+        summary = _summary(config, data, device, state, best, time.perf_counter() - started, status, reason)
+        runs.write_json_atomic(run_dir / "summary.json", summary)
+        raise
+    summary = _summary(config, data, device, state, best, time.perf_counter() - started, "finished")
+    # The training set in eval mode: with the test numbers, the generalisation gap.
+    train_loss, train_acc = evaluate(state.runner, data.train, precision=config.train.precision)
+    summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
+    runs.write_json_atomic(run_dir / "summary.json", summary)
+    result = RunResult(run_dir, state.history, summary)
+    reporter.run_finished(result)
+    return result
+
+
+def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) -> bool:
+    value = getattr(metrics, monitor)
+    if best is None:
+        return True
+    return value < best["value"] if monitor.endswith("loss") else value > best["value"]
+
+
+def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[str, Any]]) -> tuple[Config, dict[str, Any]]:
+    """The config and checkpoint to continue `run_dir` with; only RESUMABLE_KEYS may change."""
+    path = run_dir / "checkpoints" / "last.pt"
+    if not run_dir.is_dir():
+        raise DropcliError(f"--resume {run_dir}: no such run directory")
+    if not path.is_file():
+        raise DropcliError(f"--resume {run_dir}: no checkpoints/last.pt (the run stopped before its first epoch ended); start a new run")
+    payload = checkpoints.load(path)
+    saved = load_config(base=payload["config"])
+    config = load_config(base=payload["config"], overrides=overrides, flags=flags)
+    changed = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
+    if changed:
+        raise DropcliError(
+            f"--resume {run_dir}: cannot change {', '.join(changed)} of an existing run "
+            f"(only {' and '.join(RESUMABLE_KEYS)}); start a new run for other settings"
+        )
+    if config.train.epochs <= payload["epoch"]:
+        raise DropcliError(
+            f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
+            f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
+        )
+    return config, payload
+
+
+def monitor_of(config: Config, data: FashionMNIST) -> str:
+    """The metric that picks checkpoints/best.pt."""
+    if config.train.monitor != "auto":
+        return config.train.monitor
+    return "val_acc" if data.val is not None else "test_acc"
+
+
+def _summary(
+    config: Config, data: FashionMNIST, device: torch.device, state: TrainState, best: dict[str, Any] | None,
+    wall_seconds: float, status: str, reason: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    history = state.history
+    return {
+        "status": status,
+        "reason": reason,
+        "name": config.name,
+        "model": config.model.kind,
+        "seed": config.seed,
+        "epochs": len(history),
+        "epochs_planned": config.train.epochs,
+        "final": dataclasses.asdict(history[-1]) if history else None,
+        "best": best,
+        "seconds": sum(m.seconds for m in history),  # the epochs themselves
+        "wall_seconds": wall_seconds,  # this session of the run, set-up included
+        "seconds_per_epoch": statistics.mean(m.seconds for m in history) if history else None,
+        "samples_per_s": statistics.mean(m.samples_per_s for m in history) if history else None,
+        "device": str(device),
+        "device_name": device_name(device),
+        "data": {"source": str(data.source), "train": len(data.train), "test": len(data.test),
+                 "val": len(data.val) if data.val is not None else 0},
+        "versions": {"dropcli": dropcli.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "stopped_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip

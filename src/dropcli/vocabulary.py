@@ -1,0 +1,39 @@
+"""The closed sets of names dropcli accepts, each defined once, here.
+
+Config validation, the CLI's help text, the model builder and the reports all read these.
+This module imports nothing heavy, so `--help` and `config show` stay fast.
+"""
+
+# model.kind -> what sits in the two noise slots (see models.py).
+MODEL_KINDS = {
+    "scratch": "dropcli's from-scratch dropout (a custom autograd Function)",
+    "builtin": "torch.nn.Dropout",
+    "none": "no noise: the baseline without regularisation",
+    "dropconnect": "no unit dropout; each hidden layer's weights get a fresh mask per batch",
+    "gaussian": "multiplicative Gaussian noise with dropout's mean and variance",
+}
+
+# model.mask_mode -> how the scratch op draws and keeps its mask (see dropout.py).
+MASK_MODES = {
+    "bool": "a 1-byte bool mask drawn as uniform > p",
+    "bits": "the same mask packed 8 to a byte",
+    "bernoulli": "a bool mask drawn with bernoulli_, bit for bit F.dropout's on the CPU",
+}
+
+# The model's two noise layers, after each hidden layer's ReLU.
+NOISE_SLOTS = ("noise_1", "noise_2")
+
+# train.monitor: the metric that picks checkpoints/best.pt. "auto" is val_acc with a
+# validation split, else test_acc.
+MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
+
+# train.precision: fp32, or bf16 autocast of the forward pass.
+PRECISIONS = ("fp32", "bf16")
+
+# evaluate --split
+SPLITS = ("test", "train", "val")
+
+
+def one_of(names) -> str:
+    """"a, b, c": the names of a set, for help text and error messages."""
+    return ", ".join(names)
