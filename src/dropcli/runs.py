@@ -72,11 +72,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+    # allow_nan=False: strict JSON that any reader takes; a NaN here is a bug, not a value.
+    write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def jsonl_line(record: Any) -> str:
-    return json.dumps(record) + "\n"
+    return json.dumps(record, allow_nan=False) + "\n"
 
 
 def append_jsonl(path: Path, record: Any) -> None:

@@ -19,7 +19,8 @@ class ActivationStats:
 
     def _recorder(self, slot: str):
         def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            if not module.training:
+            # A batch of one has no variance (NaN): the epoch's last batch can be that small.
+            if not module.training or inputs[0].shape[0] < 2:
                 return
             before, after = inputs[0].detach(), output.detach()  # (batch, hidden)
             values = torch.stack([before.var(dim=0).mean(), after.var(dim=0).mean(), (after == 0).float().mean()])

@@ -1,0 +1,146 @@
+"""Experiments (compare and sweep): every grid key takes effect, failed trials don't stop the
+rest, and an interrupted experiment continues where it stopped."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+STAT_TIMES = ("seconds_per_epoch", "samples_per_s")
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+def cells_without_times(experiment_dir):
+    """results.json's cells less their timing statistics, which differ between any two runs."""
+    cells = read_json(experiment_dir / "results.json")["cells"]
+    return [{k: v for k, v in cell.items() if k not in STAT_TIMES} for cell in cells]
+
+
+def trial_config(experiment_dir, name):
+    return yaml.safe_load((experiment_dir / name / "config.yaml").read_text())
+
+
+def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tmp, invoke, small_args):
+    args = ["compare", "scratch", "builtin", "--seeds", "2", *small_args(3, train=3000, test=500), "-q"]
+    assert invoke(*args, "--run-dir", in_tmp / "whole").exit_code == 0
+    killed = in_tmp / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "dropcli", *args, "--run-dir", str(killed)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first = killed / "kind=scratch_seed0" / "summary.json"
+    deadline = time.monotonic() + 120
+    while not first.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the first trial did not finish in time"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "results.json").exists(), "the comparison ended before it could be killed"
+    finished_at = first.stat().st_mtime_ns
+    result = invoke(*args, "--run-dir", killed)
+    assert result.exit_code == 0, result.output
+    assert first.stat().st_mtime_ns == finished_at  # the finished trial was not trained again
+    assert cells_without_times(killed) == cells_without_times(in_tmp / "whole")
+
+
+@pytest.mark.parametrize(
+    "grid, check",
+    [
+        ("model.dropout_1=0,0.3", lambda s, c: c["model"]["dropout_1"] in (0, 0.3)),
+        ("optim.lr=0.05,0.2", lambda s, c: c["optim"]["lr"] in (0.05, 0.2)),
+        ("train.epochs=1,2", lambda s, c: s["epochs"] == c["train"]["epochs"]),
+        ("data.train_limit=300,500", lambda s, c: s["data"]["train"] == c["data"]["train_limit"]),
+        ("data.val_split=0,0.5", lambda s, c: s["data"]["val"] == int(600 * c["data"]["val_split"])),
+        ("device=cpu,auto", lambda s, c: s["device"] == "cpu"),
+    ],
+    ids=["model", "optim", "train", "data-limit", "data-val-split", "device"],
+)
+def test_every_kind_of_grid_key_takes_effect(in_tmp, invoke, small_args, grid, check):
+    result = invoke("sweep", *small_args(epochs=1), "--grid", grid, "--run-dir", "s", "-q")
+    assert result.exit_code == 0, result.output
+    cells = read_json(in_tmp / "s" / "results.json")["cells"]
+    key = grid.split("=")[0]
+    assert len(cells) == 2 and cells[0]["values"][key] != cells[1]["values"][key]
+    for cell in cells:
+        (name,) = cell["runs"]
+        config, summary = trial_config(in_tmp / "s", name), read_json(in_tmp / "s" / name / "summary.json")
+        assert check(summary, config), (cell, summary)
+
+
+def test_a_trial_has_the_numbers_it_would_have_alone(in_tmp, invoke, small_args, without_times):
+    # The validation split is drawn with the seed: the second seed's trial must use its own.
+    options = [*small_args(), "--set", "data.val_split=0.2"]
+    assert invoke("sweep", *options, "--grid", "model.dropout_1=0.5", "--seeds", "2", "--run-dir", "s", "-q").exit_code == 0
+    assert invoke("train", *options, "--seed", "1", "--run-dir", "alone", "-q").exit_code == 0
+    swept = (in_tmp / "s" / "dropout_1=0.5_seed1" / "metrics.jsonl").read_text().splitlines()
+    alone = (in_tmp / "alone" / "metrics.jsonl").read_text().splitlines()
+    assert without_times(map(json.loads, swept)) == without_times(map(json.loads, alone))
+
+
+def test_seed_is_not_a_grid_key(in_tmp, invoke, small_args):
+    result = invoke("sweep", *small_args(), "--grid", "seed=0,1,2")
+    assert result.exit_code == 2 and "use --seeds N" in result.stderr
+    assert not (in_tmp / "runs").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_a_device_this_machine_lacks_is_refused_before_training(in_tmp, invoke, small_args):
+    result = invoke("sweep", *small_args(), "--grid", "device=cpu,cuda")
+    assert result.exit_code == 2 and "device 'cuda' was asked for but CUDA is not available" in result.stderr
+    assert not (in_tmp / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "command, message",
+    [
+        (["sweep", "--grid", "model.dropout_1=0.5,0.5,.5"], "--grid model.dropout_1 names 0.5 more than once"),
+        (["sweep", "--grid", "optim.lr=1e-1,0.1"], "--grid optim.lr names 0.1 more than once"),
+        (["compare", "builtin", "scratch", "builtin"], "MODELS names builtin more than once"),
+    ],
+)
+def test_repeated_values_are_refused(in_tmp, invoke, small_args, command, message):
+    result = invoke(*command, *small_args())
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (in_tmp / "runs").exists()
+
+
+def test_a_grid_value_with_a_slash_stays_inside_the_experiment(in_tmp, invoke, small_args):
+    result = invoke("sweep", *small_args(epochs=1), "--grid", "name=a/b,c", "--run-dir", "s", "-q")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (in_tmp / "s").iterdir() if p.is_dir()) == ["name=a_b_seed0", "name=c_seed0"]
+
+
+def test_a_diverging_trial_is_recorded_and_the_others_finish(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(), "--grid", "optim.lr=0.1,1e6", "--run-dir", "s"]
+    result = invoke(*args)
+    assert result.exit_code == 3, result.output
+    assert "1 of 2 trials diverged (lr=1000000.0_seed0)" in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.output
+    cells = read_json(in_tmp / "s" / "results.json")["cells"]
+    assert cells[0]["seeds"] == 1 and cells[0]["test_acc"]["mean"] > 0.5 and not cells[0]["failed"]
+    assert cells[1]["seeds"] == 0 and cells[1]["test_acc"] is None
+    assert "training diverged" in cells[1]["failed"]["lr=1000000.0_seed0"]
+    assert "diverged" in result.stdout  # the table says so
+    # Run again: nothing is trained (a diverged trial would diverge again), same exit.
+    again = invoke(*args)
+    assert again.exit_code == 3 and "epochs ->" not in again.stdout
+
+
+def test_a_loss_that_turns_non_finite_after_the_last_check_is_divergence(in_tmp, invoke, small_args):
+    # One batch per epoch: its loss is finite (it is computed before the step), and the step
+    # makes the weights blow up, so only the test loss shows it.
+    args = [*small_args(epochs=3), "--set", "optim.lr=1e4", "--set", "train.batch_size=600", "--run-dir", "r"]
+    result = invoke("train", *args)
+    assert result.exit_code == 3, result.output
+    assert "training diverged" in result.stderr and "Traceback" not in result.output
+    summary = read_json(in_tmp / "r" / "summary.json")  # strict JSON: json.loads refuses nothing here
+    assert summary["status"] == "diverged"
+    for line in (in_tmp / "r" / "metrics.jsonl").read_text().splitlines():
+        assert "NaN" not in line and "Infinity" not in line
