@@ -5,6 +5,7 @@ torch and the training code are imported inside the commands that need them, so 
 """
 
 import contextlib
+import inspect
 from pathlib import Path
 from typing import Annotated
 
@@ -39,39 +40,52 @@ data_app = _typer("Find, check and download Fashion-MNIST.")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
-ConfigOption = Annotated[
-    Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")
-]
-SetOption = Annotated[
-    list[str] | None,
-    typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable."),
-]
-ModelOption = Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")]
-DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps.")]
-SeedOption = Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order.")]
-DataDirOption = Annotated[
-    Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")
-]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
-StatsOption = Annotated[
-    bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (metrics.activation_stats).")
-]
-SeedsOption = Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds (mean ± std).")]
-FirstSeedOption = Annotated[int | None, typer.Option("--seed", help="First seed; later ones count up from it.")]
-ExperimentDirOption = Annotated[
-    Path | None,
-    typer.Option("--run-dir", help="Experiment directory. Give an existing one to continue it. Default: runs/KIND-NAME-TIME."),
-]
+DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")]
+
+# The options that make a config, shared by train, compare, sweep and config show, as
+# name: (annotation, default). Precedence: defaults < --config file < --set < the flags.
+CONFIG_OPTIONS = {
+    "config": (Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")], None),
+    "set_": (Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable.")], None),
+    "model": (Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")], None),
+    "device": (DeviceOption, None),
+    "seed": (Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], None),
+    "data_dir": (DataDirOption, None),
+    "stats": (Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")], False),
+}  # fmt: skip
+QUIET_OPTION = {"quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")], False)}
+# Options of compare and sweep; compare's models are its arguments, so it takes no --model.
+EXPERIMENT_OPTIONS = {
+    **{name: option for name, option in CONFIG_OPTIONS.items() if name != "model"},
+    "seeds": (Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std).")], 1),
+    "run_dir": (Annotated[Path | None, typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME.")], None),
+    **QUIET_OPTION,
+}  # fmt: skip
+
+
+def _with_options(options: dict[str, tuple]):
+    """Add `options` to a command's keyword parameters, so commands share one declaration.
+
+    Typer reads a command's parameters from its signature and annotations; the command gets the
+    values as keyword arguments (usually collected with **options).
+    """
+
+    def decorate(function):
+        signature = inspect.signature(function)
+        kept = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                 for name, (annotation, default) in options.items()]  # fmt: skip
+        function.__signature__ = signature.replace(parameters=[*kept, *added])
+        function.__annotations__ = {**function.__annotations__, **{name: option[0] for name, option in options.items()}}
+        return function
+
+    return decorate
 
 
 @app.command(epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.dropout_1=0.2")
+@_with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
 def train(
-    config: ConfigOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    seed: SeedOption = None,
-    set_: SetOption = None,
-    data_dir: DataDirOption = None,
     run_dir: Annotated[
         Path | None, typer.Option("--run-dir", help="Where to save the run; must not exist. Default: runs/NAME-MODEL-TIME.")
     ] = None,
@@ -79,42 +93,34 @@ def train(
         Path | None,
         typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
     ] = None,
-    stats: StatsOption = False,
-    quiet: QuietOption = False,
+    **options,
 ) -> None:
     """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary)."""
     from dropcli import run, runs
 
-    flags = _flags(model=model, device=device, seed=seed, data_dir=data_dir, stats=stats)
     checkpoint = None
     if resume is not None:
-        if config is not None or run_dir is not None:
+        if options["config"] is not None or run_dir is not None:
             raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
-        cfg, checkpoint = run.prepare_resume(resume, set_ or [], flags)
+        cfg, checkpoint = run.prepare_resume(resume, options["set_"] or [], _flags(options))
     else:
-        cfg = load_config(config, set_ or [], flags)
+        cfg = _load(options)
     torch_device, data = _open(cfg)
     if resume is not None:
         directory = resume
     else:
         directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
-    with _reporting(quiet, f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}") as reporter:
+    kept = f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
+    with _reporting(options["quiet"], kept) as reporter:
         run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint)
 
 
 @app.command(epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
+@_with_options(EXPERIMENT_OPTIONS)
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
-    config: ConfigOption = None,
-    seeds: SeedsOption = 1,
-    device: DeviceOption = None,
-    seed: FirstSeedOption = None,
-    set_: SetOption = None,
-    data_dir: DataDirOption = None,
-    run_dir: ExperimentDirOption = None,
     plot: Annotated[bool, typer.Option("--plot", help="Also draw every run's learning curves into curves.png.")] = False,
-    stats: StatsOption = False,
-    quiet: QuietOption = False,
+    **options,
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate them.
 
@@ -123,27 +129,18 @@ def compare(
     from dropcli.experiments import Grid
     from dropcli.report import compare_table
 
-    cfg = _load(config, set_, device=device, seed=seed, data_dir=data_dir, stats=stats)
     grids = [Grid("model.kind", tuple(models), source="MODELS")]
-    _experiment(cfg, grids, seeds, run_dir, quiet, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
+    _experiment(_load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
 @app.command(epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
+@_with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[
         list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
     ],
-    config: ConfigOption = None,
-    model: ModelOption = None,
-    seeds: SeedsOption = 1,
-    device: DeviceOption = None,
-    seed: FirstSeedOption = None,
-    set_: SetOption = None,
-    data_dir: DataDirOption = None,
-    run_dir: ExperimentDirOption = None,
     plot: Annotated[bool, typer.Option("--plot", help="With two grid keys, also draw heatmap.png.")] = False,
-    stats: StatsOption = False,
-    quiet: QuietOption = False,
+    **options,
 ) -> None:
     """Train every combination of grid values; tabulate test accuracy and the generalisation gap.
 
@@ -152,12 +149,11 @@ def sweep(
     from dropcli.experiments import parse_grid
     from dropcli.report import sweep_tables
 
-    cfg = _load(config, set_, model=model, device=device, seed=seed, data_dir=data_dir, stats=stats)
     grids = [parse_grid(text) for text in grid]
     keys = [g.key for g in grids]
     if plot and len(grids) != 2:
         raise DropcliError(f"--plot draws a heatmap of two grid keys; this sweep has {len(grids)}")
-    _experiment(cfg, grids, seeds, run_dir, quiet, "sweep", lambda cells: sweep_tables(cells, keys), _heatmap if plot else None)
+    _experiment(_load(options), grids, options, "sweep", lambda cells: sweep_tables(cells, keys), _heatmap if plot else None)
 
 
 @app.command()
@@ -182,7 +178,7 @@ def evaluate(
         raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
     path = target / "checkpoints" / "last.pt" if target.is_dir() else target
     payload = checkpoints.load(path)
-    cfg = load_config(base=payload["config"], flags=_flags(device=device, data_dir=data_dir))
+    cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
     torch_device, data = _open(cfg)
     result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples)
     if as_json:
@@ -217,16 +213,11 @@ def list_runs(
     _console().print(runs_table(runs.list_runs(root), root))
 
 
-@config_app.command("show")
-def config_show(
-    config: ConfigOption = None,
-    model: ModelOption = None,
-    device: DeviceOption = None,
-    seed: SeedOption = None,
-    set_: SetOption = None,
-) -> None:
-    """Print the resolved config as YAML: defaults < file < --set < flags."""
-    typer.echo(to_yaml(_load(config, set_, model=model, device=device, seed=seed)), nl=False)
+@config_app.command("show", epilog="Example: dropcli config show -c configs/smoke.yaml --set optim.lr=0.05")
+@_with_options(CONFIG_OPTIONS)
+def config_show(**options) -> None:
+    """Print the resolved config as YAML, with the same options train takes."""
+    typer.echo(to_yaml(_load(options)), nl=False)
 
 
 @data_app.command("fetch")
@@ -266,19 +257,20 @@ def main() -> None:
     app(prog_name="dropcli")
 
 
-def _flags(*, model=None, device=None, seed=None, data_dir=None, stats=False) -> dict[str, tuple[str, object]]:
+def _flags(options: dict) -> dict[str, tuple[str, object]]:
     """The dedicated options as config keys, named for error messages; None leaves a key alone."""
+    data_dir, stats = options.get("data_dir"), options.get("stats")
     return {
-        "model.kind": ("--model", model),
-        "device": ("--device", device),
-        "seed": ("--seed", seed),
+        "model.kind": ("--model", options.get("model")),
+        "device": ("--device", options.get("device")),
+        "seed": ("--seed", options.get("seed")),
         "data.root": ("--data-dir", str(data_dir) if data_dir else None),
         "metrics.activation_stats": ("--stats", True if stats else None),
     }
 
 
-def _load(config: Path | None, overrides: list[str] | None, **flags) -> Config:
-    return load_config(config, overrides or [], _flags(**flags))
+def _load(options: dict) -> Config:
+    return load_config(options["config"], options["set_"] or [], _flags(options))
 
 
 def _open(cfg: Config):
@@ -290,13 +282,14 @@ def _open(cfg: Config):
     return torch_device, data.load(cfg.data, cfg.seed, torch_device)
 
 
-def _experiment(cfg: Config, grids, seeds: int, run_dir: Path | None, quiet: bool, kind: str, view, draw) -> None:
+def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
     Every trial's config, device and data are checked before the first trial trains.
     """
     from dropcli import experiments, plots, runs
 
+    seeds, run_dir = options["seeds"], options["run_dir"]
     trials = experiments.plan(cfg, grids, seeds)
     spec = experiments.spec_of(cfg, grids, seeds)
     if run_dir is not None:
@@ -305,7 +298,7 @@ def _experiment(cfg: Config, grids, seeds: int, run_dir: Path | None, quiet: boo
         plots.check_available()
     experiments.check_resources(trials)
     directory = run_dir or runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
-    with _reporting(quiet, f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
+    with _reporting(options["quiet"], f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
         cells = experiments.run(spec, trials, directory, reporter)
         reporter.console.print(*view(cells))
         if draw is not None:
