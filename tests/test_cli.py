@@ -177,3 +177,11 @@ def test_help_and_config_show_do_not_import_torch(invoke):
 def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "dropcli", "config", "show"], capture_output=True, text=True)
     assert result.returncode == 0 and "hidden_1: 256" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [["train"], ["compare"], ["sweep"], ["evaluate"], ["plot"], ["runs"], ["config", "show"], ["data", "fetch"], ["data", "info"]]
+)
+def test_every_command_has_help_with_an_example(invoke, command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "Example: dropcli " + command[0] in result.stdout

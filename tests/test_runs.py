@@ -131,12 +131,15 @@ def test_divergence_stops_with_one_line_and_keeps_the_run(in_tmp, invoke, small_
     assert (run_dir / "config.yaml").exists()
 
 
-def test_evaluate_matches_what_training_reported(in_tmp, invoke, small_args):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_evaluate_matches_what_training_reported(in_tmp, invoke, small_args, precision):
     run_dir = in_tmp / "r"
-    assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", run_dir, "-q").exit_code == 0
+    options = [*small_args(2, **RUN_SIZE), "--set", f"train.precision={precision}"]
+    assert invoke("train", *options, "--run-dir", run_dir, "-q").exit_code == 0
     result = invoke("evaluate", run_dir, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
+    assert report["precision"] == precision
     final = runs.read_metrics(run_dir)[-1]
     assert (report["loss"], report["accuracy"]) == (final["test_loss"], final["test_acc"])
     assert report["class_names"][0] == "T-shirt/top" and report["class_names"][9] == "Ankle boot"

@@ -156,7 +156,7 @@ def sweep(
     _experiment(_load(options), grids, options, "sweep", lambda cells: sweep_tables(cells, keys), _heatmap if plot else None)
 
 
-@app.command()
+@app.command(epilog="Example: dropcli evaluate runs/default-scratch-20261127-171512 --split test --mc-samples 20")
 def evaluate(
     target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
     split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0).")] = "test",
@@ -187,7 +187,7 @@ def evaluate(
     _console().print(*evaluation_tables(result, path))
 
 
-@app.command()
+@app.command(epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.png")
 def plot(
     run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw, one colour each.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("curves.png"),
@@ -200,7 +200,7 @@ def plot(
     typer.echo(f"wrote {output}")
 
 
-@app.command("runs")
+@app.command("runs", epilog="Example: dropcli runs runs/")
 def list_runs(
     root: Annotated[Path, typer.Argument(help="Directory to scan, comparisons included.")] = Path("runs"),
 ) -> None:
@@ -220,7 +220,7 @@ def config_show(**options) -> None:
     typer.echo(to_yaml(_load(options)), nl=False)
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
 def data_fetch(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
@@ -234,7 +234,7 @@ def data_fetch(
     typer.echo(f"Fashion-MNIST is available in {directory}")
 
 
-@data_app.command("info")
+@data_app.command("info", epilog="Example: dropcli data info --data-dir /usr/share/datasets/fashion-mnist")
 def data_info(data_dir: DataDirOption = None) -> None:
     """Say where Fashion-MNIST was found and check every file's structure."""
     from rich.table import Table
@@ -292,8 +292,6 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw) -> Non
     seeds, run_dir = options["seeds"], options["run_dir"]
     trials = experiments.plan(cfg, grids, seeds)
     spec = experiments.spec_of(cfg, grids, seeds)
-    if run_dir is not None:
-        experiments.check_dir(run_dir, spec)
     if draw is not None:
         plots.check_available()
     experiments.check_resources(trials)

@@ -13,13 +13,14 @@ from dropcli.dropout import Dropout
 from dropcli.errors import DropcliError
 from dropcli.models import DropConnectLinear
 from dropcli.noise import GaussianNoise
-from dropcli.train import evaluate, new_state
+from dropcli.train import autocast, evaluate, new_state
 
 
 @dataclass(frozen=True)
 class Evaluation:
     split: str
     epoch: int
+    precision: str  # the run's train.precision: fp32, or bf16 autocast as in training
     loss: float
     accuracy: float
     class_names: tuple[str, ...]
@@ -43,17 +44,20 @@ def evaluate_checkpoint(
         raise DropcliError(f"this run has no {split} split (data.val_split is 0); use --split test or --split train")
     state = new_state(config, device)
     checkpoints.restore(state, payload)
-    # The same function training used, so the numbers match what training reported.
-    loss, accuracy = evaluate(state.model, subset)
-    confusion = confusion_matrix(state.model, subset.X, subset.y)
+    # The same function and precision training used, so the numbers match what it reported.
+    precision = config.train.precision
+    loss, accuracy = evaluate(state.model, subset, precision=precision)
+    confusion = confusion_matrix(state.model, subset.X, subset.y, precision=precision)
     per_class = (confusion.diag() / confusion.sum(dim=1).clamp(min=1)).tolist()
     mc_loss, mc_accuracy = None, None
     if mc_samples > 0:
         torch.manual_seed(config.seed)
-        mc_loss, mc_accuracy = monte_carlo_dropout(state.model, subset.X, subset.y, mc_samples)
+        with autocast(device, precision):
+            mc_loss, mc_accuracy = monte_carlo_dropout(state.model, subset.X, subset.y, mc_samples)
     return Evaluation(
-        split, payload["epoch"], loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), mc_samples, mc_loss, mc_accuracy
-    )
+        split, payload["epoch"], precision, loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), mc_samples, mc_loss,
+        mc_accuracy,
+    )  # fmt: skip
 
 
 @torch.no_grad()
@@ -75,11 +79,14 @@ def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor
 
 
 @torch.no_grad()
-def confusion_matrix(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
+def confusion_matrix(
+    model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096, precision: str = "fp32"
+) -> torch.Tensor:
     """(10, 10) counts of (true class, predicted class)."""
     model.eval()
     counts = torch.zeros(len(CLASS_NAMES) ** 2, dtype=torch.int64, device=X.device)
     for start in range(0, len(y), batch_size):
-        predicted = model(X[start : start + batch_size]).argmax(dim=1)
+        with autocast(X.device, precision):
+            predicted = model(X[start : start + batch_size]).argmax(dim=1)
         counts += torch.bincount(y[start : start + batch_size] * len(CLASS_NAMES) + predicted, minlength=counts.numel())
     return counts.view(len(CLASS_NAMES), len(CLASS_NAMES)).cpu()

@@ -154,8 +154,6 @@ def spec_of(config: Config, grids: list[Grid], seeds: int) -> dict[str, Any]:
 def check_dir(directory: Path, spec: dict[str, Any]) -> None:
     """An experiment directory holds one plan: refuse to mix another one into it."""
     path = directory / PLAN_FILE
-    if directory.exists() and not directory.is_dir():
-        raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir")
     if not path.exists() and directory.is_dir() and any(directory.iterdir()):
         raise DropcliError(f"{directory} exists and is not an experiment directory; choose another --run-dir")
     if path.exists() and _read_json(path) != spec:
@@ -166,20 +164,27 @@ def check_dir(directory: Path, spec: dict[str, Any]) -> None:
 
 
 def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Reporter) -> list[Cell]:
-    """Train every trial not done yet; write the results files; return the cells.
+    """Train every trial not done yet in `directory`; write the results files; return the cells.
 
-    A trial that diverges is recorded as such and the others go on.
+    The directory is locked while this runs, and must be new, empty, or hold this same plan. A
+    trial that diverges is recorded as such and the others go on.
     """
-    check_dir(directory, spec)
-    directory.mkdir(parents=True, exist_ok=True)
-    runs.write_json_atomic(directory / PLAN_FILE, spec)
-    datasets = _Datasets()
-    summaries = {}
-    for trial in trials:
-        summaries[trial.name] = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
-    result = cells(trials, summaries)
-    runs.write_json_atomic(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result]})
-    runs.write_text_atomic(directory / RESULTS_CSV, to_csv(result))
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir") from None
+    except OSError as error:
+        raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}") from None
+    with runs.locked(directory, "experiment directory"):
+        check_dir(directory, spec)
+        runs.write_json_atomic(directory / PLAN_FILE, spec)
+        datasets = _Datasets()
+        summaries = {}
+        for trial in trials:
+            summaries[trial.name] = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
+        result = cells(trials, summaries)
+        runs.write_json_atomic(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result]})
+        runs.write_text_atomic(directory / RESULTS_CSV, to_csv(result))
     return result
 
 

@@ -163,7 +163,7 @@ def _stat(stat: Stat | None, spec: str) -> str:
 def evaluation_tables(result, checkpoint) -> list:
     """A summary line, per-class accuracy and the confusion matrix of an Evaluation."""
     header = (
-        f"{checkpoint} (epoch {result.epoch}) on {result.split}: "
+        f"{checkpoint} (epoch {result.epoch}) on {result.split}, {result.precision}: "
         f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}"
     )
     per_class = Table(title="accuracy per class", header_style="bold")

@@ -59,7 +59,19 @@ def train_run(
     config: Config, data: FashionMNIST, device: torch.device, run_dir: Path, reporter: Reporter,
     resume_from: dict[str, Any] | None = None,
 ) -> RunResult:  # fmt: skip
-    """Train one model as `config` says, or continue the checkpoint `resume_from`, in `run_dir`."""
+    """Train one model as `config` says, or continue the checkpoint `resume_from`, in `run_dir`.
+
+    `run_dir` is locked while the run trains: a second process that tries to write into it
+    (a second --resume, say) is refused.
+    """
+    with runs.locked(run_dir):
+        return _train_run(config, data, device, run_dir, reporter, resume_from)
+
+
+def _train_run(
+    config: Config, data: FashionMNIST, device: torch.device, run_dir: Path, reporter: Reporter,
+    resume_from: dict[str, Any] | None,
+) -> RunResult:  # fmt: skip
     state = new_state(config, device)
     best = None
     if resume_from is not None:

@@ -4,10 +4,13 @@ Whole files are written to a temporary name and then renamed, so a crash leaves 
 or a complete one. `metrics.jsonl` grows one complete line per finished epoch.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,22 +40,38 @@ def unique_dir(parent: Path, stem: str) -> Path:
     raise DropcliError(f"could not find a free run directory name for {parent / stem}; clean up {parent}")
 
 
-def check_unused(path: Path | None) -> None:
-    """Refuse a run directory that already exists, before any work is done for it."""
-    if path is not None and path.exists():
-        raise DropcliError(f"run directory {path} already exists; choose another --run-dir or remove it")
-
-
 def create_dir(path: Path) -> Path:
     """Create the run directory the user named; refuse one that already exists."""
-    check_unused(path)
     try:
         path.mkdir(parents=True)
-    except FileExistsError:  # made by someone else since the check
-        check_unused(path)
+    except FileExistsError:
+        raise DropcliError(f"run directory {path} already exists; choose another --run-dir or remove it") from None
     except OSError as error:
         raise DropcliError(f"cannot create run directory {path}: {error.strerror}") from None
     return path
+
+
+@contextlib.contextmanager
+def locked(directory: Path, what: str = "run directory") -> Iterator[None]:
+    """Hold an exclusive OS lock on `directory` while one process writes into it.
+
+    The lock is flock(2) on the directory itself: no lock file to clean up, and the kernel
+    drops it when the process ends in any way, so a crashed run never leaves a stale lock.
+    """
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError as error:
+        raise DropcliError(f"cannot open {what} {directory}: {error.strerror}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DropcliError(
+                f"{what} {directory} is in use by another dropcli process; wait for it to finish, or stop it first"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
 
 
 def write_text_atomic(path: Path, text: str) -> None:
