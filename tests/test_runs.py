@@ -12,6 +12,7 @@ import torch
 
 from dropcli import checkpoints, runs
 from dropcli.config import load_config
+from dropcli.files import WriteError
 from dropcli.train import new_state
 
 # Big enough that an epoch takes long enough to kill a run in the middle.
@@ -62,7 +63,7 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", crash)
     with torch.no_grad():
         state.model[1].weight.add_(1.0)  # a change this save must not land
-    with pytest.raises(OSError, match="disk gone"):
+    with pytest.raises(WriteError, match=r"cannot write .*last.pt: disk gone"):
         checkpoints.save(path, state, config)
     saved = checkpoints.load(path)["model"]["hidden_1.weight"]
     assert torch.equal(saved + 1.0, state.model[1].weight)

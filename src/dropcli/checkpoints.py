@@ -7,12 +7,12 @@ so a kill at any moment leaves the old checkpoint or the new one, never a torn f
 """
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dropcli import files
 from dropcli.config import Config, to_dict
 from dropcli.errors import DropcliError
 from dropcli.train import EpochMetrics, TrainState
@@ -36,12 +36,8 @@ def save(path: Path, state: TrainState, config: Config, best: dict[str, Any] | N
             "data_order": state.order_generator.get_state(),
         },
     }
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with files.atomic(path) as temporary:
         torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def load(path: Path) -> dict[str, Any]:

@@ -327,16 +327,22 @@ def _heatmap(cells, directory: Path) -> None:
 
 @contextlib.contextmanager
 def _reporting(quiet: bool, kept: str):
-    """A Reporter on stdout; on Ctrl-C, stop at once, say what was kept, and exit 130."""
+    """A Reporter on stdout. On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130
+    or 143; when a file cannot be written (a full disk), say so and what was kept, and exit 1."""
+    from dropcli.files import WriteError
     from dropcli.report import Reporter
+    from dropcli.runtime import Terminated, sigterm_as_interrupt
 
     reporter = Reporter(_console(), quiet=quiet)
     try:
-        yield reporter
-    except KeyboardInterrupt:
+        with sigterm_as_interrupt():
+            yield reporter
+    except KeyboardInterrupt as interrupt:
         reporter.close()
         typer.echo(f"interrupted; {kept}", err=True)
-        raise typer.Exit(130) from None
+        raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
+    except WriteError as error:
+        raise WriteError(f"{error}; {kept}") from None
     finally:
         reporter.close()
 

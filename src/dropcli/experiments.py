@@ -22,7 +22,7 @@ from typing import Any
 import torch
 import yaml
 
-from dropcli import checkpoints, data, runs
+from dropcli import checkpoints, data, files
 from dropcli.config import Config, get, replace, to_dict
 from dropcli.errors import DropcliError
 from dropcli.run import Reporter, train_run
@@ -175,16 +175,16 @@ def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Re
         raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir") from None
     except OSError as error:
         raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}") from None
-    with runs.locked(directory, "experiment directory"):
+    with files.locked(directory, "experiment directory"):
         check_dir(directory, spec)
-        runs.write_json_atomic(directory / PLAN_FILE, spec)
+        files.write_json(directory / PLAN_FILE, spec)
         datasets = _Datasets()
         summaries = {}
         for trial in trials:
             summaries[trial.name] = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
         result = cells(trials, summaries)
-        runs.write_json_atomic(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result]})
-        runs.write_text_atomic(directory / RESULTS_CSV, to_csv(result))
+        files.write_json(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result]})
+        files.write_text(directory / RESULTS_CSV, to_csv(result))
     return result
 
 

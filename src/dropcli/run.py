@@ -5,6 +5,7 @@ A run directory holds `config.yaml`, `metrics.jsonl` (a line per finished epoch)
 with its status: finished, interrupted or diverged.
 """
 
+import contextlib
 import dataclasses
 import datetime
 import platform
@@ -17,12 +18,12 @@ from typing import Any
 import torch
 
 import dropcli
-from dropcli import checkpoints, runs
+from dropcli import checkpoints, files
 from dropcli.config import Config, changed_keys, load_config, to_yaml
 from dropcli.data import FashionMNIST
 from dropcli.errors import DropcliError
-from dropcli.runtime import device_name
-from dropcli.train import Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
+from dropcli.runtime import device_name, interrupts_deferred, signal_name
+from dropcli.train import Diverged, EpochMetrics, compile_model, evaluate, fit, new_state
 
 # What --resume may change: how long to train, and where. Anything else would make a
 # different run than the one the checkpoint belongs to.
@@ -64,7 +65,9 @@ def train_run(
     `run_dir` is locked while the run trains: a second process that tries to write into it
     (a second --resume, say) is refused.
     """
-    with runs.locked(run_dir):
+    with files.locked(run_dir):
+        for directory in (run_dir, run_dir / "checkpoints"):
+            files.remove_temporaries(directory)  # what a writer killed mid-write left
         return _train_run(config, data, device, run_dir, reporter, resume_from)
 
 
@@ -82,36 +85,46 @@ def _train_run(
         if problem:
             reporter.notice(problem)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
-    runs.write_text_atomic(run_dir / "config.yaml", to_yaml(config))
+    files.write_text(run_dir / "config.yaml", to_yaml(config))
     # metrics.jsonl is rewritten from the checkpoint's own history, so a kill between the
     # checkpoint and the metrics line below loses nothing.
-    runs.write_text_atomic(run_dir / "metrics.jsonl", "".join(runs.jsonl_line(dataclasses.asdict(m)) for m in state.history))
-    monitor = monitor_of(config, data)
+    files.write_text(run_dir / "metrics.jsonl", "".join(files.json_line(dataclasses.asdict(m)) for m in state.history))
+    monitor, saved = monitor_of(config, data), state.epoch  # saved: the epochs on disk
     reporter.run_started(config, run_dir)
     started = time.perf_counter()
     try:
         for metrics in fit(state, data, config, reporter.progress):
             improved = _improves(metrics, monitor, best)
-            if improved:
-                best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch}
-            checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, best)
-            if improved:
-                checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, best)
-            runs.append_jsonl(run_dir / "metrics.jsonl", dataclasses.asdict(metrics))
+            new_best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch} if improved else best
+            with interrupts_deferred():  # Ctrl-C waits until the epoch's files agree
+                if improved:  # best.pt first: if last.pt then fails, the epoch is redone identically
+                    checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, new_best)
+                checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, new_best)
+                files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
+            best, saved = new_best, metrics.epoch
             reporter.epoch_finished(metrics)
-    except (Diverged, KeyboardInterrupt) as stop:
-        status, reason = ("diverged", str(stop)) if isinstance(stop, Diverged) else ("interrupted", "stopped by Ctrl-C (SIGINT)")
-        summary = _summary(config, data, device, state, best, time.perf_counter() - started, status, reason)
-        runs.write_json_atomic(run_dir / "summary.json", summary)
+    except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
+        summary = _summary(config, data, device, state.history[:saved], best, time.perf_counter() - started, *_stopped(stop))
+        with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
+            files.write_json(run_dir / "summary.json", summary)
         raise
-    summary = _summary(config, data, device, state, best, time.perf_counter() - started, "finished")
+    summary = _summary(config, data, device, state.history, best, time.perf_counter() - started, "finished")
     # The training set in eval mode: with the test numbers, the generalisation gap.
     train_loss, train_acc = evaluate(state.runner, data.train, precision=config.train.precision)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
-    runs.write_json_atomic(run_dir / "summary.json", summary)
+    files.write_json(run_dir / "summary.json", summary)
     result = RunResult(run_dir, state.history, summary)
     reporter.run_finished(result)
     return result
+
+
+def _stopped(stop: BaseException) -> tuple[str, str]:
+    """(status, reason) of a run that stopped early."""
+    if isinstance(stop, Diverged):
+        return "diverged", str(stop)
+    if isinstance(stop, files.WriteError):
+        return "interrupted", str(stop)
+    return "interrupted", f"stopped by {signal_name(stop)}"
 
 
 def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) -> bool:
@@ -153,10 +166,9 @@ def monitor_of(config: Config, data: FashionMNIST) -> str:
 
 
 def _summary(
-    config: Config, data: FashionMNIST, device: torch.device, state: TrainState, best: dict[str, Any] | None,
+    config: Config, data: FashionMNIST, device: torch.device, history: list[EpochMetrics], best: dict[str, Any] | None,
     wall_seconds: float, status: str, reason: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    history = state.history
     return {
         "status": status,
         "reason": reason,

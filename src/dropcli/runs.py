@@ -1,16 +1,10 @@
-"""Run directories: `config.yaml`, `metrics.jsonl` and `summary.json`, never overwritten.
+"""Run directories: their names, and reading back `config.yaml`, `metrics.jsonl` and `summary.json`.
 
-Whole files are written to a temporary name and then renamed, so a crash leaves either no file
-or a complete one. `metrics.jsonl` grows one complete line per finished epoch.
+A run directory is never overwritten; files.py writes into it.
 """
 
-import contextlib
-import fcntl
 import json
-import os
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,60 +43,6 @@ def create_dir(path: Path) -> Path:
     except OSError as error:
         raise DropcliError(f"cannot create run directory {path}: {error.strerror}") from None
     return path
-
-
-@contextlib.contextmanager
-def locked(directory: Path, what: str = "run directory") -> Iterator[None]:
-    """Hold an exclusive OS lock on `directory` while one process writes into it.
-
-    The lock is flock(2) on the directory itself: no lock file to clean up, and the kernel
-    drops it when the process ends in any way, so a crashed run never leaves a stale lock.
-    """
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError as error:
-        raise DropcliError(f"cannot open {what} {directory}: {error.strerror}") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DropcliError(
-                f"{what} {directory} is in use by another dropcli process; wait for it to finish, or stop it first"
-            ) from None
-        yield
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False) as file:
-        temporary = Path(file.name)
-        try:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        except BaseException:
-            temporary.unlink(missing_ok=True)
-            raise
-    try:
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    # allow_nan=False: strict JSON that any reader takes; a NaN here is a bug, not a value.
-    write_text_atomic(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
-
-
-def jsonl_line(record: Any) -> str:
-    return json.dumps(record, allow_nan=False) + "\n"
-
-
-def append_jsonl(path: Path, record: Any) -> None:
-    # One write() of one whole line, so a kill between epochs leaves only complete lines.
-    with open(path, "a") as file:
-        file.write(jsonl_line(record))
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

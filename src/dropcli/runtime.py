@@ -1,6 +1,10 @@
-"""Device choice and seeding, each done once, here."""
+"""Device choice, seeding and signals, each done once, here."""
 
+import contextlib
 import platform
+import signal
+import threading
+from collections.abc import Iterator
 
 import torch
 
@@ -41,3 +45,50 @@ def seed_everything(seed: int) -> None:
 
 def _mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what kill, systemd, Slurm and Kubernetes send), handled as Ctrl-C is."""
+
+
+def signal_name(interrupt: BaseException) -> str:
+    return "SIGTERM" if isinstance(interrupt, Terminated) else "Ctrl-C (SIGINT)"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated, a KeyboardInterrupt, instead of killing."""
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    with _handlers({signal.SIGTERM: terminate}):
+        yield
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as usual.
+
+    For writes that must land together (a checkpoint and its metrics line): an interrupt
+    between them would leave files that disagree.
+    """
+    pending: list[int] = []
+    with _handlers({signal.SIGINT: lambda signum, frame: pending.append(signum),
+                    signal.SIGTERM: lambda signum, frame: pending.append(signum)}):  # fmt: skip
+        yield
+    if pending:
+        signal.raise_signal(pending[0])  # now handled by the handler in force again
+
+
+@contextlib.contextmanager
+def _handlers(handlers: dict) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; elsewhere, leave signals alone
+        return
+    previous = {signum: signal.signal(signum, handler) for signum, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
