@@ -114,12 +114,12 @@ def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path, inv
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["train", "--config", "missing.yaml"], "config file not found: missing.yaml"),
+        (["train", "--config", "missing.yaml"], "config file missing.yaml not found"),
         (["train", "--model", "dropit"], "--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
         (["train", "--set", "optim.lr"], "bad --set 'optim.lr': expected KEY=VALUE"),
         (["train", "--set", "optim.lrr=1"], "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
         (["train", "--set", "model.dropout_1=1.5"], "model.dropout_1 must be between 0 and 1, got 1.5"),
-        (["train", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+        (["train", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N (N < 10000) or mps, got 'tpu'"),
         (["compare", "scratch", "dropit"], "MODELS: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
         (["compare", "scratch", "scratch"], "MODELS names scratch more than once"),
         (["config", "show", "--set", "train.epochs=0"], "train.epochs must be >= 1, got 0"),

@@ -154,8 +154,12 @@ def test_fetch_moves_the_downloaded_files_into_place(fake_data_gz, tmp_path, mon
 
 def test_failed_fetch_leaves_nothing_behind(tmp_path, no_system_data):
     with pytest.raises(DropcliError, match=r"could not download Fashion-MNIST into .*\(\[Errno -3\] name lookup failed\); get it one of three ways"):
-        data.fetch(tmp_path / "cache")
-    assert list((tmp_path / "cache").iterdir()) == []
+        data.fetch(tmp_path / "cache" / "fashion-mnist")
+    assert list(tmp_path.iterdir()) == []  # not even the directories it made
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(DropcliError, match="could not download"):
+        data.fetch(tmp_path / "mine")
+    assert list(tmp_path.iterdir()) == [tmp_path / "mine"]  # a directory that was there stays
 
 
 def test_a_named_directory_is_the_only_one_searched(fake_data, tmp_path, monkeypatch):

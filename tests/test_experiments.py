@@ -111,10 +111,18 @@ def test_repeated_values_are_refused(in_tmp, invoke, small_args, command, messag
     assert not (in_tmp / "runs").exists()
 
 
-def test_a_grid_value_with_a_slash_stays_inside_the_experiment(in_tmp, invoke, small_args):
-    result = invoke("sweep", *small_args(epochs=1), "--grid", "name=a/b,c", "--run-dir", "s", "-q")
+def test_a_grid_value_with_a_slash_stays_inside_the_experiment(in_tmp, invoke, small_args, fake_data):
+    # Two paths alike in their first 40 characters: their trials' names must still differ.
+    parent = in_tmp / ("x" * 40)
+    parent.mkdir()
+    copies = [parent / "copy-a", parent / "copy-b"]
+    for copy in copies:
+        copy.symlink_to(fake_data)
+    result = invoke("sweep", *small_args(epochs=1), "--grid", f"data.root={copies[0]},{copies[1]}", "--run-dir", "s", "-q")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (in_tmp / "s").iterdir() if p.is_dir()) == ["name=a_b_seed0", "name=c_seed0"]
+    trials = sorted(p for p in (in_tmp / "s").iterdir() if p.is_dir())
+    assert len(trials) == 2 and all("/" not in p.name and p.name.startswith("root=_") for p in trials)
+    assert [read_json(p / "summary.json")["data"]["source"] for p in trials] == [str(c) for c in copies]
 
 
 def test_a_diverging_trial_is_recorded_and_the_others_finish(in_tmp, invoke, small_args):

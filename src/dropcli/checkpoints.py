@@ -18,6 +18,7 @@ from dropcli.errors import DropcliError
 from dropcli.train import EpochMetrics, TrainState
 
 FORMAT = 1
+KEYS = ("config", "epoch", "history", "best", "model", "optimizer", "rng")
 
 
 def save(path: Path, state: TrainState, config: Config, best: dict[str, Any] | None = None) -> None:
@@ -50,11 +51,30 @@ def load(path: Path) -> dict[str, Any]:
         raise DropcliError(f"{path}: not a readable dropcli checkpoint ({type(error).__name__})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DropcliError(f"{path}: not a dropcli checkpoint of format {FORMAT}")
+    missing = [key for key in KEYS if key not in payload]
+    if missing:
+        raise DropcliError(f"{path}: damaged checkpoint, no {', '.join(missing)}; use another checkpoint (best.pt) or start a new run")
+    shapes = {"config": dict, "epoch": int, "history": list, "model": dict, "optimizer": dict, "rng": dict}
+    wrong = [key for key, kind in shapes.items() if not isinstance(payload[key], kind)]
+    if wrong or payload["epoch"] != len(payload["history"]):
+        what = ", ".join(wrong) or "epoch and history"
+        raise DropcliError(f"{path}: damaged checkpoint ({what} not as saved); use another checkpoint (best.pt) or start a new run")
     return payload
 
 
 def restore(state: TrainState, payload: dict[str, Any]) -> None:
-    """Put a checkpoint's weights, optimizer, RNG states and history into `state`."""
+    """Put a checkpoint's weights, optimizer, RNG states and history into `state`.
+
+    Raises DropcliError if the checkpoint does not fit (a damaged or hand-edited file).
+    """
+    try:
+        _restore(state, payload)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise DropcliError(f"the checkpoint does not fit its own config ({first_line[:200]}); it is damaged: use best.pt or start a new run") from None
+
+
+def _restore(state: TrainState, payload: dict[str, Any]) -> None:
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
     torch.set_rng_state(payload["rng"]["torch"])

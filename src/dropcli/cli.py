@@ -26,6 +26,25 @@ class _OneLineErrors(TyperGroup):
         except DropcliError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(error.exit_code) from None
+        except (OSError, MemoryError, RuntimeError) as error:
+            # The machine failed us where no check could foresee it (a disk that vanished, the
+            # memory another process took): still one line, and what is saved stays saved.
+            message = _fault_message(error)
+            if message is None:
+                raise
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(1) from None
+
+
+def _fault_message(error: BaseException) -> str | None:
+    """One line for a fault of the machine; None for an error that is a bug in dropcli."""
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}; check the path, its permissions and the free space, then run again"
+    text = (str(error).strip().splitlines() or [""])[0]
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in text:
+        return f"out of memory ({text[:120] or 'MemoryError'}); use a smaller model or batch, or free some memory"
+    return None
 
 
 def _typer(help: str) -> typer.Typer:
@@ -209,7 +228,8 @@ def list_runs(
     from dropcli.report import runs_table
 
     if not root.is_dir():
-        raise DropcliError(f"no runs directory {root}; train something first, or name the directory to scan")
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise DropcliError(f"{root} {what}; train something first, or name the directory of runs to scan")
     _console().print(runs_table(runs.list_runs(root), root))
 
 
@@ -264,7 +284,8 @@ def _flags(options: dict) -> dict[str, tuple[str, object]]:
         "model.kind": ("--model", options.get("model")),
         "device": ("--device", options.get("device")),
         "seed": ("--seed", options.get("seed")),
-        "data.root": ("--data-dir", str(data_dir) if data_dir else None),
+        # Resolved, so that the saved config still finds the data from another directory.
+        "data.root": ("--data-dir", str(data_dir.resolve()) if data_dir else None),
         "metrics.activation_stats": ("--stats", True if stats else None),
     }
 

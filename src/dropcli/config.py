@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import math
 import re
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 import types
@@ -20,7 +21,10 @@ import yaml
 from dropcli.errors import DropcliError
 from dropcli.vocabulary import MASK_MODES, MODEL_KINDS, MONITORS, PRECISIONS, one_of
 
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
+# A run's name is part of its directory's name: one path component, of a sane length.
+NAME_PATTERN = re.compile(r"[^/\\\x00]{1,100}")
+MAX_SEED = 2**64 - 1  # torch's generators take seeds up to this
 
 
 @dataclass(frozen=True)
@@ -149,9 +153,19 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise DropcliError(f"config file not found: {path} (pass an existing YAML file, e.g. configs/default.yaml)")
+        what = "is a directory, not a file" if path.is_dir() else "not found"
+        raise DropcliError(f"config file {path} {what} (pass an existing YAML file, e.g. configs/default.yaml)")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DropcliError(f"{path}: not UTF-8 text (byte {error.start}); save the config as UTF-8") from None
+    except OSError as error:
+        raise DropcliError(f"{path}: cannot be read ({error.strerror})") from None
+    try:
+        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+            # A config needs no aliases, and they allow self-reference and exponential blow-up.
+            raise DropcliError(f"{path}: YAML anchors and aliases (*name) are not supported in configs; write the values out")
+        data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -201,7 +215,7 @@ def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_sou
     section = prefix.rstrip(".") or "the top level"
     if not isinstance(raw, dict):
         source = origin.get(prefix.rstrip("."), default_source)
-        raise DropcliError(f"{source}: {section} must be a mapping, got {raw!r}")
+        raise DropcliError(f"{source}: {section} must be a mapping, got {_short(raw)}")
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
@@ -238,11 +252,18 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
         if kind is bool and isinstance(value, bool):
             return value
     wanted = " or ".join("null" if kind is type(None) else _TYPE_NAMES[kind] for kind in allowed)
-    raise DropcliError(f"{source}: {key} must be {wanted}, got {value!r}")
+    raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _short(value: Any) -> str:
+    """repr(value), cut to a readable length: a message stays one line whatever was given."""
+    short = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+    short.maxstring = short.maxother = 60
+    return short.repr(value)
 
 
 def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:
@@ -255,6 +276,9 @@ def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:
 
 def _check_ranges(config: Config, origin: dict[str, str]) -> None:
     checks = [
+        ("name", NAME_PATTERN.fullmatch(config.name) is not None and config.name not in (".", ".."),
+         "1 to 100 characters without '/', and not '.' or '..' (it names the run directory)"),
+        ("seed", 0 <= config.seed <= MAX_SEED, "between 0 and 2**64 - 1"),
         ("model.kind", config.model.kind in MODEL_KINDS, f"one of {one_of(MODEL_KINDS)}"),
         ("model.mask_mode", config.model.mask_mode in MASK_MODES, f"one of {one_of(MASK_MODES)}"),
         ("model.hidden_1", config.model.hidden_1 >= 1, ">= 1"),
@@ -277,13 +301,13 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
         ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
-        ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N or mps"),
+        ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N (N < 10000) or mps"),
     ]
     for key, ok, wanted in checks:
         if not ok:
             value = get(config, key)
             source = origin.get(key, "config")
-            raise DropcliError(f"{source}: {key} must be {wanted}, got {value!r}")
+            raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
 
 
 def get(config: Config, key: str) -> Any:

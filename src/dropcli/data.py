@@ -71,9 +71,17 @@ def download_dir() -> Path:
 def search_dirs(root: str | Path | None) -> list[Path]:
     """The directories searched for the files, in order. A directory the user names is the only one."""
     if root:
-        return [Path(root)]
-    env = [Path(os.environ["DROPCLI_DATA"])] if os.environ.get("DROPCLI_DATA") else []
+        return [_directory(root, "--data-dir (data.root)")]
+    env = [_directory(os.environ["DROPCLI_DATA"], "$DROPCLI_DATA")] if os.environ.get("DROPCLI_DATA") else []
     return env + [SYSTEM_DIR, download_dir()]
+
+
+def _directory(path: str | Path, named_by: str) -> Path:
+    """A directory the user named, refused if it is something else."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DropcliError(f"{named_by} names {path}, which is a file; name the directory that holds the four IDX files")
+    return path
 
 
 def find_files(directory: Path) -> dict[str, Path] | None:
@@ -119,7 +127,20 @@ def fetch(root: str | Path | None) -> Path:
         return target
     from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
 
-    target.mkdir(parents=True, exist_ok=True)
+    # The directories this creates, outermost first, so a failed download can take them back.
+    created = [parent for parent in (*reversed(target.parents), target) if not parent.exists()]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        _download(TorchvisionFashionMNIST, target)
+    except BaseException:
+        for directory in reversed(created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()  # only if still empty
+        raise
+    return target
+
+
+def _download(TorchvisionFashionMNIST, target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target, prefix=".download-") as tmp:
         try:
             # torchvision prints its progress to stdout; keep the CLI's output clean.
@@ -133,7 +154,6 @@ def fetch(root: str | Path | None) -> Path:
         raw = Path(tmp) / "FashionMNIST" / "raw"
         for name in (name for pair in FILES.values() for name in pair):
             os.replace(raw / f"{name}.gz", target / f"{name}.gz")
-    return target
 
 
 def read_raw(directory: Path) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -199,8 +219,13 @@ def _to_split(images: torch.Tensor, labels: torch.Tensor, device: torch.device) 
 
 def _split_off_validation(train: Split, fraction: float, seed: int) -> tuple[Split, Split | None]:
     n_val = int(len(train) * fraction)
-    if n_val == 0:
+    if fraction == 0:
         return train, None
+    if n_val == 0:
+        raise DropcliError(
+            f"data.val_split={fraction} of {len(train)} training examples is an empty validation set; "
+            f"use at least {1 / len(train):.2g}, or 0 for none"
+        )
     if n_val == len(train):
         raise DropcliError(f"data.val_split={fraction} leaves no training examples; use a smaller fraction")
     order = torch.randperm(len(train), generator=torch.Generator().manual_seed(seed)).to(train.X.device)

@@ -26,8 +26,8 @@ from dropcli import checkpoints, data, files
 from dropcli.config import Config, get, replace, to_dict
 from dropcli.errors import DropcliError
 from dropcli.run import Reporter, train_run
-from dropcli.runtime import resolve_device
-from dropcli.train import Diverged
+from dropcli.runtime import check_memory, resolve_device
+from dropcli.train import Diverged, memory_needed
 
 PLAN_FILE = "plan.json"
 RESULTS_JSON = "results.json"
@@ -114,13 +114,16 @@ def plan(config: Config, grids: list[Grid], seeds: int) -> list[Trial]:
     grids = [Grid(grid.key, _normalised(config, grid), grid.source) for grid in grids]
     short = [key.rsplit(".", 1)[-1] for key in keys]
     labels = short if len(set(short)) == len(short) else keys
+    combinations = list(itertools.product(*(grid.values for grid in grids)))
+    stems = ["_".join(f"{label}={_safe(value)}" for label, value in zip(labels, values)) for values in combinations]
+    if len(set(stems)) < len(stems):  # values that differ only in characters a name cannot hold
+        stems = [f"{stem}-{index}" for index, stem in enumerate(stems, start=1)]
     trials = []
-    for combination in itertools.product(*(grid.values for grid in grids)):
+    for combination, stem in zip(combinations, stems):
         values = dict(zip(keys, combination))
         cell_config = config
         for key, value in values.items():
             cell_config = replace(cell_config, key, value)
-        stem = "_".join(f"{label}={_safe(value)}" for label, value in zip(labels, combination))
         for seed in range(config.seed, config.seed + seeds):
             trials.append(Trial(values, seed, replace(cell_config, "seed", seed), f"{stem}_seed{seed}"))
     return trials
@@ -141,10 +144,11 @@ def _safe(value: Any) -> str:
 
 def check_resources(trials: list[Trial]) -> None:
     """Fail before any training if a trial needs a device or data this machine does not have."""
-    for device in dict.fromkeys(trial.config.device for trial in trials):
-        resolve_device(device)
+    devices = {spec: resolve_device(spec) for spec in dict.fromkeys(trial.config.device for trial in trials)}
     for root in dict.fromkeys(trial.config.data.root for trial in trials):
         data.find_or_fetch(root)
+    for trial in trials:
+        check_memory(memory_needed(trial.config), devices[trial.config.device], f"trial {trial.name}")
 
 
 def spec_of(config: Config, grids: list[Grid], seeds: int) -> dict[str, Any]:
@@ -274,7 +278,9 @@ def _done_summary(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / "summary.json"
     if path.is_file():
         summary = _read_json(path)
-        if summary.get("status") in ("finished", "diverged"):
+        if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+            raise DropcliError(f"{path} is not a run summary; remove it (the trial then continues from its checkpoint) and run again")
+        if summary["status"] in ("finished", "diverged"):
             return summary
     return None
 

@@ -39,6 +39,12 @@ class DropConnectLinear(nn.Linear):
         return f"{super().extra_repr()}, p={self.p}"
 
 
+def parameter_count(config: ModelConfig) -> int:
+    """The number of weights and biases of the MLP `config` describes."""
+    h1, h2 = config.hidden_1, config.hidden_2
+    return (IN_FEATURES + 1) * h1 + (h1 + 1) * h2 + (h2 + 1) * N_CLASSES
+
+
 def build_model(config: ModelConfig) -> nn.Sequential:
     """The MLP for `config.kind`.
 

@@ -1,7 +1,6 @@
 """The chapter's learning-curve figure for one or more runs (needs matplotlib: dropcli[plot])."""
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -60,15 +59,16 @@ def sweep_heatmaps(cells, keys: list[str]):
 
 def save(figure, path: Path) -> None:
     """Write the figure as PNG through a temporary file, so `path` is never half-written."""
-    if not path.parent.is_dir():
-        _pyplot().close(figure)
-        raise DropcliError(f"cannot write {path}: no directory {path.parent}")
-    temporary = path.with_name(f".{path.name}.tmp.png")
+    from dropcli.files import atomic
+
     try:
-        figure.savefig(temporary, dpi=120)
-        os.replace(temporary, path)
+        if path.is_dir():
+            raise DropcliError(f"cannot write {path}: it is a directory; name a .png file, e.g. -o {path / 'curves.png'}")
+        if not path.parent.is_dir():
+            raise DropcliError(f"cannot write {path}: no directory {path.parent}")
+        with atomic(path) as temporary:
+            figure.savefig(temporary, dpi=120, format="png")
     finally:
-        temporary.unlink(missing_ok=True)
         _pyplot().close(figure)
 
 

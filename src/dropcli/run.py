@@ -25,9 +25,9 @@ from dropcli.errors import DropcliError
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
 from dropcli.train import Diverged, EpochMetrics, compile_model, evaluate, fit, new_state
 
-# What --resume may change: how long to train, and where. Anything else would make a
-# different run than the one the checkpoint belongs to.
-RESUMABLE_KEYS = ("train.epochs", "device")
+# What --resume may change: how long to train, where, and where the data now lies (it is
+# checked as on every load). Anything else would make a different run than the checkpoint's.
+RESUMABLE_KEYS = ("train.epochs", "device", "data.root")
 
 
 @dataclass(frozen=True)
@@ -148,7 +148,7 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
     if changed:
         raise DropcliError(
             f"--resume {run_dir}: cannot change {', '.join(changed)} of an existing run "
-            f"(only {' and '.join(RESUMABLE_KEYS)}); start a new run for other settings"
+            f"(only {', '.join(RESUMABLE_KEYS)}); start a new run for other settings"
         )
     if config.train.epochs <= payload["epoch"]:
         raise DropcliError(

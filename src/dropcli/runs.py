@@ -23,7 +23,10 @@ def timestamp() -> str:
 
 def unique_dir(parent: Path, stem: str) -> Path:
     """parent/stem, or parent/stem-2, -3, ... if that is taken, created empty."""
-    parent.mkdir(parents=True, exist_ok=True)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DropcliError(f"{parent} is a file, not a directory for runs; move it, or pass --run-dir") from None
     for attempt in range(1, 1000):
         path = parent / (stem if attempt == 1 else f"{stem}-{attempt}")
         try:
@@ -46,7 +49,19 @@ def create_dir(path: Path) -> Path:
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """The records of a JSON-lines file; DropcliError naming the line that is not a record."""
+    records = []
+    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            raise DropcliError(f"{path}: line {number} is not a JSON record (cut short by a crash, or edited)")
+        records.append(record)
+    return records
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
@@ -57,7 +72,13 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     metrics = read_jsonl(path)
     if not metrics:
         raise DropcliError(f"{run_dir} has no finished epoch yet")
+    for number, record in enumerate(metrics, start=1):
+        if not all(isinstance(record.get(key), (int, float)) for key in METRIC_KEYS):
+            raise DropcliError(f"{path}: line {number} lacks {', '.join(METRIC_KEYS)}; it is not a dropcli metrics line")
     return metrics
+
+
+METRIC_KEYS = ("epoch", "train_loss", "test_loss", "test_acc")
 
 
 def default_stem(config: Config) -> str:
@@ -73,29 +94,69 @@ class RunInfo:
     epochs_planned: int
     best_test_acc: float | None
     final_test_acc: float | None
-    status: str  # finished, interrupted or diverged
+    status: str  # finished, interrupted, diverged, or "unreadable: why"
 
 
 def list_runs(root: Path) -> list[RunInfo]:
-    """Every run directory under `root` (comparison folders included), oldest first."""
-    infos = []
-    for config_path in sorted(root.rglob("config.yaml"), key=lambda p: p.stat().st_mtime):
-        run_dir = config_path.parent
-        config = yaml.safe_load(config_path.read_text()) or {}
-        metrics = read_jsonl(run_dir / "metrics.jsonl") if (run_dir / "metrics.jsonl").is_file() else []
-        summary_path = run_dir / "summary.json"
-        # A run killed outright (SIGKILL, power loss) leaves no summary.
-        status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else "interrupted"
-        infos.append(
-            RunInfo(
-                path=run_dir,
-                name=config.get("name", "?"),
-                model=config.get("model", {}).get("kind", "?"),
-                epochs_done=len(metrics),
-                epochs_planned=config.get("train", {}).get("epochs", 0),
-                best_test_acc=max((m["test_acc"] for m in metrics), default=None),
-                final_test_acc=metrics[-1]["test_acc"] if metrics else None,
-                status=status,
-            )
-        )
-    return infos
+    """Every run directory under `root` (experiment folders included), oldest first.
+
+    A run whose files cannot be read is listed with the reason as its status.
+    """
+    return [_run_info(path.parent) for path in sorted(root.rglob("config.yaml"), key=_mtime)]
+
+
+def _run_info(run_dir: Path) -> RunInfo:
+    config, metrics, status = {}, [], "interrupted"  # a run killed outright leaves no summary
+    try:
+        config = _read_yaml_mapping(run_dir / "config.yaml")
+        if (run_dir / "metrics.jsonl").is_file():
+            metrics = read_metrics(run_dir)
+        if (run_dir / "summary.json").exists():
+            status = _read_summary_status(run_dir / "summary.json")
+    except DropcliError as error:
+        status = f"unreadable: {error}"
+    model, train = config.get("model"), config.get("train")
+    return RunInfo(
+        path=run_dir,
+        name=str(config.get("name", "?")),
+        model=str(model.get("kind", "?")) if isinstance(model, dict) else "?",
+        epochs_done=len(metrics),
+        epochs_planned=train.get("epochs", 0) if isinstance(train, dict) else 0,
+        best_test_acc=max((m["test_acc"] for m in metrics), default=None),
+        final_test_acc=metrics[-1]["test_acc"] if metrics else None,
+        status=status,
+    )
+
+
+def _read_yaml_mapping(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(_read_text(path))
+    except yaml.YAMLError:
+        raise DropcliError(f"{path} is not valid YAML") from None
+    if not isinstance(data, dict):
+        raise DropcliError(f"{path} is not a config mapping")
+    return data
+
+
+def _read_summary_status(path: Path) -> str:
+    try:
+        summary = json.loads(_read_text(path))
+    except ValueError:
+        raise DropcliError(f"{path} is not valid JSON") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+        raise DropcliError(f"{path} has no status")
+    return summary["status"]
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise DropcliError(f"{path} cannot be read ({getattr(error, 'strerror', None) or error})") from None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0

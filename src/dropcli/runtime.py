@@ -38,6 +38,30 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
+def check_memory(needed: int, device: torch.device, what: str) -> None:
+    """Refuse, with the numbers, work that needs more memory than `device` has free."""
+    available = available_memory(device)
+    if available is not None and needed > available:
+        raise DropcliError(
+            f"{what} needs about {needed / 2**30:.1f} GiB but {device} has {available / 2**30:.1f} GiB free; make it smaller"
+        )
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Free bytes on `device`, where that can be known."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        try:
+            with open("/proc/meminfo") as meminfo:
+                for line in meminfo:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return None
+
+
 def seed_everything(seed: int) -> None:
     """Seed every generator the model and the dropout masks draw from (CPU and all GPUs)."""
     torch.manual_seed(seed)

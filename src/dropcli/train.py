@@ -17,8 +17,8 @@ from torch import nn
 from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
 from dropcli.errors import DropcliError
-from dropcli.models import build_model
-from dropcli.runtime import seed_everything
+from dropcli.models import build_model, parameter_count
+from dropcli.runtime import check_memory, seed_everything
 from dropcli.stats import ActivationStats
 
 EVAL_BATCH_SIZE = 4096
@@ -80,11 +80,24 @@ class Diverged(DropcliError):
 
 
 def new_state(config: Config, device: torch.device) -> TrainState:
-    """A freshly initialised model, its SGD optimizer and the data-order generator, all seeded."""
+    """A freshly initialised model, its SGD optimizer and the data-order generator, all seeded.
+
+    Raises DropcliError, before allocating, if the model clearly cannot fit in memory.
+    """
+    check_memory(memory_needed(config), device, "training this model (model.hidden_1, model.hidden_2, train.batch_size)")
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed))
+
+
+def memory_needed(config: Config) -> int:
+    """Bytes that training needs at the least: weights, their gradients and the optimizer's
+    state, and the activations of the largest batch (training or evaluation)."""
+    weights = parameter_count(config.model) * 4 * 3
+    width = config.model.hidden_1 + config.model.hidden_2
+    activations = max(config.train.batch_size, EVAL_BATCH_SIZE) * width * 4 * 4  # (batch, hidden), fp32, a few copies
+    return weights + activations
 
 
 def fit(state: TrainState, data: FashionMNIST, config: Config, on_progress: ProgressHook | None = None) -> Iterator[EpochMetrics]:
