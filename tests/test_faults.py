@@ -1,0 +1,122 @@
+"""Faults of the machine, for real: a full disk, a read-only file system, SIGTERM, a writer
+killed mid-write. What was saved stays saved and agrees with itself, and the run continues
+once the fault is gone."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dropcli import checkpoints, runs
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A small tmpfs of our own, mounted read-write at tmp_path/disk (root only)."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({result.stderr.decode().strip() or 'not root'})")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def remount(mount_point, options):
+    subprocess.run(["mount", "-o", f"remount,{options}", str(mount_point)], check=True)
+
+
+def test_a_full_disk_stops_with_one_line_keeps_the_last_good_epoch_and_resumes(tmpfs, in_tmp, invoke, small_args, without_times):
+    # Two 1 MiB checkpoints plus a temporary third fill 3 MiB during the second epoch's writes.
+    run_dir = tmpfs / "r"
+    result = invoke("train", *small_args(epochs=4), "--run-dir", run_dir, "-q")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: cannot write ") and "No space left on device" in line
+    assert f"continue with: dropcli train --resume {run_dir}" in line
+    saved = checkpoints.load(run_dir / "checkpoints" / "last.pt")
+    metrics = runs.read_metrics(run_dir)
+    assert saved["epoch"] == len(metrics) >= 1  # the metrics agree with the last good checkpoint
+    assert not [p.name for p in run_dir.rglob(".*")], "orphan temporary files"
+    remount(tmpfs, "size=50m")
+    result = invoke("train", "--resume", run_dir, "-q")
+    assert result.exit_code == 0, result.output
+    assert invoke("train", *small_args(epochs=4), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
+    assert without_times(runs.read_metrics(run_dir)) == without_times(runs.read_metrics(in_tmp / "whole"))
+
+
+def test_a_read_only_file_system_gets_one_line(tmpfs, invoke, small_args):
+    (tmpfs / "runs").mkdir()
+    remount(tmpfs, "ro")
+    result = invoke("train", *small_args(), "--run-dir", tmpfs / "runs" / "r", "-q")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip() == f"error: cannot create run directory {tmpfs / 'runs' / 'r'}: Read-only file system"
+
+
+def start(args, run_dir):
+    return subprocess.Popen([sys.executable, "-m", "dropcli", "train", *map(str, args), "--run-dir", str(run_dir), "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+
+
+def wait_for_epochs(run_dir, count, process, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = run_dir / "metrics.jsonl"
+        if path.exists() and len(path.read_text().splitlines()) >= count:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.005)
+    raise AssertionError("training did not get far enough in time")
+
+
+def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args):
+    run_dir = in_tmp / "r"
+    process = start(small_args(epochs=300, train=3000, test=500), run_dir)
+    wait_for_epochs(run_dir, 2, process)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    done = len(runs.read_metrics(run_dir))
+    assert summary["status"] == "interrupted" and summary["reason"] == "stopped by SIGTERM"
+    assert summary["epochs"] == done == checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"]
+
+
+def test_interrupts_in_quick_succession_leave_files_that_agree(in_tmp, small_args):
+    # Small epochs, so that a signal often lands while an epoch's files are being written.
+    for attempt in range(5):
+        run_dir = in_tmp / f"r{attempt}"
+        process = start(small_args(epochs=10_000, train=300, test=100), run_dir)
+        wait_for_epochs(run_dir, 3 + attempt, process)
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=60)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        saved = checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"]
+        assert summary["epochs"] == saved == len(runs.read_metrics(run_dir)), attempt
+
+
+def test_a_writer_killed_mid_write_leaves_nothing_behind_on_the_next_start(in_tmp, invoke, small_args):
+    run_dir = in_tmp / "r"
+    assert invoke("train", *small_args(epochs=1), "--run-dir", run_dir, "-q").exit_code == 0
+    # What a SIGKILL in the middle of torch.save and of a summary write leaves.
+    (run_dir / "checkpoints" / ".last.pt.1a2b3c4d.tmp").write_bytes(b"half a checkpoint")
+    (run_dir / ".summary.json.5e6f7a8b.tmp").write_text('{"status": "fin')
+    assert invoke("train", "--resume", run_dir, "--set", "train.epochs=2", "-q").exit_code == 0
+    assert not [p.name for p in run_dir.rglob(".*")]
+
+
+def test_run_files_share_one_permission_mode(in_tmp, invoke, small_args):
+    run_dir = in_tmp / "r"
+    assert invoke("train", *small_args(epochs=1), "--run-dir", run_dir, "-q").exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in run_dir.rglob("*") if p.is_file()}
+    assert set(modes.values()) == {0o666 & ~umask}, modes
