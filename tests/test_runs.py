@@ -209,3 +209,21 @@ def test_evaluate_other_splits(in_tmp, invoke, small_args):
     final = runs.read_metrics(in_tmp / "val")[-1]
     assert (val["loss"], val["accuracy"]) == (final["val_loss"], final["val_acc"])
     assert sum(map(sum, val["confusion"])) == 600
+
+
+def test_a_relative_data_dir_is_saved_resolved_and_moved_data_resumes(in_tmp, invoke, fake_data, no_system_data):
+    import shutil
+
+    import yaml
+
+    shutil.copytree(fake_data, in_tmp / "data")
+    options = ["--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200", "-q"]
+    assert invoke("train", "--data-dir", "data", *options, "--set", "train.epochs=1", "--run-dir", "r").exit_code == 0
+    saved = yaml.safe_load((in_tmp / "r" / "config.yaml").read_text())
+    assert saved["data"]["root"] == str(in_tmp / "data")
+    (in_tmp / "data").rename(in_tmp / "moved")
+    result = invoke("train", "--resume", "r", "--set", "train.epochs=2", "-q")
+    assert result.exit_code == 2 and f"could not download Fashion-MNIST into {in_tmp / 'data'}" in result.stderr
+    result = invoke("train", "--resume", "r", "--set", "train.epochs=2", "--data-dir", "moved", "-q")
+    assert result.exit_code == 0, result.output
+    assert yaml.safe_load((in_tmp / "r" / "config.yaml").read_text())["data"]["root"] == str(in_tmp / "moved")
