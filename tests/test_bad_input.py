@@ -59,12 +59,13 @@ def cut_metrics(tmp):
     return []
 
 
-def experiment_with(file, content):
-    """A finished one-trial sweep at ./s with one of its files replaced."""
+def experiment_with(contents):
+    """A finished one-trial sweep at ./s with some of its files replaced: {path: content}."""
 
     def setup(tmp):
         shutil.copytree(pytest.finished_sweep, tmp / "s")
-        (tmp / "s" / file).write_text(content)
+        for name, content in contents.items():
+            (tmp / "s" / name).write_text(content)
         return []
 
     return setup
@@ -106,9 +107,11 @@ CASES = [
     ("run-dir-exists", write("taken/notes.txt", "mine"), ["train", "--run-dir", "taken"], 2, "run directory taken already exists"),
     ("sweep-run-dir-a-file", write("s", "x"), [*SWEEP, "--run-dir", "s"], 2, "s is a file, not an experiment directory"),
     ("sweep-dir-not-a-sweep", write("s/notes.txt", "mine"), [*SWEEP, "--run-dir", "s"], 2, "is not an experiment directory"),
-    ("sweep-plan-corrupt", experiment_with("plan.json", "{not json"), [*SWEEP, *SMALL, "--run-dir", "s"], 2, "plan.json cannot be read"),
-    ("sweep-summary-corrupt", experiment_with("lr=0.1_seed0/summary.json", "[1, 2]"), [*SWEEP, *SMALL, "--run-dir", "s"], 2,
-     "is not a run summary"),  # fmt: skip
+    ("sweep-plan-corrupt", experiment_with({"plan.json": "{not json"}), [*SWEEP, *SMALL, "--run-dir", "s"], 2, "plan.json cannot be read"),
+    ("sweep-record-corrupt", experiment_with({"trials.jsonl": '{"name": "lr=0.1_se'}), [*SWEEP, *SMALL, "--run-dir", "s"], 2,
+     "trials.jsonl: line 1 is damaged"),
+    ("sweep-summary-corrupt", experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": "[1, 2]"}),
+     [*SWEEP, *SMALL, "--run-dir", "s"], 2, "is not a run summary"),
     ("grid-repeated", nothing, ["sweep", "--grid", "model.dropout_1=0.5,0.5,.5"], 2, "names 0.5 more than once"),
     ("grid-seed", nothing, ["sweep", "--grid", "seed=0,1"], 2, "seeds are not a grid"),
     # checkpoints and runs read back

@@ -65,7 +65,7 @@ def test_compare_writes_each_run_and_a_table(in_tmp, invoke, small_args):
     compare_dir = in_tmp / "runs" / "cmp"
     names = sorted(p.name for p in compare_dir.iterdir())
     runs = ["kind=builtin_seed0", "kind=builtin_seed1", "kind=scratch_seed0", "kind=scratch_seed1"]
-    assert names == [*runs[:2], *runs[2:], "plan.json", "results.csv", "results.json"]
+    assert names == [*runs[:2], *runs[2:], "plan.json", "results.csv", "results.json", "trials.jsonl"]
     report = json.loads((compare_dir / "results.json").read_text())
     assert [cell["values"]["model.kind"] for cell in report["cells"]] == ["scratch", "builtin"]
     scratch = report["cells"][0]

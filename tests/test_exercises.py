@@ -155,6 +155,8 @@ def test_sweep_runs_the_grid_and_resumes(in_tmp, invoke, small_args):
     # Interrupt one cell (as a kill after its first epoch leaves it), then run the sweep again.
     cut = in_tmp / "s" / report["cells"][4]["runs"][0]
     (cut / "summary.json").unlink()
+    record = in_tmp / "s" / "trials.jsonl"
+    record.write_text("".join(line + "\n" for line in record.read_text().splitlines() if cut.name not in line))
     finished = {p.name: p.stat().st_mtime_ns for p in (in_tmp / "s").glob("*/summary.json")}
     again = invoke(*args)
     assert again.exit_code == 0, again.output

@@ -306,30 +306,55 @@ def _open(cfg: Config):
 def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
-    Every trial's config, device and data are checked before the first trial trains.
+    Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
+    results. Every trial's config, device, data and memory are checked before the first trains.
     """
-    from dropcli import experiments, plots, runs
+    from dropcli import experiments, plots, trials
 
     seeds, run_dir = options["seeds"], options["run_dir"]
-    trials = experiments.plan(cfg, grids, seeds)
+    planned = experiments.plan(cfg, grids, seeds)
     spec = experiments.spec_of(cfg, grids, seeds)
     if draw is not None:
         plots.check_available()
-    experiments.check_resources(trials)
-    directory = run_dir or runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
-    with _reporting(options["quiet"], f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
-        cells = experiments.run(spec, trials, directory, reporter)
-        reporter.console.print(*view(cells))
-        if draw is not None:
-            draw(cells, directory)
-        reporter.console.print(f"{kind} saved to {directory}", highlight=False)
+    with _workers() as workers:
+        trials.check_resources(planned, workers)
+        # Every worker must name the same directory: rank 0 picks the default one.
+        directory = run_dir or workers.broadcast(_default_dir(kind, cfg) if workers.is_primary else None)
+        quiet = options["quiet"] or not workers.is_primary
+        with _reporting(quiet, f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
+            cells = trials.run(spec, planned, directory, reporter, workers)
+            if workers.is_primary:
+                reporter.console.print(*view(cells))
+                if draw is not None:
+                    draw(cells, directory)
+                reporter.console.print(f"{kind} saved to {directory}", highlight=False)
     failed = experiments.failures(cells)
     if failed:
         raise DropcliError(
-            f"{len(failed)} of {len(trials)} trials diverged ({', '.join(failed)}); the tables show the rest, "
+            f"{len(failed)} of {len(planned)} trials diverged ({', '.join(failed)}); the tables show the rest, "
             "and each diverged run's summary.json says where it failed",
             exit_code=3,
         )
+
+
+def _default_dir(kind: str, cfg: Config) -> Path:
+    from dropcli import runs
+
+    return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
+
+
+@contextlib.contextmanager
+def _workers():
+    """The processes this command runs on: this one, or torchrun's workers when torchrun started it."""
+    from dropcli.workers import Workers, launched_by_torchrun
+
+    if not launched_by_torchrun():
+        yield Workers()
+        return
+    from dropcli import distributed
+
+    with distributed.start() as workers:
+        yield workers
 
 
 def _curves(cells, directory: Path) -> None:

@@ -1,5 +1,7 @@
 """Experiments: a plan of trials, each a normal run, and their results averaged into cells.
 
+This module plans and aggregates; trials.py trains the trials, on one process or many.
+
 `sweep --grid model.dropout_1=0,0.2,0.5` names one key and its values; several grids give their
 Cartesian product, and `--seeds N` trains each combination (a cell) with N seeds. `compare
 scratch builtin` is the same with one grid over `model.kind`. Each trial is a run directory
@@ -8,7 +10,6 @@ skips the finished trials and resumes an interrupted one.
 """
 
 import csv
-import dataclasses
 import io
 import itertools
 import json
@@ -19,19 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
-from dropcli import checkpoints, data, files
 from dropcli.config import Config, get, replace, to_dict
 from dropcli.errors import DropcliError
-from dropcli.run import Reporter, train_run
-from dropcli.runtime import check_memory, resolve_device
-from dropcli.train import Diverged, memory_needed
 
 PLAN_FILE = "plan.json"
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
+RECORD_FILE = "trials.jsonl"  # a line per trial done: its name and summary (written by rank 0)
 # Keys a grid may not hold, and why.
 NOT_GRID_KEYS = {
     "seed": "seeds are not a grid: use --seeds N (and --seed FIRST) to train every cell with N seeds, averaged in each cell",
@@ -142,15 +139,6 @@ def _safe(value: Any) -> str:
     return re.sub(r"[^\w.+-]", "_", str(value))[:40]
 
 
-def check_resources(trials: list[Trial]) -> None:
-    """Fail before any training if a trial needs a device or data this machine does not have."""
-    devices = {spec: resolve_device(spec) for spec in dict.fromkeys(trial.config.device for trial in trials)}
-    for root in dict.fromkeys(trial.config.data.root for trial in trials):
-        data.find_or_fetch(root)
-    for trial in trials:
-        check_memory(memory_needed(trial.config), devices[trial.config.device], f"trial {trial.name}")
-
-
 def spec_of(config: Config, grids: list[Grid], seeds: int) -> dict[str, Any]:
     return {"config": to_dict(config), "grids": [[g.key, list(g.values)] for g in grids], "seeds": seeds}
 
@@ -160,36 +148,11 @@ def check_dir(directory: Path, spec: dict[str, Any]) -> None:
     path = directory / PLAN_FILE
     if not path.exists() and directory.is_dir() and any(directory.iterdir()):
         raise DropcliError(f"{directory} exists and is not an experiment directory; choose another --run-dir")
-    if path.exists() and _read_json(path) != spec:
+    if path.exists() and read_json(path) != spec:
         raise DropcliError(
             f"{directory} holds a different experiment (see its {PLAN_FILE}); use the same config, grids and seeds "
             "to continue it, or another --run-dir"
         )
-
-
-def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Reporter) -> list[Cell]:
-    """Train every trial not done yet in `directory`; write the results files; return the cells.
-
-    The directory is locked while this runs, and must be new, empty, or hold this same plan. A
-    trial that diverges is recorded as such and the others go on.
-    """
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir") from None
-    except OSError as error:
-        raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}") from None
-    with files.locked(directory, "experiment directory"):
-        check_dir(directory, spec)
-        files.write_json(directory / PLAN_FILE, spec)
-        datasets = _Datasets()
-        summaries = {}
-        for trial in trials:
-            summaries[trial.name] = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
-        result = cells(trials, summaries)
-        files.write_json(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result]})
-        files.write_text(directory / RESULTS_CSV, to_csv(result))
-    return result
 
 
 def cells(trials: list[Trial], summaries: dict[str, dict[str, Any]]) -> list[Cell]:
@@ -253,54 +216,7 @@ def failures(cells: list[Cell]) -> dict[str, str]:
     return {name: reason for cell in cells for name, reason in cell.failed.items()}
 
 
-class _Datasets:
-    """The data each trial needs, on its device; the files are read once per directory."""
-
-    def __init__(self):
-        self.raw: dict[Path, dict] = {}
-        self.last: tuple[Any, tuple[torch.device, data.FashionMNIST]] | None = None
-
-    def get(self, config: Config) -> tuple[torch.device, data.FashionMNIST]:
-        # The seed draws the validation split, so it matters only when there is one.
-        key = (config.data, config.seed if config.data.val_split > 0 else None, config.device)
-        if self.last is None or self.last[0] != key:
-            self.last = None  # let the previous tensors go before making new ones
-            device = resolve_device(config.device)
-            directory = data.find_or_fetch(config.data.root)
-            if directory not in self.raw:
-                self.raw[directory] = data.read_raw(directory)
-            self.last = key, (device, data.prepare(directory, self.raw[directory], config.data, config.seed, device))
-        return self.last[1]
-
-
-def _done_summary(run_dir: Path) -> dict[str, Any] | None:
-    """The summary of a trial that needs no more training: finished, or diverged (it would again)."""
-    path = run_dir / "summary.json"
-    if path.is_file():
-        summary = _read_json(path)
-        if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
-            raise DropcliError(f"{path} is not a run summary; remove it (the trial then continues from its checkpoint) and run again")
-        if summary["status"] in ("finished", "diverged"):
-            return summary
-    return None
-
-
-def _train(trial: Trial, datasets: _Datasets, directory: Path, reporter: Reporter) -> dict[str, Any]:
-    device, dataset = datasets.get(trial.config)
-    run_dir = directory / trial.name
-    last = run_dir / "checkpoints" / "last.pt"
-    # An interrupted trial continues from its checkpoint; one that never finished an epoch
-    # has nothing worth keeping and starts again in place.
-    resume_from = checkpoints.load(last) if last.is_file() else None
-    run_dir.mkdir(exist_ok=True)
-    try:
-        return train_run(trial.config, dataset, device, run_dir, reporter, resume_from=resume_from).summary
-    except Diverged as error:
-        reporter.notice(f"{trial.name}: {error}; the other trials go on")
-        return _read_json(run_dir / "summary.json")
-
-
-def _read_json(path: Path) -> Any:
+def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:

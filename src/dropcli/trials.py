@@ -1,0 +1,167 @@
+"""Training an experiment's trials, in one process or dealt over torchrun's workers.
+
+Trials are dealt in rounds: in each round worker r trains the r-th pending trial, then every
+worker's result is gathered, and rank 0 records it in `trials.jsonl` and finally writes the
+results files. Rank 0's record is what makes a rerun skip finished trials, on any number of
+workers, with no filesystem shared between nodes; a trial's own run directory stays on the node
+that trained it.
+"""
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dropcli import checkpoints, data, files
+from dropcli.errors import DropcliError
+from dropcli.experiments import (
+    PLAN_FILE, RECORD_FILE, RESULTS_CSV, RESULTS_JSON, Cell, Trial, cells, check_dir, read_json, to_csv,
+)  # fmt: skip
+from dropcli.run import Reporter, train_run
+from dropcli.runtime import check_memory
+from dropcli.train import Diverged, memory_needed
+from dropcli.workers import Workers
+
+
+def check_resources(trials: list[Trial], workers: Workers) -> None:
+    """Fail before any training if a trial needs a device, data or memory this worker lacks."""
+    error = None
+    try:
+        devices = {spec: workers.device(spec) for spec in dict.fromkeys(trial.config.device for trial in trials)}
+        for root in dict.fromkeys(trial.config.data.root for trial in trials):
+            data.find_or_fetch(root)
+        for trial in trials:
+            check_memory(memory_needed(trial.config), devices[trial.config.device], f"trial {trial.name}")
+    except DropcliError as found:
+        error = found
+    workers.agree(error)
+
+
+def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Reporter, workers: Workers) -> list[Cell]:
+    """Train every trial not done yet; rank 0 writes the results files. Returns the cells.
+
+    The directory must be new, empty, or hold this same plan; each node's first worker locks it
+    while the job runs. A trial that diverges is recorded as such and the others go on.
+    """
+    with _opened(directory, spec, workers):
+        record = directory / RECORD_FILE
+        done = workers.broadcast(_recorded(record) if workers.is_primary else None)
+        pending = [trial for trial in trials if trial.name not in done]
+        datasets = _Datasets(workers)
+        for start in range(0, len(pending), workers.world_size):
+            index = start + workers.rank
+            mine = _attempt(pending[index], datasets, directory, reporter) if index < len(pending) else None
+            results = workers.gather(mine)
+            workers.agree(next((DropcliError(r["error"], r["exit_code"]) for r in results if r and "error" in r), None))
+            for result in filter(None, results):
+                done[result["name"]] = result["summary"]
+                if workers.is_primary:
+                    files.append_line(record, files.json_line({"name": result["name"], "summary": result["summary"]}))
+        result_cells = cells(trials, done)
+        if workers.is_primary:
+            files.write_json(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result_cells]})
+            files.write_text(directory / RESULTS_CSV, to_csv(result_cells))
+    return result_cells
+
+
+@contextlib.contextmanager
+def _opened(directory: Path, spec: dict[str, Any], workers: Workers) -> Iterator[None]:
+    """The experiment directory made on every node; on rank 0 also locked, checked and given
+    its plan. Every worker learns whether that went well before any trains."""
+    with contextlib.ExitStack() as stack:
+        error = None
+        try:
+            if workers.local_rank == 0:
+                _make_dir(directory)
+            if workers.is_primary:
+                stack.enter_context(files.locked(directory, "experiment directory"))
+                check_dir(directory, spec)
+                files.write_json(directory / PLAN_FILE, spec)
+        except DropcliError as found:
+            error = found
+        workers.agree(error)
+        yield
+
+
+def _make_dir(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir") from None
+    except OSError as error:
+        raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}") from None
+
+
+def _recorded(record: Path) -> dict[str, dict[str, Any]]:
+    """The trials rank 0 has recorded as done: name -> summary."""
+    if not record.is_file():
+        return {}
+    done = {}
+    for number, line in enumerate(record.read_text().splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+            done[entry["name"]] = entry["summary"]
+        except (ValueError, KeyError, TypeError):
+            raise DropcliError(f"{record}: line {number} is damaged; remove that line (its trial is then trained again) and rerun") from None
+    return done
+
+
+def _attempt(trial: Trial, datasets: "_Datasets", directory: Path, reporter: Reporter) -> dict[str, Any]:
+    """Train one trial (or take its finished run): {"name", "summary"}, or {"error", "exit_code"}."""
+    try:
+        summary = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
+        return {"name": trial.name, "summary": summary}
+    except DropcliError as error:
+        return {"name": trial.name, "error": f"{trial.name}: {error}", "exit_code": error.exit_code}
+
+
+class _Datasets:
+    """The data each trial needs, on this worker's device; the files are read once per directory."""
+
+    def __init__(self, workers: Workers):
+        self.workers = workers
+        self.raw: dict[Path, dict] = {}
+        self.last: tuple[Any, tuple[torch.device, data.FashionMNIST]] | None = None
+
+    def get(self, config) -> tuple[torch.device, data.FashionMNIST]:
+        # The seed draws the validation split, so it matters only when there is one.
+        key = (config.data, config.seed if config.data.val_split > 0 else None, config.device)
+        if self.last is None or self.last[0] != key:
+            self.last = None  # let the previous tensors go before making new ones
+            device = self.workers.device(config.device)
+            directory = data.find_or_fetch(config.data.root)
+            if directory not in self.raw:
+                self.raw[directory] = data.read_raw(directory)
+            self.last = key, (device, data.prepare(directory, self.raw[directory], config.data, config.seed, device))
+        return self.last[1]
+
+
+def _done_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The summary of a trial that needs no more training: finished, or diverged (it would again)."""
+    path = run_dir / "summary.json"
+    if path.is_file():
+        summary = read_json(path)
+        if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
+            raise DropcliError(f"{path} is not a run summary; remove it (the trial then continues from its checkpoint) and run again")
+        if summary["status"] in ("finished", "diverged"):
+            return summary
+    return None
+
+
+def _train(trial: Trial, datasets: _Datasets, directory: Path, reporter: Reporter) -> dict[str, Any]:
+    device, dataset = datasets.get(trial.config)
+    run_dir = directory / trial.name
+    last = run_dir / "checkpoints" / "last.pt"
+    # An interrupted trial continues from its checkpoint; one that never finished an epoch
+    # has nothing worth keeping and starts again in place.
+    resume_from = checkpoints.load(last) if last.is_file() else None
+    run_dir.mkdir(exist_ok=True)
+    try:
+        return train_run(trial.config, dataset, device, run_dir, reporter, resume_from=resume_from).summary
+    except Diverged as error:
+        reporter.notice(f"{trial.name}: {error}; the other trials go on")
+        return read_json(run_dir / "summary.json")
