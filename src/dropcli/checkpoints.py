@@ -15,14 +15,18 @@ import torch
 from dropcli import files
 from dropcli.config import Config, to_dict
 from dropcli.errors import DropcliError
-from dropcli.train import EpochMetrics, TrainState
+from dropcli.runtime import seed_everything
+from dropcli.train import EpochMetrics, TrainState, worker_seed
 
 FORMAT = 1
 KEYS = ("config", "epoch", "history", "best", "model", "optimizer", "rng")
 
 
-def save(path: Path, state: TrainState, config: Config, best: dict[str, Any] | None = None) -> None:
-    device = next(state.model.parameters()).device
+def save(
+    path: Path, state: TrainState, config: Config, best: dict[str, Any] | None = None, worker_rngs: list | None = None
+) -> None:
+    """Write `state` to `path` atomically. Under torchrun rank 0 writes it, with every worker's
+    mask generator state (`worker_rngs`, gathered from all workers) so a resume is exact."""
     payload = {
         "format": FORMAT,
         "config": to_dict(config),
@@ -31,14 +35,16 @@ def save(path: Path, state: TrainState, config: Config, best: dict[str, Any] | N
         "best": best,
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
-        "rng": {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "data_order": state.order_generator.get_state(),
-        },
+        "rng": {**rng_state(state), "data_order": state.order_generator.get_state(), "workers": worker_rngs},
     }
     with files.atomic(path) as temporary:
         torch.save(payload, temporary)
+
+
+def rng_state(state: TrainState) -> dict[str, torch.Tensor | None]:
+    """This process's generators that draw dropout masks: torch's CPU one, and CUDA's when used."""
+    device = next(state.model.parameters()).device
+    return {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -77,10 +83,22 @@ def restore(state: TrainState, payload: dict[str, Any]) -> None:
 def _restore(state: TrainState, payload: dict[str, Any]) -> None:
     state.model.load_state_dict(payload["model"])
     state.optimizer.load_state_dict(payload["optimizer"])
-    torch.set_rng_state(payload["rng"]["torch"])
-    if payload["rng"]["cuda"] is not None:
-        device = next(state.model.parameters()).device
-        if device.type == "cuda":
-            torch.cuda.set_rng_state(payload["rng"]["cuda"], device)
-    state.order_generator.set_state(payload["rng"]["data_order"])
+    rng, workers = payload["rng"], state.workers
+    per_worker = rng.get("workers")
+    if workers.world_size > 1 and per_worker and len(per_worker) == workers.world_size:
+        _set_rng(state, per_worker[workers.rank])
+    elif workers.world_size > 1:
+        # Another number of workers than the checkpoint's: the masks cannot continue as they
+        # were; each worker starts a fresh stream, different for each epoch resumed from.
+        seed_everything(worker_seed(payload["config"]["seed"] + payload["epoch"], workers.rank))
+    else:
+        _set_rng(state, rng)
+    state.order_generator.set_state(rng["data_order"])
     state.history[:] = [EpochMetrics(**m) for m in payload["history"]]
+
+
+def _set_rng(state: TrainState, rng: dict[str, Any]) -> None:
+    torch.set_rng_state(rng["torch"])
+    device = next(state.model.parameters()).device
+    if rng.get("cuda") is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(rng["cuda"], device)

@@ -114,24 +114,31 @@ def train(
     ] = None,
     **options,
 ) -> None:
-    """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary)."""
+    """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary).
+
+    Under torchrun this is data-parallel training (DDP): train.batch_size is the global batch, split evenly over the workers, and rank 0 writes the run.
+    """
     from dropcli import run, runs
 
-    checkpoint = None
-    if resume is not None:
-        if options["config"] is not None or run_dir is not None:
-            raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
-        cfg, checkpoint = run.prepare_resume(resume, options["set_"] or [], _flags(options))
-    else:
-        cfg = _load(options)
-    torch_device, data = _open(cfg)
-    if resume is not None:
-        directory = resume
-    else:
-        directory = runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
-    kept = f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
-    with _reporting(options["quiet"], kept) as reporter:
-        run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint)
+    if resume is not None and (options["config"] is not None or run_dir is not None):
+        raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
+    with _workers() as workers:
+        if resume is not None:
+            # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
+            cfg, checkpoint = _on_primary(workers, lambda: run.prepare_resume(resume, options["set_"] or [], _flags(options)))
+        else:
+            cfg, checkpoint = _load(options), None
+        torch_device, data = _everywhere(workers, lambda: _open(cfg, workers))
+        if resume is not None:
+            directory = resume
+        else:
+            directory = _on_primary(
+                workers, lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
+            )
+        kept = f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
+        # Under DDP every worker trains the same run: only rank 0 reports it.
+        with _reporting(options["quiet"], kept, silent=not workers.is_primary) as reporter:
+            run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint, workers=workers)
 
 
 @app.command(epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
@@ -294,13 +301,35 @@ def _load(options: dict) -> Config:
     return load_config(options["config"], options["set_"] or [], _flags(options))
 
 
-def _open(cfg: Config):
-    """The torch device and the data on it, for one run; both may raise DropcliError."""
+def _open(cfg: Config, workers=None):
+    """The torch device (this worker's, under torchrun) and the data on it; may raise DropcliError."""
     from dropcli import data
-    from dropcli.runtime import resolve_device
+    from dropcli.workers import Workers
 
-    torch_device = resolve_device(cfg.device)
+    torch_device = (workers or Workers()).device(cfg.device)
     return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+
+
+def _on_primary(workers, work):
+    """`work()` done by rank 0 alone, its result handed to every worker; an error stops them all."""
+    result, error = None, None
+    if workers.is_primary:
+        try:
+            result = work()
+        except DropcliError as found:
+            error = found
+    workers.agree(error)
+    return workers.broadcast(result)
+
+
+def _everywhere(workers, work):
+    """`work()` done by every worker; an error on any stops them all."""
+    try:
+        result, error = work(), None
+    except DropcliError as found:
+        result, error = None, found
+    workers.agree(error)
+    return result
 
 
 def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw) -> None:
@@ -372,14 +401,15 @@ def _heatmap(cells, directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def _reporting(quiet: bool, kept: str):
-    """A Reporter on stdout. On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130
-    or 143; when a file cannot be written (a full disk), say so and what was kept, and exit 1."""
+def _reporting(quiet: bool, kept: str, silent: bool = False):
+    """A Reporter on stdout (`silent`: one that says nothing). On Ctrl-C or SIGTERM, stop at once,
+    say what was kept, and exit 130 or 143; when a file cannot be written (a full disk), say so
+    and what was kept, and exit 1."""
     from dropcli.files import WriteError
-    from dropcli.report import Reporter
+    from dropcli.report import Reporter, Silent
     from dropcli.runtime import Terminated, sigterm_as_interrupt
 
-    reporter = Reporter(_console(), quiet=quiet)
+    reporter = Silent(_console()) if silent else Reporter(_console(), quiet=quiet)
     try:
         with sigterm_as_interrupt():
             yield reporter

@@ -91,6 +91,16 @@ class Reporter(run.Reporter):
             self.live = None
 
 
+class Silent(run.Reporter):
+    """Says nothing: a worker other than rank 0 under DDP, where rank 0 reports the run."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def close(self) -> None:
+        pass
+
+
 def epoch_table(activation_stats: bool = False) -> Table:
     table = Table(title=None, header_style="bold")
     for name in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):

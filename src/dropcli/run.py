@@ -23,7 +23,8 @@ from dropcli.config import Config, changed_keys, load_config, to_yaml
 from dropcli.data import FashionMNIST
 from dropcli.errors import DropcliError
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
-from dropcli.train import Diverged, EpochMetrics, compile_model, evaluate, fit, new_state
+from dropcli.train import ONE_PROCESS, Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
+from dropcli.workers import Workers
 
 # What --resume may change: how long to train, where, and where the data now lies (it is
 # checked as on every load). Anything else would make a different run than the checkpoint's.
@@ -58,24 +59,27 @@ class Reporter:
 
 def train_run(
     config: Config, data: FashionMNIST, device: torch.device, run_dir: Path, reporter: Reporter,
-    resume_from: dict[str, Any] | None = None,
+    resume_from: dict[str, Any] | None = None, workers: Workers = ONE_PROCESS,
 ) -> RunResult:  # fmt: skip
     """Train one model as `config` says, or continue the checkpoint `resume_from`, in `run_dir`.
 
     `run_dir` is locked while the run trains: a second process that tries to write into it
-    (a second --resume, say) is refused.
+    (a second --resume, say) is refused. Under torchrun (DDP) all workers train and only rank 0
+    writes the run directory.
     """
+    if not workers.is_primary:
+        return _train_run(config, data, device, run_dir, reporter, resume_from, workers)
     with files.locked(run_dir):
         for directory in (run_dir, run_dir / "checkpoints"):
             files.remove_temporaries(directory)  # what a writer killed mid-write left
-        return _train_run(config, data, device, run_dir, reporter, resume_from)
+        return _train_run(config, data, device, run_dir, reporter, resume_from, workers)
 
 
 def _train_run(
     config: Config, data: FashionMNIST, device: torch.device, run_dir: Path, reporter: Reporter,
-    resume_from: dict[str, Any] | None,
+    resume_from: dict[str, Any] | None, workers: Workers,
 ) -> RunResult:  # fmt: skip
-    state = new_state(config, device)
+    state = new_state(config, device, workers)
     best = None
     if resume_from is not None:
         checkpoints.restore(state, resume_from)
@@ -84,11 +88,9 @@ def _train_run(
         state.compiled, problem = compile_model(state.model, data.train.X[:2])
         if problem:
             reporter.notice(problem)
-    (run_dir / "checkpoints").mkdir(exist_ok=True)
-    files.write_text(run_dir / "config.yaml", to_yaml(config))
-    # metrics.jsonl is rewritten from the checkpoint's own history, so a kill between the
-    # checkpoint and the metrics line below loses nothing.
-    files.write_text(run_dir / "metrics.jsonl", "".join(files.json_line(dataclasses.asdict(m)) for m in state.history))
+    primary = workers.is_primary
+    if primary:
+        _start_files(run_dir, config, state)
     monitor, saved = monitor_of(config, data), state.epoch  # saved: the epochs on disk
     reporter.run_started(config, run_dir)
     started = time.perf_counter()
@@ -96,26 +98,39 @@ def _train_run(
         for metrics in fit(state, data, config, reporter.progress):
             improved = _improves(metrics, monitor, best)
             new_best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch} if improved else best
+            worker_rngs = workers.gather(checkpoints.rng_state(state)) if workers.world_size > 1 else None
             with interrupts_deferred():  # Ctrl-C waits until the epoch's files agree
-                if improved:  # best.pt first: if last.pt then fails, the epoch is redone identically
-                    checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, new_best)
-                checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, new_best)
-                files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
+                if primary and improved:  # best.pt first: if last.pt then fails, the epoch is redone identically
+                    checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, new_best, worker_rngs)
+                if primary:
+                    checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, new_best, worker_rngs)
+                    files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
             best, saved = new_best, metrics.epoch
             reporter.epoch_finished(metrics)
     except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
         summary = _summary(config, data, device, state.history[:saved], best, time.perf_counter() - started, *_stopped(stop))
         with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
-            files.write_json(run_dir / "summary.json", summary)
+            if primary:
+                files.write_json(run_dir / "summary.json", summary)
         raise
     summary = _summary(config, data, device, state.history, best, time.perf_counter() - started, "finished")
     # The training set in eval mode: with the test numbers, the generalisation gap.
-    train_loss, train_acc = evaluate(state.runner, data.train, precision=config.train.precision)
+    train_loss, train_acc = evaluate(state.scorer, data.train, precision=config.train.precision, workers=workers)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
-    files.write_json(run_dir / "summary.json", summary)
+    summary["workers"] = workers.world_size
+    if primary:
+        files.write_json(run_dir / "summary.json", summary)
     result = RunResult(run_dir, state.history, summary)
     reporter.run_finished(result)
     return result
+
+
+def _start_files(run_dir: Path, config: Config, state: TrainState) -> None:
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    files.write_text(run_dir / "config.yaml", to_yaml(config))
+    # metrics.jsonl is rewritten from the checkpoint's own history, so a kill between the
+    # checkpoint and the metrics line below loses nothing.
+    files.write_text(run_dir / "metrics.jsonl", "".join(files.json_line(dataclasses.asdict(m)) for m in state.history))
 
 
 def _stopped(stop: BaseException) -> tuple[str, str]:

@@ -5,6 +5,7 @@ finishes, and per-batch progress goes to a hook the caller may supply.
 """
 
 import contextlib
+import hashlib
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -20,8 +21,10 @@ from dropcli.errors import DropcliError
 from dropcli.models import build_model, parameter_count
 from dropcli.runtime import check_memory, seed_everything
 from dropcli.stats import ActivationStats
+from dropcli.workers import Workers
 
 EVAL_BATCH_SIZE = 4096
+ONE_PROCESS = Workers()
 # Batches between progress reports. Each report reads the loss off the device, which is also
 # when a diverged loss is noticed.
 PROGRESS_EVERY = 10
@@ -55,15 +58,22 @@ class TrainState:
     order_generator: torch.Generator  # the data order has its own generator, the same on any device
     history: list[EpochMetrics] = field(default_factory=list)  # the finished epochs
     compiled: nn.Module | None = None  # torch.compile(model), with train.compile; shares its weights
+    workers: Workers = ONE_PROCESS  # under torchrun, the workers that train this model together
+    parallel: nn.Module | None = None  # under torchrun, DistributedDataParallel around the model
 
     @property
     def epoch(self) -> int:
         return len(self.history)
 
     @property
-    def runner(self) -> nn.Module:
-        """The module to call: the compiled one where there is one."""
+    def scorer(self) -> nn.Module:
+        """The module to evaluate with: the compiled one where there is one."""
         return self.compiled if self.compiled is not None else self.model
+
+    @property
+    def runner(self) -> nn.Module:
+        """The module to train: the DDP-wrapped one under torchrun, else the scorer."""
+        return self.parallel if self.parallel is not None else self.scorer
 
 
 class Diverged(DropcliError):
@@ -79,16 +89,35 @@ class Diverged(DropcliError):
         self.epoch = epoch
 
 
-def new_state(config: Config, device: torch.device) -> TrainState:
+def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCESS) -> TrainState:
     """A freshly initialised model, its SGD optimizer and the data-order generator, all seeded.
 
-    Raises DropcliError, before allocating, if the model clearly cannot fit in memory.
+    Under torchrun every worker builds the same initial model and data order, wraps the model
+    in DDP, and draws its dropout masks from a generator of its own. Raises DropcliError, before
+    allocating, if the model clearly cannot fit in memory or the batch does not split evenly.
     """
     check_memory(memory_needed(config), device, "training this model (model.hidden_1, model.hidden_2, train.batch_size)")
+    if config.train.batch_size % workers.world_size:
+        raise DropcliError(
+            f"train.batch_size={config.train.batch_size} is the global batch and must split evenly over "
+            f"{workers.world_size} workers; use a multiple of {workers.world_size}"
+        )
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    return TrainState(model, optimizer, torch.Generator().manual_seed(config.seed))
+    state = TrainState(model, optimizer, torch.Generator().manual_seed(config.seed), workers=workers)
+    if workers.world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel  # imports torch.distributed: only here
+
+        seed_everything(worker_seed(config.seed, workers.rank))
+        state.parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return state
+
+
+def worker_seed(seed: int, rank: int) -> int:
+    """The seed of worker `rank`'s dropout masks: its own stream, the same from run to run."""
+    digest = hashlib.sha256(f"dropcli {seed} {rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def memory_needed(config: Config) -> int:
@@ -128,14 +157,16 @@ def _one_epoch(
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
-    model, precision = state.runner, config.train.precision
+    precision, workers = config.train.precision, state.workers
     try:
-        train_loss, train_acc = train_one_epoch(model, state.optimizer, data.train, batch_size, state.order_generator, hook, precision)
+        train_loss, train_acc = train_one_epoch(
+            state.runner, state.optimizer, data.train, batch_size, state.order_generator, hook, precision, workers
+        )
     except _NonFiniteLoss as error:
         raise Diverged(epoch, f"step {error.step}", config.optim.lr) from None
     train_seconds = time.perf_counter() - started
-    test_loss, test_acc = evaluate(model, data.test, precision=precision)
-    val_loss, val_acc = evaluate(model, data.val, precision=precision) if data.val is not None else (None, None)
+    test_loss, test_acc = evaluate(state.scorer, data.test, precision=precision, workers=workers)
+    val_loss, val_acc = evaluate(state.scorer, data.val, precision=precision, workers=workers) if data.val is not None else (None, None)
     for name, value in (("train", train_loss), ("test", test_loss), ("validation", val_loss)):
         # The weights can turn non-finite on the epoch's last steps, after the last loss check.
         if value is not None and not math.isfinite(value):
@@ -167,10 +198,17 @@ def train_one_epoch(
     generator: torch.Generator,
     on_progress: Callable[[int, float], None] | None = None,
     precision: str = "fp32",
+    workers: Workers = ONE_PROCESS,
 ) -> tuple[float, float]:
-    """One pass over `split` in a fresh random order; returns (mean loss, accuracy)."""
+    """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
+
+    Under torchrun (`workers` > 1, `model` wrapped in DDP) every worker draws the same order and
+    trains on its share of each global batch of `batch_size`; the loss and accuracy returned
+    are those of the whole epoch, the same on every worker.
+    """
     model.train()
     device = split.X.device
+    world = workers.world_size
     order = torch.randperm(len(split), generator=generator).to(device)
     n_batches = -(-len(split) // batch_size)
     # Per-batch losses and the correct count stay on the device and are read at progress
@@ -179,42 +217,58 @@ def train_one_epoch(
     correct = torch.zeros((), dtype=torch.int64, device=device)
     for batch, start in enumerate(range(0, len(split), batch_size), start=1):
         index = order[start : start + batch_size]
+        global_size = len(index)
+        if world > 1:
+            index = index[workers.rank :: world]  # this worker's share of the global batch
         # index_select: several times faster than X[index] for gathering rows on the CPU.
         X, y = split.X.index_select(0, index), split.y.index_select(0, index)  # (batch, 784), (batch,)
         with autocast(device, precision):  # the forward pass only, as autocast asks
             logits = model(X)  # (batch, 10)
-            loss = F.cross_entropy(logits, y)
+            if world == 1:
+                loss = F.cross_entropy(logits, y)
+            else:
+                # DDP averages gradients over workers: scaled so, they are the global batch's mean.
+                loss = F.cross_entropy(logits, y, reduction="sum") * (world / global_size)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         batch_losses[batch - 1] = loss.detach()
         correct += (logits.argmax(dim=1) == y).sum()
         if batch % PROGRESS_EVERY == 0 or batch == n_batches:
-            loss_value = loss.item()
+            # Every worker sees the same value, so all stop together if it is not finite.
+            loss_value = loss.item() if world == 1 else workers.all_reduce(loss.detach().clone()).item() / world
             if not math.isfinite(loss_value):
                 # Once the weights are NaN every later loss is too: the first bad batch is here.
-                first_bad = int(torch.nonzero(~torch.isfinite(batch_losses[:batch]))[0]) + 1
-                raise _NonFiniteLoss(first_bad)
+                bad = workers.all_reduce((~torch.isfinite(batch_losses[:batch])).to(torch.int64))
+                raise _NonFiniteLoss(int(torch.nonzero(bad)[0]) + 1)
             if on_progress is not None:
                 on_progress(batch, loss_value)
     last_size = len(split) - (n_batches - 1) * batch_size
-    loss_sum = batch_losses[:-1].sum() * batch_size + batch_losses[-1] * last_size
-    return loss_sum.item() / len(split), correct.item() / len(split)
+    loss_sum = (batch_losses[:-1].sum() * batch_size + batch_losses[-1] * last_size) / world
+    return workers.all_reduce(loss_sum).item() / len(split), workers.all_reduce(correct).item() / len(split)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32") -> tuple[float, float]:
-    """Mean cross-entropy and accuracy on `split`, in eval mode (dropout off)."""
+def evaluate(
+    model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32", workers: Workers = ONE_PROCESS
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on `split`, in eval mode (dropout off).
+
+    Under torchrun each worker scores its share of `split` and the sums are added up.
+    """
     model.eval()
+    n = len(split)
+    first, last = n * workers.rank // workers.world_size, n * (workers.rank + 1) // workers.world_size
     loss_sum = torch.zeros((), device=split.X.device)
     correct = torch.zeros((), dtype=torch.int64, device=split.X.device)
-    for start in range(0, len(split), batch_size):
-        X, y = split.X[start : start + batch_size], split.y[start : start + batch_size]
+    for start in range(first, last, batch_size):
+        end = min(start + batch_size, last)
+        X, y = split.X[start:end], split.y[start:end]
         with autocast(split.X.device, precision):
             logits = model(X)  # (batch, 10)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()
-    return loss_sum.item() / len(split), correct.item() / len(split)
+    return workers.all_reduce(loss_sum).item() / n, workers.all_reduce(correct).item() / n
 
 
 def autocast(device: torch.device, precision: str):

@@ -1,0 +1,127 @@
+"""dropcli under torchrun, for real: gloo on this CPU, workers on localhost."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
+SIZES = ["--set", "data.train_limit=1200", "--set", "data.test_limit=400"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(*args, workers=2, cwd, timeout=180):
+    command = [*TORCHRUN, "--standalone", "--nproc-per-node", str(workers), "-m", "dropcli", *map(str, args)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def final(run_dir):
+    return json.loads((run_dir / "summary.json").read_text())["final"]
+
+
+def cells(experiment_dir):
+    return {json.dumps(c["values"]): c["test_acc"]["mean"] for c in json.loads((experiment_dir / "results.json").read_text())["cells"]}
+
+
+def test_ddp_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
+    # Without dropout the model is deterministic, so only float rounding may differ.
+    args = ["train", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=3", "--model", "none",
+            "--set", "train.batch_size=100", "-q"]  # fmt: skip
+    assert invoke(*args, "--run-dir", "alone").exit_code == 0
+    result = torchrun(*args, "--run-dir", "ddp", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr
+    alone, ddp = final(in_tmp / "alone"), final(in_tmp / "ddp")
+    assert abs(alone["test_acc"] - ddp["test_acc"]) <= 0.003
+    for key in ("train_loss", "test_loss"):
+        assert ddp[key] == pytest.approx(alone[key], rel=1e-4)
+    assert json.loads((in_tmp / "ddp" / "summary.json").read_text())["workers"] == 2
+    assert result.stdout.count("run saved to") == 1  # rank 0 alone reports
+
+
+def test_ddp_refuses_a_batch_that_does_not_split(in_tmp, fake_data):
+    result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=255", cwd=in_tmp)
+    assert result.returncode != 0
+    assert "train.batch_size=255 is the global batch and must split evenly over 2 workers" in result.stderr
+    # torchrun reports a failed worker with its own traceback; none comes from dropcli's code.
+    assert "dropcli/" not in "".join(line for line in result.stderr.splitlines() if line.strip().startswith("File "))
+
+
+def test_a_sweep_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
+    args = ["sweep", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=2",
+            "--grid", "model.dropout_1=0,0.5", "--grid", "optim.lr=0.05,0.1", "-q"]  # fmt: skip
+    assert invoke(*args, "--run-dir", "alone").exit_code == 0
+    result = torchrun(*args, "--run-dir", "shared", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr
+    alone, shared = cells(in_tmp / "alone"), cells(in_tmp / "shared")
+    assert alone.keys() == shared.keys() and len(alone) == 4
+    for key in alone:
+        assert abs(alone[key] - shared[key]) <= 0.003, key
+    assert "final test accuracy" in result.stdout
+
+
+def test_two_nodes_on_localhost_finish_one_sweep(in_tmp, fake_data):
+    port = free_port()
+    args = ["sweep", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1",
+            "--grid", "model.dropout_1=0,0.3,0.6", "--seeds", "2", "--run-dir", "s", "-q"]  # fmt: skip
+    nodes = [
+        subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+                          "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "dropcli-test", "-m", "dropcli", *map(str, args)],
+                         cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for rank in (0, 1)
+    ]
+    outputs = [node.communicate(timeout=240) for node in nodes]
+    assert [node.returncode for node in nodes] == [0, 0], outputs
+    report = json.loads((in_tmp / "s" / "results.json").read_text())
+    assert [cell["seeds"] for cell in report["cells"]] == [2, 2, 2]
+    assert len((in_tmp / "s" / "trials.jsonl").read_text().splitlines()) == 6
+
+
+def children(pid):
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp, fake_data):
+    args = ["sweep", "--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=3000", "--set", "data.test_limit=500",
+            "--set", "train.epochs=6", "--grid", "optim.lr=0.02,0.04,0.06,0.08,0.1,0.12", "--run-dir", "s", "-q"]  # fmt: skip
+    job = subprocess.Popen([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "dropcli", *map(str, args)],
+                           cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    record = in_tmp / "s" / "trials.jsonl"
+    deadline = time.monotonic() + 120
+    while not (record.exists() and record.read_text().count("\n") >= 2):
+        assert job.poll() is None, job.communicate()
+        assert time.monotonic() < deadline, "the first round did not finish in time"
+        time.sleep(0.01)
+    workers = children(job.pid)
+    assert len(workers) == 2
+    os.kill(workers[1], signal.SIGKILL)
+    started = time.monotonic()
+    _, stderr = job.communicate(timeout=120)
+    assert time.monotonic() - started < 60 and job.returncode != 0
+    assert "the finished trials are kept; continue with the same command and --run-dir s" in stderr
+    recorded = [json.loads(line)["name"] for line in record.read_text().splitlines()]
+    finished_at = {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded}
+    assert len(recorded) < 6
+    # Rerun with one worker: the recorded trials are not trained again.
+    again = subprocess.run([sys.executable, "-m", "dropcli", *map(str, args)], cwd=in_tmp, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded} == finished_at
+    assert len(record.read_text().splitlines()) == 6
