@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test data smoke bench bench-dropout profile clean
+.PHONY: train test data smoke bench bench-dropout bench-sweep profile clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -19,6 +19,9 @@ smoke: data
 
 bench: data
 	$(BIN)/python benchmarks/training.py
+
+bench-sweep: data
+	$(BIN)/python benchmarks/sweep.py
 
 bench-dropout: $(INSTALLED)
 	$(BIN)/python benchmarks/dropout.py

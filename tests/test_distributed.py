@@ -125,3 +125,19 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
     assert again.returncode == 0, again.stderr
     assert {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded} == finished_at
     assert len(record.read_text().splitlines()) == 6
+
+
+def test_without_torchrun_nothing_distributed_is_used(in_tmp, fake_data):
+    # `import torch` loads torch.distributed itself; what must not happen is dropcli's side of it.
+    code = (
+        "import sys, torch\n"
+        "from typer.testing import CliRunner\n"
+        "from dropcli.cli import app\n"
+        f"args = ['sweep', '--data-dir', {str(fake_data)!r}, '--device', 'cpu', '--set', 'data.train_limit=300',\n"
+        "        '--set', 'data.test_limit=100', '--set', 'train.epochs=1', '--grid', 'optim.lr=0.1', '-q']\n"
+        "assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "print('dropcli.distributed' in sys.modules, torch.distributed.is_initialized())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    output = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, env=env, check=True).stdout
+    assert output.strip() == "False False"
