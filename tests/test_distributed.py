@@ -141,3 +141,14 @@ def test_without_torchrun_nothing_distributed_is_used(in_tmp, fake_data):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     output = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, env=env, check=True).stdout
     assert output.strip() == "False False"
+
+
+def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times):
+    # With dropout on: each worker's mask generator must continue where it stopped.
+    args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=100", "-q"]
+    assert torchrun("train", *args, "--set", "train.epochs=3", "--run-dir", "whole", cwd=in_tmp).returncode == 0
+    assert torchrun("train", *args, "--set", "train.epochs=2", "--run-dir", "part", cwd=in_tmp).returncode == 0
+    result = torchrun("train", "--resume", "part", "--set", "train.epochs=3", "-q", cwd=in_tmp)
+    assert result.returncode == 0, result.stderr
+    read = lambda name: [json.loads(line) for line in (in_tmp / name / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    assert without_times(read("part")) == without_times(read("whole"))
