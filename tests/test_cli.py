@@ -31,7 +31,7 @@ def test_train_writes_a_run_directory(in_tmp, invoke, small_args):
     assert summary["status"] == "finished" and summary["final"] == metrics[-1]
     assert summary["device"] == "cpu" and summary["versions"]["torch"] == torch.__version__
     # Not a terminal: one plain line per epoch, then the summary line.
-    assert "epoch 1/2  train loss" in result.stdout and "epoch 2/2" in result.stdout
+    assert "epoch 1/2  lr 0.1  train loss" in result.stdout and "epoch 2/2" in result.stdout
     assert f"builtin: test acc {metrics[-1]['test_acc']:.4f}" in result.stdout
 
 

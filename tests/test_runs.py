@@ -45,7 +45,7 @@ def test_checkpoint_holds_everything_to_continue(in_tmp, invoke, small_args):
     payload = checkpoints.load(in_tmp / "runs" / "r" / "checkpoints" / "last.pt")
     assert payload["epoch"] == 2 and len(payload["history"]) == 2
     assert payload["config"]["train"]["epochs"] == 2
-    assert set(payload["rng"]) == {"torch", "cuda", "data_order", "workers"}
+    assert set(payload["rng"]) == {"torch", "cuda", "data_order", "augment", "workers"}
     assert payload["best"]["metric"] == "test_acc"
     summary = json.loads((in_tmp / "runs" / "r" / "summary.json").read_text())
     assert summary["best"] == payload["best"]

@@ -16,7 +16,7 @@ from dropcli import files
 from dropcli.config import Config, to_dict
 from dropcli.errors import DropcliError
 from dropcli.runtime import seed_everything
-from dropcli.train import EpochMetrics, TrainState, worker_seed
+from dropcli.train import EpochMetrics, TrainState, derived_seed
 
 FORMAT = 1
 KEYS = ("config", "epoch", "history", "best", "model", "optimizer", "rng")
@@ -35,7 +35,10 @@ def save(
         "best": best,
         "model": state.model.state_dict(),
         "optimizer": state.optimizer.state_dict(),
-        "rng": {**rng_state(state), "data_order": state.order_generator.get_state(), "workers": worker_rngs},
+        "rng": {
+            **rng_state(state), "data_order": state.order_generator.get_state(),
+            "augment": state.augment_generator.get_state(), "workers": worker_rngs,
+        },  # fmt: skip
     }
     with files.atomic(path) as temporary:
         torch.save(payload, temporary)
@@ -90,10 +93,12 @@ def _restore(state: TrainState, payload: dict[str, Any]) -> None:
     elif workers.world_size > 1:
         # Another number of workers than the checkpoint's: the masks cannot continue as they
         # were; each worker starts a fresh stream, different for each epoch resumed from.
-        seed_everything(worker_seed(payload["config"]["seed"] + payload["epoch"], workers.rank))
+        seed_everything(derived_seed(payload["config"]["seed"], f"worker {workers.rank} from epoch {payload['epoch']}"))
     else:
         _set_rng(state, rng)
     state.order_generator.set_state(rng["data_order"])
+    if rng.get("augment") is not None:  # checkpoints from before data.augment have none
+        state.augment_generator.set_state(rng["augment"])
     state.history[:] = [EpochMetrics(**m) for m in payload["history"]]
 
 

@@ -19,7 +19,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import MASK_MODES, MODEL_KINDS, MONITORS, PRECISIONS, one_of
+from dropcli.vocabulary import MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
 # A run's name is part of its directory's name: one path component, of a sane length.
@@ -32,6 +32,7 @@ class ModelConfig:
     kind: str = "scratch"
     hidden_1: int = 256
     hidden_2: int = 256
+    dropout_input: float = 0.0  # noise of the model's kind on the 784 inputs (Srivastava et al. 2014)
     dropout_1: float = 0.5
     dropout_2: float = 0.5
     mask_mode: str = "bool"
@@ -39,8 +40,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
+    name: str = "sgd"
     lr: float = 0.1
-    weight_decay: float = 0.0  # SGD's L2 penalty, for the dropout-with-weight-decay exercise
+    weight_decay: float = 0.0  # L2 penalty (decoupled for adamw)
+    momentum: float = 0.0  # sgd only
+    nesterov: bool = False  # sgd only
+    # The paper's momentum warm-up: momentum rises linearly to momentum_final over momentum_epochs.
+    momentum_final: float | None = None
+    momentum_epochs: int = 0
+    betas: tuple[float, float] = (0.9, 0.999)  # adam and adamw only
+    # After each step, rescale each hidden unit's incoming weight vector to norm <= max_norm.
+    max_norm: float | None = None
+    schedule: str = "constant"  # see vocabulary.SCHEDULES
+    warmup_epochs: int = 0  # linear warm-up from lr / (warmup_epochs + 1); onecycle's rise
+    step_epochs: int = 30  # step schedule: multiply by step_gamma every step_epochs epochs
+    step_gamma: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,17 @@ class TrainConfig:
     monitor: str = "auto"  # see vocabulary.MONITORS
     precision: str = "fp32"  # see vocabulary.PRECISIONS
     compile: bool = False  # torch.compile the model (skipped with a warning where it cannot run)
+    # Stop after this many epochs without improvement of the monitored metric (needs a
+    # validation split), and report the best checkpoint. None: train every epoch.
+    early_stopping: int | None = None
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    # Per batch, on the training device: shift each image by up to `shift` pixels each way
+    # (zeros fill in), and mirror it left-right with probability 0.5 when `flip`.
+    shift: int = 0
+    flip: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +84,7 @@ class DataConfig:
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
     train_limit: int | None = None
     test_limit: int | None = None
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
@@ -130,8 +156,12 @@ def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def to_dict(config: Config) -> dict[str, Any]:
-    """The config as plain nested dicts, in field order (for YAML, JSON and checkpoints)."""
-    return dataclasses.asdict(config)
+    """The config as plain nested dicts and lists, in field order (for YAML, JSON and checkpoints)."""
+    return dataclasses.asdict(config, dict_factory=lambda items: {key: _plain(value) for key, value in items})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def to_yaml(config: Config) -> str:
@@ -236,6 +266,11 @@ def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_sou
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     """Check `value` against a field's type; ints are accepted where a float is expected."""
+    if get_origin(annotation) is tuple:
+        kinds = get_args(annotation)
+        if not isinstance(value, (list, tuple)) or len(value) != len(kinds):
+            raise DropcliError(f"{source}: {key} must be a list of {len(kinds)} numbers, e.g. [0.9, 0.999], got {_short(value)}")
+        return tuple(_coerce(item, kind, key, source) for item, kind in zip(value, kinds))
     allowed = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
     if value is None and type(None) in allowed:
         return None
@@ -302,12 +337,40 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
         ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N (N < 10000) or mps"),
+        *_recipe_checks(config),
     ]
     for key, ok, wanted in checks:
         if not ok:
             value = get(config, key)
             source = origin.get(key, "config")
             raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
+
+
+def _recipe_checks(config: Config) -> list[tuple[str, bool, str]]:
+    """The keys of the dropout paper's recipe: dropout on the inputs, optimizers, schedules, augmentation."""
+    model, optim, train, augment = config.model, config.optim, config.train, config.data.augment
+    sgd = optim.name == "sgd"
+    return [
+        ("model.dropout_input", 0 <= model.dropout_input < 1, "at least 0 and below 1"),
+        ("model.dropout_input", model.kind != "none" or model.dropout_input == 0, "0 for model.kind none (no noise)"),
+        ("optim.name", optim.name in OPTIMIZERS, f"one of {one_of(OPTIMIZERS)}"),
+        ("optim.momentum", 0 <= optim.momentum < 1, "at least 0 and below 1"),
+        ("optim.momentum", sgd or optim.momentum == 0, "0 unless optim.name is sgd (adam's momentum is optim.betas)"),
+        ("optim.nesterov", not optim.nesterov or (sgd and optim.momentum > 0), "false unless sgd with optim.momentum > 0"),
+        ("optim.momentum_final", optim.momentum_final is None or (sgd and 0 <= optim.momentum_final < 1),
+         "null, or below 1 with optim.name sgd"),
+        ("optim.momentum_epochs", optim.momentum_epochs >= 0, ">= 0"),
+        ("optim.betas", all(0 <= beta < 1 for beta in optim.betas), "two numbers in [0, 1)"),
+        ("optim.max_norm", optim.max_norm is None or 0 < optim.max_norm < math.inf, "null or a finite number > 0"),
+        ("optim.schedule", optim.schedule in SCHEDULES, f"one of {one_of(SCHEDULES)}"),
+        ("optim.warmup_epochs", 0 <= optim.warmup_epochs < train.epochs, "at least 0 and below train.epochs"),
+        ("optim.step_epochs", optim.step_epochs >= 1, ">= 1"),
+        ("optim.step_gamma", 0 < optim.step_gamma <= 1, "above 0 and at most 1"),
+        ("train.early_stopping", train.early_stopping is None or train.early_stopping >= 1, "null or >= 1"),
+        ("train.early_stopping", train.early_stopping is None or config.data.val_split > 0,
+         "null unless data.val_split > 0 (it watches the validation set, never the test set)"),
+        ("data.augment.shift", 0 <= augment.shift <= 14, "between 0 and 14 pixels"),
+    ]  # fmt: skip
 
 
 def get(config: Config, key: str) -> Any:

@@ -63,10 +63,13 @@ def build_model(config: ModelConfig) -> nn.Sequential:
         else nn.Linear(config.hidden_1, config.hidden_2)
     )
     slot_1, slot_2 = NOISE_SLOTS
+    # Noise on the inputs only where asked for, so the chapter's model keeps its exact layers.
+    inputs = [("input_noise", INPUT_NOISE[config.kind](config.dropout_input, config.mask_mode))] if config.dropout_input else []
     return nn.Sequential(
         OrderedDict(
             [
                 ("flatten", nn.Flatten()),
+                *inputs,
                 ("hidden_1", hidden_1),
                 ("relu_1", nn.ReLU()),
                 (slot_1, _noise_layer(config, config.dropout_1)),
@@ -87,6 +90,11 @@ NOISE_LAYERS = {
     "dropconnect": lambda p, mask_mode: nn.Identity(),  # its noise is in the hidden layers
     "gaussian": lambda p, mask_mode: GaussianNoise(p),
 }
+
+
+# On the inputs, DropConnect (whose noise is on weights) drops input units with dropcli's op;
+# `none` takes no input noise (config validation refuses it).
+INPUT_NOISE = {**NOISE_LAYERS, "dropconnect": NOISE_LAYERS["scratch"]}
 
 
 def _noise_layer(config: ModelConfig, p: float) -> nn.Module:

@@ -103,7 +103,7 @@ class Silent(run.Reporter):
 
 def epoch_table(activation_stats: bool = False) -> Table:
     table = Table(title=None, header_style="bold")
-    for name in ("epoch", "train loss", "train acc", "test loss", "test acc", "seconds"):
+    for name in ("epoch", "lr", "train loss", "train acc", "test loss", "test acc", "seconds"):
         table.add_column(name, justify="right")
     if activation_stats:
         for slot in NOISE_SLOTS:
@@ -113,7 +113,7 @@ def epoch_table(activation_stats: bool = False) -> Table:
 
 
 def epoch_cells(m: EpochMetrics) -> list[str]:
-    cells = [str(m.epoch), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+    cells = [str(m.epoch), _lr(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
     for slot in NOISE_SLOTS if m.activations else ():
         cells += [f"{m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
     return cells
@@ -128,9 +128,13 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
         for slot in (NOISE_SLOTS if m.activations else ())
     )
     return (
-        f"epoch {m.epoch:>{width}}/{total_epochs}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
+        f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
         f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
     )
+
+
+def _lr(m: EpochMetrics) -> str:
+    return "-" if m.lr is None else f"{m.lr:.3g}"
 
 
 def summary_line(result: RunResult) -> str:

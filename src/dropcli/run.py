@@ -107,6 +107,8 @@ def _train_run(
                     files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
             best, saved = new_best, metrics.epoch
             reporter.epoch_finished(metrics)
+            if _no_longer_improving(config, best, metrics.epoch):
+                break  # early stopping: the rest of fit() is never run
     except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
         summary = _summary(config, data, device, state.history[:saved], best, time.perf_counter() - started, *_stopped(stop))
         with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
@@ -114,6 +116,11 @@ def _train_run(
                 files.write_json(run_dir / "summary.json", summary)
         raise
     summary = _summary(config, data, device, state.history, best, time.perf_counter() - started, "finished")
+    if config.train.early_stopping is not None:
+        # What is reported is the best checkpoint, chosen on the validation set.
+        summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
+        summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {monitor}; trained {state.epoch}"
+        _load_best_weights(state, run_dir, workers)
     # The training set in eval mode: with the test numbers, the generalisation gap.
     train_loss, train_acc = evaluate(state.scorer, data.train, precision=config.train.precision, workers=workers)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
@@ -123,6 +130,17 @@ def _train_run(
     result = RunResult(run_dir, state.history, summary)
     reporter.run_finished(result)
     return result
+
+
+def _no_longer_improving(config: Config, best: dict[str, Any], epoch: int) -> bool:
+    patience = config.train.early_stopping
+    return patience is not None and epoch - best["epoch"] >= patience
+
+
+def _load_best_weights(state: TrainState, run_dir: Path, workers: Workers) -> None:
+    """Put checkpoints/best.pt's weights into the model, on every worker (rank 0 has the file)."""
+    weights = checkpoints.load(run_dir / "checkpoints" / "best.pt")["model"] if workers.is_primary else None
+    state.model.load_state_dict(workers.broadcast(weights))
 
 
 def _start_files(run_dir: Path, config: Config, state: TrainState) -> None:
@@ -164,6 +182,11 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
         raise DropcliError(
             f"--resume {run_dir}: cannot change {', '.join(changed)} of an existing run "
             f"(only {', '.join(RESUMABLE_KEYS)}); start a new run for other settings"
+        )
+    if payload["best"] and _no_longer_improving(config, payload["best"], payload["epoch"]):
+        raise DropcliError(
+            f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {config.train.early_stopping} epochs "
+            f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
         )
     if config.train.epochs <= payload["epoch"]:
         raise DropcliError(

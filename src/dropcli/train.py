@@ -18,8 +18,10 @@ from torch import nn
 from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
 from dropcli.errors import DropcliError
+from dropcli import augment
 from dropcli.models import build_model, parameter_count
 from dropcli.runtime import check_memory, seed_everything
+from dropcli.schedules import apply_max_norm, build_optimizer, start_epoch
 from dropcli.stats import ActivationStats
 from dropcli.workers import Workers
 
@@ -42,6 +44,7 @@ class EpochMetrics:
     seconds: float  # the whole epoch: training and evaluation
     samples_per_s: float  # training examples per second of training time
     activations: dict[str, float] | None = None  # with metrics.activation_stats: see stats.py
+    lr: float | None = None  # the epoch's learning rate (optim.schedule)
 
 
 # on_progress(epoch, batches_done, n_batches, loss): called with 0 batches and no loss as an
@@ -56,6 +59,7 @@ class TrainState:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     order_generator: torch.Generator  # the data order has its own generator, the same on any device
+    augment_generator: torch.Generator  # and so do the shifts and flips of data.augment
     history: list[EpochMetrics] = field(default_factory=list)  # the finished epochs
     compiled: nn.Module | None = None  # torch.compile(model), with train.compile; shares its weights
     workers: Workers = ONE_PROCESS  # under torchrun, the workers that train this model together
@@ -104,19 +108,21 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
         )
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-    state = TrainState(model, optimizer, torch.Generator().manual_seed(config.seed), workers=workers)
+    optimizer = build_optimizer(config.optim, model.parameters())
+    generators = [torch.Generator().manual_seed(seed) for seed in (config.seed, derived_seed(config.seed, "augment"))]
+    state = TrainState(model, optimizer, *generators, workers=workers)
     if workers.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel  # imports torch.distributed: only here
 
-        seed_everything(worker_seed(config.seed, workers.rank))
+        seed_everything(derived_seed(config.seed, f"worker {workers.rank}"))
         state.parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return state
 
 
-def worker_seed(seed: int, rank: int) -> int:
-    """The seed of worker `rank`'s dropout masks: its own stream, the same from run to run."""
-    digest = hashlib.sha256(f"dropcli {seed} {rank}".encode()).digest()
+def derived_seed(seed: int, stream: str) -> int:
+    """A seed for another random stream of the run (a worker's masks, the augmentation): its
+    own numbers, the same from run to run."""
+    digest = hashlib.sha256(f"dropcli {seed} {stream}".encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
 
 
@@ -154,14 +160,16 @@ def _one_epoch(
     hook = None if on_progress is None else lambda done, loss: on_progress(epoch, done, n_batches, loss)
     if hook is not None:
         hook(0, None)
+    lr = start_epoch(state.optimizer, config.optim, epoch, config.train.epochs)
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
     precision, workers = config.train.precision, state.workers
     try:
         train_loss, train_acc = train_one_epoch(
-            state.runner, state.optimizer, data.train, batch_size, state.order_generator, hook, precision, workers
-        )
+            state.runner, state.optimizer, data.train, batch_size, state.order_generator, hook, precision, workers,
+            _transform(config, state), _after_step(config, state),
+        )  # fmt: skip
     except _NonFiniteLoss as error:
         raise Diverged(epoch, f"step {error.step}", config.optim.lr) from None
     train_seconds = time.perf_counter() - started
@@ -182,7 +190,23 @@ def _one_epoch(
         seconds=time.perf_counter() - started,
         samples_per_s=len(data.train) / train_seconds,
         activations=stats.read() if stats is not None else None,
+        lr=lr,
     )
+
+
+def _transform(config: Config, state: TrainState):
+    """data.augment as a function of a batch, or None."""
+    if not augment.is_on(config.data.augment):
+        return None
+    return lambda X: augment.shift_and_flip(X, config.data.augment, state.augment_generator)
+
+
+def _after_step(config: Config, state: TrainState):
+    """optim.max_norm as a function called after each step, or None."""
+    if config.optim.max_norm is None:
+        return None
+    hidden = [state.model.hidden_1, state.model.hidden_2]
+    return lambda: apply_max_norm(hidden, config.optim.max_norm)
 
 
 class _NonFiniteLoss(Exception):
@@ -199,6 +223,8 @@ def train_one_epoch(
     on_progress: Callable[[int, float], None] | None = None,
     precision: str = "fp32",
     workers: Workers = ONE_PROCESS,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    after_step: Callable[[], None] | None = None,
 ) -> tuple[float, float]:
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
 
@@ -222,6 +248,8 @@ def train_one_epoch(
             index = index[workers.rank :: world]  # this worker's share of the global batch
         # index_select: several times faster than X[index] for gathering rows on the CPU.
         X, y = split.X.index_select(0, index), split.y.index_select(0, index)  # (batch, 784), (batch,)
+        if transform is not None:
+            X = transform(X)
         with autocast(device, precision):  # the forward pass only, as autocast asks
             logits = model(X)  # (batch, 10)
             if world == 1:
@@ -232,6 +260,8 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if after_step is not None:
+            after_step()
         batch_losses[batch - 1] = loss.detach()
         correct += (logits.argmax(dim=1) == y).sum()
         if batch % PROGRESS_EVERY == 0 or batch == n_batches:

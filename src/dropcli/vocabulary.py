@@ -27,6 +27,17 @@ NOISE_SLOTS = ("noise_1", "noise_2")
 # validation split, else test_acc.
 MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
 
+# optim.name: the optimizer.
+OPTIMIZERS = {"sgd": "torch.optim.SGD (with optim.momentum, optim.nesterov)", "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
+
+# optim.schedule: how the learning rate moves from epoch to epoch (see schedules.py).
+SCHEDULES = {
+    "constant": "optim.lr throughout",
+    "step": "optim.lr times optim.step_gamma every optim.step_epochs epochs",
+    "cosine": "from optim.lr down to 0 along a half cosine",
+    "onecycle": "up from optim.lr / 25 to optim.lr, then down to optim.lr / 10^4 along a half cosine",
+}
+
 # train.precision: fp32, or bf16 autocast of the forward pass.
 PRECISIONS = ("fp32", "bf16")
 
