@@ -76,6 +76,7 @@ class Cell:
     train_loss: Stat | None  # None when no seed finished
     test_loss: Stat | None
     test_acc: Stat | None
+    val_acc: Stat | None  # with data.val_split: what to choose settings by, never test_acc
     train_acc: Stat | None  # the training set in eval mode, after the last epoch
     gap: Stat | None  # train_acc - test_acc, per seed: the generalisation gap
     seconds_per_epoch: Stat | None
@@ -175,6 +176,7 @@ def _cell(group: list[Trial], summaries: dict[str, dict[str, Any]]) -> Cell:
         train_loss=stat(lambda s: s["final"]["train_loss"]),
         test_loss=stat(lambda s: s["final"]["test_loss"]),
         test_acc=stat(lambda s: s["final"]["test_acc"]),
+        val_acc=stat(lambda s: s["final"]["val_acc"]) if all(s["final"].get("val_acc") is not None for s in done) else None,
         train_acc=stat(lambda s: s["train_eval"]["acc"]),
         gap=stat(lambda s: s["train_eval"]["acc"] - s["final"]["test_acc"]),
         seconds_per_epoch=stat(lambda s: s["seconds_per_epoch"]),
@@ -196,7 +198,7 @@ def _mean(stat: Stat | None) -> float | None:
     return None if stat is None else stat.mean
 
 
-STAT_FIELDS = ("train_loss", "test_loss", "test_acc", "train_acc", "gap", "seconds_per_epoch", "samples_per_s")
+STAT_FIELDS = ("train_loss", "test_loss", "test_acc", "val_acc", "train_acc", "gap", "seconds_per_epoch", "samples_per_s")
 
 
 def to_csv(cells: list[Cell]) -> str:

@@ -219,15 +219,19 @@ def _optional(value: float | None) -> str:
 def sweep_tables(cells: list[Cell], keys: list[str]) -> list[Table]:
     """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
     for the generalisation gap; otherwise one row per cell."""
+    with_val = any(cell.val_acc is not None for cell in cells)
     if len(keys) == 2:
-        return [_sweep_matrix(cells, keys, "test_acc", "final test accuracy"),
-                _sweep_matrix(cells, keys, "gap", "generalisation gap: train acc (eval mode) - test acc")]  # fmt: skip
+        matrices = [("test_acc", "final test accuracy"), ("gap", "generalisation gap: train acc (eval mode) - test acc")]
+        if with_val:  # first: the numbers to choose settings by
+            matrices.insert(0, ("val_acc", "final validation accuracy (choose by this one)"))
+        return [_sweep_matrix(cells, keys, field, title) for field, title in matrices]
     table = Table(title="sweep", header_style="bold")
-    for column in [*keys, "seeds", "test acc", "train acc", "gap"]:
+    for column in [*keys, "seeds", *(["val acc"] if with_val else []), "test acc", "train acc", "gap"]:
         table.add_column(column, justify="right")
     for cell in cells:
+        val = [_stat(cell.val_acc, ".4f")] if with_val else []
         table.add_row(
-            *map(str, cell.values.values()), _seeds(cell), _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
+            *map(str, cell.values.values()), _seeds(cell), *val, _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
             _stat(cell.gap, "+.4f"),
         )  # fmt: skip
     return [table]
