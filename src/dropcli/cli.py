@@ -10,15 +10,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError
 from dropcli.vocabulary import MODEL_KINDS, SPLITS, one_of
 
 
+def _flags_without_metavar(params):
+    # A flag takes no value: its help shows no "<bool>" after it.
+    for param in params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx):
+        return _flags_without_metavar(super().get_params(ctx))
+
+
 class _OneLineErrors(TyperGroup):
     """Print a DropcliError as one line on stderr and exit with its code, without a traceback."""
+
+    def get_params(self, ctx):
+        return _flags_without_metavar(super().get_params(ctx))
 
     def invoke(self, ctx):
         try:
@@ -47,17 +63,34 @@ def _fault_message(error: BaseException) -> str | None:
     return None
 
 
-def _typer(help: str) -> typer.Typer:
+def _typer(help: str, completion: bool = False) -> typer.Typer:
     return typer.Typer(
-        cls=_OneLineErrors, help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+        cls=_OneLineErrors, help=help, no_args_is_help=True, add_completion=completion, pretty_exceptions_enable=False
     )
 
 
-app = _typer("Train and compare dropout MLPs on Fashion-MNIST (d2l.ai, section 5.6).")
-config_app = _typer("Show the resolved configuration.")
+app = _typer("Train and compare dropout MLPs on Fashion-MNIST (d2l.ai, section 5.6).", completion=True)
+config_app = _typer("Show the resolved configuration, and the configs that come with dropcli.")
 data_app = _typer("Find, check and download Fashion-MNIST.")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
+
+def _print_version(value: bool) -> None:
+    if value:
+        from dropcli import __version__
+
+        typer.echo(f"dropcli {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print dropcli's version and exit.")
+    ] = False,
+) -> None:
+    """Train and compare dropout MLPs on Fashion-MNIST (d2l.ai, section 5.6)."""
+
 
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")]
@@ -102,7 +135,7 @@ def _with_options(options: dict[str, tuple]):
     return decorate
 
 
-@app.command(epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.dropout_1=0.2")
+@app.command(cls=_Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.dropout_1=0.2")
 @_with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
 def train(
     run_dir: Annotated[
@@ -112,6 +145,9 @@ def train(
         Path | None,
         typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the resolved config, the data found and the device, and stop.")
+    ] = False,
     **options,
 ) -> None:
     """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary).
@@ -129,6 +165,9 @@ def train(
         else:
             cfg, checkpoint = _load(options), None
         torch_device, data = _everywhere(workers, lambda: _open(cfg, workers))
+        if dry_run:
+            _describe(cfg, data, torch_device)
+            return
         if resume is not None:
             directory = resume
         else:
@@ -141,7 +180,7 @@ def train(
             run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint, workers=workers)
 
 
-@app.command(epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
+@app.command(cls=_Command, epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
 @_with_options(EXPERIMENT_OPTIONS)
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
@@ -159,7 +198,7 @@ def compare(
     _experiment(_load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command(epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
+@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
 @_with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[
@@ -182,7 +221,7 @@ def sweep(
     _experiment(_load(options), grids, options, "sweep", lambda cells: sweep_tables(cells, keys), _heatmap if plot else None)
 
 
-@app.command(epilog="Example: dropcli evaluate runs/default-scratch-20261127-171512 --split test --mc-samples 20")
+@app.command(cls=_Command, epilog="Example: dropcli evaluate runs/default-scratch-20261127-171512 --split test --mc-samples 20")
 def evaluate(
     target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
     split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0).")] = "test",
@@ -213,7 +252,7 @@ def evaluate(
     _console().print(*evaluation_tables(result, path))
 
 
-@app.command(epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.png")
+@app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.png")
 def plot(
     run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw, one colour each.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("curves.png"),
@@ -226,7 +265,7 @@ def plot(
     typer.echo(f"wrote {output}")
 
 
-@app.command("runs", epilog="Example: dropcli runs runs/")
+@app.command("runs", cls=_Command, epilog="Example: dropcli runs runs/")
 def list_runs(
     root: Annotated[Path, typer.Argument(help="Directory to scan, comparisons included.")] = Path("runs"),
 ) -> None:
@@ -240,14 +279,37 @@ def list_runs(
     _console().print(runs_table(runs.list_runs(root), root))
 
 
-@config_app.command("show", epilog="Example: dropcli config show -c configs/smoke.yaml --set optim.lr=0.05")
+@config_app.command("show", cls=_Command, epilog="Example: dropcli config show -c configs/smoke.yaml --set optim.lr=0.05")
 @_with_options(CONFIG_OPTIONS)
-def config_show(**options) -> None:
+def config_show(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False, **options
+) -> None:
     """Print the resolved config as YAML, with the same options train takes."""
-    typer.echo(to_yaml(_load(options)), nl=False)
+    import json
+
+    from dropcli.config import to_dict
+
+    cfg = _load(options)
+    typer.echo(json.dumps(to_dict(cfg), indent=2) if as_json else to_yaml(cfg), nl=as_json)
 
 
-@data_app.command("fetch", epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
+@config_app.command("list", cls=_Command, epilog="Example: dropcli config list; then: dropcli train -c smoke")
+def config_list() -> None:
+    """List the configs that come with dropcli; pass a name to -c, e.g. dropcli train -c smoke."""
+    from rich.table import Table
+
+    from dropcli.config import shipped_configs
+
+    table = Table(title="shipped configs (dropcli train -c NAME)", header_style="bold")
+    for column in ("name", "what", "file"):
+        table.add_column(column)
+    for name, path in shipped_configs().items():
+        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
+        table.add_row(name, first, str(path))
+    _console().print(table)
+
+
+@data_app.command("fetch", cls=_Command, epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
 def data_fetch(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
@@ -261,7 +323,7 @@ def data_fetch(
     typer.echo(f"Fashion-MNIST is available in {directory}")
 
 
-@data_app.command("info", epilog="Example: dropcli data info --data-dir /usr/share/datasets/fashion-mnist")
+@data_app.command("info", cls=_Command, epilog="Example: dropcli data info --data-dir /usr/share/datasets/fashion-mnist")
 def data_info(data_dir: DataDirOption = None) -> None:
     """Say where Fashion-MNIST was found and check every file's structure."""
     from rich.table import Table
@@ -308,6 +370,15 @@ def _open(cfg: Config, workers=None):
 
     torch_device = (workers or Workers()).device(cfg.device)
     return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+
+
+def _describe(cfg: Config, data, device) -> None:
+    """What a run would train, for --dry-run."""
+    val = f", {len(data.val):,} validation" if data.val is not None else ""
+    typer.echo(to_yaml(cfg), nl=False)
+    typer.echo(f"data: {data.source} ({len(data.train):,} training{val}, {len(data.test):,} test images)")
+    typer.echo(f"device: {device}")
+    typer.echo("dry run: nothing trained, nothing written")
 
 
 def _on_primary(workers, work):

@@ -121,7 +121,8 @@ def load_config(
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
     if path is not None:
-        raw = _read_yaml(Path(path))
+        path = resolve_path(path)
+        raw = _read_yaml(path)
         origin = {key: str(path) for key in _flatten(raw)}
         raw.setdefault("name", Path(path).stem)
     elif base is not None:
@@ -179,6 +180,28 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
     updated = _build(Config, raw, prefix="", origin={key: source}, default_source=source)
     _check_ranges(updated, {key: source})
     return updated
+
+
+SHIPPED_DIR = Path(__file__).parent / "configs"  # package data: the repository's configs/
+
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that come with dropcli, by name: default, smoke, long, ..."""
+    return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
+
+
+def resolve_path(text: Path | str) -> Path:
+    """A config argument as a file: a path that exists, else a shipped config's name."""
+    path = Path(text)
+    if path.exists() or "/" in str(text) or path.suffix in (".yaml", ".yml"):
+        return path  # a path means a file, found or not
+    shipped = shipped_configs()
+    if str(text) not in shipped:
+        raise DropcliError(
+            f"no config file or shipped config named {str(text)!r}; shipped: {', '.join(shipped)} (see dropcli config list), "
+            "or give a path to a YAML file"
+        )
+    return shipped[str(text)]
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

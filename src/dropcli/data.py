@@ -125,7 +125,13 @@ def fetch(root: str | Path | None) -> Path:
     target = Path(root) if root else download_dir()
     if find_files(target):
         return target
-    from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+    try:
+        from torchvision.datasets import FashionMNIST as TorchvisionFashionMNIST
+    except ImportError:
+        raise DropcliError(
+            f"Fashion-MNIST is not in {target} and downloading it needs torchvision: pip install 'dropcli[download]'; "
+            f"or {HOW_TO_GET_DATA}"
+        ) from None
 
     # The directories this creates, outermost first, so a failed download can take them back.
     created = [parent for parent in (*reversed(target.parents), target) if not parent.exists()]
