@@ -265,18 +265,65 @@ def plot(
     typer.echo(f"wrote {output}")
 
 
-@app.command("runs", cls=_Command, epilog="Example: dropcli runs runs/")
+@app.command("runs", cls=_Command, epilog="Example: dropcli runs --where model.kind=scratch --status finished --sort test_acc --top 5")
 def list_runs(
-    root: Annotated[Path, typer.Argument(help="Directory to scan, comparisons included.")] = Path("runs"),
+    root: Annotated[Path, typer.Argument(help="Directory to scan, experiments included.")] = Path("runs"),
+    where: Annotated[
+        list[str] | None, typer.Option("--where", metavar="KEY=VALUE", help="Only runs whose config has this value. Repeatable.")
+    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs that finished, diverged, were interrupted, ...")] = None,
+    sort: Annotated[
+        str | None, typer.Option("--sort", metavar="KEY", help="Best first by a metric (test_acc, val_acc, test_loss, ...) or a config key.")
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N (after --sort).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON records.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV.")] = False,
+    diff: Annotated[
+        tuple[Path, Path] | None, typer.Option("--diff", metavar="RUN_A RUN_B", help="The config keys and final metrics of two runs side by side.")
+    ] = None,
 ) -> None:
-    """List the runs under a directory: model, epochs, best and final test accuracy, status."""
-    from dropcli import runs
-    from dropcli.report import runs_table
+    """List past runs: their results, and the config values that tell them apart."""
+    from dropcli import catalog, runs
+    from dropcli.report import diff_table, runs_table
 
+    if diff is not None:
+        first, second = (_one_run(path) for path in diff)
+        _console().print(*diff_table(first, second, *catalog.diff(first, second)))
+        return
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
         raise DropcliError(f"{root} {what}; train something first, or name the directory of runs to scan")
-    _console().print(runs_table(runs.list_runs(root), root))
+    infos = catalog.where(runs.list_runs(root), where or [], status)
+    infos = catalog.sort(infos, sort) if sort else infos
+    infos = infos[:top] if top else infos
+    keys = catalog.differing_keys(infos)
+    if as_json or as_csv:
+        _print_records(catalog.records(infos, keys, root), as_json)
+        return
+    _console().print(runs_table(infos, root, keys))
+
+
+def _one_run(path: Path):
+    from dropcli import runs
+
+    if not (path / "config.yaml").is_file():
+        raise DropcliError(f"--diff {path}: not a run directory (no config.yaml)")
+    return runs.run_info(path)
+
+
+def _print_records(records: list[dict], as_json: bool) -> None:
+    import csv
+    import io
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for record in records for key in record)))
+    writer.writeheader()
+    writer.writerows(records)
+    typer.echo(buffer.getvalue(), nl=False)
 
 
 @config_app.command("show", cls=_Command, epilog="Example: dropcli config show -c configs/smoke.yaml --set optim.lr=0.05")

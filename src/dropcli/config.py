@@ -123,7 +123,7 @@ def load_config(
     if path is not None:
         path = resolve_path(path)
         raw = _read_yaml(path)
-        origin = {key: str(path) for key in _flatten(raw)}
+        origin = {key: str(path) for key in flatten(raw)}
         raw.setdefault("name", Path(path).stem)
     elif base is not None:
         raw = copy.deepcopy(base)
@@ -142,15 +142,16 @@ def load_config(
 
 def changed_keys(old: Config, new: Config) -> list[str]:
     """The dotted keys whose values differ between two configs."""
-    old_values, new_values = _flatten(to_dict(old)), _flatten(to_dict(new))
+    old_values, new_values = flatten(to_dict(old)), flatten(to_dict(new))
     return [key for key in old_values if old_values[key] != new_values[key]]
 
 
-def _flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"model": {"kind": "scratch"}} -> {"model.kind": "scratch"}."""
     flat = {}
     for key, value in raw.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[prefix + key] = value
     return flat

@@ -129,6 +129,21 @@ def locked(directory: Path, what: str = "run directory") -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+def in_use(directory: Path) -> bool:
+    """Whether a process holds `directory`'s lock right now (a run still training)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
 def _disk_is_full(directory: Path) -> bool:
     try:
         return os.statvfs(directory).f_bavail == 0

@@ -200,16 +200,31 @@ def evaluation_tables(result, checkpoint) -> list:
     return parts
 
 
-def runs_table(infos, root) -> Table:
+def runs_table(infos, root, keys: list[str]) -> Table:
+    """One row per run: its result, and its values of the config keys that differ between runs."""
     table = Table(title=f"runs under {root}", header_style="bold")
-    for name in ("run", "config", "model", "epochs", "best test acc", "final test acc", "status"):
+    for name in ("run", "model", *keys, "epochs", "best test acc", "final test acc", "status"):
         table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left")
     for info in infos:
+        settings = [escape(str(info.settings.get(key, "-"))) for key in keys]
         table.add_row(
-            str(info.path.relative_to(root)), info.name, info.model, f"{info.epochs_done}/{info.epochs_planned}",
-            _optional(info.best_test_acc), _optional(info.final_test_acc), info.status,
+            escape(str(info.path.relative_to(root))), info.model, *settings, f"{info.epochs_done}/{info.epochs_planned}",
+            _optional(info.best_test_acc), _optional(info.final_test_acc), escape(info.status),
         )  # fmt: skip
     return table
+
+
+def diff_table(first, second, settings, metrics) -> list:
+    """`dropcli runs --diff A B`: the config keys that differ, then the final metrics."""
+    parts = []
+    for title, rows in (("config keys that differ", settings), ("final metrics", metrics)):
+        table = Table(title=title, header_style="bold")
+        for column in ("", escape(str(first.path)), escape(str(second.path))):
+            table.add_column(column)
+        for name, a, b in rows:
+            table.add_row(name, *(f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in (a, b)))
+        parts.append(table if rows else f"{title}: none")
+    return parts
 
 
 def _optional(value: float | None) -> str:

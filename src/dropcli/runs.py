@@ -11,7 +11,8 @@ from typing import Any
 
 import yaml
 
-from dropcli.config import Config
+from dropcli import files
+from dropcli.config import Config, flatten
 from dropcli.errors import DropcliError
 
 RUNS_DIR = Path("runs")
@@ -94,7 +95,9 @@ class RunInfo:
     epochs_planned: int
     best_test_acc: float | None
     final_test_acc: float | None
-    status: str  # finished, interrupted, diverged, or "unreadable: why"
+    status: str  # finished, interrupted, diverged, running, or "unreadable: why"
+    settings: dict[str, Any]  # the run's config, flattened: {"model.kind": "scratch", ...}
+    final: dict[str, Any]  # the reported epoch's metrics (the last, or the best with early stopping)
 
 
 def list_runs(root: Path) -> list[RunInfo]:
@@ -102,17 +105,22 @@ def list_runs(root: Path) -> list[RunInfo]:
 
     A run whose files cannot be read is listed with the reason as its status.
     """
-    return [_run_info(path.parent) for path in sorted(root.rglob("config.yaml"), key=_mtime)]
+    return [run_info(path.parent) for path in sorted(root.rglob("config.yaml"), key=_mtime)]
 
 
-def _run_info(run_dir: Path) -> RunInfo:
-    config, metrics, status = {}, [], "interrupted"  # a run killed outright leaves no summary
+def run_info(run_dir: Path) -> RunInfo:
+    """What `dropcli runs` shows of one run; unreadable files give a status that says why."""
+    # No summary yet: a run still training, or one killed outright (SIGKILL, power loss).
+    status = "running" if files.in_use(run_dir) else "interrupted"
+    config, metrics, final = {}, [], {}
     try:
         config = _read_yaml_mapping(run_dir / "config.yaml")
         if (run_dir / "metrics.jsonl").is_file():
             metrics = read_metrics(run_dir)
+            final = metrics[-1]
         if (run_dir / "summary.json").exists():
-            status = _read_summary_status(run_dir / "summary.json")
+            status, reported = _read_summary(run_dir / "summary.json")
+            final = reported or final
     except DropcliError as error:
         status = f"unreadable: {error}"
     model, train = config.get("model"), config.get("train")
@@ -125,6 +133,8 @@ def _run_info(run_dir: Path) -> RunInfo:
         best_test_acc=max((m["test_acc"] for m in metrics), default=None),
         final_test_acc=metrics[-1]["test_acc"] if metrics else None,
         status=status,
+        settings=flatten(config),
+        final=final,
     )
 
 
@@ -138,14 +148,16 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_summary_status(path: Path) -> str:
+def _read_summary(path: Path) -> tuple[str, dict[str, Any] | None]:
+    """(status, the reported epoch's metrics) of a summary.json."""
     try:
         summary = json.loads(_read_text(path))
     except ValueError:
         raise DropcliError(f"{path} is not valid JSON") from None
     if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
         raise DropcliError(f"{path} has no status")
-    return summary["status"]
+    final = summary.get("final")
+    return summary["status"], final if isinstance(final, dict) else None
 
 
 def _read_text(path: Path) -> str:

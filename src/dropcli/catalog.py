@@ -1,0 +1,84 @@
+"""Past runs side by side: filter, sort, the settings that tell them apart, and a diff of two.
+
+What `dropcli runs` shows. Works on runs.RunInfo; reads nothing itself.
+"""
+
+import math
+from typing import Any
+
+import yaml
+
+from dropcli.errors import DropcliError
+from dropcli.runs import RunInfo
+
+METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "val_acc", "val_loss", "epoch", "seconds")
+
+
+def differing_keys(infos: list[RunInfo]) -> list[str]:
+    """The config keys whose values are not the same in every listed run (data.root aside: where
+    the data lies is not a setting)."""
+    keys = list(dict.fromkeys(key for info in infos for key in info.settings))
+    return [key for key in keys if key != "data.root" and len({_text(info.settings.get(key)) for info in infos}) > 1]
+
+
+def where(infos: list[RunInfo], conditions: list[str], status: str | None) -> list[RunInfo]:
+    """The runs whose settings match every KEY=VALUE condition (values as YAML scalars), and `status`."""
+    parsed = [_condition(text) for text in conditions]
+    return [
+        info for info in infos
+        if (status is None or info.status == status) and all(_same(info.settings.get(key, _MISSING), value) for key, value in parsed)
+    ]  # fmt: skip
+
+
+def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
+    """Best first: accuracies high to low, losses and anything else low to high; runs without it last."""
+    descending = key.endswith("acc")
+
+    def value(info: RunInfo) -> tuple[bool, Any]:
+        found = info.final.get(key) if key in METRICS else info.settings.get(key)
+        if not isinstance(found, (int, float)) or isinstance(found, bool) or math.isnan(found):
+            return (True, 0)
+        return (False, -found if descending else found)
+
+    if key not in METRICS and not any(key in info.settings for info in infos):
+        raise DropcliError(f"--sort {key}: not a metric ({', '.join(METRICS)}) or a config key of these runs")
+    return sorted(infos, key=value)
+
+
+def records(infos: list[RunInfo], keys: list[str], root) -> list[dict[str, Any]]:
+    """One flat record per run, for --json and --csv."""
+    return [
+        {"run": str(info.path.relative_to(root)), "status": info.status, "epochs": info.epochs_done,
+         **{name: info.final.get(name) for name in METRICS if name in info.final}, **{key: info.settings.get(key) for key in keys}}
+        for info in infos
+    ]  # fmt: skip
+
+
+def diff(first: RunInfo, second: RunInfo) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
+    """(config keys that differ, final metrics) of two runs, each as (name, first, second)."""
+    settings = [(key, first.settings.get(key), second.settings.get(key)) for key in differing_keys([first, second])]
+    metrics = [(name, first.final.get(name), second.final.get(name)) for name in METRICS if name in first.final or name in second.final]
+    return settings, metrics
+
+
+_MISSING = object()
+
+
+def _condition(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise DropcliError(f"bad --where {text!r}: expected KEY=VALUE, e.g. --where model.kind=scratch")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
+
+
+def _same(found: Any, wanted: Any) -> bool:
+    if isinstance(found, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(found, bool):
+        return math.isclose(found, wanted)
+    return found == wanted
+
+
+def _text(value: Any) -> str:
+    return repr(value)
