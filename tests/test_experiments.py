@@ -152,3 +152,36 @@ def test_a_loss_that_turns_non_finite_after_the_last_check_is_divergence(in_tmp,
     assert summary["status"] == "diverged"
     for line in (in_tmp / "r" / "metrics.jsonl").read_text().splitlines():
         assert "NaN" not in line and "Infinity" not in line
+
+
+def test_random_search_is_seeded_and_resumes(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(epochs=1), "--grid", "optim.lr=0.01:1:log", "--grid", "model.dropout_1=0:0.8",
+            "--grid", "model.kind=scratch,builtin", "--sample", "3"]  # fmt: skip
+    first = invoke(*args, "--run-dir", "a", "-q")
+    assert first.exit_code == 0, first.output
+    cells = read_json(in_tmp / "a" / "results.json")["cells"]
+    assert len(cells) == 3 and len({json.dumps(c["values"]) for c in cells}) == 3
+    for cell in cells:
+        assert 0.01 <= cell["values"]["optim.lr"] <= 1 and 0 <= cell["values"]["model.dropout_1"] <= 0.8
+    assert invoke(*args, "--run-dir", "b", "-q").exit_code == 0
+    assert read_json(in_tmp / "b" / "results.json")["cells"][0]["values"] == cells[0]["values"]  # same seed, same draws
+    again = invoke(*args, "--run-dir", "a")
+    assert again.exit_code == 0 and "epochs ->" not in again.stdout  # resumed: nothing left to train
+    assert invoke(*args, "--seed", "5", "--run-dir", "c", "-q").exit_code == 0
+    assert read_json(in_tmp / "c" / "results.json")["cells"][0]["values"] != cells[0]["values"]
+
+
+@pytest.mark.parametrize(
+    "grids, message",
+    [
+        (["--grid", "optim.lr=0.01:1"], "a --grid range (LOW:HIGH) is sampled, not tried whole: add --sample N"),
+        (["--grid", "optim.lr=1:0.1", "--sample", "2"], "a range needs LOW < HIGH"),
+        (["--grid", "optim.lr=0:1:log", "--sample", "2"], "LOW > 0 on a log scale"),
+        (["--grid", "optim.lr=a:b", "--sample", "2"], "a range is LOW:HIGH or LOW:HIGH:log"),
+        (["--grid", "model.kind=scratch,builtin", "--sample", "3"], "hold only 2 different combinations"),
+    ],
+)
+def test_random_search_input_is_checked(in_tmp, invoke, small_args, grids, message):
+    result = invoke("sweep", *small_args(), *grids)
+    assert result.exit_code == 2 and message in result.stderr
+    assert not (in_tmp / "runs").exists()

@@ -205,20 +205,28 @@ def sweep(
         list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
     ],
     plot: Annotated[bool, typer.Option("--plot", help="With two grid keys, also draw heatmap.png.")] = False,
+    sample_count: Annotated[
+        int | None,
+        typer.Option("--sample", metavar="N", min=1, help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed."),
+    ] = None,
     **options,
 ) -> None:
     """Train every combination of grid values; tabulate test accuracy and the generalisation gap.
 
     Any config key but seed can be a grid key (model, optim, train and data keys, device, name). The same command with the same --run-dir continues an interrupted sweep.
     """
-    from dropcli.experiments import parse_grid
+    from dropcli.experiments import parse_grid, sample
     from dropcli.report import sweep_tables
 
+    cfg = _load(options)
     grids = [parse_grid(text) for text in grid]
     keys = [g.key for g in grids]
-    if plot and len(grids) != 2:
-        raise DropcliError(f"--plot draws a heatmap of two grid keys; this sweep has {len(grids)}")
-    _experiment(_load(options), grids, options, "sweep", lambda cells: sweep_tables(cells, keys), _heatmap if plot else None)
+    if plot and (len(grids) != 2 or sample_count):
+        raise DropcliError("--plot draws a heatmap of a grid of two keys; this sweep is not one")
+    if sample_count:
+        grids = sample(grids, sample_count, cfg.seed)
+    view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
+    _experiment(cfg, grids, options, "sweep", view, _heatmap if plot else None, sampled=sample_count)
 
 
 @app.command(cls=_Command, epilog="Example: dropcli evaluate runs/default-scratch-20261127-171512 --split test --mc-samples 20")
@@ -450,7 +458,7 @@ def _everywhere(workers, work):
     return result
 
 
-def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw) -> None:
+def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
     Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
@@ -459,8 +467,8 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw) -> Non
     from dropcli import experiments, plots, trials
 
     seeds, run_dir = options["seeds"], options["run_dir"]
-    planned = experiments.plan(cfg, grids, seeds)
-    spec = experiments.spec_of(cfg, grids, seeds)
+    planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
+    spec = experiments.spec_of(cfg, grids, seeds, sampled)
     if draw is not None:
         plots.check_available()
     with _workers() as workers:

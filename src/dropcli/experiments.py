@@ -13,6 +13,8 @@ import csv
 import io
 import itertools
 import json
+import math
+import random
 import re
 import statistics
 from collections.abc import Callable
@@ -38,8 +40,9 @@ NOT_GRID_KEYS = {
 @dataclass(frozen=True)
 class Grid:
     key: str
-    values: tuple[Any, ...]
+    values: tuple[Any, ...]  # the values to try; empty for a range
     source: str = ""  # where the values came from, for error messages; default "--grid KEY"
+    span: tuple[float, float, bool] | None = None  # (low, high, log scale): a range to sample (--sample)
 
     def __post_init__(self):
         object.__setattr__(self, "source", self.source or f"--grid {self.key}")
@@ -93,6 +96,8 @@ def parse_grid(text: str) -> Grid:
         raise DropcliError(f"bad --grid {text!r}: expected KEY=V1,V2,..., e.g. --grid model.dropout_1=0,0.2,0.5")
     if key in NOT_GRID_KEYS:
         raise DropcliError(f"bad --grid {text!r}: {NOT_GRID_KEYS[key]}")
+    if ":" in values:
+        return Grid(key, (), span=_span(text, values))
     try:
         parsed = tuple(yaml.safe_load(value) for value in values.split(","))
     except yaml.YAMLError:
@@ -100,19 +105,59 @@ def parse_grid(text: str) -> Grid:
     return Grid(key, parsed)
 
 
-def plan(config: Config, grids: list[Grid], seeds: int) -> list[Trial]:
+def _span(text: str, values: str) -> tuple[float, float, bool]:
+    """"0.01:1:log" -> (0.01, 1.0, True)."""
+    parts = values.split(":")
+    try:
+        if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+            raise ValueError
+        low, high, log = float(parts[0]), float(parts[1]), len(parts) == 3
+    except ValueError:
+        raise DropcliError(f"bad --grid {text!r}: a range is LOW:HIGH or LOW:HIGH:log, e.g. optim.lr=0.01:1:log") from None
+    if not low < high or (log and low <= 0):
+        raise DropcliError(f"bad --grid {text!r}: a range needs LOW < HIGH (and LOW > 0 on a log scale)")
+    return low, high, log
+
+
+def sample(grids: list[Grid], count: int, seed: int) -> list[Grid]:
+    """Random search: `count` draws of every key at once (uniform, or log-uniform in a range;
+    uniform over a list), seeded, so the same command draws the same trials. Returns grids of
+    the drawn values, to be zipped (not multiplied) by plan()."""
+    generator = random.Random(seed)
+    drawn: list[tuple] = []
+    for _ in range(count * 100):
+        combination = tuple(_draw(grid, generator) for grid in grids)
+        if combination not in drawn:
+            drawn.append(combination)
+        if len(drawn) == count:
+            return [Grid(grid.key, tuple(c[i] for c in drawn), grid.source) for i, grid in enumerate(grids)]
+    raise DropcliError(f"--sample {count}: the lists given hold only {len(drawn)} different combinations; sample fewer")
+
+
+def _draw(grid: Grid, generator: random.Random) -> Any:
+    if grid.span is None:
+        return generator.choice(grid.values)
+    low, high, log = grid.span
+    value = math.exp(generator.uniform(math.log(low), math.log(high))) if log else generator.uniform(low, high)
+    return float(f"{value:.4g}")  # readable names; the config holds exactly this value
+
+
+def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) -> list[Trial]:
     """Every (cell, seed) trial with its validated config: bad keys or values fail here, up front.
 
     Grid values are checked and normalised as config values (".5" and "0.5" are one value, so
     naming both is refused), and every key takes effect in its trials' configs.
     """
+    if any(grid.span is not None for grid in grids):
+        raise DropcliError("a --grid range (LOW:HIGH) is sampled, not tried whole: add --sample N")
     keys = [grid.key for grid in grids]
     if len(set(keys)) != len(keys):
         raise DropcliError(f"a --grid key is named twice: {', '.join(keys)}")
-    grids = [Grid(grid.key, _normalised(config, grid), grid.source) for grid in grids]
+    grids = [Grid(grid.key, _normalised(config, grid, unique=not zipped), grid.source) for grid in grids]
     short = [key.rsplit(".", 1)[-1] for key in keys]
     labels = short if len(set(short)) == len(short) else keys
-    combinations = list(itertools.product(*(grid.values for grid in grids)))
+    # A random search's grids hold the drawn values in order: the i-th of each is one trial.
+    combinations = list(zip(*(g.values for g in grids)) if zipped else itertools.product(*(g.values for g in grids)))
     stems = ["_".join(f"{label}={_safe(value)}" for label, value in zip(labels, values)) for values in combinations]
     if len(set(stems)) < len(stems):  # values that differ only in characters a name cannot hold
         stems = [f"{stem}-{index}" for index, stem in enumerate(stems, start=1)]
@@ -127,10 +172,10 @@ def plan(config: Config, grids: list[Grid], seeds: int) -> list[Trial]:
     return trials
 
 
-def _normalised(config: Config, grid: Grid) -> tuple[Any, ...]:
+def _normalised(config: Config, grid: Grid, unique: bool) -> tuple[Any, ...]:
     values = tuple(get(replace(config, grid.key, value, source=grid.source), grid.key) for value in grid.values)
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
-    if repeated:
+    if unique and repeated:
         raise DropcliError(f"{grid.source} names {', '.join(repeated)} more than once; name each value once")
     return values
 
@@ -140,8 +185,9 @@ def _safe(value: Any) -> str:
     return re.sub(r"[^\w.+-]", "_", str(value))[:40]
 
 
-def spec_of(config: Config, grids: list[Grid], seeds: int) -> dict[str, Any]:
-    return {"config": to_dict(config), "grids": [[g.key, list(g.values)] for g in grids], "seeds": seeds}
+def spec_of(config: Config, grids: list[Grid], seeds: int, sampled: int | None = None) -> dict[str, Any]:
+    spec = {"config": to_dict(config), "grids": [[g.key, list(g.values)] for g in grids], "seeds": seeds}
+    return {**spec, "sampled": sampled} if sampled else spec
 
 
 def check_dir(directory: Path, spec: dict[str, Any]) -> None:

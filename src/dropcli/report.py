@@ -231,15 +231,15 @@ def _optional(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def sweep_tables(cells: list[Cell], keys: list[str]) -> list[Table]:
+def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> list[Table]:
     """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
-    for the generalisation gap; otherwise one row per cell."""
+    for the generalisation gap; otherwise (or without `matrices`) one row per cell."""
     with_val = any(cell.val_acc is not None for cell in cells)
-    if len(keys) == 2:
-        matrices = [("test_acc", "final test accuracy"), ("gap", "generalisation gap: train acc (eval mode) - test acc")]
+    if len(keys) == 2 and matrices:
+        shown = [("test_acc", "final test accuracy"), ("gap", "generalisation gap: train acc (eval mode) - test acc")]
         if with_val:  # first: the numbers to choose settings by
-            matrices.insert(0, ("val_acc", "final validation accuracy (choose by this one)"))
-        return [_sweep_matrix(cells, keys, field, title) for field, title in matrices]
+            shown.insert(0, ("val_acc", "final validation accuracy (choose by this one)"))
+        return [_sweep_matrix(cells, keys, field, title) for field, title in shown]
     table = Table(title="sweep", header_style="bold")
     for column in [*keys, "seeds", *(["val acc"] if with_val else []), "test acc", "train acc", "gap"]:
         table.add_column(column, justify="right")
