@@ -185,3 +185,26 @@ def test_python_dash_m_runs_the_same_cli():
 def test_every_command_has_help_with_an_example(invoke, command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and "Example: dropcli " + command[0] in result.stdout
+
+
+def test_the_live_display_gets_progress_and_epochs(fake_data, tmp_path):
+    # On a terminal the Reporter draws a progress bar fed by the per-batch hook.
+    import io
+
+    from rich.console import Console
+
+    from dropcli import data, run
+    from dropcli.config import load_config
+    from dropcli.report import Reporter
+
+    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=600", "data.test_limit=200", "train.epochs=2",
+                                "train.batch_size=50"])  # fmt: skip
+    screen = io.StringIO()
+    reporter = Reporter(Console(file=screen, force_terminal=True, width=120))
+    calls = []
+    original = reporter.progress
+    reporter.progress = lambda *args: (calls.append(args[:3]), original(*args))
+    (tmp_path / "r").mkdir()
+    run.train_run(config, data.load(config.data, 0, torch.device("cpu")), torch.device("cpu"), tmp_path / "r", reporter)
+    assert (1, 0, 12) in calls and (2, 12, 12) in calls
+    assert "epoch 2/2" in screen.getvalue() and "test acc" in screen.getvalue()

@@ -175,3 +175,26 @@ def test_the_chapters_default_run_is_unchanged(in_tmp, invoke):
     assert first["train_loss"] == pytest.approx(1.1571, abs=2e-4) and second["train_loss"] == pytest.approx(0.6858, abs=2e-4)
     assert first["test_loss"] == pytest.approx(0.7282, abs=3e-4) and first["test_acc"] == pytest.approx(0.7171, abs=0.002)
     assert first["train_acc"] == pytest.approx(0.5827, abs=0.0005)
+
+
+def test_tensorboard_event_files_hold_the_metrics(in_tmp, invoke, small_args):
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    args = [*small_args(epochs=3), "--set", "data.val_split=0.1", "--set", "optim.schedule=cosine", "--tensorboard"]
+    assert invoke("train", *args, "--run-dir", "r", "-q").exit_code == 0
+    events = accumulator.EventAccumulator(str(in_tmp / "r"))
+    events.Reload()
+    metrics = runs.read_metrics(in_tmp / "r")
+    for tag, key in (("test/acc", "test_acc"), ("train/loss", "train_loss"), ("val/acc", "val_acc"), ("optim/lr", "lr")):
+        assert [(e.step, e.value) for e in events.Scalars(tag)] == [(m["epoch"], pytest.approx(m[key])) for m in metrics]
+    assert len(events.Scalars("batch/train_loss")) >= 3
+    plugins = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in plugins and b"optim.schedule" in plugins["_hparams_/session_start_info"]
+
+
+def test_tensorboard_missing_is_one_line(in_tmp, invoke, small_args, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    result = invoke("train", *small_args(), "--tensorboard", "--run-dir", "r")
+    assert result.exit_code == 2 and "pip install 'dropcli[tensorboard]'" in result.stderr
+    assert not (in_tmp / "r").exists()

@@ -105,6 +105,7 @@ CONFIG_OPTIONS = {
     "seed": (Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], None),
     "data_dir": (DataDirOption, None),
     "stats": (Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")], False),
+    "tensorboard": (Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli[tensorboard]).")], False),
 }  # fmt: skip
 QUIET_OPTION = {"quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")], False)}
 # Options of compare and sweep; compare's models are its arguments, so it takes no --model.
@@ -411,6 +412,7 @@ def _flags(options: dict) -> dict[str, tuple[str, object]]:
         # Resolved, so that the saved config still finds the data from another directory.
         "data.root": ("--data-dir", str(data_dir.resolve()) if data_dir else None),
         "metrics.activation_stats": ("--stats", True if stats else None),
+        "metrics.tensorboard": ("--tensorboard", True if options.get("tensorboard") else None),
     }
 
 
@@ -423,6 +425,7 @@ def _open(cfg: Config, workers=None):
     from dropcli import data
     from dropcli.workers import Workers
 
+    _check_extras(cfg)
     torch_device = (workers or Workers()).device(cfg.device)
     return torch_device, data.load(cfg.data, cfg.seed, torch_device)
 
@@ -434,6 +437,14 @@ def _describe(cfg: Config, data, device) -> None:
     typer.echo(f"data: {data.source} ({len(data.train):,} training{val}, {len(data.test):,} test images)")
     typer.echo(f"device: {device}")
     typer.echo("dry run: nothing trained, nothing written")
+
+
+def _check_extras(cfg: Config) -> None:
+    """Optional packages the config asks for, checked before any directory is made."""
+    if cfg.metrics.tensorboard:
+        from dropcli.tensorboard import check_available
+
+        check_available()
 
 
 def _on_primary(workers, work):
@@ -471,6 +482,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     spec = experiments.spec_of(cfg, grids, seeds, sampled)
     if draw is not None:
         plots.check_available()
+    _check_extras(cfg)
     with _workers() as workers:
         trials.check_resources(planned, workers)
         # Every worker must name the same directory: rank 0 picks the default one.

@@ -92,6 +92,8 @@ class MetricsConfig:
     # Per epoch and hidden layer: the variance of activations before and after the noise
     # layer (in train mode) and the fraction of zeros. Costs a little time per batch.
     activation_stats: bool = False
+    # Also write TensorBoard event files into the run directory (needs dropcli[tensorboard]).
+    tensorboard: bool = False
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ class Reporter(run.Reporter):
         self.total_epochs = 0
         self.batch_size = 0
         self.table: Table | None = None
-        self.progress: Progress | None = None
+        self.bar: Progress | None = None
         self.live: Live | None = None
         self.task = None
         self.epoch = 0
@@ -43,26 +43,26 @@ class Reporter(run.Reporter):
         self.console.print(f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}")
         if self.live_mode:
             self.table = epoch_table(config.metrics.activation_stats)
-            self.progress = Progress(
+            self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
                 TimeElapsedColumn(), console=self.console, transient=True,
             )  # fmt: skip
-            self.live = Live(Group(self.table, self.progress), console=self.console, refresh_per_second=8)
+            self.live = Live(Group(self.table, self.bar), console=self.console, refresh_per_second=8)
             self.live.start()
 
     def progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
-        if self.progress is None:
+        if self.bar is None:
             return
         if epoch != self.epoch or self.task is None:
             self.epoch, self.epoch_started = epoch, time.perf_counter()
             if self.task is not None:
-                self.progress.remove_task(self.task)
-            self.task = self.progress.add_task(f"epoch {epoch}/{self.total_epochs}", total=n_batches, loss="-", rate="")
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(f"epoch {epoch}/{self.total_epochs}", total=n_batches, loss="-", rate="")
         if loss is not None:
             elapsed = time.perf_counter() - self.epoch_started
             rate = f"{batches_done * self.batch_size / elapsed:,.0f} samples/s"
-            self.progress.update(self.task, completed=batches_done, loss=f"{loss:.4f}", rate=rate)
+            self.bar.update(self.task, completed=batches_done, loss=f"{loss:.4f}", rate=rate)
 
     def epoch_finished(self, metrics: EpochMetrics) -> None:
         if self.quiet:
@@ -75,10 +75,10 @@ class Reporter(run.Reporter):
     def run_finished(self, result: RunResult) -> None:
         if self.live is not None:
             if self.task is not None:
-                self.progress.remove_task(self.task)
+                self.bar.remove_task(self.task)
                 self.task = None
             self.live.stop()
-            self.live = self.table = self.progress = None
+            self.live = self.table = self.bar = None
         self.console.print(summary_line(result), highlight=False)
 
     def notice(self, message: str) -> None:

@@ -92,10 +92,12 @@ def _train_run(
     if primary:
         _start_files(run_dir, config, state)
     monitor, saved = monitor_of(config, data), state.epoch  # saved: the epochs on disk
+    board = _board(run_dir, config) if primary and config.metrics.tensorboard else None
+    progress = reporter.progress if board is None else _both(reporter.progress, board.batch)
     reporter.run_started(config, run_dir)
     started = time.perf_counter()
     try:
-        for metrics in fit(state, data, config, reporter.progress):
+        for metrics in fit(state, data, config, progress):
             improved = _improves(metrics, monitor, best)
             new_best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch} if improved else best
             worker_rngs = workers.gather(checkpoints.rng_state(state)) if workers.world_size > 1 else None
@@ -107,6 +109,8 @@ def _train_run(
                     files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
             best, saved = new_best, metrics.epoch
             reporter.epoch_finished(metrics)
+            if board is not None:
+                board.epoch(metrics)
             if _no_longer_improving(config, best, metrics.epoch):
                 break  # early stopping: the rest of fit() is never run
     except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
@@ -114,6 +118,8 @@ def _train_run(
         with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
             if primary:
                 files.write_json(run_dir / "summary.json", summary)
+        if board is not None:
+            board.close()
         raise
     summary = _summary(config, data, device, state.history, best, time.perf_counter() - started, "finished")
     if config.train.early_stopping is not None:
@@ -127,9 +133,26 @@ def _train_run(
     summary["workers"] = workers.world_size
     if primary:
         files.write_json(run_dir / "summary.json", summary)
+    if board is not None:
+        board.finish(summary)
+        board.close()
     result = RunResult(run_dir, state.history, summary)
     reporter.run_finished(result)
     return result
+
+
+def _board(run_dir: Path, config: Config):
+    from dropcli.tensorboard import Board  # an optional extra: imported only when asked for
+
+    return Board(run_dir, config)
+
+
+def _both(first, second):
+    def call(*args):
+        first(*args)
+        second(*args)
+
+    return call
 
 
 def _no_longer_improving(config: Config, best: dict[str, Any], epoch: int) -> bool:
