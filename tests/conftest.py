@@ -126,3 +126,40 @@ def without_times():
         return [{k: v for k, v in m.items() if k not in TIMING_FIELDS} for m in records]
 
     return strip
+
+
+@pytest.fixture
+def start_training():
+    """start_training(args, run_dir): a real `dropcli train` in a child process, to signal or kill."""
+    import signal
+    import subprocess
+    import sys
+
+    def start(args, run_dir):
+        command = [sys.executable, "-m", "dropcli", "train", *map(str, args), "--run-dir", str(run_dir), "-q"]
+        # A shell running this suite in the background starts it with SIGINT ignored, and children
+        # inherit that; give the child the default, as a terminal would.
+        return subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
+
+    return start
+
+
+@pytest.fixture
+def wait_for_epochs():
+    """wait_for_epochs(run_dir, count, process): until metrics.jsonl has `count` lines."""
+    import time
+
+    def wait(run_dir, count, process, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            path = run_dir / "metrics.jsonl"
+            if path.exists() and len(path.read_text().splitlines()) >= count:
+                return
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.005)
+        raise AssertionError("training did not get far enough in time")
+
+    return wait

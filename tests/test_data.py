@@ -70,19 +70,18 @@ def test_nothing_found_says_the_three_ways(no_system_data, tmp_path):
     assert "dropcli data fetch" in message
 
 
-def test_truncated_file_is_named(fake_data, tmp_path):
-    directory = copy_files(fake_data, tmp_path / "d")
-    path = directory / "train-images-idx3-ubyte"
-    path.write_bytes(path.read_bytes()[:-100])
-    with pytest.raises(DropcliError, match=r"train-images-idx3-ubyte: truncated: 47039916 bytes, expected 47040016"):
-        data.read_raw(directory)
-
-
-def test_truncated_gzip_is_named(fake_data_gz, tmp_path):
-    directory = copy_files(fake_data_gz, tmp_path / "d")
-    path = directory / "t10k-labels-idx1-ubyte.gz"
-    path.write_bytes(path.read_bytes()[:-50])
-    with pytest.raises(DropcliError, match=r"t10k-labels-idx1-ubyte.gz: cannot be read"):
+@pytest.mark.parametrize(
+    "fixture, name, cut, message",
+    [
+        ("fake_data", "train-images-idx3-ubyte", 100, r"train-images-idx3-ubyte: truncated: 47039916 bytes, expected 47040016"),
+        ("fake_data_gz", "t10k-labels-idx1-ubyte.gz", 50, r"t10k-labels-idx1-ubyte.gz: cannot be read"),
+    ],
+)
+def test_a_truncated_file_is_named(request, tmp_path, fixture, name, cut, message):
+    directory = copy_files(request.getfixturevalue(fixture), tmp_path / "d")
+    path = directory / name
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(DropcliError, match=message):
         data.read_raw(directory)
 
 

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 
@@ -58,25 +56,9 @@ def test_a_read_only_file_system_gets_one_line(tmpfs, invoke, small_args):
     assert result.stderr.strip() == f"error: cannot create run directory {tmpfs / 'runs' / 'r'}: Read-only file system"
 
 
-def start(args, run_dir):
-    return subprocess.Popen([sys.executable, "-m", "dropcli", "train", *map(str, args), "--run-dir", str(run_dir), "-q"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-
-
-def wait_for_epochs(run_dir, count, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = run_dir / "metrics.jsonl"
-        if path.exists() and len(path.read_text().splitlines()) >= count:
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.005)
-    raise AssertionError("training did not get far enough in time")
-
-
-def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args):
+def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args, start_training, wait_for_epochs):
     run_dir = in_tmp / "r"
-    process = start(small_args(epochs=300, train=3000, test=500), run_dir)
+    process = start_training(small_args(epochs=300, train=3000, test=500), run_dir)
     wait_for_epochs(run_dir, 2, process)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=60)
@@ -90,11 +72,11 @@ def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args):
     assert summary["epochs"] == done == checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"]
 
 
-def test_interrupts_in_quick_succession_leave_files_that_agree(in_tmp, small_args):
+def test_interrupts_in_quick_succession_leave_files_that_agree(in_tmp, small_args, start_training, wait_for_epochs):
     # Small epochs, so that a signal often lands while an epoch's files are being written.
     for attempt in range(5):
         run_dir = in_tmp / f"r{attempt}"
-        process = start(small_args(epochs=10_000, train=300, test=100), run_dir)
+        process = start_training(small_args(epochs=10_000, train=300, test=100), run_dir)
         wait_for_epochs(run_dir, 3 + attempt, process)
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)

@@ -3,9 +3,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 
 import pytest
 import torch
@@ -17,27 +14,6 @@ from dropcli.train import new_state
 
 # Big enough that an epoch takes long enough to kill a run in the middle.
 RUN_SIZE = {"train": 3000, "test": 500}
-
-
-def start_training(args, run_dir):
-    command = [sys.executable, "-m", "dropcli", "train", *args, "--run-dir", str(run_dir), "-q"]
-    # A shell running this suite in the background starts it with SIGINT ignored, and children
-    # inherit that; give the child the default, as a terminal would.
-    return subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-
-
-def wait_for_epochs(run_dir, count, process, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = run_dir / "metrics.jsonl"
-        if path.exists() and len(path.read_text().splitlines()) >= count:
-            return
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.005)
-    raise AssertionError("training did not get far enough in time")
 
 
 def test_checkpoint_holds_everything_to_continue(in_tmp, invoke, small_args):
@@ -70,7 +46,7 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(in_tmp, invoke, small_args, without_times):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(in_tmp, invoke, small_args, without_times, start_training, wait_for_epochs):
     epochs = 12
     assert invoke("train", *small_args(epochs, **RUN_SIZE), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
     killed = in_tmp / "killed"
@@ -86,7 +62,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(in_tmp, invoke, small_a
     assert json.loads((killed / "summary.json").read_text())["status"] == "finished"
 
 
-def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_args):
+def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_args, start_training, wait_for_epochs):
     run_dir = in_tmp / "interrupted"
     process = start_training(small_args(200, **RUN_SIZE), run_dir)
     wait_for_epochs(run_dir, 2, process)
