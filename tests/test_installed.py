@@ -53,7 +53,7 @@ def test_the_wheel_trains_a_shipped_config_from_an_empty_directory(installed, tm
 def test_a_missing_config_name_lists_the_shipped_ones(invoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "-c", "defualt")
-    assert result.exit_code == 2 and "no config file or shipped config named 'defualt'; shipped: default," in result.stderr
+    assert result.exit_code == 2 and "no config file or shipped config named 'defualt'; shipped: best, default, long, smoke, srivastava" in result.stderr
     (tmp_path / "smoke").write_text("name: mine\n")  # a file that exists is a file, even with a shipped name
     assert "name: mine" in invoke("config", "show", "-c", "smoke").stdout
 

@@ -17,8 +17,9 @@ METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "val_acc", "val_l
 def differing_keys(infos: list[RunInfo]) -> list[str]:
     """The config keys whose values are not the same in every listed run (data.root aside: where
     the data lies is not a setting)."""
-    keys = list(dict.fromkeys(key for info in infos for key in info.settings))
-    return [key for key in keys if key != "data.root" and len({_text(info.settings.get(key)) for info in infos}) > 1]
+    readable = [info for info in infos if info.settings]  # an unreadable config tells nothing apart
+    keys = list(dict.fromkeys(key for info in readable for key in info.settings))
+    return [key for key in keys if key != "data.root" and len({_text(info.settings.get(key)) for info in readable}) > 1]
 
 
 def where(infos: list[RunInfo], conditions: list[str], status: str | None) -> list[RunInfo]:
