@@ -99,46 +99,63 @@ def _train_run(
     try:
         for metrics in fit(state, data, config, progress):
             improved = _improves(metrics, monitor, best)
-            new_best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch} if improved else best
-            worker_rngs = workers.gather(checkpoints.rng_state(state)) if workers.world_size > 1 else None
-            with interrupts_deferred():  # Ctrl-C waits until the epoch's files agree
-                if primary and improved:  # best.pt first: if last.pt then fails, the epoch is redone identically
-                    checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, new_best, worker_rngs)
-                if primary:
-                    checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, new_best, worker_rngs)
-                    files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
-            best, saved = new_best, metrics.epoch
+            if improved:
+                best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": metrics.epoch}
+            _save_epoch(run_dir, state, config, metrics, best, improved)
+            saved = metrics.epoch
             reporter.epoch_finished(metrics)
             if board is not None:
                 board.epoch(metrics)
             if _no_longer_improving(config, best, metrics.epoch):
                 break  # early stopping: the rest of fit() is never run
     except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
-        summary = _summary(config, data, device, state.history[:saved], best, time.perf_counter() - started, *_stopped(stop))
-        with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
-            if primary:
+        if primary:
+            summary = _summary(config, data, device, state.history[:saved], best, time.perf_counter() - started, *_stopped(stop))
+            with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
                 files.write_json(run_dir / "summary.json", summary)
         if board is not None:
             board.close()
         raise
-    summary = _summary(config, data, device, state.history, best, time.perf_counter() - started, "finished")
-    if config.train.early_stopping is not None:
-        # What is reported is the best checkpoint, chosen on the validation set.
-        summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
-        summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {monitor}; trained {state.epoch}"
-        _load_best_weights(state, run_dir, workers)
-    # The training set in eval mode: with the test numbers, the generalisation gap.
-    train_loss, train_acc = evaluate(state.scorer, data.train, precision=config.train.precision, workers=workers)
-    summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
-    summary["workers"] = workers.world_size
-    if primary:
-        files.write_json(run_dir / "summary.json", summary)
+    summary = _finished_summary(config, data, device, state, run_dir, best, time.perf_counter() - started)
     if board is not None:
         board.finish(summary)
         board.close()
     result = RunResult(run_dir, state.history, summary)
     reporter.run_finished(result)
     return result
+
+
+def _save_epoch(run_dir: Path, state: TrainState, config: Config, metrics: EpochMetrics, best: dict, improved: bool) -> None:
+    """The epoch's checkpoints and metrics line, written together (rank 0 writes; all gather)."""
+    workers = state.workers
+    worker_rngs = workers.gather(checkpoints.rng_state(state)) if workers.world_size > 1 else None
+    if not workers.is_primary:
+        return
+    with interrupts_deferred():  # Ctrl-C waits until the epoch's files agree
+        if improved:  # best.pt first: if last.pt then fails, the epoch is redone identically
+            checkpoints.save(run_dir / "checkpoints" / "best.pt", state, config, best, worker_rngs)
+        checkpoints.save(run_dir / "checkpoints" / "last.pt", state, config, best, worker_rngs)
+        files.append_line(run_dir / "metrics.jsonl", files.json_line(dataclasses.asdict(metrics)))
+
+
+def _finished_summary(
+    config: Config, data: FashionMNIST, device: torch.device, state: TrainState, run_dir: Path, best: dict,
+    wall_seconds: float,
+) -> dict[str, Any]:  # fmt: skip
+    """summary.json of a finished run, with the training set scored in eval mode (for the gap)."""
+    workers = state.workers
+    summary = _summary(config, data, device, state.history, best, wall_seconds, "finished")
+    if config.train.early_stopping is not None:
+        # What is reported is the best checkpoint, chosen on the validation set.
+        summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
+        summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {best['metric']}; trained {state.epoch}"
+        _load_best_weights(state, run_dir, workers)
+    train_loss, train_acc = evaluate(state.scorer, data.train, precision=config.train.precision, workers=workers)
+    summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
+    summary["workers"] = workers.world_size
+    if workers.is_primary:
+        files.write_json(run_dir / "summary.json", summary)
+    return summary
 
 
 def _board(run_dir: Path, config: Config):
