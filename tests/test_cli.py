@@ -207,4 +207,5 @@ def test_the_live_display_gets_progress_and_epochs(fake_data, tmp_path):
     (tmp_path / "r").mkdir()
     run.train_run(config, data.load(config.data, 0, torch.device("cpu")), torch.device("cpu"), tmp_path / "r", reporter)
     assert (1, 0, 12) in calls and (2, 12, 12) in calls
-    assert "epoch 2/2" in screen.getvalue() and "test acc" in screen.getvalue()
+    # The bar itself is transient (and drawn only at Rich's refresh rate); the epoch table stays.
+    assert "test acc" in screen.getvalue() and "0.1" in screen.getvalue()
