@@ -485,8 +485,8 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     _check_extras(cfg)
     with _workers() as workers:
         trials.check_resources(planned, workers)
-        # Every worker must name the same directory: rank 0 picks the default one.
-        directory = run_dir or workers.broadcast(_default_dir(kind, cfg) if workers.is_primary else None)
+        # Every worker must name the same directory: rank 0 picks (and makes) the default one.
+        directory = run_dir or _on_primary(workers, lambda: _default_dir(kind, cfg))
         quiet = options["quiet"] or not workers.is_primary
         with _reporting(quiet, f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
             cells = trials.run(spec, planned, directory, reporter, workers)

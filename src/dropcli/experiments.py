@@ -195,7 +195,7 @@ def check_dir(directory: Path, spec: dict[str, Any]) -> None:
     path = directory / PLAN_FILE
     if not path.exists() and directory.is_dir() and any(directory.iterdir()):
         raise DropcliError(f"{directory} exists and is not an experiment directory; choose another --run-dir")
-    if path.exists() and read_json(path) != spec:
+    if path.exists() and _read_json(path) != spec:
         raise DropcliError(
             f"{directory} holds a different experiment (see its {PLAN_FILE}); use the same config, grids and seeds "
             "to continue it, or another --run-dir"
@@ -264,8 +264,8 @@ def failures(cells: list[Cell]) -> dict[str, str]:
     return {name: reason for cell in cells for name, reason in cell.failed.items()}
 
 
-def read_json(path: Path) -> Any:
+def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
-        raise DropcliError(f"{path} cannot be read ({error}); remove it, or the trial's directory, and run again") from None
+        raise DropcliError(f"{path} cannot be read ({error}); remove it and run again, or choose another --run-dir") from None

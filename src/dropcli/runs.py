@@ -119,8 +119,9 @@ def run_info(run_dir: Path) -> RunInfo:
             metrics = read_metrics(run_dir)
             final = metrics[-1]
         if (run_dir / "summary.json").exists():
-            status, reported = _read_summary(run_dir / "summary.json")
-            final = reported or final
+            summary = read_summary(run_dir / "summary.json")
+            status = summary["status"]
+            final = summary["final"] if isinstance(summary.get("final"), dict) else final
     except DropcliError as error:
         status = f"unreadable: {error}"
     model, train = config.get("model"), config.get("train")
@@ -148,16 +149,15 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read_summary(path: Path) -> tuple[str, dict[str, Any] | None]:
-    """(status, the reported epoch's metrics) of a summary.json."""
+def read_summary(path: Path) -> dict[str, Any]:
+    """A run's summary.json; DropcliError unless it is a JSON object with a status."""
     try:
         summary = json.loads(_read_text(path))
     except ValueError:
-        raise DropcliError(f"{path} is not valid JSON") from None
+        summary = None
     if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
-        raise DropcliError(f"{path} has no status")
-    final = summary.get("final")
-    return summary["status"], final if isinstance(final, dict) else None
+        raise DropcliError(f"{path} is not a run summary (no JSON status); remove it, and a rerun continues the run from its checkpoint")
+    return summary
 
 
 def _read_text(path: Path) -> str:

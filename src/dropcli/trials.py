@@ -16,10 +16,10 @@ from typing import Any
 
 import torch
 
-from dropcli import checkpoints, data, files
+from dropcli import checkpoints, data, files, runs
 from dropcli.errors import DropcliError
 from dropcli.experiments import (
-    PLAN_FILE, RECORD_FILE, RESULTS_CSV, RESULTS_JSON, Cell, Trial, cells, check_dir, read_json, to_csv,
+    PLAN_FILE, RECORD_FILE, RESULTS_CSV, RESULTS_JSON, Cell, Trial, cells, check_dir, to_csv,
 )  # fmt: skip
 from dropcli.run import Reporter, train_run
 from dropcli.runtime import check_memory
@@ -55,8 +55,10 @@ def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Re
         for start in range(0, len(pending), workers.world_size):
             index = start + workers.rank
             mine = _attempt(pending[index], datasets, directory, reporter) if index < len(pending) else None
-            results = workers.gather(mine)
-            workers.agree(next((DropcliError(r["error"], r["exit_code"]) for r in results if r and "error" in r), None))
+            results = workers.gather(mine)  # the same list on every worker, so all stop alike on an error
+            failed = next((r for r in results if r and "error" in r), None)
+            if failed is not None:
+                raise DropcliError(failed["error"], failed["exit_code"])
             for result in filter(None, results):
                 done[result["name"]] = result["summary"]
                 if workers.is_primary:
@@ -144,9 +146,7 @@ def _done_summary(run_dir: Path) -> dict[str, Any] | None:
     """The summary of a trial that needs no more training: finished, or diverged (it would again)."""
     path = run_dir / "summary.json"
     if path.is_file():
-        summary = read_json(path)
-        if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
-            raise DropcliError(f"{path} is not a run summary; remove it (the trial then continues from its checkpoint) and run again")
+        summary = runs.read_summary(path)
         if summary["status"] in ("finished", "diverged"):
             return summary
     return None
@@ -164,4 +164,4 @@ def _train(trial: Trial, datasets: _Datasets, directory: Path, reporter: Reporte
         return train_run(trial.config, dataset, device, run_dir, reporter, resume_from=resume_from).summary
     except Diverged as error:
         reporter.notice(f"{trial.name}: {error}; the other trials go on")
-        return read_json(run_dir / "summary.json")
+        return runs.read_summary(run_dir / "summary.json")
