@@ -27,7 +27,7 @@ bench-dropout: $(INSTALLED)
 	$(BIN)/python benchmarks/dropout.py
 
 profile: data
-	$(BIN)/python -m benchmarks.profile
+	$(BIN)/python -m benchmarks.epoch_profile
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

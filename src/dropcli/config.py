@@ -19,7 +19,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of
+from dropcli.vocabulary import (
+    ENGINES, FUSED_KINDS, MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of,
+)
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
 # A run's name is part of its directory's name: one path component, of a sane length.
@@ -64,6 +66,7 @@ class TrainConfig:
     monitor: str = "auto"  # see vocabulary.MONITORS
     precision: str = "fp32"  # see vocabulary.PRECISIONS
     compile: bool = False  # torch.compile the model (skipped with a warning where it cannot run)
+    engine: str = "autograd"  # how a step is computed: see vocabulary.ENGINES
     # Stop after this many epochs without improvement of the monitored metric (needs a
     # validation split), and report the best checkpoint. None: train every epoch.
     early_stopping: int | None = None
@@ -364,6 +367,7 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
         ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N (N < 10000) or mps"),
         *_recipe_checks(config),
+        *_engine_checks(config),
     ]
     for key, ok, wanted in checks:
         if not ok:
@@ -396,6 +400,20 @@ def _recipe_checks(config: Config) -> list[tuple[str, bool, str]]:
         ("train.early_stopping", train.early_stopping is None or config.data.val_split > 0,
          "null unless data.val_split > 0 (it watches the validation set, never the test set)"),
         ("data.augment.shift", 0 <= augment.shift <= 14, "between 0 and 14 pixels"),
+    ]  # fmt: skip
+
+
+def _engine_checks(config: Config) -> list[tuple[str, bool, str]]:
+    """train.engine, and what the fused engine cannot run."""
+    train, autograd = config.train, config.train.engine != "fused"
+    return [
+        ("train.engine", train.engine in ENGINES, f"one of {one_of(ENGINES)}"),
+        ("train.engine", autograd or config.model.kind in FUSED_KINDS,
+         f"autograd for model.kind {config.model.kind} (fused runs {one_of(FUSED_KINDS)})"),
+        ("train.engine", autograd or train.precision == "fp32", "autograd with train.precision bf16 (fused is fp32)"),
+        ("train.engine", autograd or not train.compile, "autograd with train.compile (fused is its own compiled step)"),
+        ("train.engine", autograd or not config.metrics.activation_stats,
+         "autograd with metrics.activation_stats (they hook the model's modules, which fused does not call)"),
     ]  # fmt: skip
 
 

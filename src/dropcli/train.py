@@ -19,6 +19,7 @@ from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
 from dropcli.errors import DropcliError
 from dropcli import augment
+from dropcli.fused import FusedStep
 from dropcli.models import build_model, parameter_count
 from dropcli.runtime import check_memory, seed_everything
 from dropcli.schedules import apply_max_norm, build_optimizer, start_epoch
@@ -106,6 +107,11 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
             f"train.batch_size={config.train.batch_size} is the global batch and must split evenly over "
             f"{workers.world_size} workers; use a multiple of {workers.world_size}"
         )
+    if config.train.engine == "fused" and workers.world_size > 1:
+        raise DropcliError(
+            "train.engine=fused trains in one process; under torchrun `train` is data-parallel, so use "
+            "train.engine=autograd (sweep and compare may use fused: each trial is one process)"
+        )
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
     optimizer = build_optimizer(config.optim, model.parameters())
@@ -168,7 +174,7 @@ def _one_epoch(
     try:
         train_loss, train_acc = train_one_epoch(
             state.runner, state.optimizer, data.train, batch_size, state.order_generator, hook, precision, workers,
-            _transform(config, state), _after_step(config, state),
+            _transform(config, state), _after_step(config, state), config.train.engine,
         )  # fmt: skip
     except _NonFiniteLoss as error:
         raise Diverged(epoch, f"step {error.step}", config.optim.lr) from None
@@ -225,16 +231,19 @@ def train_one_epoch(
     workers: Workers = ONE_PROCESS,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     after_step: Callable[[], None] | None = None,
+    engine: str = "autograd",
 ) -> tuple[float, float]:
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
 
-    Under torchrun (`workers` > 1, `model` wrapped in DDP) every worker draws the same order and
+    `engine` says how each step is computed: "autograd" (the model's modules, autograd and the
+    optimizer) or "fused" (fused.py; one process, fp32). Under torchrun (`workers` > 1, `model` wrapped in DDP) every worker draws the same order and
     trains on its share of each global batch of `batch_size`; the loss and accuracy returned
     are those of the whole epoch, the same on every worker.
     """
     model.train()
     device = split.X.device
     world = workers.world_size
+    step = FusedStep(model, optimizer) if engine == "fused" else _AutogradStep(model, optimizer, precision, world)
     order = torch.randperm(len(split), generator=generator).to(device)
     n_batches = -(-len(split) // batch_size)
     # Per-batch losses and the correct count stay on the device and are read at progress
@@ -250,19 +259,10 @@ def train_one_epoch(
         X, y = split.X.index_select(0, index), split.y.index_select(0, index)  # (batch, 784), (batch,)
         if transform is not None:
             X = transform(X)
-        with autocast(device, precision):  # the forward pass only, as autocast asks
-            logits = model(X)  # (batch, 10)
-            if world == 1:
-                loss = F.cross_entropy(logits, y)
-            else:
-                # DDP averages gradients over workers: scaled so, they are the global batch's mean.
-                loss = F.cross_entropy(logits, y, reduction="sum") * (world / global_size)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, logits = step(X, y, global_size)  # (), (batch, 10)
         if after_step is not None:
             after_step()
-        batch_losses[batch - 1] = loss.detach()
+        batch_losses[batch - 1] = loss
         correct += (logits.argmax(dim=1) == y).sum()
         if batch % PROGRESS_EVERY == 0 or batch == n_batches:
             # Every worker sees the same value, so all stop together if it is not finite.
@@ -276,6 +276,26 @@ def train_one_epoch(
     last_size = len(split) - (n_batches - 1) * batch_size
     loss_sum = (batch_losses[:-1].sum() * batch_size + batch_losses[-1] * last_size) / world
     return workers.all_reduce(loss_sum).item() / len(split), workers.all_reduce(correct).item() / len(split)
+
+
+class _AutogradStep:
+    """One step the chapter's way: forward through the model, backward, optimizer.step()."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str, world: int):
+        self.model, self.optimizer, self.precision, self.world = model, optimizer, precision, world
+
+    def __call__(self, X: torch.Tensor, y: torch.Tensor, global_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        with autocast(X.device, self.precision):  # the forward pass only, as autocast asks
+            logits = self.model(X)  # (batch, 10)
+            if self.world == 1:
+                loss = F.cross_entropy(logits, y)
+            else:
+                # DDP averages gradients over workers: scaled so, they are the global batch's mean.
+                loss = F.cross_entropy(logits, y, reduction="sum") * (self.world / global_size)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), logits
 
 
 @torch.no_grad()

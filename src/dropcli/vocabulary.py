@@ -18,6 +18,7 @@ MASK_MODES = {
     "bool": "a 1-byte bool mask drawn as uniform > p",
     "bits": "the same mask packed 8 to a byte",
     "bernoulli": "a bool mask drawn with bernoulli_, bit for bit F.dropout's on the CPU",
+    "int16": "a bool mask from 16-bit random numbers, four per 64-bit draw (p to 2**-16): the cheapest",
 }
 
 # The model's two noise layers, after each hidden layer's ReLU.
@@ -37,6 +38,14 @@ SCHEDULES = {
     "cosine": "from optim.lr down to 0 along a half cosine",
     "onecycle": "up from optim.lr / 25 to optim.lr, then down to optim.lr / 10^4 along a half cosine",
 }
+
+# train.engine: how each training step is computed (see train.py and fused.py).
+ENGINES = {
+    "autograd": "the model's modules, autograd and torch.optim (the chapter's code)",
+    "fused": "the same step written out by hand: fewer passes over memory (fp32, one process)",
+}
+# The model kinds the fused engine runs: those whose noise is unit dropout.
+FUSED_KINDS = ("scratch", "builtin", "none")
 
 # train.precision: fp32, or bf16 autocast of the forward pass.
 PRECISIONS = ("fp32", "bf16")

@@ -1,0 +1,108 @@
+"""train.engine "fused": the MLP's training step written out by hand, for speed.
+
+The default engine, "autograd", runs the model's modules, autograd and torch.optim: the
+chapter's code. This one computes the same step (the same masks, drawn from the same generator
+in the same order, the same gradients, the same update) as a short list of matrix products and
+in-place passes over the activations:
+
+- the dropout scale 1 / (1 - p) rides on the matrix products' `alpha` instead of a pass of its own;
+- ReLU's and dropout's backward are one pass: a unit passes gradient exactly when it is
+  positive after its mask (`threshold_backward` on the masked activations);
+- with plain SGD the update is folded into the weight-gradient product, W.addmm_(dH.T, A,
+  alpha=-lr): no gradient tensors and no optimizer pass. Other optimizers get `.grad` and step().
+
+It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in fp32 in one process;
+config validation refuses the rest. tests/test_fused.py holds it to the autograd engine.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dropcli.dropout import Dropout, draw_keep, survivor_scale
+
+
+class _Noise:
+    """One dropout layer of the model, as the fused step draws and applies it."""
+
+    def __init__(self, module: nn.Module | None):
+        self.p, self.mask_mode, self.generator = 0.0, "bool", None
+        if isinstance(module, Dropout):
+            self.p, self.mask_mode, self.generator = module.p, module.mask_mode, module.generator
+        elif isinstance(module, nn.Dropout):
+            # F.dropout draws with bernoulli_ on the CPU; the bernoulli mode draws the same mask.
+            self.p, self.mask_mode = module.p, "bernoulli"
+        elif module is not None and not isinstance(module, nn.Identity):
+            raise TypeError(f"the fused engine cannot run a {type(module).__name__} noise layer")
+        # The scale that rides on the next matrix product; 0 for p == 1, where all is dropped.
+        self.scale = survivor_scale(self.p, torch.float32) if self.p < 1 else 0.0
+
+    def apply_(self, A: torch.Tensor) -> None:
+        """Zero the dropped units of A in place (unscaled); nothing when p == 0."""
+        if self.p == 1:
+            A.zero_()
+        elif self.p > 0:
+            A.mul_(draw_keep(A, self.p, self.mask_mode, self.generator, dtype=A.dtype))
+
+
+class FusedStep:
+    """`step(X, y, global_size) -> (loss, logits)`: one training step of `model`, updating it in
+    place. One process only, so the batch is the whole global batch (`global_size` is len(X))."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
+        self.layers = [model.hidden_1, model.hidden_2, model.output]
+        if not all(type(layer) is nn.Linear for layer in self.layers):
+            raise TypeError("the fused engine runs the MLP of plain Linear layers")
+        # The noise before each layer: on the inputs (if any), after ReLU 1, after ReLU 2.
+        self.noise = [_Noise(getattr(model, "input_noise", None)), _Noise(model.noise_1), _Noise(model.noise_2)]
+        self.optimizer = optimizer
+        self._ones: dict[int, torch.Tensor] = {}  # batch size -> (batch,) ones: bias gradients as one product
+
+    @torch.no_grad()
+    def __call__(self, X: torch.Tensor, y: torch.Tensor, global_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = self._forward(X)  # what each layer read, masked and unscaled
+        logits = inputs.pop()  # (batch, 10)
+        log_p = torch.log_softmax(logits, dim=1)
+        loss = F.nll_loss(log_p, y)
+        # d loss / d logits is (softmax - one_hot(y)) / batch. The 1 / batch is left to the
+        # update's step size, which saves a pass over every gradient.
+        ones = self._ones.get(len(y))
+        if ones is None:
+            ones = self._ones[len(y)] = logits.new_ones(len(y))
+        grad = log_p.exp_().scatter_add_(1, y.unsqueeze(1), ones.neg().unsqueeze(1))
+        self._backward(grad, inputs, ones)
+        return loss, logits
+
+    def _forward(self, X: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's (masked, unscaled) input, then the logits."""
+        A = X if self.noise[0].p == 0 else X.clone()  # the batch may be the caller's tensor: mask a copy
+        outputs = []
+        for index, (layer, noise) in enumerate(zip(self.layers, self.noise)):
+            if index > 0:
+                A = A.relu_()  # (batch, hidden)
+            noise.apply_(A)
+            outputs.append(A)
+            A = torch.addmm(layer.bias, A, layer.weight.t(), alpha=noise.scale)
+        outputs.append(A)
+        return outputs
+
+    def _backward(self, grad: torch.Tensor, inputs: list[torch.Tensor], ones: torch.Tensor) -> None:
+        """Back from batch * d loss / d logits, updating each layer once its input's gradient is known."""
+        group = self.optimizer.param_groups[0]
+        plain_sgd = isinstance(self.optimizer, torch.optim.SGD) and group["momentum"] == 0 and group["weight_decay"] == 0
+        step = -group["lr"] / len(ones)
+        for index in reversed(range(len(self.layers))):
+            layer, A, scale = self.layers[index], inputs[index], self.noise[index].scale
+            grad_input = None
+            if index > 0:  # the gradient at the previous layer's pre-activation, before this layer's weights change
+                grad_input = torch.addmm(A, grad, layer.weight, beta=0, alpha=scale)  # beta=0: A is not read
+                grad_input = torch.ops.aten.threshold_backward(grad_input, A, 0)
+            if plain_sgd:
+                layer.weight.addmm_(grad.t(), A, alpha=step * scale)
+                layer.bias.addmv_(grad.t(), ones, alpha=step)
+            else:
+                layer.weight.grad = torch.mm(grad.t(), A).mul_(scale / len(ones))
+                layer.bias.grad = torch.mv(grad.t(), ones).div_(len(ones))
+            grad = grad_input
+        if not plain_sgd:
+            self.optimizer.step()

@@ -1,0 +1,106 @@
+"""train.engine=fused against the autograd engine: the same masks give the same weights."""
+
+import json
+
+import pytest
+import torch
+
+from dropcli import data
+from dropcli.config import load_config
+from dropcli.errors import DropcliError
+from dropcli.train import new_state, train_one_epoch
+from dropcli.workers import Workers
+
+CPU = torch.device("cpu")
+
+
+def trained_weights(fake_data, engine: str, *overrides: str, epochs: int = 1) -> tuple[list[torch.Tensor], float, float]:
+    """The weights after `epochs` epochs on 1,000 stand-in images (batches of 64: the last one
+    is short), and the last epoch's (loss, accuracy)."""
+    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=1000", "data.test_limit=100",
+                                "train.batch_size=64", f"train.engine={engine}", *overrides])  # fmt: skip
+    dataset = data.load(config.data, config.seed, CPU)
+    state = new_state(config, CPU)  # seeds torch's generator, which the masks come from
+    for _ in range(epochs):
+        loss, accuracy = train_one_epoch(state.model, state.optimizer, dataset.train, 64, state.order_generator, engine=engine)
+    return [parameter.detach().clone() for parameter in state.model.parameters()], loss, accuracy
+
+
+CASES = [
+    ["model.kind=scratch", "model.mask_mode=bool"],
+    ["model.kind=scratch", "model.mask_mode=int16"],
+    ["model.kind=scratch", "model.mask_mode=bernoulli"],
+    ["model.kind=scratch", "model.mask_mode=bits", "model.dropout_1=0.3", "model.dropout_2=0.7"],
+    ["model.kind=scratch", "model.dropout_input=0.2"],
+    ["model.kind=builtin"],
+    ["model.kind=builtin", "model.dropout_input=0.2", "model.dropout_1=0.1"],
+    ["model.kind=none"],
+    ["model.kind=scratch", "model.dropout_2=1.0"],  # all of layer 2 dropped: zeros, no NaN
+    ["optim.momentum=0.9", "optim.nesterov=true", "optim.weight_decay=0.001"],  # through optimizer.step()
+    ["optim.name=adam", "optim.lr=0.001"],
+    ["optim.max_norm=0.5", "optim.lr=0.5"],
+]
+
+
+@pytest.mark.parametrize("overrides", CASES, ids=[" ".join(case) for case in CASES])
+def test_fused_step_ends_where_autograd_does_given_the_same_masks(fake_data, overrides):
+    # Both engines draw every mask from the same seeded generator in the same order, so they
+    # compute the same steps; only the rounding of fused products differs.
+    autograd, autograd_loss, autograd_acc = trained_weights(fake_data, "autograd", *overrides, epochs=2)
+    fused, fused_loss, fused_acc = trained_weights(fake_data, "fused", *overrides, epochs=2)
+    for expected, actual in zip(autograd, fused, strict=True):
+        assert torch.isfinite(actual).all()
+        torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)
+    assert fused_loss == pytest.approx(autograd_loss, rel=1e-4)
+    assert fused_acc == pytest.approx(autograd_acc, abs=0.002)  # an argmax may flip on a near tie
+
+
+def test_the_fused_engine_changes_the_weights_the_way_sgd_would(fake_data):
+    # Not vacuous: an epoch moves every weight, and a different seed moves them differently.
+    before, _, _ = trained_weights(fake_data, "fused", "train.epochs=1", "optim.lr=1e-30")
+    after, _, _ = trained_weights(fake_data, "fused")
+    other_seed, _, _ = trained_weights(fake_data, "fused", "seed=1")
+    assert all(not torch.equal(a, b) for a, b in zip(before, after))
+    assert not torch.equal(after[0], other_seed[0])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.kind=dropconnect", "train.engine must be autograd for model.kind dropconnect"),
+        ("model.kind=gaussian", "train.engine must be autograd for model.kind gaussian"),
+        ("train.precision=bf16", "train.engine must be autograd with train.precision bf16"),
+        ("train.compile=true", "train.engine must be autograd with train.compile"),
+        ("metrics.activation_stats=true", "train.engine must be autograd with metrics.activation_stats"),
+    ],
+)
+def test_what_the_fused_engine_cannot_run_is_refused_with_the_way_out(override, message):
+    with pytest.raises(DropcliError, match=message):
+        load_config(None, ["train.engine=fused", override])
+
+
+def test_the_fused_engine_is_refused_for_data_parallel_training():
+    class TwoWorkers(Workers):
+        world_size = 2
+
+    config = load_config(None, ["train.engine=fused"])
+    with pytest.raises(DropcliError, match="train.engine=fused trains in one process"):
+        new_state(config, CPU, TwoWorkers())
+
+
+def test_a_fused_run_resumes_exactly(in_tmp, invoke, small_args, without_times):
+    args = [*small_args(epochs=3), "--set", "train.engine=fused", "-q"]
+    assert invoke("train", *args, "--run-dir", "whole").exit_code == 0
+    assert invoke("train", *small_args(epochs=1), "--set", "train.engine=fused", "-q", "--run-dir", "part").exit_code == 0
+    assert invoke("train", "--resume", "part", "--set", "train.epochs=3", "-q").exit_code == 0
+    whole = [json.loads(line) for line in (in_tmp / "whole" / "metrics.jsonl").read_text().splitlines()]
+    resumed = [json.loads(line) for line in (in_tmp / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert without_times(resumed) == without_times(whole)
+
+
+def test_compare_sweeps_over_the_engines(in_tmp, invoke, small_args):
+    result = invoke("sweep", *small_args(epochs=1), "--grid", "train.engine=autograd,fused", "--run-dir", "s", "-q")
+    assert result.exit_code == 0, result.output
+    cells = json.loads((in_tmp / "s" / "results.json").read_text())["cells"]
+    accuracies = [cell["test_acc"]["mean"] for cell in cells]
+    assert len(accuracies) == 2 and accuracies[0] == pytest.approx(accuracies[1], abs=0.01)
