@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dropcli.dropout import MASK_MODES, Dropout, dropout, pack_bits, saved_tensor_bytes, survivor_scale, unpack_bits
+from dropcli.dropout import MASK_MODES, Dropout, draw_keep, dropout, pack_bits, saved_tensor_bytes, survivor_scale, unpack_bits
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
@@ -165,7 +165,7 @@ def test_a_seeded_generator_makes_the_mask_repeatable():
     assert torch.equal(first, second)
 
 
-@pytest.mark.parametrize("mask_mode, limit", [("bool", 1.0), ("bernoulli", 1.0), ("bits", 0.13)])
+@pytest.mark.parametrize("mask_mode, limit", [("bool", 1.0), ("bernoulli", 1.0), ("int16", 1.0), ("bits", 0.13)])
 def test_saved_for_backward_bytes_per_element(mask_mode, limit):
     x = torch.randn(256, 256, requires_grad=True)
     per_element = saved_tensor_bytes(lambda x: dropout(x, 0.5, mask_mode=mask_mode), x) / x.numel()
@@ -185,3 +185,53 @@ def test_module_train_and_eval():
     layer.eval()
     assert torch.equal(layer(x), x)
     assert "p=0.5" in repr(layer) and "mask_mode='bool'" in repr(layer)
+
+
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+def test_mask_elements_are_independent_of_their_neighbours(mask_mode):
+    # Correlation between elements k apart, within a 64-bit word (int16 packs four to a word,
+    # so lags 1 to 3 share one) and across words and rows, and between two successive draws.
+    # Independent elements give correlations of about 1 / sqrt(n); 5 of those is a clear miss.
+    torch.manual_seed(21)
+    shape = (512, 1024)
+    first = draw_keep(torch.empty(shape), 0.5, mask_mode).flatten().double()
+    second = draw_keep(torch.empty(shape), 0.5, mask_mode).flatten().double()
+    limit = 5 / math.sqrt(first.numel())
+    for lag in (1, 2, 3, 4, 5, 8, 64, 1024):
+        assert abs(torch.corrcoef(torch.stack([first[:-lag], first[lag:]]))[0, 1]) < limit, lag
+    assert abs(torch.corrcoef(torch.stack([first, second]))[0, 1]) < limit
+    # Each of the four 16-bit positions in a word keeps at the same rate.
+    for position in range(4):
+        assert abs(first[position::4].mean().item() - 0.5) < 5 * math.sqrt(0.25 / (first.numel() / 4))
+
+
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+@pytest.mark.parametrize("p", [0.2, 0.5])
+def test_a_float_mask_is_the_bool_mask_of_the_same_draw(mask_mode, p):
+    like = torch.empty(64, 48)
+    torch.manual_seed(4)
+    as_bool = draw_keep(like, p, mask_mode)
+    torch.manual_seed(4)
+    as_float = draw_keep(like, p, mask_mode, dtype=torch.float32)
+    assert as_bool.dtype == torch.bool and as_float.dtype == torch.float32
+    assert torch.equal(as_float, as_bool.float())
+
+
+def test_int16_rounds_p_to_a_multiple_of_two_to_the_minus_16():
+    like = torch.empty(1000, 1000)
+    assert not draw_keep(like, 1 - 2**-18, "int16").any()  # rounds to 1: all dropped
+    assert draw_keep(like, 2**-18, "int16").all()  # rounds to 0: all kept
+    # p = 0.25 is a multiple of 2**-16: its keep rate is 0.75 within sampling error.
+    rate = draw_keep(like, 0.25, "int16").double().mean().item()
+    assert abs(rate - 0.75) < 5 * math.sqrt(0.75 * 0.25 / like.numel())
+
+
+def test_the_bernoulli_draw_leaves_the_generator_where_bernoulli_leaves_it():
+    # F.dropout and the bernoulli mode use the same random numbers, so what is drawn next agrees too.
+    x = torch.randn(300, 301)
+    torch.manual_seed(9)
+    F.dropout(x, 0.3)
+    after_torch = torch.rand(5)
+    torch.manual_seed(9)
+    dropout(x, 0.3, mask_mode="bernoulli")
+    assert torch.equal(torch.rand(5), after_torch)

@@ -37,7 +37,7 @@ class ModelConfig:
     dropout_input: float = 0.0  # noise of the model's kind on the 784 inputs (Srivastava et al. 2014)
     dropout_1: float = 0.5
     dropout_2: float = 0.5
-    mask_mode: str = "bool"
+    mask_mode: str = "int16"  # see vocabulary.MASK_MODES
 
 
 @dataclass(frozen=True)
