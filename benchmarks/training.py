@@ -1,54 +1,129 @@
-"""Training speed against the chapter's pipeline and the machine's GEMM limit (`make bench`).
+"""Training speed against the machine's limit and against the loops a user would write (`make bench`).
 
-In one process: seconds per epoch of dropcli `scratch` and `builtin` (after a warm-up epoch);
-the same model and optimizer fed by the chapter's pipeline (torchvision FashionMNIST with
-ToTensor and a 4-worker DataLoader); the fp32 GEMM rate measured here and the model's FLOPs,
-which give the roofline time; and the peak RSS of a real `dropcli train` run. Prints a table
-and writes bench.json.
+Each row is one epoch as dropcli runs it, training and then test evaluation, timed after a
+warm-up epoch. Rows take turns, epoch by epoch, so a noisy neighbour slows them all alike; the
+table shows each row's median. The rows:
+
+- dropcli `scratch` and `builtin`, on both engines (train.engine autograd and fused);
+- the plain in-memory loop a user would write: nn.Sequential with nn.Dropout, index_select
+  batches, F.cross_entropy, torch.optim.SGD, the test set in eval mode;
+- the roofline: the same epoch's matrix products alone, at the training's own shapes (the
+  products the fused engine runs), which is as fast as this machine multiplies these matrices;
+- the chapter's pipeline (torchvision FashionMNIST, ToTensor, 4-worker DataLoaders), once.
+
+Prints the table, the fp32 GEMM rate at the training's shapes and at 2048³, the targets, and
+the peak RSS of a real `dropcli train` run; writes it all to bench.json.
 """
 
 import argparse
 import gzip
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 from torch.utils import benchmark
 
 from dropcli import data
 from dropcli.config import Config, load_config, replace
-from dropcli.models import build_model
-from dropcli.train import compile_model, new_state, train_one_epoch
+from dropcli.models import IN_FEATURES, N_CLASSES
+from dropcli.train import EVAL_BATCH_SIZE, evaluate, new_state, train_one_epoch
+
+ROOFLINE = "roofline: the matrix products alone"
+PEER = "plain in-memory loop (nn.Dropout)"
+TARGET_ROOFLINE, TARGET_PEER = 0.65, 1.4  # issue 14's targets for the fused rows
 
 
-def dropcli_epoch_seconds(config: Config, dataset: data.FashionMNIST, epochs: int) -> float | None:
-    """Seconds per training epoch after a warm-up epoch; None where torch.compile cannot run."""
+def dropcli_epoch(config: Config, dataset: data.FashionMNIST) -> Callable[[], None]:
+    """One dropcli epoch: train_one_epoch, then evaluate on the test set."""
     state = new_state(config, dataset.train.X.device)
-    model = state.model
-    if config.train.compile:
-        model, problem = compile_model(state.model, dataset.train.X[:2])
-        if problem:
-            print(problem)
-            return None
-    for timed in (False, True):  # the warm-up epoch also pays for any compilation
-        started = time.perf_counter()
-        for _ in range(epochs if timed else 1):
-            train_one_epoch(model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator,
-                            precision=config.train.precision)  # fmt: skip
-    return (time.perf_counter() - started) / epochs
+
+    def epoch() -> None:
+        train_one_epoch(state.model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator,
+                        engine=config.train.engine)  # fmt: skip
+        evaluate(state.model, dataset.test)
+
+    return epoch
 
 
-def reference_epoch_seconds(config: Config, source: Path) -> float:
-    """One epoch the chapter's way: PIL images through ToTensor, batched by a DataLoader."""
+def peer_model(config: Config) -> nn.Sequential:
+    """The chapter's MLP as a user writes it, with torch's own dropout."""
+    torch.manual_seed(config.seed)
+    m = config.model
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(IN_FEATURES, m.hidden_1), nn.ReLU(), nn.Dropout(m.dropout_1),
+        nn.Linear(m.hidden_1, m.hidden_2), nn.ReLU(), nn.Dropout(m.dropout_2), nn.Linear(m.hidden_2, N_CLASSES),
+    )  # fmt: skip
+
+
+def plain_loop_epoch(config: Config, dataset: data.FashionMNIST) -> Callable[[], None]:
+    """The peer: the same model, data and epoch written the way the PyTorch tutorials do."""
+    model = peer_model(config).to(dataset.train.X.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
+    train, test, batch_size = dataset.train, dataset.test, config.train.batch_size
+
+    def epoch() -> None:
+        model.train()
+        order = torch.randperm(len(train), device=train.X.device)
+        for start in range(0, len(train), batch_size):
+            index = order[start : start + batch_size]
+            loss = F.cross_entropy(model(train.X.index_select(0, index)), train.y.index_select(0, index))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            (model(test.X).argmax(dim=1) == test.y).sum().item()
+
+    return epoch
+
+
+def roofline_epoch(config: Config, n_train: int, n_test: int, device: torch.device) -> tuple[Callable[[], None], int]:
+    """The epoch's matrix products and nothing else, and their FLOPs: per training batch the
+    three forward products, the two input gradients and the three weight updates (W.addmm_);
+    per evaluation batch the three forward products."""
+    sizes = [IN_FEATURES, config.model.hidden_1, config.model.hidden_2, N_CLASSES]
+    weights = [torch.randn(n_out, n_in, device=device) * 0.01 for n_in, n_out in zip(sizes, sizes[1:])]
+    biases = [torch.zeros(n_out, device=device) for n_out in sizes[1:]]
+    batch, last = config.train.batch_size, n_train % config.train.batch_size
+    plan = [(batch, True)] * (n_train // batch) + [(last, True)] * (last > 0)
+    plan += [(min(EVAL_BATCH_SIZE, n_test - start), False) for start in range(0, n_test, EVAL_BATCH_SIZE)]
+    # Each layer's input and output gradient, one set per batch size, made once.
+    tensors = {size: ([torch.rand(size, n, device=device) for n in sizes[:-1]], [torch.randn(size, n, device=device) for n in sizes[1:]])
+               for size, _ in plan}  # fmt: skip
+
+    def epoch() -> None:
+        for size, training in plan:
+            inputs, grads = tensors[size]
+            for A, W, b in zip(inputs, weights, biases):
+                torch.addmm(b, A, W.t())
+            if training:
+                for index in range(len(weights) - 1, -1, -1):
+                    if index > 0:
+                        torch.addmm(inputs[index], grads[index], weights[index], beta=0)
+                    weights[index].addmm_(grads[index].t(), inputs[index], alpha=-1e-9)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    macs = [n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])]
+    flops = sum(2 * size * (sum(macs) + (sum(macs) + sum(macs[1:])) * training) for size, training in plan)
+    return epoch, flops
+
+
+def chapter_epoch_seconds(config: Config, source: Path) -> float:
+    """One epoch the chapter's way: PIL images through ToTensor, batched by DataLoaders, then
+    the test set through one."""
     from torchvision import datasets, transforms
 
     with tempfile.TemporaryDirectory() as root:
@@ -56,35 +131,31 @@ def reference_epoch_seconds(config: Config, source: Path) -> float:
         raw.mkdir(parents=True)
         for name, path in data.find_files(source).items():  # torchvision reads uncompressed files
             (raw / name).write_bytes(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
-        train_set = datasets.FashionMNIST(root, train=True, transform=transforms.ToTensor(), download=False)
-        # The chapter asks for 4 workers; on this 2-core machine torch warns about that. Keep the
+        # The chapter asks for 4 workers; on a 2-core machine torch warns about that. Keep the
         # chapter's number, without the warning.
         warnings.filterwarnings("ignore", message="This DataLoader will create")
-        loader = torch.utils.data.DataLoader(train_set, batch_size=config.train.batch_size, shuffle=True, num_workers=4)
-        torch.manual_seed(config.seed)
-        model = build_model(config.model)
+        loaders = [torch.utils.data.DataLoader(datasets.FashionMNIST(root, train=train, transform=transforms.ToTensor()),
+                                               batch_size=config.train.batch_size, shuffle=train, num_workers=4)
+                   for train in (True, False)]  # fmt: skip
+        model = peer_model(config)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
-        model.train()
         started = time.perf_counter()
-        for X, y in loader:
+        model.train()
+        for X, y in loaders[0]:
             loss = F.cross_entropy(model(X), y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            sum((model(X).argmax(dim=1) == y).sum().item() for X, y in loaders[1])
         return time.perf_counter() - started
 
 
-def gemm_flops_per_second(size: int = 2048) -> float:
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def gemm_rate_2048(device: torch.device) -> float:
+    a, b = torch.randn(2048, 2048, device=device), torch.randn(2048, 2048, device=device)
     timer = benchmark.Timer("a @ b", globals={"a": a, "b": b}, num_threads=torch.get_num_threads())
-    return 2 * size**3 / timer.blocked_autorange(min_run_time=1.0).median
-
-
-def training_flops_per_epoch(config: Config, n_examples: int) -> int:
-    """Forward, weight gradients, and input gradients of every layer but the first."""
-    sizes = [28 * 28, config.model.hidden_1, config.model.hidden_2, 10]
-    macs = [n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])]
-    return 2 * n_examples * (2 * sum(macs) + sum(macs[1:]))
+    return 2 * 2048**3 / timer.blocked_autorange(min_run_time=1.0).median
 
 
 def peak_rss_of_a_training_run(config_path: str) -> float:
@@ -96,65 +167,80 @@ def peak_rss_of_a_training_run(config_path: str) -> float:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux reports KiB
 
 
+def time_in_turns(rows: dict[str, Callable[[], None]], epochs: int) -> dict[str, float]:
+    """Median seconds per epoch of each row, after a warm-up epoch each, the rows taking turns."""
+    for epoch in rows.values():
+        epoch()
+    seconds: dict[str, list[float]] = {name: [] for name in rows}
+    for _ in range(epochs):
+        for name, epoch in rows.items():
+            started = time.perf_counter()
+            epoch()
+            seconds[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in seconds.items()}
+
+
+def device_rows(config: Config, device: torch.device, epochs: int) -> tuple[dict[str, float], int, data.FashionMNIST]:
+    """Seconds per epoch of every row on `device`, the roofline's FLOPs, and the data."""
+    dataset = data.load(config.data, config.seed, device)
+    roofline, flops = roofline_epoch(config, len(dataset.train), len(dataset.test), device)
+    rows = {ROOFLINE: roofline}
+    for kind in ("scratch", "builtin"):
+        for engine in ("autograd", "fused"):
+            variant = replace(replace(config, "model.kind", kind), "train.engine", engine)
+            rows[f"dropcli {kind}, {engine}"] = dropcli_epoch(variant, dataset)
+    rows[PEER] = plain_loop_epoch(config, dataset)
+    return time_in_turns(rows, epochs), flops, dataset
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per model, after one warm-up")
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per row, after one warm-up")
+    parser.add_argument("--no-chapter", action="store_true", help="skip the chapter's DataLoader pipeline (slow)")
     parser.add_argument("--output", default="bench.json")
     args = parser.parse_args()
     config = replace(load_config(args.config), "device", "cpu")
-    console = Console(width=120)
+    console = Console(width=130)
+    threads = torch.get_num_threads()
+    results: dict = {"config": args.config, "torch": torch.__version__, "threads": threads, "devices": {}}
+    results["peak_rss_mib"] = peak_rss_of_a_training_run(args.config)  # first: DataLoader workers are children too
 
-    results: dict = {"config": args.config, "torch": torch.__version__, "threads": torch.get_num_threads()}
-    results["peak_rss_mib"] = peak_rss_of_a_training_run(args.config)  # first: the DataLoader's workers are children too
-    cpu = torch.device("cpu")
-    dataset = data.load(config.data, config.seed, cpu)
-    results["gemm_gflops"] = gemm_flops_per_second() / 1e9
-    flops = training_flops_per_epoch(config, len(dataset.train))
-    results["train_gflop_per_epoch"] = flops / 1e9
-    roofline = flops / (results["gemm_gflops"] * 1e9)
-    variants = {
-        "dropcli scratch": config,
-        "dropcli builtin": replace(config, "model.kind", "builtin"),
-        "dropcli scratch, bf16 autocast": replace(config, "train.precision", "bf16"),
-        "dropcli scratch, torch.compile": replace(config, "train.compile", True),
-    }
-    rows = []
-    for name, variant in variants.items():
-        seconds = dropcli_epoch_seconds(variant, dataset, args.epochs)
-        if seconds is not None:
-            rows.append((name, "cpu", seconds))
-    console.print("timing the chapter's pipeline (one epoch, 4 DataLoader workers) ...")
-    rows.append(("chapter pipeline (scratch model)", "cpu", reference_epoch_seconds(config, dataset.source)))
-    if torch.cuda.is_available():
-        gpu = torch.device("cuda")
-        gpu_dataset = data.load(config.data, config.seed, gpu)
-        for kind in ("scratch", "builtin"):
-            seconds = dropcli_epoch_seconds(replace(config, "model.kind", kind), gpu_dataset, args.epochs)
-            rows.append((f"dropcli {kind}", f"cuda ({torch.cuda.get_device_name()})", seconds))
-
-    cpu_seconds = {name: seconds for name, device, seconds in rows if device == "cpu"}
-    reference = cpu_seconds["chapter pipeline (scratch model)"]
-    table = Table(title=f"training epoch, {args.config}, {results['threads']} CPU threads", header_style="bold")
-    for column in ("pipeline", "device", "s/epoch", "samples/s", "chapter / this", "roofline / this"):
-        table.add_column(column, justify="left" if column in ("pipeline", "device") else "right")
-    results["rows"] = []
-    for name, device, seconds in rows:
-        speedup, fraction = reference / seconds, roofline / seconds
-        table.add_row(name, device, f"{seconds:.3f}", f"{len(dataset.train) / seconds:,.0f}", f"{speedup:.1f}×",
-                      f"{fraction:.0%}" if device == "cpu" else "")  # fmt: skip
-        results["rows"].append({"pipeline": name, "device": device, "seconds_per_epoch": seconds,
-                                "samples_per_s": len(dataset.train) / seconds, "chapter_over_this": speedup})  # fmt: skip
-    console.print(table)
-    scratch, builtin = cpu_seconds["dropcli scratch"], cpu_seconds["dropcli builtin"]
-    console.print(
-        f"fp32 GEMM (2048³) here: {results['gemm_gflops']:.0f} GFLOP/s; training is {results['train_gflop_per_epoch']:.1f} "
-        f"GFLOP/epoch, so the roofline is {roofline:.3f} s/epoch. scratch / builtin time: {scratch / builtin:.2f}. "
-        f"Peak RSS of a `dropcli train` run: {results['peak_rss_mib']:.0f} MiB."
-    )
-    results.update(roofline_seconds=roofline, scratch_over_builtin=scratch / builtin)
+    devices = [torch.device("cpu")] + [torch.device("cuda")] * torch.cuda.is_available()
+    for device in devices:
+        console.print(f"timing on {device.type}: {args.epochs} epochs a row, after a warm-up ...")
+        seconds, flops, dataset = device_rows(config, device, args.epochs)
+        if device.type == "cpu" and not args.no_chapter:
+            console.print("timing the chapter's pipeline (one epoch, 4 DataLoader workers) ...")
+            seconds["chapter pipeline (DataLoader)"] = chapter_epoch_seconds(config, dataset.source)
+        name = torch.cuda.get_device_name() if device.type == "cuda" else f"cpu, {threads} threads"
+        results["devices"][device.type] = report(console, name, seconds, flops, gemm_rate_2048(device), len(dataset.train))
     Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"written to {args.output}")
+    console.print(f"Peak RSS of a `dropcli train` run: {results['peak_rss_mib']:.0f} MiB. Written to {args.output}")
+
+
+def report(console: Console, device_name: str, seconds: dict[str, float], flops: int, rate_2048: float, n_train: int) -> dict:
+    """Print one device's table and targets; return them for bench.json."""
+    roofline, peer = seconds[ROOFLINE], seconds[PEER]
+    table = Table(title=f"one epoch (training + test evaluation), {device_name}", header_style="bold")
+    for column in ("row", "s/epoch", "% of roofline", "peer / this", "samples/s"):
+        table.add_column(column, justify="left" if column == "row" else "right")
+    rows = []
+    for name, value in seconds.items():
+        row = {"row": name, "seconds_per_epoch": value, "of_roofline": roofline / value, "peer_over_this": peer / value}
+        rows.append(row)
+        table.add_row(name, f"{value:.3f}", f"{row['of_roofline']:.0%}", f"{row['peer_over_this']:.2f}×", f"{n_train / value:,.0f}")
+    console.print(table)
+    rate = flops / roofline
+    console.print(f"fp32 GEMM at the training's shapes: {rate / 1e9:.0f} GFLOP/s ({flops / 1e9:.1f} GFLOP an epoch); "
+                  f"at 2048³: {rate_2048 / 1e9:.0f} GFLOP/s.")  # fmt: skip
+    for name in (r["row"] for r in rows if r["row"].endswith("fused")):
+        share, speedup = roofline / seconds[name], peer / seconds[name]
+        verdict = "met" if share >= TARGET_ROOFLINE and speedup >= TARGET_PEER else "NOT met"
+        console.print(f"{name}: {share:.0%} of the roofline (target {TARGET_ROOFLINE:.0%}), {speedup:.2f}× the plain loop "
+                      f"(target {TARGET_PEER}×): {verdict}")  # fmt: skip
+    return {"rows": rows, "gemm_gflops_training_shapes": rate / 1e9, "gemm_gflops_2048": rate_2048 / 1e9,
+            "roofline_gflop_per_epoch": flops / 1e9}  # fmt: skip
 
 
 if __name__ == "__main__":
