@@ -1,7 +1,8 @@
 """Forward+backward time and saved bytes of each dropout implementation (`make bench-dropout`).
 
-Prints one table: the median time of repeated fwd+bwd runs (torch.utils.benchmark), its ratio
-to F.dropout measured in the same run, and the bytes autograd keeps per element for backward.
+Prints two tables: the median time of repeated fwd+bwd runs (torch.utils.benchmark), its ratio
+to F.dropout measured in the same run, and the bytes autograd keeps per element for backward;
+then the time to draw one mask alone, each mask mode against torch's own draws.
 """
 
 import argparse
@@ -12,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils import benchmark
 
-from dropcli.dropout import dropout, saved_tensor_bytes
+from dropcli.dropout import draw_keep, dropout, saved_tensor_bytes
 
 P = 0.5
 
@@ -27,6 +28,7 @@ IMPLEMENTATIONS = {
     "dropcli bool": lambda x: dropout(x, P, mask_mode="bool"),
     "dropcli bits": lambda x: dropout(x, P, mask_mode="bits"),
     "dropcli bernoulli": lambda x: dropout(x, P, mask_mode="bernoulli"),
+    "dropcli int16": lambda x: dropout(x, P, mask_mode="int16"),
     "F.dropout": lambda x: F.dropout(x, P),
     "chapter (d2l)": lambda x: chapter_dropout(x, P),
 }
@@ -65,7 +67,32 @@ def main() -> None:
                     device, str(threads), "×".join(map(str, shape)), name, f"{times[name] * 1e6:,.0f}",
                     f"{times[name] / times['F.dropout']:.2f}", f"{saved:.3f}",
                 )  # fmt: skip
-    Console(width=120).print(table)
+    console = Console(width=120)
+    console.print(table)
+    console.print(draw_table(args.min_run_time))
+
+
+# One (256, 256) mask, p = 0.5: each mode's draw, and torch's draws that the modes replace,
+# with the random bits each spends on an element (torch's CPU generator makes 32 at a time).
+DRAWS = {
+    "torch.rand(shape) > p (the chapter's)": ("torch.rand(x.shape) > 0.5", 32),
+    "bool-tensor.bernoulli_(1 - p) (as F.dropout)": ("torch.empty_like(x, dtype=torch.bool).bernoulli_(0.5)", 64),
+    "draw_keep, mask_mode=bool": ("draw_keep(x, 0.5, 'bool')", 32),
+    "draw_keep, mask_mode=bernoulli": ("draw_keep(x, 0.5, 'bernoulli')", 64),
+    "draw_keep, mask_mode=int16": ("draw_keep(x, 0.5, 'int16')", 16),
+}
+
+
+def draw_table(min_run_time: float) -> Table:
+    x = torch.empty(256, 256)
+    table = Table(title="one 256×256 mask, p=0.5, cpu (median of repeated runs)", header_style="bold")
+    for column in ("draw", "1 thread (µs)", "2 threads (µs)", "random bits / element"):
+        table.add_column(column, justify="left" if column == "draw" else "right")
+    for name, (statement, bits) in DRAWS.items():
+        times = [benchmark.Timer(statement, globals={"torch": torch, "x": x, "draw_keep": draw_keep}, num_threads=threads)
+                 .blocked_autorange(min_run_time=min_run_time).median for threads in (1, 2)]  # fmt: skip
+        table.add_row(name, *(f"{t * 1e6:,.0f}" for t in times), str(bits))
+    return table
 
 
 if __name__ == "__main__":

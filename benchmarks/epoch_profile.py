@@ -12,19 +12,27 @@ from torch.profiler import ProfilerActivity, profile
 from dropcli import data
 from dropcli.config import load_config, replace
 from dropcli.train import new_state, train_one_epoch
-from benchmarks.training import training_flops_per_epoch
+
+
+def training_flops_per_epoch(config, n_examples: int) -> int:
+    """Forward, weight gradients, and input gradients of every layer but the first."""
+    sizes = [28 * 28, config.model.hidden_1, config.model.hidden_2, 10]
+    macs = [n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])]
+    return 2 * n_examples * (2 * sum(macs) + sum(macs[1:]))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="configs/default.yaml")
     parser.add_argument("--rows", type=int, default=15)
+    parser.add_argument("--engine", default="autograd", help="train.engine: autograd or fused")
     args = parser.parse_args()
-    config = replace(load_config(args.config), "device", "cpu")
+    config = replace(replace(load_config(args.config), "device", "cpu"), "train.engine", args.engine)
     dataset = data.load(config.data, config.seed, torch.device("cpu"))
     state = new_state(config, torch.device("cpu"))
     def train() -> None:
-        train_one_epoch(state.model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator)
+        train_one_epoch(state.model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator,
+                        engine=args.engine)  # fmt: skip
 
     train()  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
@@ -32,7 +40,7 @@ def main() -> None:
     events = profiler.key_averages()
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
     total = sum(event.self_cpu_time_total for event in events)
-    gemm = sum(event.self_cpu_time_total for event in events if event.key in ("aten::mm", "aten::addmm"))
+    gemm = sum(event.self_cpu_time_total for event in events if event.key in ("aten::mm", "aten::addmm", "aten::addmm_"))
     flops = training_flops_per_epoch(config, len(dataset.train))
     print(f"GEMMs: {gemm / total:.0%} of the epoch's operator time, at {flops / (gemm / 1e6) / 1e9:.0f} GFLOP/s")
 

@@ -14,7 +14,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import MODEL_KINDS, SPLITS, one_of
+from dropcli.vocabulary import ENGINES, MODEL_KINDS, SPLITS, one_of
 
 
 def _flags_without_metavar(params):
@@ -102,6 +102,7 @@ CONFIG_OPTIONS = {
     "set_": (Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable.")], None),
     "model": (Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")], None),
     "device": (DeviceOption, None),
+    "engine": (Annotated[str | None, typer.Option("--engine", help=f"How each step is computed: {one_of(ENGINES)} (sets train.engine; fused is faster).")], None),
     "seed": (Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], None),
     "data_dir": (DataDirOption, None),
     "stats": (Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")], False),
@@ -408,6 +409,7 @@ def _flags(options: dict) -> dict[str, tuple[str, object]]:
     return {
         "model.kind": ("--model", options.get("model")),
         "device": ("--device", options.get("device")),
+        "train.engine": ("--engine", options.get("engine")),
         "seed": ("--seed", options.get("seed")),
         # Resolved, so that the saved config still finds the data from another directory.
         "data.root": ("--data-dir", str(data_dir.resolve()) if data_dir else None),

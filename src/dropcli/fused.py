@@ -50,13 +50,15 @@ class FusedStep:
     place. One process only, so the batch is the whole global batch (`global_size` is len(X))."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
-        self.layers = [model.hidden_1, model.hidden_2, model.output]
-        if not all(type(layer) is nn.Linear for layer in self.layers):
+        layers = [model.hidden_1, model.hidden_2, model.output]
+        if not all(type(layer) is nn.Linear for layer in layers):
             raise TypeError("the fused engine runs the MLP of plain Linear layers")
+        self.weights = [layer.weight for layer in layers]  # (out, in) each; updated in place
+        self.biases = [layer.bias for layer in layers]
         # The noise before each layer: on the inputs (if any), after ReLU 1, after ReLU 2.
         self.noise = [_Noise(getattr(model, "input_noise", None)), _Noise(model.noise_1), _Noise(model.noise_2)]
         self.optimizer = optimizer
-        self._ones: dict[int, torch.Tensor] = {}  # batch size -> (batch,) ones: bias gradients as one product
+        self._ones: dict[int, torch.Tensor] = {}  # batch size -> (batch,) ones, for bias gradients as products
 
     @torch.no_grad()
     def __call__(self, X: torch.Tensor, y: torch.Tensor, global_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,12 +66,11 @@ class FusedStep:
         logits = inputs.pop()  # (batch, 10)
         log_p = torch.log_softmax(logits, dim=1)
         loss = F.nll_loss(log_p, y)
-        # d loss / d logits is (softmax - one_hot(y)) / batch. The 1 / batch is left to the
-        # update's step size, which saves a pass over every gradient.
         ones = self._ones.get(len(y))
         if ones is None:
             ones = self._ones[len(y)] = logits.new_ones(len(y))
-        grad = log_p.exp_().scatter_add_(1, y.unsqueeze(1), ones.neg().unsqueeze(1))
+        # batch * d loss / d logits = softmax - one_hot(y); the 1 / batch rides on the update.
+        grad = log_p.exp_().scatter_add_(1, y.unsqueeze(1), -ones.unsqueeze(1))
         self._backward(grad, inputs, ones)
         return loss, logits
 
@@ -77,12 +78,12 @@ class FusedStep:
         """Each layer's (masked, unscaled) input, then the logits."""
         A = X if self.noise[0].p == 0 else X.clone()  # the batch may be the caller's tensor: mask a copy
         outputs = []
-        for index, (layer, noise) in enumerate(zip(self.layers, self.noise)):
+        for index, (weight, bias, noise) in enumerate(zip(self.weights, self.biases, self.noise)):
             if index > 0:
                 A = A.relu_()  # (batch, hidden)
             noise.apply_(A)
             outputs.append(A)
-            A = torch.addmm(layer.bias, A, layer.weight.t(), alpha=noise.scale)
+            A = torch.addmm(bias, A, weight.t(), alpha=noise.scale)
         outputs.append(A)
         return outputs
 
@@ -91,18 +92,19 @@ class FusedStep:
         group = self.optimizer.param_groups[0]
         plain_sgd = isinstance(self.optimizer, torch.optim.SGD) and group["momentum"] == 0 and group["weight_decay"] == 0
         step = -group["lr"] / len(ones)
-        for index in reversed(range(len(self.layers))):
-            layer, A, scale = self.layers[index], inputs[index], self.noise[index].scale
+        for index in reversed(range(len(self.weights))):
+            weight, bias, A, scale = self.weights[index], self.biases[index], inputs[index], self.noise[index].scale
             grad_input = None
             if index > 0:  # the gradient at the previous layer's pre-activation, before this layer's weights change
-                grad_input = torch.addmm(A, grad, layer.weight, beta=0, alpha=scale)  # beta=0: A is not read
+                grad_input = torch.addmm(A, grad, weight, beta=0, alpha=scale)  # beta=0: A is not read
                 grad_input = torch.ops.aten.threshold_backward(grad_input, A, 0)
+            grad_t = grad.t()
             if plain_sgd:
-                layer.weight.addmm_(grad.t(), A, alpha=step * scale)
-                layer.bias.addmv_(grad.t(), ones, alpha=step)
+                weight.addmm_(grad_t, A, alpha=step * scale)
+                bias.addmv_(grad_t, ones, alpha=step)
             else:
-                layer.weight.grad = torch.mm(grad.t(), A).mul_(scale / len(ones))
-                layer.bias.grad = torch.mv(grad.t(), ones).div_(len(ones))
+                weight.grad = torch.mm(grad_t, A).mul_(scale / len(ones))
+                bias.grad = torch.mv(grad_t, ones).div_(len(ones))
             grad = grad_input
         if not plain_sgd:
             self.optimizer.step()
