@@ -26,8 +26,10 @@ bench-sweep: data
 bench-dropout: $(INSTALLED)
 	$(BIN)/python benchmarks/dropout.py
 
+# make profile ENGINE=fused profiles the fused engine's epoch.
+ENGINE ?= autograd
 profile: data
-	$(BIN)/python -m benchmarks.epoch_profile
+	$(BIN)/python -m benchmarks.epoch_profile --engine $(ENGINE)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

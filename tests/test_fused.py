@@ -116,3 +116,11 @@ def test_compare_sweeps_over_the_engines(in_tmp, invoke, small_args):
     cells = json.loads((in_tmp / "s" / "results.json").read_text())["cells"]
     accuracies = [cell["test_acc"]["mean"] for cell in cells]
     assert len(accuracies) == 2 and accuracies[0] == pytest.approx(accuracies[1], abs=0.01)
+
+
+def test_a_run_may_switch_engines_on_resume(in_tmp, invoke, small_args):
+    assert invoke("train", *small_args(epochs=1), "-q", "--run-dir", "r").exit_code == 0
+    result = invoke("train", "--resume", "r", "--engine", "fused", "--set", "train.epochs=2", "-q")
+    assert result.exit_code == 0, result.output
+    lines = (in_tmp / "r" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "engine: fused" in (in_tmp / "r" / "config.yaml").read_text()

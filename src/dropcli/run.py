@@ -26,9 +26,10 @@ from dropcli.runtime import device_name, interrupts_deferred, signal_name
 from dropcli.train import ONE_PROCESS, Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
 from dropcli.workers import Workers
 
-# What --resume may change: how long to train, where, and where the data now lies (it is
-# checked as on every load). Anything else would make a different run than the checkpoint's.
-RESUMABLE_KEYS = ("train.epochs", "device", "data.root")
+# What --resume may change: how long to train, where, where the data now lies (it is checked
+# as on every load), and the engine (both keep the same state: weights, optimizer, generators).
+# Anything else would make a different run than the checkpoint's.
+RESUMABLE_KEYS = ("train.epochs", "device", "data.root", "train.engine")
 
 
 @dataclass(frozen=True)
