@@ -9,7 +9,8 @@ in-place passes over the activations:
 - ReLU's and dropout's backward are one pass: a unit passes gradient exactly when it is
   positive after its mask (`threshold_backward` on the masked activations);
 - with plain SGD the update is folded into the weight-gradient product, W.addmm_(dH.T, A,
-  alpha=-lr): no gradient tensors and no optimizer pass. Other optimizers get `.grad` and step().
+  alpha=-lr * scale / batch), and the bias update into one addmv_: no gradient tensors, no
+  optimizer pass, no pass for the mean's 1 / batch. Other optimizers get `.grad` and step().
 
 It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in fp32 in one process;
 config validation refuses the rest. tests/test_fused.py holds it to the autograd engine.
@@ -30,7 +31,8 @@ class _Noise:
         if isinstance(module, Dropout):
             self.p, self.mask_mode, self.generator = module.p, module.mask_mode, module.generator
         elif isinstance(module, nn.Dropout):
-            # F.dropout draws with bernoulli_ on the CPU; the bernoulli mode draws the same mask.
+            # On the CPU the bernoulli mode draws F.dropout's very masks. (On CUDA F.dropout has a
+            # fused kernel of its own: the masks there differ, with the same distribution.)
             self.p, self.mask_mode = module.p, "bernoulli"
         elif module is not None and not isinstance(module, nn.Identity):
             raise TypeError(f"the fused engine cannot run a {type(module).__name__} noise layer")

@@ -236,9 +236,10 @@ def train_one_epoch(
     """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
 
     `engine` says how each step is computed: "autograd" (the model's modules, autograd and the
-    optimizer) or "fused" (fused.py; one process, fp32). Under torchrun (`workers` > 1, `model` wrapped in DDP) every worker draws the same order and
-    trains on its share of each global batch of `batch_size`; the loss and accuracy returned
-    are those of the whole epoch, the same on every worker.
+    optimizer) or "fused" (fused.py; one process, fp32). Under torchrun (`workers` > 1, `model`
+    wrapped in DDP) every worker draws the same order and trains on its share of each global
+    batch of `batch_size`; the loss and accuracy returned are those of the whole epoch, the same
+    on every worker.
     """
     model.train()
     device = split.X.device
@@ -266,7 +267,7 @@ def train_one_epoch(
         correct += (logits.argmax(dim=1) == y).sum()
         if batch % PROGRESS_EVERY == 0 or batch == n_batches:
             # Every worker sees the same value, so all stop together if it is not finite.
-            loss_value = loss.item() if world == 1 else workers.all_reduce(loss.detach().clone()).item() / world
+            loss_value = loss.item() if world == 1 else workers.all_reduce(loss.clone()).item() / world
             if not math.isfinite(loss_value):
                 # Once the weights are NaN every later loss is too: the first bad batch is here.
                 bad = workers.all_reduce((~torch.isfinite(batch_losses[:batch])).to(torch.int64))
