@@ -48,10 +48,19 @@ def test_ddp_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
     assert result.stdout.count("run saved to") == 1  # rank 0 alone reports
 
 
-def test_ddp_refuses_a_batch_that_does_not_split(in_tmp, fake_data):
-    result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=255", cwd=in_tmp)
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_size=255", "train.batch_size=255 is the global batch and must split evenly over 2 workers"),
+        ("train.engine=fused", "train.engine=fused trains in one process"),
+    ],
+)
+def test_ddp_refuses_what_it_cannot_train_before_making_the_run_directory(in_tmp, fake_data, override, message):
+    args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", override, "--run-dir", "r"]
+    result = torchrun("train", *args, cwd=in_tmp)
     assert result.returncode != 0
-    assert "train.batch_size=255 is the global batch and must split evenly over 2 workers" in result.stderr
+    assert message in result.stderr
+    assert not (in_tmp / "r").exists()  # so the same command works once the setting is fixed
     # torchrun reports a failed worker with its own traceback; none comes from dropcli's code.
     assert "dropcli/" not in "".join(line for line in result.stderr.splitlines() if line.strip().startswith("File "))
 

@@ -157,6 +157,7 @@ def train(
     Under torchrun this is data-parallel training (DDP): train.batch_size is the global batch, split evenly over the workers, and rank 0 writes the run.
     """
     from dropcli import run, runs
+    from dropcli.train import check_trainable
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
@@ -170,6 +171,7 @@ def train(
         if dry_run:
             _describe(cfg, data, torch_device)
             return
+        check_trainable(cfg, torch_device, workers)  # before a run directory is made
         if resume is not None:
             directory = resume
         else:

@@ -99,19 +99,9 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
 
     Under torchrun every worker builds the same initial model and data order, wraps the model
     in DDP, and draws its dropout masks from a generator of its own. Raises DropcliError, before
-    allocating, if the model clearly cannot fit in memory or the batch does not split evenly.
+    allocating, where `check_trainable` does.
     """
-    check_memory(memory_needed(config), device, "training this model (model.hidden_1, model.hidden_2, train.batch_size)")
-    if config.train.batch_size % workers.world_size:
-        raise DropcliError(
-            f"train.batch_size={config.train.batch_size} is the global batch and must split evenly over "
-            f"{workers.world_size} workers; use a multiple of {workers.world_size}"
-        )
-    if config.train.engine == "fused" and workers.world_size > 1:
-        raise DropcliError(
-            "train.engine=fused trains in one process; under torchrun `train` is data-parallel, so use "
-            "train.engine=autograd (sweep and compare may use fused: each trial is one process)"
-        )
+    check_trainable(config, device, workers)
     seed_everything(config.seed)
     model = build_model(config.model).to(device)
     optimizer = build_optimizer(config.optim, model.parameters())
@@ -123,6 +113,23 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
         seed_everything(derived_seed(config.seed, f"worker {workers.rank}"))
         state.parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return state
+
+
+def check_trainable(config: Config, device: torch.device, workers: Workers = ONE_PROCESS) -> None:
+    """Raise DropcliError if `config` cannot train here: the model clearly does not fit in
+    memory, or, under torchrun, the batch does not split evenly or the engine is fused.
+    Cheap: callers run it before they make a run directory."""
+    check_memory(memory_needed(config), device, "training this model (model.hidden_1, model.hidden_2, train.batch_size)")
+    if config.train.batch_size % workers.world_size:
+        raise DropcliError(
+            f"train.batch_size={config.train.batch_size} is the global batch and must split evenly over "
+            f"{workers.world_size} workers; use a multiple of {workers.world_size}"
+        )
+    if config.train.engine == "fused" and workers.world_size > 1:
+        raise DropcliError(
+            "train.engine=fused trains in one process; under torchrun `train` is data-parallel, so use "
+            "train.engine=autograd (sweep and compare may use fused: each trial is one process)"
+        )
 
 
 def derived_seed(seed: int, stream: str) -> int:
