@@ -163,18 +163,32 @@ def test_recipe_keys_work_as_grid_keys(in_tmp, invoke, small_args):
     assert len(cells) == 4 and len({c["test_acc"]["mean"] for c in cells}) > 1
 
 
+# The first two epochs of `make train`: (train loss 1, 2), (test loss 1, test acc 1, train acc 1).
+# int16 masks are today's default; bool masks are the chapter's draw, which srivastava.yaml,
+# best.yaml and long.yaml keep (their documented numbers were measured with them).
+PINNED_RUNS = {
+    "int16": ((1.1519, 0.6866), (0.7200, 0.7293, 0.5841)),  # measured 2026-11-28, AVX2
+    "bool": ((1.1571, 0.6858), (0.7282, 0.7171, 0.5827)),  # measured 2026-11-27; AVX2 agrees within the tolerances
+}
+
+
 @pytest.mark.skipif(data.find(None) is None, reason="the real Fashion-MNIST is not on this machine")
-def test_the_chapters_default_run_is_unchanged(in_tmp, invoke):
-    # The first two epochs of `make train` (int16 masks; measured 2026-11-28 on an AVX2 machine). The last digits depend on the CPU's kernels
-    # (AVX2 and AVX-512 machines differ past the fourth decimal of the test accuracy), so the
-    # tolerances are those; a change to the model, data order, masks or optimizer moves far more.
+@pytest.mark.parametrize("mask_mode", PINNED_RUNS)
+def test_the_chapters_default_run_is_unchanged(in_tmp, invoke, mask_mode):
+    # The last digits depend on the CPU's kernels (AVX2 and AVX-512 machines differ past the
+    # fourth decimal of the test accuracy), so the tolerances are those; a change to the model,
+    # data order, masks or optimizer moves far more.
     default = Path(__file__).parent.parent / "configs" / "default.yaml"
-    result = invoke("train", "-c", default, "--device", "cpu", "--set", "train.epochs=2", "--run-dir", "r", "-q")
+    args = ["-c", default, "--device", "cpu", "--set", "train.epochs=2", "--set", f"model.mask_mode={mask_mode}"]
+    result = invoke("train", *args, "--run-dir", "r", "-q")
     assert result.exit_code == 0, result.output
     first, second = runs.read_metrics(in_tmp / "r")
-    assert first["train_loss"] == pytest.approx(1.1519, abs=2e-4) and second["train_loss"] == pytest.approx(0.6866, abs=2e-4)
-    assert first["test_loss"] == pytest.approx(0.7200, abs=3e-4) and first["test_acc"] == pytest.approx(0.7293, abs=0.002)
-    assert first["train_acc"] == pytest.approx(0.5841, abs=0.0005)
+    (train_loss_1, train_loss_2), (test_loss, test_acc, train_acc) = PINNED_RUNS[mask_mode]
+    assert first["train_loss"] == pytest.approx(train_loss_1, abs=2e-4)
+    assert second["train_loss"] == pytest.approx(train_loss_2, abs=2e-4)
+    assert first["test_loss"] == pytest.approx(test_loss, abs=3e-4)
+    assert first["test_acc"] == pytest.approx(test_acc, abs=0.002)
+    assert first["train_acc"] == pytest.approx(train_acc, abs=0.0005)
 
 
 def test_tensorboard_event_files_hold_the_metrics(in_tmp, invoke, small_args):
