@@ -92,7 +92,11 @@ class FusedStep:
     def _backward(self, grad: torch.Tensor, inputs: list[torch.Tensor], ones: torch.Tensor) -> None:
         """Back from batch * d loss / d logits, updating each layer once its input's gradient is known."""
         group = self.optimizer.param_groups[0]
-        plain_sgd = isinstance(self.optimizer, torch.optim.SGD) and group["momentum"] == 0 and group["weight_decay"] == 0
+        plain_sgd = (
+            isinstance(self.optimizer, torch.optim.SGD)
+            and group["momentum"] == group["weight_decay"] == 0
+            and not group.get("maximize", False)
+        )
         step = -group["lr"] / len(ones)
         for index in reversed(range(len(self.weights))):
             weight, bias, A, scale = self.weights[index], self.biases[index], inputs[index], self.noise[index].scale
