@@ -14,7 +14,7 @@ import torch
 
 from dropcli import files
 from dropcli.config import Config, to_dict
-from dropcli.errors import DropcliError
+from dropcli.errors import DropcliError, first_line
 from dropcli.runtime import seed_everything
 from dropcli.train import EpochMetrics, TrainState, derived_seed
 
@@ -79,8 +79,7 @@ def restore(state: TrainState, payload: dict[str, Any]) -> None:
     try:
         _restore(state, payload)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise DropcliError(f"the checkpoint does not fit its own config ({first_line[:200]}); it is damaged: use best.pt or start a new run") from None
+        raise DropcliError(f"the checkpoint does not fit its own config ({first_line(error)}); it is damaged: use best.pt or start a new run") from None
 
 
 def _restore(state: TrainState, payload: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
-from dropcli.errors import DropcliError
+from dropcli.errors import DropcliError, first_line
 from dropcli.vocabulary import ENGINES, MODEL_KINDS, SPLITS, one_of
 
 
@@ -57,9 +57,9 @@ def _fault_message(error: BaseException) -> str | None:
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""
         return f"{where}{error.strerror or error}; check the path, its permissions and the free space, then run again"
-    text = (str(error).strip().splitlines() or [""])[0]
+    text = first_line(error, limit=120)
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError" or "can't allocate memory" in text:
-        return f"out of memory ({text[:120] or 'MemoryError'}); use a smaller model or batch, or free some memory"
+        return f"out of memory ({text}); use a smaller model or batch, or free some memory"
     return None
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from dropcli.errors import DropcliError
+from dropcli.errors import DropcliError, first_line
 from dropcli.runtime import resolve_device
 from dropcli.workers import Workers
 
@@ -72,7 +72,7 @@ def start() -> Iterator[Ranks]:
     try:
         dist.init_process_group(backend=backend, timeout=TIMEOUT)
     except (RuntimeError, ValueError) as error:
-        raise DropcliError(f"cannot join the torchrun job ({_first_line(error)}); check --rdzv-endpoint and that every node runs the same command") from None
+        raise DropcliError(f"cannot join the torchrun job ({first_line(error)}); check --rdzv-endpoint and that every node runs the same command") from None
     try:
         yield workers
     finally:
@@ -86,10 +86,6 @@ def _collective(what: str) -> Iterator[None]:
         yield
     except (RuntimeError, dist.DistBackendError) as error:
         raise WorkerLost(
-            f"could not {what}: another worker of this torchrun job stopped or cannot be reached ({_first_line(error)}); "
+            f"could not {what}: another worker of this torchrun job stopped or cannot be reached ({first_line(error)}); "
             "what finished is kept: run the same command again to continue"
         ) from None
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

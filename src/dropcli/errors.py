@@ -10,3 +10,9 @@ class DropcliError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+def first_line(error: BaseException, limit: int | None = 200) -> str:
+    """The first line of `error`'s message (its type's name if it has none), cut to `limit`
+    characters (None: not cut): what a one-line message can quote of an exception from torch or the OS."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]

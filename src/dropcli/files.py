@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from dropcli.errors import DropcliError
+from dropcli.errors import DropcliError, first_line
 
 TEMPORARY_SUFFIX = ".tmp"
 
@@ -45,7 +45,7 @@ def write_failed(path: Path, error: BaseException) -> WriteError:
         if error.errno == errno.ENOSPC:
             reason += "; free some space"
     else:  # torch.save reports a full disk as a RuntimeError
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        reason = first_line(error, limit=None)
         if _disk_is_full(path.parent):
             reason = f"No space left on device ({reason}); free some space"
     return WriteError(f"cannot write {path}: {reason}")

@@ -17,7 +17,7 @@ from torch import nn
 
 from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
-from dropcli.errors import DropcliError
+from dropcli.errors import DropcliError, first_line
 from dropcli import augment
 from dropcli.fused import FusedStep
 from dropcli.models import build_model, parameter_count
@@ -343,5 +343,4 @@ def compile_model(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, s
         compiled(example)  # compilation happens on the first call: fail here, not mid-epoch
         return compiled, None
     except Exception as error:  # no C++ compiler, an unsupported platform or Python, ...
-        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        return model, f"torch.compile cannot run here ({first_line}); training without it"
+        return model, f"torch.compile cannot run here ({first_line(error, limit=None)}); training without it"
