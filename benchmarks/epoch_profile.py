@@ -9,16 +9,10 @@ import argparse
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from benchmarks.training import matmul_flops
 from dropcli import data
 from dropcli.config import load_config, replace
 from dropcli.train import new_state, train_one_epoch
-
-
-def training_flops_per_epoch(config, n_examples: int) -> int:
-    """Forward, weight gradients, and input gradients of every layer but the first."""
-    sizes = [28 * 28, config.model.hidden_1, config.model.hidden_2, 10]
-    macs = [n_in * n_out for n_in, n_out in zip(sizes, sizes[1:])]
-    return 2 * n_examples * (2 * sum(macs) + sum(macs[1:]))
 
 
 def main() -> None:
@@ -41,7 +35,7 @@ def main() -> None:
     print(events.table(sort_by="self_cpu_time_total", row_limit=args.rows))
     total = sum(event.self_cpu_time_total for event in events)
     gemm = sum(event.self_cpu_time_total for event in events if event.key in ("aten::mm", "aten::addmm", "aten::addmm_"))
-    flops = training_flops_per_epoch(config, len(dataset.train))
+    flops = matmul_flops(config, len(dataset.train), training=True)
     print(f"GEMMs: {gemm / total:.0%} of the epoch's operator time, at {flops / (gemm / 1e6) / 1e9:.0f} GFLOP/s")
 
 

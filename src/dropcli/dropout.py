@@ -111,7 +111,8 @@ def draw_keep(
         if threshold >= 2**15:  # p rounds to 1
             return torch.zeros(shape, dtype=dtype, device=device)
         n = like.numel()
-        uniform = random_words(-(-n // 4), device, generator).view(torch.int16)[:n].view(shape)  # each on [-2**15, 2**15)
+        words = _random_bits(torch.empty(-(-n // 4), dtype=torch.int64, device=device), generator)
+        uniform = words.view(torch.int16)[:n].view(shape)  # each on [-2**15, 2**15)
         return torch.ge(uniform, threshold, out=torch.empty(shape, dtype=dtype, device=device))
     if mask_mode == "bernoulli":
         if device.type != "cpu":
@@ -120,16 +121,16 @@ def draw_keep(
         # word, read as a fraction, are below q, one element at a time in memory order. The same
         # words drawn by random_ (in the same layout) and compared at once give the same mask,
         # about three times faster.
-        words = torch.empty_like(like, dtype=torch.int64).random_(-(2**63), None, generator=generator)
+        words = _random_bits(torch.empty_like(like, dtype=torch.int64), generator)
         return torch.lt(words.bitwise_and_(2**53 - 1), math.ceil((1 - p) * 2**53), out=torch.empty_like(like, dtype=dtype))
     # Draw in float32 even for fp16/bf16 inputs: their coarse grid would bias the keep rate.
     noise = torch.empty(shape, dtype=torch.float32, device=device).uniform_(generator=generator)
     return torch.gt(noise, p, out=torch.empty(shape, dtype=dtype, device=device))
 
 
-def random_words(n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """n random 64-bit words, every bit random: (n,) int64."""
-    return torch.empty(n, dtype=torch.int64, device=device).random_(-(2**63), None, generator=generator)
+def _random_bits(words: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """`words` (int64) filled in place with random 64-bit words, every bit random."""
+    return words.random_(-(2**63), None, generator=generator)
 
 
 @functools.lru_cache(maxsize=256)
