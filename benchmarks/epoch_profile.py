@@ -25,8 +25,7 @@ def main() -> None:
     dataset = data.load(config.data, config.seed, torch.device("cpu"))
     state = new_state(config, torch.device("cpu"))
     def train() -> None:
-        train_one_epoch(state.model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator,
-                        engine=args.engine)  # fmt: skip
+        train_one_epoch(state, dataset.train, config, epoch=1)
 
     train()  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as profiler:

@@ -50,8 +50,7 @@ def dropcli_epoch(config: Config, dataset: data.FashionMNIST) -> Callable[[], No
     state = new_state(config, dataset.train.X.device)
 
     def epoch() -> None:
-        train_one_epoch(state.model, state.optimizer, dataset.train, config.train.batch_size, state.order_generator,
-                        engine=config.train.engine)  # fmt: skip
+        train_one_epoch(state, dataset.train, config, epoch=1)
         evaluate(state.model, dataset.test)
 
     return epoch

@@ -109,7 +109,7 @@ CASES = [
     ("sweep-dir-not-a-sweep", write("s/notes.txt", "mine"), [*SWEEP, "--run-dir", "s"], 2, "is not an experiment directory"),
     ("sweep-plan-corrupt", experiment_with({"plan.json": "{not json"}), [*SWEEP, *SMALL, "--run-dir", "s"], 2, "plan.json cannot be read"),
     ("sweep-record-corrupt", experiment_with({"trials.jsonl": '{"name": "lr=0.1_se'}), [*SWEEP, *SMALL, "--run-dir", "s"], 2,
-     "trials.jsonl: line 1 is damaged"),
+     "trials.jsonl: line 1 is not a JSON record (remove that line"),
     ("sweep-summary-corrupt", experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": "[1, 2]"}),
      [*SWEEP, *SMALL, "--run-dir", "s"], 2, "is not a run summary"),
     ("grid-repeated", nothing, ["sweep", "--grid", "model.dropout_1=0.5,0.5,.5"], 2, "names 0.5 more than once"),

@@ -193,7 +193,7 @@ def test_the_live_display_gets_progress_and_epochs(fake_data, tmp_path):
 
     from rich.console import Console
 
-    from dropcli import data, run
+    from dropcli import data, loop
     from dropcli.config import load_config
     from dropcli.report import Reporter
 
@@ -202,10 +202,10 @@ def test_the_live_display_gets_progress_and_epochs(fake_data, tmp_path):
     screen = io.StringIO()
     reporter = Reporter(Console(file=screen, force_terminal=True, width=120))
     calls = []
-    original = reporter.progress
-    reporter.progress = lambda *args: (calls.append(args[:3]), original(*args))
+    original = reporter.batch_progress
+    reporter.batch_progress = lambda *args: (calls.append(args[:3]), original(*args))
     (tmp_path / "r").mkdir()
-    run.train_run(config, data.load(config.data, 0, torch.device("cpu")), torch.device("cpu"), tmp_path / "r", reporter)
+    loop.train_run(config, data.load(config.data, 0, torch.device("cpu")), torch.device("cpu"), tmp_path / "r", [reporter])
     assert (1, 0, 12) in calls and (2, 12, 12) in calls
     # The bar itself is transient (and drawn only at Rich's refresh rate); the epoch table stays.
     import re

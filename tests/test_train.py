@@ -4,7 +4,9 @@ import torch
 
 from dropcli import data
 from dropcli.config import load_config
-from dropcli.train import evaluate, fit, new_state
+from dropcli.listeners import Listener
+from dropcli.loop import train_run
+from dropcli.train import evaluate, new_state, run_epoch
 
 CPU = torch.device("cpu")
 
@@ -16,7 +18,7 @@ def small_config(fake_data, *overrides):
 def run(config):
     dataset = data.load(config.data, config.seed, CPU)
     state = new_state(config, CPU)
-    return list(fit(state, dataset, config)), state.model, dataset
+    return [run_epoch(state, dataset, config, epoch) for epoch in range(1, config.train.epochs + 1)], state.model, dataset
 
 
 @pytest.mark.parametrize("kind", ["scratch", "builtin"])
@@ -43,16 +45,34 @@ def test_training_learns_and_reports_every_epoch(fake_data):
     assert evaluate(model, dataset.test) == (history[-1].test_loss, history[-1].test_acc)
 
 
-def test_fit_yields_each_epoch_as_it_finishes_and_reports_progress(fake_data):
+class Recorder(Listener):
+    """Writes down what the loop tells its listeners, in order."""
+
+    def __init__(self):
+        self.heard = []
+
+    def run_started(self, config, run_dir):
+        self.heard.append("started")
+
+    def batch_progress(self, epoch, batches_done, n_batches, loss):
+        self.heard.append((epoch, batches_done, n_batches))
+
+    def epoch_finished(self, metrics):
+        self.heard.append(("epoch", metrics.epoch))
+
+    def run_finished(self, result):
+        self.heard.append(("finished", result.summary["status"], len(result.history)))
+
+
+def test_the_loop_tells_every_listener_each_batch_report_and_epoch_in_order(fake_data, tmp_path):
     config = small_config(fake_data, "train.epochs=2", "train.batch_size=100")
     dataset = data.load(config.data, config.seed, CPU)
-    state = new_state(config, CPU)
-    events = []
-    for metrics in fit(state, dataset, config, lambda *progress: events.append(progress[:3])):
-        # Yielded once finished: in the history already, before the next epoch starts.
-        assert state.history[-1] is metrics and state.epoch == metrics.epoch
-        events.append(("epoch", metrics.epoch))
-    assert events == [(1, 0, 20), (1, 10, 20), (1, 20, 20), ("epoch", 1), (2, 0, 20), (2, 10, 20), (2, 20, 20), ("epoch", 2)]
+    listeners = [Recorder(), Recorder()]
+    (tmp_path / "r").mkdir()
+    train_run(config, dataset, CPU, tmp_path / "r", listeners)
+    epoch = lambda n: [(n, 0, 20), (n, 10, 20), (n, 20, 20), ("epoch", n)]  # noqa: E731
+    assert listeners[0].heard == ["started", *epoch(1), *epoch(2), ("finished", "finished", 2)]
+    assert listeners[1].heard == listeners[0].heard
 
 
 def test_bf16_autocast_trains_and_evaluates(fake_data):

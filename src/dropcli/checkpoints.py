@@ -1,9 +1,11 @@
 """Checkpoints: everything needed to continue a run exactly where it stopped.
 
 A checkpoint holds the model and optimizer state, every RNG state that affects the rest of the
-run (torch's CPU generator, the CUDA one when used, the data-order generator), the finished
-epochs' metrics and the resolved config. Files are written to a temporary name and renamed,
-so a kill at any moment leaves the old checkpoint or the new one, never a torn file.
+run (torch's CPU generator and the CUDA one when used, which draw the masks; the data-order
+and augmentation generators; under torchrun each worker's mask generators), the finished
+epochs' metrics, the best epoch so far and the resolved config. Files are written to a
+temporary name and renamed, so a kill at any moment leaves the old checkpoint or the new one,
+never a torn file.
 """
 
 import dataclasses
@@ -15,8 +17,8 @@ import torch
 from dropcli import files
 from dropcli.config import Config, to_dict
 from dropcli.errors import DropcliError, first_line
-from dropcli.runtime import seed_everything
-from dropcli.train import EpochMetrics, TrainState, derived_seed
+from dropcli.records import EpochMetrics, TrainState
+from dropcli.runtime import derived_seed, seed_everything
 
 FORMAT = 1
 KEYS = ("config", "epoch", "history", "best", "model", "optimizer", "rng")

@@ -6,8 +6,10 @@ torch and the training code are imported inside the commands that need them, so 
 
 import contextlib
 import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_args
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -95,30 +97,50 @@ def _main(
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
 DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")]
 
-# The options that make a config, shared by train, compare, sweep and config show, as
-# name: (annotation, default). Precedence: defaults < --config file < --set < the flags.
+@dataclass(frozen=True)
+class Option:
+    """A command-line option declared once: its Typer annotation and default, and for a flag that
+    sets a config key, the key and the option's value as that key's (None leaves the key alone)."""
+
+    annotation: Any
+    default: Any = None
+    key: str | None = None
+    to_value: Callable[[Any], Any] = lambda value: value
+
+    @property
+    def flag(self) -> str:
+        """The long name, e.g. "--device". (Typer keeps an Annotated option's first name as its default.)"""
+        info = get_args(self.annotation)[1]
+        return next(name for name in (info.default, *info.param_decls) if isinstance(name, str) and name.startswith("--"))
+
+
+# The options that make a config, shared by train, compare, sweep and config show.
+# Precedence: defaults < --config file < --set < the flags.
 CONFIG_OPTIONS = {
-    "config": (Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")], None),
-    "set_": (Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable.")], None),
-    "model": (Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")], None),
-    "device": (DeviceOption, None),
-    "engine": (Annotated[str | None, typer.Option("--engine", help=f"How each step is computed: {one_of(ENGINES)} (sets train.engine; fused is faster).")], None),
-    "seed": (Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], None),
-    "data_dir": (DataDirOption, None),
-    "stats": (Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")], False),
-    "tensorboard": (Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli[tensorboard]).")], False),
+    "config": Option(Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")]),
+    "set_": Option(Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable.")]),
+    "model": Option(Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")], key="model.kind"),
+    "device": Option(DeviceOption, key="device"),
+    "engine": Option(Annotated[str | None, typer.Option("--engine", help=f"How each step is computed: {one_of(ENGINES)} (sets train.engine; fused is faster).")], key="train.engine"),
+    "seed": Option(Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], key="seed"),
+    # Resolved, so that the saved config still finds the data from another directory.
+    "data_dir": Option(DataDirOption, key="data.root", to_value=lambda path: str(path.resolve()) if path else None),
+    "stats": Option(Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")],
+                    False, "metrics.activation_stats", lambda on: True if on else None),
+    "tensorboard": Option(Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli\\[tensorboard]).")],
+                          False, "metrics.tensorboard", lambda on: True if on else None),
 }  # fmt: skip
-QUIET_OPTION = {"quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")], False)}
+QUIET_OPTION = {"quiet": Option(Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")], False)}
 # Options of compare and sweep; compare's models are its arguments, so it takes no --model.
 EXPERIMENT_OPTIONS = {
     **{name: option for name, option in CONFIG_OPTIONS.items() if name != "model"},
-    "seeds": (Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std).")], 1),
-    "run_dir": (Annotated[Path | None, typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME.")], None),
+    "seeds": Option(Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std).")], 1),
+    "run_dir": Option(Annotated[Path | None, typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME.")]),
     **QUIET_OPTION,
 }  # fmt: skip
 
 
-def _with_options(options: dict[str, tuple]):
+def _with_options(options: dict[str, Option]):
     """Add `options` to a command's keyword parameters, so commands share one declaration.
 
     Typer reads a command's parameters from its signature and annotations; the command gets the
@@ -128,10 +150,10 @@ def _with_options(options: dict[str, tuple]):
     def decorate(function):
         signature = inspect.signature(function)
         kept = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-                 for name, (annotation, default) in options.items()]  # fmt: skip
+        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.annotation)
+                 for name, option in options.items()]  # fmt: skip
         function.__signature__ = signature.replace(parameters=[*kept, *added])
-        function.__annotations__ = {**function.__annotations__, **{name: option[0] for name, option in options.items()}}
+        function.__annotations__ = {**function.__annotations__, **{name: option.annotation for name, option in options.items()}}
         return function
 
     return decorate
@@ -156,18 +178,18 @@ def train(
 
     Under torchrun this is data-parallel training (DDP): train.batch_size is the global batch, split evenly over the workers, and rank 0 writes the run.
     """
-    from dropcli import run, runs
+    from dropcli import loop, runs, workers as processes
     from dropcli.train import check_trainable
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
-    with _workers() as workers:
+    with processes.start() as workers:
         if resume is not None:
             # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
-            cfg, checkpoint = _on_primary(workers, lambda: run.prepare_resume(resume, options["set_"] or [], _flags(options)))
+            cfg, checkpoint = workers.on_primary(lambda: loop.prepare_resume(resume, options["set_"] or [], _flags(options)))
         else:
             cfg, checkpoint = _load(options), None
-        torch_device, data = _everywhere(workers, lambda: _open(cfg, workers))
+        torch_device, data = workers.agreed(lambda: _open(cfg, workers))
         if dry_run:
             _describe(cfg, data, torch_device)
             return
@@ -175,13 +197,14 @@ def train(
         if resume is not None:
             directory = resume
         else:
-            directory = _on_primary(
-                workers, lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
+            directory = workers.on_primary(
+                lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
             )
         kept = f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
         # Under DDP every worker trains the same run: only rank 0 reports it.
-        with _reporting(options["quiet"], kept, silent=not workers.is_primary) as reporter:
-            run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint, workers=workers)
+        with _interrupts_reported(kept):
+            listeners = [_reporter(options["quiet"])] if workers.is_primary else []
+            loop.train_run(cfg, data, torch_device, directory, listeners, resume_from=checkpoint, workers=workers)
 
 
 @app.command(cls=_Command, epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
@@ -406,18 +429,9 @@ def main() -> None:
 
 
 def _flags(options: dict) -> dict[str, tuple[str, object]]:
-    """The dedicated options as config keys, named for error messages; None leaves a key alone."""
-    data_dir, stats = options.get("data_dir"), options.get("stats")
-    return {
-        "model.kind": ("--model", options.get("model")),
-        "device": ("--device", options.get("device")),
-        "train.engine": ("--engine", options.get("engine")),
-        "seed": ("--seed", options.get("seed")),
-        # Resolved, so that the saved config still finds the data from another directory.
-        "data.root": ("--data-dir", str(data_dir.resolve()) if data_dir else None),
-        "metrics.activation_stats": ("--stats", True if stats else None),
-        "metrics.tensorboard": ("--tensorboard", True if options.get("tensorboard") else None),
-    }
+    """The flags given that set config keys: key -> (flag, value), named for error messages."""
+    flags = {name: option for name, option in CONFIG_OPTIONS.items() if option.key}
+    return {option.key: (option.flag, option.to_value(options.get(name))) for name, option in flags.items()}
 
 
 def _load(options: dict) -> Config:
@@ -451,35 +465,13 @@ def _check_extras(cfg: Config) -> None:
         check_available()
 
 
-def _on_primary(workers, work):
-    """`work()` done by rank 0 alone, its result handed to every worker; an error stops them all."""
-    result, error = None, None
-    if workers.is_primary:
-        try:
-            result = work()
-        except DropcliError as found:
-            error = found
-    workers.agree(error)
-    return workers.broadcast(result)
-
-
-def _everywhere(workers, work):
-    """`work()` done by every worker; an error on any stops them all."""
-    try:
-        result, error = work(), None
-    except DropcliError as found:
-        result, error = None, found
-    workers.agree(error)
-    return result
-
-
 def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
     Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
-    from dropcli import experiments, plots, trials
+    from dropcli import experiments, plots, trials, workers as processes
 
     seeds, run_dir = options["seeds"], options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
@@ -487,18 +479,20 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     if draw is not None:
         plots.check_available()
     _check_extras(cfg)
-    with _workers() as workers:
+    with processes.start() as workers:
         trials.check_resources(planned, workers)
         # Every worker must name the same directory: rank 0 picks (and makes) the default one.
-        directory = run_dir or _on_primary(workers, lambda: _default_dir(kind, cfg))
-        quiet = options["quiet"] or not workers.is_primary
-        with _reporting(quiet, f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
-            cells = trials.run(spec, planned, directory, reporter, workers)
-            if workers.is_primary:
-                reporter.console.print(*view(cells))
-                if draw is not None:
-                    draw(cells, directory)
-                reporter.console.print(f"{kind} saved to {directory}", highlight=False)
+        directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
+        with _interrupts_reported(f"the finished trials are kept; continue with the same command and --run-dir {directory}"):
+            # Each worker says when its trials finish; rank 0 alone shows their epochs.
+            listeners = [_reporter(options["quiet"] or not workers.is_primary)]
+            cells = trials.run(spec, planned, directory, listeners, workers)
+        if workers.is_primary:
+            console = _console()
+            console.print(*view(cells))
+            if draw is not None:
+                draw(cells, directory)
+            console.print(f"{kind} saved to {directory}", highlight=False)
     failed = experiments.failures(cells)
     if failed:
         raise DropcliError(
@@ -512,20 +506,6 @@ def _default_dir(kind: str, cfg: Config) -> Path:
     from dropcli import runs
 
     return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
-
-
-@contextlib.contextmanager
-def _workers():
-    """The processes this command runs on: this one, or torchrun's workers when torchrun started it."""
-    from dropcli.workers import Workers, launched_by_torchrun
-
-    if not launched_by_torchrun():
-        yield Workers()
-        return
-    from dropcli import distributed
-
-    with distributed.start() as workers:
-        yield workers
 
 
 def _curves(cells, directory: Path) -> None:
@@ -542,27 +522,28 @@ def _heatmap(cells, directory: Path) -> None:
     plots.save(plots.sweep_heatmaps(cells, keys), directory / "heatmap.png")
 
 
+def _reporter(quiet: bool):
+    """The terminal display of runs: live on a terminal, a line per epoch elsewhere."""
+    from dropcli.report import Reporter
+
+    return Reporter(_console(), quiet=quiet)
+
+
 @contextlib.contextmanager
-def _reporting(quiet: bool, kept: str, silent: bool = False):
-    """A Reporter on stdout (`silent`: one that says nothing). On Ctrl-C or SIGTERM, stop at once,
-    say what was kept, and exit 130 or 143; when a file cannot be written (a full disk), say so
-    and what was kept, and exit 1."""
+def _interrupts_reported(kept: str):
+    """On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130 or 143; when a file
+    cannot be written (a full disk), say so and what was kept, and exit 1."""
     from dropcli.files import WriteError
-    from dropcli.report import Reporter, Silent
     from dropcli.runtime import Terminated, sigterm_as_interrupt
 
-    reporter = Silent(_console()) if silent else Reporter(_console(), quiet=quiet)
     try:
         with sigterm_as_interrupt():
-            yield reporter
+            yield
     except KeyboardInterrupt as interrupt:
-        reporter.close()
         typer.echo(f"interrupted; {kept}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
         raise WriteError(f"{error}; {kept}") from None
-    finally:
-        reporter.close()
 
 
 def _console():

@@ -1,4 +1,4 @@
-"""What the user sees: Rich progress and tables, fed by the training callbacks.
+"""What the user sees: Rich progress and tables. `Reporter` is the epoch loop's listener.
 
 On a terminal each epoch shows a live progress bar above a table that grows a row per epoch.
 Elsewhere (CI logs, pipes) each epoch prints one plain line. Quiet mode prints only summaries.
@@ -12,14 +12,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dropcli import run
 from dropcli.experiments import Cell, Stat, matrix
-from dropcli.run import RunResult
-from dropcli.train import EpochMetrics
+from dropcli.listeners import Listener
+from dropcli.records import EpochMetrics, RunResult
 from dropcli.vocabulary import NOISE_SLOTS
 
 
-class Reporter(run.Reporter):
+class Reporter(Listener):
     """Shows each run's progress and results on a console, in live, plain or quiet mode."""
 
     def __init__(self, console: Console, quiet: bool = False):
@@ -51,7 +50,7 @@ class Reporter(run.Reporter):
             self.live = Live(Group(self.table, self.bar), console=self.console, refresh_per_second=8)
             self.live.start()
 
-    def progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
+    def batch_progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
         if self.bar is None:
             return
         if epoch != self.epoch or self.task is None:
@@ -76,29 +75,13 @@ class Reporter(run.Reporter):
         if self.live is not None:
             if self.task is not None:
                 self.bar.remove_task(self.task)
-                self.task = None
             self.live.stop()
-            self.live = self.table = self.bar = None
-        self.console.print(summary_line(result), highlight=False)
+        self.live = self.table = self.bar = self.task = None
+        if result.summary is not None and result.summary["status"] == "finished":
+            self.console.print(summary_line(result), highlight=False)
 
     def notice(self, message: str) -> None:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
-
-    def close(self) -> None:
-        """Stop the live display if a run ended early (an error or Ctrl-C)."""
-        if self.live is not None:
-            self.live.stop()
-            self.live = None
-
-
-class Silent(run.Reporter):
-    """Says nothing: a worker other than rank 0 under DDP, where rank 0 reports the run."""
-
-    def __init__(self, console: Console):
-        self.console = console
-
-    def close(self) -> None:
-        pass
 
 
 def epoch_table(activation_stats: bool = False) -> Table:

@@ -1,6 +1,6 @@
-"""Run directories: their names, and reading back `config.yaml`, `metrics.jsonl` and `summary.json`.
+"""Run directories: their layout and names, and reading back their config, metrics and summary.
 
-A run directory is never overwritten; files.py writes into it.
+A run directory is never overwritten; loop.py writes into it (through files.py).
 """
 
 import json
@@ -16,6 +16,14 @@ from dropcli.config import Config, flatten
 from dropcli.errors import DropcliError
 
 RUNS_DIR = Path("runs")
+
+# The layout of a run directory, named here only: loop.py writes these, the rest read them.
+CONFIG_FILE = "config.yaml"  # the resolved config
+METRICS_FILE = "metrics.jsonl"  # a line per finished epoch
+SUMMARY_FILE = "summary.json"  # once the run stops: finished, interrupted or diverged
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = f"{CHECKPOINT_DIR}/last.pt"  # the last finished epoch, to resume from
+BEST_CHECKPOINT = f"{CHECKPOINT_DIR}/best.pt"  # the best epoch by train.monitor
 
 
 def timestamp() -> str:
@@ -38,19 +46,24 @@ def unique_dir(parent: Path, stem: str) -> Path:
     raise DropcliError(f"could not find a free run directory name for {parent / stem}; clean up {parent}")
 
 
-def create_dir(path: Path) -> Path:
-    """Create the run directory the user named; refuse one that already exists."""
+def create_dir(path: Path, what: str = "run directory", exist_ok: bool = False) -> Path:
+    """Create the directory the user named (--run-dir); refuse one that exists, unless `exist_ok`
+    (an experiment directory is continued), and one that is a file."""
     try:
-        path.mkdir(parents=True)
-    except FileExistsError:
-        raise DropcliError(f"run directory {path} already exists; choose another --run-dir or remove it") from None
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except (FileExistsError, NotADirectoryError):
+        if path.is_dir():
+            raise DropcliError(f"{what} {path} already exists; choose another --run-dir or remove it") from None
+        article = "an" if what[0] in "aeiou" else "a"
+        raise DropcliError(f"{path} is a file, not {article} {what}; choose another --run-dir") from None
     except OSError as error:
-        raise DropcliError(f"cannot create run directory {path}: {error.strerror}") from None
+        raise DropcliError(f"cannot create {what} {path}: {error.strerror}") from None
     return path
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a JSON-lines file; DropcliError naming the line that is not a record."""
+def read_jsonl(path: Path, remedy: str = "cut short by a crash, or edited") -> list[dict[str, Any]]:
+    """The records of a JSON-lines file; DropcliError naming the line that is not a record, and
+    `remedy`: what to do about it."""
     records = []
     for number, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
@@ -60,14 +73,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             record = None
         if not isinstance(record, dict):
-            raise DropcliError(f"{path}: line {number} is not a JSON record (cut short by a crash, or edited)")
+            raise DropcliError(f"{path}: line {number} is not a JSON record ({remedy})")
         records.append(record)
     return records
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """A run's per-epoch metrics; DropcliError if `run_dir` is not a run with any."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS_FILE
     if not path.is_file():
         raise DropcliError(f"{run_dir} is not a run directory (no metrics.jsonl)")
     metrics = read_jsonl(path)
@@ -105,7 +118,7 @@ def list_runs(root: Path) -> list[RunInfo]:
 
     A run whose files cannot be read is listed with the reason as its status.
     """
-    return [run_info(path.parent) for path in sorted(root.rglob("config.yaml"), key=_mtime)]
+    return [run_info(path.parent) for path in sorted(root.rglob(CONFIG_FILE), key=_mtime)]
 
 
 def run_info(run_dir: Path) -> RunInfo:
@@ -114,12 +127,12 @@ def run_info(run_dir: Path) -> RunInfo:
     status = "running" if files.in_use(run_dir) else "interrupted"
     config, metrics, final = {}, [], {}
     try:
-        config = _read_yaml_mapping(run_dir / "config.yaml")
-        if (run_dir / "metrics.jsonl").is_file():
+        config = _read_yaml_mapping(run_dir / CONFIG_FILE)
+        if (run_dir / METRICS_FILE).is_file():
             metrics = read_metrics(run_dir)
             final = metrics[-1]
-        if (run_dir / "summary.json").exists():
-            summary = read_summary(run_dir / "summary.json")
+        if (run_dir / SUMMARY_FILE).exists():
+            summary = read_summary(run_dir / SUMMARY_FILE)
             status = summary["status"]
             final = summary["final"] if isinstance(summary.get("final"), dict) else final
     except DropcliError as error:

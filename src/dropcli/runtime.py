@@ -1,6 +1,7 @@
 """Device choice, seeding and signals, each done once, here."""
 
 import contextlib
+import hashlib
 import platform
 import signal
 import threading
@@ -65,6 +66,13 @@ def available_memory(device: torch.device) -> int | None:
 def seed_everything(seed: int) -> None:
     """Seed every generator the model and the dropout masks draw from (CPU and all GPUs)."""
     torch.manual_seed(seed)
+
+
+def derived_seed(seed: int, stream: str) -> int:
+    """A seed for another random stream of the run (a worker's masks, the augmentation): its
+    own numbers, the same from run to run."""
+    digest = hashlib.sha256(f"dropcli {seed} {stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
 
 
 def _mps_available() -> bool:

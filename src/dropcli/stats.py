@@ -5,6 +5,9 @@ each hidden unit across the batch before and after the noise, averaged over unit
 fraction of zeros after it. `read()` gives the epoch's averages.
 """
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -44,3 +47,14 @@ class ActivationStats:
     def remove(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def recording(model: nn.Module, wanted: bool) -> Iterator[ActivationStats | None]:
+    """ActivationStats on `model` for the block where `wanted` (metrics.activation_stats), else None."""
+    stats = ActivationStats(model) if wanted else None
+    try:
+        yield stats
+    finally:
+        if stats is not None:
+            stats.remove()

@@ -11,12 +11,15 @@ from typing import Any
 
 from dropcli.config import Config, flatten, to_dict
 from dropcli.errors import DropcliError
-from dropcli.train import EpochMetrics
+from dropcli.listeners import Listener
+from dropcli.records import EpochMetrics, RunResult
 
 INSTALL = "pip install 'dropcli[tensorboard]' (or pip install tensorboard)"
 
 
-class Board:
+class Board(Listener):
+    """Writes what the loop tells it as TensorBoard events in the run directory."""
+
     def __init__(self, run_dir: Path, config: Config):
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -25,11 +28,11 @@ class Board:
         self.writer = SummaryWriter(log_dir=str(run_dir))
         self.config = config
 
-    def batch(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
+    def batch_progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
         if loss is not None:
             self.writer.add_scalar("batch/train_loss", loss, (epoch - 1) * n_batches + batches_done)
 
-    def epoch(self, metrics: EpochMetrics) -> None:
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
         for split in ("train", "test", "val"):
             for name in ("loss", "acc"):
                 value = getattr(metrics, f"{split}_{name}")
@@ -39,15 +42,16 @@ class Board:
             self.writer.add_scalar("optim/lr", metrics.lr, metrics.epoch)
         self.writer.flush()
 
-    def finish(self, summary: dict[str, Any]) -> None:
-        """The hyperparameters, with the reported epoch's metrics and the gap, for the hparams plugin."""
-        final = summary.get("final") or {}
-        results = {f"hparam/{name}": final[name] for name in ("test_acc", "test_loss", "val_acc", "train_loss") if final.get(name) is not None}
-        if "train_eval" in summary:
-            results["hparam/gap"] = summary["train_eval"]["acc"] - final.get("test_acc", 0.0)
-        self.writer.add_hparams(_hparams(self.config), results, run_name=".")
-
-    def close(self) -> None:
+    def run_finished(self, result: RunResult) -> None:
+        """A finished run's hyperparameters, with the reported epoch's metrics and the gap, for
+        the hparams plugin; then the files are closed, however the run ended."""
+        summary = result.summary or {}
+        if summary.get("status") == "finished":
+            final = summary.get("final") or {}
+            results = {f"hparam/{name}": final[name] for name in ("test_acc", "test_loss", "val_acc", "train_loss") if final.get(name) is not None}
+            if "train_eval" in summary:
+                results["hparam/gap"] = summary["train_eval"]["acc"] - final.get("test_acc", 0.0)
+            self.writer.add_hparams(_hparams(self.config), results, run_name=".")
         self.writer.close()
 
 

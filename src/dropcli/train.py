@@ -1,84 +1,39 @@
-"""The training loop: `train_one_epoch()` and `evaluate()`, and `fit()` around them.
+"""The step and evaluation math: `run_epoch()` is `train_one_epoch()` then `evaluate()`.
 
-Nothing here prints or writes files. `fit()` yields each epoch's `EpochMetrics` as it
-finishes, and per-batch progress goes to a hook the caller may supply.
+Nothing here prints or writes files; loop.py runs the epochs of a run. Per-batch progress goes
+to a hook the caller may supply.
 """
 
 import contextlib
-import hashlib
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dropcli import augment
 from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
 from dropcli.errors import DropcliError, first_line
-from dropcli import augment
 from dropcli.fused import FusedStep
 from dropcli.models import build_model, parameter_count
-from dropcli.runtime import check_memory, seed_everything
+from dropcli.records import EpochMetrics, TrainState
+from dropcli.runtime import check_memory, derived_seed, seed_everything
 from dropcli.schedules import apply_max_norm, build_optimizer, start_epoch
 from dropcli.stats import ActivationStats
-from dropcli.workers import Workers
+from dropcli.workers import ONE_PROCESS, Workers
 
 EVAL_BATCH_SIZE = 4096
-ONE_PROCESS = Workers()
 # Batches between progress reports. Each report reads the loss off the device, which is also
 # when a diverged loss is noticed.
 PROGRESS_EVERY = 10
 
 
-@dataclass(frozen=True)
-class EpochMetrics:
-    epoch: int
-    train_loss: float  # mean over the epoch's batches, in train mode (dropout on), as in d2l
-    train_acc: float
-    test_loss: float  # after the epoch, in eval mode (dropout off)
-    test_acc: float
-    val_loss: float | None
-    val_acc: float | None
-    seconds: float  # the whole epoch: training and evaluation
-    samples_per_s: float  # training examples per second of training time
-    activations: dict[str, float] | None = None  # with metrics.activation_stats: see stats.py
-    lr: float | None = None  # the epoch's learning rate (optim.schedule)
-
-
 # on_progress(epoch, batches_done, n_batches, loss): called with 0 batches and no loss as an
 # epoch starts, then every PROGRESS_EVERY batches and at the epoch's last batch.
 ProgressHook = Callable[[int, int, int, "float | None"], None]
-
-
-@dataclass
-class TrainState:
-    """Everything training changes, and so everything a checkpoint must hold."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    order_generator: torch.Generator  # the data order has its own generator, the same on any device
-    augment_generator: torch.Generator  # and so do the shifts and flips of data.augment
-    history: list[EpochMetrics] = field(default_factory=list)  # the finished epochs
-    compiled: nn.Module | None = None  # torch.compile(model), with train.compile; shares its weights
-    workers: Workers = ONE_PROCESS  # under torchrun, the workers that train this model together
-    parallel: nn.Module | None = None  # under torchrun, DistributedDataParallel around the model
-
-    @property
-    def epoch(self) -> int:
-        return len(self.history)
-
-    @property
-    def scorer(self) -> nn.Module:
-        """The module to evaluate with: the compiled one where there is one."""
-        return self.compiled if self.compiled is not None else self.model
-
-    @property
-    def runner(self) -> nn.Module:
-        """The module to train: the DDP-wrapped one under torchrun, else the scorer."""
-        return self.parallel if self.parallel is not None else self.scorer
 
 
 class Diverged(DropcliError):
@@ -95,7 +50,8 @@ class Diverged(DropcliError):
 
 
 def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCESS) -> TrainState:
-    """A freshly initialised model, its SGD optimizer and the data-order generator, all seeded.
+    """A freshly initialised model, its optimizer (optim.name), and the generators of the data
+    order and of the augmentation, all seeded.
 
     Under torchrun every worker builds the same initial model and data order, wraps the model
     in DDP, and draws its dropout masks from a generator of its own. Raises DropcliError, before
@@ -132,13 +88,6 @@ def check_trainable(config: Config, device: torch.device, workers: Workers = ONE
         )
 
 
-def derived_seed(seed: int, stream: str) -> int:
-    """A seed for another random stream of the run (a worker's masks, the augmentation): its
-    own numbers, the same from run to run."""
-    digest = hashlib.sha256(f"dropcli {seed} {stream}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
 def memory_needed(config: Config) -> int:
     """Bytes that training needs at the least: weights, their gradients and the optimizer's
     state, and the activations of the largest batch (training or evaluation)."""
@@ -148,44 +97,19 @@ def memory_needed(config: Config) -> int:
     return weights + activations
 
 
-def fit(state: TrainState, data: FashionMNIST, config: Config, on_progress: ProgressHook | None = None) -> Iterator[EpochMetrics]:
-    """Train from `state.epoch` up to `config.train.epochs`, yielding each epoch's metrics.
-
-    Each epoch is in `state.history` by the time it is yielded. Raises Diverged, with the
-    finished epochs still in `state.history`, if a training or evaluation loss is not finite.
-    """
-    stats = ActivationStats(state.model) if config.metrics.activation_stats else None
-    try:
-        for epoch in range(state.epoch + 1, config.train.epochs + 1):
-            state.history.append(_one_epoch(state, data, config, epoch, on_progress, stats))
-            yield state.history[-1]
-    finally:
-        if stats is not None:
-            stats.remove()
-
-
-def _one_epoch(
-    state: TrainState, data: FashionMNIST, config: Config, epoch: int, on_progress: ProgressHook | None,
-    stats: ActivationStats | None,
+def run_epoch(
+    state: TrainState, data: FashionMNIST, config: Config, epoch: int, on_progress: ProgressHook | None = None,
+    stats: ActivationStats | None = None,
 ) -> EpochMetrics:  # fmt: skip
-    batch_size = config.train.batch_size
-    n_batches = -(-len(data.train) // batch_size)
-    hook = None if on_progress is None else lambda done, loss: on_progress(epoch, done, n_batches, loss)
-    if hook is not None:
-        hook(0, None)
+    """Epoch `epoch`: set its learning rate, train on `data.train`, then score the test and
+    validation sets in eval mode. Raises Diverged if a loss is not finite."""
     lr = start_epoch(state.optimizer, config.optim, epoch, config.train.epochs)
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
-    precision, workers = config.train.precision, state.workers
-    try:
-        train_loss, train_acc = train_one_epoch(
-            state.runner, state.optimizer, data.train, batch_size, state.order_generator, hook, precision, workers,
-            _transform(config, state), _after_step(config, state), config.train.engine,
-        )  # fmt: skip
-    except _NonFiniteLoss as error:
-        raise Diverged(epoch, f"step {error.step}", config.optim.lr) from None
+    train_loss, train_acc = train_one_epoch(state, data.train, config, epoch, on_progress)
     train_seconds = time.perf_counter() - started
+    precision, workers = config.train.precision, state.workers
     test_loss, test_acc = evaluate(state.scorer, data.test, precision=precision, workers=workers)
     val_loss, val_acc = evaluate(state.scorer, data.val, precision=precision, workers=workers) if data.val is not None else (None, None)
     for name, value in (("train", train_loss), ("test", test_loss), ("validation", val_loss)):
@@ -222,38 +146,31 @@ def _after_step(config: Config, state: TrainState):
     return lambda: apply_max_norm(hidden, config.optim.max_norm)
 
 
-class _NonFiniteLoss(Exception):
-    def __init__(self, step: int):
-        self.step = step
-
-
 def train_one_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    split: Split,
-    batch_size: int,
-    generator: torch.Generator,
-    on_progress: Callable[[int, float], None] | None = None,
-    precision: str = "fp32",
-    workers: Workers = ONE_PROCESS,
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    after_step: Callable[[], None] | None = None,
-    engine: str = "autograd",
+    state: TrainState, split: Split, config: Config, epoch: int, on_progress: ProgressHook | None = None
 ) -> tuple[float, float]:
-    """One pass over `split` in a fresh random order; returns (mean loss, accuracy).
+    """Epoch `epoch`'s pass over `split` in a fresh random order; returns (mean loss, accuracy).
 
-    `engine` says how each step is computed: "autograd" (the model's modules, autograd and the
-    optimizer) or "fused" (fused.py; one process, fp32). Under torchrun (`workers` > 1, `model`
-    wrapped in DDP) every worker draws the same order and trains on its share of each global
-    batch of `batch_size`; the loss and accuracy returned are those of the whole epoch, the same
-    on every worker.
+    config.train.engine says how each step is computed: "autograd" (the model's modules,
+    autograd and the optimizer) or "fused" (fused.py; one process, fp32). Under torchrun
+    (`state.workers` > 1, the model wrapped in DDP) every worker draws the same order and trains
+    on its share of each global batch; the loss and accuracy returned are those of the whole
+    epoch, the same on every worker. Raises Diverged at the first progress report whose loss is
+    not finite.
     """
+    model, optimizer, workers = state.runner, state.optimizer, state.workers
+    batch_size, transform, after_step = config.train.batch_size, _transform(config, state), _after_step(config, state)
     model.train()
     device = split.X.device
     world = workers.world_size
-    step = FusedStep(model, optimizer) if engine == "fused" else _AutogradStep(model, optimizer, precision, world)
-    order = torch.randperm(len(split), generator=generator).to(device)
+    if config.train.engine == "fused":
+        step = FusedStep(model, optimizer)
+    else:
+        step = _AutogradStep(model, optimizer, config.train.precision, world)
+    order = torch.randperm(len(split), generator=state.order_generator).to(device)
     n_batches = -(-len(split) // batch_size)
+    if on_progress is not None:
+        on_progress(epoch, 0, n_batches, None)
     # Per-batch losses and the correct count stay on the device and are read at progress
     # reports and at the end: no host sync per batch.
     batch_losses = torch.zeros(n_batches, device=device)
@@ -278,9 +195,9 @@ def train_one_epoch(
             if not math.isfinite(loss_value):
                 # Once the weights are NaN every later loss is too: the first bad batch is here.
                 bad = workers.all_reduce((~torch.isfinite(batch_losses[:batch])).to(torch.int64))
-                raise _NonFiniteLoss(int(torch.nonzero(bad)[0]) + 1)
+                raise Diverged(epoch, f"step {int(torch.nonzero(bad)[0]) + 1}", config.optim.lr)
             if on_progress is not None:
-                on_progress(batch, loss_value)
+                on_progress(epoch, batch, n_batches, loss_value)
     last_size = len(split) - (n_batches - 1) * batch_size
     loss_sum = (batch_losses[:-1].sum() * batch_size + batch_losses[-1] * last_size) / world
     return workers.all_reduce(loss_sum).item() / len(split), workers.all_reduce(correct).item() / len(split)

@@ -9,7 +9,6 @@ that trained it.
 
 import contextlib
 import dataclasses
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,27 +20,27 @@ from dropcli.errors import DropcliError
 from dropcli.experiments import (
     PLAN_FILE, RECORD_FILE, RESULTS_CSV, RESULTS_JSON, Cell, Trial, cells, check_dir, to_csv,
 )  # fmt: skip
-from dropcli.run import Reporter, train_run
+from dropcli.listeners import Listener
+from dropcli.loop import train_run
 from dropcli.runtime import check_memory
 from dropcli.train import Diverged, memory_needed
 from dropcli.workers import Workers
 
 
 def check_resources(trials: list[Trial], workers: Workers) -> None:
-    """Fail before any training if a trial needs a device, data or memory this worker lacks."""
-    error = None
-    try:
-        devices = {spec: workers.device(spec) for spec in dict.fromkeys(trial.config.device for trial in trials)}
-        for root in dict.fromkeys(trial.config.data.root for trial in trials):
-            data.find_or_fetch(root)
-        for trial in trials:
-            check_memory(memory_needed(trial.config), devices[trial.config.device], f"trial {trial.name}")
-    except DropcliError as found:
-        error = found
-    workers.agree(error)
+    """Fail before any training if a trial needs a device, data or memory a worker lacks."""
+    workers.agreed(lambda: _check_resources(trials, workers))
 
 
-def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Reporter, workers: Workers) -> list[Cell]:
+def _check_resources(trials: list[Trial], workers: Workers) -> None:
+    devices = {spec: workers.device(spec) for spec in dict.fromkeys(trial.config.device for trial in trials)}
+    for root in dict.fromkeys(trial.config.data.root for trial in trials):
+        data.find_or_fetch(root)
+    for trial in trials:
+        check_memory(memory_needed(trial.config), devices[trial.config.device], f"trial {trial.name}")
+
+
+def run(spec: dict[str, Any], trials: list[Trial], directory: Path, listeners: list[Listener], workers: Workers) -> list[Cell]:
     """Train every trial not done yet; rank 0 writes the results files. Returns the cells.
 
     The directory must be new, empty, or hold this same plan; each node's first worker locks it
@@ -54,7 +53,7 @@ def run(spec: dict[str, Any], trials: list[Trial], directory: Path, reporter: Re
         datasets = _Datasets(workers)
         for start in range(0, len(pending), workers.world_size):
             index = start + workers.rank
-            mine = _attempt(pending[index], datasets, directory, reporter) if index < len(pending) else None
+            mine = _attempt(pending[index], datasets, directory, listeners) if index < len(pending) else None
             results = workers.gather(mine)  # the same list on every worker, so all stop alike on an error
             failed = next((r for r in results if r and "error" in r), None)
             if failed is not None:
@@ -75,47 +74,34 @@ def _opened(directory: Path, spec: dict[str, Any], workers: Workers) -> Iterator
     """The experiment directory made on every node; on rank 0 also locked, checked and given
     its plan. Every worker learns whether that went well before any trains."""
     with contextlib.ExitStack() as stack:
-        error = None
-        try:
-            if workers.local_rank == 0:
-                _make_dir(directory)
-            if workers.is_primary:
-                stack.enter_context(files.locked(directory, "experiment directory"))
-                check_dir(directory, spec)
-                files.write_json(directory / PLAN_FILE, spec)
-        except DropcliError as found:
-            error = found
-        workers.agree(error)
+        workers.agreed(lambda: _open(directory, spec, workers, stack))
         yield
 
 
-def _make_dir(directory: Path) -> None:
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir") from None
-    except OSError as error:
-        raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}") from None
+def _open(directory: Path, spec: dict[str, Any], workers: Workers, stack: contextlib.ExitStack) -> None:
+    if workers.local_rank == 0:
+        runs.create_dir(directory, "experiment directory", exist_ok=True)
+    if workers.is_primary:
+        stack.enter_context(files.locked(directory, "experiment directory"))
+        check_dir(directory, spec)
+        files.write_json(directory / PLAN_FILE, spec)
 
 
 def _recorded(record: Path) -> dict[str, dict[str, Any]]:
     """The trials rank 0 has recorded as done: name -> summary."""
     if not record.is_file():
         return {}
-    done = {}
-    for number, line in enumerate(record.read_text().splitlines(), start=1):
-        try:
-            entry = json.loads(line)
-            done[entry["name"]] = entry["summary"]
-        except (ValueError, KeyError, TypeError):
-            raise DropcliError(f"{record}: line {number} is damaged; remove that line (its trial is then trained again) and rerun") from None
-    return done
+    remedy = "remove that line (its trial is then trained again) and rerun"
+    entries = runs.read_jsonl(record, remedy)
+    if not all(isinstance(entry.get("name"), str) and isinstance(entry.get("summary"), dict) for entry in entries):
+        raise DropcliError(f"{record}: a line is not a trial's record (no name and summary); {remedy}")
+    return {entry["name"]: entry["summary"] for entry in entries}
 
 
-def _attempt(trial: Trial, datasets: "_Datasets", directory: Path, reporter: Reporter) -> dict[str, Any]:
+def _attempt(trial: Trial, datasets: "_Datasets", directory: Path, listeners: list[Listener]) -> dict[str, Any]:
     """Train one trial (or take its finished run): {"name", "summary"}, or {"error", "exit_code"}."""
     try:
-        summary = _done_summary(directory / trial.name) or _train(trial, datasets, directory, reporter)
+        summary = _done_summary(directory / trial.name) or _train(trial, datasets, directory, listeners)
         return {"name": trial.name, "summary": summary}
     except DropcliError as error:
         return {"name": trial.name, "error": f"{trial.name}: {error}", "exit_code": error.exit_code}
@@ -144,7 +130,7 @@ class _Datasets:
 
 def _done_summary(run_dir: Path) -> dict[str, Any] | None:
     """The summary of a trial that needs no more training: finished, or diverged (it would again)."""
-    path = run_dir / "summary.json"
+    path = run_dir / runs.SUMMARY_FILE
     if path.is_file():
         summary = runs.read_summary(path)
         if summary["status"] in ("finished", "diverged"):
@@ -152,16 +138,17 @@ def _done_summary(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _train(trial: Trial, datasets: _Datasets, directory: Path, reporter: Reporter) -> dict[str, Any]:
+def _train(trial: Trial, datasets: _Datasets, directory: Path, listeners: list[Listener]) -> dict[str, Any]:
     device, dataset = datasets.get(trial.config)
     run_dir = directory / trial.name
-    last = run_dir / "checkpoints" / "last.pt"
+    last = run_dir / runs.LAST_CHECKPOINT
     # An interrupted trial continues from its checkpoint; one that never finished an epoch
     # has nothing worth keeping and starts again in place.
     resume_from = checkpoints.load(last) if last.is_file() else None
     run_dir.mkdir(exist_ok=True)
     try:
-        return train_run(trial.config, dataset, device, run_dir, reporter, resume_from=resume_from).summary
+        return train_run(trial.config, dataset, device, run_dir, listeners, resume_from=resume_from).summary
     except Diverged as error:
-        reporter.notice(f"{trial.name}: {error}; the other trials go on")
-        return runs.read_summary(run_dir / "summary.json")
+        for listener in listeners:
+            listener.notice(f"{trial.name}: {error}; the other trials go on")
+        return runs.read_summary(run_dir / runs.SUMMARY_FILE)

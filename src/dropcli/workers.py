@@ -5,13 +5,17 @@ interface over torch.distributed, and is imported only when torchrun started thi
 the single-process path never imports torch.distributed.
 """
 
+import contextlib
 import os
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import torch
 
 from dropcli.errors import DropcliError
 from dropcli.runtime import resolve_device
+
+T = TypeVar("T")
 
 
 def launched_by_torchrun() -> bool:
@@ -55,3 +59,31 @@ class Workers:
             rank, (message, exit_code) = met[0]
             where = "" if self.world_size == 1 or rank == self.rank else f"worker {rank}: "
             raise DropcliError(where + message, exit_code)
+
+    def agreed(self, work: Callable[[], T]) -> T:
+        """`work()` done by every worker; a DropcliError on any worker is raised on all of them."""
+        try:
+            result, error = work(), None
+        except DropcliError as found:
+            result, error = None, found
+        self.agree(error)
+        return result
+
+    def on_primary(self, work: Callable[[], T]) -> T:
+        """`work()` done by rank 0 alone, its result handed to every worker; an error stops them all."""
+        return self.broadcast(self.agreed(work if self.is_primary else lambda: None))
+
+
+ONE_PROCESS = Workers()
+
+
+@contextlib.contextmanager
+def start() -> Iterator[Workers]:
+    """The processes this command runs on: this one, or torchrun's workers when torchrun started it."""
+    if not launched_by_torchrun():
+        yield ONE_PROCESS
+        return
+    from dropcli import distributed  # imports torch.distributed: only under torchrun
+
+    with distributed.start() as workers:
+        yield workers
