@@ -27,8 +27,10 @@ def test_default_yaml_matches_the_builtin_defaults():
     assert load_config(CONFIGS / "default.yaml") == Config()
 
 
-def test_shipped_configs_load():
-    for path in CONFIGS.glob("*.yaml"):
+def test_every_shipped_config_loads_and_is_named_after_its_file():
+    paths = sorted(CONFIGS.glob("*.yaml"))
+    assert {"default", "smoke", "long", "srivastava", "best"} <= {path.stem for path in paths}
+    for path in paths:
         assert load_config(path).name == path.stem
 
 

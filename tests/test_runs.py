@@ -155,10 +155,14 @@ def test_plot_draws_three_lines_per_run(in_tmp, invoke, small_args):
     assert result.exit_code == 2 and "is not a run directory" in result.stderr
 
 
-def test_compare_plot_writes_curves(in_tmp, invoke, small_args):
+def test_compare_plot_writes_a_png_that_decodes_and_is_not_blank(in_tmp, invoke, small_args):
+    import matplotlib.image
+
     result = invoke("compare", "scratch", "builtin", *small_args(2, **RUN_SIZE), "--run-dir", "cmp", "--plot", "-q")
     assert result.exit_code == 0, result.output
-    assert (in_tmp / "cmp" / "curves.png").stat().st_size > 1000
+    pixels = matplotlib.image.imread(in_tmp / "cmp" / "curves.png")  # (height, width, channels)
+    assert pixels.shape[0] >= 300 and pixels.shape[1] >= 400
+    assert pixels[..., :3].std() > 0.05  # lines and text on a white background, not one colour
 
 
 def test_runs_lists_finished_and_interrupted(in_tmp, invoke, small_args):
