@@ -40,7 +40,8 @@ def reliability(study):
         width = [b.upper - b.lower for b in filled]
         top.bar([b.lower for b in filled], [b.accuracy for b in filled], width=width, align="edge", color="tab:blue", edgecolor="black", linewidth=0.5, label="accuracy")
         gaps = [b.confidence - b.accuracy for b in filled]
-        top.bar([b.lower for b in filled], gaps, bottom=[b.accuracy for b in filled], width=width, align="edge", color="tab:red", alpha=0.3, label="gap to confidence")
+        top.bar([b.lower for b in filled], gaps, bottom=[b.accuracy for b in filled], width=width, align="edge", fill=False, hatch="///",
+                edgecolor="tab:red", linewidth=0.5, label="gap to mean confidence")  # fmt: skip
         top.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect calibration")
         top.set_title(f"{method}\nECE {scores.ece:.3f}, accuracy {scores.accuracy:.3f}", fontsize="medium")
         top.set_xlim(0, 1)
@@ -59,7 +60,7 @@ def reliability(study):
 def shift_curves(study):
     """A Figure: accuracy, ECE and NLL against each shift family's values, a line per method."""
     pyplot = _pyplot()
-    families = [f for f in dict.fromkeys(s.family for s in study.shifts) if f != "none"]
+    families = curve_families(study)
     figure, axes = pyplot.subplots(len(families), len(CURVES), figsize=(13, 3.6 * len(families) + 0.6), squeeze=False)
     for row, family in enumerate(families):
         points = [s for s in study.shifts if s.family == family]
@@ -77,6 +78,12 @@ def shift_curves(study):
     return _with_caption(figure, caption(study))
 
 
+def curve_families(study) -> list[str]:
+    """The shift families evaluated at two values or more: each gets a row of curves."""
+    families = [s.family for s in study.shifts if s.family != "none"]
+    return [family for family in dict.fromkeys(families) if families.count(family) > 1]
+
+
 def _with_caption(figure, text: str):
     figure.tight_layout(rect=(0, 0.05, 1, 1))
     figure.text(0.5, 0.01, text, ha="center", va="bottom", fontsize="small")
@@ -88,7 +95,7 @@ def write(study, output: Path) -> list[Path]:
     reliability_path, shift_path = paths(output)
     save(reliability(study), reliability_path)
     written = [reliability_path]
-    if any(s.family != "none" for s in study.shifts) and len(study.shifts) > 1:
+    if curve_families(study):
         save(shift_curves(study), shift_path)
         written.append(shift_path)
     return written
