@@ -245,8 +245,8 @@ def evaluate(
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
     mc_samples: Annotated[
-        int, typer.Option("--mc-samples", min=0, help="Also score Monte Carlo dropout: average this many passes with noise on (batched).")
-    ] = 0,
+        int | None, typer.Option("--mc-samples", metavar="K", help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched).")
+    ] = None,
     shift: Annotated[
         list[str] | None,
         typer.Option("--shift", metavar="FAMILY=START:STOP:STEP", help="Score on shifted copies of the split: rotate (degrees), translate "
@@ -279,8 +279,10 @@ def evaluate(
 
     if split not in SPLITS:
         raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
-    points = [point for text in shift or [] for point in shifts.parse(text)] or [shifts.NONE]
-    request = study.Request(targets, split, mc_samples, points, temperature)
+    if mc_samples is not None and mc_samples < 1:
+        raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
+    points = shifts.parse_all(shift or [])
+    request = study.Request(targets, split, mc_samples or 0, points, temperature)
     outcome = study.evaluate(request, _flags({"device": device, "data_dir": data_dir}), output, predictions)
     if as_json:
         single = outcome.evaluation

@@ -38,6 +38,15 @@ class Shift:
 NONE = Shift("none", 0.0)
 
 
+def parse_all(texts: list[str]) -> list[Shift]:
+    """The shifts of every --shift option, in order; the unshifted set alone when there are none."""
+    points = [point for text in texts for point in parse(text)]
+    repeated = [point.label for index, point in enumerate(points) if point in points[:index]]
+    if repeated:
+        raise DropcliError(f"--shift {repeated[0]} is named twice; name each value once")
+    return points or [NONE]
+
+
 def parse(text: str) -> list[Shift]:
     """The shifts of one --shift option, e.g. "rotate=0:180:15" (13 angles) or "noise=0,0.5,1"."""
     family, sep, values = text.partition("=")

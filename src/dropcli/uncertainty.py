@@ -50,7 +50,8 @@ def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, prec
         # DropConnect draws one weight mask per forward pass, shared by the whole batch: stacked
         # copies would all see the same mask, so it takes one pass per sample.
         if any(isinstance(layer, DropConnectLinear) for layer in layers):
-            return sum(torch.softmax(_in_chunks(model, X, precision), dim=1) for _ in range(samples)) / samples
+            total = sum(torch.softmax(_in_chunks(model, X, precision), dim=1).double() for _ in range(samples))
+            return (total / samples).float()
         chunk = max(1, ROWS_PER_PASS // samples)
         return torch.cat([_stacked(model, X[start : start + chunk], samples, precision) for start in range(0, len(X), chunk)])
     finally:
@@ -60,7 +61,8 @@ def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, prec
 def _stacked(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str) -> torch.Tensor:
     stacked = X.repeat(samples, 1)  # (samples * batch, features): sample k is rows k*batch ... (k+1)*batch-1
     out = _forward(model, stacked, precision).view(samples, len(X), -1)  # (samples, batch, classes)
-    return torch.softmax(out, dim=2).mean(dim=0)  # (batch, classes)
+    # Summed in float64: K equal passes (noise off, or p = 0) average back to that pass exactly.
+    return (torch.softmax(out, dim=2).sum(dim=0, dtype=torch.float64) / samples).float()  # (batch, classes)
 
 
 def _in_chunks(model: torch.nn.Module, X: torch.Tensor, precision: str) -> torch.Tensor:
