@@ -121,10 +121,13 @@ def _resample(X: torch.Tensor, rows: torch.Tensor, columns: torch.Tensor) -> tor
     """Bilinear sampling of every image of `X` (n, 784) at the same (784,) source points; zero outside."""
     top, left = rows.floor(), columns.floor()
     down, right = rows - top, columns - left  # weights of the lower and right neighbours
-    out = torch.zeros_like(X)
+    sources, weights = [], []
     for d_row, d_col, weight in ((0, 0, (1 - down) * (1 - right)), (0, 1, (1 - down) * right), (1, 0, down * (1 - right)), (1, 1, down * right)):
         r, c = top + d_row, left + d_col
-        inside = (r >= 0) & (r < SIDE) & (c >= 0) & (c < SIDE) & (weight > 0)
-        source = (r.clamp(0, SIDE - 1) * SIDE + c.clamp(0, SIDE - 1)).long()  # (784,)
-        out += X[:, source] * torch.where(inside, weight, 0).to(X.dtype)  # (n, 784)
-    return out
+        inside = (r >= 0) & (r < SIDE) & (c >= 0) & (c < SIDE)
+        sources.append((r.clamp(0, SIDE - 1) * SIDE + c.clamp(0, SIDE - 1)).long())  # (784,)
+        weights.append(torch.where(inside, weight, 0))
+    source, weight = torch.stack(sources, dim=1), torch.stack(weights, dim=1).to(X.dtype)  # (784, 4) each
+    # One gather of the four neighbours of every pixel, then their weighted sum.
+    neighbours = X.index_select(1, source.flatten()).view(len(X), SIDE * SIDE, 4)  # (n, 784, 4)
+    return (neighbours * weight).sum(dim=2)
