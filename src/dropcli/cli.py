@@ -265,11 +265,7 @@ def evaluate(
 ) -> None:
     """Score saved models: accuracy and calibration, per method and shift.
 
-    Metrics: accuracy; NLL, mean -log p(true class); Brier, squared error of p against the
-    one-hot label summed over classes, mean over examples; ECE, 15 equal-width bins of top-label
-    confidence, mean |accuracy - confidence| weighted by bin size; entropy, mean predictive
-    entropy (nats); selective accuracy, on the most certain examples by entropy. One run
-    unshifted also gets per-class accuracy and the confusion matrix.
+    Metrics: accuracy; NLL, mean -log p(true class); Brier, squared error of p against the one-hot label summed over classes, mean over examples; ECE, 15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; entropy, mean predictive entropy (nats); selective accuracy, on the most certain examples by entropy. One run unshifted also gets per-class accuracy and the confusion matrix. More: docs/uncertainty.md.
     """
     import json
 
