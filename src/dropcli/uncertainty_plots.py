@@ -4,8 +4,10 @@ accuracy, ECE and NLL against the size of each shift, a line per method (Ovadia 
 from pathlib import Path
 
 from dropcli.errors import DropcliError
+from dropcli.uncertainty import DETERMINISTIC, MC_DROPOUT, TEMPERATURE
 
 SHIFT_AXES = {"rotate": "rotation angle (degrees)", "translate": "translation (pixels)", "noise": "Gaussian noise std (pixel intensity, [0, 1] scale)"}
+SINGLE_MODEL = (DETERMINISTIC, TEMPERATURE, MC_DROPOUT)
 CURVES = (("accuracy", "accuracy"), ("ece", "ECE (15 bins)"), ("nll", "NLL (nats)"))
 
 
@@ -31,7 +33,7 @@ def reliability(study):
     pyplot = _pyplot()
     shift = study.shifts[0]
     count = len(study.methods)
-    figure, axes = pyplot.subplots(2, count, figsize=(3.2 * count + 0.6, 5.6), sharex=True, squeeze=False,
+    figure, axes = pyplot.subplots(2, count, figsize=(3.2 * count + 0.6, 5.6), sharex=True, sharey="row", squeeze=False,
                                    gridspec_kw={"height_ratios": [3, 1]})  # fmt: skip
     for column, method in enumerate(study.methods):
         scores = study.scores[method, shift]
@@ -43,7 +45,8 @@ def reliability(study):
         top.bar([b.lower for b in filled], gaps, bottom=[b.accuracy for b in filled], width=width, align="edge", fill=False, hatch="///",
                 edgecolor="tab:red", linewidth=0.5, label="gap to mean confidence")  # fmt: skip
         top.plot([0, 1], [0, 1], "--", color="gray", linewidth=1, label="perfect calibration")
-        top.set_title(f"{method}\nECE {scores.ece:.3f}, accuracy {scores.accuracy:.3f}", fontsize="medium")
+        pooled = f" ({len(study.members)} runs pooled)" if len(study.members) > 1 and method in SINGLE_MODEL else ""
+        top.set_title(f"{method}{pooled}\nECE {scores.ece:.3f}, accuracy {scores.accuracy:.3f}", fontsize="medium")
         top.set_xlim(0, 1)
         top.set_ylim(0, 1)
         bottom.bar([b.lower for b in filled], [b.count for b in filled], width=width, align="edge", color="gray", edgecolor="black", linewidth=0.5)
@@ -51,7 +54,7 @@ def reliability(study):
         bottom.set_xlabel("confidence (top-label probability)")
         if column == 0:
             top.set_ylabel("accuracy in bin")
-            bottom.set_ylabel("examples")
+            bottom.set_ylabel("examples in bin")
             top.legend(fontsize="small", loc="upper left")
     figure.suptitle(f"Reliability diagrams, {study.split} set ({shift.label})")
     return _with_caption(figure, caption(study))

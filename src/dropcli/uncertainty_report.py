@@ -42,7 +42,7 @@ def tables(study) -> list:
 
 def _methods_by_metric(study, shift) -> Table:
     table = Table(title=f"calibration on {study.split} ({shift.label})", header_style="bold")
-    table.add_column("method")
+    table.add_column("method", no_wrap=True)
     for metric in METRICS:
         table.add_column(METRIC_TITLES[metric][0], justify="right")
     for method in study.methods:
@@ -52,20 +52,21 @@ def _methods_by_metric(study, shift) -> Table:
 
 
 def _metric_by_shift(study, metric: str) -> Table:
+    # A row per shift value, a column per method: 13 angles would not fit across a terminal.
     title, meaning = METRIC_TITLES[metric]
     table = Table(title=f"{title} ({meaning})", header_style="bold")
-    table.add_column("method")
-    for shift in study.shifts:
-        table.add_column(shift.label, justify="right")
+    table.add_column("shift", no_wrap=True)
     for method in study.methods:
-        table.add_row(method, *(f"{getattr(study.scores[method, shift], metric):.4f}" for shift in study.shifts))
+        table.add_column(method, justify="right")
+    for shift in study.shifts:
+        table.add_row(shift.label, *(f"{getattr(study.scores[method, shift], metric):.4f}" for method in study.methods))
     return table
 
 
 def _selective(study, shift) -> Table:
     coverages = list(study.scores[study.methods[0], shift].selective)
     table = Table(title=f"selective prediction ({shift.label}): accuracy on the most certain examples (lowest predictive entropy), by coverage", header_style="bold")
-    table.add_column("method")
+    table.add_column("method", no_wrap=True)
     for coverage in coverages:
         table.add_column(f"{coverage:.0%}", justify="right")
     for method in study.methods:
