@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test data smoke bench bench-dropout bench-sweep profile clean
+.PHONY: train test data smoke bench bench-dropout bench-sweep bench-eval profile clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -22,6 +22,10 @@ bench: data
 
 bench-sweep: data
 	$(BIN)/python benchmarks/sweep.py
+
+# evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
+bench-eval: data
+	$(BIN)/python benchmarks/evaluation.py
 
 bench-dropout: $(INSTALLED)
 	$(BIN)/python benchmarks/dropout.py

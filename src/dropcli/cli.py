@@ -5,6 +5,7 @@ torch and the training code are imported inside the commands that need them, so 
 """
 
 import contextlib
+import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -256,35 +257,63 @@ def sweep(
     _experiment(cfg, grids, options, "sweep", view, _heatmap if plot else None, sampled=sample_count)
 
 
-@app.command(cls=_Command, epilog="Example: dropcli evaluate runs/default-scratch-20261127-171512 --split test --mc-samples 20")
+@app.command(cls=_Command, epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png --predictions p.npz")
 def evaluate(
-    target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
-    split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0).")] = "test",
+    targets: Annotated[
+        list[Path],
+        typer.Argument(metavar="RUN...", help="A run directory (its last.pt), a .pt file, or several runs that differ only in seed "
+                       "(a deep ensemble; an experiment directory gives its trials)."),
+    ],
+    split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0; an ensemble: test).")] = "test",
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
     mc_samples: Annotated[
-        int, typer.Option("--mc-samples", min=0, help="Also score Monte Carlo dropout: average this many passes with noise on.")
-    ] = 0,
+        int | None, typer.Option("--mc-samples", metavar="K", help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched).")
+    ] = None,
+    shift: Annotated[
+        list[str] | None,
+        typer.Option("--shift", metavar="FAMILY=START:STOP:STEP", help="Score on shifted copies of the split: rotate (degrees), translate "
+                     "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable."),
+    ] = None,
+    temperature: Annotated[
+        bool, typer.Option("--temperature", help="Also score temperature scaling: one T fitted by minimising NLL on the run's validation split.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).")
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", help="Write every example's class probabilities, label, method and shift: .npz (numpy) or .csv (pandas).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
-    """Score a saved model: loss, accuracy, per-class accuracy and the confusion matrix."""
-    import dataclasses
+    """Score saved models: accuracy and calibration, per method and shift.
+
+    Metrics: accuracy; NLL, mean -log p(true class); Brier, squared error of p against the one-hot label summed over classes, mean over examples; ECE, 15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; entropy, mean predictive entropy (nats); selective accuracy, on the most certain examples by entropy. One run unshifted also gets per-class accuracy and the confusion matrix. More: docs/uncertainty.md.
+    """
     import json
 
-    from dropcli import checkpoints, evaluation
+    from dropcli import shifts, study
     from dropcli.report import evaluation_tables
+    from dropcli.uncertainty_report import tables
 
     if split not in SPLITS:
         raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
-    path = target / "checkpoints" / "last.pt" if target.is_dir() else target
-    payload = checkpoints.load(path)
-    cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
-    torch_device, data = _open(cfg)
-    result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples)
+    if mc_samples is not None and mc_samples < 1:
+        raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
+    points = shifts.parse_all(shift or [])
+    request = study.Request(targets, split, mc_samples or 0, points, temperature)
+    outcome = study.evaluate(request, _flags({"device": device, "data_dir": data_dir}), output, predictions)
     if as_json:
-        typer.echo(json.dumps({"checkpoint": str(path), **dataclasses.asdict(result)}, indent=2))
-        return
-    _console().print(*evaluation_tables(result, path))
+        single = outcome.evaluation
+        head = {"checkpoint": str(outcome.study.members[0].checkpoint), **dataclasses.asdict(single)} if single else {}
+        typer.echo(json.dumps({**head, "uncertainty": study.to_json(outcome.study)}, indent=2))
+    else:
+        console = _console()
+        if outcome.evaluation is not None:
+            console.print(*evaluation_tables(outcome.evaluation, outcome.study.members[0].checkpoint))
+        console.print(*tables(outcome.study))
+    for path in outcome.written:
+        typer.echo(f"wrote {path}", err=as_json)
 
 
 @app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.png")

@@ -9,10 +9,7 @@ import torch.nn.functional as F
 from dropcli import checkpoints
 from dropcli.config import Config
 from dropcli.data import CLASS_NAMES, FashionMNIST
-from dropcli.dropout import Dropout
 from dropcli.errors import DropcliError
-from dropcli.models import DropConnectLinear
-from dropcli.noise import GaussianNoise
 from dropcli.train import autocast, evaluate, new_state
 
 
@@ -61,21 +58,13 @@ def evaluate_checkpoint(
 
 
 @torch.no_grad()
-def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, samples: int, batch_size: int = 4096) -> tuple[float, float]:
+def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, samples: int) -> tuple[float, float]:
     """(loss, accuracy) of the mean softmax over `samples` passes with the noise layers on."""
-    model.eval()
-    for module in model.modules():
-        # The layers that inject noise: the two noise slots and DropConnect's hidden layers.
-        if isinstance(module, (Dropout, torch.nn.Dropout, GaussianNoise, DropConnectLinear)):
-            module.train()
-    loss_sum, correct = 0.0, 0
-    for start in range(0, len(y), batch_size):
-        X_batch, y_batch = X[start : start + batch_size], y[start : start + batch_size]
-        probabilities = sum(torch.softmax(model(X_batch), dim=1) for _ in range(samples)) / samples  # (batch, 10)
-        loss_sum += float(F.nll_loss(probabilities.clamp_min(1e-12).log(), y_batch, reduction="sum"))
-        correct += int((probabilities.argmax(dim=1) == y_batch).sum())
-    model.eval()
-    return loss_sum / len(y), correct / len(y)
+    from dropcli.uncertainty import mc_probabilities
+
+    probabilities = mc_probabilities(model, X, samples)  # (n, 10), the passes batched
+    loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), y)
+    return float(loss), float((probabilities.argmax(dim=1) == y).double().mean())
 
 
 @torch.no_grad()

@@ -1,0 +1,201 @@
+"""`evaluate`'s uncertainty study: each method (uncertainty.py) on each shifted test set (shifts.py).
+
+One run, or a deep ensemble of runs that differ only in seed (ensembles.py). Every method's
+probabilities are scored on the device (calibration.py) and, when asked, kept for --predictions.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dropcli import calibration, ensembles, shifts, uncertainty
+from dropcli.calibration import Scores
+from dropcli.errors import DropcliError
+from dropcli.shifts import Shift
+
+
+@dataclass(frozen=True)
+class Request:
+    targets: list[Path]
+    split: str = "test"
+    mc_samples: int = 0  # 0: no MC dropout rows
+    shifts: list[Shift] = field(default_factory=lambda: [shifts.NONE])
+    temperature: bool = False
+    keep_predictions: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """One method's probabilities on one shifted set, for one run (member -1: the ensemble)."""
+
+    method: str
+    shift: Shift
+    member: int
+    probabilities: torch.Tensor  # (n, classes) on the CPU
+
+
+@dataclass
+class Study:
+    members: list[ensembles.Member]
+    split: str
+    source: Path
+    labels: torch.Tensor  # (n,) on the CPU
+    mc_samples: int
+    temperatures: list[float] | None
+    methods: list[str]
+    shifts: list[Shift]
+    scores: dict[tuple[str, Shift], Scores] = field(default_factory=dict)  # single-model methods: mean over runs
+    member_scores: dict[tuple[str, Shift], list[Scores]] = field(default_factory=dict)
+    predictions: list[Block] = field(default_factory=list)
+
+
+def run(request: Request, flags: dict[str, tuple[str, Any]]) -> tuple[Study, Any]:
+    """The study `request` asks for, and the device and data it ran on (for evaluation.py's tables).
+
+    Raises DropcliError before any work for a bad request (see `check`).
+    """
+    from dropcli import data
+
+    members = ensembles.load(request.targets, flags)
+    check(request, members)
+    first = members[0]
+    device = next(first.model.parameters()).device
+    directory = data.find_or_fetch(first.config.data.root)
+    raw = data.read_raw(directory)
+    dataset = data.prepare(directory, raw, first.config.data, first.config.seed, device)
+    subset = getattr(dataset, request.split)
+    temperatures = _temperatures(members, directory, raw, device) if request.temperature else None
+    study = Study(members, request.split, directory, subset.y.cpu(), request.mc_samples, temperatures, _methods(request, len(members)), list(request.shifts))
+    for shift in request.shifts:
+        _score_shift(study, shifts.apply(subset.X, shift), subset.y, shift, request.keep_predictions)
+    return study, (device, dataset)
+
+
+def check(request: Request, members: list[ensembles.Member]) -> None:
+    """Refuse what the study cannot do for these runs."""
+    if len(members) > 1 and request.split != "test":
+        raise DropcliError(f"--split {request.split}: an ensemble is scored on the test split (each run's validation split differs with its seed)")
+    if request.split == "val" and members[0].config.data.val_split == 0:
+        raise DropcliError(f"this run has no val split (data.val_split is 0); use --split test or --split train")
+    if request.temperature:
+        for member in members:
+            if member.config.data.val_split == 0:
+                raise DropcliError(
+                    f"--temperature fits T on the run's validation split, and {member.checkpoint} has none (data.val_split is 0); "
+                    "train with --set data.val_split=0.1, or leave out --temperature"
+                )
+
+
+def _methods(request: Request, runs: int) -> list[str]:
+    methods = [uncertainty.DETERMINISTIC]
+    methods += [uncertainty.TEMPERATURE] if request.temperature else []
+    methods += [uncertainty.MC_DROPOUT] if request.mc_samples else []
+    methods += [uncertainty.ENSEMBLE] if runs > 1 else []
+    methods += [uncertainty.ENSEMBLE_MC] if runs > 1 and request.mc_samples else []
+    return methods
+
+
+def _temperatures(members, directory, raw, device) -> list[float]:
+    from dropcli import data
+
+    temperatures = []
+    for member in members:
+        # Each run's own validation split: it depends on the run's seed.
+        val = data.prepare(directory, raw, member.config.data, member.config.seed, device).val
+        temperatures.append(uncertainty.fit_temperature(uncertainty.logits(member.model, val.X, member.config.train.precision), val.y))
+    return temperatures
+
+
+def _score_shift(study: Study, X: torch.Tensor, y: torch.Tensor, shift: Shift, keep: bool) -> None:
+    sums: dict[str, torch.Tensor] = {}
+    for index, member in enumerate(study.members):
+        precision = member.config.train.precision
+        z = uncertainty.logits(member.model, X, precision)
+        outputs = {uncertainty.DETERMINISTIC: uncertainty.scaled(z)}
+        if study.temperatures is not None:
+            outputs[uncertainty.TEMPERATURE] = uncertainty.scaled(z, study.temperatures[index])
+        if study.mc_samples:
+            torch.manual_seed(member.config.seed)  # the same masks for every shift: repeatable
+            outputs[uncertainty.MC_DROPOUT] = uncertainty.mc_probabilities(member.model, X, study.mc_samples, precision)
+        for method, p in outputs.items():
+            _add(study, method, shift, index, p, y, keep)
+        for method, ensemble_method in ((uncertainty.DETERMINISTIC, uncertainty.ENSEMBLE), (uncertainty.MC_DROPOUT, uncertainty.ENSEMBLE_MC)):
+            if method in outputs:
+                sums[ensemble_method] = outputs[method] + sums.get(ensemble_method, 0)
+    if len(study.members) > 1:
+        for method, total in sums.items():
+            _add(study, method, shift, -1, total / len(study.members), y, keep)
+    for method in study.methods:
+        study.scores[method, shift] = calibration.mean(study.member_scores[method, shift])
+
+
+def _add(study: Study, method: str, shift: Shift, member: int, p: torch.Tensor, y: torch.Tensor, keep: bool) -> None:
+    study.member_scores.setdefault((method, shift), []).append(calibration.score(p, y))
+    if keep:
+        study.predictions.append(Block(method, shift, member, p.cpu()))
+
+
+def to_json(study: Study) -> dict[str, Any]:
+    """Everything the study measured, as plain JSON values."""
+    return {
+        "checkpoints": [str(m.checkpoint) for m in study.members],
+        "seeds": [m.config.seed for m in study.members],
+        "epochs": study.members[0].epoch,
+        "data": str(study.source),
+        "split": study.split,
+        "examples": len(study.labels),
+        "mc_samples": study.mc_samples,
+        "temperatures": study.temperatures,
+        "methods": study.methods,
+        "shifts": [{"family": s.family, "value": s.value} for s in study.shifts],
+        "results": [
+            {"method": method, "shift": {"family": shift.family, "value": shift.value}, **_scores_json(study.scores[method, shift]),
+             "per_run": [_scores_json(s, bins=False) for s in study.member_scores[method, shift]] if len(study.member_scores[method, shift]) > 1 else None}
+            for shift in study.shifts for method in study.methods
+        ],
+    }  # fmt: skip
+
+
+def _scores_json(scores: Scores, bins: bool = True) -> dict[str, Any]:
+    out = {metric: getattr(scores, metric) for metric in calibration.METRICS}
+    out["selective_accuracy"] = {f"{c:g}": value for c, value in scores.selective.items()}
+    if bins:
+        out["bins"] = [vars(b) for b in scores.bins]
+    return out
+
+
+@dataclass
+class Outcome:
+    study: Study
+    evaluation: Any  # evaluation.Evaluation of the one run on its unshifted split; None otherwise
+    written: list[Path]
+
+
+def evaluate(request: Request, flags: dict[str, tuple[str, Any]], figure: Path | None = None, predictions: Path | None = None) -> Outcome:
+    """`dropcli evaluate`: the study, the per-class tables of a single unshifted run, and the files
+    asked for (figures next to `figure`, `predictions`). Bad input is refused before anything is written."""
+    import dataclasses
+
+    from dropcli import evaluation, uncertainty_plots
+    from dropcli import predictions as predictions_file
+
+    if figure is not None:
+        uncertainty_plots.check_output(figure)
+    if predictions is not None:
+        predictions_file.check_path(predictions)
+    request = dataclasses.replace(request, keep_predictions=predictions is not None)
+    result, (device, dataset) = run(request, flags)
+    single = None
+    if len(result.members) == 1 and request.shifts == [shifts.NONE]:
+        member = result.members[0]
+        single = evaluation.evaluate_checkpoint(member.config, member.payload, dataset, device, request.split)
+        if request.mc_samples:
+            mc = result.scores[uncertainty.MC_DROPOUT, shifts.NONE]
+            single = dataclasses.replace(single, mc_samples=request.mc_samples, mc_loss=mc.nll, mc_accuracy=mc.accuracy)
+    written = uncertainty_plots.write(result, figure) if figure is not None else []
+    if predictions is not None:
+        predictions_file.write(predictions, result)
+        written.append(predictions)
+    return Outcome(result, single, written)
