@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from dropcli import checkpoints
+from dropcli import checkpoints, runs
 from dropcli.config import Config, load_config, to_dict
 from dropcli.errors import DropcliError
 
@@ -32,12 +32,12 @@ def checkpoints_of(targets: list[Path]) -> list[Path]:
     found = []
     for target in targets:
         if (target / "plan.json").is_file():
-            trials = sorted(path for path in target.iterdir() if (path / "checkpoints" / "last.pt").is_file())
+            trials = sorted(path for path in target.iterdir() if (path / runs.LAST_CHECKPOINT).is_file())
             if not trials:
                 raise DropcliError(f"{target}: an experiment directory without finished trials; train them first")
-            found += [trial / "checkpoints" / "last.pt" for trial in trials]
+            found += [trial / runs.LAST_CHECKPOINT for trial in trials]
         else:
-            found.append(target / "checkpoints" / "last.pt" if target.is_dir() else target)
+            found.append(target / runs.LAST_CHECKPOINT if target.is_dir() else target)
     return found
 
 
