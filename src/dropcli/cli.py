@@ -188,7 +188,7 @@ def train(
 @_with_options(EXPERIMENT_OPTIONS)
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
-    plot: Annotated[bool, typer.Option("--plot", help="Also draw every run's learning curves into curves.png.")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw curves.png: loss and accuracy against epoch, one colour per model, mean ± std over seeds.")] = False,
     **options,
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate them.
@@ -208,7 +208,7 @@ def sweep(
     grid: Annotated[
         list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
     ],
-    plot: Annotated[bool, typer.Option("--plot", help="With two grid keys, also draw heatmap.png.")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw sweep.png: accuracy against the value for one key, heatmaps for two, a panel per key otherwise.")] = False,
     sample_count: Annotated[
         int | None,
         typer.Option("--sample", metavar="N", min=1, help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed."),
@@ -225,12 +225,10 @@ def sweep(
     cfg = _load(options)
     grids = [parse_grid(text) for text in grid]
     keys = [g.key for g in grids]
-    if plot and (len(grids) != 2 or sample_count):
-        raise DropcliError("--plot draws a heatmap of a grid of two keys; this sweep is not one")
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
-    _experiment(cfg, grids, options, "sweep", view, _heatmap if plot else None, sampled=sample_count)
+    _experiment(cfg, grids, options, "sweep", view, _sweep_figure(bool(sample_count)) if plot else None, sampled=sample_count)
 
 
 @app.command(cls=_Command, epilog="Example: dropcli evaluate runs/default-scratch-20261127-171512 --split test --mc-samples 20")
@@ -264,16 +262,16 @@ def evaluate(
     _console().print(*evaluation_tables(result, path))
 
 
-@app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.png")
+@app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
 def plot(
-    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw, one colour each.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("curves.png"),
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")] = Path("curves.png"),
 ) -> None:
-    """Draw the chapter's figure: train loss, test loss and test accuracy against epoch."""
-    from dropcli import plots, runs
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
+    from dropcli import plots
 
-    histories = [(run_dir.name, runs.read_metrics(run_dir)) for run_dir in run_dirs]
-    plots.save(plots.learning_curves(histories), output)
+    plots.check_output(output)
+    plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
     typer.echo(f"wrote {output}")
 
 
@@ -497,7 +495,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
             if workers.is_primary:
                 reporter.console.print(*view(cells))
                 if draw is not None:
-                    draw(cells, directory)
+                    draw(cells, directory, cfg)
                 reporter.console.print(f"{kind} saved to {directory}", highlight=False)
     failed = experiments.failures(cells)
     if failed:
@@ -528,18 +526,22 @@ def _workers():
         yield workers
 
 
-def _curves(cells, directory: Path) -> None:
-    from dropcli import plots, runs
-
-    names = [name for cell in cells for name in cell.runs if name not in cell.failed]
-    plots.save(plots.learning_curves([(name, runs.read_metrics(directory / name)) for name in names]), directory / "curves.png")
-
-
-def _heatmap(cells, directory: Path) -> None:
+def _curves(cells, directory: Path, config: Config) -> None:
     from dropcli import plots
 
-    keys = list(cells[0].values)
-    plots.save(plots.sweep_heatmaps(cells, keys), directory / "heatmap.png")
+    groups = [(str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells]
+    plots.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+
+
+def _sweep_figure(sampled: bool):
+    def draw(cells, directory: Path, config: Config) -> None:
+        from dropcli import plots, sweep_plots
+
+        keys = list(cells[0].values)
+        caption = sweep_plots.experiment_caption(config, cells, directory, keys)
+        plots.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
+
+    return draw
 
 
 @contextlib.contextmanager
