@@ -121,10 +121,12 @@ def test_evaluate_matches_what_training_reported(in_tmp, invoke, small_args, pre
     assert (report["loss"], report["accuracy"]) == (final["test_loss"], final["test_acc"])
     assert report["class_names"][0] == "T-shirt/top" and report["class_names"][9] == "Ankle boot"
     assert sum(map(sum, report["confusion"])) == 500
+    assert (report["images"], report["file_images"]) == (500, 10_000)
     correct = sum(report["confusion"][i][i] for i in range(10))
     assert correct / 500 == report["accuracy"]
     text = invoke("evaluate", run_dir / "checkpoints" / "best.pt")
     assert text.exit_code == 0 and "confusion matrix" in text.stdout and "Ankle boot" in text.stdout
+    assert "scored 500 of the 10,000 images of the test file (set by data.test_limit)" in text.stdout
 
 
 def test_evaluate_bad_target_is_one_line(in_tmp, invoke):

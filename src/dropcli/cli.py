@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
@@ -106,7 +107,7 @@ CONFIG_OPTIONS = {
     "seed": (Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], None),
     "data_dir": (DataDirOption, None),
     "stats": (Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")], False),
-    "tensorboard": (Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli[tensorboard]).")], False),
+    "tensorboard": (Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli\\[tensorboard]).")], False),
 }  # fmt: skip
 QUIET_OPTION = {"quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")], False)}
 # Options of compare and sweep; compare's models are its arguments, so it takes no --model.
@@ -355,14 +356,13 @@ def config_list() -> None:
     """List the configs that come with dropcli; pass a name to -c, e.g. dropcli train -c smoke."""
     from rich.table import Table
 
-    from dropcli.config import shipped_configs
+    from dropcli.config import description, shipped_configs
 
-    table = Table(title="shipped configs (dropcli train -c NAME)", header_style="bold")
+    table = Table(title="shipped configs (dropcli train -c NAME; a copy to edit: dropcli config cp NAME FILE)", header_style="bold")
     for column in ("name", "what", "file"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, path in shipped_configs().items():
-        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
-        table.add_row(name, first, str(path))
+        table.add_row(name, escape(description(path)), escape(str(path)))
     _console().print(table)
 
 

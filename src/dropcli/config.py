@@ -196,6 +196,16 @@ def shipped_configs() -> dict[str, Path]:
     return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
 
 
+def description(path: Path) -> str:
+    """A config file's description: its leading comment lines, joined into one paragraph."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.lstrip("#").strip())
+    return " ".join(filter(None, lines))
+
+
 def resolve_path(text: Path | str) -> Path:
     """A config argument as a file: a path that exists, else a shipped config's name."""
     path = Path(text)
@@ -212,7 +222,12 @@ def resolve_path(text: Path | str) -> Path:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "not found"
+        if path.is_dir():
+            what = "is a directory, not a file"
+        elif path.exists():
+            what = "is not a regular file (a device, pipe or socket)"
+        else:
+            what = "not found"
         raise DropcliError(f"config file {path} {what} (pass an existing YAML file, e.g. configs/default.yaml)")
     try:
         text = path.read_text(encoding="utf-8")

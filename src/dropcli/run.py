@@ -45,6 +45,9 @@ class Reporter:
     def run_started(self, config: Config, run_dir: Path) -> None:
         pass
 
+    def trial_started(self, number: int, total: int, remaining_seconds: float | None) -> None:
+        """An experiment's trial `number` of `total` starts; `remaining_seconds`: the estimate for all left."""
+
     def progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
         pass
 
