@@ -113,7 +113,7 @@ QUIET_OPTION = {"quiet": (Annotated[bool, typer.Option("--quiet", "-q", help="Pr
 # Options of compare and sweep; compare's models are its arguments, so it takes no --model.
 EXPERIMENT_OPTIONS = {
     **{name: option for name, option in CONFIG_OPTIONS.items() if name != "model"},
-    "seeds": (Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std).")], 1),
+    "seeds": (Annotated[int | None, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std). Default: 1.")], None),
     "run_dir": (Annotated[Path | None, typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME.")], None),
     **QUIET_OPTION,
 }  # fmt: skip
@@ -203,12 +203,16 @@ def compare(
     _experiment(_load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
+@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2; or: dropcli sweep --plan study.yaml")
 @_with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[
-        list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
-    ],
+        list[str] | None, typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", metavar="FILE", help="A study file (YAML: config, grid, seeds, sample); flags given here override it."),
+    ] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Also draw sweep.png: accuracy against the value for one key, heatmaps for two, a panel per key otherwise.")] = False,
     sample_count: Annotated[
         int | None,
@@ -220,11 +224,13 @@ def sweep(
 
     Any config key but seed can be a grid key (model, optim, train and data keys, device, name). The same command with the same --run-dir continues an interrupted sweep.
     """
-    from dropcli.experiments import parse_grid, sample
+    from dropcli import study
+    from dropcli.experiments import sample
     from dropcli.report import sweep_tables
 
-    cfg = _load(options)
-    grids = [parse_grid(text) for text in grid]
+    planned = study.resolve(plan, options["config"], options["set_"] or [], _flags(options), grid or [], options["seeds"], sample_count)
+    options["seeds"], sample_count = planned.seeds, planned.sample
+    cfg, grids = planned.config, planned.grids
     keys = [g.key for g in grids]
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
@@ -479,7 +485,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     """
     from dropcli import experiments, plots, trials
 
-    seeds, run_dir = options["seeds"], options["run_dir"]
+    seeds, run_dir = options["seeds"] or 1, options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
     spec = experiments.spec_of(cfg, grids, seeds, sampled)
     if draw is not None:

@@ -220,6 +220,11 @@ def resolve_path(text: Path | str) -> Path:
     return shipped[str(text)]
 
 
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping ({} when empty), checked as a config file is."""
+    return _read_yaml(path)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         if path.is_dir():
