@@ -75,3 +75,25 @@ def test_a_bad_plan_is_one_line_before_training(in_tmp, invoke, fake_data, text,
 def test_a_missing_plan_is_named(in_tmp, invoke):
     result = invoke("sweep", "--plan", "nowhere.yaml")
     assert result.exit_code == 2 and "--plan nowhere.yaml: no such file" in result.stderr
+
+
+def test_config_cp_copies_a_shipped_config_with_its_comments(in_tmp, invoke):
+    from dropcli.config import load_config, shipped_configs
+
+    result = invoke("config", "cp", "long", "mine.yaml")
+    assert result.exit_code == 0 and result.stdout.strip() == "wrote mine.yaml"
+    assert (in_tmp / "mine.yaml").read_text() == shipped_configs()["long"].read_text()
+    assert (in_tmp / "mine.yaml").read_text().startswith("# Exercise 2")
+    assert load_config(in_tmp / "mine.yaml") == load_config("long")
+    (in_tmp / "mine.yaml").write_text("name: edited\n")
+    result = invoke("config", "cp", "smoke", "mine.yaml")
+    assert result.exit_code == 2 and "mine.yaml exists; choose another file, or add --force" in result.stderr
+    assert (in_tmp / "mine.yaml").read_text() == "name: edited\n"
+    assert invoke("config", "cp", "smoke", "mine.yaml", "--force").exit_code == 0
+    assert (in_tmp / "mine.yaml").read_text() == shipped_configs()["smoke"].read_text()
+    (in_tmp / "configs").mkdir()
+    assert invoke("config", "cp", "best", "configs").exit_code == 0 and (in_tmp / "configs" / "best.yaml").is_file()
+    result = invoke("config", "cp", "nope", "x.yaml")
+    assert result.exit_code == 2 and "no shipped config named 'nope'" in result.stderr and not (in_tmp / "x.yaml").exists()
+    result = invoke("config", "cp", "smoke", "no/dir/x.yaml")
+    assert result.exit_code == 2 and "no directory no/dir" in result.stderr

@@ -372,6 +372,18 @@ def config_list() -> None:
     _console().print(table)
 
 
+@config_app.command("cp", cls=_Command, epilog="Example: dropcli config cp smoke my-run.yaml; then: dropcli train -c my-run.yaml")
+def config_cp(
+    name: Annotated[str, typer.Argument(help="A shipped config's name (see dropcli config list).")],
+    file: Annotated[Path, typer.Argument(help="Where to write the copy: a file, or a directory to put NAME.yaml in.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Copy a shipped config, comments and all, to a file you can edit."""
+    from dropcli.config import copy_shipped
+
+    typer.echo(f"wrote {copy_shipped(name, file, force)}")
+
+
 @data_app.command("fetch", cls=_Command, epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
 def data_fetch(
     data_dir: Annotated[
