@@ -269,6 +269,59 @@ def evaluate(
     _console().print(*evaluation_tables(result, path))
 
 
+@app.command(cls=_Command, epilog="Example: dropcli predict runs/default-scratch-20261127-171512 boot.png --top 3; or: ... --index 0 --index 42 --mc-samples 20")
+def predict(
+    target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="IMAGE...", help="PNG or JPEG files, each of one garment; made into what the model was trained on: 28 x 28 grey, light on black."),
+    ] = None,
+    index: Annotated[list[int] | None, typer.Option("--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable.")] = None,
+    invert: Annotated[bool, typer.Option("--invert", help="Invert the image files first: for a dark garment on a light background.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, max=10, help="Show this many most probable classes.")] = 3,
+    mc_samples: Annotated[
+        int, typer.Option("--mc-samples", min=0, metavar="K", help="Monte Carlo dropout: average K passes with noise on, and show the predictive entropy.")
+    ] = 0,
+    device: DeviceOption = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every class's probability as JSON.")] = False,
+) -> None:
+    """Class probabilities of a saved model for image files or test-set images.
+
+    The model expects what Fashion-MNIST holds: one garment, centred, as a 28 x 28 grey image with the garment light on a black background. An image file is converted to grey, padded to a square with its border colour and resized to 28 x 28; a photo of a dark garment on a white background needs --invert. Reading image files needs Pillow (pip install 'dropcli\\[images]').
+    """
+    import dataclasses
+    import json
+
+    from dropcli import checkpoints
+    from dropcli import predict as predicting
+    from dropcli.report import prediction_table
+
+    if not images and not index:
+        raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
+    path = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    payload = checkpoints.load(path)
+    cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
+    predictions = _predictions(predicting, cfg, payload, images or [], index or [], invert, mc_samples)
+    if as_json:
+        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(predicting.CLASS_NAMES),
+                               "predictions": [dataclasses.asdict(p) for p in predictions]}, indent=2))  # fmt: skip
+        return
+    _console().print(prediction_table(predictions, top, path))
+
+
+def _predictions(predicting, cfg: Config, payload: dict, images: list[Path], indices: list[int], invert: bool, mc_samples: int):
+    import torch
+
+    from dropcli.workers import Workers
+
+    rows = [predicting.image_tensor(image, invert) for image in images]
+    test_X, labels = predicting.images_of_test_set(cfg, indices) if indices else (torch.empty(0, predicting.SIDE**2), [])
+    X = torch.cat([torch.stack(rows) if rows else torch.empty(0, predicting.SIDE**2), test_X])
+    sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
+    return predicting.predict(cfg, payload, X, Workers().device(cfg.device), sources, [None] * len(images) + labels, mc_samples)
+
+
 @app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
 def plot(
     run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std).")],

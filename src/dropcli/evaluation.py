@@ -67,10 +67,7 @@ def evaluate_checkpoint(
 def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, samples: int, batch_size: int = 4096) -> tuple[float, float]:
     """(loss, accuracy) of the mean softmax over `samples` passes with the noise layers on."""
     model.eval()
-    for module in model.modules():
-        # The layers that inject noise: the two noise slots and DropConnect's hidden layers.
-        if isinstance(module, (Dropout, torch.nn.Dropout, GaussianNoise, DropConnectLinear)):
-            module.train()
+    noise_layers_on(model)
     loss_sum, correct = 0.0, 0
     for start in range(0, len(y), batch_size):
         X_batch, y_batch = X[start : start + batch_size], y[start : start + batch_size]
@@ -79,6 +76,14 @@ def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor
         correct += int((probabilities.argmax(dim=1) == y_batch).sum())
     model.eval()
     return loss_sum / len(y), correct / len(y)
+
+
+def noise_layers_on(model: torch.nn.Module) -> None:
+    """Put the layers that inject noise in train mode (the rest stays as it is): Monte Carlo dropout."""
+    for module in model.modules():
+        # The layers that inject noise: the noise slots and DropConnect's hidden layers.
+        if isinstance(module, (Dropout, torch.nn.Dropout, GaussianNoise, DropConnectLinear)):
+            module.train()
 
 
 @torch.no_grad()

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from dropcli import run
+from dropcli.data import CLASS_NAMES
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.run import RunResult
 from dropcli.train import EpochMetrics
@@ -237,6 +238,27 @@ def scored_text(result) -> str:
     why = {"test": "data.test_limit", "train": "data.train_limit and data.val_split", "val": "data.val_split of data.train_limit"}
     limited = f" (set by {why[result.split]})" if result.images < result.file_images else ""
     return f"scored {result.images:,} of the {result.file_images:,} images of the {file} file{limited}"
+
+
+def prediction_table(predictions, top: int, checkpoint) -> Table:
+    """A row per input of `dropcli predict`: its most probable classes, and what else is known."""
+    with_truth = any(p.true_class is not None for p in predictions)
+    with_entropy = any(p.entropy is not None for p in predictions)
+    table = Table(title=f"{escape(str(checkpoint))}: class probabilities", header_style="bold")
+    table.add_column("input", overflow="fold")
+    table.add_column(f"top {top}" if top > 1 else "most probable")
+    if with_truth:
+        table.add_column("true class")
+    if with_entropy:
+        table.add_column("entropy (nats, max 2.30)", justify="right")
+    for p in predictions:
+        row = [escape(p.source), ", ".join(f"{name} {probability:.3f}" for name, probability in p.top(top))]
+        if with_truth:
+            row.append("-" if p.true_class is None else CLASS_NAMES[p.true_class])
+        if with_entropy:
+            row.append(f"{p.entropy:.3f}")
+        table.add_row(*row)
+    return table
 
 
 def runs_table(infos, root, keys: list[str]) -> Table:
