@@ -415,7 +415,8 @@ def config_list() -> None:
     """List the configs that come with dropcli; pass a name to -c, e.g. dropcli train -c smoke."""
     from rich.table import Table
 
-    from dropcli.config import description, shipped_configs
+    from dropcli.config import shipped_configs
+    from dropcli.shipped import description
 
     table = Table(title="shipped configs (dropcli train -c NAME; a copy to edit: dropcli config cp NAME FILE)", header_style="bold")
     for column in ("name", "what", "file"):
@@ -432,7 +433,7 @@ def config_cp(
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
 ) -> None:
     """Copy a shipped config, comments and all, to a file you can edit."""
-    from dropcli.config import copy_shipped
+    from dropcli.shipped import copy_shipped
 
     typer.echo(f"wrote {copy_shipped(name, file, force)}")
 
