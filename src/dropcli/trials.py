@@ -84,7 +84,7 @@ class _Estimate:
         self.started = time.perf_counter()
 
     def remaining(self, start: int) -> float | None:
-        """Seconds left before the round that begins at pending trial `start`; None before the first ends."""
+        """Seconds the rounds from pending trial `start` on will take, at the pace so far; None before a round has ended."""
         done = start // self.world_size
         if done == 0:
             return None
