@@ -239,4 +239,6 @@ def test_no_help_text_loses_text_to_rich_markup():
             expected = " ".join(text.replace("\\[", "[").split())
             assert expected in shown, f"dropcli {' '.join(path)} --help lost text of: {expected}"
             checked += 1
+        for fragment in re.findall(r"\\?\[[^\]]*\]", command.help or ""):  # the docstring's bracketed words
+            assert fragment.lstrip("\\") in shown, f"dropcli {' '.join(path)} --help lost {fragment}"
     assert checked > 50

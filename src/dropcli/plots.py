@@ -128,7 +128,9 @@ def finish(figure, caption: str, legend_rows: int = 0) -> None:
 
 
 def check_output(path: Path) -> str:
-    """The format for `path`, from its suffix; DropcliError for one that is not supported."""
+    """The format for `path`, from its suffix; DropcliError for a directory or a suffix that is not supported."""
+    if path.is_dir():
+        raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. -o {path / 'curves.png'}")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DropcliError(f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
@@ -142,8 +144,6 @@ def save(figure, path: Path) -> None:
     from dropcli.files import atomic
 
     try:
-        if path.is_dir():
-            raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. -o {path / 'curves.png'}")
         fmt = check_output(path)
         if not path.parent.is_dir():
             raise DropcliError(f"cannot write {path}: no directory {path.parent}")
