@@ -117,15 +117,16 @@ def epoch_table(config) -> Table:
     validation split, statistics columns with --stats. Numbers are folded, never cut."""
     from rich import box
 
-    table = Table(title=None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1))
-    # (header, width of its values): headers wrap between words, values keep their width
-    columns = [("epoch", 3), ("lr", 5), ("train loss", 6), (TRAIN_ACC_EPOCH, 6)]
+    # No column rules and one space between columns: room for every column in 100 characters.
+    table = Table(title=None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 0))
+    columns = ["epoch", "lr", "train loss", TRAIN_ACC_EPOCH]
     if config.data.val_split > 0:
-        columns += [("val loss", 6), ("val acc", 6)]
-    columns += [("test loss", 6), ("test acc", 6), ("time (s)", 5)]
+        columns += ["val loss", "val acc"]
+    columns += ["test loss", "test acc", "time (s)"]
     if config.metrics.activation_stats:
-        columns += [(name, width) for slot in NOISE_SLOTS for name, width in ((f"var {slot[-1]} before →after", 7), (f"zeros {slot[-1]}", 5))]
-    for name, width in columns:
+        columns += [name for slot in NOISE_SLOTS for name in (f"var {slot[-1]} before →after", f"zeros {slot[-1]}")]
+    for name in columns:
+        # no minimum widths: Rich crops a table whose minimums exceed the terminal, and folds one without
         table.add_column(name, justify="right", overflow="fold")
     return table
 
@@ -137,8 +138,8 @@ def epoch_cells(m: EpochMetrics) -> list[str]:
         cells += [f"{m.val_loss:.4f}", f"{m.val_acc:.4f}"]
     cells += [f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
     for slot in NOISE_SLOTS if m.activations else ():
-        # before and after on two lines, 3 significant digits: the column stays narrow
-        cells += [f"{m.activations[f'{slot}.var_before']:.3g}\n→{m.activations[f'{slot}.var_after']:.3g}", f"{m.activations[f'{slot}.zeros']:.3f}"]
+        # before and after on two lines: the column stays narrow
+        cells += [f"{m.activations[f'{slot}.var_before']:.4f}\n→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
     return cells
 
 
