@@ -52,6 +52,6 @@ def test_diff_of_two_runs(some_runs, invoke):
     result = invoke("runs", "--diff", some_runs / "s" / "dropout_1=0.0_lr=0.05_seed0", some_runs / "plain")
     assert result.exit_code == 0, result.output
     assert "config keys that differ" in result.stdout and "model.kind" in result.stdout and "optim.lr" in result.stdout
-    assert "test_acc" in result.stdout
+    assert "test acc" in result.stdout and "reported epoch" in result.stdout and "None" not in result.stdout
     result = invoke("runs", "--diff", some_runs / "s", some_runs / "plain")
     assert result.exit_code == 2 and "not a run directory" in result.stderr

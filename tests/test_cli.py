@@ -211,4 +211,34 @@ def test_the_live_display_gets_progress_and_epochs(fake_data, tmp_path):
     import re
 
     shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # without the terminal's control codes
-    assert "┃" in shown and "test acc" in shown  # the epoch table, drawn on the terminal
+    assert "───" in shown and "test acc" in shown  # the epoch table, drawn on the terminal
+
+
+def _commands(command, path=()):
+    yield path, command
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _commands(sub, (*path, name))
+
+
+def test_no_help_text_loses_text_to_rich_markup():
+    """Every help string shows whole in --help: Rich markup such as [tensorboard] must be escaped."""
+    import re
+
+    import typer.main
+    from typer.testing import CliRunner
+
+    from dropcli.cli import app
+
+    runner = CliRunner()
+    checked = 0
+    for path, command in _commands(typer.main.get_command(app)):
+        output = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "300", "TERMINAL_WIDTH": "300"}).stdout
+        shown = " ".join(output.replace("│", " ").split())
+        texts = [getattr(param, "help", None) for param in command.params] + [command.epilog]
+        for text in filter(None, texts):
+            expected = " ".join(text.replace("\\[", "[").split())
+            assert expected in shown, f"dropcli {' '.join(path)} --help lost text of: {expected}"
+            checked += 1
+        for fragment in re.findall(r"\\?\[[^\]]*\]", command.help or ""):  # the docstring's bracketed words
+            assert fragment.lstrip("\\") in shown, f"dropcli {' '.join(path)} --help lost {fragment}"
+    assert checked > 50

@@ -189,7 +189,11 @@ def test_sweep_checks_every_cell_before_training(in_tmp, grid, message, invoke, 
     assert not (in_tmp / "runs").exists()
 
 
-def test_sweep_heatmap(in_tmp, invoke, small_args):
-    args = ["sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "model.dropout_1=0,0.5", "--grid", "optim.weight_decay=0,0.001"]
+@pytest.mark.parametrize("grids", [["model.dropout_1=0,0.5"], ["model.dropout_1=0,0.5", "optim.weight_decay=0,0.001"]])
+def test_sweep_plot(in_tmp, invoke, small_args, grids):
+    import matplotlib.image
+
+    args = ["sweep", *small_args(epochs=1, train=1000, test=300), *(f"--grid={grid}" for grid in grids)]
     assert invoke(*args, "--run-dir", "s", "--plot", "-q").exit_code == 0
-    assert (in_tmp / "s" / "heatmap.png").stat().st_size > 1000
+    pixels = matplotlib.image.imread(in_tmp / "s" / "sweep.png")
+    assert pixels.shape[1] > 800 and pixels[..., :3].std() > 0.05

@@ -50,6 +50,21 @@ def test_the_wheel_trains_a_shipped_config_from_an_empty_directory(installed, tm
     assert run_installed(installed, tmp_path, "--version").stdout.strip().startswith("dropcli ")
 
 
+def test_the_wheel_copies_a_config_and_runs_a_study_file(installed, tmp_path, fake_data):
+    copied = run_installed(installed, tmp_path, "config", "cp", "smoke", "mine.yaml")
+    assert copied.returncode == 0, copied.stderr
+    assert (tmp_path / "mine.yaml").read_text().startswith("# A CI smoke run")
+    (tmp_path / "study.yaml").write_text("config: smoke\ngrid:\n  model.dropout_1: [0, 0.5]\nseeds: 1\n")
+    result = run_installed(installed, tmp_path, "sweep", "--plan", "study.yaml", "--data-dir", fake_data, "--device", "cpu",
+                           "--set", "data.train_limit=300", "--set", "data.test_limit=100", "--set", "train.epochs=1",
+                           "--run-dir", "s", "-q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    import json
+
+    plan = json.loads((tmp_path / "s" / "plan.json").read_text())
+    assert plan["config"]["name"] == "smoke" and plan["grids"] == [["model.dropout_1", [0.0, 0.5]]]
+
+
 def test_a_missing_config_name_lists_the_shipped_ones(invoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "-c", "defualt")

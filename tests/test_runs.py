@@ -121,10 +121,12 @@ def test_evaluate_matches_what_training_reported(in_tmp, invoke, small_args, pre
     assert (report["loss"], report["accuracy"]) == (final["test_loss"], final["test_acc"])
     assert report["class_names"][0] == "T-shirt/top" and report["class_names"][9] == "Ankle boot"
     assert sum(map(sum, report["confusion"])) == 500
+    assert (report["images"], report["file_images"]) == (500, 10_000)
     correct = sum(report["confusion"][i][i] for i in range(10))
     assert correct / 500 == report["accuracy"]
     text = invoke("evaluate", run_dir / "checkpoints" / "best.pt")
     assert text.exit_code == 0 and "confusion matrix" in text.stdout and "Ankle boot" in text.stdout
+    assert "scored 500 of the 10,000 images of the test file (set by data.test_limit)" in text.stdout
 
 
 def test_evaluate_bad_target_is_one_line(in_tmp, invoke):
@@ -135,22 +137,26 @@ def test_evaluate_bad_target_is_one_line(in_tmp, invoke):
     assert result.exit_code == 2 and "checkpoint not found" in result.stderr
 
 
-def test_plot_draws_three_lines_per_run(in_tmp, invoke, small_args):
+def test_plot_draws_seeds_of_one_setting_as_one_colour(in_tmp, invoke, small_args):
     from dropcli import plots
 
-    for name in ("a", "b"):
-        assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", f"runs/{name}", "-q", "--seed", "1").exit_code == 0
-    histories = [(name, runs.read_metrics(in_tmp / "runs" / name)) for name in ("a", "b")]
-    figure = plots.learning_curves(histories)
-    lines = figure.axes[0].get_lines()
-    assert len(lines) == 6
-    assert len({line.get_color() for line in lines}) == 2 and len({line.get_linestyle() for line in lines}) == 3
-    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()][:3] == ["a: train loss", "a: test loss", "a: test acc"]
-    result = invoke("plot", in_tmp / "runs" / "a", in_tmp / "runs" / "b", "-o", in_tmp / "curves.png")
+    for name, seed, kind in (("a", 1, "scratch"), ("b", 2, "scratch"), ("c", 1, "builtin")):
+        args = [*small_args(2, **RUN_SIZE), "--run-dir", f"runs/{name}", "-q", "--seed", seed, "--model", kind]
+        assert invoke("train", *args).exit_code == 0
+    run_dirs = [in_tmp / "runs" / name for name in ("a", "b", "c")]
+    groups = plots.run_groups(run_dirs)
+    assert groups == [("scratch", run_dirs[:2]), ("builtin", run_dirs[2:])]
+    figure = plots.runs_figure(groups)
+    assert len({line.get_color() for line in figure.axes[1].get_lines()}) == 2
+    assert any("3,000 train / 500 test images" in text.get_text() and "seeds 1-2" in text.get_text() for text in figure.texts)
+    result = invoke("plot", *run_dirs, "-o", in_tmp / "curves.pdf")
     assert result.exit_code == 0
-    assert (in_tmp / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (in_tmp / "curves.pdf").read_bytes()[:4] == b"%PDF"
     result = invoke("plot", in_tmp / "runs" / "a", "-o", in_tmp / "nowhere" / "c.png")
     assert result.exit_code == 2 and "no directory" in result.stderr
+    result = invoke("plot", in_tmp / "runs" / "a", "-o", in_tmp / "c.jpg")
+    assert result.exit_code == 2 and "'.jpg' is none of .png, .pdf, .svg" in result.stderr
+    assert not (in_tmp / "c.jpg").exists()
     result = invoke("plot", in_tmp)
     assert result.exit_code == 2 and "is not a run directory" in result.stderr
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, get_args
 
 import typer
+from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
@@ -135,7 +136,7 @@ QUIET_OPTION = {"quiet": Option(Annotated[bool, typer.Option("--quiet", "-q", he
 # Options of compare and sweep; compare's models are its arguments, so it takes no --model.
 EXPERIMENT_OPTIONS = {
     **{name: option for name, option in CONFIG_OPTIONS.items() if name != "model"},
-    "seeds": Option(Annotated[int, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std).")], 1),
+    "seeds": Option(Annotated[int | None, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std). Default: 1.")]),
     "run_dir": Option(Annotated[Path | None, typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME.")]),
     **QUIET_OPTION,
 }  # fmt: skip
@@ -212,7 +213,7 @@ def train(
 @_with_options(EXPERIMENT_OPTIONS)
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
-    plot: Annotated[bool, typer.Option("--plot", help="Also draw every run's learning curves into curves.png.")] = False,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw curves.png: loss and accuracy against epoch, one colour per model, mean ± std over seeds.")] = False,
     **options,
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate them.
@@ -226,13 +227,17 @@ def compare(
     _experiment(_load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
+@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2; or: dropcli sweep --plan study.yaml")
 @_with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[
-        list[str], typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
-    ],
-    plot: Annotated[bool, typer.Option("--plot", help="With two grid keys, also draw heatmap.png.")] = False,
+        list[str] | None, typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", metavar="FILE", help="A study file (YAML: config, grid, seeds, sample); flags given here override it."),
+    ] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw sweep.png: accuracy against the value for one key, heatmaps for two, a panel per key otherwise.")] = False,
     sample_count: Annotated[
         int | None,
         typer.Option("--sample", metavar="N", min=1, help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed."),
@@ -243,18 +248,18 @@ def sweep(
 
     Any config key but seed can be a grid key (model, optim, train and data keys, device, name). The same command with the same --run-dir continues an interrupted sweep.
     """
-    from dropcli.experiments import parse_grid, sample
+    from dropcli import sweep_plan
+    from dropcli.experiments import sample
     from dropcli.report import sweep_tables
 
-    cfg = _load(options)
-    grids = [parse_grid(text) for text in grid]
+    planned = sweep_plan.resolve(plan, options["config"], options["set_"] or [], _flags(options), grid or [], options["seeds"], sample_count)
+    options["seeds"], sample_count = planned.seeds, planned.sample
+    cfg, grids = planned.config, planned.grids
     keys = [g.key for g in grids]
-    if plot and (len(grids) != 2 or sample_count):
-        raise DropcliError("--plot draws a heatmap of a grid of two keys; this sweep is not one")
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
-    _experiment(cfg, grids, options, "sweep", view, _heatmap if plot else None, sampled=sample_count)
+    _experiment(cfg, grids, options, "sweep", view, _sweep_figure(bool(sample_count)) if plot else None, sampled=sample_count)
 
 
 @app.command(cls=_Command, epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png --predictions p.npz")
@@ -316,16 +321,69 @@ def evaluate(
         typer.echo(f"wrote {path}", err=as_json)
 
 
-@app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.png")
-def plot(
-    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw, one colour each.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="PNG file to write.")] = Path("curves.png"),
+@app.command(cls=_Command, epilog="Example: dropcli predict runs/default-scratch-20261127-171512 boot.png --top 3; or: ... --index 0 --index 42 --mc-samples 20")
+def predict(
+    target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="IMAGE...", help="PNG or JPEG files, each of one garment; made into what the model was trained on: 28 x 28 grey, light on black."),
+    ] = None,
+    index: Annotated[list[int] | None, typer.Option("--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable.")] = None,
+    invert: Annotated[bool, typer.Option("--invert", help="Invert the image files first: for a dark garment on a light background.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, max=10, help="Show this many most probable classes.")] = 3,
+    mc_samples: Annotated[
+        int, typer.Option("--mc-samples", min=0, metavar="K", help="Monte Carlo dropout: average K passes with noise on, and show the predictive entropy.")
+    ] = 0,
+    device: DeviceOption = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every class's probability as JSON.")] = False,
 ) -> None:
-    """Draw the chapter's figure: train loss, test loss and test accuracy against epoch."""
-    from dropcli import plots, runs
+    """Class probabilities of a saved model for image files or test-set images.
 
-    histories = [(run_dir.name, runs.read_metrics(run_dir)) for run_dir in run_dirs]
-    plots.save(plots.learning_curves(histories), output)
+    The model expects what Fashion-MNIST holds: one garment, centred, as a 28 x 28 grey image with the garment light on a black background. An image file is converted to grey, padded to a square with its border colour and resized to 28 x 28; a photo of a dark garment on a white background needs --invert. Reading image files needs Pillow (pip install 'dropcli\\[images]').
+    """
+    import dataclasses
+    import json
+
+    from dropcli import checkpoints
+    from dropcli import predict as predicting
+    from dropcli.report import prediction_table
+
+    if not images and not index:
+        raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
+    path = target / "checkpoints" / "last.pt" if target.is_dir() else target
+    payload = checkpoints.load(path)
+    cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
+    predictions = _predictions(predicting, cfg, payload, images or [], index or [], invert, mc_samples)
+    if as_json:
+        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(predicting.CLASS_NAMES),
+                               "predictions": [dataclasses.asdict(p) for p in predictions]}, indent=2))  # fmt: skip
+        return
+    _console().print(prediction_table(predictions, top, path))
+
+
+def _predictions(predicting, cfg: Config, payload: dict, images: list[Path], indices: list[int], invert: bool, mc_samples: int):
+    import torch
+
+    from dropcli.workers import Workers
+
+    rows = [predicting.image_tensor(image, invert) for image in images]
+    test_X, labels = predicting.images_of_test_set(cfg, indices) if indices else (torch.empty(0, predicting.SIDE**2), [])
+    X = torch.cat([torch.stack(rows) if rows else torch.empty(0, predicting.SIDE**2), test_X])
+    sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
+    return predicting.predict(cfg, payload, X, Workers().device(cfg.device), sources, [None] * len(images) + labels, mc_samples)
+
+
+@app.command(cls=_Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")] = Path("curves.png"),
+) -> None:
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
+    from dropcli import plots
+
+    plots.check_output(output)
+    plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
     typer.echo(f"wrote {output}")
 
 
@@ -410,14 +468,26 @@ def config_list() -> None:
     from rich.table import Table
 
     from dropcli.config import shipped_configs
+    from dropcli.shipped import description
 
-    table = Table(title="shipped configs (dropcli train -c NAME)", header_style="bold")
+    table = Table(title="shipped configs (dropcli train -c NAME; a copy to edit: dropcli config cp NAME FILE)", header_style="bold")
     for column in ("name", "what", "file"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")
     for name, path in shipped_configs().items():
-        first = next((line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")), "")
-        table.add_row(name, first, str(path))
+        table.add_row(name, escape(description(path)), escape(str(path)))
     _console().print(table)
+
+
+@config_app.command("cp", cls=_Command, epilog="Example: dropcli config cp smoke my-run.yaml; then: dropcli train -c my-run.yaml")
+def config_cp(
+    name: Annotated[str, typer.Argument(help="A shipped config's name (see dropcli config list).")],
+    file: Annotated[Path, typer.Argument(help="Where to write the copy: a file, or a directory to put NAME.yaml in.")],
+    force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
+) -> None:
+    """Copy a shipped config, comments and all, to a file you can edit."""
+    from dropcli.shipped import copy_shipped
+
+    typer.echo(f"wrote {copy_shipped(name, file, force)}")
 
 
 @data_app.command("fetch", cls=_Command, epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
@@ -502,7 +572,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     """
     from dropcli import experiments, plots, trials, workers as processes
 
-    seeds, run_dir = options["seeds"], options["run_dir"]
+    seeds, run_dir = options["seeds"] or 1, options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
     spec = experiments.spec_of(cfg, grids, seeds, sampled)
     if draw is not None:
@@ -520,7 +590,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
             console = _console()
             console.print(*view(cells))
             if draw is not None:
-                draw(cells, directory)
+                draw(cells, directory, cfg)
             console.print(f"{kind} saved to {directory}", highlight=False)
     failed = experiments.failures(cells)
     if failed:
@@ -537,18 +607,22 @@ def _default_dir(kind: str, cfg: Config) -> Path:
     return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
 
 
-def _curves(cells, directory: Path) -> None:
-    from dropcli import plots, runs
-
-    names = [name for cell in cells for name in cell.runs if name not in cell.failed]
-    plots.save(plots.learning_curves([(name, runs.read_metrics(directory / name)) for name in names]), directory / "curves.png")
-
-
-def _heatmap(cells, directory: Path) -> None:
+def _curves(cells, directory: Path, config: Config) -> None:
     from dropcli import plots
 
-    keys = list(cells[0].values)
-    plots.save(plots.sweep_heatmaps(cells, keys), directory / "heatmap.png")
+    groups = [(str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells]
+    plots.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+
+
+def _sweep_figure(sampled: bool):
+    def draw(cells, directory: Path, config: Config) -> None:
+        from dropcli import plots, sweep_plots
+
+        keys = list(cells[0].values)
+        caption = sweep_plots.experiment_caption(config, cells, directory, keys)
+        plots.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
+
+    return draw
 
 
 def _reporter(quiet: bool):

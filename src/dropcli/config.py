@@ -210,9 +210,19 @@ def resolve_path(text: Path | str) -> Path:
     return shipped[str(text)]
 
 
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML file's top-level mapping ({} when empty), checked as a config file is."""
+    return _read_yaml(path)
+
+
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        what = "is a directory, not a file" if path.is_dir() else "not found"
+        if path.is_dir():
+            what = "is a directory, not a file"
+        elif path.exists():
+            what = "is not a regular file (a device, pipe or socket)"
+        else:
+            what = "not found"
         raise DropcliError(f"config file {path} {what} (pass an existing YAML file, e.g. configs/default.yaml)")
     try:
         text = path.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from dropcli import checkpoints
 from dropcli.config import Config
-from dropcli.data import CLASS_NAMES, FashionMNIST
+from dropcli.data import CLASS_NAMES, SPLIT_SIZES, FashionMNIST
 from dropcli.errors import DropcliError
 from dropcli.train import autocast, evaluate, new_state
 
@@ -23,6 +23,8 @@ class Evaluation:
     class_names: tuple[str, ...]
     per_class_accuracy: list[float]
     confusion: list[list[int]]  # rows: true class, columns: predicted class
+    images: int = 0  # how many images were scored
+    file_images: int = 0  # how many the split's file holds (train and val share the training file)
     mc_samples: int = 0
     mc_loss: float | None = None  # Monte Carlo dropout: noise left on, predictions averaged
     mc_accuracy: float | None = None
@@ -51,9 +53,10 @@ def evaluate_checkpoint(
         torch.manual_seed(config.seed)
         with autocast(device, precision):
             mc_loss, mc_accuracy = monte_carlo_dropout(state.model, subset.X, subset.y, mc_samples)
+    file_images = SPLIT_SIZES["test" if split == "test" else "train"]
     return Evaluation(
-        split, payload["epoch"], precision, loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), mc_samples, mc_loss,
-        mc_accuracy,
+        split, payload["epoch"], precision, loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), len(subset),
+        file_images, mc_samples, mc_loss, mc_accuracy,
     )  # fmt: skip
 
 

@@ -10,6 +10,9 @@ from dropcli.records import EpochMetrics, RunResult
 class Listener:
     """Hears a run as it goes; every method does nothing unless a listener overrides it."""
 
+    def trial_started(self, number: int, total: int, remaining_seconds: float | None) -> None:
+        """An experiment's trial `number` of `total` starts; `remaining_seconds`: the estimate for all left."""
+
     def run_started(self, config: Config, run_dir: Path) -> None:
         pass
 

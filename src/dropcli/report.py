@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dropcli.data import CLASS_NAMES
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.listeners import Listener
 from dropcli.records import EpochMetrics, RunResult
@@ -39,9 +40,9 @@ class Reporter(Listener):
         self.batch_size = config.train.batch_size
         if self.quiet:
             return
-        self.console.print(f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}")
+        self.console.print(f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}", soft_wrap=True)
         if self.live_mode:
-            self.table = epoch_table(config.metrics.activation_stats)
+            self.table = epoch_table(config)
             self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
@@ -49,6 +50,10 @@ class Reporter(Listener):
             )  # fmt: skip
             self.live = Live(Group(self.table, self.bar), console=self.console, refresh_per_second=8)
             self.live.start()
+
+    def trial_started(self, number: int, total: int, remaining_seconds: float | None) -> None:
+        if not self.quiet:
+            self.console.print(trial_line(number, total, remaining_seconds), highlight=False)
 
     def batch_progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
         if self.bar is None:
@@ -78,27 +83,46 @@ class Reporter(Listener):
             self.live.stop()
         self.live = self.table = self.bar = self.task = None
         if result.summary is not None and result.summary["status"] == "finished":
-            self.console.print(summary_line(result), highlight=False)
+            self.console.print(summary_line(result), highlight=False, soft_wrap=True)  # the path stays one line, to copy
 
     def notice(self, message: str) -> None:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
 
 
-def epoch_table(activation_stats: bool = False) -> Table:
-    table = Table(title=None, header_style="bold")
-    for name in ("epoch", "lr", "train loss", "train acc", "test loss", "test acc", "seconds"):
-        table.add_column(name, justify="right")
-    if activation_stats:
-        for slot in NOISE_SLOTS:
-            table.add_column(f"var {slot} before→after", justify="right")
-            table.add_column(f"zeros {slot}", justify="right")
+# "train acc" is two things: the epoch's mean with dropout on (each epoch), and the training set
+# scored in eval mode after the last epoch (experiments). Every table says which it shows.
+TRAIN_ACC_EPOCH = "train acc (dropout on)"
+TRAIN_ACC_EVAL = "train acc (eval)"
+
+
+def epoch_table(config) -> Table:
+    """The live table of a run: a row per epoch; validation columns when the run has a
+    validation split, statistics columns with --stats. Numbers are folded, never cut."""
+    from rich import box
+
+    # No column rules and one space between columns: room for every column in 100 characters.
+    table = Table(title=None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 0))
+    columns = ["epoch", "lr", "train loss", TRAIN_ACC_EPOCH]
+    if config.data.val_split > 0:
+        columns += ["val loss", "val acc"]
+    columns += ["test loss", "test acc", "time (s)"]
+    if config.metrics.activation_stats:
+        columns += [name for slot in NOISE_SLOTS for name in (f"var {slot[-1]} before →after", f"zeros {slot[-1]}")]
+    for name in columns:
+        # no minimum widths: Rich crops a table whose minimums exceed the terminal, and folds one without
+        table.add_column(name, justify="right", overflow="fold")
     return table
 
 
 def epoch_cells(m: EpochMetrics) -> list[str]:
-    cells = [str(m.epoch), _lr(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+    """A row of epoch_table, in its column order."""
+    cells = [str(m.epoch), _lr(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}"]
+    if m.val_loss is not None:
+        cells += [f"{m.val_loss:.4f}", f"{m.val_acc:.4f}"]
+    cells += [f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
     for slot in NOISE_SLOTS if m.activations else ():
-        cells += [f"{m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
+        # before and after on two lines: the column stays narrow
+        cells += [f"{m.activations[f'{slot}.var_before']:.4f}\n→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
     return cells
 
 
@@ -111,13 +135,22 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
         for slot in (NOISE_SLOTS if m.activations else ())
     )
     return (
-        f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
+        f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  {TRAIN_ACC_EPOCH} {m.train_acc:.4f}  "
         f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
     )
 
 
 def _lr(m: EpochMetrics) -> str:
     return "-" if m.lr is None else f"{m.lr:.3g}"
+
+
+def trial_line(number: int, total: int, remaining_seconds: float | None) -> str:
+    """"trial 3 of 12 (about 4 min left)"; no estimate before a trial has finished."""
+    if remaining_seconds is None:
+        return f"trial {number} of {total}"
+    minutes = remaining_seconds / 60
+    left = f"{remaining_seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+    return f"trial {number} of {total} (about {left} left)"
 
 
 def summary_line(result: RunResult) -> str:
@@ -134,7 +167,7 @@ def compare_table(cells: list[Cell]) -> Table:
     """One row per model of a comparison: every statistic, mean ± std over seeds."""
     table = Table(header_style="bold")
     table.add_column("model")
-    for name in ("seeds", "train loss", "test loss", "test acc", "train acc (eval)", "gap", "s/epoch", "samples/s"):
+    for name in ("seeds", "train loss", "test loss", "test acc", TRAIN_ACC_EVAL, "gap", "s/epoch", "samples/s"):
         table.add_column(name, justify="right")
     for cell in cells:
         table.add_row(
@@ -161,7 +194,7 @@ def evaluation_tables(result, checkpoint) -> list:
     """A summary line, per-class accuracy and the confusion matrix of an Evaluation."""
     header = (
         f"{checkpoint} (epoch {result.epoch}) on {result.split}, {result.precision}: "
-        f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}"
+        f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}\n{scored_text(result)}"
     )
     per_class = Table(title="accuracy per class", header_style="bold")
     per_class.add_column("class")
@@ -183,13 +216,48 @@ def evaluation_tables(result, checkpoint) -> list:
     return parts
 
 
+def scored_text(result) -> str:
+    """How many images an evaluation scored, of how many its file holds, and which keys chose them."""
+    file = "test" if result.split == "test" else "training"
+    why = {"test": "data.test_limit", "train": "data.train_limit and data.val_split", "val": "data.val_split of data.train_limit"}
+    limited = f" (set by {why[result.split]})" if result.images < result.file_images else ""
+    return f"scored {result.images:,} of the {result.file_images:,} images of the {file} file{limited}"
+
+
+def prediction_table(predictions, top: int, checkpoint) -> Table:
+    """A row per input of `dropcli predict`: its most probable classes, and what else is known."""
+    with_truth = any(p.true_class is not None for p in predictions)
+    with_entropy = any(p.entropy is not None for p in predictions)
+    table = Table(title=f"{escape(str(checkpoint))}: class probabilities", header_style="bold")
+    table.add_column("input", overflow="fold")
+    table.add_column(f"top {top}" if top > 1 else "most probable")
+    if with_truth:
+        table.add_column("true class")
+    if with_entropy:
+        table.add_column("entropy (nats, max 2.30)", justify="right")
+    for p in predictions:
+        row = [escape(p.source), ", ".join(f"{name} {probability:.3f}" for name, probability in p.top(top))]
+        if with_truth:
+            row.append("-" if p.true_class is None else CLASS_NAMES[p.true_class])
+        if with_entropy:
+            row.append(f"{p.entropy:.3f}")
+        table.add_row(*row)
+    return table
+
+
 def runs_table(infos, root, keys: list[str]) -> Table:
-    """One row per run: its result, and its values of the config keys that differ between runs."""
+    """One row per run: its result, and its values of the config keys that differ between runs.
+
+    The run column holds the whole path (folded, never cut): it is what evaluate, plot and
+    --diff take.
+    """
+    keys = [key for key in keys if key != "model.kind"]  # the model column shows it
     table = Table(title=f"runs under {root}", header_style="bold")
-    for name in ("run", "model", *keys, "epochs", "best test acc", "final test acc", "status"):
-        table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left")
+    table.add_column("run", overflow="fold")
+    for name in ("model", *keys, "epochs", "best test acc", "final test acc", "status"):
+        table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left", overflow="fold")
     for info in infos:
-        settings = [escape(str(info.settings.get(key, "-"))) for key in keys]
+        settings = [escape(value_text(info.settings.get(key))) for key in keys]
         table.add_row(
             escape(str(info.path.relative_to(root))), info.model, *settings, f"{info.epochs_done}/{info.epochs_planned}",
             _optional(info.best_test_acc), _optional(info.final_test_acc), escape(info.status),
@@ -197,16 +265,36 @@ def runs_table(infos, root, keys: list[str]) -> Table:
     return table
 
 
+def value_text(value, metric: bool = False) -> str:
+    """A config value or metric in a table: - for none, yes/no for a flag, a metric's float to 4 decimals."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if metric and isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+# What --diff's metric rows mean: the reported epoch's values (see diff_table).
+DIFF_METRIC_LABELS = {
+    "train_acc": TRAIN_ACC_EPOCH, "train_loss": "train loss (dropout on)", "test_acc": "test acc", "test_loss": "test loss",
+    "val_acc": "val acc", "val_loss": "val loss", "epoch": "reported epoch", "seconds": "seconds (that epoch)",
+}  # fmt: skip
+
+
 def diff_table(first, second, settings, metrics) -> list:
-    """`dropcli runs --diff A B`: the config keys that differ, then the final metrics."""
+    """`dropcli runs --diff A B`: the config keys that differ, then the reported epoch's metrics
+    (the last epoch, or the best one when early stopping chose it)."""
     parts = []
-    for title, rows in (("config keys that differ", settings), ("final metrics", metrics)):
-        table = Table(title=title, header_style="bold")
+    titles = ("config keys that differ", "metrics of the reported epoch (the last; with early stopping, the best)")
+    for title, rows, metric in zip(titles, (settings, metrics), (False, True)):
+        table = Table(header_style="bold")
         for column in ("", escape(str(first.path)), escape(str(second.path))):
-            table.add_column(column)
+            table.add_column(column, overflow="fold")
         for name, a, b in rows:
-            table.add_row(name, *(f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in (a, b)))
-        parts.append(table if rows else f"{title}: none")
+            table.add_row(DIFF_METRIC_LABELS.get(name, name), *(escape(value_text(v, metric)) for v in (a, b)))
+        parts += [f"{title}:", table] if rows else [f"{title}: none"]  # a line of its own: a table title wraps
     return parts
 
 
@@ -224,7 +312,7 @@ def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> l
             shown.insert(0, ("val_acc", "final validation accuracy (choose by this one)"))
         return [_sweep_matrix(cells, keys, field, title) for field, title in shown]
     table = Table(title="sweep", header_style="bold")
-    for column in [*keys, "seeds", *(["val acc"] if with_val else []), "test acc", "train acc", "gap"]:
+    for column in [*keys, "seeds", *(["val acc"] if with_val else []), "test acc", TRAIN_ACC_EVAL, "gap"]:
         table.add_column(column, justify="right")
     for cell in cells:
         val = [_stat(cell.val_acc, ".4f")] if with_val else []

@@ -9,6 +9,8 @@ that trained it.
 
 import contextlib
 import dataclasses
+import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,8 +53,12 @@ def run(spec: dict[str, Any], trials: list[Trial], directory: Path, listeners: l
         done = workers.broadcast(_recorded(record) if workers.is_primary else None)
         pending = [trial for trial in trials if trial.name not in done]
         datasets = _Datasets(workers)
+        clock = _Estimate(len(pending), workers.world_size)
         for start in range(0, len(pending), workers.world_size):
             index = start + workers.rank
+            if index < len(pending):
+                for listener in listeners:
+                    listener.trial_started(len(trials) - len(pending) + index + 1, len(trials), clock.remaining(start))
             mine = _attempt(pending[index], datasets, directory, listeners) if index < len(pending) else None
             results = workers.gather(mine)  # the same list on every worker, so all stop alike on an error
             failed = next((r for r in results if r and "error" in r), None)
@@ -67,6 +73,22 @@ def run(spec: dict[str, Any], trials: list[Trial], directory: Path, listeners: l
             files.write_json(directory / RESULTS_JSON, {**spec, "cells": [dataclasses.asdict(c) for c in result_cells]})
             files.write_text(directory / RESULTS_CSV, to_csv(result_cells))
     return result_cells
+
+
+class _Estimate:
+    """The time left for the pending trials, from the rounds this command has trained so far."""
+
+    def __init__(self, pending: int, world_size: int):
+        self.rounds = math.ceil(pending / world_size)
+        self.world_size = world_size
+        self.started = time.perf_counter()
+
+    def remaining(self, start: int) -> float | None:
+        """Seconds the rounds from pending trial `start` on will take, at the pace so far; None before a round has ended."""
+        done = start // self.world_size
+        if done == 0:
+            return None
+        return (time.perf_counter() - self.started) / done * (self.rounds - done)
 
 
 @contextlib.contextmanager

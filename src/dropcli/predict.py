@@ -1,0 +1,107 @@
+"""Class probabilities of a saved model for image files or test-set images (`dropcli predict`).
+
+The model was trained on Fashion-MNIST: 28 x 28 grey images of one garment, centred, light on a
+black background, pixels scaled to [0, 1]. An image file is made like that: converted to grey,
+padded to a square with its border colour, resized to 28 x 28 and, with `invert`, inverted
+(a dark garment photographed on a white background). Reading image files needs Pillow.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dropcli import checkpoints, data
+from dropcli.config import Config
+from dropcli.data import CLASS_NAMES
+from dropcli.errors import DropcliError
+from dropcli.uncertainty import logits, mc_probabilities
+from dropcli.train import new_state
+
+SIDE = 28  # Fashion-MNIST's images are 28 x 28
+
+
+@dataclass(frozen=True)
+class Prediction:
+    source: str  # the image file, or "test image N"
+    probabilities: list[float]  # one per class, in CLASS_NAMES order
+    true_class: int | None  # known for a test-set image
+    entropy: float | None  # with Monte Carlo dropout: the predictive entropy, in nats
+
+    def top(self, k: int) -> list[tuple[str, float]]:
+        """The k most probable classes, most probable first, as (name, probability)."""
+        order = sorted(range(len(self.probabilities)), key=lambda i: -self.probabilities[i])
+        return [(CLASS_NAMES[i], self.probabilities[i]) for i in order[:k]]
+
+
+def image_tensor(path: Path, invert: bool = False) -> torch.Tensor:
+    """A PNG or JPEG file as the model's input: (784,) floats in [0, 1], as Fashion-MNIST's."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise DropcliError("reading image files needs Pillow: pip install 'dropcli[images]' (or pip install pillow)") from None
+    try:
+        with Image.open(path) as opened:
+            grey = opened.convert("L")
+    except FileNotFoundError:
+        raise DropcliError(f"image {path} not found") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise DropcliError(f"{path}: not an image Pillow can read ({error}); give a PNG or JPEG file") from None
+    square = _padded_square(grey)
+    pixels = torch.frombuffer(bytearray(square.resize((SIDE, SIDE), Image.Resampling.LANCZOS).tobytes()), dtype=torch.uint8)
+    X = pixels.float().div_(255)  # (784,)
+    return 1 - X if invert else X
+
+
+def _padded_square(image):
+    """The image centred on a square of its border's mean colour, so resizing keeps its shape."""
+    from PIL import Image
+
+    width, height = image.size
+    if width == height:
+        return image
+    pixels = image.load()
+    border = [pixels[x, y] for x in range(width) for y in (0, height - 1)] + [pixels[x, y] for x in (0, width - 1) for y in range(height)]
+    side = max(width, height)
+    square = Image.new("L", (side, side), round(sum(border) / len(border)))
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
+def images_of_test_set(config: Config, indices: list[int]) -> tuple[torch.Tensor, list[int]]:
+    """Images of the whole Fashion-MNIST test set by index: (n, 784) floats and their labels."""
+    images, labels = data.read_raw(data.find_or_fetch(config.data.root))["test"]
+    for index in indices:
+        if not 0 <= index < len(labels):
+            raise DropcliError(f"--index {index}: the test set's images are numbered 0 to {len(labels) - 1}")
+    chosen = torch.tensor(indices, dtype=torch.int64)
+    return images[chosen].reshape(len(indices), -1).float().div_(255), labels[chosen].tolist()
+
+
+def predict(
+    config: Config, payload: dict[str, Any], X: torch.Tensor, device: torch.device, sources: list[str],
+    true_classes: list[int | None], mc_samples: int = 0,
+) -> list[Prediction]:  # fmt: skip
+    """The checkpoint's class probabilities for each row of X (n, 784), in eval mode; with
+    `mc_samples` > 0, the mean softmax of that many passes with the noise layers on (seeded with
+    the run's seed) and its entropy."""
+    state = new_state(config, device)
+    checkpoints.restore(state, payload)
+    model = state.model
+    X = X.to(device)
+    if mc_samples > 0:
+        torch.manual_seed(config.seed)
+        probabilities = mc_probabilities(model, X, mc_samples, config.train.precision)  # (n, 10)
+    else:
+        probabilities = torch.softmax(logits(model, X, config.train.precision), dim=1)  # (n, 10)
+    rows = probabilities.cpu().tolist()
+    return [
+        Prediction(source, row, true, _entropy(row) if mc_samples > 0 else None)
+        for source, row, true in zip(sources, rows, true_classes)
+    ]  # fmt: skip
+
+
+def _entropy(probabilities: list[float]) -> float:
+    return -sum(p * math.log(p) for p in probabilities if p > 0)

@@ -1,0 +1,107 @@
+"""Tables and text a user copies from: whole paths, no Python None/True, labels that say which
+train accuracy, the trial counter, whole descriptions, one-line paths."""
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from dropcli import report
+from dropcli.config import load_config
+from dropcli.records import EpochMetrics, RunResult
+from dropcli.runs import RunInfo
+
+
+def rendered(*parts, width: int = 60) -> str:
+    console = Console(file=io.StringIO(), width=width, soft_wrap=False)
+    console.print(*parts)
+    return console.file.getvalue()
+
+
+def info(path: str, **settings) -> RunInfo:
+    return RunInfo(Path("runs") / path, "smoke", "scratch", 2, 2, 0.61, 0.6, "finished", settings,
+                   {"epoch": 2, "test_acc": 0.6, "val_acc": None, "train_acc": 0.5})  # fmt: skip
+
+
+def test_runs_table_keeps_whole_paths_and_prints_no_python_values():
+    long_name = "compare-smoke-20261129-221910/kind=scratch_seed0"
+    infos = [info(long_name, **{"data.train_limit": None, "metrics.activation_stats": True}),
+             info("b", **{"data.train_limit": 600, "metrics.activation_stats": False})]  # fmt: skip
+    text = rendered(report.runs_table(infos, Path("runs"), ["data.train_limit", "metrics.activation_stats"]), width=70)
+    cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
+    assert long_name in cells  # folded over lines, never cut
+    assert "…" not in text and "None" not in text and "True" not in text and "False" not in text
+    assert " yes " in text and " no " in text and " - " in text
+
+
+def test_diff_names_the_reported_epoch_and_which_train_accuracy():
+    first, second = info("a"), info("b")
+    metrics = [("train_acc", 0.5, 0.4), ("val_acc", None, 0.7), ("epoch", 2, 3)]
+    text = rendered(*report.diff_table(first, second, [("seed", 0, 1)], metrics), width=120)
+    assert "train acc (dropout on)" in text and "reported epoch" in text
+    assert "the last; with early stopping, the best" in text
+    assert "None" not in text and " - " in text
+
+
+def test_experiment_tables_say_train_accuracy_in_eval_mode():
+    from dropcli.experiments import Cell, Stat
+
+    cell = Cell({"model.kind": "scratch"}, 1, *(Stat(0.5, None),) * 3, None, *(Stat(0.5, None),) * 4, ["r"], {})
+    for table in (report.compare_table([cell]), *report.sweep_tables([cell], ["model.kind"])):
+        assert "train acc (eval)" in rendered(table, width=200)
+
+
+def metrics(val: bool, stats: bool) -> EpochMetrics:
+    activations = {f"noise_{i}.{k}": 0.1025 for i in (1, 2) for k in ("var_before", "var_after", "zeros")} if stats else None
+    return EpochMetrics(1, 0.5, 0.8, 0.4, 0.85, 0.41 if val else None, 0.84 if val else None, 1.2, 1e3, activations, 0.1)
+
+
+def test_live_table_shows_validation_columns_and_whole_statistics():
+    config = load_config(None, ["data.val_split=0.1", "metrics.activation_stats=true"])
+    table = report.epoch_table(config)
+    headers = [str(column.header) for column in table.columns]
+    assert "val loss" in headers and "val acc" in headers and "train acc (dropout on)" in headers
+    table.add_row(*report.epoch_cells(metrics(val=True, stats=True)))
+    assert len(report.epoch_cells(metrics(val=True, stats=True))) == len(headers)
+    text = rendered(table, width=110)
+    assert "…" not in text and "0.84" in text and "→0.102" in text
+    plain = report.epoch_table(load_config(None, []))
+    assert "val acc" not in [str(column.header) for column in plain.columns]
+    assert len(report.epoch_cells(metrics(val=False, stats=False))) == len(plain.columns)
+
+
+def test_summary_path_stays_on_one_line_in_a_narrow_terminal():
+    console = Console(file=io.StringIO(), width=40)
+    summary = {"status": "finished", "model": "scratch", "final": {"test_acc": 0.6, "test_loss": 1.0}, "epochs": 2, "seconds": 1.0,
+               "seconds_per_epoch": 0.5, "samples_per_s": 1000.0, "device": "cpu"}  # fmt: skip
+    run_dir = Path("runs/smoke-scratch-20261129-221910-a-long-name")
+    report.Reporter(console, quiet=True).run_finished(RunResult(run_dir, [], summary))
+    assert f"run saved to {run_dir}" in console.file.getvalue()
+
+
+def test_trial_line_counts_and_estimates():
+    assert report.trial_line(1, 4, None) == "trial 1 of 4"
+    assert report.trial_line(3, 4, 90.0) == "trial 3 of 4 (about 90 s left)"
+    assert report.trial_line(2, 40, 600.0) == "trial 2 of 40 (about 10 min left)"
+
+
+def test_sweep_prints_trial_k_of_n_with_an_estimate(in_tmp, invoke, small_args):
+    result = invoke("sweep", *small_args(epochs=1, train=300, test=100), "--grid", "model.dropout_1=0,0.5", "--seeds", "2")
+    assert result.exit_code == 0, result.output
+    assert "trial 1 of 4\n" in result.stdout
+    assert "trial 4 of 4 (about " in result.stdout and " left)" in result.stdout
+
+
+def test_config_list_shows_whole_descriptions(invoke):
+    result = invoke("config", "list")
+    shown = " ".join(result.stdout.replace("│", " ").split())
+    assert "Exercise 2: with and without dropout over many epochs, e.g. dropcli compare none scratch" in shown
+    assert "--config configs/long.yaml --plot" in shown
+
+
+def test_a_config_that_is_not_a_regular_file_is_named_so(invoke):
+    result = invoke("config", "show", "-c", "/dev/null")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: config file /dev/null is not a regular file (a device, pipe or socket) (pass an existing YAML file, e.g. configs/default.yaml)"
+    )
