@@ -23,6 +23,7 @@ from dropcli.config import Config, changed_keys, load_config, to_yaml
 from dropcli.data import FashionMNIST
 from dropcli.errors import DropcliError
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
+from dropcli.schedules import first_changed_epoch
 from dropcli.train import ONE_PROCESS, Diverged, EpochMetrics, TrainState, compile_model, evaluate, fit, new_state
 from dropcli.workers import Workers
 
@@ -229,12 +230,27 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
             f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {config.train.early_stopping} epochs "
             f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
         )
+    _check_schedule(run_dir, saved, config, payload["epoch"])
     if config.train.epochs <= payload["epoch"]:
         raise DropcliError(
             f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
             f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
         )
     return config, payload
+
+
+def _check_schedule(run_dir: Path, saved: Config, config: Config, done: int) -> None:
+    """Refuse a new train.epochs that would have given the epochs already trained other learning
+    rates: the result would be neither the planned run nor one planned for the new total."""
+    old, new = saved.train.epochs, config.train.epochs
+    changed = first_changed_epoch(saved.optim, old, new, done) if new != old else None
+    if changed is not None:
+        raise DropcliError(
+            f"--resume {run_dir}: the {saved.optim.schedule} learning-rate schedule was planned for {old} epochs; "
+            f"with train.epochs={new} epoch {changed}, already trained, would have had another rate, so the result would be "
+            f"neither a {old}- nor a {new}-epoch run; train a new run instead: dropcli train -c {run_dir / 'config.yaml'} "
+            f"--set train.epochs={new}"
+        )
 
 
 def monitor_of(config: Config, data: FashionMNIST) -> str:
