@@ -193,11 +193,17 @@ def typed_value(key: str, value: Any, source: str) -> Any:
     """`value` as the config would hold it at `key` (5e-2 -> 0.05, 1 -> 1.0 for a float key);
     DropcliError, with a did-you-mean, for an unknown key or a value the key cannot take.
     Ranges are not checked: this types a value to compare with, not a setting."""
-    _set_path({}, key, value, source)  # an unknown key, or a section named as a value
+    return _coerce(value, field_type(key, source), key, source)
+
+
+def field_type(key: str, source: str) -> Any:
+    """The type annotation of a dotted key, e.g. float | None; DropcliError (with a did-you-mean)
+    naming `source` for an unknown key or a section."""
+    _set_path({}, key, None, source)
     node: Any = Config
     for part in key.split("."):
         node = get_type_hints(node)[part]
-    return _coerce(value, node, key, source)
+    return node
 
 
 SHIPPED_DIR = Path(__file__).parent / "configs"  # package data: the repository's configs/

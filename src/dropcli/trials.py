@@ -103,7 +103,7 @@ def _recorded(record: Path) -> dict[str, dict[str, Any]]:
     if not record.is_file():
         return {}
     done = {}
-    for number, line in enumerate(record.read_text().splitlines(), start=1):
+    for number, line in enumerate(runs.read_text(record).splitlines(), start=1):
         try:
             entry = json.loads(line)
             done[entry["name"]] = entry["summary"]
