@@ -6,10 +6,12 @@ torch and the training code are imported inside the commands that need them, so 
 
 import contextlib
 import inspect
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
@@ -25,9 +27,28 @@ def _flags_without_metavar(params):
     return params
 
 
+@contextlib.contextmanager
+def _usage_in_one_line():
+    """Typer's usage errors (an unknown option, a bad or missing value) as one line on stderr
+    with the usage hint, exit 2, instead of a boxed panel."""
+    try:
+        yield
+    except UsageError as error:
+        if isinstance(error, NoArgsIsHelpError):
+            raise  # `dropcli config` alone: the help, as asked
+        command = error.ctx.command_path if error.ctx is not None else "dropcli"
+        message = " ".join(error.format_message().split())
+        _error_line(f"{message} (see: {command} --help)")
+        raise typer.Exit(error.exit_code) from None
+
+
 class _Command(TyperCommand):
     def get_params(self, ctx):
         return _flags_without_metavar(super().get_params(ctx))
+
+    def make_context(self, *args, **kwargs):
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
 
 
 class _OneLineErrors(TyperGroup):
@@ -36,11 +57,16 @@ class _OneLineErrors(TyperGroup):
     def get_params(self, ctx):
         return _flags_without_metavar(super().get_params(ctx))
 
+    def make_context(self, *args, **kwargs):
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with _usage_in_one_line():
+                return super().invoke(ctx)
         except DropcliError as error:
-            typer.echo(f"error: {error}", err=True)
+            _error_line(str(error))
             raise typer.Exit(error.exit_code) from None
         except (OSError, MemoryError, RuntimeError) as error:
             # The machine failed us where no check could foresee it (a disk that vanished, the
@@ -48,8 +74,23 @@ class _OneLineErrors(TyperGroup):
             message = _fault_message(error)
             if message is None:
                 raise
-            typer.echo(f"error: {message}", err=True)
+            _error_line(message, every_rank=True)
             raise typer.Exit(1) from None
+
+
+def _error_line(message: str, every_rank: bool = False) -> None:
+    """The one error line. Under torchrun every worker meets the same bad input (or the error
+    they agreed on) and exits with the same code, so rank 0 alone says it; a fault of one
+    machine (`every_rank`) is said by the worker that met it."""
+    if every_rank and not _rank_zero():
+        typer.echo(f"error: worker {os.environ['RANK']}: {message}", err=True)
+    elif _rank_zero():
+        typer.echo(f"error: {message}", err=True)
+
+
+def _rank_zero() -> bool:
+    """Whether this process prints: always, except a torchrun worker other than rank 0."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _fault_message(error: BaseException) -> str | None:
@@ -158,6 +199,7 @@ def train(
     """
     from dropcli import run, runs
     from dropcli.train import check_trainable
+    from dropcli.workers import launch_command
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
@@ -178,7 +220,7 @@ def train(
             directory = _on_primary(
                 workers, lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
             )
-        kept = f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
+        kept = lambda: runs.after_stop(directory, launch_command(), made_here=resume is None)  # noqa: E731
         # Under DDP every worker trains the same run: only rank 0 reports it.
         with _reporting(options["quiet"], kept, silent=not workers.is_primary) as reporter:
             run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint, workers=workers)
@@ -258,6 +300,8 @@ def evaluate(
     cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
     torch_device, data = _open(cfg)
     result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples)
+    if not _rank_zero():
+        return  # under torchrun each worker scores the same checkpoint: one report is enough
     if as_json:
         typer.echo(json.dumps({"checkpoint": str(path), **dataclasses.asdict(result)}, indent=2))
         return
@@ -480,6 +524,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
     from dropcli import experiments, plots, trials
+    from dropcli.workers import launch_command
 
     seeds, run_dir = options["seeds"], options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
@@ -492,7 +537,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
         # Every worker must name the same directory: rank 0 picks (and makes) the default one.
         directory = run_dir or _on_primary(workers, lambda: _default_dir(kind, cfg))
         quiet = options["quiet"] or not workers.is_primary
-        with _reporting(quiet, f"the finished trials are kept; continue with the same command and --run-dir {directory}") as reporter:
+        with _reporting(quiet, lambda: trials.after_stop(directory, launch_command())) as reporter:
             cells = trials.run(spec, planned, directory, reporter, workers)
             if workers.is_primary:
                 reporter.console.print(*view(cells))
@@ -543,10 +588,10 @@ def _heatmap(cells, directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def _reporting(quiet: bool, kept: str, silent: bool = False):
+def _reporting(quiet: bool, kept, silent: bool = False):
     """A Reporter on stdout (`silent`: one that says nothing). On Ctrl-C or SIGTERM, stop at once,
     say what was kept, and exit 130 or 143; when a file cannot be written (a full disk), say so
-    and what was kept, and exit 1."""
+    and what was kept, and exit 1. `kept()` says what was kept, looked at after the stop."""
     from dropcli.files import WriteError
     from dropcli.report import Reporter, Silent
     from dropcli.runtime import Terminated, sigterm_as_interrupt
@@ -557,10 +602,10 @@ def _reporting(quiet: bool, kept: str, silent: bool = False):
             yield reporter
     except KeyboardInterrupt as interrupt:
         reporter.close()
-        typer.echo(f"interrupted; {kept}", err=True)
+        typer.echo(f"interrupted; {kept()}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
-        raise WriteError(f"{error}; {kept}") from None
+        raise WriteError(f"{error}; {kept()}") from None
     finally:
         reporter.close()
 

@@ -4,6 +4,7 @@ A run directory is never overwritten; files.py writes into it.
 """
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +43,29 @@ def create_dir(path: Path) -> Path:
         path.mkdir(parents=True)
     except FileExistsError:
         raise DropcliError(f"run directory {path} already exists; choose another --run-dir or remove it") from None
-    except OSError as error:
-        raise DropcliError(f"cannot create run directory {path}: {error.strerror}") from None
+    except OSError as error:  # a read-only or vanished parent: a fault of the machine (exit 1)
+        raise DropcliError(f"cannot create run directory {path}: {error.strerror}", exit_code=1) from None
     return path
+
+
+# What a run that never finished an epoch may hold: all of it written by the command that made it.
+_NOTHING_TRAINED = {"config.yaml", "metrics.jsonl", "summary.json", "checkpoints"}
+
+
+def after_stop(run_dir: Path, launch: str, made_here: bool) -> str:
+    """What to tell the user of a run stopped by a fault or an interrupt, checked to be true:
+    the command that continues it; or, when no epoch was saved, that nothing was trained, and
+    the run directory this command made is removed so that the same command works again."""
+    if not run_dir.is_dir():
+        return f"{run_dir} no longer exists, so nothing is kept; run the same command again"
+    if (run_dir / "checkpoints" / "last.pt").is_file() and (run_dir / "config.yaml").is_file():
+        return f"the finished epochs are kept in {run_dir}; continue with: {launch} train --resume {run_dir}"
+    names = {path.name for path in run_dir.iterdir() if not path.name.startswith(".")}
+    empty_checkpoints = not (run_dir / "checkpoints").is_dir() or not any((run_dir / "checkpoints").iterdir())
+    if made_here and names <= _NOTHING_TRAINED and empty_checkpoints:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return "nothing was trained and nothing is kept; run the same command again"
+    return f"no epoch finished, so {run_dir} cannot be resumed; remove it and run the same command again"
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -89,13 +89,21 @@ def _opened(directory: Path, spec: dict[str, Any], workers: Workers) -> Iterator
         yield
 
 
+def after_stop(directory: Path, launch: str) -> str:
+    """What to tell the user of an experiment stopped by a fault or an interrupt, checked to be true."""
+    if (directory / PLAN_FILE).is_file():
+        how = "the same command" if launch == "dropcli" else f"the same command ({launch} ...)"
+        return f"the finished trials are kept; continue with {how} and --run-dir {directory}"
+    return "no trial was started and nothing is kept; run the same command again"
+
+
 def _make_dir(directory: Path) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise DropcliError(f"{directory} is a file, not an experiment directory; choose another --run-dir") from None
     except OSError as error:
-        raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}") from None
+        raise DropcliError(f"cannot create experiment directory {directory}: {error.strerror}", exit_code=1) from None
 
 
 def _recorded(record: Path) -> dict[str, dict[str, Any]]:

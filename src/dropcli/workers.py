@@ -55,3 +55,13 @@ class Workers:
             rank, (message, exit_code) = met[0]
             where = "" if self.world_size == 1 or rank == self.rank else f"worker {rank}: "
             raise DropcliError(where + message, exit_code)
+
+
+def launch_command() -> str:
+    """How this command was started, for a "continue with" hint: `dropcli`, or the torchrun launch."""
+    if not launched_by_torchrun():
+        return "dropcli"
+    world, local = os.environ["WORLD_SIZE"], os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+    if world == local:  # one node: the launch can be written out whole
+        return f"torchrun --standalone --nproc-per-node {local} -m dropcli"
+    return "torchrun (the same launch options, on every node) -m dropcli"
