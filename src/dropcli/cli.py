@@ -290,16 +290,16 @@ def evaluate(
     import dataclasses
     import json
 
-    from dropcli import checkpoints, evaluation
-    from dropcli.report import evaluation_tables
+    from dropcli import evaluation
+    from dropcli.report import evaluation_tables, monte_carlo_progress
 
     if split not in SPLITS:
         raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
-    path = target / "checkpoints" / "last.pt" if target.is_dir() else target
-    payload = checkpoints.load(path)
+    path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
     torch_device, data = _open(cfg)
-    result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples)
+    with monte_carlo_progress(_console(stderr=True)) as progress:
+        result = evaluation.evaluate_checkpoint(cfg, payload, data, torch_device, split, mc_samples, progress)
     if not _rank_zero():
         return  # under torchrun each worker scores the same checkpoint: one report is enough
     if as_json:
@@ -610,12 +610,12 @@ def _reporting(quiet: bool, kept, silent: bool = False):
         reporter.close()
 
 
-def _console():
-    """A Rich console on stdout that keeps plain lines whole in logs and pipes."""
+def _console(stderr: bool = False):
+    """A Rich console on stdout (or stderr) that keeps plain lines whole in logs and pipes."""
     from rich.console import Console
 
     # soft_wrap: a plain line in a CI log stays one line, whatever the width.
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, stderr=stderr)
     if not console.is_terminal:
         console.width = 160  # room for the tables instead of Rich's 80 columns
     return console
