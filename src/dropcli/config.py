@@ -203,6 +203,8 @@ def field_type(key: str, source: str) -> Any:
     node: Any = Config
     for part in key.split("."):
         node = get_type_hints(node)[part]
+    if dataclasses.is_dataclass(node):
+        raise DropcliError(f"{source}: {key} is a section, not a value; name one of its keys, e.g. {key}.{dataclasses.fields(node)[0].name}")
     return node
 
 
