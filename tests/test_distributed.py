@@ -167,3 +167,16 @@ def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times):
     assert result.returncode == 0, result.stderr
     read = lambda name: [json.loads(line) for line in (in_tmp / name / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert without_times(read("part")) == without_times(read("whole"))
+
+
+def test_under_torchrun_a_refusal_and_evaluate_print_once(in_tmp, fake_data, invoke):
+    result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", "--set", "model.nosuch=1", cwd=in_tmp, timeout=120)
+    assert result.returncode != 0
+    dropcli_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert dropcli_lines == ["error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden_1, hidden_2, "
+                             "dropout_input, dropout_1, dropout_2, mask_mode"]  # fmt: skip
+    args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1", "-q"]
+    assert invoke("train", *args, "--run-dir", "r").exit_code == 0
+    result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["checkpoint"] == "r/checkpoints/last.pt"  # one JSON document, not one per worker
