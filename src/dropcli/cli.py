@@ -220,7 +220,8 @@ def train(
             directory = _on_primary(
                 workers, lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
             )
-        kept = lambda: runs.after_stop(directory, launch_command(), made_here=resume is None)  # noqa: E731
+        made_here = resume is None and workers.is_primary  # only rank 0 may remove what it made
+        kept = lambda: runs.after_stop(directory, launch_command(), made_here)  # noqa: E731
         # Under DDP every worker trains the same run: only rank 0 reports it.
         with _reporting(options["quiet"], kept, silent=not workers.is_primary) as reporter:
             run.train_run(cfg, data, torch_device, directory, reporter, resume_from=checkpoint, workers=workers)
@@ -602,7 +603,8 @@ def _reporting(quiet: bool, kept, silent: bool = False):
             yield reporter
     except KeyboardInterrupt as interrupt:
         reporter.close()
-        typer.echo(f"interrupted; {kept()}", err=True)
+        if _rank_zero():  # every worker is interrupted; one says what was kept
+            typer.echo(f"interrupted; {kept()}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
         raise WriteError(f"{error}; {kept()}") from None
