@@ -131,7 +131,9 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
     started = time.monotonic()
     _, stderr = job.communicate(timeout=120)
     assert time.monotonic() - started < 60 and job.returncode != 0
-    assert "the finished trials are kept; continue with the same command and --run-dir s" in stderr
+    # The hint names the torchrun launch to continue with.
+    assert "the finished trials are kept; continue with the same command (torchrun --standalone --nproc-per-node 2 -m dropcli ...) " \
+        "and --run-dir s" in stderr, stderr[-3000:]
     recorded = [json.loads(line)["name"] for line in record.read_text().splitlines()]
     finished_at = {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded}
     assert len(recorded) < 6
