@@ -11,8 +11,14 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperCommand, TyperGroup
+
+try:  # recent Typer carries its own copy of Click
+    from typer._click import exceptions as _click_errors
+except ImportError:
+    from click import exceptions as _click_errors
+UsageError = _click_errors.UsageError
+NoArgsIsHelpError = getattr(_click_errors, "NoArgsIsHelpError", ())  # Click < 8.2 shows the help without raising
 
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError, first_line
@@ -90,7 +96,7 @@ def _error_line(message: str, every_rank: bool = False) -> None:
 
 def _rank_zero() -> bool:
     """Whether this process prints: always, except a torchrun worker other than rank 0."""
-    return os.environ.get("RANK", "0") == "0"
+    return os.environ.get("RANK", "0") == "0" or "MASTER_ADDR" not in os.environ
 
 
 def _fault_message(error: BaseException) -> str | None:
