@@ -170,7 +170,7 @@ def _without_summary(config: dict[str, Any], epochs_done: int) -> str:
     train = config.get("train")
     planned = train.get("epochs") if isinstance(train, dict) else None
     if isinstance(planned, int) and epochs_done >= planned:
-        return f"summary missing ({epochs_done} epochs on disk)"
+        return f"summary missing ({epochs_done} epoch{'' if epochs_done == 1 else 's'} on disk)"
     return "interrupted"
 
 
