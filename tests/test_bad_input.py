@@ -201,7 +201,7 @@ CASES = [
      [*SWEEP, *SMALL, "--run-dir", "s"], 2, "summary.json cannot be read"),
     ("metrics-random-bytes", run_file("metrics.jsonl", RANDOM_BYTES), ["plot", "r", "-o", "c.png"], 2, "metrics.jsonl cannot be read"),
     ("checkpoint-random-bytes", run_file("checkpoints/last.pt", RANDOM_BYTES), ["train", "--resume", "r", "--set", "train.epochs=3"], 2,
-     "last.pt: not a readable dropcli checkpoint"),
+     "; a run continues only from last.pt: train it again with dropcli train -c r/config.yaml"),
     # evaluate says what to do instead
     ("evaluate-last-unreadable", run_file("checkpoints/last.pt", RANDOM_BYTES), ["evaluate", "r"], 2,
      "r/checkpoints/best.pt is fine: dropcli evaluate r/checkpoints/best.pt"),

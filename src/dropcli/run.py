@@ -216,7 +216,10 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
         raise DropcliError(f"--resume {run_dir}: no such run directory")
     if not path.is_file():
         raise DropcliError(f"--resume {run_dir}: no checkpoints/last.pt (the run stopped before its first epoch ended); start a new run")
-    payload = checkpoints.load(path)
+    try:
+        payload = checkpoints.load(path)
+    except DropcliError as error:
+        raise DropcliError(f"{error}; a run continues only from last.pt: train it again with dropcli train -c {run_dir / 'config.yaml'}") from None
     saved = load_config(base=payload["config"])
     config = load_config(base=payload["config"], overrides=overrides, flags=flags)
     changed = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
