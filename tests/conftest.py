@@ -85,7 +85,7 @@ def invoke():
     from dropcli.cli import app
 
     runner = CliRunner()
-    return lambda *args: runner.invoke(app, [str(a) for a in args])
+    return lambda *args: runner.invoke(app, [str(a) for a in args], prog_name="dropcli")
 
 
 @pytest.fixture

@@ -6,13 +6,19 @@ out whatever files the case needs under the test's working directory and returns
 arguments; every file under that directory must be unchanged afterwards.
 """
 
+import contextlib
 import hashlib
+import json
+import random
 import shutil
+import signal
 
 import pytest
 import torch
 
 MANY = 2**70
+# What a damaged disk or a stray `cp` leaves: bytes that are neither UTF-8 nor JSON nor YAML.
+RANDOM_BYTES = bytes(random.Random(0).randrange(256) for _ in range(512))
 
 
 def nothing(tmp):
@@ -65,10 +71,47 @@ def experiment_with(contents):
     def setup(tmp):
         shutil.copytree(pytest.finished_sweep, tmp / "s")
         for name, content in contents.items():
-            (tmp / "s" / name).write_text(content)
+            path = tmp / "s" / name
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
         return []
 
     return setup
+
+
+def runs_with(**replaced):
+    """Two copies of the finished run at ./runs/a and ./runs/b, with files of b replaced:
+    {file name (dots as underscores): content}."""
+
+    def setup(tmp):
+        for name in ("a", "b"):
+            shutil.copytree(pytest.finished_run, tmp / "runs" / name)
+        for name, content in replaced.items():
+            path = tmp / "runs" / "b" / name.replace("_", ".")
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        return []
+
+    return setup
+
+
+def run_file(name, content):
+    """A copy of the finished run at ./r with one file (a path under it) replaced."""
+
+    def setup(tmp):
+        with_run()(tmp)
+        (tmp / "r" / name).write_bytes(content)
+        return []
+
+    return setup
+
+
+def diverged_at_once(tmp):
+    """What a run that diverged in its first step leaves: config, no metrics, no checkpoint."""
+    with_run()(tmp)
+    shutil.rmtree(tmp / "r" / "checkpoints")
+    (tmp / "r" / "checkpoints").mkdir()
+    (tmp / "r" / "metrics.jsonl").write_text("")
+    (tmp / "r" / "summary.json").write_text('{"status": "diverged", "reason": "training diverged at epoch 1, step 1"}')
+    return []
 
 
 ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -123,7 +166,77 @@ CASES = [
     ("plot-output-a-directory", with_run(), ["plot", "r", "-o", "r"], 2, "cannot write r: it is a directory"),
     ("runs-a-file-to-scan", write("list", "x"), ["runs", "list"], 2, "list is not a directory"),
     ("evaluate-split", with_run(), ["evaluate", "r", "--split", "everything"], 2, "--split must be one of test, train, val"),
+    # runs: a filter that cannot match is bad input, not an empty table
+    ("where-unknown-key", runs_with(), ["runs", "--where", "nosuch.key=1"], 2, "--where nosuch.key=1: unknown key 'nosuch'"),
+    ("where-misspelt-key", runs_with(), ["runs", "--where", "model.dropot_1=0.5"], 2, "did you mean 'model.dropout_1'?"),
+    ("where-wrong-type", runs_with(), ["runs", "--where", "model.hidden_1=abc"], 2, "model.hidden_1 must be an integer, got 'abc'"),
+    ("where-a-section", runs_with(), ["runs", "--where", "model=1"], 2, "model is a section, not a value; name one of its keys, e.g. model.kind"),
+    ("status-unknown", runs_with(), ["runs", "--status", "nosuch"], 2, "a run's status is one of finished, interrupted, diverged"),
+    ("diff-config-garbage", runs_with(config_yaml="garbage: [1\n"), ["runs", "--diff", "runs/a", "runs/b"], 2,
+     "--diff runs/b: runs/b/config.yaml: malformed YAML"),
+    ("diff-config-not-a-config", runs_with(config_yaml="garbage:\n"), ["runs", "--diff", "runs/a", "runs/b"], 2,
+     "config.yaml is not a dropcli config (config: unknown key 'garbage'"),
+    ("diff-config-random-bytes", runs_with(config_yaml=RANDOM_BYTES), ["runs", "--diff", "runs/a", "runs/b"], 2, "cannot be read"),
+    ("diff-summary-random-bytes", runs_with(summary_json=RANDOM_BYTES), ["runs", "--diff", "runs/a", "runs/b"], 2, "cannot be read"),
+    # config files: a key written twice is refused, never "the last one wins"
+    ("config-section-twice", write("c.yaml", "train:\n  epochs: 2\nname: x\ntrain:\n  batch_size: 3\n"), ["train", "-c", "c.yaml"], 2,
+     "key 'train' is written twice in one mapping (lines 1 and 4)"),
+    ("config-key-twice", write("c.yaml", "train:\n  epochs: 2\n  batch_size: 3\n  epochs: 4\n"), ["config", "show", "-c", "c.yaml"], 2,
+     "key 'epochs' is written twice in one mapping (lines 2 and 4)"),
+    ("config-random-bytes", write("c.yaml", RANDOM_BYTES), ["train", "-c", "c.yaml"], 2, "c.yaml: not UTF-8 text"),
+    # inputs that used to hang: refused at once
+    ("sample-beyond-a-list", nothing, ["sweep", "--grid", "model.kind=scratch,builtin", "--sample", 3], 2,
+     "--sample 3: the lists given hold only 2 different combinations; sample at most 2"),
+    ("sample-huge", nothing, ["sweep", "--grid", "model.kind=scratch,builtin", "--sample", 10**12], 2, "an experiment holds at most 2,000 trials"),
+    ("sample-past-int64", nothing, ["sweep", "--grid", "optim.lr=0.01:1", "--sample", MANY], 2, "an experiment holds at most 2,000 trials"),
+    ("seeds-huge", nothing, ["compare", "scratch", "builtin", "--seeds", 10**9], 2, "would train 2,000,000,000 trials; at most 2,000"),
+    ("range-not-numeric", nothing, ["sweep", "--grid", "model.kind=a:b", "--sample", 2], 2, "ranges need a numeric key, and model.kind is not one"),
+    ("range-integer-key", nothing, ["sweep", "--grid", "model.hidden_1=10:100", "--sample", 2], 2, "model.hidden_1 takes integers"),
+    ("mc-samples-absurd", with_run(), ["evaluate", "r", "--mc-samples", 10**12], 2, "--mc-samples 1000000000000: 1,000,000,000,000 passes"),
+    # damaged files of every kind dropcli reads: one line, never rewritten
+    ("trials-record-random-bytes", experiment_with({"trials.jsonl": RANDOM_BYTES}), [*SWEEP, *SMALL, "--run-dir", "s"], 2,
+     "trials.jsonl cannot be read"),
+    ("plan-random-bytes", experiment_with({"plan.json": RANDOM_BYTES}), [*SWEEP, *SMALL, "--run-dir", "s"], 2, "plan.json cannot be read"),
+    ("trial-summary-random-bytes", experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": RANDOM_BYTES}),
+     [*SWEEP, *SMALL, "--run-dir", "s"], 2, "summary.json cannot be read"),
+    ("metrics-random-bytes", run_file("metrics.jsonl", RANDOM_BYTES), ["plot", "r", "-o", "c.png"], 2, "metrics.jsonl cannot be read"),
+    ("checkpoint-random-bytes", run_file("checkpoints/last.pt", RANDOM_BYTES), ["train", "--resume", "r", "--set", "train.epochs=3"], 2,
+     "; a run continues only from last.pt: train it again with dropcli train -c r/config.yaml"),
+    # evaluate says what to do instead
+    ("evaluate-last-unreadable", run_file("checkpoints/last.pt", RANDOM_BYTES), ["evaluate", "r"], 2,
+     "r/checkpoints/best.pt is fine: dropcli evaluate r/checkpoints/best.pt"),
+    ("evaluate-diverged-at-once", diverged_at_once, ["evaluate", "r"], 2, "the run diverged before saving any checkpoint"),
+    ("evaluate-not-a-run", write("d/notes.txt", "mine"), ["evaluate", "d"], 2, "d: not a run directory"),
+    # Typer's own usage errors: one line with the usage hint, on every command
+    ("usage-unknown-option", nothing, ["train", "--nosuch"], 2, "No such option: --nosuch (see: dropcli train --help)"),
+    ("usage-sample-0", nothing, [*SWEEP, "--sample", 0], 2, "Invalid value for '--sample'"),
+    ("usage-sample-negative", nothing, [*SWEEP, "--sample", -1], 2, "Invalid value for '--sample'"),
+    ("usage-seeds-0", nothing, ["compare", "scratch", "--seeds", 0], 2, "Invalid value for '--seeds'"),
+    ("usage-missing-argument", nothing, ["evaluate"], 2, "Missing argument 'RUN_DIR|CHECKPOINT'"),
+    ("usage-subcommand-option", nothing, ["config", "show", "--nope"], 2, "(see: dropcli config show --help)"),
+    ("usage-unknown-command", nothing, ["trian"], 2, "No such command 'trian'"),
+    ("usage-int-not-a-number", nothing, ["train", "--seed", "x"], 2, "Invalid value for '--seed'"),
 ]
+
+
+class Hung(BaseException):
+    """A command that ran past its time: a BaseException, so no handler in dropcli swallows it."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds):
+    """Fail the test if the block runs longer than `seconds` (SIGALRM; the main thread)."""
+
+    def expired(signum, frame):
+        raise Hung(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def snapshot(root):
@@ -152,7 +265,8 @@ def test_bad_input_gets_one_line_and_changes_nothing(in_tmp, invoke, fake_data, 
     options = ["--data-dir", fake_data, "--device", "cpu"] if needs_data and "--resume" not in command else []
     if "--device" in command:
         options = ["--data-dir", fake_data]
-    result = invoke(*command, *options)
+    with time_limit(60):  # no input may hang
+        result = invoke(*command, *options)
     assert "Traceback" not in result.output
     assert result.exit_code == exit_code, result.output
     lines = result.stderr.strip().splitlines()
@@ -179,3 +293,40 @@ def test_runs_lists_what_it_can_read_and_says_why_not(in_tmp, invoke):
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
     assert "finished" in rows["good"]
     assert "unreadable" in rows["cut"] and "unreadable" in rows["no-status"] and "unreadable" in rows["bad-config"]
+
+
+def test_runs_where_compares_values_as_the_config_reads_them(in_tmp, invoke):
+    runs_with()(in_tmp)
+    path = in_tmp / "runs" / "b" / "config.yaml"
+    path.write_text(path.read_text().replace("lr: 0.1\n", "lr: 0.05\n"))
+    for condition in ("optim.lr=5e-2", "optim.lr=0.05", "optim.lr=.05", "optim.lr=5.0e-2"):
+        result = invoke("runs", "--where", condition, "--json")
+        assert result.exit_code == 0 and [r["run"] for r in json.loads(result.stdout)] == ["b"], condition
+    for condition, found in (("train.compile=no", ["a", "b"]), ("train.compile=true", []), ("train.early_stopping=null", ["a", "b"])):
+        result = invoke("runs", "--where", condition, "--json")
+        assert sorted(r["run"] for r in json.loads(result.stdout)) == found, condition
+
+
+def test_a_continue_hint_names_only_what_works(tmp_path, monkeypatch):
+    from dropcli import runs
+    from dropcli.workers import launch_command
+
+    gone = runs.after_stop(tmp_path / "deleted", "dropcli", made_here=True)
+    assert gone == f"{tmp_path / 'deleted'} no longer exists, so nothing is kept; run the same command again"
+    shutil.copytree(pytest.finished_run, tmp_path / "r")
+    assert runs.after_stop(tmp_path / "r", "dropcli", made_here=False).endswith(f"continue with: dropcli train --resume {tmp_path / 'r'}")
+    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "x", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    assert launch_command() == "torchrun --standalone --nproc-per-node 2 -m dropcli"
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert launch_command().startswith("torchrun (the same launch options, on every node)")
+    # An interrupt before the first epoch: nothing to resume, and the directory this command made goes.
+    (tmp_path / "early" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "early" / "config.yaml").write_text("name: x\n")
+    (tmp_path / "early" / "metrics.jsonl").write_text("")
+    assert runs.after_stop(tmp_path / "early", "dropcli", made_here=True) == "nothing was trained and nothing is kept; run the same command again"
+    assert not (tmp_path / "early").exists()
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("kept")  # not dropcli's: never removed
+    assert "cannot be resumed" in runs.after_stop(tmp_path / "mine", "dropcli", made_here=True)
+    assert (tmp_path / "mine" / "notes.txt").exists()

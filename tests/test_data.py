@@ -167,6 +167,16 @@ def test_a_named_directory_is_the_only_one_searched(fake_data, tmp_path, monkeyp
     assert data.find(None) == fake_data
 
 
+def test_dropcli_data_naming_an_empty_directory_is_the_only_one_searched(fake_data, tmp_path, monkeypatch):
+    # As with --data-dir: the data elsewhere (here the "system" copy) is not used in its place.
+    monkeypatch.setattr(data, "SYSTEM_DIR", fake_data)
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("DROPCLI_DATA", str(tmp_path / "empty"))
+    assert data.search_dirs(None) == [tmp_path / "empty"] and data.find(None) is None
+    with pytest.raises(DropcliError, match=r"Fashion-MNIST not found \(searched .*empty\)"):
+        data.locate(None)
+
+
 def test_load_downloads_when_nothing_is_found(fake_data_gz, tmp_path, monkeypatch, no_system_data):
     import torchvision.datasets
 

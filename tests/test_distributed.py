@@ -65,16 +65,22 @@ def test_ddp_refuses_what_it_cannot_train_before_making_the_run_directory(in_tmp
     assert "dropcli/" not in "".join(line for line in result.stderr.splitlines() if line.strip().startswith("File "))
 
 
-def test_a_sweep_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
+def test_a_sweep_on_two_workers_equals_one_process_with_the_workers_thread_count(in_tmp, fake_data):
+    # The README's statement: a worker's trial is the same run as alone, bit for bit, when both
+    # use the same number of torch threads (a worker takes cores / workers); the thread count
+    # changes only the order of float sums, so with other counts the last digits may differ.
     args = ["sweep", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=2",
             "--grid", "model.dropout_1=0,0.5", "--grid", "optim.lr=0.05,0.1", "-q"]  # fmt: skip
-    assert invoke(*args, "--run-dir", "alone").exit_code == 0
+    threads = str(max(1, (os.cpu_count() or 1) // 2))
+    alone = subprocess.run([sys.executable, "-m", "dropcli", *map(str, args), "--run-dir", "alone"], cwd=in_tmp,
+                           capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": threads})  # fmt: skip
+    assert alone.returncode == 0, alone.stderr
     result = torchrun(*args, "--run-dir", "shared", cwd=in_tmp)
     assert result.returncode == 0, result.stderr
-    alone, shared = cells(in_tmp / "alone"), cells(in_tmp / "shared")
-    assert alone.keys() == shared.keys() and len(alone) == 4
-    for key in alone:
-        assert abs(alone[key] - shared[key]) <= 0.003, key
+    for name in (path.name for path in (in_tmp / "alone").glob("*_seed0")):
+        assert final(in_tmp / "shared" / name) | {"seconds": 0, "samples_per_s": 0} == final(in_tmp / "alone" / name) | {
+            "seconds": 0, "samples_per_s": 0}, name  # fmt: skip
+    assert len(list((in_tmp / "alone").glob("*_seed0"))) == 4
     assert "final test accuracy" in result.stdout
 
 
@@ -125,7 +131,9 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
     started = time.monotonic()
     _, stderr = job.communicate(timeout=120)
     assert time.monotonic() - started < 60 and job.returncode != 0
-    assert "the finished trials are kept; continue with the same command and --run-dir s" in stderr
+    # The hint names the torchrun launch to continue with.
+    assert "the finished trials are kept; continue with the same command (torchrun --standalone --nproc-per-node 2 -m dropcli ...) " \
+        "and --run-dir s" in stderr, stderr[-3000:]
     recorded = [json.loads(line)["name"] for line in record.read_text().splitlines()]
     finished_at = {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded}
     assert len(recorded) < 6
@@ -161,3 +169,16 @@ def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times):
     assert result.returncode == 0, result.stderr
     read = lambda name: [json.loads(line) for line in (in_tmp / name / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
     assert without_times(read("part")) == without_times(read("whole"))
+
+
+def test_under_torchrun_a_refusal_and_evaluate_print_once(in_tmp, fake_data, invoke):
+    result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", "--set", "model.nosuch=1", cwd=in_tmp, timeout=120)
+    assert result.returncode != 0
+    dropcli_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert dropcli_lines == ["error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden_1, hidden_2, "
+                             "dropout_input, dropout_1, dropout_2, mask_mode"]  # fmt: skip
+    args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1", "-q"]
+    assert invoke("train", *args, "--run-dir", "r").exit_code == 0
+    result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["checkpoint"] == "r/checkpoints/last.pt"  # one JSON document, not one per worker

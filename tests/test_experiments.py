@@ -141,6 +141,15 @@ def test_a_diverging_trial_is_recorded_and_the_others_finish(in_tmp, invoke, sma
     assert again.exit_code == 3 and "epochs ->" not in again.stdout
 
 
+def test_the_summary_line_names_every_diverged_trial(in_tmp, invoke, small_args):
+    result = invoke("sweep", *small_args(2), "--grid", "optim.lr=0.1,1e6,1e7", "--run-dir", "s", "-q")
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    # A warning as each diverges, then one summary that names them all.
+    assert len(lines) == 3 and all("lr=" in line for line in lines[:2])
+    assert "2 of 3 trials diverged (lr=1000000.0_seed0, lr=10000000.0_seed0)" in lines[-1]
+
+
 def test_a_loss_that_turns_non_finite_after_the_last_check_is_divergence(in_tmp, invoke, small_args):
     # One batch per epoch: its loss is finite (it is computed before the step), and the step
     # makes the weights blow up, so only the test loss shows it.

@@ -48,12 +48,39 @@ def test_a_full_disk_stops_with_one_line_keeps_the_last_good_epoch_and_resumes(t
     assert without_times(runs.read_metrics(run_dir)) == without_times(runs.read_metrics(in_tmp / "whole"))
 
 
-def test_a_read_only_file_system_gets_one_line(tmpfs, invoke, small_args):
+def test_a_read_only_file_system_gets_one_line_and_exit_1(tmpfs, invoke, small_args):
     (tmpfs / "runs").mkdir()
     remount(tmpfs, "ro")
     result = invoke("train", *small_args(), "--run-dir", tmpfs / "runs" / "r", "-q")
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exit_code == 1 and "Traceback" not in result.output  # a fault of the machine, as the README's table says
     assert result.stderr.strip() == f"error: cannot create run directory {tmpfs / 'runs' / 'r'}: Read-only file system"
+    result = invoke("sweep", "--grid", "optim.lr=0.1", *small_args(), "--run-dir", tmpfs / "runs" / "s", "-q")
+    assert result.exit_code == 1 and result.stderr.strip().startswith("error: cannot create experiment directory")
+
+
+def fill(mount_point):
+    """Write into `mount_point` until its file system is full."""
+    with open(mount_point / "filler", "wb") as filler:
+        with pytest.raises(OSError):
+            while True:
+                filler.write(b"x" * 65536)
+                filler.flush()
+
+
+@pytest.mark.parametrize("named", [True, False], ids=["run-dir", "default-dir"])
+def test_a_disk_full_before_anything_is_written_says_nothing_was_trained(tmpfs, monkeypatch, invoke, small_args, named):
+    monkeypatch.chdir(tmpfs)
+    (tmpfs / "runs").mkdir()
+    fill(tmpfs)
+    result = invoke("train", *small_args(epochs=1), *(["--run-dir", "runs/r"] if named else []), "-q")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "No space left on device" in line and "nothing was trained and nothing is kept; run the same command again" in line
+    assert "--resume" not in line
+    assert list((tmpfs / "runs").iterdir()) == []  # no empty run directory blocks the same command
+    (tmpfs / "filler").unlink()
+    if named:
+        assert invoke("train", *small_args(epochs=1), "--run-dir", "runs/r", "-q").exit_code == 0
 
 
 def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args, start_training, wait_for_epochs):

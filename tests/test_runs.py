@@ -106,6 +106,11 @@ def test_divergence_stops_with_one_line_and_keeps_the_run(in_tmp, invoke, small_
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "diverged" and "epoch 1, step" in summary["reason"]
     assert (run_dir / "config.yaml").exists()
+    # Diverged in its first epoch, it is still a diverged run, and says why it has no checkpoint.
+    listed = json.loads(invoke("runs", in_tmp, "--status", "diverged", "--json").stdout)
+    assert [record["run"] for record in listed] == ["diverged"] and listed[0]["epochs"] == 0
+    result = invoke("evaluate", run_dir)
+    assert result.exit_code == 2 and "the run diverged before saving any checkpoint (training diverged" in result.stderr
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
@@ -171,15 +176,15 @@ def test_compare_plot_writes_a_png_that_decodes_and_is_not_blank(in_tmp, invoke,
     assert pixels[..., :3].std() > 0.05  # lines and text on a white background, not one colour
 
 
-def test_runs_lists_finished_and_interrupted(in_tmp, invoke, small_args):
+def test_runs_lists_finished_and_a_run_whose_summary_is_lost(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/done", "-q").exit_code == 0
     assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/cut", "-q").exit_code == 0
-    (in_tmp / "runs" / "cut" / "summary.json").unlink()  # as a SIGKILL leaves it
+    (in_tmp / "runs" / "cut" / "summary.json").unlink()  # every epoch on disk, the summary gone
     infos = {info.path.name: info for info in runs.list_runs(in_tmp / "runs")}
-    assert infos["done"].status == "finished" and infos["cut"].status == "interrupted"
+    assert infos["done"].status == "finished" and infos["cut"].status == "summary missing (2 epochs on disk)"
     assert infos["done"].epochs_done == 2 and infos["done"].final_test_acc is not None
     result = invoke("runs", in_tmp / "runs")
-    assert result.exit_code == 0 and "finished" in result.stdout and "interrupted" in result.stdout
+    assert result.exit_code == 0 and "finished" in result.stdout and "summary missing" in result.stdout
 
 
 def test_evaluate_other_splits(in_tmp, invoke, small_args):
@@ -213,3 +218,45 @@ def test_a_relative_data_dir_is_saved_resolved_and_moved_data_resumes(in_tmp, in
     result = invoke("train", "--resume", "r", "--set", "train.epochs=2", "--data-dir", "moved", "-q")
     assert result.exit_code == 0, result.output
     assert yaml.safe_load((in_tmp / "r" / "config.yaml").read_text())["data"]["root"] == str(in_tmp / "moved")
+
+
+@pytest.mark.parametrize(
+    "changes, epochs, new_epochs, done, first_changed",
+    [
+        ({}, 2, 4, 2, None),  # constant: the rate never depends on the total
+        ({"schedule": "step", "step_epochs": 1, "step_gamma": 0.5}, 2, 4, 2, None),
+        ({"warmup_epochs": 1}, 2, 4, 2, None),  # a warm-up is counted from the start
+        ({"schedule": "cosine"}, 2, 4, 2, 2),  # epoch 1 is lr either way; epoch 2 is not
+        ({"schedule": "cosine"}, 4, 6, 1, None),  # only epoch 1 trained, and it had lr
+        ({"schedule": "onecycle"}, 4, 8, 2, 1),  # the rise is 30% of the total
+    ],
+)
+def test_which_schedules_depend_on_the_total(changes, epochs, new_epochs, done, first_changed):
+    from dropcli.config import OptimConfig
+    from dropcli.schedules import first_changed_epoch
+
+    assert first_changed_epoch(OptimConfig(**changes), epochs, new_epochs, done) == first_changed
+
+
+def test_resume_refuses_a_longer_schedule_planned_over_the_total(in_tmp, invoke, small_args):
+    # The first epochs of a 2-epoch cosine had lr 0.1, 0.05; a 4-epoch one has 0.1, 0.085, ...:
+    # continuing would be neither run, so it is refused and nothing is written.
+    run_dir = in_tmp / "cos"
+    assert invoke("train", *small_args(2, **RUN_SIZE), "--set", "optim.schedule=cosine", "--run-dir", run_dir, "-q").exit_code == 0
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    result = invoke("train", "--resume", run_dir, "--set", "train.epochs=4")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "the cosine learning-rate schedule was planned for 2 epochs" in line
+    assert f"dropcli train -c {run_dir / 'config.yaml'} --set train.epochs=4" in line
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+    # The way out it names works.
+    assert invoke("train", "-c", run_dir / "config.yaml", "--set", "train.epochs=4", "--run-dir", in_tmp / "new", "-q").exit_code == 0
+
+
+def test_resume_continues_a_schedule_that_does_not_depend_on_the_total(in_tmp, invoke, small_args, without_times):
+    step = ["--set", "optim.schedule=step", "--set", "optim.step_epochs=1", "--set", "optim.step_gamma=0.5"]
+    assert invoke("train", *small_args(2, **RUN_SIZE), *step, "--run-dir", in_tmp / "r", "-q").exit_code == 0
+    assert invoke("train", "--resume", in_tmp / "r", "--set", "train.epochs=3", "-q").exit_code == 0
+    assert invoke("train", *small_args(3, **RUN_SIZE), *step, "--run-dir", in_tmp / "whole", "-q").exit_code == 0
+    assert without_times(runs.read_metrics(in_tmp / "r")) == without_times(runs.read_metrics(in_tmp / "whole"))

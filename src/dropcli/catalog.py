@@ -8,8 +8,9 @@ from typing import Any
 
 import yaml
 
+from dropcli.config import typed_value
 from dropcli.errors import DropcliError
-from dropcli.runs import RunInfo
+from dropcli.runs import STATUSES, RunInfo
 
 METRICS = ("test_acc", "test_loss", "train_acc", "train_loss", "val_acc", "val_loss", "epoch", "seconds")
 
@@ -23,12 +24,24 @@ def differing_keys(infos: list[RunInfo]) -> list[str]:
 
 
 def where(infos: list[RunInfo], conditions: list[str], status: str | None) -> list[RunInfo]:
-    """The runs whose settings match every KEY=VALUE condition (values as YAML scalars), and `status`."""
+    """The runs whose settings match every KEY=VALUE condition, and `status`.
+
+    Values are read as the config reads them (5e-2 is 0.05, yes is true), so a condition means
+    what the same --set would; an unknown key, a value its key cannot hold, or an unknown status
+    is refused."""
     parsed = [_condition(text) for text in conditions]
+    if status is not None and status not in STATUSES:
+        raise DropcliError(f"--status {status!r}: a run's status is one of {', '.join(STATUSES)}")
     return [
         info for info in infos
-        if (status is None or info.status == status) and all(_same(info.settings.get(key, _MISSING), value) for key, value in parsed)
+        if (status is None or _status_word(info.status) == status)
+        and all(_same(info.settings.get(key, _MISSING), value) for key, value in parsed)
     ]  # fmt: skip
+
+
+def _status_word(status: str) -> str:
+    """ "unreadable: why" -> "unreadable"; "summary missing (...)" -> "summary missing"."""
+    return status.split(":")[0].split(" (")[0]
 
 
 def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
@@ -56,7 +69,12 @@ def records(infos: list[RunInfo], keys: list[str], root) -> list[dict[str, Any]]
 
 
 def diff(first: RunInfo, second: RunInfo) -> tuple[list[tuple[str, Any, Any]], list[tuple[str, Any, Any]]]:
-    """(config keys that differ, final metrics) of two runs, each as (name, first, second)."""
+    """(config keys that differ, final metrics) of two runs, each as (name, first, second).
+
+    A run whose files cannot be read is refused: it is never "the same as" another."""
+    for info in (first, second):
+        if info.status.startswith("unreadable"):
+            raise DropcliError(f"--diff {info.path}: {info.status.removeprefix('unreadable: ')}; fix or remove that file to compare")
     settings = [(key, first.settings.get(key), second.settings.get(key)) for key in differing_keys([first, second])]
     metrics = [(name, first.final.get(name), second.final.get(name)) for name in METRICS if name in first.final or name in second.final]
     return settings, metrics
@@ -70,9 +88,10 @@ def _condition(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise DropcliError(f"bad --where {text!r}: expected KEY=VALUE, e.g. --where model.kind=scratch")
     try:
-        return key.strip(), yaml.safe_load(value)
+        loaded = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
         raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
+    return key.strip(), typed_value(key.strip(), loaded, f"--where {text}")
 
 
 def _same(found: Any, wanted: Any) -> bool:

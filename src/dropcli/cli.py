@@ -9,12 +9,20 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
 import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
+
+try:  # recent Typer carries its own copy of Click
+    from typer._click import exceptions as _click_errors
+except ImportError:
+    from click import exceptions as _click_errors
+UsageError = _click_errors.UsageError
+NoArgsIsHelpError = getattr(_click_errors, "NoArgsIsHelpError", ())  # Click < 8.2 shows the help without raising
 
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError, first_line
@@ -29,9 +37,28 @@ def _flags_without_metavar(params):
     return params
 
 
+@contextlib.contextmanager
+def _usage_in_one_line():
+    """Typer's usage errors (an unknown option, a bad or missing value) as one line on stderr
+    with the usage hint, exit 2, instead of a boxed panel."""
+    try:
+        yield
+    except UsageError as error:
+        if isinstance(error, NoArgsIsHelpError):
+            raise  # `dropcli config` alone: the help, as asked
+        command = error.ctx.command_path if error.ctx is not None else "dropcli"
+        message = " ".join(error.format_message().split())
+        _error_line(f"{message} (see: {command} --help)")
+        raise typer.Exit(error.exit_code) from None
+
+
 class _Command(TyperCommand):
     def get_params(self, ctx):
         return _flags_without_metavar(super().get_params(ctx))
+
+    def make_context(self, *args, **kwargs):
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
 
 
 class _OneLineErrors(TyperGroup):
@@ -40,11 +67,16 @@ class _OneLineErrors(TyperGroup):
     def get_params(self, ctx):
         return _flags_without_metavar(super().get_params(ctx))
 
+    def make_context(self, *args, **kwargs):
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
+
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with _usage_in_one_line():
+                return super().invoke(ctx)
         except DropcliError as error:
-            typer.echo(f"error: {error}", err=True)
+            _error_line(str(error))
             raise typer.Exit(error.exit_code) from None
         except (OSError, MemoryError, RuntimeError) as error:
             # The machine failed us where no check could foresee it (a disk that vanished, the
@@ -52,8 +84,23 @@ class _OneLineErrors(TyperGroup):
             message = _fault_message(error)
             if message is None:
                 raise
-            typer.echo(f"error: {message}", err=True)
+            _error_line(message, every_rank=True)
             raise typer.Exit(1) from None
+
+
+def _error_line(message: str, every_rank: bool = False) -> None:
+    """The one error line. Under torchrun every worker meets the same bad input (or the error
+    they agreed on) and exits with the same code, so rank 0 alone says it; a fault of one
+    machine (`every_rank`) is said by the worker that met it."""
+    if every_rank and not _rank_zero():
+        typer.echo(f"error: worker {os.environ['RANK']}: {message}", err=True)
+    elif _rank_zero():
+        typer.echo(f"error: {message}", err=True)
+
+
+def _rank_zero() -> bool:
+    """Whether this process prints: always, except a torchrun worker other than rank 0."""
+    return os.environ.get("RANK", "0") == "0" or "MASTER_ADDR" not in os.environ
 
 
 def _fault_message(error: BaseException) -> str | None:
@@ -182,6 +229,7 @@ def train(
     """
     from dropcli import loop, runs, workers as processes
     from dropcli.train import check_trainable
+    from dropcli.workers import launch_command
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
@@ -202,7 +250,8 @@ def train(
             directory = workers.on_primary(
                 lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
             )
-        kept = f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
+        made_here = resume is None and workers.is_primary  # only rank 0 may remove what it made
+        kept = lambda: runs.after_stop(directory, launch_command(), made_here)  # noqa: E731
         # Under DDP every worker trains the same run: only rank 0 reports it.
         with _interrupts_reported(kept):
             listeners = [_reporter(options["quiet"])] if workers.is_primary else []
@@ -298,7 +347,7 @@ def evaluate(
     import json
 
     from dropcli import shifts, study
-    from dropcli.report import evaluation_tables
+    from dropcli.report import evaluation_tables, monte_carlo_progress
     from dropcli.uncertainty_report import tables
 
     if split not in SPLITS:
@@ -307,7 +356,10 @@ def evaluate(
         raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
     points = shifts.parse_all(shift or [])
     request = study.Request(targets, split, mc_samples or 0, points, temperature)
-    outcome = study.evaluate(request, _flags({"device": device, "data_dir": data_dir}), output, predictions)
+    with monte_carlo_progress(_console(stderr=True)) as progress:
+        outcome = study.evaluate(request, _flags({"device": device, "data_dir": data_dir}), output, predictions, progress)
+    if not _rank_zero():
+        return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
         single = outcome.evaluation
         head = {"checkpoint": str(outcome.study.members[0].checkpoint), **dataclasses.asdict(single)} if single else {}
@@ -571,6 +623,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
     from dropcli import experiments, plots, trials, workers as processes
+    from dropcli.workers import launch_command
 
     seeds, run_dir = options["seeds"] or 1, options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
@@ -582,7 +635,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
         trials.check_resources(planned, workers)
         # Every worker must name the same directory: rank 0 picks (and makes) the default one.
         directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
-        with _interrupts_reported(f"the finished trials are kept; continue with the same command and --run-dir {directory}"):
+        with _interrupts_reported(lambda: trials.after_stop(directory, launch_command())):
             # Each worker says when its trials finish; rank 0 alone shows their epochs.
             listeners = [_reporter(options["quiet"] or not workers.is_primary)]
             cells = trials.run(spec, planned, directory, listeners, workers)
@@ -633,9 +686,10 @@ def _reporter(quiet: bool):
 
 
 @contextlib.contextmanager
-def _interrupts_reported(kept: str):
+def _interrupts_reported(kept: Callable[[], str]):
     """On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130 or 143; when a file
-    cannot be written (a full disk), say so and what was kept, and exit 1."""
+    cannot be written (a full disk), say so and what was kept, and exit 1. `kept()` says what
+    was kept, looked at after the stop."""
     from dropcli.files import WriteError
     from dropcli.runtime import Terminated, sigterm_as_interrupt
 
@@ -643,18 +697,19 @@ def _interrupts_reported(kept: str):
         with sigterm_as_interrupt():
             yield
     except KeyboardInterrupt as interrupt:
-        typer.echo(f"interrupted; {kept}", err=True)
+        if _rank_zero():  # every worker is interrupted; one says what was kept
+            typer.echo(f"interrupted; {kept()}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
-        raise WriteError(f"{error}; {kept}") from None
+        raise WriteError(f"{error}; {kept()}") from None
 
 
-def _console():
-    """A Rich console on stdout that keeps plain lines whole in logs and pipes."""
+def _console(stderr: bool = False):
+    """A Rich console on stdout (or stderr) that keeps plain lines whole in logs and pipes."""
     from rich.console import Console
 
     # soft_wrap: a plain line in a CI log stays one line, whatever the width.
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, stderr=stderr)
     if not console.is_terminal:
         console.width = 160  # room for the tables instead of Rich's 80 columns
     return console

@@ -18,6 +18,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from dropcli import yamlfile
 from dropcli.errors import DropcliError
 from dropcli.vocabulary import (
     ENGINES, FUSED_KINDS, MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of,
@@ -188,6 +189,25 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
     return updated
 
 
+def typed_value(key: str, value: Any, source: str) -> Any:
+    """`value` as the config would hold it at `key` (5e-2 -> 0.05, 1 -> 1.0 for a float key);
+    DropcliError, with a did-you-mean, for an unknown key or a value the key cannot take.
+    Ranges are not checked: this types a value to compare with, not a setting."""
+    return _coerce(value, field_type(key, source), key, source)
+
+
+def field_type(key: str, source: str) -> Any:
+    """The type annotation of a dotted key, e.g. float | None; DropcliError (with a did-you-mean)
+    naming `source` for an unknown key or a section."""
+    _set_path({}, key, None, source)
+    node: Any = Config
+    for part in key.split("."):
+        node = get_type_hints(node)[part]
+    if dataclasses.is_dataclass(node):
+        raise DropcliError(f"{source}: {key} is a section, not a value; name one of its keys, e.g. {key}.{dataclasses.fields(node)[0].name}")
+    return node
+
+
 SHIPPED_DIR = Path(__file__).parent / "configs"  # package data: the repository's configs/
 
 
@@ -216,30 +236,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        if path.is_dir():
-            what = "is a directory, not a file"
-        elif path.exists():
-            what = "is not a regular file (a device, pipe or socket)"
-        else:
-            what = "not found"
-        raise DropcliError(f"config file {path} {what} (pass an existing YAML file, e.g. configs/default.yaml)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise DropcliError(f"{path}: not UTF-8 text (byte {error.start}); save the config as UTF-8") from None
-    except OSError as error:
-        raise DropcliError(f"{path}: cannot be read ({error.strerror})") from None
-    try:
-        if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
-            # A config needs no aliases, and they allow self-reference and exponential blow-up.
-            raise DropcliError(f"{path}: YAML anchors and aliases (*name) are not supported in configs; write the values out")
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise DropcliError(f"{path}: malformed YAML{where}: {problem}") from None
+    data = yamlfile.read(path)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -1,7 +1,8 @@
 """Fashion-MNIST: find the four IDX files, verify them, and hold them as tensors.
 
-The files are looked for in the `--data-dir` / `data.root` directory when one is named; else in
-`$DROPCLI_DATA`, the Debian package's directory and dropcli's download cache, in that order.
+The files are looked for in the `--data-dir` / `data.root` directory when one is named, else in
+`$DROPCLI_DATA` when set (only there, as a named directory); else in the Debian package's
+directory and dropcli's download cache, in that order.
 Each may hold the files directly or in torchvision's `FashionMNIST/raw/` layout, gzipped or
 not. Where none has them, they are downloaded with torchvision (which needs internet).
 """
@@ -69,11 +70,13 @@ def download_dir() -> Path:
 
 
 def search_dirs(root: str | Path | None) -> list[Path]:
-    """The directories searched for the files, in order. A directory the user names is the only one."""
+    """The directories searched for the files, in order. A directory the user names (--data-dir,
+    else $DROPCLI_DATA) is the only one: one without the files is never passed over silently."""
     if root:
         return [_directory(root, "--data-dir (data.root)")]
-    env = [_directory(os.environ["DROPCLI_DATA"], "$DROPCLI_DATA")] if os.environ.get("DROPCLI_DATA") else []
-    return env + [SYSTEM_DIR, download_dir()]
+    if os.environ.get("DROPCLI_DATA"):
+        return [_directory(os.environ["DROPCLI_DATA"], "$DROPCLI_DATA")]
+    return [SYSTEM_DIR, download_dir()]
 
 
 def _directory(path: str | Path, named_by: str) -> Path:

@@ -13,6 +13,7 @@ import torch
 from dropcli import checkpoints, runs
 from dropcli.config import Config, load_config, to_dict
 from dropcli.errors import DropcliError
+from dropcli.experiments import PLAN_FILE
 
 # Keys that may differ between the members of an ensemble: what a seed changes, and where it ran.
 FREE_KEYS = ("seed", "name", "device")
@@ -28,16 +29,17 @@ class Member:
 
 
 def checkpoints_of(targets: list[Path]) -> list[Path]:
-    """The checkpoint files `targets` name, in order; an experiment directory gives its trials'."""
+    """The run directories and checkpoint files `targets` name, in order; an experiment
+    directory gives its trials'."""
     found = []
     for target in targets:
-        if (target / "plan.json").is_file():
+        if (target / PLAN_FILE).is_file():
             trials = sorted(path for path in target.iterdir() if (path / runs.LAST_CHECKPOINT).is_file())
             if not trials:
                 raise DropcliError(f"{target}: an experiment directory without finished trials; train them first")
-            found += [trial / runs.LAST_CHECKPOINT for trial in trials]
+            found += trials
         else:
-            found.append(target / runs.LAST_CHECKPOINT if target.is_dir() else target)
+            found.append(target)
     return found
 
 
@@ -46,11 +48,12 @@ def load(targets: list[Path], flags: dict[str, tuple[str, Any]]) -> list[Member]
 
     Raises DropcliError if a checkpoint cannot be read, or the runs differ in more than the seed.
     """
+    from dropcli.evaluation import load_target
     from dropcli.train import new_state
     from dropcli.workers import Workers
 
-    paths = checkpoints_of(targets)
-    payloads = [checkpoints.load(path) for path in paths]
+    # A run directory means its last.pt; the error names best.pt where only that one is readable.
+    paths, payloads = zip(*(load_target(target) for target in checkpoints_of(targets)))
     configs = [load_config(base=payload["config"], flags=flags) for payload in payloads]
     check_same_recipe(paths, configs, [payload["epoch"] for payload in payloads])
     device = Workers().device(configs[0].device)

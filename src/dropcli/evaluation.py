@@ -1,12 +1,14 @@
 """Evaluate a saved checkpoint: loss, accuracy, per-class accuracy and the confusion matrix."""
 
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from dropcli import checkpoints
+from dropcli import checkpoints, runs
 from dropcli.config import Config
 from dropcli.data import CLASS_NAMES, SPLIT_SIZES, FashionMNIST
 from dropcli.errors import DropcliError
@@ -30,19 +32,57 @@ class Evaluation:
     mc_accuracy: float | None = None
 
 
+# Monte Carlo dropout longer than this (estimated from one timed pass) is refused: K in the
+# tens to hundreds is what the method needs, and a typo such as 100000 would run for hours.
+MC_TIME_LIMIT_S = 3600.0
+
+
+def load_target(target: Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint `target` names (a .pt file, or a run directory's last.pt) and its contents;
+    the error says what to do instead: evaluate best.pt when it is fine, or that the run saved none."""
+    if not target.is_dir():
+        return target, checkpoints.load(target)
+    last, best = target / runs.LAST_CHECKPOINT, target / runs.BEST_CHECKPOINT
+    if not last.is_file() and not best.is_file():
+        raise DropcliError(f"{target}: {_why_no_checkpoint(target)}; nothing to evaluate")
+    try:
+        return last, checkpoints.load(last)
+    except DropcliError as error:
+        try:
+            checkpoints.load(best)
+        except DropcliError:
+            raise DropcliError(f"{error}; {best} cannot be read either: train the run again") from None
+        raise DropcliError(f"{error}; {best} is fine: dropcli evaluate {best}") from None
+
+
+def _why_no_checkpoint(run_dir: Path) -> str:
+    try:
+        summary = runs.read_summary(run_dir / runs.SUMMARY_FILE)
+    except DropcliError:
+        summary = {}
+    if summary.get("status") == "diverged":
+        return f"the run diverged before saving any checkpoint ({summary.get('reason')})"
+    if (run_dir / runs.CONFIG_FILE).is_file():
+        return "no checkpoint: no epoch of this run finished"
+    return "not a run directory (no config.yaml or checkpoints/)"
+
+
 def evaluate_checkpoint(
-    config: Config, payload: dict[str, Any], data: FashionMNIST, device: torch.device, split: str, mc_samples: int = 0
-) -> Evaluation:
+    config: Config, payload: dict[str, Any], data: FashionMNIST, device: torch.device, split: str, mc_samples: int = 0,
+) -> Evaluation:  # fmt: skip
     """Rebuild the checkpoint's model on `device` and score it on one split, in eval mode.
 
     With `mc_samples` > 0, also score Monte Carlo dropout: the noise layers stay on and the
-    softmax of that many stochastic passes is averaged (seeded with the run's seed).
+    softmax of that many stochastic passes is averaged (seeded with the run's seed); a count
+    estimated to take over MC_TIME_LIMIT_S is refused (see `check_mc_time`).
     """
     subset = getattr(data, split)
     if subset is None:
         raise DropcliError(f"this run has no {split} split (data.val_split is 0); use --split test or --split train")
     state = new_state(config, device)
     checkpoints.restore(state, payload)
+    if mc_samples:
+        check_mc_time(state.model, subset.X, mc_samples, config.train.precision)
     # The same function and precision training used, so the numbers match what it reported.
     precision = config.train.precision
     loss, accuracy = evaluate(state.model, subset, precision=precision)
@@ -58,6 +98,39 @@ def evaluate_checkpoint(
         split, payload["epoch"], precision, loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), len(subset),
         file_images, mc_samples, mc_loss, mc_accuracy,
     )  # fmt: skip
+
+
+def check_mc_time(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str, repeats: int = 1) -> float:
+    """Seconds `repeats` Monte Carlo scorings of `X` with `samples` passes should take, from a
+    timed probe on a slice; DropcliError if that is over MC_TIME_LIMIT_S."""
+    from dropcli.uncertainty import mc_probabilities
+
+    probe, rows = min(samples, 4), min(len(X), 2048)
+    mc_probabilities(model, X[:rows], 1, precision)  # the first call pays one-off set-up costs
+    started = time.perf_counter()
+    mc_probabilities(model, X[:rows], probe, precision)  # batched, as the real run makes them
+    if X.device.type == "cuda":
+        torch.cuda.synchronize(X.device)
+    per_pass = (time.perf_counter() - started) / probe * len(X) / rows  # one pass over all of X
+    estimate = per_pass * samples * repeats
+    if estimate > MC_TIME_LIMIT_S:
+        fits = max(1, int(MC_TIME_LIMIT_S / (per_pass * repeats)))
+        raise DropcliError(
+            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} images{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
+            f"would take about {_duration(estimate)} here ({per_pass:.3g} s a pass on {X.device}); at most about {fits:,} fit in "
+            f"{_duration(MC_TIME_LIMIT_S)}: use fewer (tens to hundreds are usual)"
+        )
+    return estimate
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
 
 
 @torch.no_grad()

@@ -20,17 +20,19 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 
-from dropcli.config import Config, get, replace, to_dict
+from dropcli.config import Config, field_type, get, replace, to_dict
 from dropcli.errors import DropcliError
 
 PLAN_FILE = "plan.json"
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
 RECORD_FILE = "trials.jsonl"  # a line per trial done: its name and summary (written by rank 0)
+# Trials in one experiment: more than anyone trains here, few enough to plan (and check) in seconds.
+MAX_TRIALS = 2_000
 # Keys a grid may not hold, and why.
 NOT_GRID_KEYS = {
     "seed": "seeds are not a grid: use --seeds N (and --seed FIRST) to train every cell with N seeds, averaged in each cell",
@@ -97,12 +99,23 @@ def parse_grid(text: str) -> Grid:
     if key in NOT_GRID_KEYS:
         raise DropcliError(f"bad --grid {text!r}: {NOT_GRID_KEYS[key]}")
     if ":" in values:
+        _check_numeric(text, key)
         return Grid(key, (), span=_span(text, values))
     try:
         parsed = tuple(yaml.safe_load(value) for value in values.split(","))
     except yaml.YAMLError:
         raise DropcliError(f"bad --grid {text!r}: each value must be a YAML scalar") from None
     return Grid(key, parsed)
+
+
+def _check_numeric(text: str, key: str) -> None:
+    """A range draws real numbers: refuse it for a key that holds anything else."""
+    kinds = get_args(field_type(key, f"--grid {key}")) or (field_type(key, f"--grid {key}"),)
+    if float in kinds:
+        return
+    if int in kinds:
+        raise DropcliError(f"bad --grid {text!r}: a range draws real numbers, and {key} takes integers; give a list, e.g. {key}=64,128,256")
+    raise DropcliError(f"bad --grid {text!r}: ranges need a numeric key, and {key} is not one; give a list of values, KEY=V1,V2,...")
 
 
 def _span(text: str, values: str) -> tuple[float, float, bool]:
@@ -123,15 +136,22 @@ def sample(grids: list[Grid], count: int, seed: int) -> list[Grid]:
     """Random search: `count` draws of every key at once (uniform, or log-uniform in a range;
     uniform over a list), seeded, so the same command draws the same trials. Returns grids of
     the drawn values, to be zipped (not multiplied) by plan()."""
+    if count > MAX_TRIALS:
+        raise DropcliError(f"--sample {count}: an experiment holds at most {MAX_TRIALS:,} trials; sample fewer")
+    if all(grid.span is None for grid in grids):
+        points = math.prod(len(set(grid.values)) for grid in grids)
+        if count > points:
+            raise DropcliError(
+                f"--sample {count}: the lists given hold only {points} different combinations; sample at most {points}, "
+                "or drop --sample to try them all"
+            )
     generator = random.Random(seed)
-    drawn: list[tuple] = []
+    drawn: dict[tuple, None] = {}  # insertion-ordered, and a fast membership test
     for _ in range(count * 100):
-        combination = tuple(_draw(grid, generator) for grid in grids)
-        if combination not in drawn:
-            drawn.append(combination)
+        drawn.setdefault(tuple(_draw(grid, generator) for grid in grids))
         if len(drawn) == count:
             return [Grid(grid.key, tuple(c[i] for c in drawn), grid.source) for i, grid in enumerate(grids)]
-    raise DropcliError(f"--sample {count}: the lists given hold only {len(drawn)} different combinations; sample fewer")
+    raise DropcliError(f"--sample {count}: only {len(drawn)} different combinations were drawn in {count * 100} tries; sample fewer")
 
 
 def _draw(grid: Grid, generator: random.Random) -> Any:
@@ -153,6 +173,9 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
     keys = [grid.key for grid in grids]
     if len(set(keys)) != len(keys):
         raise DropcliError(f"a --grid key is named twice: {', '.join(keys)}")
+    count = (len(grids[0].values) if zipped and grids else math.prod(len(grid.values) for grid in grids)) * seeds
+    if count > MAX_TRIALS:
+        raise DropcliError(f"this experiment would train {count:,} trials; at most {MAX_TRIALS:,}: use fewer values or --seeds, or split it")
     grids = [Grid(grid.key, _normalised(config, grid, unique=not zipped), grid.source) for grid in grids]
     short = [key.rsplit(".", 1)[-1] for key in keys]
     labels = short if len(set(short)) == len(short) else keys

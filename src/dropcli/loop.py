@@ -24,6 +24,7 @@ from dropcli.errors import DropcliError
 from dropcli.listeners import Listener
 from dropcli.records import EpochMetrics, RunResult, TrainState
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
+from dropcli.schedules import first_changed_epoch
 from dropcli.stats import recording
 from dropcli.train import Diverged, compile_model, evaluate, new_state, run_epoch
 from dropcli.workers import ONE_PROCESS, Workers
@@ -243,7 +244,10 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
         raise DropcliError(f"--resume {run_dir}: no such run directory")
     if not path.is_file():
         raise DropcliError(f"--resume {run_dir}: no {runs.LAST_CHECKPOINT} (the run stopped before its first epoch ended); start a new run")
-    payload = checkpoints.load(path)
+    try:
+        payload = checkpoints.load(path)
+    except DropcliError as error:
+        raise DropcliError(f"{error}; a run continues only from last.pt: train it again with dropcli train -c {run_dir / runs.CONFIG_FILE}") from None
     saved = load_config(base=payload["config"])
     config = load_config(base=payload["config"], overrides=overrides, flags=flags)
     changed = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
@@ -257,9 +261,24 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
             f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {config.train.early_stopping} epochs "
             f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
         )
+    _check_schedule(run_dir, saved, config, payload["epoch"])
     if config.train.epochs <= payload["epoch"]:
         raise DropcliError(
             f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
             f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
         )
     return config, payload
+
+
+def _check_schedule(run_dir: Path, saved: Config, config: Config, done: int) -> None:
+    """Refuse a new train.epochs that would have given the epochs already trained other learning
+    rates: the result would be neither the planned run nor one planned for the new total."""
+    old, new = saved.train.epochs, config.train.epochs
+    changed = first_changed_epoch(saved.optim, old, new, done) if new != old else None
+    if changed is not None:
+        raise DropcliError(
+            f"--resume {run_dir}: the {saved.optim.schedule} learning-rate schedule was planned for {old} epochs; "
+            f"with train.epochs={new} epoch {changed}, already trained, would have had another rate, so the result would be "
+            f"neither a {old}- nor a {new}-epoch run; train a new run instead: dropcli train -c {run_dir / runs.CONFIG_FILE} "
+            f"--set train.epochs={new}"
+        )

@@ -4,12 +4,13 @@ On a terminal each epoch shows a live progress bar above a table that grows a ro
 Elsewhere (CI logs, pipes) each epoch prints one plain line. Quiet mode prints only summaries.
 """
 
+import contextlib
 import time
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from dropcli.data import CLASS_NAMES
@@ -333,3 +334,23 @@ def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) ->
     for row, values in zip(rows, grid):
         table.add_row(str(row), *("diverged" if value is None else format(value, spec) for value in values))
     return table
+
+
+@contextlib.contextmanager
+def monte_carlo_progress(console: Console):
+    """A progress bar for Monte Carlo dropout in a terminal, with the time estimate; yields the
+    callback evaluation takes (None in a pipe or log, where a bar would only add noise)."""
+    if not console.is_terminal:
+        yield None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = None
+
+        def advance(done: int, total: int, estimate: float) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task(f"Monte Carlo dropout, about {estimate:.0f} s", total=total)
+            bar.update(task, completed=done)
+
+        yield advance

@@ -4,15 +4,14 @@ A run directory is never overwritten; loop.py writes into it (through files.py).
 """
 
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dropcli import files
-from dropcli.config import Config, flatten
+from dropcli import files, yamlfile
+from dropcli.config import Config, flatten, load_config
 from dropcli.errors import DropcliError
 
 RUNS_DIR = Path("runs")
@@ -56,16 +55,36 @@ def create_dir(path: Path, what: str = "run directory", exist_ok: bool = False) 
             raise DropcliError(f"{what} {path} already exists; choose another --run-dir or remove it") from None
         article = "an" if what[0] in "aeiou" else "a"
         raise DropcliError(f"{path} is a file, not {article} {what}; choose another --run-dir") from None
-    except OSError as error:
-        raise DropcliError(f"cannot create {what} {path}: {error.strerror}") from None
+    except OSError as error:  # a read-only or vanished parent: a fault of the machine (exit 1)
+        raise DropcliError(f"cannot create {what} {path}: {error.strerror}", exit_code=1) from None
     return path
+
+
+# What a run that never finished an epoch may hold: all of it written by the command that made it.
+_NOTHING_TRAINED = {CONFIG_FILE, METRICS_FILE, SUMMARY_FILE, CHECKPOINT_DIR}
+
+
+def after_stop(run_dir: Path, launch: str, made_here: bool) -> str:
+    """What to tell the user of a run stopped by a fault or an interrupt, checked to be true:
+    the command that continues it; or, when no epoch was saved, that nothing was trained, and
+    the run directory this command made is removed so that the same command works again."""
+    if not run_dir.is_dir():
+        return f"{run_dir} no longer exists, so nothing is kept; run the same command again"
+    if (run_dir / LAST_CHECKPOINT).is_file() and (run_dir / CONFIG_FILE).is_file():
+        return f"the finished epochs are kept in {run_dir}; continue with: {launch} train --resume {run_dir}"
+    names = {path.name for path in run_dir.iterdir() if not path.name.startswith(".")}
+    empty_checkpoints = not (run_dir / CHECKPOINT_DIR).is_dir() or not any((run_dir / CHECKPOINT_DIR).iterdir())
+    if made_here and names <= _NOTHING_TRAINED and empty_checkpoints:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return "nothing was trained and nothing is kept; run the same command again"
+    return f"no epoch finished, so {run_dir} cannot be resumed; remove it and run the same command again"
 
 
 def read_jsonl(path: Path, remedy: str = "cut short by a crash, or edited") -> list[dict[str, Any]]:
     """The records of a JSON-lines file; DropcliError naming the line that is not a record, and
     `remedy`: what to do about it."""
     records = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -78,13 +97,14 @@ def read_jsonl(path: Path, remedy: str = "cut short by a crash, or edited") -> l
     return records
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """A run's per-epoch metrics; DropcliError if `run_dir` is not a run with any."""
+def read_metrics(run_dir: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
+    """A run's per-epoch metrics; DropcliError if `run_dir` is not a run with any (`allow_empty`:
+    a run that stopped in its first epoch has none)."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
         raise DropcliError(f"{run_dir} is not a run directory (no metrics.jsonl)")
     metrics = read_jsonl(path)
-    if not metrics:
+    if not metrics and not allow_empty:
         raise DropcliError(f"{run_dir} has no finished epoch yet")
     for number, record in enumerate(metrics, start=1):
         if not all(isinstance(record.get(key), (int, float)) for key in METRIC_KEYS):
@@ -99,6 +119,10 @@ def default_stem(config: Config) -> str:
     return f"{config.name}-{config.model.kind}-{timestamp()}"
 
 
+# What `dropcli runs` calls a run: the first three are a summary.json's own status.
+STATUSES = ("finished", "interrupted", "diverged", "running", "summary missing", "unreadable")
+
+
 @dataclass(frozen=True)
 class RunInfo:
     path: Path
@@ -108,7 +132,7 @@ class RunInfo:
     epochs_planned: int
     best_test_acc: float | None
     final_test_acc: float | None
-    status: str  # finished, interrupted, diverged, running, or "unreadable: why"
+    status: str  # one of STATUSES, "unreadable: why" or "summary missing (N epochs on disk)"
     settings: dict[str, Any]  # the run's config, flattened: {"model.kind": "scratch", ...}
     final: dict[str, Any]  # the reported epoch's metrics (the last, or the best with early stopping)
 
@@ -123,18 +147,19 @@ def list_runs(root: Path) -> list[RunInfo]:
 
 def run_info(run_dir: Path) -> RunInfo:
     """What `dropcli runs` shows of one run; unreadable files give a status that says why."""
-    # No summary yet: a run still training, or one killed outright (SIGKILL, power loss).
     status = "running" if files.in_use(run_dir) else "interrupted"
     config, metrics, final = {}, [], {}
     try:
         config = _read_yaml_mapping(run_dir / CONFIG_FILE)
         if (run_dir / METRICS_FILE).is_file():
-            metrics = read_metrics(run_dir)
-            final = metrics[-1]
+            metrics = read_metrics(run_dir, allow_empty=True)  # a run may diverge in its first epoch
+            final = metrics[-1] if metrics else {}
         if (run_dir / SUMMARY_FILE).exists():
             summary = read_summary(run_dir / SUMMARY_FILE)
             status = summary["status"]
             final = summary["final"] if isinstance(summary.get("final"), dict) else final
+        elif status != "running":
+            status = _without_summary(config, len(metrics))
     except DropcliError as error:
         status = f"unreadable: {error}"
     model, train = config.get("model"), config.get("train")
@@ -152,20 +177,31 @@ def run_info(run_dir: Path) -> RunInfo:
     )
 
 
+def _without_summary(config: dict[str, Any], epochs_done: int) -> str:
+    """The status of a run not training that has no summary.json: killed outright (SIGKILL, power
+    loss) before its last epoch, or one whose summary was lost after all its epochs were saved."""
+    train = config.get("train")
+    planned = train.get("epochs") if isinstance(train, dict) else None
+    if isinstance(planned, int) and epochs_done >= planned:
+        return f"summary missing ({epochs_done} epoch{'' if epochs_done == 1 else 's'} on disk)"
+    return "interrupted"
+
+
 def _read_yaml_mapping(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(_read_text(path))
-    except yaml.YAMLError:
-        raise DropcliError(f"{path} is not valid YAML") from None
+    data = yamlfile.load(read_text(path), path)
     if not isinstance(data, dict):
         raise DropcliError(f"{path} is not a config mapping")
+    try:
+        load_config(base=data)  # a mapping of other keys is no run's config
+    except DropcliError as error:
+        raise DropcliError(f"{path} is not a dropcli config ({error})") from None
     return data
 
 
 def read_summary(path: Path) -> dict[str, Any]:
     """A run's summary.json; DropcliError unless it is a JSON object with a status."""
     try:
-        summary = json.loads(_read_text(path))
+        summary = json.loads(read_text(path))
     except ValueError:
         summary = None
     if not isinstance(summary, dict) or not isinstance(summary.get("status"), str):
@@ -173,7 +209,8 @@ def read_summary(path: Path) -> dict[str, Any]:
     return summary
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a file dropcli wrote; DropcliError (not a traceback) if it cannot be read or decoded."""
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

@@ -38,6 +38,16 @@ def learning_rate(config: OptimConfig, epoch: int, epochs: int) -> float:
     return lr
 
 
+def first_changed_epoch(config: OptimConfig, epochs: int, new_epochs: int, done: int) -> int | None:
+    """The first of epochs 1..`done` whose learning rate differs when the run's total becomes
+    `new_epochs` instead of `epochs` (cosine and onecycle are planned over the total; constant,
+    step and warm-up are not); None if every epoch trained keeps its rate."""
+    for epoch in range(1, done + 1):
+        if not math.isclose(learning_rate(config, epoch, epochs), learning_rate(config, epoch, new_epochs), rel_tol=1e-12):
+            return epoch
+    return None
+
+
 def _cosine(start: float, end: float, step: int, steps: int) -> float:
     """Step `step` of `steps` (0-based) along a half cosine from `start` down to `end`."""
     return end + (start - end) * (1 + math.cos(math.pi * step / steps)) / 2

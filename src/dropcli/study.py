@@ -4,6 +4,7 @@ One run, or a deep ensemble of runs that differ only in seed (ensembles.py). Eve
 probabilities are scored on the device (calibration.py) and, when asked, kept for --predictions.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from dropcli import calibration, ensembles, shifts, uncertainty
 from dropcli.calibration import Scores
 from dropcli.errors import DropcliError
 from dropcli.shifts import Shift
+
+Progress = Callable[[int, int, float], None]  # (steps done, steps in all, estimated seconds)
 
 
 @dataclass(frozen=True)
@@ -51,12 +54,14 @@ class Study:
     predictions: list[Block] = field(default_factory=list)
 
 
-def run(request: Request, flags: dict[str, tuple[str, Any]]) -> tuple[Study, Any]:
+def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress | None = None) -> tuple[Study, Any]:
     """The study `request` asks for, and the device and data it ran on (for evaluation.py's tables).
 
-    Raises DropcliError before any work for a bad request (see `check`).
+    Raises DropcliError before any work for a bad request (see `check`), or for Monte Carlo
+    dropout estimated to take too long; `progress(done, total, estimated seconds)` hears each
+    (run, shift) scored.
     """
-    from dropcli import data
+    from dropcli import data, evaluation
 
     members = ensembles.load(request.targets, flags)
     check(request, members)
@@ -66,10 +71,16 @@ def run(request: Request, flags: dict[str, tuple[str, Any]]) -> tuple[Study, Any
     raw = data.read_raw(directory)
     dataset = data.prepare(directory, raw, first.config.data, first.config.seed, device)
     subset = getattr(dataset, request.split)
+    steps = len(members) * len(request.shifts)
+    estimate = 0.0
+    if request.mc_samples:
+        estimate = evaluation.check_mc_time(first.model, subset.X, request.mc_samples, first.config.train.precision, steps)
     temperatures = _temperatures(members, directory, raw, device) if request.temperature else None
     study = Study(members, request.split, directory, subset.y.cpu(), request.mc_samples, temperatures, _methods(request, len(members)), list(request.shifts))
-    for shift in request.shifts:
+    for number, shift in enumerate(request.shifts):
         _score_shift(study, shifts.apply(subset.X, shift), subset.y, shift, request.keep_predictions)
+        if progress is not None:
+            progress((number + 1) * len(members), steps, estimate)
     return study, (device, dataset)
 
 
@@ -173,7 +184,10 @@ class Outcome:
     written: list[Path]
 
 
-def evaluate(request: Request, flags: dict[str, tuple[str, Any]], figure: Path | None = None, predictions: Path | None = None) -> Outcome:
+def evaluate(
+    request: Request, flags: dict[str, tuple[str, Any]], figure: Path | None = None, predictions: Path | None = None,
+    progress: Progress | None = None,
+) -> Outcome:  # fmt: skip
     """`dropcli evaluate`: the study, the per-class tables of a single unshifted run, and the files
     asked for (figures next to `figure`, `predictions`). Bad input is refused before anything is written."""
     import dataclasses
@@ -186,7 +200,7 @@ def evaluate(request: Request, flags: dict[str, tuple[str, Any]], figure: Path |
     if predictions is not None:
         predictions_file.check_path(predictions)
     request = dataclasses.replace(request, keep_predictions=predictions is not None)
-    result, (device, dataset) = run(request, flags)
+    result, (device, dataset) = run(request, flags, progress)
     single = None
     if len(result.members) == 1 and request.shifts == [shifts.NONE]:
         member = result.members[0]

@@ -109,6 +109,14 @@ def _open(directory: Path, spec: dict[str, Any], workers: Workers, stack: contex
         files.write_json(directory / PLAN_FILE, spec)
 
 
+def after_stop(directory: Path, launch: str) -> str:
+    """What to tell the user of an experiment stopped by a fault or an interrupt, checked to be true."""
+    if (directory / PLAN_FILE).is_file():
+        how = "the same command" if launch == "dropcli" else f"the same command ({launch} ...)"
+        return f"the finished trials are kept; continue with {how} and --run-dir {directory}"
+    return "no trial was started and nothing is kept; run the same command again"
+
+
 def _recorded(record: Path) -> dict[str, dict[str, Any]]:
     """The trials rank 0 has recorded as done: name -> summary."""
     if not record.is_file():

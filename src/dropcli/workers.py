@@ -87,3 +87,13 @@ def start() -> Iterator[Workers]:
 
     with distributed.start() as workers:
         yield workers
+
+
+def launch_command() -> str:
+    """How this command was started, for a "continue with" hint: `dropcli`, or the torchrun launch."""
+    if not launched_by_torchrun():
+        return "dropcli"
+    world, local = os.environ["WORLD_SIZE"], os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"])
+    if world == local:  # one node: the launch can be written out whole
+        return f"torchrun --standalone --nproc-per-node {local} -m dropcli"
+    return "torchrun (the same launch options, on every node) -m dropcli"
