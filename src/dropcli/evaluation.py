@@ -65,7 +65,7 @@ def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor
     """(loss, accuracy) of the mean softmax over `samples` passes with the noise layers on."""
     model.eval()
     for module in model.modules():
-        # The layers that inject noise: the two noise slots and DropConnect's hidden layers.
+        # The layers that inject noise: every noise slot and DropConnect's hidden layers.
         if isinstance(module, (Dropout, torch.nn.Dropout, GaussianNoise, DropConnectLinear)):
             module.train()
     loss_sum, correct = 0.0, 0

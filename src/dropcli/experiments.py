@@ -2,8 +2,9 @@
 
 This module plans and aggregates; trials.py trains the trials, on one process or many.
 
-`sweep --grid model.dropout_1=0,0.2,0.5` names one key and its values; several grids give their
-Cartesian product, and `--seeds N` trains each combination (a cell) with N seeds. `compare
+`sweep --grid model.dropout=0,0.2,0.5` names one key and its values (commas separate values; an
+architecture is its widths joined by x: `--grid model.hidden=256x256,1024x1024x1024,2048`); several
+grids give their Cartesian product, and `--seeds N` trains each combination (a cell) with N seeds. `compare
 scratch builtin` is the same with one grid over `model.kind`. Each trial is a run directory
 under the experiment directory, so running the same command again into the same directory
 skips the finished trials and resumes an interrupted one.
@@ -24,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from dropcli import architecture
 from dropcli.config import Config, get, replace, to_dict
 from dropcli.errors import DropcliError
 
@@ -89,7 +91,8 @@ class Cell:
 
 
 def parse_grid(text: str) -> Grid:
-    """"model.dropout_1=0,0.2,0.5" -> Grid("model.dropout_1", (0, 0.2, 0.5))."""
+    """"model.dropout=0,0.2,0.5" -> Grid("model.dropout", (0, 0.2, 0.5));
+    "model.hidden=256x256,2048" -> Grid("model.hidden", ("256x256", 2048)) (parsed as config values)."""
     key, sep, values = text.partition("=")
     key = key.strip()
     if not sep or not key or not values.strip():
@@ -99,10 +102,16 @@ def parse_grid(text: str) -> Grid:
     if ":" in values:
         return Grid(key, (), span=_span(text, values))
     try:
-        parsed = tuple(yaml.safe_load(value) for value in values.split(","))
+        parsed = tuple(_grid_value(key, value) for value in values.split(","))
     except yaml.YAMLError:
         raise DropcliError(f"bad --grid {text!r}: each value must be a YAML scalar") from None
     return Grid(key, parsed)
+
+
+def _grid_value(key: str, text: str) -> Any:
+    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(text):
+        return text  # widths such as 1024x1024x1024 (see architecture.py), never YAML's hex 0x10
+    return yaml.safe_load(text)
 
 
 def _span(text: str, values: str) -> tuple[float, float, bool]:
@@ -182,7 +191,7 @@ def _normalised(config: Config, grid: Grid, unique: bool) -> tuple[Any, ...]:
 
 def _safe(value: Any) -> str:
     """A grid value as part of one directory name: no path separators or other odd characters."""
-    return re.sub(r"[^\w.+-]", "_", str(value))[:40]
+    return re.sub(r"[^\w.+-]", "_", architecture.short(value))[:40]
 
 
 def spec_of(config: Config, grids: list[Grid], seeds: int, sampled: int | None = None) -> dict[str, Any]:
@@ -255,7 +264,7 @@ def to_csv(cells: list[Cell]) -> str:
     for cell in cells:
         stats = [getattr(cell, name) for name in STAT_FIELDS]
         numbers = [number for stat in stats for number in ((stat.mean, stat.std) if stat else (None, None))]
-        writer.writerow([*cell.values.values(), cell.seeds, len(cell.failed), *numbers])
+        writer.writerow([*map(architecture.short, cell.values.values()), cell.seeds, len(cell.failed), *numbers])
     return buffer.getvalue()
 
 

@@ -31,6 +31,7 @@ def learning_curves(runs: list[tuple[str, list[dict[str, Any]]]]):
 
 def sweep_heatmaps(cells, keys: list[str]):
     """Two heatmaps for a two-key sweep: final test accuracy and the generalisation gap."""
+    from dropcli.architecture import short
     from dropcli.experiments import matrix  # here, so that drawing run curves never imports torch
 
     pyplot = _pyplot()
@@ -40,8 +41,8 @@ def sweep_heatmaps(cells, keys: list[str]):
         # A cell whose every seed diverged has no value: a blank square, labelled.
         grid = [[math.nan if value is None else value for value in row] for row in grid]
         image = ax.imshow(grid, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(len(columns)), [str(c) for c in columns])
-        ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+        ax.set_xticks(range(len(columns)), [short(c) for c in columns])
+        ax.set_yticks(range(len(rows)), [short(r) for r in rows])
         ax.set_xlabel(keys[1])
         ax.set_ylabel(keys[0])
         ax.set_title(title)

@@ -16,7 +16,8 @@ from dropcli import run
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.run import RunResult
 from dropcli.train import EpochMetrics
-from dropcli.vocabulary import NOISE_SLOTS
+from dropcli.architecture import short
+from dropcli.vocabulary import noise_slots
 
 
 class Reporter(run.Reporter):
@@ -42,7 +43,7 @@ class Reporter(run.Reporter):
             return
         self.console.print(f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}")
         if self.live_mode:
-            self.table = epoch_table(config.metrics.activation_stats)
+            self.table = epoch_table(noise_slots(len(config.model.hidden), config.model.dropout_input > 0) if config.metrics.activation_stats else ())
             self.bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[rate]}"),
@@ -101,20 +102,25 @@ class Silent(run.Reporter):
         pass
 
 
-def epoch_table(activation_stats: bool = False) -> Table:
+def epoch_table(slots: tuple[str, ...] = ()) -> Table:
+    """The live table of epochs, with columns for the activation statistics of `slots`."""
     table = Table(title=None, header_style="bold")
     for name in ("epoch", "lr", "train loss", "train acc", "test loss", "test acc", "seconds"):
         table.add_column(name, justify="right")
-    if activation_stats:
-        for slot in NOISE_SLOTS:
-            table.add_column(f"var {slot} before→after", justify="right")
-            table.add_column(f"zeros {slot}", justify="right")
+    for slot in slots:
+        table.add_column(f"var {slot} before→after", justify="right")
+        table.add_column(f"zeros {slot}", justify="right")
     return table
+
+
+def _slots(activations: dict[str, float] | None) -> list[str]:
+    """The noise slots an epoch's activation statistics cover, in the model's order."""
+    return list(dict.fromkeys(key.rsplit(".", 1)[0] for key in activations)) if activations else []
 
 
 def epoch_cells(m: EpochMetrics) -> list[str]:
     cells = [str(m.epoch), _lr(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}", f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
-    for slot in NOISE_SLOTS if m.activations else ():
+    for slot in _slots(m.activations):
         cells += [f"{m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
     return cells
 
@@ -125,7 +131,7 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
     stats = "".join(
         f"  {slot} var {m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}"
         f" zeros {m.activations[f'{slot}.zeros']:.3f}"
-        for slot in (NOISE_SLOTS if m.activations else ())
+        for slot in _slots(m.activations)
     )
     return (
         f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  train acc {m.train_acc:.4f}  "
@@ -206,7 +212,7 @@ def runs_table(infos, root, keys: list[str]) -> Table:
     for name in ("run", "model", *keys, "epochs", "best test acc", "final test acc", "status"):
         table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left")
     for info in infos:
-        settings = [escape(str(info.settings.get(key, "-"))) for key in keys]
+        settings = [escape(short(info.settings.get(key, "-"))) for key in keys]
         table.add_row(
             escape(str(info.path.relative_to(root))), info.model, *settings, f"{info.epochs_done}/{info.epochs_planned}",
             _optional(info.best_test_acc), _optional(info.final_test_acc), escape(info.status),
@@ -222,7 +228,7 @@ def diff_table(first, second, settings, metrics) -> list:
         for column in ("", escape(str(first.path)), escape(str(second.path))):
             table.add_column(column)
         for name, a, b in rows:
-            table.add_row(name, *(f"{v:.4f}" if isinstance(v, float) else escape(str(v)) for v in (a, b)))
+            table.add_row(name, *(f"{v:.4f}" if isinstance(v, float) else escape(short(v)) for v in (a, b)))
         parts.append(table if rows else f"{title}: none")
     return parts
 
@@ -246,7 +252,7 @@ def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> l
     for cell in cells:
         val = [_stat(cell.val_acc, ".4f")] if with_val else []
         table.add_row(
-            *map(str, cell.values.values()), _seeds(cell), *val, _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
+            *map(short, cell.values.values()), _seeds(cell), *val, _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
             _stat(cell.gap, "+.4f"),
         )  # fmt: skip
     return [table]
@@ -258,7 +264,7 @@ def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) ->
     table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
     table.add_column(f"{keys[0]} \\ {keys[1]}")
     for column in columns:
-        table.add_column(str(column), justify="right")
+        table.add_column(short(column), justify="right")
     for row, values in zip(rows, grid):
-        table.add_row(str(row), *("diverged" if value is None else format(value, spec) for value in values))
+        table.add_row(short(row), *("diverged" if value is None else format(value, spec) for value in values))
     return table
