@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from dropcli import architecture
 from dropcli.errors import DropcliError
 from dropcli.runs import RunInfo
 
@@ -27,8 +28,17 @@ def where(infos: list[RunInfo], conditions: list[str], status: str | None) -> li
     parsed = [_condition(text) for text in conditions]
     return [
         info for info in infos
-        if (status is None or info.status == status) and all(_same(info.settings.get(key, _MISSING), value) for key, value in parsed)
+        if (status is None or info.status == status) and all(_same(setting(info, key), value) for key, value in parsed)
     ]  # fmt: skip
+
+
+def setting(info: RunInfo, key: str) -> Any:
+    """One config key of a run; an old key (model.dropout_1) gives its place in today's list."""
+    alias = architecture.alias_of(key)
+    if alias is None:
+        return info.settings.get(key, _MISSING)
+    values = info.settings.get(alias[0])
+    return values[alias[1]] if isinstance(values, list) and alias[1] < len(values) else _MISSING
 
 
 def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
@@ -36,12 +46,12 @@ def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
     descending = key.endswith("acc")
 
     def value(info: RunInfo) -> tuple[bool, Any]:
-        found = info.final.get(key) if key in METRICS else info.settings.get(key)
+        found = info.final.get(key) if key in METRICS else setting(info, key)
         if not isinstance(found, (int, float)) or isinstance(found, bool) or math.isnan(found):
             return (True, 0)
         return (False, -found if descending else found)
 
-    if key not in METRICS and not any(key in info.settings for info in infos):
+    if key not in METRICS and all(setting(info, key) is _MISSING for info in infos):
         raise DropcliError(f"--sort {key}: not a metric ({', '.join(METRICS)}) or a config key of these runs")
     return sorted(infos, key=value)
 
@@ -69,13 +79,20 @@ def _condition(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise DropcliError(f"bad --where {text!r}: expected KEY=VALUE, e.g. --where model.kind=scratch")
+    key = key.strip()
+    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(value):
+        return key, list(architecture.parse_widths(value, f"--where {text}"))  # 1024x1024 as widths
     try:
-        return key.strip(), yaml.safe_load(value)
+        return key, yaml.safe_load(value)
     except yaml.YAMLError:
         raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
 
 
 def _same(found: Any, wanted: Any) -> bool:
+    if isinstance(found, list):
+        # A list of rates matches one number when every layer has it; lists match item by item.
+        wanted_items = wanted if isinstance(wanted, list) else [wanted] * len(found)
+        return len(wanted_items) == len(found) and all(_same(a, b) for a, b in zip(found, wanted_items))
     if isinstance(found, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(found, bool):
         return math.isclose(found, wanted)
     return found == wanted

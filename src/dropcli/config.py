@@ -130,6 +130,7 @@ def load_config(
         path = resolve_path(path)
         raw = _read_yaml(path)
         origin = {key: str(path) for key in flatten(raw)}
+        origin.update({architecture.alias_of(key)[0]: str(path) for key in origin if architecture.alias_of(key)})
         raw.setdefault("name", Path(path).stem)
     elif base is not None:
         raw = copy.deepcopy(base)
@@ -137,6 +138,8 @@ def load_config(
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
         origin[key] = f"--set {text}"
+        if architecture.alias_of(key):  # errors about the list name what set its place
+            origin[architecture.alias_of(key)[0]] = origin[key]
     for key, (option, value) in (flags or {}).items():
         if value is not None:
             _set_path(raw, key, value, source=option)
@@ -187,8 +190,9 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
         # One rate for every layer follows the new depth: a sweep over architectures keeps it.
         raw["model"]["dropout"] = config.model.dropout[0]
     _set_path(raw, key, value, source=source)
-    updated = _build(Config, raw, prefix="", origin={key: source}, default_source=source)
-    _check_ranges(updated, {key: source})
+    origin = {key: source, **({architecture.alias_of(key)[0]: source} if architecture.alias_of(key) else {})}
+    updated = _build(Config, raw, prefix="", origin=origin, default_source=source)
+    _check_ranges(updated, origin)
     return updated
 
 

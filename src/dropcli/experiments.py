@@ -204,11 +204,19 @@ def check_dir(directory: Path, spec: dict[str, Any]) -> None:
     path = directory / PLAN_FILE
     if not path.exists() and directory.is_dir() and any(directory.iterdir()):
         raise DropcliError(f"{directory} exists and is not an experiment directory; choose another --run-dir")
-    if path.exists() and _read_json(path) != spec:
+    if path.exists() and _upgraded(_read_json(path)) != spec:
         raise DropcliError(
             f"{directory} holds a different experiment (see its {PLAN_FILE}); use the same config, grids and seeds "
             "to continue it, or another --run-dir"
         )
+
+
+def _upgraded(spec: Any) -> Any:
+    """A plan written by dropcli's first versions (model.hidden_1, ...) with today's lists."""
+    model = spec.get("config", {}).get("model") if isinstance(spec, dict) and isinstance(spec.get("config"), dict) else None
+    if isinstance(model, dict):
+        spec["config"]["model"] = architecture.upgrade(model)
+    return spec
 
 
 def cells(trials: list[Trial], summaries: dict[str, dict[str, Any]]) -> list[Cell]:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from dropcli import files
+from dropcli import architecture, files
 from dropcli.config import Config, flatten
 from dropcli.errors import DropcliError
 
@@ -115,6 +115,8 @@ def run_info(run_dir: Path) -> RunInfo:
     config, metrics, final = {}, [], {}
     try:
         config = _read_yaml_mapping(run_dir / "config.yaml")
+        if isinstance(config.get("model"), dict):  # a run of dropcli's first versions: hidden_1, ... as the lists
+            config["model"] = architecture.upgrade(config["model"])
         if (run_dir / "metrics.jsonl").is_file():
             metrics = read_metrics(run_dir)
             final = metrics[-1]
