@@ -185,3 +185,27 @@ def test_random_search_input_is_checked(in_tmp, invoke, small_args, grids, messa
     result = invoke("sweep", *small_args(), *grids)
     assert result.exit_code == 2 and message in result.stderr
     assert not (in_tmp / "runs").exists()
+
+
+def test_a_sweep_over_architectures_names_them(in_tmp, invoke, small_args):
+    # Commas between architectures, x between widths: one command line, no quoting.
+    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=32x32,48x32x16,64", "--run-dir", "s"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    for short in ("32x32", "48x32x16", "64"):
+        assert short in result.stdout
+        config = trial_config(in_tmp / "s", f"hidden={short}_seed0")
+        assert config["model"]["hidden"] == [int(width) for width in short.split("x")]
+        assert config["model"]["dropout"] == [0.5] * len(config["model"]["hidden"])  # one rate follows each depth
+    rows = (in_tmp / "s" / "results.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["32x32", "48x32x16", "64"]
+    # The same command again continues the same plan: nothing is left to train.
+    assert invoke(*args, "-q").exit_code == 0
+
+
+def test_random_search_draws_architectures_from_a_list(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=16x16,24x16x8", "--grid", "optim.lr=0.05:0.2:log",
+            "--sample", "2", "--run-dir", "s", "-q"]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    cells = read_json(in_tmp / "s" / "results.json")["cells"]
+    assert all(cell["values"]["model.hidden"] in ([16, 16], [24, 16, 8]) for cell in cells) and len(cells) == 2

@@ -14,7 +14,7 @@ from typer.core import TyperCommand, TyperGroup
 
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError, first_line
-from dropcli.vocabulary import ENGINES, MODEL_KINDS, SPLITS, one_of
+from dropcli.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, SPLITS, one_of
 
 
 def _flags_without_metavar(params):
@@ -93,7 +93,8 @@ def _main(
 
 
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
-DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the data set's four IDX files (sets data.root).")]
+DatasetOption = Annotated[str, typer.Option("--dataset", help=f"The IDX data set: {one_of(DATA_SETS)}.")]
 
 # The options that make a config, shared by train, compare, sweep and config show, as
 # name: (annotation, default). Precedence: defaults < --config file < --set < the flags.
@@ -371,34 +372,42 @@ def config_list() -> None:
 @data_app.command("fetch", cls=_Command, epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
 def data_fetch(
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
+        Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/NAME.")
     ] = None,
+    name: DatasetOption = "fashion-mnist",
 ) -> None:
-    """Make Fashion-MNIST available: use a copy already here, else download it with torchvision."""
+    """Make a data set available (Fashion-MNIST unless --dataset): use a copy already here, else download it with torchvision."""
     from dropcli import data
 
-    directory = data.find_or_fetch(data_dir)
-    data.read_raw(directory)
-    typer.echo(f"Fashion-MNIST is available in {directory}")
+    _check_dataset(name)
+    directory = data.find_or_fetch(data_dir, name)
+    data.read_raw(directory, name)
+    typer.echo(f"{data.dataset(name).title} is available in {directory}")
 
 
 @data_app.command("info", cls=_Command, epilog="Example: dropcli data info --data-dir /usr/share/datasets/fashion-mnist")
-def data_info(data_dir: DataDirOption = None) -> None:
-    """Say where Fashion-MNIST was found and check every file's structure."""
+def data_info(data_dir: DataDirOption = None, name: DatasetOption = "fashion-mnist") -> None:
+    """Say where a data set (Fashion-MNIST unless --dataset) was found and check every file's structure."""
     from rich.table import Table
 
     from dropcli import data
 
-    directory = data.locate(data_dir)
-    raw = data.read_raw(directory)
-    paths = data.find_files(directory)
-    table = Table(title=f"Fashion-MNIST in {directory}", header_style="bold")
+    _check_dataset(name)
+    directory = data.locate(data_dir, name)
+    raw = data.read_raw(directory, name)
+    paths = data.find_files(directory, name)
+    table = Table(title=f"{data.dataset(name).title} in {directory}", header_style="bold")
     for column in ("split", "images file", "labels file", "examples", "shape"):
         table.add_column(column)
     for split, (images, labels) in raw.items():
         images_name, labels_name = data.FILES[split]
         table.add_row(split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:])))
     _console().print(table)
+
+
+def _check_dataset(name: str) -> None:
+    if name not in DATA_SETS:
+        raise DropcliError(f"--dataset must be one of {one_of(DATA_SETS)}, got {name!r}")
 
 
 def main() -> None:

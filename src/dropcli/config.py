@@ -83,6 +83,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    name: str = "fashion-mnist"  # see vocabulary.DATA_SETS
     root: str | None = None
     val_split: float = 0.0
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
@@ -176,7 +177,7 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)  # lists of numbers on one line
 
 
 def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:
@@ -360,10 +361,16 @@ def _short(value: Any) -> str:
 
 def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:
     path = f"{prefix}.{key}" if prefix else key
-    close = difflib.get_close_matches(key, names, n=1)
+    aliases = list(architecture.ALIASES) if prefix == "model" else []
+    close = difflib.get_close_matches(key, names + aliases, n=1)
     hint = f" (did you mean '{prefix + '.' if prefix else ''}{close[0]}'?)" if close else ""
+    numbered = re.fullmatch(r"(hidden|dropout)_\d+", key) if aliases else None
+    if numbered:  # hidden_3 and on: the lists name any number of layers
+        example = "model.hidden=256x256x256" if numbered.group(1) == "hidden" else "model.dropout=[0.5,0.5,0.2]"
+        hint = f" (give model.{numbered.group(1)} as a list, one item per hidden layer, e.g. {example})"
     where = f"'{prefix}'" if prefix else "the top level"
-    return f"unknown key '{path}'{hint}; keys in {where}: {', '.join(names)}"
+    old = f" (and the old {', '.join(aliases)}, places in those lists)" if aliases else ""
+    return f"unknown key '{path}'{hint}; keys in {where}: {', '.join(names)}{old}"
 
 
 def _check_ranges(config: Config, origin: dict[str, str]) -> None:

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from dropcli import checkpoints
 from dropcli.config import Config
-from dropcli.data import CLASS_NAMES, FashionMNIST
+from dropcli.data import FashionMNIST, dataset
 from dropcli.dropout import Dropout
 from dropcli.errors import DropcliError
-from dropcli.models import DropConnectLinear
+from dropcli.models import N_CLASSES, DropConnectLinear
 from dropcli.noise import GaussianNoise
 from dropcli.train import autocast, evaluate, new_state
 
@@ -55,7 +55,7 @@ def evaluate_checkpoint(
         with autocast(device, precision):
             mc_loss, mc_accuracy = monte_carlo_dropout(state.model, subset.X, subset.y, mc_samples)
     return Evaluation(
-        split, payload["epoch"], precision, loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), mc_samples, mc_loss,
+        split, payload["epoch"], precision, loss, accuracy, dataset(config.data.name).class_names, per_class, confusion.tolist(), mc_samples, mc_loss,
         mc_accuracy,
     )  # fmt: skip
 
@@ -84,9 +84,9 @@ def confusion_matrix(
 ) -> torch.Tensor:
     """(10, 10) counts of (true class, predicted class)."""
     model.eval()
-    counts = torch.zeros(len(CLASS_NAMES) ** 2, dtype=torch.int64, device=X.device)
+    counts = torch.zeros(N_CLASSES ** 2, dtype=torch.int64, device=X.device)
     for start in range(0, len(y), batch_size):
         with autocast(X.device, precision):
             predicted = model(X[start : start + batch_size]).argmax(dim=1)
-        counts += torch.bincount(y[start : start + batch_size] * len(CLASS_NAMES) + predicted, minlength=counts.numel())
-    return counts.view(len(CLASS_NAMES), len(CLASS_NAMES)).cpu()
+        counts += torch.bincount(y[start : start + batch_size] * N_CLASSES + predicted, minlength=counts.numel())
+    return counts.view(N_CLASSES, N_CLASSES).cpu()

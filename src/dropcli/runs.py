@@ -117,6 +117,8 @@ def run_info(run_dir: Path) -> RunInfo:
         config = _read_yaml_mapping(run_dir / "config.yaml")
         if isinstance(config.get("model"), dict):  # a run of dropcli's first versions: hidden_1, ... as the lists
             config["model"] = architecture.upgrade(config["model"])
+        if isinstance(config.get("data"), dict):  # runs from before data.name read Fashion-MNIST
+            config["data"] = {"name": "fashion-mnist", **config["data"]}
         if (run_dir / "metrics.jsonl").is_file():
             metrics = read_metrics(run_dir)
             final = metrics[-1]

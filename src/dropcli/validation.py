@@ -6,7 +6,7 @@ config.py turns the first failed one into a one-line error naming the key and it
 import math
 import re
 
-from dropcli.vocabulary import ENGINES, FUSED_KINDS, MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of
+from dropcli.vocabulary import DATA_SETS, ENGINES, FUSED_KINDS, MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
 # A run's name is part of its directory's name: one path component, of a sane length.
@@ -36,6 +36,7 @@ def checks(config) -> list[tuple[str, bool, str]]:
             not config.train.monitor.startswith("val_") or config.data.val_split > 0,
             "a test_ metric or auto unless data.val_split > 0",
         ),
+        ("data.name", config.data.name in DATA_SETS, f"one of {one_of(DATA_SETS)}"),
         ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
         ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),

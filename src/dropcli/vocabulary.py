@@ -30,6 +30,13 @@ def noise_slots(depth: int, input_noise: bool = False) -> tuple[str, ...]:
     """("input_noise", "noise_1", ..., "noise_<depth>"), the first only with input noise."""
     return ((INPUT_SLOT,) if input_noise else ()) + tuple(f"noise_{layer}" for layer in range(1, depth + 1))
 
+# data.name: the IDX data sets dropcli reads (see data.py).
+DATA_SETS = {
+    "fashion-mnist": "Zalando's clothing images (the chapter's; the default)",
+    "mnist": "handwritten digits (the dropout paper's Table 2)",
+    "kmnist": "Kuzushiji-MNIST: cursive Japanese characters",
+}
+
 # train.monitor: the metric that picks checkpoints/best.pt. "auto" is val_acc with a
 # validation split, else test_acc.
 MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
