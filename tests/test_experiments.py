@@ -53,7 +53,8 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
 @pytest.mark.parametrize(
     "grid, check",
     [
-        ("model.dropout_1=0,0.3", lambda s, c: c["model"]["dropout_1"] in (0, 0.3)),
+        ("model.dropout_1=0,0.3", lambda s, c: c["model"]["dropout"][0] in (0, 0.3)),
+        ("model.hidden=16x16,24x8x8", lambda s, c: c["model"]["hidden"] in ([16, 16], [24, 8, 8])),
         ("optim.lr=0.05,0.2", lambda s, c: c["optim"]["lr"] in (0.05, 0.2)),
         ("train.epochs=1,2", lambda s, c: s["epochs"] == c["train"]["epochs"]),
         ("data.train_limit=300,500", lambda s, c: s["data"]["train"] == c["data"]["train_limit"]),

@@ -114,20 +114,6 @@ def short(value: Any) -> str:
     return str(value)
 
 
-def upgrade(model: dict[str, Any]) -> dict[str, Any]:
-    """A saved model section as today's keys, for reading old run directories: hidden_1/hidden_2
-    and dropout_1/dropout_2 become the lists. Tolerant: what cannot be mapped is left as it is."""
-    if not any(alias in model for alias in ALIASES):
-        return model
-    try:
-        resolved = resolve(model, {}, "config")
-    except DropcliError:
-        return model
-    order = ("kind", "hidden", "dropout_input", "dropout", "mask_mode")
-    keys = [key for key in order if key in resolved] + [key for key in resolved if key not in order]
-    return {key: list(resolved[key]) if key in LIST_KEYS else resolved[key] for key in keys}
-
-
 def alias_of(key: str) -> tuple[str, int] | None:
     """("model.hidden", 0) for "model.hidden_1"; None for a key that is not an alias."""
     section, _, name = key.rpartition(".")

@@ -138,7 +138,7 @@ def _with_options(options: dict[str, tuple]):
     return decorate
 
 
-@app.command(cls=_Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.dropout_1=0.2")
+@app.command(cls=_Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.hidden=1024x1024x1024 --set model.dropout=0.2")
 @_with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
 def train(
     run_dir: Annotated[
@@ -203,7 +203,7 @@ def compare(
     _experiment(_load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2")
+@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2")
 @_with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[

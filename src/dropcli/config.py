@@ -150,6 +150,15 @@ def load_config(
     return config
 
 
+def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by any version of dropcli as today's full dict (old keys mapped, keys added
+    since then at their defaults); `raw` itself where it does not load."""
+    try:
+        return to_dict(load_config(base=raw))
+    except DropcliError:
+        return raw
+
+
 def changed_keys(old: Config, new: Config) -> list[str]:
     """The dotted keys whose values differ between two configs."""
     old_values, new_values = flatten(to_dict(old)), flatten(to_dict(new))

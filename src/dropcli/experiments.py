@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from dropcli import architecture
-from dropcli.config import Config, get, replace, to_dict
+from dropcli.config import Config, get, replace, to_dict, upgraded
 from dropcli.errors import DropcliError
 
 PLAN_FILE = "plan.json"
@@ -212,10 +212,9 @@ def check_dir(directory: Path, spec: dict[str, Any]) -> None:
 
 
 def _upgraded(spec: Any) -> Any:
-    """A plan written by dropcli's first versions (model.hidden_1, ...) with today's lists."""
-    model = spec.get("config", {}).get("model") if isinstance(spec, dict) and isinstance(spec.get("config"), dict) else None
-    if isinstance(model, dict):
-        spec["config"]["model"] = architecture.upgrade(model)
+    """A plan written by an older dropcli (model.hidden_1, ..., no data.name) in today's keys."""
+    if isinstance(spec, dict) and isinstance(spec.get("config"), dict):
+        spec["config"] = upgraded(spec["config"])
     return spec
 
 

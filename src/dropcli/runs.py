@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from dropcli import architecture, files
-from dropcli.config import Config, flatten
+from dropcli import files
+from dropcli.config import Config, flatten, upgraded
 from dropcli.errors import DropcliError
 
 RUNS_DIR = Path("runs")
@@ -115,10 +115,7 @@ def run_info(run_dir: Path) -> RunInfo:
     config, metrics, final = {}, [], {}
     try:
         config = _read_yaml_mapping(run_dir / "config.yaml")
-        if isinstance(config.get("model"), dict):  # a run of dropcli's first versions: hidden_1, ... as the lists
-            config["model"] = architecture.upgrade(config["model"])
-        if isinstance(config.get("data"), dict):  # runs from before data.name read Fashion-MNIST
-            config["data"] = {"name": "fashion-mnist", **config["data"]}
+        config = upgraded(config)  # an older run's keys (hidden_1, ...) as today's (the lists)
         if (run_dir / "metrics.jsonl").is_file():
             metrics = read_metrics(run_dir)
             final = metrics[-1]
