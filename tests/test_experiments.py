@@ -61,7 +61,7 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
         ("data.val_split=0,0.5", lambda s, c: s["data"]["val"] == int(600 * c["data"]["val_split"])),
         ("device=cpu,auto", lambda s, c: s["device"] == "cpu"),
     ],
-    ids=["model", "optim", "train", "data-limit", "data-val-split", "device"],
+    ids=["model", "model-hidden", "optim", "train", "data-limit", "data-val-split", "device"],
 )
 def test_every_kind_of_grid_key_takes_effect(in_tmp, invoke, small_args, grid, check):
     result = invoke("sweep", *small_args(epochs=1), "--grid", grid, "--run-dir", "s", "-q")
@@ -210,3 +210,11 @@ def test_random_search_draws_architectures_from_a_list(in_tmp, invoke, small_arg
     assert invoke(*args).exit_code == 0
     cells = read_json(in_tmp / "s" / "results.json")["cells"]
     assert all(cell["values"]["model.hidden"] in ([16, 16], [24, 16, 8]) for cell in cells) and len(cells) == 2
+
+
+def test_a_grid_over_architectures_and_one_rate_gives_each_net_that_rate_on_every_layer(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=16x16,24x16x8", "--grid", "model.dropout=0,0.5", "--run-dir", "s", "-q"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert trial_config(in_tmp / "s", "hidden=24x16x8_dropout=0.0_seed0")["model"]["dropout"] == [0.0, 0.0, 0.0]
+    assert trial_config(in_tmp / "s", "hidden=16x16_dropout=0.5_seed0")["model"]["dropout"] == [0.5, 0.5]

@@ -182,11 +182,18 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
 
 
 def _normalised(config: Config, grid: Grid, unique: bool) -> tuple[Any, ...]:
-    values = tuple(get(replace(config, grid.key, value, source=grid.source), grid.key) for value in grid.values)
+    values = tuple(_normal_value(config, grid, value) for value in grid.values)
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if unique and repeated:
         raise DropcliError(f"{grid.source} names {', '.join(repeated)} more than once; name each value once")
     return values
+
+
+def _normal_value(config: Config, grid: Grid, value: Any) -> Any:
+    normal = get(replace(config, grid.key, value, source=grid.source), grid.key)
+    if grid.key == "model.dropout" and not isinstance(value, (list, tuple)):
+        return normal[0]  # one rate for every layer, whatever the depth of the cell's net
+    return normal
 
 
 def _safe(value: Any) -> str:
