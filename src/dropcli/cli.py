@@ -71,7 +71,7 @@ def _typer(help: str, completion: bool = False) -> typer.Typer:
 
 app = _typer("Train and compare dropout MLPs on Fashion-MNIST (d2l.ai, section 5.6).", completion=True)
 config_app = _typer("Show the resolved configuration, and the configs that come with dropcli.")
-data_app = _typer("Find, check and download Fashion-MNIST.")
+data_app = _typer("Find, check and download Fashion-MNIST (or MNIST, KMNIST: --dataset).")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 

@@ -23,7 +23,6 @@ from dropcli.architecture import DEFAULT_HIDDEN, DEFAULT_RATE
 from dropcli.errors import DropcliError
 
 
-
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = "scratch"
