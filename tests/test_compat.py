@@ -78,5 +78,7 @@ def test_old_and_new_runs_list_filter_diff_and_plot_together(old_run, invoke, sm
     assert "4x3" in table and "8x8x8" in table
     diff = invoke("runs", "--diff", old_run, new)
     assert diff.exit_code == 0 and "model.hidden" in diff.stdout and "4x3" in diff.stdout
+    scored = invoke("evaluate", new, "--mc-samples", "3", "--json")  # Monte Carlo dropout at depth 3
+    assert scored.exit_code == 0 and 0 <= json.loads(scored.stdout)["mc_accuracy"] <= 1
     plotted = invoke("plot", old_run, new, "-o", in_tmp / "both.png")
     assert plotted.exit_code == 0 and (in_tmp / "both.png").stat().st_size > 10_000
