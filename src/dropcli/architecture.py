@@ -54,6 +54,16 @@ def resolve(raw: dict[str, Any], origin: dict[str, str], default_source: str) ->
     return resolved
 
 
+def set_in_section(model: dict[str, Any], key: str, value: Any) -> None:
+    """Set `hidden`, `dropout` or an alias of a place in them in a raw model section. A whole
+    list set later replaces what aliases set earlier (later sources win, as for any key)."""
+    if key in LIST_KEYS:
+        for alias, (target, _) in ALIASES.items():
+            if target == key:
+                model.pop(alias, None)
+    model[key] = value
+
+
 def _apply_aliases(raw: dict[str, Any], list_key: str, values: list, source, check) -> None:
     for alias, (target, index) in ALIASES.items():
         if target != list_key or alias not in raw:

@@ -275,7 +275,7 @@ def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
     for depth, part in enumerate(parts):
         names = [f.name for f in dataclasses.fields(node_type)]
         if node_type is ModelConfig and depth == len(parts) - 1 and (part in architecture.ALIASES or part in architecture.LIST_KEYS):
-            _set_model_list(node, part, value)
+            architecture.set_in_section(node, part, value)
             return
         if part not in names:
             prefix = ".".join(parts[:depth])
@@ -290,16 +290,6 @@ def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
         if not isinstance(child, dict):
             child = node[part] = {}
         node, node_type = child, field_type
-
-
-def _set_model_list(model: dict[str, Any], key: str, value: Any) -> None:
-    """Set model.hidden, model.dropout or an alias of a place in them. A whole list set later
-    replaces what aliases set earlier (later sources win, as for any key)."""
-    if key in architecture.LIST_KEYS:
-        for alias, (target, _) in architecture.ALIASES.items():
-            if target == key:
-                model.pop(alias, None)
-    model[key] = value
 
 
 def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_source: str) -> Any:
