@@ -25,9 +25,9 @@ def records(invoke, *args):
 def test_runs_show_the_settings_that_differ(some_runs, invoke):
     listed = records(invoke)
     assert len(listed) == 5
-    assert {"model.kind", "model.dropout_1", "optim.lr"} <= set(listed[0]) and "optim.weight_decay" not in listed[0]
+    assert {"model.kind", "model.dropout", "optim.lr"} <= set(listed[0]) and "optim.weight_decay" not in listed[0]
     table = invoke("runs", "runs").stdout
-    assert "model.dropout_1" in table and "optim.lr" in table
+    assert "model.dropout" in table and "optim.lr" in table
 
 
 def test_where_status_sort_and_top(some_runs, invoke):

@@ -118,7 +118,7 @@ def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path, inv
         (["train", "--model", "dropit"], "--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
         (["train", "--set", "optim.lr"], "bad --set 'optim.lr': expected KEY=VALUE"),
         (["train", "--set", "optim.lrr=1"], "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
-        (["train", "--set", "model.dropout_1=1.5"], "model.dropout_1 must be between 0 and 1, got 1.5"),
+        (["train", "--set", "model.dropout_1=1.5"], "--set model.dropout_1=1.5: model.dropout must be rates between 0 and 1, got [1.5, 0.5]"),
         (["train", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N (N < 10000) or mps, got 'tpu'"),
         (["compare", "scratch", "dropit"], "MODELS: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
         (["compare", "scratch", "scratch"], "MODELS names scratch more than once"),
@@ -176,7 +176,7 @@ def test_help_and_config_show_do_not_import_torch(invoke):
 
 def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "dropcli", "config", "show"], capture_output=True, text=True)
-    assert result.returncode == 0 and "hidden_1: 256" in result.stdout
+    assert result.returncode == 0 and "hidden: [256, 256]" in result.stdout
 
 
 @pytest.mark.parametrize(

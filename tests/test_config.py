@@ -16,8 +16,8 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_defaults_are_the_chapters_hyperparameters():
     config = Config()
-    assert (config.model.hidden_1, config.model.hidden_2) == (256, 256)
-    assert (config.model.dropout_1, config.model.dropout_2) == (0.5, 0.5)
+    assert config.model.hidden == (256, 256)
+    assert config.model.dropout == (0.5, 0.5)
     assert config.optim.lr == 0.1
     assert (config.train.batch_size, config.train.epochs) == (256, 10)
     assert (config.seed, config.device) == (0, "auto")
@@ -40,16 +40,15 @@ def test_precedence_defaults_then_file_then_set_then_flags(tmp_path):
     assert config.optim.lr == 0.3  # --set beats the file
     assert config.seed == 5  # the flag beats --set
     assert config.model.kind == "builtin"  # from the file
-    assert config.model.dropout_1 == 0.1
-    assert config.model.dropout_2 == 0.5  # default
+    assert config.model.dropout == (0.1, 0.5)  # the alias dropout_1 sets layer 1; layer 2 keeps the default
     assert config.name == "config"  # the file's stem when it names none
 
 
 def test_set_values_are_parsed_as_yaml_scalars():
-    config = load_config(None, ["data.root=null", "train.epochs=3", "model.dropout_1=0", "device=cpu"])
+    config = load_config(None, ["data.root=null", "train.epochs=3", "model.dropout=0", "device=cpu"])
     assert config.data.root is None
     assert config.train.epochs == 3
-    assert config.model.dropout_1 == 0.0 and isinstance(config.model.dropout_1, float)
+    assert config.model.dropout == (0.0, 0.0) and isinstance(config.model.dropout[0], float)
     assert config.device == "cpu"
 
 
@@ -75,22 +74,27 @@ def test_replace_changes_one_key_and_validates():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("model: {dropout_1: [0.5\n", r"malformed YAML at line \d+"),
-        ("model:\n  dropot_1: 0.3\n", r"unknown key 'model.dropot_1' \(did you mean 'model.dropout_1'\?\)"),
+        ("model: {dropout: [0.5\n", r"malformed YAML at line \d+"),
+        ("model:\n  dropot: 0.3\n", r"unknown key 'model.dropot' \(did you mean 'model.dropout'\?\)"),
         ("optimm: {lr: 0.1}\n", r"unknown key 'optimm' \(did you mean 'optim'\?\)"),
         ("train: {epochs: ten}\n", r"train.epochs must be an integer, got 'ten'"),
         ("train: {epochs: 2.5}\n", r"train.epochs must be an integer, got 2.5"),
         ("optim: {lr: true}\n", r"optim.lr must be a number, got True"),
         ("model: 3\n", r"model must be a mapping"),
         ("- 1\n- 2\n", r"top level must be a mapping"),
-        ("model: {dropout_1: 1.5}\n", r"model.dropout_1 must be between 0 and 1, got 1.5"),
-        ("model: {dropout_2: -0.1}\n", r"model.dropout_2 must be between 0 and 1"),
+        ("model: {dropout: [1.5, 0.5]}\n", r"model.dropout must be rates between 0 and 1, got \[1.5, 0.5\]"),
+        ("model: {dropout_2: -0.1}\n", r"model.dropout must be rates between 0 and 1, got \[0.5, -0.1\]"),
+        ("model: {hidden: [256, 256, 256], dropout: [0.5, 0.2]}\n", r"model.dropout has 2 rates for 3 hidden layers"),
+        ("model: {hidden: []}\n", r"model.hidden must name at least one hidden layer"),
+        ("model: {hidden: [256, 0]}\n", r"model.hidden must be widths >= 1, got \[256, 0\]"),
+        ("model: {hidden: [256, 2.5]}\n", r"model.hidden must be hidden-layer widths, e.g. \[1024, 1024, 1024\]"),
+        ("model: {hidden: 256, dropout_2: 0.1}\n", r"model.dropout_2 names hidden layer 2, but model.hidden has 1"),
         ("optim: {lr: 0}\n", r"optim.lr must be a finite number > 0, got 0.0"),
         ("optim: {lr: -1}\n", r"optim.lr must be a finite number > 0"),
         ("train: {batch_size: 0}\n", r"train.batch_size must be >= 1, got 0"),
         ("train: {epochs: 0}\n", r"train.epochs must be >= 1, got 0"),
-        ("model: {hidden_1: 0}\n", r"model.hidden_1 must be >= 1, got 0"),
-        ("model: {hidden_2: -3}\n", r"model.hidden_2 must be >= 1"),
+        ("model: {hidden_1: 0}\n", r"model.hidden must be widths >= 1, got \[0, 256\]"),
+        ("model: {hidden_2: -3}\n", r"model.hidden must be widths >= 1"),
         ("model: {kind: dropit}\n", r"model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
         ("model: {mask_mode: bytes}\n", r"model.mask_mode must be one of bool, bits, bernoulli"),
         ("device: gpu\n", r"device must be auto, cpu, cuda, cuda:N \(N < 10000\) or mps, got 'gpu'"),
@@ -99,7 +103,7 @@ def test_replace_changes_one_key_and_validates():
         ("train: {compile: yes please}\n", r"train.compile must be true or false, got 'yes please'"),
         ("train: {monitor: val_acc}\n", r"train.monitor must be a test_ metric or auto unless data.val_split > 0"),
         ("optim: {weight_decay: -0.1}\n", r"optim.weight_decay must be a finite number >= 0"),
-        ("model: {kind: gaussian, dropout_1: 1.0}\n", r"model.dropout_1 must be below 1 for gaussian noise"),
+        ("model: {kind: gaussian, dropout_1: 1.0}\n", r"model.dropout must be rates below 1 for gaussian noise"),
         ("metrics: {activation_stats: 1}\n", r"metrics.activation_stats must be true or false, got 1"),
     ],
 )
@@ -126,7 +130,10 @@ def test_missing_file():
         ("optim.lrr=0.1", r"--set optim.lrr=0.1: unknown key 'optim.lrr' \(did you mean 'optim.lr'\?\)"),
         ("optim.lr.x=1", r"optim.lr is a value, not a section"),
         ("optim.lr=fast", r"--set optim.lr=fast: optim.lr must be a number, got 'fast'"),
-        ("model.dropout_1=2", r"--set model.dropout_1=2: model.dropout_1 must be between 0 and 1"),
+        ("model.dropout_1=2", r"--set model.dropout_1=2: model.dropout must be rates between 0 and 1"),
+        ("model.dropout=[0.1,0.2,0.3]", r"--set model.dropout=\[0.1,0.2,0.3\]: model.dropout has 3 rates for 2 hidden layers"),
+        ("model.hidden=0x16", r"--set model.hidden=0x16: model.hidden must be widths >= 1, got \[0, 16\]"),
+        ("model.hidden=wide", r"--set model.hidden=wide: model.hidden must be hidden-layer widths"),
     ],
 )
 def test_bad_set(override, message):
@@ -137,3 +144,37 @@ def test_bad_set(override, message):
 def test_flag_errors_name_the_flag():
     with pytest.raises(DropcliError, match=r"--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'drop'"):
         load_config(None, [], {"model.kind": ("--model", "drop")})
+
+
+@pytest.mark.parametrize(
+    "overrides, hidden, dropout",
+    [
+        (["model.hidden=1024x1024x1024"], (1024, 1024, 1024), (0.5, 0.5, 0.5)),  # the default rate, for every layer
+        (["model.hidden=[1024, 1024, 1024]", "model.dropout=0.2"], (1024, 1024, 1024), (0.2, 0.2, 0.2)),
+        (["model.hidden=2048"], (2048,), (0.5,)),
+        (["model.hidden=64x32x16", "model.dropout=[0.1,0.2,0.3]"], (64, 32, 16), (0.1, 0.2, 0.3)),
+        (["model.hidden_1=100", "model.dropout_2=0.3"], (100, 256), (0.5, 0.3)),  # aliases: places in the lists
+        (["model.dropout_1=0.1", "model.dropout=0.4"], (256, 256), (0.4, 0.4)),  # a later whole list wins
+        (["model.dropout=0.4", "model.dropout_1=0.1"], (256, 256), (0.1, 0.4)),  # a later alias wins
+        (["model.hidden=8x8x8", "model.hidden_2=4"], (8, 4, 8), (0.5, 0.5, 0.5)),
+    ],
+)
+def test_widths_and_rates_are_lists_and_the_old_keys_name_their_places(overrides, hidden, dropout):
+    model = load_config(None, overrides).model
+    assert (model.hidden, model.dropout) == (hidden, dropout)
+
+
+def test_a_saved_config_always_holds_the_lists(tmp_path):
+    old = load_config(write(tmp_path, "model: {hidden_1: 16, hidden_2: 8, dropout_1: 0.2, dropout_2: 0.3}\n"))
+    assert (old.model.hidden, old.model.dropout) == ((16, 8), (0.2, 0.3))
+    text = to_yaml(old)
+    assert "hidden_1" not in text and "dropout_1" not in text
+    assert load_config(write(tmp_path, text)) == old
+
+
+def test_replacing_the_widths_keeps_one_rate_for_all_layers():
+    # A sweep over architectures: the default (one rate) follows each depth.
+    assert replace(Config(), "model.hidden", "1024x1024x1024").model.dropout == (0.5, 0.5, 0.5)
+    per_layer = load_config(None, ["model.dropout=[0.2,0.5]"])
+    with pytest.raises(DropcliError, match="model.dropout has 2 rates for 3 hidden layers"):
+        replace(per_layer, "model.hidden", "64x64x64")

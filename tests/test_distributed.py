@@ -160,9 +160,10 @@ def test_without_torchrun_nothing_distributed_is_used(in_tmp, fake_data):
     assert output.strip() == "False False"
 
 
-def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times):
+@pytest.mark.parametrize("shape", [[], ["--set", "model.hidden=64x32x16", "--set", "model.dropout=[0.2,0.5,0.3]"]], ids=["chapter", "3 layers"])
+def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times, shape):
     # With dropout on: each worker's mask generator must continue where it stopped.
-    args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=100", "-q"]
+    args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=100", *shape, "-q"]
     assert torchrun("train", *args, "--set", "train.epochs=3", "--run-dir", "whole", cwd=in_tmp).returncode == 0
     assert torchrun("train", *args, "--set", "train.epochs=2", "--run-dir", "part", cwd=in_tmp).returncode == 0
     result = torchrun("train", "--resume", "part", "--set", "train.epochs=3", "-q", cwd=in_tmp)

@@ -113,6 +113,18 @@ def test_stats_are_logged_per_epoch(in_tmp, invoke, small_args):
     assert "noise_1 var" in result.stdout
 
 
+def test_stats_cover_the_inputs_and_every_hidden_layer(in_tmp, invoke, small_args):
+    args = [*small_args(epochs=1, train=600, test=200), "--set", "model.hidden=32x24x16", "--set", "model.dropout_input=0.2"]
+    result = invoke("train", *args, "--run-dir", "r", "--stats")
+    assert result.exit_code == 0, result.output
+    activations = runs.read_metrics(in_tmp / "r")[0]["activations"]
+    slots = ["input_noise", "noise_1", "noise_2", "noise_3"]
+    assert list(dict.fromkeys(key.rsplit(".", 1)[0] for key in activations)) == slots
+    for slot in slots:
+        assert activations[f"{slot}.var_after"] > activations[f"{slot}.var_before"] > 0
+    assert "noise_3 var" in result.stdout and "input_noise var" in result.stdout
+
+
 def test_weight_decay_reaches_the_optimizer():
     from dropcli.train import new_state
 
@@ -180,7 +192,8 @@ def test_sweep_refuses_another_sweep_in_the_same_directory(in_tmp, invoke, small
     [
         ("model.dropout_1", "bad --grid 'model.dropout_1': expected KEY=V1,V2"),
         ("model.dropot_1=0,1", "unknown key 'model.dropot_1'"),
-        ("model.dropout_1=0,2", "model.dropout_1 must be between 0 and 1, got 2.0"),
+        ("model.dropout_1=0,2", "--grid model.dropout_1: model.dropout must be rates between 0 and 1, got [2.0, 0.5]"),
+        ("model.hidden=64x64,64x0", "--grid model.hidden: model.hidden must be widths >= 1, got [64, 0]"),
     ],
 )
 def test_sweep_checks_every_cell_before_training(in_tmp, grid, message, invoke, small_args):

@@ -53,14 +53,15 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
 @pytest.mark.parametrize(
     "grid, check",
     [
-        ("model.dropout_1=0,0.3", lambda s, c: c["model"]["dropout_1"] in (0, 0.3)),
+        ("model.dropout_1=0,0.3", lambda s, c: c["model"]["dropout"][0] in (0, 0.3)),
+        ("model.hidden=16x16,24x8x8", lambda s, c: c["model"]["hidden"] in ([16, 16], [24, 8, 8])),
         ("optim.lr=0.05,0.2", lambda s, c: c["optim"]["lr"] in (0.05, 0.2)),
         ("train.epochs=1,2", lambda s, c: s["epochs"] == c["train"]["epochs"]),
         ("data.train_limit=300,500", lambda s, c: s["data"]["train"] == c["data"]["train_limit"]),
         ("data.val_split=0,0.5", lambda s, c: s["data"]["val"] == int(600 * c["data"]["val_split"])),
         ("device=cpu,auto", lambda s, c: s["device"] == "cpu"),
     ],
-    ids=["model", "optim", "train", "data-limit", "data-val-split", "device"],
+    ids=["model", "model-hidden", "optim", "train", "data-limit", "data-val-split", "device"],
 )
 def test_every_kind_of_grid_key_takes_effect(in_tmp, invoke, small_args, grid, check):
     result = invoke("sweep", *small_args(epochs=1), "--grid", grid, "--run-dir", "s", "-q")
@@ -194,3 +195,35 @@ def test_random_search_input_is_checked(in_tmp, invoke, small_args, grids, messa
     result = invoke("sweep", *small_args(), *grids)
     assert result.exit_code == 2 and message in result.stderr
     assert not (in_tmp / "runs").exists()
+
+
+def test_a_sweep_over_architectures_names_them(in_tmp, invoke, small_args):
+    # Commas between architectures, x between widths: one command line, no quoting.
+    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=32x32,48x32x16,64", "--run-dir", "s"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    for short in ("32x32", "48x32x16", "64"):
+        assert short in result.stdout
+        config = trial_config(in_tmp / "s", f"hidden={short}_seed0")
+        assert config["model"]["hidden"] == [int(width) for width in short.split("x")]
+        assert config["model"]["dropout"] == [0.5] * len(config["model"]["hidden"])  # one rate follows each depth
+    rows = (in_tmp / "s" / "results.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["32x32", "48x32x16", "64"]
+    # The same command again continues the same plan: nothing is left to train.
+    assert invoke(*args, "-q").exit_code == 0
+
+
+def test_random_search_draws_architectures_from_a_list(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=16x16,24x16x8", "--grid", "optim.lr=0.05:0.2:log",
+            "--sample", "2", "--run-dir", "s", "-q"]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    cells = read_json(in_tmp / "s" / "results.json")["cells"]
+    assert all(cell["values"]["model.hidden"] in ([16, 16], [24, 16, 8]) for cell in cells) and len(cells) == 2
+
+
+def test_a_grid_over_architectures_and_one_rate_gives_each_net_that_rate_on_every_layer(in_tmp, invoke, small_args):
+    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=16x16,24x16x8", "--grid", "model.dropout=0,0.5", "--run-dir", "s", "-q"]
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    assert trial_config(in_tmp / "s", "hidden=24x16x8_dropout=0.0_seed0")["model"]["dropout"] == [0.0, 0.0, 0.0]
+    assert trial_config(in_tmp / "s", "hidden=16x16_dropout=0.5_seed0")["model"]["dropout"] == [0.5, 0.5]

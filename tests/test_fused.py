@@ -41,6 +41,12 @@ CASES = [
     ["optim.momentum=0.9", "optim.nesterov=true", "optim.weight_decay=0.001"],  # through optimizer.step()
     ["optim.name=adam", "optim.lr=0.001"],
     ["optim.max_norm=0.5", "optim.lr=0.5"],
+    # Other depths: three hidden layers with a rate each, and one hidden layer.
+    ["model.kind=scratch", "model.hidden=64x48x32", "model.dropout=[0.2,0.5,0.3]", "model.dropout_input=0.2"],
+    ["model.kind=builtin", "model.hidden=64x48x32", "model.dropout=0.5"],
+    ["model.kind=scratch", "model.hidden=64x48x32", "optim.momentum=0.9"],
+    ["model.kind=scratch", "model.hidden=96", "model.dropout=0.4", "model.dropout_input=0.1"],
+    ["model.kind=builtin", "model.hidden=96"],
 ]
 
 
@@ -50,6 +56,8 @@ def test_fused_step_ends_where_autograd_does_given_the_same_masks(fake_data, ove
     # compute the same steps; only the rounding of fused products differs.
     autograd, autograd_loss, autograd_acc = trained_weights(fake_data, "autograd", *overrides, epochs=2)
     fused, fused_loss, fused_acc = trained_weights(fake_data, "fused", *overrides, epochs=2)
+    depth = len(load_config(None, overrides).model.hidden)
+    assert len(fused) == 2 * (depth + 1)  # a weight and a bias per hidden layer and the output
     for expected, actual in zip(autograd, fused, strict=True):
         assert torch.isfinite(actual).all()
         torch.testing.assert_close(actual, expected, rtol=1e-4, atol=1e-5)

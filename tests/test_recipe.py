@@ -98,6 +98,17 @@ def test_max_norm_holds_after_every_step(in_tmp, invoke, small_args):
     assert weights["output.weight"].norm(dim=1).max() > 0  # the output layer is not constrained
 
 
+@pytest.mark.parametrize("engine", ["autograd", "fused"])
+def test_max_norm_holds_on_every_hidden_layer_of_a_deeper_net(in_tmp, invoke, small_args, engine):
+    args = [*small_args(epochs=1), "--set", "model.hidden=32x24x16", "--set", "optim.max_norm=0.3", "--set", "optim.lr=0.5",
+            "--set", f"train.engine={engine}", "--run-dir", "r", "-q"]  # fmt: skip
+    assert invoke("train", *args).exit_code == 0
+    weights = torch.load(in_tmp / "r" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    for name in ("hidden_1.weight", "hidden_2.weight", "hidden_3.weight"):
+        norms = weights[name].norm(dim=1)
+        assert norms.max() <= 0.3 + 1e-5 and norms.max() > 0.29
+
+
 def test_adam_and_sgd_momentum_train(in_tmp, invoke, small_args):
     for name, extra in (("adam", ["optim.name=adam", "optim.lr=0.001"]), ("nesterov", ["optim.momentum=0.9", "optim.nesterov=true"])):
         overrides = [part for item in extra for part in ("--set", item)]

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from dropcli.config import typed_value
+from dropcli import architecture
 from dropcli.errors import DropcliError
 from dropcli.runs import STATUSES, RunInfo
 
@@ -35,7 +36,7 @@ def where(infos: list[RunInfo], conditions: list[str], status: str | None) -> li
     return [
         info for info in infos
         if (status is None or _status_word(info.status) == status)
-        and all(_same(info.settings.get(key, _MISSING), value) for key, value in parsed)
+        and all(_same(setting(info, key), value) for key, value in parsed)
     ]  # fmt: skip
 
 
@@ -44,17 +45,26 @@ def _status_word(status: str) -> str:
     return status.split(":")[0].split(" (")[0]
 
 
+def setting(info: RunInfo, key: str) -> Any:
+    """One config key of a run; an old key (model.dropout_1) gives its place in today's list."""
+    alias = architecture.alias_of(key)
+    if alias is None:
+        return info.settings.get(key, _MISSING)
+    values = info.settings.get(alias[0])
+    return values[alias[1]] if isinstance(values, list) and alias[1] < len(values) else _MISSING
+
+
 def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
     """Best first: accuracies high to low, losses and anything else low to high; runs without it last."""
     descending = key.endswith("acc")
 
     def value(info: RunInfo) -> tuple[bool, Any]:
-        found = info.final.get(key) if key in METRICS else info.settings.get(key)
+        found = info.final.get(key) if key in METRICS else setting(info, key)
         if not isinstance(found, (int, float)) or isinstance(found, bool) or math.isnan(found):
             return (True, 0)
         return (False, -found if descending else found)
 
-    if key not in METRICS and not any(key in info.settings for info in infos):
+    if key not in METRICS and all(setting(info, key) is _MISSING for info in infos):
         raise DropcliError(f"--sort {key}: not a metric ({', '.join(METRICS)}) or a config key of these runs")
     return sorted(infos, key=value)
 
@@ -87,6 +97,9 @@ def _condition(text: str) -> tuple[str, Any]:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise DropcliError(f"bad --where {text!r}: expected KEY=VALUE, e.g. --where model.kind=scratch")
+    key = key.strip()
+    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(value):
+        return key, list(architecture.parse_widths(value, f"--where {text}"))  # 1024x1024 as widths
     try:
         loaded = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
@@ -95,6 +108,10 @@ def _condition(text: str) -> tuple[str, Any]:
 
 
 def _same(found: Any, wanted: Any) -> bool:
+    if isinstance(found, list):
+        # A list of rates matches one number when every layer has it; lists match item by item.
+        wanted_items = wanted if isinstance(wanted, list) else [wanted] * len(found)
+        return len(wanted_items) == len(found) and all(_same(a, b) for a, b in zip(found, wanted_items))
     if isinstance(found, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(found, bool):
         return math.isclose(found, wanted)
     return found == wanted

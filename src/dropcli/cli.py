@@ -26,7 +26,7 @@ NoArgsIsHelpError = getattr(_click_errors, "NoArgsIsHelpError", ())  # Click < 8
 
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.errors import DropcliError, first_line
-from dropcli.vocabulary import ENGINES, MODEL_KINDS, SPLITS, one_of
+from dropcli.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, SPLITS, one_of
 
 
 def _flags_without_metavar(params):
@@ -122,7 +122,7 @@ def _typer(help: str, completion: bool = False) -> typer.Typer:
 
 app = _typer("Train and compare dropout MLPs on Fashion-MNIST (d2l.ai, section 5.6).", completion=True)
 config_app = _typer("Show the resolved configuration, and the configs that come with dropcli.")
-data_app = _typer("Find, check and download Fashion-MNIST.")
+data_app = _typer("Find, check and download Fashion-MNIST (or MNIST, KMNIST: --dataset).")
 app.add_typer(config_app, name="config")
 app.add_typer(data_app, name="data")
 
@@ -144,7 +144,8 @@ def _main(
 
 
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
-DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the Fashion-MNIST IDX files (sets data.root).")]
+DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the data set's four IDX files (sets data.root).")]
+DatasetOption = Annotated[str, typer.Option("--dataset", help=f"The IDX data set: {one_of(DATA_SETS)}.")]
 
 @dataclass(frozen=True)
 class Option:
@@ -208,7 +209,7 @@ def _with_options(options: dict[str, Option]):
     return decorate
 
 
-@app.command(cls=_Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.dropout_1=0.2")
+@app.command(cls=_Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.hidden=1024x1024x1024 --set model.dropout=0.2")
 @_with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
 def train(
     run_dir: Annotated[
@@ -276,7 +277,7 @@ def compare(
     _experiment(_load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout_1=0,0.2,0.5 --grid model.dropout_2=0,0.5 --seeds 2; or: dropcli sweep --plan study.yaml")
+@app.command(cls=_Command, epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml")
 @_with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[
@@ -397,19 +398,18 @@ def predict(
     import dataclasses
     import json
 
-    from dropcli import checkpoints
+    from dropcli import evaluation
     from dropcli import predict as predicting
     from dropcli.report import prediction_table
 
     if not images and not index:
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
-    path = target / "checkpoints" / "last.pt" if target.is_dir() else target
-    payload = checkpoints.load(path)
+    path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=_flags({"device": device, "data_dir": data_dir}))
     predictions = _predictions(predicting, cfg, payload, images or [], index or [], invert, mc_samples)
     if as_json:
-        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(predicting.CLASS_NAMES),
-                               "predictions": [dataclasses.asdict(p) for p in predictions]}, indent=2))  # fmt: skip
+        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(predicting.dataset(cfg.data.name).class_names),
+                               "predictions": [{k: v for k, v in dataclasses.asdict(p).items() if k != "class_names"} for p in predictions]}, indent=2))  # fmt: skip
         return
     _console().print(prediction_table(predictions, top, path))
 
@@ -545,34 +545,42 @@ def config_cp(
 @data_app.command("fetch", cls=_Command, epilog="Example: dropcli data fetch --data-dir ~/data/fashion-mnist")
 def data_fetch(
     data_dir: Annotated[
-        Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/fashion-mnist.")
+        Path | None, typer.Option("--data-dir", help="Download here. Default: $DROPCLI_DATA or ~/.cache/dropcli/NAME.")
     ] = None,
+    name: DatasetOption = "fashion-mnist",
 ) -> None:
-    """Make Fashion-MNIST available: use a copy already here, else download it with torchvision."""
+    """Make a data set available (Fashion-MNIST unless --dataset): use a copy already here, else download it with torchvision."""
     from dropcli import data
 
-    directory = data.find_or_fetch(data_dir)
-    data.read_raw(directory)
-    typer.echo(f"Fashion-MNIST is available in {directory}")
+    _check_dataset(name)
+    directory = data.find_or_fetch(data_dir, name)
+    data.read_raw(directory, name)
+    typer.echo(f"{data.dataset(name).title} is available in {directory}")
 
 
 @data_app.command("info", cls=_Command, epilog="Example: dropcli data info --data-dir /usr/share/datasets/fashion-mnist")
-def data_info(data_dir: DataDirOption = None) -> None:
-    """Say where Fashion-MNIST was found and check every file's structure."""
+def data_info(data_dir: DataDirOption = None, name: DatasetOption = "fashion-mnist") -> None:
+    """Say where a data set (Fashion-MNIST unless --dataset) was found and check every file's structure."""
     from rich.table import Table
 
     from dropcli import data
 
-    directory = data.locate(data_dir)
-    raw = data.read_raw(directory)
-    paths = data.find_files(directory)
-    table = Table(title=f"Fashion-MNIST in {directory}", header_style="bold")
+    _check_dataset(name)
+    directory = data.locate(data_dir, name)
+    raw = data.read_raw(directory, name)
+    paths = data.find_files(directory, name)
+    table = Table(title=f"{data.dataset(name).title} in {directory}", header_style="bold")
     for column in ("split", "images file", "labels file", "examples", "shape"):
         table.add_column(column)
     for split, (images, labels) in raw.items():
         images_name, labels_name = data.FILES[split]
         table.add_row(split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:])))
     _console().print(table)
+
+
+def _check_dataset(name: str) -> None:
+    if name not in DATA_SETS:
+        raise DropcliError(f"--dataset must be one of {one_of(DATA_SETS)}, got {name!r}")
 
 
 def main() -> None:

@@ -18,27 +18,26 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from dropcli import yamlfile
+from dropcli import architecture, validation, yamlfile
+from dropcli.architecture import DEFAULT_HIDDEN, DEFAULT_RATE
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import (
-    ENGINES, FUSED_KINDS, MASK_MODES, MODEL_KINDS, MONITORS, OPTIMIZERS, PRECISIONS, SCHEDULES, one_of,
-)
-
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d{1,4})?")
-# A run's name is part of its directory's name: one path component, of a sane length.
-NAME_PATTERN = re.compile(r"[^/\\\x00]{1,100}")
-MAX_SEED = 2**64 - 1  # torch's generators take seeds up to this
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     kind: str = "scratch"
-    hidden_1: int = 256
-    hidden_2: int = 256
+    hidden: tuple[int, ...] = DEFAULT_HIDDEN  # the hidden layers' widths (see architecture.py)
     dropout_input: float = 0.0  # noise of the model's kind on the 784 inputs (Srivastava et al. 2014)
-    dropout_1: float = 0.5
-    dropout_2: float = 0.5
+    dropout: tuple[float, ...] = (DEFAULT_RATE,) * len(DEFAULT_HIDDEN)  # after each hidden layer; one number for all
     mask_mode: str = "int16"  # see vocabulary.MASK_MODES
+
+    def __post_init__(self):
+        # Built in code (tests, benchmarks) rather than loaded: one rate stands for every layer.
+        rates = self.dropout
+        if isinstance(rates, (int, float)):
+            rates = (rates,) * len(self.hidden)
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "dropout", tuple(float(rate) for rate in rates))
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,7 @@ class AugmentConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    name: str = "fashion-mnist"  # see vocabulary.DATA_SETS
     root: str | None = None
     val_split: float = 0.0
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
@@ -130,6 +130,7 @@ def load_config(
         path = resolve_path(path)
         raw = _read_yaml(path)
         origin = {key: str(path) for key in flatten(raw)}
+        origin.update({architecture.alias_of(key)[0]: str(path) for key in origin if architecture.alias_of(key)})
         raw.setdefault("name", Path(path).stem)
     elif base is not None:
         raw = copy.deepcopy(base)
@@ -137,6 +138,8 @@ def load_config(
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
         origin[key] = f"--set {text}"
+        if architecture.alias_of(key):  # errors about the list name what set its place
+            origin[architecture.alias_of(key)[0]] = origin[key]
     for key, (option, value) in (flags or {}).items():
         if value is not None:
             _set_path(raw, key, value, source=option)
@@ -144,6 +147,15 @@ def load_config(
     config = _build(Config, raw, prefix="", origin=origin, default_source=str(path or "config"))
     _check_ranges(config, origin)
     return config
+
+
+def upgraded(raw: dict[str, Any]) -> dict[str, Any]:
+    """A config saved by any version of dropcli as today's full dict (old keys mapped, keys added
+    since then at their defaults); `raw` itself where it does not load."""
+    try:
+        return to_dict(load_config(base=raw))
+    except DropcliError:
+        return raw
 
 
 def changed_keys(old: Config, new: Config) -> list[str]:
@@ -173,7 +185,7 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False)
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)  # lists of numbers on one line
 
 
 def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:
@@ -183,9 +195,13 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
     """
     source = source or key
     raw = to_dict(config)
+    if key == "model.hidden" and len(set(config.model.dropout)) == 1:
+        # One rate for every layer follows the new depth: a sweep over architectures keeps it.
+        raw["model"]["dropout"] = config.model.dropout[0]
     _set_path(raw, key, value, source=source)
-    updated = _build(Config, raw, prefix="", origin={key: source}, default_source=source)
-    _check_ranges(updated, {key: source})
+    origin = {key: source, **({architecture.alias_of(key)[0]: source} if architecture.alias_of(key) else {})}
+    updated = _build(Config, raw, prefix="", origin=origin, default_source=source)
+    _check_ranges(updated, origin)
     return updated
 
 
@@ -249,6 +265,8 @@ def _parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
         raise DropcliError(f"bad --set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set optim.lr=0.05")
+    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(value):
+        return key, value  # 1024x1024 as widths, never as YAML (where 0x10 is the number 16)
     try:
         return key, yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
@@ -262,6 +280,9 @@ def _set_path(raw: dict[str, Any], key: str, value: Any, source: str) -> None:
     parts = key.split(".")
     for depth, part in enumerate(parts):
         names = [f.name for f in dataclasses.fields(node_type)]
+        if node_type is ModelConfig and depth == len(parts) - 1 and (part in architecture.ALIASES or part in architecture.LIST_KEYS):
+            architecture.set_in_section(node, part, value)
+            return
         if part not in names:
             prefix = ".".join(parts[:depth])
             raise DropcliError(f"{source}: {_unknown_key_message(part, names, prefix)}")
@@ -282,6 +303,8 @@ def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_sou
     if not isinstance(raw, dict):
         source = origin.get(prefix.rstrip("."), default_source)
         raise DropcliError(f"{source}: {section} must be a mapping, got {_short(raw)}")
+    if cls is ModelConfig:
+        raw = architecture.resolve(raw, origin, default_source)
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     for key in raw:
@@ -302,6 +325,9 @@ def _build(cls: type, raw: Any, prefix: str, origin: dict[str, str], default_sou
 
 def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     """Check `value` against a field's type; ints are accepted where a float is expected."""
+    if get_origin(annotation) is tuple and get_args(annotation)[-1] is Ellipsis:
+        # model.hidden and model.dropout: architecture.resolve has made them tuples already.
+        return tuple(_coerce(item, get_args(annotation)[0], key, source) for item in value)
     if get_origin(annotation) is tuple:
         kinds = get_args(annotation)
         if not isinstance(value, (list, tuple)) or len(value) != len(kinds):
@@ -339,93 +365,32 @@ def _short(value: Any) -> str:
 
 def _unknown_key_message(key: str, names: list[str], prefix: str) -> str:
     path = f"{prefix}.{key}" if prefix else key
-    close = difflib.get_close_matches(key, names, n=1)
+    aliases = list(architecture.ALIASES) if prefix == "model" else []
+    close = difflib.get_close_matches(key, names + aliases, n=1)
     hint = f" (did you mean '{prefix + '.' if prefix else ''}{close[0]}'?)" if close else ""
+    numbered = re.fullmatch(r"(hidden|dropout)_\d+", key) if aliases else None
+    if numbered:  # hidden_3 and on: the lists name any number of layers
+        example = "model.hidden=256x256x256" if numbered.group(1) == "hidden" else "model.dropout=[0.5,0.5,0.2]"
+        hint = f" (give model.{numbered.group(1)} as a list, one item per hidden layer, e.g. {example})"
     where = f"'{prefix}'" if prefix else "the top level"
-    return f"unknown key '{path}'{hint}; keys in {where}: {', '.join(names)}"
+    old = f" (and the old {', '.join(aliases)}, places in those lists)" if aliases else ""
+    return f"unknown key '{path}'{hint}; keys in {where}: {', '.join(names)}{old}"
 
 
 def _check_ranges(config: Config, origin: dict[str, str]) -> None:
-    checks = [
-        ("name", NAME_PATTERN.fullmatch(config.name) is not None and config.name not in (".", ".."),
-         "1 to 100 characters without '/', and not '.' or '..' (it names the run directory)"),
-        ("seed", 0 <= config.seed <= MAX_SEED, "between 0 and 2**64 - 1"),
-        ("model.kind", config.model.kind in MODEL_KINDS, f"one of {one_of(MODEL_KINDS)}"),
-        ("model.mask_mode", config.model.mask_mode in MASK_MODES, f"one of {one_of(MASK_MODES)}"),
-        ("model.hidden_1", config.model.hidden_1 >= 1, ">= 1"),
-        ("model.hidden_2", config.model.hidden_2 >= 1, ">= 1"),
-        ("model.dropout_1", 0 <= config.model.dropout_1 <= 1, "between 0 and 1"),
-        ("model.dropout_2", 0 <= config.model.dropout_2 <= 1, "between 0 and 1"),
-        ("optim.lr", config.optim.lr > 0 and math.isfinite(config.optim.lr), "a finite number > 0"),
-        ("optim.weight_decay", 0 <= config.optim.weight_decay < math.inf, "a finite number >= 0"),
-        ("model.dropout_1", config.model.kind != "gaussian" or config.model.dropout_1 < 1, "below 1 for gaussian noise"),
-        ("model.dropout_2", config.model.kind != "gaussian" or config.model.dropout_2 < 1, "below 1 for gaussian noise"),
-        ("train.epochs", config.train.epochs >= 1, ">= 1"),
-        ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
-        ("train.monitor", config.train.monitor in MONITORS, f"one of {one_of(MONITORS)}"),
-        ("train.precision", config.train.precision in PRECISIONS, f"one of {one_of(PRECISIONS)}"),
-        (
-            "train.monitor",
-            not config.train.monitor.startswith("val_") or config.data.val_split > 0,
-            "a test_ metric or auto unless data.val_split > 0",
-        ),
-        ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
-        ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
-        ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
-        ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N (N < 10000) or mps"),
-        *_recipe_checks(config),
-        *_engine_checks(config),
-    ]
-    for key, ok, wanted in checks:
+    for key, ok, wanted in validation.checks(config):
         if not ok:
             value = get(config, key)
             source = origin.get(key, "config")
-            raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
-
-
-def _recipe_checks(config: Config) -> list[tuple[str, bool, str]]:
-    """The keys of the dropout paper's recipe: dropout on the inputs, optimizers, schedules, augmentation."""
-    model, optim, train, augment = config.model, config.optim, config.train, config.data.augment
-    sgd = optim.name == "sgd"
-    return [
-        ("model.dropout_input", 0 <= model.dropout_input < 1, "at least 0 and below 1"),
-        ("model.dropout_input", model.kind != "none" or model.dropout_input == 0, "0 for model.kind none (no noise)"),
-        ("optim.name", optim.name in OPTIMIZERS, f"one of {one_of(OPTIMIZERS)}"),
-        ("optim.momentum", 0 <= optim.momentum < 1, "at least 0 and below 1"),
-        ("optim.momentum", sgd or optim.momentum == 0, "0 unless optim.name is sgd (adam's momentum is optim.betas)"),
-        ("optim.nesterov", not optim.nesterov or (sgd and optim.momentum > 0), "false unless sgd with optim.momentum > 0"),
-        ("optim.momentum_final", optim.momentum_final is None or (sgd and 0 <= optim.momentum_final < 1),
-         "null, or below 1 with optim.name sgd"),
-        ("optim.momentum_epochs", optim.momentum_epochs >= 0, ">= 0"),
-        ("optim.betas", all(0 <= beta < 1 for beta in optim.betas), "two numbers in [0, 1)"),
-        ("optim.max_norm", optim.max_norm is None or 0 < optim.max_norm < math.inf, "null or a finite number > 0"),
-        ("optim.schedule", optim.schedule in SCHEDULES, f"one of {one_of(SCHEDULES)}"),
-        ("optim.warmup_epochs", 0 <= optim.warmup_epochs < train.epochs, "at least 0 and below train.epochs"),
-        ("optim.step_epochs", optim.step_epochs >= 1, ">= 1"),
-        ("optim.step_gamma", 0 < optim.step_gamma <= 1, "above 0 and at most 1"),
-        ("train.early_stopping", train.early_stopping is None or train.early_stopping >= 1, "null or >= 1"),
-        ("train.early_stopping", train.early_stopping is None or config.data.val_split > 0,
-         "null unless data.val_split > 0 (it watches the validation set, never the test set)"),
-        ("data.augment.shift", 0 <= augment.shift <= 14, "between 0 and 14 pixels"),
-    ]  # fmt: skip
-
-
-def _engine_checks(config: Config) -> list[tuple[str, bool, str]]:
-    """train.engine, and what the fused engine cannot run."""
-    train, autograd = config.train, config.train.engine != "fused"
-    return [
-        ("train.engine", train.engine in ENGINES, f"one of {one_of(ENGINES)}"),
-        ("train.engine", autograd or config.model.kind in FUSED_KINDS,
-         f"autograd for model.kind {config.model.kind} (fused runs {one_of(FUSED_KINDS)})"),
-        ("train.engine", autograd or train.precision == "fp32", "autograd with train.precision bf16 (fused is fp32)"),
-        ("train.engine", autograd or not train.compile, "autograd with train.compile (fused is its own compiled step)"),
-        ("train.engine", autograd or not config.metrics.activation_stats,
-         "autograd with metrics.activation_stats (they hook the model's modules, which fused does not call)"),
-    ]  # fmt: skip
+            raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(list(value) if isinstance(value, tuple) else value)}")
 
 
 def get(config: Config, key: str) -> Any:
-    """The value of one dotted key, e.g. get(config, "model.dropout_1")."""
+    """The value of one dotted key, e.g. get(config, "model.dropout"); an alias gives its place
+    in the list (get(config, "model.dropout_1") is config.model.dropout[0])."""
+    alias = architecture.alias_of(key)
+    if alias is not None:
+        return get(config, alias[0])[alias[1]]
     value: Any = config
     for part in key.split("."):
         value = getattr(value, part)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from dropcli import checkpoints, runs
 from dropcli.config import Config
-from dropcli.data import CLASS_NAMES, SPLIT_SIZES, FashionMNIST
+from dropcli.data import SPLIT_SIZES, FashionMNIST, dataset
 from dropcli.errors import DropcliError
 from dropcli.train import autocast, evaluate, new_state
 
@@ -95,7 +95,7 @@ def evaluate_checkpoint(
             mc_loss, mc_accuracy = monte_carlo_dropout(state.model, subset.X, subset.y, mc_samples)
     file_images = SPLIT_SIZES["test" if split == "test" else "train"]
     return Evaluation(
-        split, payload["epoch"], precision, loss, accuracy, CLASS_NAMES, per_class, confusion.tolist(), len(subset),
+        split, payload["epoch"], precision, loss, accuracy, dataset(config.data.name).class_names, per_class, confusion.tolist(), len(subset),
         file_images, mc_samples, mc_loss, mc_accuracy,
     )  # fmt: skip
 
@@ -149,9 +149,9 @@ def confusion_matrix(
 ) -> torch.Tensor:
     """(10, 10) counts of (true class, predicted class)."""
     model.eval()
-    counts = torch.zeros(len(CLASS_NAMES) ** 2, dtype=torch.int64, device=X.device)
+    counts = torch.zeros(N_CLASSES ** 2, dtype=torch.int64, device=X.device)
     for start in range(0, len(y), batch_size):
         with autocast(X.device, precision):
             predicted = model(X[start : start + batch_size]).argmax(dim=1)
-        counts += torch.bincount(y[start : start + batch_size] * len(CLASS_NAMES) + predicted, minlength=counts.numel())
-    return counts.view(len(CLASS_NAMES), len(CLASS_NAMES)).cpu()
+        counts += torch.bincount(y[start : start + batch_size] * N_CLASSES + predicted, minlength=counts.numel())
+    return counts.view(N_CLASSES, N_CLASSES).cpu()

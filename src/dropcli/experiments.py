@@ -2,8 +2,9 @@
 
 This module plans and aggregates; trials.py trains the trials, on one process or many.
 
-`sweep --grid model.dropout_1=0,0.2,0.5` names one key and its values; several grids give their
-Cartesian product, and `--seeds N` trains each combination (a cell) with N seeds. `compare
+`sweep --grid model.dropout=0,0.2,0.5` names one key and its values (commas separate values; an
+architecture is its widths joined by x: `--grid model.hidden=256x256,1024x1024x1024,2048`); several
+grids give their Cartesian product, and `--seeds N` trains each combination (a cell) with N seeds. `compare
 scratch builtin` is the same with one grid over `model.kind`. Each trial is a run directory
 under the experiment directory, so running the same command again into the same directory
 skips the finished trials and resumes an interrupted one.
@@ -24,7 +25,8 @@ from typing import Any, get_args
 
 import yaml
 
-from dropcli.config import Config, field_type, get, replace, to_dict
+from dropcli import architecture
+from dropcli.config import Config, field_type, get, replace, to_dict, upgraded
 from dropcli.errors import DropcliError
 
 PLAN_FILE = "plan.json"
@@ -91,7 +93,8 @@ class Cell:
 
 
 def parse_grid(text: str) -> Grid:
-    """"model.dropout_1=0,0.2,0.5" -> Grid("model.dropout_1", (0, 0.2, 0.5))."""
+    """"model.dropout=0,0.2,0.5" -> Grid("model.dropout", (0, 0.2, 0.5));
+    "model.hidden=256x256,2048" -> Grid("model.hidden", ("256x256", 2048)) (parsed as config values)."""
     key, sep, values = text.partition("=")
     key = key.strip()
     if not sep or not key or not values.strip():
@@ -102,7 +105,7 @@ def parse_grid(text: str) -> Grid:
         _check_numeric(text, key)
         return Grid(key, (), span=_span(text, values))
     try:
-        parsed = tuple(yaml.safe_load(value) for value in values.split(","))
+        parsed = tuple(_grid_value(key, value) for value in values.split(","))
     except yaml.YAMLError:
         raise DropcliError(f"bad --grid {text!r}: each value must be a YAML scalar") from None
     return Grid(key, parsed)
@@ -116,6 +119,12 @@ def _check_numeric(text: str, key: str) -> None:
     if int in kinds:
         raise DropcliError(f"bad --grid {text!r}: a range draws real numbers, and {key} takes integers; give a list, e.g. {key}=64,128,256")
     raise DropcliError(f"bad --grid {text!r}: ranges need a numeric key, and {key} is not one; give a list of values, KEY=V1,V2,...")
+
+
+def _grid_value(key: str, text: str) -> Any:
+    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(text):
+        return text  # widths such as 1024x1024x1024 (see architecture.py), never YAML's hex 0x10
+    return yaml.safe_load(text)
 
 
 def _span(text: str, values: str) -> tuple[float, float, bool]:
@@ -196,16 +205,23 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
 
 
 def _normalised(config: Config, grid: Grid, unique: bool) -> tuple[Any, ...]:
-    values = tuple(get(replace(config, grid.key, value, source=grid.source), grid.key) for value in grid.values)
+    values = tuple(_normal_value(config, grid, value) for value in grid.values)
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if unique and repeated:
         raise DropcliError(f"{grid.source} names {', '.join(repeated)} more than once; name each value once")
     return values
 
 
+def _normal_value(config: Config, grid: Grid, value: Any) -> Any:
+    normal = get(replace(config, grid.key, value, source=grid.source), grid.key)
+    if grid.key == "model.dropout" and not isinstance(value, (list, tuple)):
+        return normal[0]  # one rate for every layer, whatever the depth of the cell's net
+    return normal
+
+
 def _safe(value: Any) -> str:
     """A grid value as part of one directory name: no path separators or other odd characters."""
-    return re.sub(r"[^\w.+-]", "_", str(value))[:40]
+    return re.sub(r"[^\w.+-]", "_", architecture.short(value))[:40]
 
 
 def spec_of(config: Config, grids: list[Grid], seeds: int, sampled: int | None = None) -> dict[str, Any]:
@@ -218,11 +234,18 @@ def check_dir(directory: Path, spec: dict[str, Any]) -> None:
     path = directory / PLAN_FILE
     if not path.exists() and directory.is_dir() and any(directory.iterdir()):
         raise DropcliError(f"{directory} exists and is not an experiment directory; choose another --run-dir")
-    if path.exists() and _read_json(path) != spec:
+    if path.exists() and _upgraded(_read_json(path)) != spec:
         raise DropcliError(
             f"{directory} holds a different experiment (see its {PLAN_FILE}); use the same config, grids and seeds "
             "to continue it, or another --run-dir"
         )
+
+
+def _upgraded(spec: Any) -> Any:
+    """A plan written by an older dropcli (model.hidden_1, ..., no data.name) in today's keys."""
+    if isinstance(spec, dict) and isinstance(spec.get("config"), dict):
+        spec["config"] = upgraded(spec["config"])
+    return spec
 
 
 def cells(trials: list[Trial], summaries: dict[str, dict[str, Any]]) -> list[Cell]:
@@ -278,7 +301,7 @@ def to_csv(cells: list[Cell]) -> str:
     for cell in cells:
         stats = [getattr(cell, name) for name in STAT_FIELDS]
         numbers = [number for stat in stats for number in ((stat.mean, stat.std) if stat else (None, None))]
-        writer.writerow([*cell.values.values(), cell.seeds, len(cell.failed), *numbers])
+        writer.writerow([*map(architecture.short, cell.values.values()), cell.seeds, len(cell.failed), *numbers])
     return buffer.getvalue()
 
 

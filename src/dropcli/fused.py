@@ -1,4 +1,4 @@
-"""train.engine "fused": the MLP's training step written out by hand, for speed.
+"""train.engine "fused": the MLP's training step written out by hand, for speed, at any depth.
 
 The default engine, "autograd", runs the model's modules, autograd and torch.optim: the
 chapter's code. This one computes the same step (the same masks, drawn from the same generator
@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli.dropout import Dropout, draw_keep, survivor_scale
+from dropcli.models import hidden_layers, noise_layers
+from dropcli.vocabulary import INPUT_SLOT, noise_slots
 
 
 class _Noise:
@@ -52,13 +54,15 @@ class FusedStep:
     place. One process only, so the batch is the whole global batch (`global_size` is len(X))."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
-        layers = [model.hidden_1, model.hidden_2, model.output]
+        hidden = hidden_layers(model)
+        layers = [*hidden, model.output]
         if not all(type(layer) is nn.Linear for layer in layers):
             raise TypeError("the fused engine runs the MLP of plain Linear layers")
         self.weights = [layer.weight for layer in layers]  # (out, in) each; updated in place
         self.biases = [layer.bias for layer in layers]
-        # The noise before each layer: on the inputs (if any), after ReLU 1, after ReLU 2.
-        self.noise = [_Noise(getattr(model, "input_noise", None)), _Noise(model.noise_1), _Noise(model.noise_2)]
+        # The noise before each layer: on the inputs (if any), then after each hidden layer's ReLU.
+        noise = noise_layers(model)
+        self.noise = [_Noise(noise.get(INPUT_SLOT)), *(_Noise(noise[slot]) for slot in noise_slots(len(hidden)))]
         self.optimizer = optimizer
         self._ones: dict[int, torch.Tensor] = {}  # batch size -> (batch,) ones, for bias gradients as products
 

@@ -1,7 +1,7 @@
-"""The chapter's MLP, 784 -> hidden_1 -> hidden_2 -> 10, and its noise variants.
+"""The dropout MLP, 784 -> model.hidden... -> 10 (the chapter's is 784-256-256-10), and its noise variants.
 
-The kinds (vocabulary.MODEL_KINDS) differ only in what sits in the two noise slots after the
-hidden layers' ReLUs, or, for DropConnect, in the hidden layers themselves.
+The kinds (vocabulary.MODEL_KINDS) differ only in what sits in the noise slots after the hidden
+layers' ReLUs, or, for DropConnect, in the hidden layers themselves.
 """
 
 from collections import OrderedDict
@@ -13,7 +13,7 @@ from torch import nn
 from dropcli.config import ModelConfig
 from dropcli.dropout import Dropout, dropout
 from dropcli.noise import GaussianNoise
-from dropcli.vocabulary import NOISE_SLOTS
+from dropcli.vocabulary import INPUT_SLOT, noise_slots
 
 IN_FEATURES = 28 * 28
 N_CLASSES = 10
@@ -41,45 +41,43 @@ class DropConnectLinear(nn.Linear):
 
 def parameter_count(config: ModelConfig) -> int:
     """The number of weights and biases of the MLP `config` describes."""
-    h1, h2 = config.hidden_1, config.hidden_2
-    return (IN_FEATURES + 1) * h1 + (h1 + 1) * h2 + (h2 + 1) * N_CLASSES
+    widths = [IN_FEATURES, *config.hidden, N_CLASSES]
+    return sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(widths, widths[1:]))
 
 
 def build_model(config: ModelConfig) -> nn.Sequential:
-    """The MLP for `config.kind`.
+    """The MLP for `config.kind`: flatten, [input noise], then per hidden layer i a Linear
+    `hidden_i`, `relu_i` and the noise slot `noise_i`, then the Linear `output`.
 
-    The parameters are created in the same order for every kind, so under one seed all kinds
-    start from the same PyTorch-default `Linear` weights.
+    The parameters are created in the same order for every kind (hidden layers first, then the
+    output), so under one seed all kinds start from the same PyTorch-default `Linear` weights;
+    for two hidden layers the names and weights are those of dropcli's first, two-layer model.
     """
-    dropconnect = config.kind == "dropconnect"
-    hidden_1 = (
-        DropConnectLinear(IN_FEATURES, config.hidden_1, config.dropout_1, config.mask_mode)
-        if dropconnect
-        else nn.Linear(IN_FEATURES, config.hidden_1)
-    )
-    hidden_2 = (
-        DropConnectLinear(config.hidden_1, config.hidden_2, config.dropout_2, config.mask_mode)
-        if dropconnect
-        else nn.Linear(config.hidden_1, config.hidden_2)
-    )
-    slot_1, slot_2 = NOISE_SLOTS
+    widths = [IN_FEATURES, *config.hidden]
+    hidden = [
+        DropConnectLinear(fan_in, fan_out, p, config.mask_mode) if config.kind == "dropconnect" else nn.Linear(fan_in, fan_out)
+        for fan_in, fan_out, p in zip(widths, widths[1:], config.dropout)
+    ]
     # Noise on the inputs only where asked for, so the chapter's model keeps its exact layers.
-    inputs = [("input_noise", INPUT_NOISE[config.kind](config.dropout_input, config.mask_mode))] if config.dropout_input else []
-    return nn.Sequential(
-        OrderedDict(
-            [
-                ("flatten", nn.Flatten()),
-                *inputs,
-                ("hidden_1", hidden_1),
-                ("relu_1", nn.ReLU()),
-                (slot_1, _noise_layer(config, config.dropout_1)),
-                ("hidden_2", hidden_2),
-                ("relu_2", nn.ReLU()),
-                (slot_2, _noise_layer(config, config.dropout_2)),
-                ("output", nn.Linear(config.hidden_2, N_CLASSES)),
-            ]
-        )
-    )
+    input_noise = config.dropout_input > 0
+    slots = noise_slots(len(config.hidden), input_noise)
+    layers = [("flatten", nn.Flatten())]
+    if input_noise:
+        layers.append((slots[0], INPUT_NOISE[config.kind](config.dropout_input, config.mask_mode)))
+    for index, (layer, p, slot) in enumerate(zip(hidden, config.dropout, slots[input_noise:]), start=1):
+        layers += [(f"hidden_{index}", layer), (f"relu_{index}", nn.ReLU()), (slot, _noise_layer(config, p))]
+    layers.append(("output", nn.Linear(config.hidden[-1], N_CLASSES)))
+    return nn.Sequential(OrderedDict(layers))
+
+
+def hidden_layers(model: nn.Module) -> list[nn.Linear]:
+    """The hidden Linear layers of a model from build_model, input side first."""
+    return [module for name, module in model.named_children() if name.startswith("hidden_")]
+
+
+def noise_layers(model: nn.Module) -> dict[str, nn.Module]:
+    """The noise slots of a model from build_model, by name, input side first."""
+    return {name: module for name, module in model.named_children() if name == INPUT_SLOT or name.startswith("noise_")}
 
 
 # What each of vocabulary.MODEL_KINDS puts in a noise slot, given (p, mask_mode).

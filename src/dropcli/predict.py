@@ -15,7 +15,7 @@ import torch
 
 from dropcli import checkpoints, data
 from dropcli.config import Config
-from dropcli.data import CLASS_NAMES
+from dropcli.data import dataset
 from dropcli.errors import DropcliError
 from dropcli.uncertainty import logits, mc_probabilities
 from dropcli.train import new_state
@@ -26,14 +26,19 @@ SIDE = 28  # Fashion-MNIST's images are 28 x 28
 @dataclass(frozen=True)
 class Prediction:
     source: str  # the image file, or "test image N"
-    probabilities: list[float]  # one per class, in CLASS_NAMES order
+    probabilities: list[float]  # one per class, in class_names order
     true_class: int | None  # known for a test-set image
     entropy: float | None  # with Monte Carlo dropout: the predictive entropy, in nats
+    class_names: tuple[str, ...]  # the run's data set's (data.name)
+
+    @property
+    def true_name(self) -> str | None:
+        return None if self.true_class is None else self.class_names[self.true_class]
 
     def top(self, k: int) -> list[tuple[str, float]]:
         """The k most probable classes, most probable first, as (name, probability)."""
         order = sorted(range(len(self.probabilities)), key=lambda i: -self.probabilities[i])
-        return [(CLASS_NAMES[i], self.probabilities[i]) for i in order[:k]]
+        return [(self.class_names[i], self.probabilities[i]) for i in order[:k]]
 
 
 def image_tensor(path: Path, invert: bool = False) -> torch.Tensor:
@@ -96,9 +101,9 @@ def predict(
         probabilities = mc_probabilities(model, X, mc_samples, config.train.precision)  # (n, 10)
     else:
         probabilities = torch.softmax(logits(model, X, config.train.precision), dim=1)  # (n, 10)
-    rows = probabilities.cpu().tolist()
+    rows, names = probabilities.cpu().tolist(), dataset(config.data.name).class_names
     return [
-        Prediction(source, row, true, _entropy(row) if mc_samples > 0 else None)
+        Prediction(source, row, true, _entropy(row) if mc_samples > 0 else None, names)
         for source, row, true in zip(sources, rows, true_classes)
     ]  # fmt: skip
 

@@ -14,7 +14,7 @@ import csv
 import io
 from pathlib import Path
 
-from dropcli.data import CLASS_NAMES
+from dropcli.data import dataset
 from dropcli.errors import DropcliError
 
 SUFFIXES = (".npz", ".csv")
@@ -50,7 +50,7 @@ def write(path: Path, study) -> int:
     }
     with atomic(path) as temporary, open(temporary, "wb") as file:
         if path.suffix == ".npz":
-            numpy.savez_compressed(file, **columns, class_names=numpy.array(CLASS_NAMES))
+            numpy.savez_compressed(file, **columns, class_names=numpy.array(dataset(study.members[0].config.data.name).class_names))
         else:
             file.write(_csv(columns).encode())
     return len(columns["label"])

@@ -13,11 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from dropcli.data import CLASS_NAMES
 from dropcli.experiments import Cell, Stat, matrix
+from dropcli.architecture import short
 from dropcli.listeners import Listener
 from dropcli.records import EpochMetrics, RunResult
-from dropcli.vocabulary import NOISE_SLOTS
+from dropcli.vocabulary import INPUT_SLOT, noise_slots
 
 
 class Reporter(Listener):
@@ -108,11 +108,22 @@ def epoch_table(config) -> Table:
         columns += ["val loss", "val acc"]
     columns += ["test loss", "test acc", "time (s)"]
     if config.metrics.activation_stats:
-        columns += [name for slot in NOISE_SLOTS for name in (f"var {slot[-1]} before →after", f"zeros {slot[-1]}")]
+        slots = noise_slots(len(config.model.hidden), config.model.dropout_input > 0)
+        columns += [name for slot in slots for name in (f"var {_slot_label(slot)} before →after", f"zeros {_slot_label(slot)}")]
     for name in columns:
         # no minimum widths: Rich crops a table whose minimums exceed the terminal, and folds one without
         table.add_column(name, justify="right", overflow="fold")
     return table
+
+
+def _slot_label(slot: str) -> str:
+    """ "noise_2" -> "2", "input_noise" -> "input": short column names."""
+    return "input" if slot == INPUT_SLOT else slot.removeprefix("noise_")
+
+
+def _slots(activations: dict[str, float] | None) -> list[str]:
+    """The noise slots an epoch's activation statistics cover, in the model's order."""
+    return list(dict.fromkeys(key.rsplit(".", 1)[0] for key in activations)) if activations else []
 
 
 def epoch_cells(m: EpochMetrics) -> list[str]:
@@ -121,7 +132,7 @@ def epoch_cells(m: EpochMetrics) -> list[str]:
     if m.val_loss is not None:
         cells += [f"{m.val_loss:.4f}", f"{m.val_acc:.4f}"]
     cells += [f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
-    for slot in NOISE_SLOTS if m.activations else ():
+    for slot in _slots(m.activations):
         # before and after on two lines: the column stays narrow
         cells += [f"{m.activations[f'{slot}.var_before']:.4f}\n→{m.activations[f'{slot}.var_after']:.4f}", f"{m.activations[f'{slot}.zeros']:.3f}"]
     return cells
@@ -133,7 +144,7 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
     stats = "".join(
         f"  {slot} var {m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}"
         f" zeros {m.activations[f'{slot}.zeros']:.3f}"
-        for slot in (NOISE_SLOTS if m.activations else ())
+        for slot in _slots(m.activations)
     )
     return (
         f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  {TRAIN_ACC_EPOCH} {m.train_acc:.4f}  "
@@ -239,7 +250,7 @@ def prediction_table(predictions, top: int, checkpoint) -> Table:
     for p in predictions:
         row = [escape(p.source), ", ".join(f"{name} {probability:.3f}" for name, probability in p.top(top))]
         if with_truth:
-            row.append("-" if p.true_class is None else CLASS_NAMES[p.true_class])
+            row.append(p.true_name or "-")
         if with_entropy:
             row.append(f"{p.entropy:.3f}")
         table.add_row(*row)
@@ -274,7 +285,7 @@ def value_text(value, metric: bool = False) -> str:
         return "yes" if value else "no"
     if metric and isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return short(value)  # a list of widths as 1024x1024x1024
 
 
 # What --diff's metric rows mean: the reported epoch's values (see diff_table).
@@ -318,7 +329,7 @@ def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> l
     for cell in cells:
         val = [_stat(cell.val_acc, ".4f")] if with_val else []
         table.add_row(
-            *map(str, cell.values.values()), _seeds(cell), *val, _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
+            *map(short, cell.values.values()), _seeds(cell), *val, _stat(cell.test_acc, ".4f"), _stat(cell.train_acc, ".4f"),
             _stat(cell.gap, "+.4f"),
         )  # fmt: skip
     return [table]
@@ -330,9 +341,9 @@ def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) ->
     table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
     table.add_column(f"{keys[0]} \\ {keys[1]}")
     for column in columns:
-        table.add_column(str(column), justify="right")
+        table.add_column(short(column), justify="right")
     for row, values in zip(rows, grid):
-        table.add_row(str(row), *("diverged" if value is None else format(value, spec) for value in values))
+        table.add_row(short(row), *("diverged" if value is None else format(value, spec) for value in values))
     return table
 
 

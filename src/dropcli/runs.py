@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dropcli import files, yamlfile
-from dropcli.config import Config, flatten, load_config
+from dropcli.config import Config, flatten, load_config, to_dict
 from dropcli.errors import DropcliError
 
 RUNS_DIR = Path("runs")
@@ -192,10 +192,10 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise DropcliError(f"{path} is not a config mapping")
     try:
-        load_config(base=data)  # a mapping of other keys is no run's config
+        # An older run's keys (hidden_1, ...) read as today's (the lists); other keys are no run's config.
+        return to_dict(load_config(base=data))
     except DropcliError as error:
         raise DropcliError(f"{path} is not a dropcli config ({error})") from None
-    return data
 
 
 def read_summary(path: Path) -> dict[str, Any]:

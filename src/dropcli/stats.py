@@ -1,8 +1,9 @@
 """Activation statistics at the noise layers, for the chapter's variance exercise.
 
-Forward hooks on the model's two noise slots record, for every training batch, the variance of
-each hidden unit across the batch before and after the noise, averaged over units, and the
-fraction of zeros after it. `read()` gives the epoch's averages.
+Forward hooks on the model's noise slots (on the inputs, if any, and after each hidden layer)
+record, for every training batch, the variance of each unit across the batch before and after
+the noise, averaged over units, and the fraction of zeros after it.
+`read()` gives the epoch's averages.
 """
 
 import contextlib
@@ -11,14 +12,14 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from dropcli.vocabulary import NOISE_SLOTS
+from dropcli.models import noise_layers
 
 
 class ActivationStats:
     def __init__(self, model: nn.Module):
         self.sums: dict[str, torch.Tensor] = {}
         self.batches: dict[str, int] = {}
-        self.handles = [getattr(model, slot).register_forward_hook(self._recorder(slot)) for slot in NOISE_SLOTS]
+        self.handles = [module.register_forward_hook(self._recorder(slot)) for slot, module in noise_layers(model).items()]
 
     def _recorder(self, slot: str):
         def record(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -37,7 +38,8 @@ class ActivationStats:
         self.batches.clear()
 
     def read(self) -> dict[str, float]:
-        """{"noise_1.var_before": ..., "noise_1.var_after": ..., "noise_1.zeros": ..., "noise_2...."}"""
+        """{"noise_1.var_before": ..., "noise_1.var_after": ..., "noise_1.zeros": ..., "noise_2....", ...}
+        (and "input_noise...." first, with input noise), for the slots that saw a training batch."""
         result = {}
         for slot, sums in self.sums.items():
             var_before, var_after, zeros = (sums / self.batches[slot]).tolist()

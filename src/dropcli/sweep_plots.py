@@ -7,6 +7,7 @@ Works on experiments.Cell; needs matplotlib (dropcli[plot]).
 import math
 from typing import Any
 
+from dropcli.architecture import short
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.plots import WIDTH, _pyplot, finish, nan_if_none
 
@@ -71,8 +72,8 @@ def heatmaps(cells: list[Cell], keys: list[str], caption: str):
         else:
             norm, cmap, bar_label = pyplot.Normalize(*accuracy_scale), "viridis", "accuracy"
         image = axes.imshow(grid, cmap=cmap, norm=norm, aspect="auto")
-        axes.set_xticks(range(len(columns)), [str(c) for c in columns])
-        axes.set_yticks(range(len(rows)), [str(r) for r in rows])
+        axes.set_xticks(range(len(columns)), [short(c) for c in columns])
+        axes.set_yticks(range(len(rows)), [short(r) for r in rows])
         axes.set_xlabel(keys[1])
         axes.set_ylabel(keys[0])
         axes.set_title(title)
@@ -125,8 +126,8 @@ def _positions(values: list[Any]) -> tuple[list[float], list[Any] | None, bool]:
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         positive = all(v > 0 for v in values)
         return [float(v) for v in values], None, positive and max(values) / min(values) > 20
-    distinct = list(dict.fromkeys(map(str, values)))
-    return [float(distinct.index(str(v))) for v in values], distinct, False
+    distinct = list(dict.fromkeys(map(short, values)))  # widths as 1024x1024x1024
+    return [float(distinct.index(short(v))) for v in values], distinct, False
 
 
 def _value_axis(axes, key: str, ticks: list[Any] | None, log: bool) -> None:

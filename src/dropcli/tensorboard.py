@@ -9,6 +9,7 @@ final metrics (the hparams plugin), so runs and sweep trials can be compared the
 from pathlib import Path
 from typing import Any
 
+from dropcli.architecture import short
 from dropcli.config import Config, flatten, to_dict
 from dropcli.errors import DropcliError
 from dropcli.listeners import Listener
@@ -67,4 +68,4 @@ def check_available() -> None:
 
 def _hparams(config: Config) -> dict[str, Any]:
     """The config as TensorBoard takes hyperparameters: numbers, strings and booleans only."""
-    return {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in flatten(to_dict(config)).items()}
+    return {key: value if isinstance(value, (int, float, str, bool)) else short(value) for key, value in flatten(to_dict(config)).items()}

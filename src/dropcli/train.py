@@ -18,7 +18,7 @@ from dropcli.config import Config
 from dropcli.data import FashionMNIST, Split
 from dropcli.errors import DropcliError, first_line
 from dropcli.fused import FusedStep
-from dropcli.models import build_model, parameter_count
+from dropcli.models import build_model, hidden_layers, parameter_count
 from dropcli.records import EpochMetrics, TrainState
 from dropcli.runtime import check_memory, derived_seed, seed_everything
 from dropcli.schedules import apply_max_norm, build_optimizer, start_epoch
@@ -75,7 +75,7 @@ def check_trainable(config: Config, device: torch.device, workers: Workers = ONE
     """Raise DropcliError if `config` cannot train here: the model clearly does not fit in
     memory, or, under torchrun, the batch does not split evenly or the engine is fused.
     Cheap: callers run it before they make a run directory."""
-    check_memory(memory_needed(config), device, "training this model (model.hidden_1, model.hidden_2, train.batch_size)")
+    check_memory(memory_needed(config), device, "training this model (model.hidden, train.batch_size)")
     if config.train.batch_size % workers.world_size:
         raise DropcliError(
             f"train.batch_size={config.train.batch_size} is the global batch and must split evenly over "
@@ -92,7 +92,7 @@ def memory_needed(config: Config) -> int:
     """Bytes that training needs at the least: weights, their gradients and the optimizer's
     state, and the activations of the largest batch (training or evaluation)."""
     weights = parameter_count(config.model) * 4 * 3
-    width = config.model.hidden_1 + config.model.hidden_2
+    width = sum(config.model.hidden)
     activations = max(config.train.batch_size, EVAL_BATCH_SIZE) * width * 4 * 4  # (batch, hidden), fp32, a few copies
     return weights + activations
 
@@ -142,7 +142,7 @@ def _after_step(config: Config, state: TrainState):
     """optim.max_norm as a function called after each step, or None."""
     if config.optim.max_norm is None:
         return None
-    hidden = [state.model.hidden_1, state.model.hidden_2]
+    hidden = hidden_layers(state.model)
     return lambda: apply_max_norm(hidden, config.optim.max_norm)
 
 

@@ -36,8 +36,8 @@ def check_resources(trials: list[Trial], workers: Workers) -> None:
 
 def _check_resources(trials: list[Trial], workers: Workers) -> None:
     devices = {spec: workers.device(spec) for spec in dict.fromkeys(trial.config.device for trial in trials)}
-    for root in dict.fromkeys(trial.config.data.root for trial in trials):
-        data.find_or_fetch(root)
+    for root, name in dict.fromkeys((trial.config.data.root, trial.config.data.name) for trial in trials):
+        data.find_or_fetch(root, name)
     for trial in trials:
         check_memory(memory_needed(trial.config), devices[trial.config.device], f"trial {trial.name}")
 
@@ -142,7 +142,7 @@ class _Datasets:
 
     def __init__(self, workers: Workers):
         self.workers = workers
-        self.raw: dict[Path, dict] = {}
+        self.raw: dict[tuple[Path, str], dict] = {}
         self.last: tuple[Any, tuple[torch.device, data.FashionMNIST]] | None = None
 
     def get(self, config) -> tuple[torch.device, data.FashionMNIST]:
@@ -151,10 +151,11 @@ class _Datasets:
         if self.last is None or self.last[0] != key:
             self.last = None  # let the previous tensors go before making new ones
             device = self.workers.device(config.device)
-            directory = data.find_or_fetch(config.data.root)
-            if directory not in self.raw:
-                self.raw[directory] = data.read_raw(directory)
-            self.last = key, (device, data.prepare(directory, self.raw[directory], config.data, config.seed, device))
+            directory = data.find_or_fetch(config.data.root, config.data.name)
+            if (directory, config.data.name) not in self.raw:
+                self.raw[directory, config.data.name] = data.read_raw(directory, config.data.name)
+            raw = self.raw[directory, config.data.name]
+            self.last = key, (device, data.prepare(directory, raw, config.data, config.seed, device))
         return self.last[1]
 
 

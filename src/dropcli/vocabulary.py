@@ -4,7 +4,7 @@ Config validation, the CLI's help text, the model builder and the reports all re
 This module imports nothing heavy, so `--help` and `config show` stay fast.
 """
 
-# model.kind -> what sits in the two noise slots (see models.py).
+# model.kind -> what sits in the noise slots (see models.py).
 MODEL_KINDS = {
     "scratch": "dropcli's from-scratch dropout (a custom autograd Function)",
     "builtin": "torch.nn.Dropout",
@@ -21,8 +21,21 @@ MASK_MODES = {
     "int16": "a bool mask from 16-bit random numbers, four per 64-bit draw (p to 2**-16): the cheapest",
 }
 
-# The model's two noise layers, after each hidden layer's ReLU.
-NOISE_SLOTS = ("noise_1", "noise_2")
+# The model's noise layers by name: on the inputs (with model.dropout_input > 0), then one after
+# each hidden layer's ReLU.
+INPUT_SLOT = "input_noise"
+
+
+def noise_slots(depth: int, input_noise: bool = False) -> tuple[str, ...]:
+    """("input_noise", "noise_1", ..., "noise_<depth>"), the first only with input noise."""
+    return ((INPUT_SLOT,) if input_noise else ()) + tuple(f"noise_{layer}" for layer in range(1, depth + 1))
+
+# data.name: the IDX data sets dropcli reads (see data.py).
+DATA_SETS = {
+    "fashion-mnist": "Zalando's clothing images (the chapter's; the default)",
+    "mnist": "handwritten digits (the dropout paper's Table 2)",
+    "kmnist": "Kuzushiji-MNIST: cursive Japanese characters",
+}
 
 # train.monitor: the metric that picks checkpoints/best.pt. "auto" is val_acc with a
 # validation split, else test_acc.
