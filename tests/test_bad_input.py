@@ -220,7 +220,7 @@ CASES = [
     ("usage-sample-0", nothing, [*SWEEP, "--sample", 0], 2, "Invalid value for '--sample'"),
     ("usage-sample-negative", nothing, [*SWEEP, "--sample", -1], 2, "Invalid value for '--sample'"),
     ("usage-seeds-0", nothing, ["compare", "scratch", "--seeds", 0], 2, "Invalid value for '--seeds'"),
-    ("usage-missing-argument", nothing, ["evaluate"], 2, "Missing argument 'RUN_DIR|CHECKPOINT'"),
+    ("usage-missing-argument", nothing, ["evaluate"], 2, "Missing argument 'RUN...'"),
     ("usage-subcommand-option", nothing, ["config", "show", "--nope"], 2, "(see: dropcli config show --help)"),
     ("usage-unknown-command", nothing, ["trian"], 2, "No such command 'trian'"),
     ("usage-int-not-a-number", nothing, ["train", "--seed", "x"], 2, "Invalid value for '--seed'"),

@@ -44,7 +44,7 @@ def test_each_set_is_found_in_its_own_places(name, torchvision, small_sizes, no_
     named = tmp_path / "named"
     write_set(named / torchvision / "raw")
     assert data.find(named, name) == named and data.find(named) is None
-    assert data.search_dirs(None, name) == [own, tmp_path / "no-cache" / "dropcli" / name]
+    assert data.search_dirs(None, name) == [own]  # $DROPCLI_DATA names the place: the only one searched
 
 
 def test_a_missing_set_says_how_to_get_it(small_sizes, no_system_data):

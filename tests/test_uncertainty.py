@@ -215,7 +215,7 @@ def assert_png(path):
 
 def test_temperature_lowers_validation_nll_of_a_run(in_tmp, invoke, small_args, fake_data):
     from dropcli import data, ensembles
-    from dropcli.cli import _flags
+    from dropcli.cli.options import flags as _flags
 
     train(invoke, small_args, "r", 0)
     (member,) = ensembles.load([in_tmp / "r"], _flags({"device": "cpu", "data_dir": fake_data}))

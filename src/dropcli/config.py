@@ -216,6 +216,9 @@ def field_type(key: str, source: str) -> Any:
     """The type annotation of a dotted key, e.g. float | None; DropcliError (with a did-you-mean)
     naming `source` for an unknown key or a section."""
     _set_path({}, key, None, source)
+    alias = architecture.alias_of(key)
+    if alias is not None:  # model.hidden_1: an item of model.hidden
+        return get_args(field_type(alias[0], source))[0]
     node: Any = Config
     for part in key.split("."):
         node = get_type_hints(node)[part]

@@ -23,7 +23,7 @@ def caption(study) -> str:
     name = run.parent.name if len(members) > 1 else run.name
     seeds = ", ".join(str(m.config.seed) for m in members)
     mc = f"; MC dropout K = {study.mc_samples}" if study.mc_samples else ""
-    return (f"{name}: {first.config.model.kind} MLP, dropout {"/".join(f"{p:g}" for p in first.config.model.dropout)}, "
+    return (f"{name}: {first.config.model.kind} MLP, dropout {'/'.join(f'{p:g}' for p in first.config.model.dropout)}, "
             f"{first.epoch} epochs, seed{'s' if len(members) > 1 else ''} {seeds}; Fashion-MNIST {study.split}, {len(study.labels):,} images{mc}")  # fmt: skip
 
 

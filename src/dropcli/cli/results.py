@@ -1,0 +1,201 @@
+"""`evaluate`, `predict`, `plot` and `runs`: what saved runs hold and how good they are."""
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dropcli.cli.app import Command, app, rank_zero
+from dropcli.cli.options import DataDirOption, DeviceOption, console, flags
+from dropcli.config import Config, load_config
+from dropcli.errors import DropcliError
+from dropcli.vocabulary import SPLITS, one_of
+
+
+@app.command(cls=Command, epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png --predictions p.npz")
+def evaluate(
+    targets: Annotated[
+        list[Path],
+        typer.Argument(metavar="RUN...", help="A run directory (its last.pt), a .pt file, or several runs that differ only in seed "
+                       "(a deep ensemble; an experiment directory gives its trials)."),
+    ],
+    split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0; an ensemble: test).")] = "test",
+    device: DeviceOption = None,
+    data_dir: DataDirOption = None,
+    mc_samples: Annotated[
+        int | None, typer.Option("--mc-samples", metavar="K", help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched).")
+    ] = None,
+    shift: Annotated[
+        list[str] | None,
+        typer.Option("--shift", metavar="FAMILY=START:STOP:STEP", help="Score on shifted copies of the split: rotate (degrees), translate "
+                     "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable."),
+    ] = None,
+    temperature: Annotated[
+        bool, typer.Option("--temperature", help="Also score temperature scaling: one T fitted by minimising NLL on the run's validation split.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).")
+    ] = None,
+    predictions: Annotated[
+        Path | None, typer.Option("--predictions", help="Write every example's class probabilities, label, method and shift: .npz (numpy) or .csv (pandas).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Score saved models: accuracy and calibration, per method and shift.
+
+    Metrics: accuracy; NLL, mean -log p(true class); Brier, squared error of p against the one-hot label summed over classes, mean over examples; ECE, 15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; entropy, mean predictive entropy (nats); selective accuracy, on the most certain examples by entropy. One run unshifted also gets per-class accuracy and the confusion matrix. More: docs/uncertainty.md.
+    """
+    import json
+
+    from dropcli import shifts, study
+    from dropcli.report import evaluation_tables, monte_carlo_progress
+    from dropcli.uncertainty_report import tables
+
+    if split not in SPLITS:
+        raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
+    if mc_samples is not None and mc_samples < 1:
+        raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
+    points = shifts.parse_all(shift or [])
+    request = study.Request(targets, split, mc_samples or 0, points, temperature)
+    with monte_carlo_progress(console(stderr=True)) as progress:
+        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), output, predictions, progress)
+    if not rank_zero():
+        return  # under torchrun each worker scores the same checkpoints: one report is enough
+    if as_json:
+        single = outcome.evaluation
+        head = {"checkpoint": str(outcome.study.members[0].checkpoint), **dataclasses.asdict(single)} if single else {}
+        typer.echo(json.dumps({**head, "uncertainty": study.to_json(outcome.study)}, indent=2))
+    else:
+        screen = console()
+        if outcome.evaluation is not None:
+            screen.print(*evaluation_tables(outcome.evaluation, outcome.study.members[0].checkpoint))
+        screen.print(*tables(outcome.study))
+    for path in outcome.written:
+        typer.echo(f"wrote {path}", err=as_json)
+
+
+@app.command(cls=Command, epilog="Example: dropcli predict runs/default-scratch-20261127-171512 boot.png --top 3; or: ... --index 0 --index 42 --mc-samples 20")
+def predict(
+    target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
+    images: Annotated[
+        list[Path] | None,
+        typer.Argument(metavar="IMAGE...", help="PNG or JPEG files, each of one garment; made into what the model was trained on: 28 x 28 grey, light on black."),
+    ] = None,
+    index: Annotated[list[int] | None, typer.Option("--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable.")] = None,
+    invert: Annotated[bool, typer.Option("--invert", help="Invert the image files first: for a dark garment on a light background.")] = False,
+    top: Annotated[int, typer.Option("--top", min=1, max=10, help="Show this many most probable classes.")] = 3,
+    mc_samples: Annotated[
+        int, typer.Option("--mc-samples", min=0, metavar="K", help="Monte Carlo dropout: average K passes with noise on, and show the predictive entropy.")
+    ] = 0,
+    device: DeviceOption = None,
+    data_dir: DataDirOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print every class's probability as JSON.")] = False,
+) -> None:
+    """Class probabilities of a saved model for image files or test-set images.
+
+    The model expects what Fashion-MNIST holds: one garment, centred, as a 28 x 28 grey image with the garment light on a black background. An image file is converted to grey, padded to a square with its border colour and resized to 28 x 28; a photo of a dark garment on a white background needs --invert. Reading image files needs Pillow (pip install 'dropcli\\[images]').
+    """
+    import dataclasses
+    import json
+
+    from dropcli import evaluation
+    from dropcli import predict as predicting
+    from dropcli.report import prediction_table
+
+    if not images and not index:
+        raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
+    path, payload = evaluation.load_target(target)
+    cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
+    predictions = _predictions(predicting, cfg, payload, images or [], index or [], invert, mc_samples)
+    if as_json:
+        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(predicting.dataset(cfg.data.name).class_names),
+                               "predictions": [{k: v for k, v in dataclasses.asdict(p).items() if k != "class_names"} for p in predictions]}, indent=2))  # fmt: skip
+        return
+    console().print(prediction_table(predictions, top, path))
+
+
+def _predictions(predicting, cfg: Config, payload: dict, images: list[Path], indices: list[int], invert: bool, mc_samples: int):
+    import torch
+
+    from dropcli.workers import Workers
+
+    rows = [predicting.image_tensor(image, invert) for image in images]
+    test_X, labels = predicting.images_of_test_set(cfg, indices) if indices else (torch.empty(0, predicting.SIDE**2), [])
+    X = torch.cat([torch.stack(rows) if rows else torch.empty(0, predicting.SIDE**2), test_X])
+    sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
+    return predicting.predict(cfg, payload, X, Workers().device(cfg.device), sources, [None] * len(images) + labels, mc_samples)
+
+
+@app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
+def plot(
+    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")] = Path("curves.png"),
+) -> None:
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
+    from dropcli import plots
+
+    plots.check_output(output)
+    plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
+    typer.echo(f"wrote {output}")
+
+
+@app.command("runs", cls=Command, epilog="Example: dropcli runs --where model.kind=scratch --status finished --sort test_acc --top 5")
+def list_runs(
+    root: Annotated[Path, typer.Argument(help="Directory to scan, experiments included.")] = Path("runs"),
+    where: Annotated[
+        list[str] | None, typer.Option("--where", metavar="KEY=VALUE", help="Only runs whose config has this value. Repeatable.")
+    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help="Only runs that finished, diverged, were interrupted, ...")] = None,
+    sort: Annotated[
+        str | None, typer.Option("--sort", metavar="KEY", help="Best first by a metric (test_acc, val_acc, test_loss, ...) or a config key.")
+    ] = None,
+    top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N (after --sort).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON records.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV.")] = False,
+    diff: Annotated[
+        tuple[Path, Path] | None, typer.Option("--diff", metavar="RUN_A RUN_B", help="The config keys and final metrics of two runs side by side.")
+    ] = None,
+) -> None:
+    """List past runs: their results, and the config values that tell them apart."""
+    from dropcli import catalog, runs
+    from dropcli.report import diff_table, runs_table
+
+    if diff is not None:
+        first, second = (_one_run(path) for path in diff)
+        console().print(*diff_table(first, second, *catalog.diff(first, second)))
+        return
+    if not root.is_dir():
+        what = "is not a directory" if root.exists() else "does not exist"
+        raise DropcliError(f"{root} {what}; train something first, or name the directory of runs to scan")
+    infos = catalog.where(runs.list_runs(root), where or [], status)
+    infos = catalog.sort(infos, sort) if sort else infos
+    infos = infos[:top] if top else infos
+    keys = catalog.differing_keys(infos)
+    if as_json or as_csv:
+        _print_records(catalog.records(infos, keys, root), as_json)
+        return
+    console().print(runs_table(infos, root, keys))
+
+
+def _one_run(path: Path):
+    from dropcli import runs
+
+    if not (path / "config.yaml").is_file():
+        raise DropcliError(f"--diff {path}: not a run directory (no config.yaml)")
+    return runs.run_info(path)
+
+
+def _print_records(records: list[dict], as_json: bool) -> None:
+    import csv
+    import io
+    import json
+
+    if as_json:
+        typer.echo(json.dumps(records, indent=2))
+        return
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(dict.fromkeys(key for record in records for key in record)))
+    writer.writeheader()
+    writer.writerows(records)
+    typer.echo(buffer.getvalue(), nl=False)

@@ -1,0 +1,180 @@
+"""`train`, `compare` and `sweep`: train runs and experiments."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dropcli.cli.app import Command, app
+from dropcli.cli.options import (
+    CONFIG_OPTIONS, EXPERIMENT_OPTIONS, QUIET_OPTION, check_extras, console, describe, flags, interrupts_reported, load,
+    open_data, reporter, with_options,
+)  # fmt: skip
+from dropcli.config import Config
+from dropcli.errors import DropcliError
+from dropcli.vocabulary import MODEL_KINDS, one_of
+
+
+@app.command(cls=Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.hidden=1024x1024x1024 --set model.dropout=0.2")
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+def train(
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Where to save the run; must not exist. Default: runs/NAME-MODEL-TIME.")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the resolved config, the data found and the device, and stop.")
+    ] = False,
+    **options,
+) -> None:
+    """Train one MLP with dropout and save the run (config, metrics, checkpoints, summary).
+
+    Under torchrun this is data-parallel training (DDP): train.batch_size is the global batch, split evenly over the workers, and rank 0 writes the run.
+    """
+    from dropcli import loop, runs, workers as processes
+    from dropcli.train import check_trainable
+    from dropcli.workers import launch_command
+
+    if resume is not None and (options["config"] is not None or run_dir is not None):
+        raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
+    with processes.start() as workers:
+        if resume is not None:
+            # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
+            cfg, checkpoint = workers.on_primary(lambda: loop.prepare_resume(resume, options["set_"] or [], flags(options)))
+        else:
+            cfg, checkpoint = load(options), None
+        torch_device, data = workers.agreed(lambda: open_data(cfg, workers))
+        if dry_run:
+            describe(cfg, data, torch_device)
+            return
+        check_trainable(cfg, torch_device, workers)  # before a run directory is made
+        if resume is not None:
+            directory = resume
+        else:
+            directory = workers.on_primary(
+                lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
+            )
+        made_here = resume is None and workers.is_primary  # only rank 0 may remove what it made
+        kept = lambda: runs.after_stop(directory, launch_command(), made_here)  # noqa: E731
+        # Under DDP every worker trains the same run: only rank 0 reports it.
+        with interrupts_reported(kept):
+            listeners = [reporter(options["quiet"])] if workers.is_primary else []
+            loop.train_run(cfg, data, torch_device, directory, listeners, resume_from=checkpoint, workers=workers)
+
+
+@app.command(cls=Command, epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
+@with_options(EXPERIMENT_OPTIONS)
+def compare(
+    models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw curves.png: loss and accuracy against epoch, one colour per model, mean ± std over seeds.")] = False,
+    **options,
+) -> None:
+    """Train several models on the same config, seeds and data order, and tabulate them.
+
+    A comparison is a sweep over model.kind: every run is kept, and the same command with the same --run-dir continues an interrupted comparison.
+    """
+    from dropcli.experiments import Grid
+    from dropcli.report import compare_table
+
+    grids = [Grid("model.kind", tuple(models), source="MODELS")]
+    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
+
+
+@app.command(cls=Command, epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml")
+@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
+def sweep(
+    grid: Annotated[
+        list[str] | None, typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", metavar="FILE", help="A study file (YAML: config, grid, seeds, sample); flags given here override it."),
+    ] = None,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw sweep.png: accuracy against the value for one key, heatmaps for two, a panel per key otherwise.")] = False,
+    sample_count: Annotated[
+        int | None,
+        typer.Option("--sample", metavar="N", min=1, help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed."),
+    ] = None,
+    **options,
+) -> None:
+    """Train every combination of grid values; tabulate test accuracy and the generalisation gap.
+
+    Any config key but seed can be a grid key (model, optim, train and data keys, device, name). The same command with the same --run-dir continues an interrupted sweep.
+    """
+    from dropcli import sweep_plan
+    from dropcli.experiments import sample
+    from dropcli.report import sweep_tables
+
+    planned = sweep_plan.resolve(plan, options["config"], options["set_"] or [], flags(options), grid or [], options["seeds"], sample_count)
+    options["seeds"], sample_count = planned.seeds, planned.sample
+    cfg, grids = planned.config, planned.grids
+    keys = [g.key for g in grids]
+    if sample_count:
+        grids = sample(grids, sample_count, cfg.seed)
+    view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
+    _experiment(cfg, grids, options, "sweep", view, _sweep_figure(bool(sample_count)) if plot else None, sampled=sample_count)
+
+
+def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None) -> None:
+    """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
+
+    Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
+    results. Every trial's config, device, data and memory are checked before the first trains.
+    """
+    from dropcli import experiments, plots, trials, workers as processes
+    from dropcli.workers import launch_command
+
+    seeds, run_dir = options["seeds"] or 1, options["run_dir"]
+    planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
+    spec = experiments.spec_of(cfg, grids, seeds, sampled)
+    if draw is not None:
+        plots.check_available()
+    check_extras(cfg)
+    with processes.start() as workers:
+        trials.check_resources(planned, workers)
+        # Every worker must name the same directory: rank 0 picks (and makes) the default one.
+        directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
+        with interrupts_reported(lambda: trials.after_stop(directory, launch_command())):
+            # Each worker says when its trials finish; rank 0 alone shows their epochs.
+            listeners = [reporter(options["quiet"] or not workers.is_primary)]
+            cells = trials.run(spec, planned, directory, listeners, workers)
+        if workers.is_primary:
+            screen = console()
+            screen.print(*view(cells))
+            if draw is not None:
+                draw(cells, directory, cfg)
+            screen.print(f"{kind} saved to {directory}", highlight=False)
+    failed = experiments.failures(cells)
+    if failed:
+        raise DropcliError(
+            f"{len(failed)} of {len(planned)} trials diverged ({', '.join(failed)}); the tables show the rest, "
+            "and each diverged run's summary.json says where it failed",
+            exit_code=3,
+        )
+
+
+def _default_dir(kind: str, cfg: Config) -> Path:
+    from dropcli import runs
+
+    return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
+
+
+def _curves(cells, directory: Path, config: Config) -> None:
+    from dropcli import plots
+
+    groups = [(str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells]
+    plots.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+
+
+def _sweep_figure(sampled: bool):
+    def draw(cells, directory: Path, config: Config) -> None:
+        from dropcli import plots, sweep_plots
+
+        keys = list(cells[0].values)
+        caption = sweep_plots.experiment_caption(config, cells, directory, keys)
+        plots.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
+
+    return draw
