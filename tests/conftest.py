@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dropcli import data
+from dropcli import data, runs
 
 
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
@@ -155,7 +155,7 @@ def wait_for_epochs():
     def wait(run_dir, count, process, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            path = run_dir / "metrics.jsonl"
+            path = run_dir / runs.METRICS_FILE
             if path.exists() and len(path.read_text().splitlines()) >= count:
                 return
             assert process.poll() is None, process.communicate()

@@ -16,6 +16,8 @@ import signal
 import pytest
 import torch
 
+from dropcli import runs
+
 MANY = 2**70
 # What a damaged disk or a stray `cp` leaves: bytes that are neither UTF-8 nor JSON nor YAML.
 RANDOM_BYTES = bytes(random.Random(0).randrange(256) for _ in range(512))
@@ -41,7 +43,7 @@ def with_run(edit=None):
     def setup(tmp):
         shutil.copytree(pytest.finished_run, tmp / "r")
         if edit is not None:
-            path = tmp / "r" / "checkpoints" / "last.pt"
+            path = tmp / "r" / runs.LAST_CHECKPOINT
             payload = torch.load(path, weights_only=True)
             edit(payload)
             torch.save(payload, path)
@@ -60,7 +62,7 @@ def wrong_shape(payload):
 
 def cut_metrics(tmp):
     with_run()(tmp)
-    path = tmp / "r" / "metrics.jsonl"
+    path = tmp / "r" / runs.METRICS_FILE
     path.write_text(path.read_text()[:-20])
     return []
 
@@ -107,10 +109,10 @@ def run_file(name, content):
 def diverged_at_once(tmp):
     """What a run that diverged in its first step leaves: config, no metrics, no checkpoint."""
     with_run()(tmp)
-    shutil.rmtree(tmp / "r" / "checkpoints")
-    (tmp / "r" / "checkpoints").mkdir()
-    (tmp / "r" / "metrics.jsonl").write_text("")
-    (tmp / "r" / "summary.json").write_text('{"status": "diverged", "reason": "training diverged at epoch 1, step 1"}')
+    shutil.rmtree(tmp / "r" / runs.CHECKPOINT_DIR)
+    (tmp / "r" / runs.CHECKPOINT_DIR).mkdir()
+    (tmp / "r" / runs.METRICS_FILE).write_text("")
+    (tmp / "r" / runs.SUMMARY_FILE).write_text('{"status": "diverged", "reason": "training diverged at epoch 1, step 1"}')
     return []
 
 
@@ -293,9 +295,9 @@ def test_dropcli_data_that_is_a_file_is_named(in_tmp, invoke, monkeypatch):
 def test_runs_lists_what_it_can_read_and_says_why_not(in_tmp, invoke):
     for name in ("good", "cut", "no-status", "bad-config"):
         shutil.copytree(pytest.finished_run, in_tmp / "runs" / name)
-    (in_tmp / "runs" / "cut" / "metrics.jsonl").write_text('{"epoch": 1, "train_lo')
-    (in_tmp / "runs" / "no-status" / "summary.json").write_text("{}")
-    (in_tmp / "runs" / "bad-config" / "config.yaml").write_text("model: [unclosed\n")
+    (in_tmp / "runs" / "cut" / runs.METRICS_FILE).write_text('{"epoch": 1, "train_lo')
+    (in_tmp / "runs" / "no-status" / runs.SUMMARY_FILE).write_text("{}")
+    (in_tmp / "runs" / "bad-config" / runs.CONFIG_FILE).write_text("model: [unclosed\n")
     result = invoke("runs")
     assert result.exit_code == 0 and "Traceback" not in result.output
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
@@ -305,7 +307,7 @@ def test_runs_lists_what_it_can_read_and_says_why_not(in_tmp, invoke):
 
 def test_runs_where_compares_values_as_the_config_reads_them(in_tmp, invoke):
     runs_with()(in_tmp)
-    path = in_tmp / "runs" / "b" / "config.yaml"
+    path = in_tmp / "runs" / "b" / runs.CONFIG_FILE
     path.write_text(path.read_text().replace("lr: 0.1\n", "lr: 0.05\n"))
     for condition in ("optim.lr=5e-2", "optim.lr=0.05", "optim.lr=.05", "optim.lr=5.0e-2"):
         result = invoke("runs", "--where", condition, "--json")
@@ -329,9 +331,9 @@ def test_a_continue_hint_names_only_what_works(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert launch_command().startswith("torchrun (the same launch options, on every node)")
     # An interrupt before the first epoch: nothing to resume, and the directory this command made goes.
-    (tmp_path / "early" / "checkpoints").mkdir(parents=True)
-    (tmp_path / "early" / "config.yaml").write_text("name: x\n")
-    (tmp_path / "early" / "metrics.jsonl").write_text("")
+    (tmp_path / "early" / runs.CHECKPOINT_DIR).mkdir(parents=True)
+    (tmp_path / "early" / runs.CONFIG_FILE).write_text("name: x\n")
+    (tmp_path / "early" / runs.METRICS_FILE).write_text("")
     assert runs.after_stop(tmp_path / "early", "dropcli", made_here=True) == "nothing was trained and nothing is kept; run the same command again"
     assert not (tmp_path / "early").exists()
     (tmp_path / "mine").mkdir()

@@ -8,6 +8,8 @@ import pytest
 import torch
 import yaml
 
+from dropcli import runs
+
 
 def assert_one_line_error(result, message: str, exit_code: int = 2):
     assert result.exit_code == exit_code, result.output
@@ -22,12 +24,12 @@ def test_train_writes_a_run_directory(in_tmp, invoke, small_args):
     assert result.exit_code == 0, result.output
     run_dir = in_tmp / "runs" / "first"
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summary.json"]
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
-    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert sorted(p.name for p in (run_dir / runs.CHECKPOINT_DIR).iterdir()) == ["best.pt", "last.pt"]
+    config = yaml.safe_load((run_dir / runs.CONFIG_FILE).read_text())
     assert config["model"]["kind"] == "builtin" and config["train"]["epochs"] == 2
-    metrics = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    metrics = [json.loads(line) for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / runs.SUMMARY_FILE).read_text())
     assert summary["status"] == "finished" and summary["final"] == metrics[-1]
     assert summary["device"] == "cpu" and summary["versions"]["torch"] == torch.__version__
     # Not a terminal: one plain line per epoch, then the summary line.
@@ -53,7 +55,7 @@ def test_two_runs_with_one_seed_write_identical_metrics(in_tmp, invoke, small_ar
         assert invoke("train", *small_args(), "--seed", "4", "--run-dir", f"runs/{name}", "-q").exit_code == 0
     metrics = [
         [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "samples_per_s")}
-         for line in (in_tmp / "runs" / name / "metrics.jsonl").read_text().splitlines()]
+         for line in (in_tmp / "runs" / name / runs.METRICS_FILE).read_text().splitlines()]
         for name in ("a", "b")
     ]  # fmt: skip
     assert metrics[0] == metrics[1]
@@ -64,12 +66,12 @@ def test_compare_writes_each_run_and_a_table(in_tmp, invoke, small_args):
     assert result.exit_code == 0, result.output
     compare_dir = in_tmp / "runs" / "cmp"
     names = sorted(p.name for p in compare_dir.iterdir())
-    runs = ["kind=builtin_seed0", "kind=builtin_seed1", "kind=scratch_seed0", "kind=scratch_seed1"]
-    assert names == [*runs[:2], *runs[2:], "plan.json", "results.csv", "results.json", "trials.jsonl"]
+    trials = ["kind=builtin_seed0", "kind=builtin_seed1", "kind=scratch_seed0", "kind=scratch_seed1"]
+    assert names == [*trials, "plan.json", "results.csv", "results.json", "trials.jsonl"]
     report = json.loads((compare_dir / "results.json").read_text())
     assert [cell["values"]["model.kind"] for cell in report["cells"]] == ["scratch", "builtin"]
     scratch = report["cells"][0]
-    accs = [json.loads((compare_dir / f"kind=scratch_seed{s}" / "summary.json").read_text())["final"]["test_acc"] for s in (0, 1)]
+    accs = [json.loads((compare_dir / f"kind=scratch_seed{s}" / runs.SUMMARY_FILE).read_text())["final"]["test_acc"] for s in (0, 1)]
     assert scratch["test_acc"]["mean"] == pytest.approx(sum(accs) / 2)
     assert scratch["test_acc"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
     assert (compare_dir / "results.csv").read_text().splitlines()[1].startswith("scratch,2,0,")
@@ -154,10 +156,10 @@ def test_no_data_anywhere(in_tmp, no_system_data, invoke):
 def test_existing_run_directory_is_refused_and_left_alone(in_tmp, invoke, small_args):
     run_dir = in_tmp / "runs" / "taken"
     run_dir.mkdir(parents=True)
-    (run_dir / "metrics.jsonl").write_text("precious\n")
+    (run_dir / runs.METRICS_FILE).write_text("precious\n")
     result = invoke("train", *small_args(), "--run-dir", run_dir)
     assert_one_line_error(result, f"run directory {run_dir} already exists")
-    assert (run_dir / "metrics.jsonl").read_text() == "precious\n"
+    assert (run_dir / runs.METRICS_FILE).read_text() == "precious\n"
     assert [p.name for p in run_dir.iterdir()] == ["metrics.jsonl"]
 
 

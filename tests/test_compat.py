@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dropcli import checkpoints
+from dropcli import checkpoints, runs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-v2"
 
@@ -27,14 +27,14 @@ def old_run(in_tmp) -> Path:
 
 
 def metrics(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
 
 
 def test_the_fixture_is_in_the_old_format():
     # Not vacuous: the fixture really holds the old keys, and the old model's parameter names.
-    model = yaml.safe_load((FIXTURE / "config.yaml").read_text())["model"]
+    model = yaml.safe_load((FIXTURE / runs.CONFIG_FILE).read_text())["model"]
     assert {"hidden_1", "hidden_2", "dropout_1", "dropout_2"} <= set(model) and "hidden" not in model
-    assert list(checkpoints.load(FIXTURE / "checkpoints" / "last.pt")["model"]) == [
+    assert list(checkpoints.load(FIXTURE / runs.LAST_CHECKPOINT)["model"]) == [
         "hidden_1.weight", "hidden_1.bias", "hidden_2.weight", "hidden_2.bias", "output.weight", "output.bias",
     ]  # fmt: skip
 
@@ -43,14 +43,14 @@ def test_an_old_run_resumes_exactly(old_run, invoke, fake_data, without_times, i
     resumed = invoke("train", "--resume", old_run, "--data-dir", fake_data, "--set", "train.epochs=4", "-q")
     assert resumed.exit_code == 0, resumed.output
     # The same run trained in one go by today's dropcli, from the old config file.
-    fresh = invoke("train", "-c", FIXTURE / "config.yaml", "--data-dir", fake_data, "--set", "train.epochs=4",
+    fresh = invoke("train", "-c", FIXTURE / runs.CONFIG_FILE, "--data-dir", fake_data, "--set", "train.epochs=4",
                    "--run-dir", in_tmp / "fresh", "-q")  # fmt: skip
     assert fresh.exit_code == 0, fresh.output
     whole = without_times(metrics(in_tmp / "fresh"))
     assert len(whole) == 4 and without_times(metrics(old_run)) == whole
     # Today's net computes what the old one did: the first two epochs are the fixture's own.
     assert without_times(metrics(FIXTURE)) == whole[:2]
-    saved = yaml.safe_load((old_run / "config.yaml").read_text())["model"]
+    saved = yaml.safe_load((old_run / runs.CONFIG_FILE).read_text())["model"]
     assert (saved["hidden"], saved["dropout"]) == ([4, 3], [0.5, 0.5]) and "hidden_1" not in saved
 
 
@@ -58,7 +58,7 @@ def test_an_old_run_evaluates_as_it_reported(old_run, invoke, fake_data):
     result = invoke("evaluate", old_run, "--data-dir", fake_data, "--json")
     assert result.exit_code == 0, result.output
     scored = json.loads(result.stdout)
-    final = json.loads((FIXTURE / "summary.json").read_text())["final"]
+    final = json.loads((FIXTURE / runs.SUMMARY_FILE).read_text())["final"]
     assert scored["epoch"] == 2
     assert scored["accuracy"] == final["test_acc"] and scored["loss"] == pytest.approx(final["test_loss"], rel=1e-5)
     monte_carlo = invoke("evaluate", old_run, "--data-dir", fake_data, "--mc-samples", "2", "--json")

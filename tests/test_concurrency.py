@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+from dropcli import runs
+
 
 def start(*args):
     return subprocess.Popen([sys.executable, "-m", "dropcli", *map(str, args), "-q"],
@@ -23,7 +25,7 @@ def test_a_run_still_training_cannot_be_resumed_by_another_process(in_tmp, invok
     run_dir = in_tmp / "r"
     first = start("train", *small_args(epochs=500, train=3000, test=500), "--run-dir", run_dir)
     try:
-        wait_for(run_dir / "checkpoints" / "last.pt", first)
+        wait_for(run_dir / runs.LAST_CHECKPOINT, first)
         result = invoke("train", "--resume", run_dir, "--set", "train.epochs=600", "-q")
         assert result.exit_code == 2, result.output
         assert result.stderr.strip() == (
@@ -34,10 +36,10 @@ def test_a_run_still_training_cannot_be_resumed_by_another_process(in_tmp, invok
         first.send_signal(signal.SIGKILL)
         first.wait()
     # The kernel dropped the dead process's lock: no stale lock stands in the way.
-    done = len((run_dir / "metrics.jsonl").read_text().splitlines())
+    done = len((run_dir / runs.METRICS_FILE).read_text().splitlines())
     result = invoke("train", "--resume", run_dir, "--set", f"train.epochs={done + 1}", "-q")
     assert result.exit_code == 0, result.output
-    epochs = [line.split(",")[0] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    epochs = [line.split(",")[0] for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
     assert epochs == [f'{{"epoch": {n}' for n in range(1, done + 2)]  # no epoch twice
 
 

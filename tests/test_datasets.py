@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import write_fashion_mnist
-from dropcli import data
+from dropcli import data, runs
 from dropcli.config import DataConfig
 from dropcli.errors import DropcliError
 
@@ -75,7 +75,7 @@ def test_training_and_evaluating_on_mnist_names_its_classes(small_sizes, in_tmp,
     directory = write_set(in_tmp / "mnist", gz=False)
     args = ["--data-dir", directory, "--device", "cpu", "--set", "data.name=mnist", "--set", "train.epochs=1", "-q"]
     assert invoke("train", *args, "--run-dir", "r").exit_code == 0
-    assert json.loads((in_tmp / "r" / "summary.json").read_text())["data"]["train"] == SMALL["train"]
+    assert json.loads((in_tmp / "r" / runs.SUMMARY_FILE).read_text())["data"]["train"] == SMALL["train"]
     scored = json.loads(invoke("evaluate", "r", "--json").stdout)
     assert scored["class_names"] == [str(digit) for digit in range(10)]
     assert invoke("data", "info", "--dataset", "mnist", "--data-dir", directory).exit_code == 0

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from dropcli import runs
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SIZES = ["--set", "data.train_limit=1200", "--set", "data.test_limit=400"]
 
@@ -26,7 +28,7 @@ def torchrun(*args, workers=2, cwd, timeout=180):
 
 
 def final(run_dir):
-    return json.loads((run_dir / "summary.json").read_text())["final"]
+    return json.loads((run_dir / runs.SUMMARY_FILE).read_text())["final"]
 
 
 def cells(experiment_dir):
@@ -44,7 +46,7 @@ def test_ddp_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
     assert abs(alone["test_acc"] - ddp["test_acc"]) <= 0.003
     for key in ("train_loss", "test_loss"):
         assert ddp[key] == pytest.approx(alone[key], rel=1e-4)
-    assert json.loads((in_tmp / "ddp" / "summary.json").read_text())["workers"] == 2
+    assert json.loads((in_tmp / "ddp" / runs.SUMMARY_FILE).read_text())["workers"] == 2
     assert result.stdout.count("run saved to") == 1  # rank 0 alone reports
 
 
@@ -135,12 +137,12 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
     assert "the finished trials are kept; continue with the same command (torchrun --standalone --nproc-per-node 2 -m dropcli ...) " \
         "and --run-dir s" in stderr, stderr[-3000:]
     recorded = [json.loads(line)["name"] for line in record.read_text().splitlines()]
-    finished_at = {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded}
+    finished_at = {name: (in_tmp / "s" / name / runs.SUMMARY_FILE).stat().st_mtime_ns for name in recorded}
     assert len(recorded) < 6
     # Rerun with one worker: the recorded trials are not trained again.
     again = subprocess.run([sys.executable, "-m", "dropcli", *map(str, args)], cwd=in_tmp, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
-    assert {name: (in_tmp / "s" / name / "summary.json").stat().st_mtime_ns for name in recorded} == finished_at
+    assert {name: (in_tmp / "s" / name / runs.SUMMARY_FILE).stat().st_mtime_ns for name in recorded} == finished_at
     assert len(record.read_text().splitlines()) == 6
 
 
@@ -168,7 +170,7 @@ def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times, shape):
     assert torchrun("train", *args, "--set", "train.epochs=2", "--run-dir", "part", cwd=in_tmp).returncode == 0
     result = torchrun("train", "--resume", "part", "--set", "train.epochs=3", "-q", cwd=in_tmp)
     assert result.returncode == 0, result.stderr
-    read = lambda name: [json.loads(line) for line in (in_tmp / name / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    read = lambda name: [json.loads(line) for line in (in_tmp / name / runs.METRICS_FILE).read_text().splitlines()]  # noqa: E731
     assert without_times(read("part")) == without_times(read("whole"))
 
 
@@ -176,8 +178,8 @@ def test_under_torchrun_a_refusal_and_evaluate_print_once(in_tmp, fake_data, inv
     result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", "--set", "model.nosuch=1", cwd=in_tmp, timeout=120)
     assert result.returncode != 0
     dropcli_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert dropcli_lines == ["error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden_1, hidden_2, "
-                             "dropout_input, dropout_1, dropout_2, mask_mode"]  # fmt: skip
+    assert dropcli_lines == ["error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden, dropout_input, "
+                             "dropout, mask_mode (and the old hidden_1, hidden_2, dropout_1, dropout_2, places in those lists)"]  # fmt: skip
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1", "-q"]
     assert invoke("train", *args, "--run-dir", "r").exit_code == 0
     result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=120)

@@ -160,13 +160,13 @@ def test_sweep_runs_the_grid_and_resumes(in_tmp, invoke, small_args):
     assert [tuple(c["values"].values()) for c in report["cells"]] == [(a, b) for a in (0, 0.5) for b in (0, 0.2, 0.5)]
     for cell in report["cells"]:
         assert cell["gap"]["mean"] == pytest.approx(cell["train_acc"]["mean"] - cell["test_acc"]["mean"])
-        summary = json.loads((in_tmp / "s" / cell["runs"][0] / "summary.json").read_text())
+        summary = json.loads((in_tmp / "s" / cell["runs"][0] / runs.SUMMARY_FILE).read_text())
         assert summary["final"]["test_acc"] == cell["test_acc"]["mean"]
     assert (in_tmp / "s" / "results.csv").read_text().count("\n") == 7
     assert "final test accuracy" in result.stdout and "generalisation gap" in result.stdout
     # Interrupt one cell (as a kill after its first epoch leaves it), then run the sweep again.
     cut = in_tmp / "s" / report["cells"][4]["runs"][0]
-    (cut / "summary.json").unlink()
+    (cut / runs.SUMMARY_FILE).unlink()
     record = in_tmp / "s" / "trials.jsonl"
     record.write_text("".join(line + "\n" for line in record.read_text().splitlines() if cut.name not in line))
     finished = {p.name: p.stat().st_mtime_ns for p in (in_tmp / "s").glob("*/summary.json")}

@@ -11,6 +11,8 @@ import pytest
 import torch
 import yaml
 
+from dropcli import runs
+
 STAT_TIMES = ("seconds_per_epoch", "samples_per_s")
 
 
@@ -25,7 +27,7 @@ def cells_without_times(experiment_dir):
 
 
 def trial_config(experiment_dir, name):
-    return yaml.safe_load((experiment_dir / name / "config.yaml").read_text())
+    return yaml.safe_load((experiment_dir / name / runs.CONFIG_FILE).read_text())
 
 
 def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tmp, invoke, small_args):
@@ -34,7 +36,7 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
     killed = in_tmp / "killed"
     process = subprocess.Popen([sys.executable, "-m", "dropcli", *args, "--run-dir", str(killed)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    first = killed / "kind=scratch_seed0" / "summary.json"
+    first = killed / "kind=scratch_seed0" / runs.SUMMARY_FILE
     deadline = time.monotonic() + 120
     while not first.exists():
         assert process.poll() is None, process.communicate()
@@ -71,7 +73,7 @@ def test_every_kind_of_grid_key_takes_effect(in_tmp, invoke, small_args, grid, c
     assert len(cells) == 2 and cells[0]["values"][key] != cells[1]["values"][key]
     for cell in cells:
         (name,) = cell["runs"]
-        config, summary = trial_config(in_tmp / "s", name), read_json(in_tmp / "s" / name / "summary.json")
+        config, summary = trial_config(in_tmp / "s", name), read_json(in_tmp / "s" / name / runs.SUMMARY_FILE)
         assert check(summary, config), (cell, summary)
 
 
@@ -80,8 +82,8 @@ def test_a_trial_has_the_numbers_it_would_have_alone(in_tmp, invoke, small_args,
     options = [*small_args(), "--set", "data.val_split=0.2"]
     assert invoke("sweep", *options, "--grid", "model.dropout_1=0.5", "--seeds", "2", "--run-dir", "s", "-q").exit_code == 0
     assert invoke("train", *options, "--seed", "1", "--run-dir", "alone", "-q").exit_code == 0
-    swept = (in_tmp / "s" / "dropout_1=0.5_seed1" / "metrics.jsonl").read_text().splitlines()
-    alone = (in_tmp / "alone" / "metrics.jsonl").read_text().splitlines()
+    swept = (in_tmp / "s" / "dropout_1=0.5_seed1" / runs.METRICS_FILE).read_text().splitlines()
+    alone = (in_tmp / "alone" / runs.METRICS_FILE).read_text().splitlines()
     assert without_times(map(json.loads, swept)) == without_times(map(json.loads, alone))
 
 
@@ -123,7 +125,7 @@ def test_a_grid_value_with_a_slash_stays_inside_the_experiment(in_tmp, invoke, s
     assert result.exit_code == 0, result.output
     trials = sorted(p for p in (in_tmp / "s").iterdir() if p.is_dir())
     assert len(trials) == 2 and all("/" not in p.name and p.name.startswith("root=_") for p in trials)
-    assert [read_json(p / "summary.json")["data"]["source"] for p in trials] == [str(c) for c in copies]
+    assert [read_json(p / runs.SUMMARY_FILE)["data"]["source"] for p in trials] == [str(c) for c in copies]
 
 
 def test_a_diverging_trial_is_recorded_and_the_others_finish(in_tmp, invoke, small_args):
@@ -158,9 +160,9 @@ def test_a_loss_that_turns_non_finite_after_the_last_check_is_divergence(in_tmp,
     result = invoke("train", *args)
     assert result.exit_code == 3, result.output
     assert "training diverged" in result.stderr and "Traceback" not in result.output
-    summary = read_json(in_tmp / "r" / "summary.json")  # strict JSON: json.loads refuses nothing here
+    summary = read_json(in_tmp / "r" / runs.SUMMARY_FILE)  # strict JSON: json.loads refuses nothing here
     assert summary["status"] == "diverged"
-    for line in (in_tmp / "r" / "metrics.jsonl").read_text().splitlines():
+    for line in (in_tmp / "r" / runs.METRICS_FILE).read_text().splitlines():
         assert "NaN" not in line and "Infinity" not in line
 
 

@@ -37,7 +37,7 @@ def test_a_full_disk_stops_with_one_line_keeps_the_last_good_epoch_and_resumes(t
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: cannot write ") and "No space left on device" in line
     assert f"continue with: dropcli train --resume {run_dir}" in line
-    saved = checkpoints.load(run_dir / "checkpoints" / "last.pt")
+    saved = checkpoints.load(run_dir / runs.LAST_CHECKPOINT)
     metrics = runs.read_metrics(run_dir)
     assert saved["epoch"] == len(metrics) >= 1  # the metrics agree with the last good checkpoint
     assert not [p.name for p in run_dir.rglob(".*")], "orphan temporary files"
@@ -93,10 +93,10 @@ def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args, start_training, wait
     assert stderr.strip().splitlines()[-1] == (
         f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"
     )
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / runs.SUMMARY_FILE).read_text())
     done = len(runs.read_metrics(run_dir))
     assert summary["status"] == "interrupted" and summary["reason"] == "stopped by SIGTERM"
-    assert summary["epochs"] == done == checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"]
+    assert summary["epochs"] == done == checkpoints.load(run_dir / runs.LAST_CHECKPOINT)["epoch"]
 
 
 def test_interrupts_in_quick_succession_leave_files_that_agree(in_tmp, small_args, start_training, wait_for_epochs):
@@ -107,8 +107,8 @@ def test_interrupts_in_quick_succession_leave_files_that_agree(in_tmp, small_arg
         wait_for_epochs(run_dir, 3 + attempt, process)
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
-        summary = json.loads((run_dir / "summary.json").read_text())
-        saved = checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"]
+        summary = json.loads((run_dir / runs.SUMMARY_FILE).read_text())
+        saved = checkpoints.load(run_dir / runs.LAST_CHECKPOINT)["epoch"]
         assert summary["epochs"] == saved == len(runs.read_metrics(run_dir)), attempt
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dropcli import data
+from dropcli import data, runs
 from dropcli.config import load_config
 from dropcli.errors import DropcliError
 from dropcli.train import new_state, train_one_epoch
@@ -120,8 +120,8 @@ def test_a_fused_run_resumes_exactly(in_tmp, invoke, small_args, without_times):
     assert invoke("train", *args, "--run-dir", "whole").exit_code == 0
     assert invoke("train", *small_args(epochs=1), "--set", "train.engine=fused", "-q", "--run-dir", "part").exit_code == 0
     assert invoke("train", "--resume", "part", "--set", "train.epochs=3", "-q").exit_code == 0
-    whole = [json.loads(line) for line in (in_tmp / "whole" / "metrics.jsonl").read_text().splitlines()]
-    resumed = [json.loads(line) for line in (in_tmp / "part" / "metrics.jsonl").read_text().splitlines()]
+    whole = [json.loads(line) for line in (in_tmp / "whole" / runs.METRICS_FILE).read_text().splitlines()]
+    resumed = [json.loads(line) for line in (in_tmp / "part" / runs.METRICS_FILE).read_text().splitlines()]
     assert without_times(resumed) == without_times(whole)
 
 
@@ -137,5 +137,5 @@ def test_a_run_may_switch_engines_on_resume(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(epochs=1), "-q", "--run-dir", "r").exit_code == 0
     result = invoke("train", "--resume", "r", "--engine", "fused", "--set", "train.epochs=2", "-q")
     assert result.exit_code == 0, result.output
-    lines = (in_tmp / "r" / "metrics.jsonl").read_text().splitlines()
-    assert len(lines) == 2 and "engine: fused" in (in_tmp / "r" / "config.yaml").read_text()
+    lines = (in_tmp / "r" / runs.METRICS_FILE).read_text().splitlines()
+    assert len(lines) == 2 and "engine: fused" in (in_tmp / "r" / runs.CONFIG_FILE).read_text()

@@ -91,7 +91,7 @@ def test_betas_round_trip_through_yaml(tmp_path):
 def test_max_norm_holds_after_every_step(in_tmp, invoke, small_args):
     args = [*small_args(epochs=1), "--set", "optim.max_norm=0.3", "--set", "optim.lr=0.5", "--run-dir", "r", "-q"]
     assert invoke("train", *args).exit_code == 0
-    weights = torch.load(in_tmp / "r" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    weights = torch.load(in_tmp / "r" / runs.LAST_CHECKPOINT, weights_only=True)["model"]
     for name in ("hidden_1.weight", "hidden_2.weight"):
         norms = weights[name].norm(dim=1)
         assert norms.max() <= 0.3 + 1e-5 and norms.max() > 0.29  # held, and it had to be
@@ -103,7 +103,7 @@ def test_max_norm_holds_on_every_hidden_layer_of_a_deeper_net(in_tmp, invoke, sm
     args = [*small_args(epochs=1), "--set", "model.hidden=32x24x16", "--set", "optim.max_norm=0.3", "--set", "optim.lr=0.5",
             "--set", f"train.engine={engine}", "--run-dir", "r", "-q"]  # fmt: skip
     assert invoke("train", *args).exit_code == 0
-    weights = torch.load(in_tmp / "r" / "checkpoints" / "last.pt", weights_only=True)["model"]
+    weights = torch.load(in_tmp / "r" / runs.LAST_CHECKPOINT, weights_only=True)["model"]
     for name in ("hidden_1.weight", "hidden_2.weight", "hidden_3.weight"):
         norms = weights[name].norm(dim=1)
         assert norms.max() <= 0.3 + 1e-5 and norms.max() > 0.29
@@ -155,13 +155,13 @@ def test_early_stopping_stops_and_reports_the_best_checkpoint(in_tmp, invoke, sm
     args = [*small_args(epochs=40), "--set", "data.val_split=0.2", "--set", "train.early_stopping=2", "--run-dir", "r", "-q"]
     assert invoke("train", *args).exit_code == 0
     metrics = runs.read_metrics(in_tmp / "r")
-    summary = json.loads((in_tmp / "r" / "summary.json").read_text())
+    summary = json.loads((in_tmp / "r" / runs.SUMMARY_FILE).read_text())
     best = max(range(len(metrics)), key=lambda i: (metrics[i]["val_acc"], -i))  # the first epoch of the best value
     assert len(metrics) == best + 1 + 2 < 40
     assert summary["final"] == metrics[best] and summary["best"]["epoch"] == best + 1
     assert "early stopping: reported epoch" in summary["reason"]
     # The gap is measured on the best weights too: evaluate best.pt agrees with the summary.
-    evaluated = json.loads(invoke("evaluate", in_tmp / "r" / "checkpoints" / "best.pt", "--split", "test", "--json").stdout)
+    evaluated = json.loads(invoke("evaluate", in_tmp / "r" / runs.BEST_CHECKPOINT, "--split", "test", "--json").stdout)
     assert evaluated["accuracy"] == summary["final"]["test_acc"]
     result = invoke("train", "--resume", "r", "--set", "train.epochs=50")
     assert result.exit_code == 2 and "stopped early" in result.stderr

@@ -18,12 +18,12 @@ RUN_SIZE = {"train": 3000, "test": 500}
 
 def test_checkpoint_holds_everything_to_continue(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/r", "-q").exit_code == 0
-    payload = checkpoints.load(in_tmp / "runs" / "r" / "checkpoints" / "last.pt")
+    payload = checkpoints.load(in_tmp / "runs" / "r" / runs.LAST_CHECKPOINT)
     assert payload["epoch"] == 2 and len(payload["history"]) == 2
     assert payload["config"]["train"]["epochs"] == 2
     assert set(payload["rng"]) == {"torch", "cuda", "data_order", "augment", "workers"}
     assert payload["best"]["metric"] == "test_acc"
-    summary = json.loads((in_tmp / "runs" / "r" / "summary.json").read_text())
+    summary = json.loads((in_tmp / "runs" / "r" / runs.SUMMARY_FILE).read_text())
     assert summary["best"] == payload["best"]
 
 
@@ -55,11 +55,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(in_tmp, invoke, small_a
     process.kill()
     process.wait()
     assert len(runs.read_metrics(killed)) < epochs, "the run ended before it could be killed"
-    assert not (killed / "summary.json").exists()
+    assert not (killed / runs.SUMMARY_FILE).exists()
     result = invoke("train", "--resume", killed, "-q")
     assert result.exit_code == 0, result.output
     assert without_times(runs.read_metrics(killed)) == without_times(runs.read_metrics(in_tmp / "whole"))
-    assert json.loads((killed / "summary.json").read_text())["status"] == "finished"
+    assert json.loads((killed / runs.SUMMARY_FILE).read_text())["status"] == "finished"
 
 
 def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_args, start_training, wait_for_epochs):
@@ -73,11 +73,11 @@ def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_a
         f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"
     )
     assert "Traceback" not in stderr
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / runs.SUMMARY_FILE).read_text())
     done = len(runs.read_metrics(run_dir))
     assert summary["status"] == "interrupted" and summary["epochs"] == done
     assert summary["reason"] == "stopped by Ctrl-C (SIGINT)"
-    assert checkpoints.load(run_dir / "checkpoints" / "last.pt")["epoch"] == done
+    assert checkpoints.load(run_dir / runs.LAST_CHECKPOINT)["epoch"] == done
 
 
 def test_resume_can_train_longer_but_not_change_the_run(in_tmp, invoke, small_args):
@@ -103,9 +103,9 @@ def test_divergence_stops_with_one_line_and_keeps_the_run(in_tmp, invoke, small_
     assert len(lines) == 1
     assert "training diverged: the loss became NaN or infinite at epoch 1, step" in lines[0]
     assert "--set optim.lr=100000" in lines[0]
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / runs.SUMMARY_FILE).read_text())
     assert summary["status"] == "diverged" and "epoch 1, step" in summary["reason"]
-    assert (run_dir / "config.yaml").exists()
+    assert (run_dir / runs.CONFIG_FILE).exists()
     # Diverged in its first epoch, it is still a diverged run, and says why it has no checkpoint.
     listed = json.loads(invoke("runs", in_tmp, "--status", "diverged", "--json").stdout)
     assert [record["run"] for record in listed] == ["diverged"] and listed[0]["epochs"] == 0
@@ -129,7 +129,7 @@ def test_evaluate_matches_what_training_reported(in_tmp, invoke, small_args, pre
     assert (report["images"], report["file_images"]) == (500, 10_000)
     correct = sum(report["confusion"][i][i] for i in range(10))
     assert correct / 500 == report["accuracy"]
-    text = invoke("evaluate", run_dir / "checkpoints" / "best.pt")
+    text = invoke("evaluate", run_dir / runs.BEST_CHECKPOINT)
     assert text.exit_code == 0 and "confusion matrix" in text.stdout and "Ankle boot" in text.stdout
     assert "scored 500 of the 10,000 images of the test file (set by data.test_limit)" in text.stdout
 
@@ -179,7 +179,7 @@ def test_compare_plot_writes_a_png_that_decodes_and_is_not_blank(in_tmp, invoke,
 def test_runs_lists_finished_and_a_run_whose_summary_is_lost(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/done", "-q").exit_code == 0
     assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", "runs/cut", "-q").exit_code == 0
-    (in_tmp / "runs" / "cut" / "summary.json").unlink()  # every epoch on disk, the summary gone
+    (in_tmp / "runs" / "cut" / runs.SUMMARY_FILE).unlink()  # every epoch on disk, the summary gone
     infos = {info.path.name: info for info in runs.list_runs(in_tmp / "runs")}
     assert infos["done"].status == "finished" and infos["cut"].status == "summary missing (2 epochs on disk)"
     assert infos["done"].epochs_done == 2 and infos["done"].final_test_acc is not None
@@ -210,14 +210,14 @@ def test_a_relative_data_dir_is_saved_resolved_and_moved_data_resumes(in_tmp, in
     shutil.copytree(fake_data, in_tmp / "data")
     options = ["--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200", "-q"]
     assert invoke("train", "--data-dir", "data", *options, "--set", "train.epochs=1", "--run-dir", "r").exit_code == 0
-    saved = yaml.safe_load((in_tmp / "r" / "config.yaml").read_text())
+    saved = yaml.safe_load((in_tmp / "r" / runs.CONFIG_FILE).read_text())
     assert saved["data"]["root"] == str(in_tmp / "data")
     (in_tmp / "data").rename(in_tmp / "moved")
     result = invoke("train", "--resume", "r", "--set", "train.epochs=2", "-q")
     assert result.exit_code == 2 and f"could not download Fashion-MNIST into {in_tmp / 'data'}" in result.stderr
     result = invoke("train", "--resume", "r", "--set", "train.epochs=2", "--data-dir", "moved", "-q")
     assert result.exit_code == 0, result.output
-    assert yaml.safe_load((in_tmp / "r" / "config.yaml").read_text())["data"]["root"] == str(in_tmp / "moved")
+    assert yaml.safe_load((in_tmp / "r" / runs.CONFIG_FILE).read_text())["data"]["root"] == str(in_tmp / "moved")
 
 
 @pytest.mark.parametrize(
@@ -251,7 +251,7 @@ def test_resume_refuses_a_longer_schedule_planned_over_the_total(in_tmp, invoke,
     assert f"dropcli train -c {run_dir / 'config.yaml'} --set train.epochs=4" in line
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     # The way out it names works.
-    assert invoke("train", "-c", run_dir / "config.yaml", "--set", "train.epochs=4", "--run-dir", in_tmp / "new", "-q").exit_code == 0
+    assert invoke("train", "-c", run_dir / runs.CONFIG_FILE, "--set", "train.epochs=4", "--run-dir", in_tmp / "new", "-q").exit_code == 0
 
 
 def test_resume_continues_a_schedule_that_does_not_depend_on_the_total(in_tmp, invoke, small_args, without_times):

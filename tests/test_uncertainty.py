@@ -77,7 +77,7 @@ def test_temperature_one_changes_nothing_and_the_fit_lowers_nll():
 
 @pytest.mark.parametrize("kind", ["scratch", "builtin", "gaussian", "dropconnect"])
 def test_mc_dropout_with_every_rate_zero_is_the_deterministic_net(build, kind):
-    model = build(kind, dropout_1=0.0, dropout_2=0.0)
+    model = build(kind, dropout=(0.0, 0.0))
     X = torch.rand(300, 784, generator=torch.Generator().manual_seed(2))
     deterministic = uncertainty.scaled(uncertainty.logits(model, X))
     assert torch.equal(uncertainty.mc_probabilities(model, X, 7), deterministic)
@@ -255,7 +255,7 @@ def test_runs_that_differ_beyond_the_seed_are_refused(in_tmp, invoke, small_args
     train(invoke, small_args, "plain", 3, "--set", "data.val_split=0")
     before = sorted(in_tmp.rglob("*"))
     cases = [
-        (["a", "b"], "runs differ in more than the seed (model.dropout_1: 0.5 vs 0.2"),
+        (["a", "b"], "runs differ in more than the seed (model.dropout: [0.5, 0.5] vs [0.2, 0.5]"),
         (["a", "c"], "runs on different data sets (data.test_limit: 400 vs 300"),
         (["a", "a"], "a run is named twice"),
         (["plain", "--temperature"], "--temperature fits T on the run's validation split, and plain/checkpoints/last.pt has none"),

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from dropcli import checkpoints, runs
-from dropcli.config import Config, load_config, to_dict
+from dropcli.config import Config, flatten, load_config, to_dict
 from dropcli.errors import DropcliError
 from dropcli.experiments import PLAN_FILE
 
@@ -70,9 +70,9 @@ def check_same_recipe(paths: list[Path], configs: list[Config], epochs: list[int
     """Refuse runs that differ in anything but the seed: other data, settings or epochs trained."""
     if len(paths) != len(set(map(str, paths))):
         raise DropcliError("a run is named twice; an ensemble takes each run once")
-    first = _flat(to_dict(configs[0]))
+    first = flatten(to_dict(configs[0]))
     for path, config, epoch in zip(paths[1:], configs[1:], epochs[1:]):
-        other = _flat(to_dict(config))
+        other = flatten(to_dict(config))
         keys = [key for key in first if key.split(".")[0] not in FREE_KEYS and first[key] != other.get(key)]
         where = f"{paths[0]} and {path}"
         data_keys = [key for key in keys if key.startswith("data.")]
@@ -87,13 +87,3 @@ def check_same_recipe(paths: list[Path], configs: list[Config], epochs: list[int
     seeds = [config.seed for config in configs]
     if len(set(seeds)) != len(seeds):
         raise DropcliError(f"two runs share a seed ({', '.join(map(str, seeds))}); an ensemble's members differ in seed")
-
-
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

@@ -12,6 +12,7 @@ from dropcli import checkpoints, runs
 from dropcli.config import Config
 from dropcli.data import SPLIT_SIZES, FashionMNIST, dataset
 from dropcli.errors import DropcliError
+from dropcli.models import N_CLASSES
 from dropcli.train import autocast, evaluate, new_state
 
 

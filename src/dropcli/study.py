@@ -89,7 +89,7 @@ def check(request: Request, members: list[ensembles.Member]) -> None:
     if len(members) > 1 and request.split != "test":
         raise DropcliError(f"--split {request.split}: an ensemble is scored on the test split (each run's validation split differs with its seed)")
     if request.split == "val" and members[0].config.data.val_split == 0:
-        raise DropcliError(f"this run has no val split (data.val_split is 0); use --split test or --split train")
+        raise DropcliError("this run has no val split (data.val_split is 0); use --split test or --split train")
     if request.temperature:
         for member in members:
             if member.config.data.val_split == 0:

@@ -45,7 +45,9 @@ def _usage_in_one_line():
         raise typer.Exit(error.exit_code) from None
 
 
-class Command(TyperCommand):
+class _OneLineUsage:
+    """For commands and groups alike: flags shown without "<bool>", usage errors in one line."""
+
     def get_params(self, ctx):
         return _flags_without_metavar(super().get_params(ctx))
 
@@ -54,15 +56,12 @@ class Command(TyperCommand):
             return super().make_context(*args, **kwargs)
 
 
-class _OneLineErrors(TyperGroup):
+class Command(_OneLineUsage, TyperCommand):
+    """Every dropcli command (cls=Command)."""
+
+
+class _OneLineErrors(_OneLineUsage, TyperGroup):
     """Print a DropcliError as one line on stderr and exit with its code, without a traceback."""
-
-    def get_params(self, ctx):
-        return _flags_without_metavar(super().get_params(ctx))
-
-    def make_context(self, *args, **kwargs):
-        with _usage_in_one_line():
-            return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):
         try:
