@@ -75,6 +75,11 @@ def start() -> Iterator[Ranks]:
         raise DropcliError(f"cannot join the torchrun job ({first_line(error)}); check --rdzv-endpoint and that every node runs the same command") from None
     try:
         yield workers
+        # Leave together: a worker that tore its process group down while another still used it
+        # could abort at exit ("terminate called without an active exception", seen with gloo).
+        # Not after an error: a worker that died would leave the others waiting at the barrier.
+        with _collective("leave the job together"):
+            dist.barrier()
     finally:
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
