@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dropcli.architecture import short
 from dropcli.errors import DropcliError
 
 # The suffix of the output file decides its format.
@@ -189,7 +190,7 @@ def run_groups(run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
     differing = [key for key in keys if len({repr(values.get(key)) for values in settings.values()}) > 1]
     groups: dict[str, list[Path]] = {}
     for run_dir, values in settings.items():
-        label = ", ".join(f"{key.rsplit('.', 1)[-1]}={values.get(key)}" for key in differing) or run_dir.name
+        label = ", ".join(f"{key.rsplit('.', 1)[-1]}={short(values.get(key))}" for key in differing) or run_dir.name
         if differing == ["model.kind"]:
             label = str(values["model.kind"])
         if not differing and len(run_dirs) > 1 and len({repr(v.get("seed")) for v in settings.values()}) == len(run_dirs):
@@ -208,7 +209,7 @@ def runs_figure(groups: list[tuple[str, list[Path]]]):
         curves.append(RunCurves(label, [runs.read_metrics(run_dir) for run_dir in run_dirs]))
         infos += [runs.run_info(run_dir) for run_dir in run_dirs]
         for run_dir in run_dirs:
-            summary_path = run_dir / "summary.json"
+            summary_path = run_dir / runs.SUMMARY_FILE
             if data is None and summary_path.is_file():
                 data = runs.read_summary(summary_path).get("data")
     epochs = sorted({len(history) for group in curves for history in group.histories})
