@@ -68,7 +68,7 @@ def test_the_wheel_copies_a_config_and_runs_a_study_file(installed, tmp_path, fa
 def test_a_missing_config_name_lists_the_shipped_ones(invoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "-c", "defualt")
-    assert result.exit_code == 2 and "no config file or shipped config named 'defualt'; shipped: best, default, long, smoke, srivastava" in result.stderr
+    assert result.exit_code == 2 and "no config file or shipped config named 'defualt'; shipped: best, default, long, paper, smoke, srivastava" in result.stderr
     (tmp_path / "smoke").write_text("name: mine\n")  # a file that exists is a file, even with a shipped name
     assert "name: mine" in invoke("config", "show", "-c", "smoke").stdout
 
