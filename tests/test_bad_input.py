@@ -180,6 +180,7 @@ CASES = [
     ("where-unknown-key", runs_with(), ["runs", "--where", "nosuch.key=1"], 2, "--where nosuch.key=1: unknown key 'nosuch'"),
     ("where-misspelt-key", runs_with(), ["runs", "--where", "model.dropot_1=0.5"], 2, "did you mean 'model.dropout_1'?"),
     ("where-wrong-type", runs_with(), ["runs", "--where", "model.hidden_1=abc"], 2, "model.hidden_1 must be an integer, got 'abc'"),
+    ("where-bad-widths", runs_with(), ["runs", "--where", "model.hidden=abc"], 2, "model.hidden must be hidden-layer widths, e.g."),
     ("where-a-section", runs_with(), ["runs", "--where", "model=1"], 2, "model is a section, not a value; name one of its keys, e.g. model.kind"),
     ("status-unknown", runs_with(), ["runs", "--status", "nosuch"], 2, "a run's status is one of finished, interrupted, diverged"),
     ("diff-config-garbage", runs_with(config_yaml="garbage: [1\n"), ["runs", "--diff", "runs/a", "runs/b"], 2,

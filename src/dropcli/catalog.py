@@ -98,13 +98,23 @@ def _condition(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise DropcliError(f"bad --where {text!r}: expected KEY=VALUE, e.g. --where model.kind=scratch")
     key = key.strip()
-    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(value):
-        return key, list(architecture.parse_widths(value, f"--where {text}"))  # 1024x1024 as widths
+    if key == "model.hidden":  # widths as the command line writes them: 1024x1024, or 2048
+        return key, list(architecture.parse_widths(_widths_text(value), f"--where {text}"))
     try:
         loaded = yaml.safe_load(value) if value.strip() else None
     except yaml.YAMLError:
         raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
-    return key.strip(), typed_value(key.strip(), loaded, f"--where {text}")
+    return key, typed_value(key, loaded, f"--where {text}")
+
+
+def _widths_text(value: str) -> Any:
+    """1024x1024 stays text for parse_widths (YAML would read 0x10 as a number); anything else is YAML."""
+    if architecture.WIDTHS_TEXT.fullmatch(value.strip()):
+        return value.strip()
+    try:
+        return yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
 
 
 def _same(found: Any, wanted: Any) -> bool:
