@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from dropcli import checkpoints, runs
 from dropcli.config import Config
@@ -33,7 +32,7 @@ class Evaluation:
     mc_accuracy: float | None = None
 
 
-# Monte Carlo dropout longer than this (estimated from one timed pass) is refused: K in the
+# Monte Carlo dropout longer than this (estimated from a timed probe) is refused: K in the
 # tens to hundreds is what the method needs, and a typo such as 100000 would run for hours.
 MC_TIME_LIMIT_S = 3600.0
 
@@ -69,35 +68,24 @@ def _why_no_checkpoint(run_dir: Path) -> str:
 
 
 def evaluate_checkpoint(
-    config: Config, payload: dict[str, Any], data: FashionMNIST, device: torch.device, split: str, mc_samples: int = 0,
+    config: Config, payload: dict[str, Any], data: FashionMNIST, device: torch.device, split: str
 ) -> Evaluation:  # fmt: skip
     """Rebuild the checkpoint's model on `device` and score it on one split, in eval mode.
-
-    With `mc_samples` > 0, also score Monte Carlo dropout: the noise layers stay on and the
-    softmax of that many stochastic passes is averaged (seeded with the run's seed); a count
-    estimated to take over MC_TIME_LIMIT_S is refused (see `check_mc_time`).
-    """
+    (Monte Carlo dropout is scored by study.py, which fills in the mc_ fields.)"""
     subset = getattr(data, split)
     if subset is None:
         raise DropcliError(f"this run has no {split} split (data.val_split is 0); use --split test or --split train")
     state = new_state(config, device)
     checkpoints.restore(state, payload)
-    if mc_samples:
-        check_mc_time(state.model, subset.X, mc_samples, config.train.precision)
     # The same function and precision training used, so the numbers match what it reported.
     precision = config.train.precision
     loss, accuracy = evaluate(state.model, subset, precision=precision)
     confusion = confusion_matrix(state.model, subset.X, subset.y, precision=precision)
     per_class = (confusion.diag() / confusion.sum(dim=1).clamp(min=1)).tolist()
-    mc_loss, mc_accuracy = None, None
-    if mc_samples > 0:
-        torch.manual_seed(config.seed)
-        with autocast(device, precision):
-            mc_loss, mc_accuracy = monte_carlo_dropout(state.model, subset.X, subset.y, mc_samples)
     file_images = SPLIT_SIZES["test" if split == "test" else "train"]
     return Evaluation(
         split, payload["epoch"], precision, loss, accuracy, dataset(config.data.name).class_names, per_class, confusion.tolist(), len(subset),
-        file_images, mc_samples, mc_loss, mc_accuracy,
+        file_images,
     )  # fmt: skip
 
 
@@ -132,16 +120,6 @@ def _duration(seconds: float) -> str:
     if seconds < 2 * 86400:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:,.0f} days"
-
-
-@torch.no_grad()
-def monte_carlo_dropout(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor, samples: int) -> tuple[float, float]:
-    """(loss, accuracy) of the mean softmax over `samples` passes with the noise layers on."""
-    from dropcli.uncertainty import mc_probabilities
-
-    probabilities = mc_probabilities(model, X, samples)  # (n, 10), the passes batched
-    loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), y)
-    return float(loss), float((probabilities.argmax(dim=1) == y).double().mean())
 
 
 @torch.no_grad()
