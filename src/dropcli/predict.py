@@ -6,7 +6,6 @@ padded to a square with its border colour, resized to 28 x 28 and, with `invert`
 (a dark garment photographed on a white background). Reading image files needs Pillow.
 """
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import torch
 
 from dropcli import checkpoints, data
+from dropcli.calibration import entropy_of
 from dropcli.config import Config
 from dropcli.data import dataset
 from dropcli.errors import DropcliError
@@ -102,11 +102,8 @@ def predict(
     else:
         probabilities = torch.softmax(logits(model, X, config.train.precision), dim=1)  # (n, 10)
     rows, names = probabilities.cpu().tolist(), dataset(config.data.name).class_names
+    entropies = entropy_of(probabilities.double()).tolist() if mc_samples > 0 else [None] * len(rows)
     return [
-        Prediction(source, row, true, _entropy(row) if mc_samples > 0 else None, names)
-        for source, row, true in zip(sources, rows, true_classes)
+        Prediction(source, row, true, entropy, names)
+        for source, row, true, entropy in zip(sources, rows, true_classes, entropies)
     ]  # fmt: skip
-
-
-def _entropy(probabilities: list[float]) -> float:
-    return -sum(p * math.log(p) for p in probabilities if p > 0)
