@@ -13,6 +13,8 @@ always holds the lists. This module does not import torch.
 import re
 from typing import Any
 
+import yaml
+
 from dropcli.errors import DropcliError
 
 DEFAULT_HIDDEN = (256, 256)
@@ -74,6 +76,15 @@ def _apply_aliases(raw: dict[str, Any], list_key: str, values: list, source, che
                 f"set model.{list_key} as a list instead"
             )
         values[index] = check(raw[alias], alias)
+
+
+def command_line_value(key: str, text: str) -> Any:
+    """A value as --set, --grid and --where give it: YAML, except that widths for model.hidden
+    such as 1024x1024 stay text for parse_widths (YAML would read 0x10 as the number 16).
+    Raises yaml.YAMLError for text that is not YAML."""
+    if key == "model.hidden" and WIDTHS_TEXT.fullmatch(text):
+        return text
+    return yaml.safe_load(text) if text.strip() else None
 
 
 def parse_widths(value: Any, source: str) -> tuple[int, ...]:

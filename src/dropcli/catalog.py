@@ -98,23 +98,13 @@ def _condition(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise DropcliError(f"bad --where {text!r}: expected KEY=VALUE, e.g. --where model.kind=scratch")
     key = key.strip()
-    if key == "model.hidden":  # widths as the command line writes them: 1024x1024, or 2048
-        return key, list(architecture.parse_widths(_widths_text(value), f"--where {text}"))
     try:
-        loaded = yaml.safe_load(value) if value.strip() else None
+        loaded = architecture.command_line_value(key, value)
     except yaml.YAMLError:
         raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
+    if key == "model.hidden":  # widths as the command line writes them: 1024x1024, 2048 or [256, 128]
+        return key, list(architecture.parse_widths(loaded, f"--where {text}"))
     return key, typed_value(key, loaded, f"--where {text}")
-
-
-def _widths_text(value: str) -> Any:
-    """1024x1024 stays text for parse_widths (YAML would read 0x10 as a number); anything else is YAML."""
-    if architecture.WIDTHS_TEXT.fullmatch(value.strip()):
-        return value.strip()
-    try:
-        return yaml.safe_load(value)
-    except yaml.YAMLError:
-        return value
 
 
 def _same(found: Any, wanted: Any) -> bool:

@@ -8,7 +8,6 @@ This module does not import torch, so `dropcli config show` and `--help` start f
 import copy
 import dataclasses
 import difflib
-import math
 import re
 import reprlib
 from dataclasses import dataclass, field
@@ -128,7 +127,7 @@ def load_config(
     origin: dict[str, str] = {}
     if path is not None:
         path = resolve_path(path)
-        raw = _read_yaml(path)
+        raw = read_yaml(path)
         origin = {key: str(path) for key in flatten(raw)}
         origin.update({architecture.alias_of(key)[0]: str(path) for key in origin if architecture.alias_of(key)})
         raw.setdefault("name", Path(path).stem)
@@ -251,10 +250,6 @@ def resolve_path(text: Path | str) -> Path:
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """A YAML file's top-level mapping ({} when empty), checked as a config file is."""
-    return _read_yaml(path)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
     data = yamlfile.read(path)
     if data is None:
         return {}
@@ -268,10 +263,8 @@ def _parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", key):
         raise DropcliError(f"bad --set {text!r}: expected KEY=VALUE with a dotted key, e.g. --set optim.lr=0.05")
-    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(value):
-        return key, value  # 1024x1024 as widths, never as YAML (where 0x10 is the number 16)
     try:
-        return key, yaml.safe_load(value) if value.strip() else None
+        return key, architecture.command_line_value(key, value)
     except yaml.YAMLError:
         raise DropcliError(f"bad --set {text!r}: the value is not a valid YAML scalar") from None
 

@@ -105,7 +105,7 @@ def parse_grid(text: str) -> Grid:
         _check_numeric(text, key)
         return Grid(key, (), span=_span(text, values))
     try:
-        parsed = tuple(_grid_value(key, value) for value in values.split(","))
+        parsed = tuple(architecture.command_line_value(key, value) for value in values.split(","))
     except yaml.YAMLError:
         raise DropcliError(f"bad --grid {text!r}: each value must be a YAML scalar") from None
     return Grid(key, parsed)
@@ -119,12 +119,6 @@ def _check_numeric(text: str, key: str) -> None:
     if int in kinds:
         raise DropcliError(f"bad --grid {text!r}: a range draws real numbers, and {key} takes integers; give a list, e.g. {key}=64,128,256")
     raise DropcliError(f"bad --grid {text!r}: ranges need a numeric key, and {key} is not one; give a list of values, KEY=V1,V2,...")
-
-
-def _grid_value(key: str, text: str) -> Any:
-    if key == "model.hidden" and architecture.WIDTHS_TEXT.fullmatch(text):
-        return text  # widths such as 1024x1024x1024 (see architecture.py), never YAML's hex 0x10
-    return yaml.safe_load(text)
 
 
 def _span(text: str, values: str) -> tuple[float, float, bool]:
