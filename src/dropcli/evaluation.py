@@ -12,6 +12,7 @@ from dropcli.config import Config
 from dropcli.data import SPLIT_SIZES, FashionMNIST, dataset
 from dropcli.errors import DropcliError
 from dropcli.models import N_CLASSES
+from dropcli.runtime import duration_text
 from dropcli.train import autocast, evaluate, new_state
 
 
@@ -106,20 +107,10 @@ def check_mc_time(model: torch.nn.Module, X: torch.Tensor, samples: int, precisi
         fits = max(1, int(MC_TIME_LIMIT_S / (per_pass * repeats)))
         raise DropcliError(
             f"--mc-samples {samples}: {samples:,} passes over {len(X):,} images{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
-            f"would take about {_duration(estimate)} here ({per_pass:.3g} s a pass on {X.device}); at most about {fits:,} fit in "
-            f"{_duration(MC_TIME_LIMIT_S)}: use fewer (tens to hundreds are usual)"
+            f"would take about {duration_text(estimate)} here ({per_pass:.3g} s a pass on {X.device}); at most about {fits:,} fit in "
+            f"{duration_text(MC_TIME_LIMIT_S)}: use fewer (tens to hundreds are usual)"
         )
     return estimate
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:,.0f} days"
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ from dropcli.experiments import Cell, Stat, matrix
 from dropcli.architecture import short
 from dropcli.listeners import Listener
 from dropcli.records import EpochMetrics, RunResult
+from dropcli.runtime import duration_text
 from dropcli.vocabulary import INPUT_SLOT, noise_slots
 
 
@@ -160,9 +161,7 @@ def trial_line(number: int, total: int, remaining_seconds: float | None) -> str:
     """"trial 3 of 12 (about 4 min left)"; no estimate before a trial has finished."""
     if remaining_seconds is None:
         return f"trial {number} of {total}"
-    minutes = remaining_seconds / 60
-    left = f"{remaining_seconds:.0f} s" if minutes < 2 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
-    return f"trial {number} of {total} (about {left} left)"
+    return f"trial {number} of {total} (about {duration_text(remaining_seconds)} left)"
 
 
 def summary_line(result: RunResult) -> str:

@@ -75,6 +75,17 @@ def derived_seed(seed: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+def duration_text(seconds: float) -> str:
+    """A time estimate as a person reads it: "90 s", "25 min", "3.5 h", "12 days"."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:,.0f} days"
+
+
 def _mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
