@@ -81,7 +81,7 @@ def test_mc_dropout_with_every_rate_zero_is_the_deterministic_net(build, kind):
     X = torch.rand(300, 784, generator=torch.Generator().manual_seed(2))
     deterministic = uncertainty.scaled(uncertainty.logits(model, X))
     assert torch.equal(uncertainty.mc_probabilities(model, X, 7), deterministic)
-    assert not model.training and not any(layer.training for layer in uncertainty.noise_layers(model))
+    assert not model.training and not any(layer.training for layer in uncertainty.stochastic_modules(model))
 
 
 def test_mc_dropout_samples_differ_and_batching_matches_one_pass_per_sample(build):

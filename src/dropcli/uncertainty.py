@@ -22,8 +22,9 @@ ROWS_PER_PASS = 32768
 DETERMINISTIC, MC_DROPOUT, TEMPERATURE, ENSEMBLE, ENSEMBLE_MC = "deterministic", "mc dropout", "temperature", "ensemble", "ensemble + mc dropout"
 
 
-def noise_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    """The modules that inject noise in training mode: dropout (both kinds), Gaussian noise, DropConnect."""
+def stochastic_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Every module that injects noise in training mode: dropout (both kinds), Gaussian noise, and
+    DropConnect's hidden layers (which models.noise_layers, the named noise slots, leaves out)."""
     from dropcli.dropout import Dropout
 
     return [m for m in model.modules() if isinstance(m, (Dropout, torch.nn.Dropout, GaussianNoise, DropConnectLinear))]
@@ -43,7 +44,7 @@ def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, prec
     Masks come from torch's generator on X's device: seed it first for repeatable numbers.
     """
     model.eval()
-    layers = noise_layers(model)
+    layers = stochastic_modules(model)
     for layer in layers:
         layer.train()
     try:
@@ -78,7 +79,7 @@ def split_at_first_noise(model: torch.nn.Module) -> tuple[torch.nn.Module, torch
     if not isinstance(model, torch.nn.Sequential):
         return torch.nn.Identity(), model
     children = list(model)
-    noisy = {id(layer) for layer in noise_layers(model)}
+    noisy = {id(layer) for layer in stochastic_modules(model)}
     first = next((i for i, child in enumerate(children) if any(id(m) in noisy for m in child.modules())), len(children))
     return torch.nn.Sequential(*children[:first]), torch.nn.Sequential(*children[first:])
 
