@@ -85,6 +85,16 @@ def images_of_test_set(config: Config, indices: list[int]) -> tuple[torch.Tensor
     return images[chosen].reshape(len(indices), -1).float().div_(255), labels[chosen].tolist()
 
 
+def inputs(config: Config, images: list[Path], indices: list[int], invert: bool) -> tuple[torch.Tensor, list[str], list[int | None]]:
+    """What `dropcli predict` scores: the image files, then the test-set images `indices`, as
+    (X (n, 784), a name for each, the true class where known)."""
+    rows = [image_tensor(image, invert) for image in images]
+    test_X, labels = images_of_test_set(config, indices) if indices else (torch.empty(0, SIDE**2), [])
+    X = torch.cat([torch.stack(rows) if rows else torch.empty(0, SIDE**2), test_X])
+    sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
+    return X, sources, [None] * len(images) + labels
+
+
 def predict(
     config: Config, payload: dict[str, Any], X: torch.Tensor, device: torch.device, sources: list[str],
     true_classes: list[int | None], mc_samples: int = 0,

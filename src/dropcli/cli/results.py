@@ -8,7 +8,7 @@ import typer
 
 from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.options import DataDirOption, DeviceOption, console, flags
-from dropcli.config import Config, load_config
+from dropcli.config import load_config
 from dropcli.errors import DropcliError
 from dropcli.vocabulary import SPLITS, one_of
 
@@ -101,30 +101,22 @@ def predict(
 
     from dropcli import evaluation
     from dropcli import predict as predicting
+    from dropcli.data import dataset
     from dropcli.report import prediction_table
+    from dropcli.workers import Workers
 
     if not images and not index:
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
     path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
-    predictions = _predictions(predicting, cfg, payload, images or [], index or [], invert, mc_samples)
+    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert)
+    device = Workers().device(cfg.device)
+    predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
     if as_json:
-        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(predicting.dataset(cfg.data.name).class_names),
+        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(dataset(cfg.data.name).class_names),
                                "predictions": [{k: v for k, v in dataclasses.asdict(p).items() if k != "class_names"} for p in predictions]}, indent=2))  # fmt: skip
         return
     console().print(prediction_table(predictions, top, path))
-
-
-def _predictions(predicting, cfg: Config, payload: dict, images: list[Path], indices: list[int], invert: bool, mc_samples: int):
-    import torch
-
-    from dropcli.workers import Workers
-
-    rows = [predicting.image_tensor(image, invert) for image in images]
-    test_X, labels = predicting.images_of_test_set(cfg, indices) if indices else (torch.empty(0, predicting.SIDE**2), [])
-    X = torch.cat([torch.stack(rows) if rows else torch.empty(0, predicting.SIDE**2), test_X])
-    sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
-    return predicting.predict(cfg, payload, X, Workers().device(cfg.device), sources, [None] * len(images) + labels, mc_samples)
 
 
 @app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
