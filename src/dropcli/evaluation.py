@@ -13,7 +13,7 @@ from dropcli.data import SPLIT_SIZES, FashionMNIST, dataset
 from dropcli.errors import DropcliError
 from dropcli.models import N_CLASSES
 from dropcli.runtime import duration_text
-from dropcli.train import autocast, evaluate, new_state
+from dropcli.train import autocast, evaluate
 
 
 @dataclass(frozen=True)
@@ -68,24 +68,20 @@ def _why_no_checkpoint(run_dir: Path) -> str:
     return "not a run directory (no config.yaml or checkpoints/)"
 
 
-def evaluate_checkpoint(
-    config: Config, payload: dict[str, Any], data: FashionMNIST, device: torch.device, split: str
-) -> Evaluation:  # fmt: skip
-    """Rebuild the checkpoint's model on `device` and score it on one split, in eval mode.
-    (Monte Carlo dropout is scored by study.py, which fills in the mc_ fields.)"""
+def evaluate_model(model: torch.nn.Module, config: Config, epoch: int, data: FashionMNIST, split: str) -> Evaluation:
+    """Score a run's model (trained for `epoch` epochs, on data's device) on one split, in eval
+    mode. (Monte Carlo dropout is scored by study.py, which fills in the mc_ fields.)"""
     subset = getattr(data, split)
     if subset is None:
         raise DropcliError(f"this run has no {split} split (data.val_split is 0); use --split test or --split train")
-    state = new_state(config, device)
-    checkpoints.restore(state, payload)
     # The same function and precision training used, so the numbers match what it reported.
     precision = config.train.precision
-    loss, accuracy = evaluate(state.model, subset, precision=precision)
-    confusion = confusion_matrix(state.model, subset.X, subset.y, precision=precision)
+    loss, accuracy = evaluate(model, subset, precision=precision)
+    confusion = confusion_matrix(model, subset.X, subset.y, precision=precision)
     per_class = (confusion.diag() / confusion.sum(dim=1).clamp(min=1)).tolist()
     file_images = SPLIT_SIZES["test" if split == "test" else "train"]
     return Evaluation(
-        split, payload["epoch"], precision, loss, accuracy, dataset(config.data.name).class_names, per_class, confusion.tolist(), len(subset),
+        split, epoch, precision, loss, accuracy, dataset(config.data.name).class_names, per_class, confusion.tolist(), len(subset),
         file_images,
     )  # fmt: skip
 

@@ -200,11 +200,11 @@ def evaluate(
     if predictions is not None:
         predictions_file.check_path(predictions)
     request = dataclasses.replace(request, keep_predictions=predictions is not None)
-    result, (device, dataset) = run(request, flags, progress)
+    result, (_, dataset) = run(request, flags, progress)
     single = None
     if len(result.members) == 1 and request.shifts == [shifts.NONE]:
         member = result.members[0]
-        single = evaluation.evaluate_checkpoint(member.config, member.payload, dataset, device, request.split)
+        single = evaluation.evaluate_model(member.model, member.config, member.epoch, dataset, request.split)
         if request.mc_samples:
             mc = result.scores[uncertainty.MC_DROPOUT, shifts.NONE]
             single = dataclasses.replace(single, mc_samples=request.mc_samples, mc_loss=mc.nll, mc_accuracy=mc.accuracy)
