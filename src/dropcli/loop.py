@@ -47,8 +47,8 @@ def train_run(
     """
     with _held(run_dir, workers):
         state, best = _start(config, data, device, resume_from, workers, listeners)
-        listeners = [*listeners, *_optional_listeners(config, run_dir, workers)]
         writer = RunFiles(run_dir, workers, config, state)
+        listeners = [*listeners, *_optional_listeners(config, run_dir, workers)]  # opened once nothing before the loop can fail
         monitor, summary, started = monitor_of(config, data), None, time.perf_counter()
         for listener in listeners:
             listener.run_started(config, run_dir)
