@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from torch.utils import benchmark
 
-from dropcli.dropout import draw_keep, dropout, saved_tensor_bytes
+from dropcli.model.dropout import draw_keep, dropout, saved_tensor_bytes
 
 P = 0.5
 
@@ -64,9 +64,14 @@ def main() -> None:
             for name in names:
                 saved = saved_tensor_bytes(IMPLEMENTATIONS[name], x) / x.numel()
                 table.add_row(
-                    device, str(threads), "×".join(map(str, shape)), name, f"{times[name] * 1e6:,.0f}",
-                    f"{times[name] / times['F.dropout']:.2f}", f"{saved:.3f}",
-                )  # fmt: skip
+                    device,
+                    str(threads),
+                    "×".join(map(str, shape)),
+                    name,
+                    f"{times[name] * 1e6:,.0f}",
+                    f"{times[name] / times['F.dropout']:.2f}",
+                    f"{saved:.3f}",
+                )
     console = Console(width=120)
     console.print(table)
     console.print(draw_table(args.min_run_time))
@@ -89,8 +94,12 @@ def draw_table(min_run_time: float) -> Table:
     for column in ("draw", "1 thread (µs)", "2 threads (µs)", "random bits / element"):
         table.add_column(column, justify="left" if column == "draw" else "right")
     for name, (statement, bits) in DRAWS.items():
-        times = [benchmark.Timer(statement, globals={"torch": torch, "x": x, "draw_keep": draw_keep}, num_threads=threads)
-                 .blocked_autorange(min_run_time=min_run_time).median for threads in (1, 2)]  # fmt: skip
+        times = [
+            benchmark.Timer(statement, globals={"torch": torch, "x": x, "draw_keep": draw_keep}, num_threads=threads)
+            .blocked_autorange(min_run_time=min_run_time)
+            .median
+            for threads in (1, 2)
+        ]
         table.add_row(name, *(f"{t * 1e6:,.0f}" for t in times), str(bits))
     return table
 

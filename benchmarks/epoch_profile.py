@@ -12,7 +12,7 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.training import matmul_flops
 from dropcli import data
 from dropcli.config import load_config, replace
-from dropcli.train import new_state, train_one_epoch
+from dropcli.training.epoch import new_state, train_one_epoch
 
 
 def main() -> None:
@@ -24,6 +24,7 @@ def main() -> None:
     config = replace(replace(load_config(args.config), "device", "cpu"), "train.engine", args.engine)
     dataset = data.load(config.data, config.seed, torch.device("cpu"))
     state = new_state(config, torch.device("cpu"))
+
     def train() -> None:
         train_one_epoch(state, dataset.train, config, epoch=1)
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from dropcli import shifts, study
 from dropcli.config import load_config
-from dropcli.models import build_model
+from dropcli.model.mlp import build_model
+from dropcli.uncertainty import shifts, study
 
 TARGET = 1.5
 
@@ -63,7 +63,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         run_dir = Path(directory) / "run"
         # One epoch is enough: the time of evaluation does not depend on the weights.
-        subprocess.run([sys.executable, "-m", "dropcli", "train", "--set", "train.epochs=1", "--device", args.device, "--run-dir", str(run_dir), "-q"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dropcli",
+                "train",
+                "--set",
+                "train.epochs=1",
+                "--device",
+                args.device,
+                "--run-dir",
+                str(run_dir),
+                "-q",
+            ],
+            check=True,
+        )
         X = torch.rand(10_000, 784, device=torch.device(args.device))
         passes = angles * args.samples
         timings = {"evaluate": [], "plain": [], "setup": []}
@@ -74,13 +89,19 @@ def main() -> None:
             timings["setup"].append(evaluate(run_dir, 0, None, args.device)[0])
     best = {name: min(values) for name, values in timings.items()}
     ratio = best["evaluate"] / best["plain"]
-    print(f"threads: {torch.get_num_threads()}, device: {args.device}, {examples:,} test images x {angles} angles x K = {args.samples}")
-    print(f"evaluate --mc-samples {args.samples} --shift rotate={args.angles}: {best['evaluate']:.2f} s "
-          f"(checkpoint and data loading, rotations, deterministic + MC passes, every metric)")  # fmt: skip
+    print(
+        f"threads: {torch.get_num_threads()}, device: {args.device}, {examples:,} test images x {angles} angles x K = {args.samples}"
+    )
+    print(
+        f"evaluate --mc-samples {args.samples} --shift rotate={args.angles}: {best['evaluate']:.2f} s "
+        f"(checkpoint and data loading, rotations, deterministic + MC passes, every metric)"
+    )
     print(f"  of which the fixed cost (checkpoint, data, one unshifted deterministic pass): {best['setup']:.2f} s")
     print(f"plain forward passes ({passes} x {examples:,} images): {best['plain']:.2f} s")
-    print(f"ratio: {ratio:.2f}x (target within {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'}); "
-          f"without the fixed cost: {(best['evaluate'] - best['setup']) / best['plain']:.2f}x")  # fmt: skip
+    print(
+        f"ratio: {ratio:.2f}x (target within {TARGET}x: {'met' if ratio <= TARGET else 'NOT met'}); "
+        f"without the fixed cost: {(best['evaluate'] - best['setup']) / best['plain']:.2f}x"
+    )
 
 
 if __name__ == "__main__":

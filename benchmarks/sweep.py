@@ -41,7 +41,12 @@ def main() -> None:
         rows.append(("one process", seconds))
         for workers in range(1, args.max_workers + 1):
             torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(workers)]
-            rows.append((f"torchrun, {workers} worker{'s' * (workers > 1)}", timed([*torchrun, *sweep, "--run-dir", f"k{workers}"], scratch)))
+            rows.append(
+                (
+                    f"torchrun, {workers} worker{'s' * (workers > 1)}",
+                    timed([*torchrun, *sweep, "--run-dir", f"k{workers}"], scratch),
+                )
+            )
     title = f"{TRIALS}-trial sweep ({os.path.basename(args.config)} {' '.join(args.set)}), {os.cpu_count()} cores, {args.device}"
     table = Table(title=title, header_style="bold")
     for column in ("launch", "seconds", "trials/minute", "speed-up"):

@@ -40,8 +40,8 @@ from torch.utils import benchmark
 
 from dropcli import data
 from dropcli.config import Config, load_config, replace
-from dropcli.models import IN_FEATURES, N_CLASSES
-from dropcli.train import EVAL_BATCH_SIZE, evaluate, new_state, train_one_epoch
+from dropcli.model.mlp import IN_FEATURES, N_CLASSES
+from dropcli.training.epoch import EVAL_BATCH_SIZE, evaluate, new_state, train_one_epoch
 
 ROOFLINE = "roofline: the matrix products alone"
 PEER = "plain in-memory loop (nn.Dropout)"
@@ -117,8 +117,10 @@ def roofline_epoch(config: Config, n_train: int, n_test: int, device: torch.devi
     plan = [(batch, True)] * (n_train // batch) + [(last, True)] * (last > 0)
     plan += [(min(EVAL_BATCH_SIZE, n_test - start), False) for start in range(0, n_test, EVAL_BATCH_SIZE)]
     # Each layer's input and output gradient, one set per batch size, made once.
-    tensors = {size: ([torch.rand(size, n, device=device) for n in sizes[:-1]], [torch.randn(size, n, device=device) for n in sizes[1:]])
-               for size, _ in plan}  # fmt: skip
+    tensors = {
+        size: ([torch.rand(size, n, device=device) for n in sizes[:-1]], [torch.randn(size, n, device=device) for n in sizes[1:]])
+        for size, _ in plan
+    }
 
     def epoch() -> None:
         for size, training in plan:
@@ -149,9 +151,15 @@ def chapter_epoch_seconds(config: Config, source: Path) -> float:
         # The chapter asks for 4 workers; on a 2-core machine torch warns about that. Keep the
         # chapter's number, without the warning.
         warnings.filterwarnings("ignore", message="This DataLoader will create")
-        loaders = [torch.utils.data.DataLoader(datasets.FashionMNIST(root, train=train, transform=transforms.ToTensor()),
-                                               batch_size=config.train.batch_size, shuffle=train, num_workers=4)
-                   for train in (True, False)]  # fmt: skip
+        loaders = [
+            torch.utils.data.DataLoader(
+                datasets.FashionMNIST(root, train=train, transform=transforms.ToTensor()),
+                batch_size=config.train.batch_size,
+                shuffle=train,
+                num_workers=4,
+            )
+            for train in (True, False)
+        ]
         model = peer_model(config)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
         started = time.perf_counter()
@@ -176,8 +184,21 @@ def gemm_rate_2048(device: torch.device) -> float:
 def peak_rss_of_a_training_run(config_path: str) -> float:
     """Peak resident memory (MiB) of `dropcli train` for one epoch, run as a child process."""
     with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, "-m", "dropcli", "train", "-c", config_path, "--device", "cpu", "-q",
-                   "--set", "train.epochs=1", "--run-dir", f"{tmp}/run"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "dropcli",
+            "train",
+            "-c",
+            config_path,
+            "--device",
+            "cpu",
+            "-q",
+            "--set",
+            "train.epochs=1",
+            "--run-dir",
+            f"{tmp}/run",
+        ]
         subprocess.run(command, check=True, capture_output=True)
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux reports KiB
 
@@ -244,9 +265,14 @@ def main() -> None:
 
 
 def report(
-    console: Console, device_name: str, seconds: dict[str, float], flops: int, rate_2048: float, n_train: int,
+    console: Console,
+    device_name: str,
+    seconds: dict[str, float],
+    flops: int,
+    rate_2048: float,
+    n_train: int,
     targets: dict[str, tuple[float, float | None]],
-) -> dict:  # fmt: skip
+) -> dict:
     """Print one device's table and each dropcli row's targets, met or not; return them for bench.json."""
     roofline, peer = seconds[ROOFLINE], seconds[PEER]
     table = Table(title=f"one epoch (training + test evaluation), {device_name}", header_style="bold")
@@ -256,11 +282,15 @@ def report(
     for name, value in seconds.items():
         row = {"row": name, "seconds_per_epoch": value, "of_roofline": roofline / value, "peer_over_this": peer / value}
         rows.append(row)
-        table.add_row(name, f"{value:.3f}", f"{row['of_roofline']:.0%}", f"{row['peer_over_this']:.2f}×", f"{n_train / value:,.0f}")
+        table.add_row(
+            name, f"{value:.3f}", f"{row['of_roofline']:.0%}", f"{row['peer_over_this']:.2f}×", f"{n_train / value:,.0f}"
+        )
     console.print(table)
     rate = flops / roofline
-    console.print(f"fp32 GEMM at the training's shapes: {rate / 1e9:.0f} GFLOP/s ({flops / 1e9:.1f} GFLOP an epoch); "
-                  f"at 2048³: {rate_2048 / 1e9:.0f} GFLOP/s.")  # fmt: skip
+    console.print(
+        f"fp32 GEMM at the training's shapes: {rate / 1e9:.0f} GFLOP/s ({flops / 1e9:.1f} GFLOP an epoch); "
+        f"at 2048³: {rate_2048 / 1e9:.0f} GFLOP/s."
+    )
     for name in seconds:
         engine = name.rsplit(", ", 1)[-1]
         if not name.startswith("dropcli") or engine not in targets:
@@ -268,10 +298,16 @@ def report(
         (least_share, least_speedup), share, speedup = targets[engine], roofline / seconds[name], peer / seconds[name]
         met = share >= least_share and (least_speedup is None or speedup >= least_speedup)
         wanted = f" (target {least_speedup}×)" if least_speedup is not None else ""
-        console.print(f"{name}: {share:.0%} of the roofline (target {least_share:.0%}), {speedup:.2f}× the plain loop"
-                      f"{wanted}: {'met' if met else 'NOT met'}")  # fmt: skip
-    return {"rows": rows, "gemm_gflops_training_shapes": rate / 1e9, "gemm_gflops_2048": rate_2048 / 1e9,
-            "roofline_gflop_per_epoch": flops / 1e9}  # fmt: skip
+        console.print(
+            f"{name}: {share:.0%} of the roofline (target {least_share:.0%}), {speedup:.2f}× the plain loop"
+            f"{wanted}: {'met' if met else 'NOT met'}"
+        )
+    return {
+        "rows": rows,
+        "gemm_gflops_training_shapes": rate / 1e9,
+        "gemm_gflops_2048": rate_2048 / 1e9,
+        "roofline_gflop_per_epoch": flops / 1e9,
+    }
 
 
 if __name__ == "__main__":

@@ -56,7 +56,9 @@ class OfflineTorchvisionFashionMNIST:
 
     def __init__(self, root, train, download):
         (Path(root) / "partial.gz").write_bytes(b"half a file")
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried http://example.invalid/, got:\n[Errno -3] name lookup failed")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried http://example.invalid/, got:\n[Errno -3] name lookup failed"
+        )
 
 
 @pytest.fixture
@@ -93,8 +95,18 @@ def small_args(fake_data):
     """small_args(epochs, train, test): options for a short CPU run on the stand-in data."""
 
     def args(epochs: int = 2, train: int = 600, test: int = 200) -> list[str]:
-        return ["--data-dir", str(fake_data), "--device", "cpu", "--set", f"data.train_limit={train}",
-                "--set", f"data.test_limit={test}", "--set", f"train.epochs={epochs}"]  # fmt: skip
+        return [
+            "--data-dir",
+            str(fake_data),
+            "--device",
+            "cpu",
+            "--set",
+            f"data.train_limit={train}",
+            "--set",
+            f"data.test_limit={test}",
+            "--set",
+            f"train.epochs={epochs}",
+        ]
 
     return args
 
@@ -103,7 +115,7 @@ def small_args(fake_data):
 def build():
     """build(kind, seed=0, **model keys): the MLP, initialised under `seed`."""
     from dropcli.config import ModelConfig
-    from dropcli.models import build_model
+    from dropcli.model.mlp import build_model
 
     def make(kind: str, seed: int = 0, **changes):
         torch.manual_seed(seed)
@@ -140,9 +152,12 @@ def start_training():
         # A shell running this suite in the background starts it with SIGINT ignored, and children
         # inherit that; give the child the default, as a terminal would.
         return subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )  # fmt: skip
+        )
 
     return start
 

@@ -116,9 +116,13 @@ def diverged_at_once(tmp):
     return []
 
 
-ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(20)
-) + "name: *u\n"
+ALIAS_BOMB = (
+    "a: &a [x, x, x, x, x, x, x, x, x]\n"
+    + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n" for i in range(20)
+    )
+    + "name: *u\n"
+)
 SMALL = ["--set", "data.train_limit=600", "--set", "data.test_limit=200", "--set", "train.epochs=2", "-q"]
 SWEEP = ["sweep", "--grid", "optim.lr=0.1"]
 
@@ -131,20 +135,53 @@ CASES = [
     # numbers
     ("seed-huge", nothing, ["train", "--seed", MANY], 2, "seed must be between 0 and 2**64 - 1"),
     ("seed-negative", nothing, ["train", "--seed", -1], 2, "seed must be between 0 and 2**64 - 1"),
-    ("seeds-past-64-bits", nothing, ["compare", "scratch", "builtin", "--seed", 2**64 - 1, "--seeds", 2], 2, "seed must be between"),
+    (
+        "seeds-past-64-bits",
+        nothing,
+        ["compare", "scratch", "builtin", "--seed", 2**64 - 1, "--seeds", 2],
+        2,
+        "seed must be between",
+    ),
     ("device-index-huge", nothing, ["train", "--device", "cuda:99999999999999999999"], 2, "cuda:N (N < 10000)"),
     ("hidden-too-big", nothing, ["train", "--set", "model.hidden_1=3000000"], 2, "GiB but cpu has"),
-    ("hidden-too-big-in-grid", nothing, [*SWEEP, "--grid", "model.hidden_2=256,4000000"], 2, "trial lr=0.1_hidden_2=4000000_seed0 needs about"),
+    (
+        "hidden-too-big-in-grid",
+        nothing,
+        [*SWEEP, "--grid", "model.hidden_2=256,4000000"],
+        2,
+        "trial lr=0.1_hidden_2=4000000_seed0 needs about",
+    ),
     ("hidden-float", nothing, ["train", "--set", "model.hidden_1=1e9"], 2, "model.hidden_1 must be an integer"),
-    ("hidden-list-too-big", nothing, ["train", "--set", "model.hidden=4096x4096x3000000"], 2,
-     "training this model (model.hidden, train.batch_size) needs about"),
-    ("hidden-architecture-too-big-in-grid", nothing, [*SWEEP, "--grid", "model.hidden=256x256,3000000x8"], 2,
-     "trial lr=0.1_hidden=3000000x8_seed0 needs about"),
+    (
+        "hidden-list-too-big",
+        nothing,
+        ["train", "--set", "model.hidden=4096x4096x3000000"],
+        2,
+        "training this model (model.hidden, train.batch_size) needs about",
+    ),
+    (
+        "hidden-architecture-too-big-in-grid",
+        nothing,
+        [*SWEEP, "--grid", "model.hidden=256x256,3000000x8"],
+        2,
+        "trial lr=0.1_hidden=3000000x8_seed0 needs about",
+    ),
     ("hidden-empty", nothing, ["train", "--set", "model.hidden=[]"], 2, "model.hidden must name at least one hidden layer"),
     ("hidden-zero", nothing, ["train", "--set", "model.hidden=256x0"], 2, "model.hidden must be widths >= 1, got [256, 0]"),
-    ("rates-wrong-length", nothing, ["train", "--set", "model.hidden=64x64x64", "--set", "model.dropout=[0.2,0.5]"], 2,
-     "model.dropout has 2 rates for 3 hidden layers"),
-    ("val-split-empty", nothing, ["train", "--set", "data.val_split=0.00001", "--set", "train.monitor=val_acc"], 2, "is an empty validation set"),
+    (
+        "rates-wrong-length",
+        nothing,
+        ["train", "--set", "model.hidden=64x64x64", "--set", "model.dropout=[0.2,0.5]"],
+        2,
+        "model.dropout has 2 rates for 3 hidden layers",
+    ),
+    (
+        "val-split-empty",
+        nothing,
+        ["train", "--set", "data.val_split=0.00001", "--set", "train.monitor=val_acc"],
+        2,
+        "is an empty validation set",
+    ),
     ("lr-infinite", nothing, ["train", "--set", "optim.lr=.inf"], 2, "optim.lr must be a finite number > 0"),
     # config files
     ("config-not-utf8", write("c.yaml", b"name: \xff\xfe\n"), ["train", "-c", "c.yaml"], 2, "not UTF-8 text"),
@@ -152,25 +189,65 @@ CASES = [
     ("config-alias-bomb", write("c.yaml", ALIAS_BOMB), ["config", "show", "-c", "c.yaml"], 2, "anchors and aliases"),
     ("config-a-directory", write("c.yaml/x", ""), ["train", "-c", "c.yaml"], 2, "is a directory, not a file"),
     ("config-not-a-mapping", write("c.yaml", "- 1\n- 2\n"), ["train", "-c", "c.yaml"], 2, "the top level must be a mapping"),
-    ("config-huge-value", write("c.yaml", "name: [" + "1, " * 10000 + "1]\n"), ["train", "-c", "c.yaml"], 2, "name must be a string, got [1, 1,"),
+    (
+        "config-huge-value",
+        write("c.yaml", "name: [" + "1, " * 10000 + "1]\n"),
+        ["train", "-c", "c.yaml"],
+        2,
+        "name must be a string, got [1, 1,",
+    ),
     # data
-    ("data-dir-a-file", write("f", "x"), ["train", "--data-dir", "f"], 2, "/f, which is a file; name the directory that holds the four IDX files"),
+    (
+        "data-dir-a-file",
+        write("f", "x"),
+        ["train", "--data-dir", "f"],
+        2,
+        "/f, which is a file; name the directory that holds the four IDX files",
+    ),
     # run and experiment directories
     ("runs-a-file", write("runs", "x"), ["train"], 2, "runs is a file, not a directory for runs"),
-    ("run-dir-exists", write("taken/notes.txt", "mine"), ["train", "--run-dir", "taken"], 2, "run directory taken already exists"),
+    (
+        "run-dir-exists",
+        write("taken/notes.txt", "mine"),
+        ["train", "--run-dir", "taken"],
+        2,
+        "run directory taken already exists",
+    ),
     ("sweep-run-dir-a-file", write("s", "x"), [*SWEEP, "--run-dir", "s"], 2, "s is a file, not an experiment directory"),
     ("sweep-dir-not-a-sweep", write("s/notes.txt", "mine"), [*SWEEP, "--run-dir", "s"], 2, "is not an experiment directory"),
-    ("sweep-plan-corrupt", experiment_with({"plan.json": "{not json"}), [*SWEEP, *SMALL, "--run-dir", "s"], 2, "plan.json cannot be read"),
-    ("sweep-record-corrupt", experiment_with({"trials.jsonl": '{"name": "lr=0.1_se'}), [*SWEEP, *SMALL, "--run-dir", "s"], 2,
-     "trials.jsonl: line 1 is not a JSON record (remove that line"),
-    ("sweep-summary-corrupt", experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": "[1, 2]"}),
-     [*SWEEP, *SMALL, "--run-dir", "s"], 2, "is not a run summary"),
+    (
+        "sweep-plan-corrupt",
+        experiment_with({"plan.json": "{not json"}),
+        [*SWEEP, *SMALL, "--run-dir", "s"],
+        2,
+        "plan.json cannot be read",
+    ),
+    (
+        "sweep-record-corrupt",
+        experiment_with({"trials.jsonl": '{"name": "lr=0.1_se'}),
+        [*SWEEP, *SMALL, "--run-dir", "s"],
+        2,
+        "trials.jsonl: line 1 is not a JSON record (remove that line",
+    ),
+    (
+        "sweep-summary-corrupt",
+        experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": "[1, 2]"}),
+        [*SWEEP, *SMALL, "--run-dir", "s"],
+        2,
+        "is not a run summary",
+    ),
     ("grid-repeated", nothing, ["sweep", "--grid", "model.dropout_1=0.5,0.5,.5"], 2, "names 0.5 more than once"),
     ("grid-seed", nothing, ["sweep", "--grid", "seed=0,1"], 2, "seeds are not a grid"),
     # checkpoints and runs read back
     ("checkpoint-missing-keys", with_run(drop_key("optimizer")), ["evaluate", "r"], 2, "damaged checkpoint, no optimizer"),
     ("checkpoint-wrong-shape", with_run(wrong_shape), ["evaluate", "r"], 2, "the checkpoint does not fit its own config"),
-    ("resume-missing-keys", with_run(drop_key("rng")), ["train", "--resume", "r", "--set", "train.epochs=3"], 2, "damaged checkpoint, no rng"),
+    (
+        "resume-missing-keys",
+        with_run(drop_key("rng")),
+        ["train", "--resume", "r", "--set", "train.epochs=3"],
+        2,
+        "damaged checkpoint, no rng",
+    ),
     ("checkpoint-junk", write("junk.pt", "not a checkpoint"), ["evaluate", "junk.pt"], 2, "not a readable dropcli checkpoint"),
     ("plot-cut-metrics", cut_metrics, ["plot", "r", "-o", "c.png"], 2, "line 2 is not a JSON record"),
     ("plot-output-a-directory", with_run(), ["plot", "r", "-o", "r"], 2, "cannot write r: it is a directory"),
@@ -179,43 +256,172 @@ CASES = [
     # runs: a filter that cannot match is bad input, not an empty table
     ("where-unknown-key", runs_with(), ["runs", "--where", "nosuch.key=1"], 2, "--where nosuch.key=1: unknown key 'nosuch'"),
     ("where-misspelt-key", runs_with(), ["runs", "--where", "model.dropot_1=0.5"], 2, "did you mean 'model.dropout_1'?"),
-    ("where-wrong-type", runs_with(), ["runs", "--where", "model.hidden_1=abc"], 2, "model.hidden_1 must be an integer, got 'abc'"),
-    ("where-bad-widths", runs_with(), ["runs", "--where", "model.hidden=abc"], 2, "model.hidden must be hidden-layer widths, e.g."),
-    ("where-a-section", runs_with(), ["runs", "--where", "model=1"], 2, "model is a section, not a value; name one of its keys, e.g. model.kind"),
-    ("status-unknown", runs_with(), ["runs", "--status", "nosuch"], 2, "a run's status is one of finished, interrupted, diverged"),
-    ("diff-config-garbage", runs_with(config_yaml="garbage: [1\n"), ["runs", "--diff", "runs/a", "runs/b"], 2,
-     "--diff runs/b: runs/b/config.yaml: malformed YAML"),
-    ("diff-config-not-a-config", runs_with(config_yaml="garbage:\n"), ["runs", "--diff", "runs/a", "runs/b"], 2,
-     "config.yaml is not a dropcli config (config: unknown key 'garbage'"),
-    ("diff-config-random-bytes", runs_with(config_yaml=RANDOM_BYTES), ["runs", "--diff", "runs/a", "runs/b"], 2, "cannot be read"),
-    ("diff-summary-random-bytes", runs_with(summary_json=RANDOM_BYTES), ["runs", "--diff", "runs/a", "runs/b"], 2, "cannot be read"),
+    (
+        "where-wrong-type",
+        runs_with(),
+        ["runs", "--where", "model.hidden_1=abc"],
+        2,
+        "model.hidden_1 must be an integer, got 'abc'",
+    ),
+    (
+        "where-bad-widths",
+        runs_with(),
+        ["runs", "--where", "model.hidden=abc"],
+        2,
+        "model.hidden must be hidden-layer widths, e.g.",
+    ),
+    (
+        "where-a-section",
+        runs_with(),
+        ["runs", "--where", "model=1"],
+        2,
+        "model is a section, not a value; name one of its keys, e.g. model.kind",
+    ),
+    (
+        "status-unknown",
+        runs_with(),
+        ["runs", "--status", "nosuch"],
+        2,
+        "a run's status is one of finished, interrupted, diverged",
+    ),
+    (
+        "diff-config-garbage",
+        runs_with(config_yaml="garbage: [1\n"),
+        ["runs", "--diff", "runs/a", "runs/b"],
+        2,
+        "--diff runs/b: runs/b/config.yaml: malformed YAML",
+    ),
+    (
+        "diff-config-not-a-config",
+        runs_with(config_yaml="garbage:\n"),
+        ["runs", "--diff", "runs/a", "runs/b"],
+        2,
+        "config.yaml is not a dropcli config (config: unknown key 'garbage'",
+    ),
+    (
+        "diff-config-random-bytes",
+        runs_with(config_yaml=RANDOM_BYTES),
+        ["runs", "--diff", "runs/a", "runs/b"],
+        2,
+        "cannot be read",
+    ),
+    (
+        "diff-summary-random-bytes",
+        runs_with(summary_json=RANDOM_BYTES),
+        ["runs", "--diff", "runs/a", "runs/b"],
+        2,
+        "cannot be read",
+    ),
     # config files: a key written twice is refused, never "the last one wins"
-    ("config-section-twice", write("c.yaml", "train:\n  epochs: 2\nname: x\ntrain:\n  batch_size: 3\n"), ["train", "-c", "c.yaml"], 2,
-     "key 'train' is written twice in one mapping (lines 1 and 4)"),
-    ("config-key-twice", write("c.yaml", "train:\n  epochs: 2\n  batch_size: 3\n  epochs: 4\n"), ["config", "show", "-c", "c.yaml"], 2,
-     "key 'epochs' is written twice in one mapping (lines 2 and 4)"),
+    (
+        "config-section-twice",
+        write("c.yaml", "train:\n  epochs: 2\nname: x\ntrain:\n  batch_size: 3\n"),
+        ["train", "-c", "c.yaml"],
+        2,
+        "key 'train' is written twice in one mapping (lines 1 and 4)",
+    ),
+    (
+        "config-key-twice",
+        write("c.yaml", "train:\n  epochs: 2\n  batch_size: 3\n  epochs: 4\n"),
+        ["config", "show", "-c", "c.yaml"],
+        2,
+        "key 'epochs' is written twice in one mapping (lines 2 and 4)",
+    ),
     ("config-random-bytes", write("c.yaml", RANDOM_BYTES), ["train", "-c", "c.yaml"], 2, "c.yaml: not UTF-8 text"),
     # inputs that used to hang: refused at once
-    ("sample-beyond-a-list", nothing, ["sweep", "--grid", "model.kind=scratch,builtin", "--sample", 3], 2,
-     "--sample 3: the lists given hold only 2 different combinations; sample at most 2"),
-    ("sample-huge", nothing, ["sweep", "--grid", "model.kind=scratch,builtin", "--sample", 10**12], 2, "an experiment holds at most 2,000 trials"),
-    ("sample-past-int64", nothing, ["sweep", "--grid", "optim.lr=0.01:1", "--sample", MANY], 2, "an experiment holds at most 2,000 trials"),
-    ("seeds-huge", nothing, ["compare", "scratch", "builtin", "--seeds", 10**9], 2, "would train 2,000,000,000 trials; at most 2,000"),
-    ("range-not-numeric", nothing, ["sweep", "--grid", "model.kind=a:b", "--sample", 2], 2, "ranges need a numeric key, and model.kind is not one"),
-    ("range-integer-key", nothing, ["sweep", "--grid", "model.hidden_1=10:100", "--sample", 2], 2, "model.hidden_1 takes integers"),
-    ("mc-samples-absurd", with_run(), ["evaluate", "r", "--mc-samples", 10**12], 2, "--mc-samples 1000000000000: 1,000,000,000,000 passes"),
+    (
+        "sample-beyond-a-list",
+        nothing,
+        ["sweep", "--grid", "model.kind=scratch,builtin", "--sample", 3],
+        2,
+        "--sample 3: the lists given hold only 2 different combinations; sample at most 2",
+    ),
+    (
+        "sample-huge",
+        nothing,
+        ["sweep", "--grid", "model.kind=scratch,builtin", "--sample", 10**12],
+        2,
+        "an experiment holds at most 2,000 trials",
+    ),
+    (
+        "sample-past-int64",
+        nothing,
+        ["sweep", "--grid", "optim.lr=0.01:1", "--sample", MANY],
+        2,
+        "an experiment holds at most 2,000 trials",
+    ),
+    (
+        "seeds-huge",
+        nothing,
+        ["compare", "scratch", "builtin", "--seeds", 10**9],
+        2,
+        "would train 2,000,000,000 trials; at most 2,000",
+    ),
+    (
+        "range-not-numeric",
+        nothing,
+        ["sweep", "--grid", "model.kind=a:b", "--sample", 2],
+        2,
+        "ranges need a numeric key, and model.kind is not one",
+    ),
+    (
+        "range-integer-key",
+        nothing,
+        ["sweep", "--grid", "model.hidden_1=10:100", "--sample", 2],
+        2,
+        "model.hidden_1 takes integers",
+    ),
+    (
+        "mc-samples-absurd",
+        with_run(),
+        ["evaluate", "r", "--mc-samples", 10**12],
+        2,
+        "--mc-samples 1000000000000: 1,000,000,000,000 passes",
+    ),
     # damaged files of every kind dropcli reads: one line, never rewritten
-    ("trials-record-random-bytes", experiment_with({"trials.jsonl": RANDOM_BYTES}), [*SWEEP, *SMALL, "--run-dir", "s"], 2,
-     "trials.jsonl cannot be read"),
-    ("plan-random-bytes", experiment_with({"plan.json": RANDOM_BYTES}), [*SWEEP, *SMALL, "--run-dir", "s"], 2, "plan.json cannot be read"),
-    ("trial-summary-random-bytes", experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": RANDOM_BYTES}),
-     [*SWEEP, *SMALL, "--run-dir", "s"], 2, "summary.json cannot be read"),
-    ("metrics-random-bytes", run_file("metrics.jsonl", RANDOM_BYTES), ["plot", "r", "-o", "c.png"], 2, "metrics.jsonl cannot be read"),
-    ("checkpoint-random-bytes", run_file("checkpoints/last.pt", RANDOM_BYTES), ["train", "--resume", "r", "--set", "train.epochs=3"], 2,
-     "; a run continues only from last.pt: train it again with dropcli train -c r/config.yaml"),
+    (
+        "trials-record-random-bytes",
+        experiment_with({"trials.jsonl": RANDOM_BYTES}),
+        [*SWEEP, *SMALL, "--run-dir", "s"],
+        2,
+        "trials.jsonl cannot be read",
+    ),
+    (
+        "plan-random-bytes",
+        experiment_with({"plan.json": RANDOM_BYTES}),
+        [*SWEEP, *SMALL, "--run-dir", "s"],
+        2,
+        "plan.json cannot be read",
+    ),
+    (
+        "trial-summary-random-bytes",
+        experiment_with({"trials.jsonl": "", "lr=0.1_seed0/summary.json": RANDOM_BYTES}),
+        [*SWEEP, *SMALL, "--run-dir", "s"],
+        2,
+        "summary.json cannot be read",
+    ),
+    (
+        "metrics-random-bytes",
+        run_file("metrics.jsonl", RANDOM_BYTES),
+        ["plot", "r", "-o", "c.png"],
+        2,
+        "metrics.jsonl cannot be read",
+    ),
+    (
+        "checkpoint-random-bytes",
+        run_file("checkpoints/last.pt", RANDOM_BYTES),
+        ["train", "--resume", "r", "--set", "train.epochs=3"],
+        2,
+        "; a run continues only from last.pt: train it again with dropcli train -c r/config.yaml",
+    ),
     # evaluate says what to do instead
-    ("evaluate-last-unreadable", run_file("checkpoints/last.pt", RANDOM_BYTES), ["evaluate", "r"], 2,
-     "r/checkpoints/best.pt is fine: dropcli evaluate r/checkpoints/best.pt"),
+    (
+        "evaluate-last-unreadable",
+        run_file("checkpoints/last.pt", RANDOM_BYTES),
+        ["evaluate", "r"],
+        2,
+        "r/checkpoints/best.pt is fine: dropcli evaluate r/checkpoints/best.pt",
+    ),
     ("evaluate-diverged-at-once", diverged_at_once, ["evaluate", "r"], 2, "the run diverged before saving any checkpoint"),
     ("evaluate-not-a-run", write("d/notes.txt", "mine"), ["evaluate", "d"], 2, "d: not a run directory"),
     # Typer's own usage errors: one line with the usage hint, on every command
@@ -313,20 +519,33 @@ def test_runs_where_compares_values_as_the_config_reads_them(in_tmp, invoke):
     for condition in ("optim.lr=5e-2", "optim.lr=0.05", "optim.lr=.05", "optim.lr=5.0e-2"):
         result = invoke("runs", "--where", condition, "--json")
         assert result.exit_code == 0 and [r["run"] for r in json.loads(result.stdout)] == ["b"], condition
-    for condition, found in (("train.compile=no", ["a", "b"]), ("train.compile=true", []), ("train.early_stopping=null", ["a", "b"])):
+    for condition, found in (
+        ("train.compile=no", ["a", "b"]),
+        ("train.compile=true", []),
+        ("train.early_stopping=null", ["a", "b"]),
+    ):
         result = invoke("runs", "--where", condition, "--json")
         assert sorted(r["run"] for r in json.loads(result.stdout)) == found, condition
 
 
 def test_a_continue_hint_names_only_what_works(tmp_path, monkeypatch):
     from dropcli import runs
-    from dropcli.workers import launch_command
+    from dropcli.parallel.workers import launch_command
 
     gone = runs.after_stop(tmp_path / "deleted", "dropcli", made_here=True)
     assert gone == f"{tmp_path / 'deleted'} no longer exists, so nothing is kept; run the same command again"
     shutil.copytree(pytest.finished_run, tmp_path / "r")
-    assert runs.after_stop(tmp_path / "r", "dropcli", made_here=False).endswith(f"continue with: dropcli train --resume {tmp_path / 'r'}")
-    for name, value in {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "x", "MASTER_PORT": "1"}.items():
+    assert runs.after_stop(tmp_path / "r", "dropcli", made_here=False).endswith(
+        f"continue with: dropcli train --resume {tmp_path / 'r'}"
+    )
+    for name, value in {
+        "RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_RANK": "0",
+        "LOCAL_WORLD_SIZE": "2",
+        "MASTER_ADDR": "x",
+        "MASTER_PORT": "1",
+    }.items():
         monkeypatch.setenv(name, value)
     assert launch_command() == "torchrun --standalone --nproc-per-node 2 -m dropcli"
     monkeypatch.setenv("WORLD_SIZE", "4")
@@ -335,7 +554,10 @@ def test_a_continue_hint_names_only_what_works(tmp_path, monkeypatch):
     (tmp_path / "early" / runs.CHECKPOINT_DIR).mkdir(parents=True)
     (tmp_path / "early" / runs.CONFIG_FILE).write_text("name: x\n")
     (tmp_path / "early" / runs.METRICS_FILE).write_text("")
-    assert runs.after_stop(tmp_path / "early", "dropcli", made_here=True) == "nothing was trained and nothing is kept; run the same command again"
+    assert (
+        runs.after_stop(tmp_path / "early", "dropcli", made_here=True)
+        == "nothing was trained and nothing is kept; run the same command again"
+    )
     assert not (tmp_path / "early").exists()
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("kept")  # not dropcli's: never removed

@@ -10,7 +10,17 @@ import pytest
 @pytest.fixture
 def some_runs(in_tmp, invoke, small_args):
     """A 2x2 sweep (dropout_1 x lr) and one plain run."""
-    args = ["sweep", *small_args(epochs=1), "--grid", "model.dropout_1=0,0.5", "--grid", "optim.lr=0.05,0.2", "--run-dir", "runs/s", "-q"]
+    args = [
+        "sweep",
+        *small_args(epochs=1),
+        "--grid",
+        "model.dropout_1=0,0.5",
+        "--grid",
+        "optim.lr=0.05,0.2",
+        "--run-dir",
+        "runs/s",
+        "-q",
+    ]
     assert invoke(*args).exit_code == 0
     assert invoke("train", *small_args(epochs=1), "--model", "builtin", "--run-dir", "runs/plain", "-q").exit_code == 0
     return in_tmp / "runs"

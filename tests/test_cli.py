@@ -54,10 +54,12 @@ def test_two_runs_with_one_seed_write_identical_metrics(in_tmp, invoke, small_ar
     for name in ("a", "b"):
         assert invoke("train", *small_args(), "--seed", "4", "--run-dir", f"runs/{name}", "-q").exit_code == 0
     metrics = [
-        [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "samples_per_s")}
-         for line in (in_tmp / "runs" / name / runs.METRICS_FILE).read_text().splitlines()]
+        [
+            {k: v for k, v in json.loads(line).items() if k not in ("seconds", "samples_per_s")}
+            for line in (in_tmp / "runs" / name / runs.METRICS_FILE).read_text().splitlines()
+        ]
         for name in ("a", "b")
-    ]  # fmt: skip
+    ]
     assert metrics[0] == metrics[1]
 
 
@@ -71,7 +73,9 @@ def test_compare_writes_each_run_and_a_table(in_tmp, invoke, small_args):
     report = json.loads((compare_dir / "results.json").read_text())
     assert [cell["values"]["model.kind"] for cell in report["cells"]] == ["scratch", "builtin"]
     scratch = report["cells"][0]
-    accs = [json.loads((compare_dir / f"kind=scratch_seed{s}" / runs.SUMMARY_FILE).read_text())["final"]["test_acc"] for s in (0, 1)]
+    accs = [
+        json.loads((compare_dir / f"kind=scratch_seed{s}" / runs.SUMMARY_FILE).read_text())["final"]["test_acc"] for s in (0, 1)
+    ]
     assert scratch["test_acc"]["mean"] == pytest.approx(sum(accs) / 2)
     assert scratch["test_acc"]["std"] == pytest.approx(abs(accs[0] - accs[1]) / 2**0.5)
     assert (compare_dir / "results.csv").read_text().splitlines()[1].startswith("scratch,2,0,")
@@ -117,12 +121,21 @@ def test_data_info_without_data_says_how_to_get_it(no_system_data, tmp_path, inv
     "args, message",
     [
         (["train", "--config", "missing.yaml"], "config file missing.yaml not found"),
-        (["train", "--model", "dropit"], "--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
+        (
+            ["train", "--model", "dropit"],
+            "--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'",
+        ),
         (["train", "--set", "optim.lr"], "bad --set 'optim.lr': expected KEY=VALUE"),
         (["train", "--set", "optim.lrr=1"], "unknown key 'optim.lrr' (did you mean 'optim.lr'?)"),
-        (["train", "--set", "model.dropout_1=1.5"], "--set model.dropout_1=1.5: model.dropout must be rates between 0 and 1, got [1.5, 0.5]"),
+        (
+            ["train", "--set", "model.dropout_1=1.5"],
+            "--set model.dropout_1=1.5: model.dropout must be rates between 0 and 1, got [1.5, 0.5]",
+        ),
         (["train", "--device", "tpu"], "--device: device must be auto, cpu, cuda, cuda:N (N < 10000) or mps, got 'tpu'"),
-        (["compare", "scratch", "dropit"], "MODELS: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'"),
+        (
+            ["compare", "scratch", "dropit"],
+            "MODELS: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'dropit'",
+        ),
         (["compare", "scratch", "scratch"], "MODELS names scratch more than once"),
         (["config", "show", "--set", "train.epochs=0"], "train.epochs must be >= 1, got 0"),
     ],
@@ -182,7 +195,18 @@ def test_python_dash_m_runs_the_same_cli():
 
 
 @pytest.mark.parametrize(
-    "command", [["train"], ["compare"], ["sweep"], ["evaluate"], ["plot"], ["runs"], ["config", "show"], ["data", "fetch"], ["data", "info"]]
+    "command",
+    [
+        ["train"],
+        ["compare"],
+        ["sweep"],
+        ["evaluate"],
+        ["plot"],
+        ["runs"],
+        ["config", "show"],
+        ["data", "fetch"],
+        ["data", "info"],
+    ],
 )
 def test_every_command_has_help_with_an_example(invoke, command):
     result = invoke(*command, "--help")
@@ -195,12 +219,14 @@ def test_the_live_display_gets_progress_and_epochs(fake_data, tmp_path):
 
     from rich.console import Console
 
-    from dropcli import data, loop
+    from dropcli import data
+    from dropcli.cli.display.report import Reporter
     from dropcli.config import load_config
-    from dropcli.report import Reporter
+    from dropcli.runs import loop
 
-    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=600", "data.test_limit=200", "train.epochs=2",
-                                "train.batch_size=50"])  # fmt: skip
+    config = load_config(
+        None, [f"data.root={fake_data}", "data.train_limit=600", "data.test_limit=200", "train.epochs=2", "train.batch_size=50"]
+    )
     screen = io.StringIO()
     reporter = Reporter(Console(file=screen, force_terminal=True, width=120))
     calls = []

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dropcli import checkpoints, runs
+from dropcli import runs
+from dropcli.runs import checkpoints
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-v2"
 
@@ -35,16 +36,31 @@ def test_the_fixture_is_in_the_old_format():
     model = yaml.safe_load((FIXTURE / runs.CONFIG_FILE).read_text())["model"]
     assert {"hidden_1", "hidden_2", "dropout_1", "dropout_2"} <= set(model) and "hidden" not in model
     assert list(checkpoints.load(FIXTURE / runs.LAST_CHECKPOINT)["model"]) == [
-        "hidden_1.weight", "hidden_1.bias", "hidden_2.weight", "hidden_2.bias", "output.weight", "output.bias",
-    ]  # fmt: skip
+        "hidden_1.weight",
+        "hidden_1.bias",
+        "hidden_2.weight",
+        "hidden_2.bias",
+        "output.weight",
+        "output.bias",
+    ]
 
 
 def test_an_old_run_resumes_exactly(old_run, invoke, fake_data, without_times, in_tmp):
     resumed = invoke("train", "--resume", old_run, "--data-dir", fake_data, "--set", "train.epochs=4", "-q")
     assert resumed.exit_code == 0, resumed.output
     # The same run trained in one go by today's dropcli, from the old config file.
-    fresh = invoke("train", "-c", FIXTURE / runs.CONFIG_FILE, "--data-dir", fake_data, "--set", "train.epochs=4",
-                   "--run-dir", in_tmp / "fresh", "-q")  # fmt: skip
+    fresh = invoke(
+        "train",
+        "-c",
+        FIXTURE / runs.CONFIG_FILE,
+        "--data-dir",
+        fake_data,
+        "--set",
+        "train.epochs=4",
+        "--run-dir",
+        in_tmp / "fresh",
+        "-q",
+    )
     assert fresh.exit_code == 0, fresh.output
     whole = without_times(metrics(in_tmp / "fresh"))
     assert len(whole) == 4 and without_times(metrics(old_run)) == whole

@@ -9,8 +9,9 @@ from dropcli import runs
 
 
 def start(*args):
-    return subprocess.Popen([sys.executable, "-m", "dropcli", *map(str, args), "-q"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "dropcli", *map(str, args), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
 
 
 def wait_for(path, process, timeout=60):

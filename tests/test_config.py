@@ -142,7 +142,9 @@ def test_bad_set(override, message):
 
 
 def test_flag_errors_name_the_flag():
-    with pytest.raises(DropcliError, match=r"--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'drop'"):
+    with pytest.raises(
+        DropcliError, match=r"--model: model.kind must be one of scratch, builtin, none, dropconnect, gaussian, got 'drop'"
+    ):
         load_config(None, [], {"model.kind": ("--model", "drop")})
 
 

@@ -106,7 +106,9 @@ def test_wrong_count_is_named(tmp_path):
     from conftest import write_fashion_mnist
 
     directory = write_fashion_mnist(tmp_path / "d", gz=True, sizes={"train": 500, "test": 10_000})
-    with pytest.raises(DropcliError, match=r"train-images-idx3-ubyte.gz: header says shape \(500, 28, 28\), expected \(60000, 28, 28\)"):
+    with pytest.raises(
+        DropcliError, match=r"train-images-idx3-ubyte.gz: header says shape \(500, 28, 28\), expected \(60000, 28, 28\)"
+    ):
         data.read_raw(directory)
 
 
@@ -152,7 +154,10 @@ def test_fetch_moves_the_downloaded_files_into_place(fake_data_gz, tmp_path, mon
 
 
 def test_failed_fetch_leaves_nothing_behind(tmp_path, no_system_data):
-    with pytest.raises(DropcliError, match=r"could not download Fashion-MNIST into .*\(\[Errno -3\] name lookup failed\); get it one of three ways"):
+    with pytest.raises(
+        DropcliError,
+        match=r"could not download Fashion-MNIST into .*\(\[Errno -3\] name lookup failed\); get it one of three ways",
+    ):
         data.fetch(tmp_path / "cache" / "fashion-mnist")
     assert list(tmp_path.iterdir()) == []  # not even the directories it made
     (tmp_path / "mine").mkdir()

@@ -48,12 +48,16 @@ def test_each_set_is_found_in_its_own_places(name, torchvision, small_sizes, no_
 
 
 def test_a_missing_set_says_how_to_get_it(small_sizes, no_system_data):
-    with pytest.raises(DropcliError, match=r"KMNIST not found \(searched .*dropcli/kmnist\); .*dropcli data fetch --dataset kmnist"):
+    with pytest.raises(
+        DropcliError, match=r"KMNIST not found \(searched .*dropcli/kmnist\); .*dropcli data fetch --dataset kmnist"
+    ):
         data.locate(None, "kmnist")
 
 
 @pytest.mark.parametrize("name, downloader_name", [("mnist", "MNIST"), ("kmnist", "KMNIST")])
-def test_fetch_uses_the_sets_own_torchvision_downloader(name, downloader_name, small_sizes, no_system_data, tmp_path, monkeypatch):
+def test_fetch_uses_the_sets_own_torchvision_downloader(
+    name, downloader_name, small_sizes, no_system_data, tmp_path, monkeypatch
+):
     import torchvision.datasets
 
     source = write_set(tmp_path / "source")
@@ -93,4 +97,3 @@ def test_an_unknown_set_is_refused(invoke):
     assert result.exit_code == 2 and "data.name must be one of fashion-mnist, mnist, kmnist, got 'emnist'" in result.stderr
     result = invoke("data", "info", "--dataset", "emnist")
     assert result.exit_code == 2 and "--dataset must be one of" in result.stderr
-

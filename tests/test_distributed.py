@@ -32,13 +32,28 @@ def final(run_dir):
 
 
 def cells(experiment_dir):
-    return {json.dumps(c["values"]): c["test_acc"]["mean"] for c in json.loads((experiment_dir / "results.json").read_text())["cells"]}
+    return {
+        json.dumps(c["values"]): c["test_acc"]["mean"] for c in json.loads((experiment_dir / "results.json").read_text())["cells"]
+    }
 
 
 def test_ddp_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
     # Without dropout the model is deterministic, so only float rounding may differ.
-    args = ["train", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=3", "--model", "none",
-            "--set", "train.batch_size=100", "-q"]  # fmt: skip
+    args = [
+        "train",
+        "--data-dir",
+        fake_data,
+        "--device",
+        "cpu",
+        *SIZES,
+        "--set",
+        "train.epochs=3",
+        "--model",
+        "none",
+        "--set",
+        "train.batch_size=100",
+        "-q",
+    ]
     assert invoke(*args, "--run-dir", "alone").exit_code == 0
     result = torchrun(*args, "--run-dir", "ddp", cwd=in_tmp)
     assert result.returncode == 0, result.stderr
@@ -71,29 +86,86 @@ def test_a_sweep_on_two_workers_equals_one_process_with_the_workers_thread_count
     # The README's statement: a worker's trial is the same run as alone, bit for bit, when both
     # use the same number of torch threads (a worker takes cores / workers); the thread count
     # changes only the order of float sums, so with other counts the last digits may differ.
-    args = ["sweep", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=2",
-            "--grid", "model.dropout_1=0,0.5", "--grid", "optim.lr=0.05,0.1", "-q"]  # fmt: skip
+    args = [
+        "sweep",
+        "--data-dir",
+        fake_data,
+        "--device",
+        "cpu",
+        *SIZES,
+        "--set",
+        "train.epochs=2",
+        "--grid",
+        "model.dropout_1=0,0.5",
+        "--grid",
+        "optim.lr=0.05,0.1",
+        "-q",
+    ]
     threads = str(max(1, (os.cpu_count() or 1) // 2))
-    alone = subprocess.run([sys.executable, "-m", "dropcli", *map(str, args), "--run-dir", "alone"], cwd=in_tmp,
-                           capture_output=True, text=True, timeout=180, env={**os.environ, "OMP_NUM_THREADS": threads})  # fmt: skip
+    alone = subprocess.run(
+        [sys.executable, "-m", "dropcli", *map(str, args), "--run-dir", "alone"],
+        cwd=in_tmp,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "OMP_NUM_THREADS": threads},
+    )
     assert alone.returncode == 0, alone.stderr
     result = torchrun(*args, "--run-dir", "shared", cwd=in_tmp)
     assert result.returncode == 0, result.stderr
     for name in (path.name for path in (in_tmp / "alone").glob("*_seed0")):
         assert final(in_tmp / "shared" / name) | {"seconds": 0, "samples_per_s": 0} == final(in_tmp / "alone" / name) | {
-            "seconds": 0, "samples_per_s": 0}, name  # fmt: skip
+            "seconds": 0,
+            "samples_per_s": 0,
+        }, name
     assert len(list((in_tmp / "alone").glob("*_seed0"))) == 4
     assert "final test accuracy" in result.stdout
 
 
 def test_two_nodes_on_localhost_finish_one_sweep(in_tmp, fake_data):
     port = free_port()
-    args = ["sweep", "--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1",
-            "--grid", "model.dropout_1=0,0.3,0.6", "--seeds", "2", "--run-dir", "s", "-q"]  # fmt: skip
+    args = [
+        "sweep",
+        "--data-dir",
+        fake_data,
+        "--device",
+        "cpu",
+        *SIZES,
+        "--set",
+        "train.epochs=1",
+        "--grid",
+        "model.dropout_1=0,0.3,0.6",
+        "--seeds",
+        "2",
+        "--run-dir",
+        "s",
+        "-q",
+    ]
     nodes = [
-        subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--node-rank", str(rank), "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-                          "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "dropcli-test", "-m", "dropcli", *map(str, args)],
-                         cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        subprocess.Popen(
+            [
+                *TORCHRUN,
+                "--nnodes",
+                "2",
+                "--node-rank",
+                str(rank),
+                "--nproc-per-node",
+                "1",
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "--rdzv-id",
+                "dropcli-test",
+                "-m",
+                "dropcli",
+                *map(str, args),
+            ],
+            cwd=in_tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for rank in (0, 1)
     ]
     outputs = [node.communicate(timeout=240) for node in nodes]
@@ -117,10 +189,31 @@ def children(pid):
 
 
 def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp, fake_data):
-    args = ["sweep", "--data-dir", fake_data, "--device", "cpu", "--set", "data.train_limit=3000", "--set", "data.test_limit=500",
-            "--set", "train.epochs=6", "--grid", "optim.lr=0.02,0.04,0.06,0.08,0.1,0.12", "--run-dir", "s", "-q"]  # fmt: skip
-    job = subprocess.Popen([*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "dropcli", *map(str, args)],
-                           cwd=in_tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    args = [
+        "sweep",
+        "--data-dir",
+        fake_data,
+        "--device",
+        "cpu",
+        "--set",
+        "data.train_limit=3000",
+        "--set",
+        "data.test_limit=500",
+        "--set",
+        "train.epochs=6",
+        "--grid",
+        "optim.lr=0.02,0.04,0.06,0.08,0.1,0.12",
+        "--run-dir",
+        "s",
+        "-q",
+    ]
+    job = subprocess.Popen(
+        [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "dropcli", *map(str, args)],
+        cwd=in_tmp,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     record = in_tmp / "s" / "trials.jsonl"
     deadline = time.monotonic() + 120
     while not (record.exists() and record.read_text().count("\n") >= 2):
@@ -134,13 +227,17 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
     _, stderr = job.communicate(timeout=120)
     assert time.monotonic() - started < 60 and job.returncode != 0
     # The hint names the torchrun launch to continue with.
-    assert "the finished trials are kept; continue with the same command (torchrun --standalone --nproc-per-node 2 -m dropcli ...) " \
-        "and --run-dir s" in stderr, stderr[-3000:]
+    assert (
+        "the finished trials are kept; continue with the same command (torchrun --standalone --nproc-per-node 2 -m dropcli ...) "
+        "and --run-dir s" in stderr
+    ), stderr[-3000:]
     recorded = [json.loads(line)["name"] for line in record.read_text().splitlines()]
     finished_at = {name: (in_tmp / "s" / name / runs.SUMMARY_FILE).stat().st_mtime_ns for name in recorded}
     assert len(recorded) < 6
     # Rerun with one worker: the recorded trials are not trained again.
-    again = subprocess.run([sys.executable, "-m", "dropcli", *map(str, args)], cwd=in_tmp, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(
+        [sys.executable, "-m", "dropcli", *map(str, args)], cwd=in_tmp, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0, again.stderr
     assert {name: (in_tmp / "s" / name / runs.SUMMARY_FILE).stat().st_mtime_ns for name in recorded} == finished_at
     assert len(record.read_text().splitlines()) == 6
@@ -155,14 +252,16 @@ def test_without_torchrun_nothing_distributed_is_used(in_tmp, fake_data):
         f"args = ['sweep', '--data-dir', {str(fake_data)!r}, '--device', 'cpu', '--set', 'data.train_limit=300',\n"
         "        '--set', 'data.test_limit=100', '--set', 'train.epochs=1', '--grid', 'optim.lr=0.1', '-q']\n"
         "assert CliRunner().invoke(app, args).exit_code == 0\n"
-        "print('dropcli.distributed' in sys.modules, torch.distributed.is_initialized())\n"
+        "print('dropcli.parallel.torchrun' in sys.modules, torch.distributed.is_initialized())\n"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
     output = subprocess.run([sys.executable, "-c", code], cwd=in_tmp, capture_output=True, text=True, env=env, check=True).stdout
     assert output.strip() == "False False"
 
 
-@pytest.mark.parametrize("shape", [[], ["--set", "model.hidden=64x32x16", "--set", "model.dropout=[0.2,0.5,0.3]"]], ids=["chapter", "3 layers"])
+@pytest.mark.parametrize(
+    "shape", [[], ["--set", "model.hidden=64x32x16", "--set", "model.dropout=[0.2,0.5,0.3]"]], ids=["chapter", "3 layers"]
+)
 def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times, shape):
     # With dropout on: each worker's mask generator must continue where it stopped.
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=100", *shape, "-q"]
@@ -178,8 +277,10 @@ def test_under_torchrun_a_refusal_and_evaluate_print_once(in_tmp, fake_data, inv
     result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", "--set", "model.nosuch=1", cwd=in_tmp, timeout=120)
     assert result.returncode != 0
     dropcli_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert dropcli_lines == ["error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden, dropout_input, "
-                             "dropout, mask_mode (and the old hidden_1, hidden_2, dropout_1, dropout_2, places in those lists)"]  # fmt: skip
+    assert dropcli_lines == [
+        "error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden, dropout_input, "
+        "dropout, mask_mode (and the old hidden_1, hidden_2, dropout_1, dropout_2, places in those lists)"
+    ]
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1", "-q"]
     assert invoke("train", *args, "--run-dir", "r").exit_code == 0
     result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=120)

@@ -6,7 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dropcli.dropout import MASK_MODES, Dropout, draw_keep, dropout, pack_bits, saved_tensor_bytes, survivor_scale, unpack_bits
+from dropcli.model.dropout import (
+    MASK_MODES,
+    Dropout,
+    draw_keep,
+    dropout,
+    pack_bits,
+    saved_tensor_bytes,
+    survivor_scale,
+    unpack_bits,
+)
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 FLOAT_DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]

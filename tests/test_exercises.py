@@ -8,10 +8,10 @@ import torch
 
 from dropcli import runs
 from dropcli.config import load_config
-from dropcli.models import DropConnectLinear
-from dropcli.noise import GaussianNoise, gaussian_noise
-from dropcli.stats import ActivationStats
-from dropcli.vocabulary import MODEL_KINDS
+from dropcli.config.vocabulary import MODEL_KINDS
+from dropcli.model.mlp import DropConnectLinear
+from dropcli.model.noise import GaussianNoise, gaussian_noise
+from dropcli.training.stats import ActivationStats
 
 KINDS = list(MODEL_KINDS)
 
@@ -126,7 +126,7 @@ def test_stats_cover_the_inputs_and_every_hidden_layer(in_tmp, invoke, small_arg
 
 
 def test_weight_decay_reaches_the_optimizer():
-    from dropcli.train import new_state
+    from dropcli.training.epoch import new_state
 
     config = load_config(None, ["optim.weight_decay=0.001"])
     assert new_state(config, torch.device("cpu")).optimizer.param_groups[0]["weight_decay"] == 0.001
@@ -153,7 +153,16 @@ def test_compare_accepts_every_variant(in_tmp, kind, invoke, small_args):
 
 
 def test_sweep_runs_the_grid_and_resumes(in_tmp, invoke, small_args):
-    args = ["sweep", *small_args(train=1000, test=300), "--grid", "model.dropout_1=0,0.5", "--grid", "model.dropout_2=0,0.2,0.5", "--run-dir", "s"]
+    args = [
+        "sweep",
+        *small_args(train=1000, test=300),
+        "--grid",
+        "model.dropout_1=0,0.5",
+        "--grid",
+        "model.dropout_2=0,0.2,0.5",
+        "--run-dir",
+        "s",
+    ]
     result = invoke(*args, "-q")
     assert result.exit_code == 0, result.output
     report = json.loads((in_tmp / "s" / "results.json").read_text())
@@ -178,12 +187,19 @@ def test_sweep_runs_the_grid_and_resumes(in_tmp, invoke, small_args):
 
 
 def test_sweep_refuses_another_sweep_in_the_same_directory(in_tmp, invoke, small_args):
-    assert invoke("sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.2", "--run-dir", "s", "-q").exit_code == 0
+    assert (
+        invoke(
+            "sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.2", "--run-dir", "s", "-q"
+        ).exit_code
+        == 0
+    )
     result = invoke("sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.3", "--run-dir", "s", "-q")
     assert result.exit_code == 2 and "holds a different experiment" in result.stderr
     (in_tmp / "other").mkdir()
     (in_tmp / "other" / "notes.txt").write_text("mine")
-    result = invoke("sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.2", "--run-dir", "other", "-q")
+    result = invoke(
+        "sweep", *small_args(epochs=1, train=1000, test=300), "--grid", "optim.lr=0.1,0.2", "--run-dir", "other", "-q"
+    )
     assert result.exit_code == 2 and "is not an experiment directory" in result.stderr
 
 

@@ -34,8 +34,12 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
     args = ["compare", "scratch", "builtin", "--seeds", "2", *small_args(3, train=3000, test=500), "-q"]
     assert invoke(*args, "--run-dir", in_tmp / "whole").exit_code == 0
     killed = in_tmp / "killed"
-    process = subprocess.Popen([sys.executable, "-m", "dropcli", *args, "--run-dir", str(killed)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dropcli", *args, "--run-dir", str(killed)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     first = killed / "kind=scratch_seed0" / runs.SUMMARY_FILE
     deadline = time.monotonic() + 120
     while not first.exists():
@@ -167,8 +171,18 @@ def test_a_loss_that_turns_non_finite_after_the_last_check_is_divergence(in_tmp,
 
 
 def test_random_search_is_seeded_and_resumes(in_tmp, invoke, small_args):
-    args = ["sweep", *small_args(epochs=1), "--grid", "optim.lr=0.01:1:log", "--grid", "model.dropout_1=0:0.8",
-            "--grid", "model.kind=scratch,builtin", "--sample", "3"]  # fmt: skip
+    args = [
+        "sweep",
+        *small_args(epochs=1),
+        "--grid",
+        "optim.lr=0.01:1:log",
+        "--grid",
+        "model.dropout_1=0:0.8",
+        "--grid",
+        "model.kind=scratch,builtin",
+        "--sample",
+        "3",
+    ]
     first = invoke(*args, "--run-dir", "a", "-q")
     assert first.exit_code == 0, first.output
     cells = read_json(in_tmp / "a" / "results.json")["cells"]
@@ -216,15 +230,36 @@ def test_a_sweep_over_architectures_names_them(in_tmp, invoke, small_args):
 
 
 def test_random_search_draws_architectures_from_a_list(in_tmp, invoke, small_args):
-    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=16x16,24x16x8", "--grid", "optim.lr=0.05:0.2:log",
-            "--sample", "2", "--run-dir", "s", "-q"]  # fmt: skip
+    args = [
+        "sweep",
+        *small_args(epochs=1),
+        "--grid",
+        "model.hidden=16x16,24x16x8",
+        "--grid",
+        "optim.lr=0.05:0.2:log",
+        "--sample",
+        "2",
+        "--run-dir",
+        "s",
+        "-q",
+    ]
     assert invoke(*args).exit_code == 0
     cells = read_json(in_tmp / "s" / "results.json")["cells"]
     assert all(cell["values"]["model.hidden"] in ([16, 16], [24, 16, 8]) for cell in cells) and len(cells) == 2
 
 
 def test_a_grid_over_architectures_and_one_rate_gives_each_net_that_rate_on_every_layer(in_tmp, invoke, small_args):
-    args = ["sweep", *small_args(epochs=1), "--grid", "model.hidden=16x16,24x16x8", "--grid", "model.dropout=0,0.5", "--run-dir", "s", "-q"]
+    args = [
+        "sweep",
+        *small_args(epochs=1),
+        "--grid",
+        "model.hidden=16x16,24x16x8",
+        "--grid",
+        "model.dropout=0,0.5",
+        "--run-dir",
+        "s",
+        "-q",
+    ]
     result = invoke(*args)
     assert result.exit_code == 0, result.output
     assert trial_config(in_tmp / "s", "hidden=24x16x8_dropout=0.0_seed0")["model"]["dropout"] == [0.0, 0.0, 0.0]

@@ -9,7 +9,8 @@ import subprocess
 
 import pytest
 
-from dropcli import checkpoints, runs
+from dropcli import runs
+from dropcli.runs import checkpoints
 
 
 @pytest.fixture

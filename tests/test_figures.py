@@ -3,7 +3,7 @@
 import matplotlib.image
 import pytest
 
-from dropcli import plots, sweep_plots
+from dropcli.cli.display import plots, sweep_plots
 from dropcli.errors import DropcliError
 from dropcli.experiments import Cell, Stat
 
@@ -11,8 +11,13 @@ from dropcli.experiments import Cell, Stat
 def history(epochs: int, offset: float, val: bool) -> list[dict]:
     records = []
     for epoch in range(1, epochs + 1):
-        record = {"epoch": epoch, "train_loss": 2 / epoch + offset, "train_acc": 0.5 + 0.1 * epoch - offset,
-                  "test_loss": 1.8 / epoch + offset, "test_acc": 0.55 + 0.1 * epoch - offset}  # fmt: skip
+        record = {
+            "epoch": epoch,
+            "train_loss": 2 / epoch + offset,
+            "train_acc": 0.5 + 0.1 * epoch - offset,
+            "test_loss": 1.8 / epoch + offset,
+            "test_acc": 0.55 + 0.1 * epoch - offset,
+        }
         if val:
             record |= {"val_loss": 1.7 / epoch, "val_acc": 0.56 + 0.1 * epoch}
         records.append(record)
@@ -24,8 +29,20 @@ def cell(values: dict, mean: float, seeds: int = 2, val: bool = False) -> Cell:
         return Stat(value, 0.01 if seeds > 1 else None)
 
     names = [f"{values}_seed{seed}" for seed in range(seeds)]
-    return Cell(values, seeds, stat(0.5), stat(0.6), stat(mean), stat(mean + 0.01) if val else None, stat(mean + 0.02),
-                stat(0.02 - mean / 10), stat(1.0), stat(1000.0), names, {})  # fmt: skip
+    return Cell(
+        values,
+        seeds,
+        stat(0.5),
+        stat(0.6),
+        stat(mean),
+        stat(mean + 0.01) if val else None,
+        stat(mean + 0.02),
+        stat(0.02 - mean / 10),
+        stat(1.0),
+        stat(1000.0),
+        names,
+        {},
+    )
 
 
 def assert_decodes(path, min_width=800) -> None:
@@ -54,7 +71,9 @@ def test_learning_curves_label_both_panels_and_draw_validation(tmp_path):
 
 
 def test_a_comparison_is_one_colour_per_model_with_a_band_over_seeds(tmp_path):
-    groups = [plots.RunCurves(kind, [history(5, shift, val=False) for shift in (0.0, 0.05, 0.1)]) for kind in ("scratch", "builtin")]
+    groups = [
+        plots.RunCurves(kind, [history(5, shift, val=False) for shift in (0.0, 0.05, 0.1)]) for kind in ("scratch", "builtin")
+    ]
     figure = plots.learning_curves(groups, "caption")
     acc_axes = figure.axes[1]
     assert len(acc_axes.get_lines()) == 4  # two splits x two models: means, not one line per seed
@@ -92,7 +111,11 @@ def test_one_key_sweep_is_accuracy_against_the_value_with_error_bars(tmp_path):
 
 
 def test_two_key_sweep_heatmaps_share_the_accuracy_scale_and_centre_the_gap(tmp_path):
-    cells = [cell({"model.dropout_1": a, "model.dropout_2": b}, 0.7 + a / 10 - b / 5, val=True) for a in (0.0, 0.5) for b in (0.0, 0.2, 0.5)]
+    cells = [
+        cell({"model.dropout_1": a, "model.dropout_2": b}, 0.7 + a / 10 - b / 5, val=True)
+        for a in (0.0, 0.5)
+        for b in (0.0, 0.2, 0.5)
+    ]
     figure = sweep_plots.sweep_figure(cells, ["model.dropout_1", "model.dropout_2"], "caption")
     panels = [axes for axes in figure.axes if axes.images]
     assert [axes.get_title() for axes in panels][:2] == ["final validation accuracy", "final test accuracy"]
@@ -108,7 +131,10 @@ def test_two_key_sweep_heatmaps_share_the_accuracy_scale_and_centre_the_gap(tmp_
 
 
 def test_random_search_is_one_panel_per_key(tmp_path):
-    cells = [cell({"optim.lr": lr, "model.kind": kind}, 0.5 + lr, seeds=1) for lr, kind in ((0.01, "scratch"), (0.3, "builtin"), (0.1, "scratch"))]
+    cells = [
+        cell({"optim.lr": lr, "model.kind": kind}, 0.5 + lr, seeds=1)
+        for lr, kind in ((0.01, "scratch"), (0.3, "builtin"), (0.1, "scratch"))
+    ]
     figure = sweep_plots.sweep_figure(cells, ["optim.lr", "model.kind"], "caption", sampled=True)
     assert [axes.get_xlabel() for axes in figure.axes if axes.get_visible()] == ["optim.lr", "model.kind"]
     assert figure.axes[0].get_xscale() == "log"  # 0.01 to 0.3: a factor of 30
@@ -118,4 +144,6 @@ def test_random_search_is_one_panel_per_key(tmp_path):
 
 def test_caption_says_what_was_trained():
     text = plots.caption("smoke", ["scratch", "builtin", "scratch"], 3, {"train": 2700, "val": 300, "test": 2000}, [0, 1, 2])
-    assert text == "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"
+    assert (
+        text == "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"
+    )

@@ -10,17 +10,28 @@ import torch.nn.functional as F
 from dropcli import data, runs
 from dropcli.config import load_config
 from dropcli.errors import DropcliError
-from dropcli.train import new_state, train_one_epoch
-from dropcli.workers import Workers
+from dropcli.parallel.workers import Workers
+from dropcli.training.epoch import new_state, train_one_epoch
 
 CPU = torch.device("cpu")
 
 
-def trained_weights(fake_data, engine: str, *overrides: str, epochs: int = 1, device: torch.device = CPU) -> tuple[list[torch.Tensor], float, float]:
+def trained_weights(
+    fake_data, engine: str, *overrides: str, epochs: int = 1, device: torch.device = CPU
+) -> tuple[list[torch.Tensor], float, float]:
     """The weights after `epochs` epochs on 1,000 stand-in images (batches of 64: the last one
     is short), and the last epoch's (loss, accuracy)."""
-    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=1000", "data.test_limit=100",
-                                "train.batch_size=64", f"train.engine={engine}", *overrides])  # fmt: skip
+    config = load_config(
+        None,
+        [
+            f"data.root={fake_data}",
+            "data.train_limit=1000",
+            "data.test_limit=100",
+            "train.batch_size=64",
+            f"train.engine={engine}",
+            *overrides,
+        ],
+    )
     dataset = data.load(config.data, config.seed, device)
     state = new_state(config, device)  # seeds torch's generators, which the masks come from
     for epoch in range(1, epochs + 1):
@@ -79,8 +90,18 @@ def test_on_cuda_the_fused_step_ends_where_autograd_does(fake_data, mask_mode):
 
 def test_one_fused_step_moves_each_weight_by_minus_lr_times_its_gradient(fake_data):
     # Against autograd's gradient of the same batch: 64 images, one batch, no noise (so no masks).
-    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=64", "data.test_limit=100", "train.batch_size=64",
-                                "train.engine=fused", "model.kind=none", "optim.lr=0.5"])  # fmt: skip
+    config = load_config(
+        None,
+        [
+            f"data.root={fake_data}",
+            "data.train_limit=64",
+            "data.test_limit=100",
+            "train.batch_size=64",
+            "train.engine=fused",
+            "model.kind=none",
+            "optim.lr=0.5",
+        ],
+    )
     dataset = data.load(config.data, config.seed, CPU)
     state = new_state(config, CPU)
     before = copy.deepcopy(state.model)

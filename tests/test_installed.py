@@ -16,14 +16,30 @@ def installed(tmp_path_factory):
     pytest.importorskip("setuptools", reason="building the wheel offline needs setuptools in this environment")
     root = tmp_path_factory.mktemp("installed")
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(REPOSITORY), "-w", str(root / "dist")],
-        capture_output=True, text=True, cwd=root,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            str(REPOSITORY),
+            "-w",
+            str(root / "dist"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = (root / "dist").glob("dropcli-*.whl")
     target = root / "site"
-    install = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                             capture_output=True, text=True)  # fmt: skip
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stderr
     return target
 
@@ -37,11 +53,30 @@ def run_installed(target, cwd, *args):
 def test_the_wheel_trains_a_shipped_config_from_an_empty_directory(installed, tmp_path, fake_data):
     where = run_installed(installed, tmp_path, "config", "show", "-c", "smoke", "--json")
     assert where.returncode == 0 and '"name": "smoke"' in where.stdout
-    check = subprocess.run([sys.executable, "-c", "import dropcli; print(dropcli.__file__)"], cwd=tmp_path,
-                           env={**os.environ, "PYTHONPATH": str(installed)}, capture_output=True, text=True)  # fmt: skip
+    check = subprocess.run(
+        [sys.executable, "-c", "import dropcli; print(dropcli.__file__)"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(installed)},
+        capture_output=True,
+        text=True,
+    )
     assert check.stdout.startswith(str(installed))  # not this checkout
-    result = run_installed(installed, tmp_path, "train", "-c", "smoke", "--data-dir", fake_data, "--device", "cpu",
-                           "--set", "data.train_limit=500", "--set", "train.epochs=1", "-q")  # fmt: skip
+    result = run_installed(
+        installed,
+        tmp_path,
+        "train",
+        "-c",
+        "smoke",
+        "--data-dir",
+        fake_data,
+        "--device",
+        "cpu",
+        "--set",
+        "data.train_limit=500",
+        "--set",
+        "train.epochs=1",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "runs").iterdir())[0].name.startswith("smoke-scratch-")
     listed = run_installed(installed, tmp_path, "config", "list")
@@ -55,9 +90,26 @@ def test_the_wheel_copies_a_config_and_runs_a_study_file(installed, tmp_path, fa
     assert copied.returncode == 0, copied.stderr
     assert (tmp_path / "mine.yaml").read_text().startswith("# A CI smoke run")
     (tmp_path / "study.yaml").write_text("config: smoke\ngrid:\n  model.dropout_1: [0, 0.5]\nseeds: 1\n")
-    result = run_installed(installed, tmp_path, "sweep", "--plan", "study.yaml", "--data-dir", fake_data, "--device", "cpu",
-                           "--set", "data.train_limit=300", "--set", "data.test_limit=100", "--set", "train.epochs=1",
-                           "--run-dir", "s", "-q")  # fmt: skip
+    result = run_installed(
+        installed,
+        tmp_path,
+        "sweep",
+        "--plan",
+        "study.yaml",
+        "--data-dir",
+        fake_data,
+        "--device",
+        "cpu",
+        "--set",
+        "data.train_limit=300",
+        "--set",
+        "data.test_limit=100",
+        "--set",
+        "train.epochs=1",
+        "--run-dir",
+        "s",
+        "-q",
+    )
     assert result.returncode == 0, result.stderr
     import json
 
@@ -68,7 +120,11 @@ def test_the_wheel_copies_a_config_and_runs_a_study_file(installed, tmp_path, fa
 def test_a_missing_config_name_lists_the_shipped_ones(invoke, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("train", "-c", "defualt")
-    assert result.exit_code == 2 and "no config file or shipped config named 'defualt'; shipped: best, default, long, paper, smoke, srivastava" in result.stderr
+    assert (
+        result.exit_code == 2
+        and "no config file or shipped config named 'defualt'; shipped: best, default, long, paper, smoke, srivastava"
+        in result.stderr
+    )
     (tmp_path / "smoke").write_text("name: mine\n")  # a file that exists is a file, even with a shipped name
     assert "name: mine" in invoke("config", "show", "-c", "smoke").stdout
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from dropcli.dropout import Dropout
+from dropcli.model.dropout import Dropout
 
 
 @pytest.mark.parametrize("kind", ["scratch", "builtin"])
@@ -46,7 +46,7 @@ def test_bernoulli_scratch_trains_exactly_like_builtin_on_cpu(build):
 @pytest.mark.parametrize("hidden, dropout", [((24,), (0.3,)), ((32, 24, 16), (0.1, 0.2, 0.4))])
 def test_every_kind_builds_at_any_depth(kind, build, hidden, dropout):
     from dropcli.config import ModelConfig
-    from dropcli.models import hidden_layers, noise_layers, parameter_count
+    from dropcli.model.mlp import hidden_layers, noise_layers, parameter_count
 
     model = build(kind, hidden=hidden, dropout=dropout, dropout_input=0.0 if kind == "none" else 0.2)
     assert [(m.in_features, m.out_features) for m in hidden_layers(model)] == list(zip((784, *hidden), hidden))
@@ -65,4 +65,11 @@ def test_every_kind_builds_at_any_depth(kind, build, hidden, dropout):
 def test_a_two_layer_net_is_the_first_versions_net(build):
     # The parameter names of the 784-256-256-10 model of old (test_compat.py: its weights and steps too).
     model = build("scratch")
-    assert list(model.state_dict()) == ["hidden_1.weight", "hidden_1.bias", "hidden_2.weight", "hidden_2.bias", "output.weight", "output.bias"]
+    assert list(model.state_dict()) == [
+        "hidden_1.weight",
+        "hidden_1.bias",
+        "hidden_2.weight",
+        "hidden_2.bias",
+        "output.weight",
+        "output.bias",
+    ]

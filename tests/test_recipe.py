@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dropcli import augment, data, runs
+from dropcli import data, runs
 from dropcli.config import AugmentConfig, load_config
+from dropcli.data import augment
 from dropcli.errors import DropcliError
-from dropcli.schedules import learning_rate, momentum
+from dropcli.training.schedules import learning_rate, momentum
 
 
 def optim(*overrides):
@@ -100,8 +101,20 @@ def test_max_norm_holds_after_every_step(in_tmp, invoke, small_args):
 
 @pytest.mark.parametrize("engine", ["autograd", "fused"])
 def test_max_norm_holds_on_every_hidden_layer_of_a_deeper_net(in_tmp, invoke, small_args, engine):
-    args = [*small_args(epochs=1), "--set", "model.hidden=32x24x16", "--set", "optim.max_norm=0.3", "--set", "optim.lr=0.5",
-            "--set", f"train.engine={engine}", "--run-dir", "r", "-q"]  # fmt: skip
+    args = [
+        *small_args(epochs=1),
+        "--set",
+        "model.hidden=32x24x16",
+        "--set",
+        "optim.max_norm=0.3",
+        "--set",
+        "optim.lr=0.5",
+        "--set",
+        f"train.engine={engine}",
+        "--run-dir",
+        "r",
+        "-q",
+    ]
     assert invoke("train", *args).exit_code == 0
     weights = torch.load(in_tmp / "r" / runs.LAST_CHECKPOINT, weights_only=True)["model"]
     for name in ("hidden_1.weight", "hidden_2.weight", "hidden_3.weight"):
@@ -110,7 +123,10 @@ def test_max_norm_holds_on_every_hidden_layer_of_a_deeper_net(in_tmp, invoke, sm
 
 
 def test_adam_and_sgd_momentum_train(in_tmp, invoke, small_args):
-    for name, extra in (("adam", ["optim.name=adam", "optim.lr=0.001"]), ("nesterov", ["optim.momentum=0.9", "optim.nesterov=true"])):
+    for name, extra in (
+        ("adam", ["optim.name=adam", "optim.lr=0.001"]),
+        ("nesterov", ["optim.momentum=0.9", "optim.nesterov=true"]),
+    ):
         overrides = [part for item in extra for part in ("--set", item)]
         assert invoke("train", *small_args(epochs=3), *overrides, "--run-dir", name, "-q").exit_code == 0
         assert runs.read_metrics(in_tmp / name)[-1]["test_acc"] > 0.8

@@ -7,10 +7,11 @@ import signal
 import pytest
 import torch
 
-from dropcli import checkpoints, runs
+from dropcli import runs
 from dropcli.config import load_config
 from dropcli.files import WriteError
-from dropcli.train import new_state
+from dropcli.runs import checkpoints
+from dropcli.training.epoch import new_state
 
 # Big enough that an epoch takes long enough to kill a run in the middle.
 RUN_SIZE = {"train": 3000, "test": 500}
@@ -46,7 +47,9 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(in_tmp, invoke, small_args, without_times, start_training, wait_for_epochs):
+def test_sigkill_then_resume_equals_an_uninterrupted_run(
+    in_tmp, invoke, small_args, without_times, start_training, wait_for_epochs
+):
     epochs = 12
     assert invoke("train", *small_args(epochs, **RUN_SIZE), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
     killed = in_tmp / "killed"
@@ -143,7 +146,7 @@ def test_evaluate_bad_target_is_one_line(in_tmp, invoke):
 
 
 def test_plot_draws_seeds_of_one_setting_as_one_colour(in_tmp, invoke, small_args):
-    from dropcli import plots
+    from dropcli.cli.display import plots
 
     for name, seed, kind in (("a", 1, "scratch"), ("b", 2, "scratch"), ("c", 1, "builtin")):
         args = [*small_args(2, **RUN_SIZE), "--run-dir", f"runs/{name}", "-q", "--seed", seed, "--model", kind]
@@ -233,7 +236,7 @@ def test_a_relative_data_dir_is_saved_resolved_and_moved_data_resumes(in_tmp, in
 )
 def test_which_schedules_depend_on_the_total(changes, epochs, new_epochs, done, first_changed):
     from dropcli.config import OptimConfig
-    from dropcli.schedules import first_changed_epoch
+    from dropcli.training.schedules import first_changed_epoch
 
     assert first_changed_epoch(OptimConfig(**changes), epochs, new_epochs, done) == first_changed
 
@@ -242,7 +245,9 @@ def test_resume_refuses_a_longer_schedule_planned_over_the_total(in_tmp, invoke,
     # The first epochs of a 2-epoch cosine had lr 0.1, 0.05; a 4-epoch one has 0.1, 0.085, ...:
     # continuing would be neither run, so it is refused and nothing is written.
     run_dir = in_tmp / "cos"
-    assert invoke("train", *small_args(2, **RUN_SIZE), "--set", "optim.schedule=cosine", "--run-dir", run_dir, "-q").exit_code == 0
+    assert (
+        invoke("train", *small_args(2, **RUN_SIZE), "--set", "optim.schedule=cosine", "--run-dir", run_dir, "-q").exit_code == 0
+    )
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     result = invoke("train", "--resume", run_dir, "--set", "train.epochs=4")
     assert result.exit_code == 2 and "Traceback" not in result.output
@@ -251,7 +256,10 @@ def test_resume_refuses_a_longer_schedule_planned_over_the_total(in_tmp, invoke,
     assert f"dropcli train -c {run_dir / 'config.yaml'} --set train.epochs=4" in line
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
     # The way out it names works.
-    assert invoke("train", "-c", run_dir / runs.CONFIG_FILE, "--set", "train.epochs=4", "--run-dir", in_tmp / "new", "-q").exit_code == 0
+    assert (
+        invoke("train", "-c", run_dir / runs.CONFIG_FILE, "--set", "train.epochs=4", "--run-dir", in_tmp / "new", "-q").exit_code
+        == 0
+    )
 
 
 def test_resume_continues_a_schedule_that_does_not_depend_on_the_total(in_tmp, invoke, small_args, without_times):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from dropcli import sweep_plan
+from dropcli.experiments import sweep_plan
 
 STUDY = """\
 # exercise 1, kept in git
@@ -21,8 +21,18 @@ def test_a_plan_runs_the_same_sweep_as_its_flags(in_tmp, invoke, fake_data):
     (in_tmp / "study.yaml").write_text(STUDY)
     common = ["--data-dir", fake_data, "--device", "cpu", "-q"]
     assert invoke("sweep", "--plan", "study.yaml", *common, "--run-dir", "by-plan").exit_code == 0
-    flags = ["--set", "train.epochs=1", "--set", "data.train_limit=300", "--set", "data.test_limit=100",
-             "--grid", "model.dropout_1=0,0.5", "--seeds", "2"]  # fmt: skip
+    flags = [
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "data.train_limit=300",
+        "--set",
+        "data.test_limit=100",
+        "--grid",
+        "model.dropout_1=0,0.5",
+        "--seeds",
+        "2",
+    ]
     result = invoke("sweep", *flags, *common, "--run-dir", "by-flags")
     assert result.exit_code == 0, result.output
     plan, by_flags = (json.loads((in_tmp / name / "plan.json").read_text()) for name in ("by-plan", "by-flags"))
@@ -42,7 +52,11 @@ def test_flags_override_the_plan(tmp_path):
     assert (planned.seeds, planned.sample) == (3, 4)
     assert planned.grids[1].span == (0.01, 1.0, True)
     planned = sweep_plan.resolve(plan, None, [], {}, ["model.dropout_1=0.2,0.8", "model.dropout_2=0,0.3"], 1, 2)
-    assert [(g.key, g.values) for g in planned.grids] == [("model.dropout_1", (0.2, 0.8)), ("optim.lr", ()), ("model.dropout_2", (0, 0.3))]
+    assert [(g.key, g.values) for g in planned.grids] == [
+        ("model.dropout_1", (0.2, 0.8)),
+        ("optim.lr", ()),
+        ("model.dropout_2", (0, 0.3)),
+    ]
     assert (planned.seeds, planned.sample) == (1, 2)
 
 
@@ -57,7 +71,10 @@ def test_a_plan_names_its_config_beside_it(tmp_path):
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("config: smoke\ngrids:\n  model.dropout_1: [0]\n", "unknown key 'grids' in a study file; its keys are config, grid, seeds, sample"),
+        (
+            "config: smoke\ngrids:\n  model.dropout_1: [0]\n",
+            "unknown key 'grids' in a study file; its keys are config, grid, seeds, sample",
+        ),
         ("grid:\n  model.dropout_1: [0, 0.5]\nseeds: 0\n", "seeds must be a whole number of at least 1, got 0"),
         ("grid:\n  model.dropot_1: [0, 0.5]\n", "unknown key 'model.dropot_1'"),
         ("grid:\n  seed: [0, 1]\n", "seeds are not a grid"),

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dropcli import report
+from dropcli.cli.display import report
 from dropcli.config import load_config
-from dropcli.records import EpochMetrics, RunResult
 from dropcli.runs import RunInfo
+from dropcli.training.records import EpochMetrics, RunResult
 
 
 def rendered(*parts, width: int = 60) -> str:
@@ -19,14 +19,26 @@ def rendered(*parts, width: int = 60) -> str:
 
 
 def info(path: str, **settings) -> RunInfo:
-    return RunInfo(Path("runs") / path, "smoke", "scratch", 2, 2, 0.61, 0.6, "finished", settings,
-                   {"epoch": 2, "test_acc": 0.6, "val_acc": None, "train_acc": 0.5})  # fmt: skip
+    return RunInfo(
+        Path("runs") / path,
+        "smoke",
+        "scratch",
+        2,
+        2,
+        0.61,
+        0.6,
+        "finished",
+        settings,
+        {"epoch": 2, "test_acc": 0.6, "val_acc": None, "train_acc": 0.5},
+    )
 
 
 def test_runs_table_keeps_whole_paths_and_prints_no_python_values():
     long_name = "compare-smoke-20261129-221910/kind=scratch_seed0"
-    infos = [info(long_name, **{"data.train_limit": None, "metrics.activation_stats": True}),
-             info("b", **{"data.train_limit": 600, "metrics.activation_stats": False})]  # fmt: skip
+    infos = [
+        info(long_name, **{"data.train_limit": None, "metrics.activation_stats": True}),
+        info("b", **{"data.train_limit": 600, "metrics.activation_stats": False}),
+    ]
     text = rendered(report.runs_table(infos, Path("runs"), ["data.train_limit", "metrics.activation_stats"]), width=70)
     cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert long_name in cells  # folded over lines, never cut
@@ -72,8 +84,16 @@ def test_live_table_shows_validation_columns_and_whole_statistics():
 
 def test_summary_path_stays_on_one_line_in_a_narrow_terminal():
     console = Console(file=io.StringIO(), width=40)
-    summary = {"status": "finished", "model": "scratch", "final": {"test_acc": 0.6, "test_loss": 1.0}, "epochs": 2, "seconds": 1.0,
-               "seconds_per_epoch": 0.5, "samples_per_s": 1000.0, "device": "cpu"}  # fmt: skip
+    summary = {
+        "status": "finished",
+        "model": "scratch",
+        "final": {"test_acc": 0.6, "test_loss": 1.0},
+        "epochs": 2,
+        "seconds": 1.0,
+        "seconds_per_epoch": 0.5,
+        "samples_per_s": 1000.0,
+        "device": "cpu",
+    }
     run_dir = Path("runs/smoke-scratch-20261129-221910-a-long-name")
     report.Reporter(console, quiet=True).run_finished(RunResult(run_dir, [], summary))
     assert f"run saved to {run_dir}" in console.file.getvalue()

@@ -1,18 +1,19 @@
-
 import pytest
 import torch
 
 from dropcli import data
 from dropcli.config import load_config
-from dropcli.listeners import Listener
-from dropcli.loop import train_run
-from dropcli.train import evaluate, new_state, run_epoch
+from dropcli.runs.listeners import Listener
+from dropcli.runs.loop import train_run
+from dropcli.training.epoch import evaluate, new_state, run_epoch
 
 CPU = torch.device("cpu")
 
 
 def small_config(fake_data, *overrides):
-    return load_config(None, [f"data.root={fake_data}", "data.train_limit=2000", "data.test_limit=500", "train.epochs=3", *overrides])
+    return load_config(
+        None, [f"data.root={fake_data}", "data.train_limit=2000", "data.test_limit=500", "train.epochs=3", *overrides]
+    )
 
 
 def run(config):
@@ -91,8 +92,24 @@ def test_compile_falls_back_with_a_warning_where_it_cannot_run(fake_data, in_tmp
         raise RuntimeError("no working C++ compiler\nmore detail")
 
     monkeypatch.setattr(torch, "compile", broken_compile)
-    args = ["train", "--data-dir", str(fake_data), "--device", "cpu", "--set", "data.train_limit=500", "--set",
-            "data.test_limit=100", "--set", "train.epochs=1", "--set", "train.compile=true", "--run-dir", "r", "-q"]  # fmt: skip
+    args = [
+        "train",
+        "--data-dir",
+        str(fake_data),
+        "--device",
+        "cpu",
+        "--set",
+        "data.train_limit=500",
+        "--set",
+        "data.test_limit=100",
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "train.compile=true",
+        "--run-dir",
+        "r",
+        "-q",
+    ]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == "warning: torch.compile cannot run here (no working C++ compiler); training without it"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from dropcli import calibration, shifts, uncertainty
+from dropcli.uncertainty import calibration, methods, shifts
 
 RUN = ["--set", "data.val_split=0.1"]
 
@@ -66,9 +66,9 @@ def test_temperature_one_changes_nothing_and_the_fit_lowers_nll():
     generator = torch.Generator().manual_seed(1)
     logits = torch.randn(3000, 10, generator=generator) * 2
     y = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=generator).squeeze(1)  # calibrated at T = 1
-    assert torch.equal(uncertainty.scaled(logits, 1.0), torch.softmax(logits, dim=1))
+    assert torch.equal(methods.scaled(logits, 1.0), torch.softmax(logits, dim=1))
     overconfident = logits * 3
-    temperature = uncertainty.fit_temperature(overconfident, y)
+    temperature = methods.fit_temperature(overconfident, y)
     assert 2.5 < temperature < 3.5
     nll = lambda t: float(torch.nn.functional.cross_entropy(overconfident / t, y))  # noqa: E731
     assert nll(temperature) < nll(1.0) - 0.1
@@ -79,17 +79,17 @@ def test_temperature_one_changes_nothing_and_the_fit_lowers_nll():
 def test_mc_dropout_with_every_rate_zero_is_the_deterministic_net(build, kind):
     model = build(kind, dropout=(0.0, 0.0))
     X = torch.rand(300, 784, generator=torch.Generator().manual_seed(2))
-    deterministic = uncertainty.scaled(uncertainty.logits(model, X))
-    assert torch.equal(uncertainty.mc_probabilities(model, X, 7), deterministic)
-    assert not model.training and not any(layer.training for layer in uncertainty.stochastic_modules(model))
+    deterministic = methods.scaled(methods.logits(model, X))
+    assert torch.equal(methods.mc_probabilities(model, X, 7), deterministic)
+    assert not model.training and not any(layer.training for layer in methods.stochastic_modules(model))
 
 
 def test_mc_dropout_samples_differ_and_batching_matches_one_pass_per_sample(build):
     model = build("builtin")
     X = torch.rand(50, 784, generator=torch.Generator().manual_seed(3))
     torch.manual_seed(0)
-    averaged = uncertainty.mc_probabilities(model, X, 4)
-    assert not torch.allclose(averaged, uncertainty.scaled(uncertainty.logits(model, X)), atol=1e-4)  # the noise was on
+    averaged = methods.mc_probabilities(model, X, 4)
+    assert not torch.allclose(averaged, methods.scaled(methods.logits(model, X)), atol=1e-4)  # the noise was on
     # The same masks drawn one pass at a time: stacked sample k is rows k*50 ... k*50+49.
     torch.manual_seed(0)
     model.train()
@@ -145,7 +145,9 @@ def study_json(invoke, *args):
 
 
 def rows(report, method, family="none", value=0.0):
-    return [r for r in report["uncertainty"]["results"] if r["method"] == method and r["shift"] == {"family": family, "value": value}]
+    return [
+        r for r in report["uncertainty"]["results"] if r["method"] == method and r["shift"] == {"family": family, "value": value}
+    ]
 
 
 def test_an_ensemble_of_one_run_is_that_run(two_runs, invoke):
@@ -158,7 +160,9 @@ def test_an_ensemble_of_one_run_is_that_run(two_runs, invoke):
     one = study_json(invoke, two_runs / "one")
     assert one["uncertainty"]["results"][0] == alone["uncertainty"]["results"][0]
     # The single run's loss and accuracy are what evaluate always reported.
-    assert (alone["loss"], alone["accuracy"]) == pytest.approx((rows(alone, "deterministic")[0]["nll"], rows(alone, "deterministic")[0]["accuracy"]))
+    assert (alone["loss"], alone["accuracy"]) == pytest.approx(
+        (rows(alone, "deterministic")[0]["nll"], rows(alone, "deterministic")[0]["accuracy"])
+    )
 
 
 def test_predictions_read_back_reproduce_every_printed_metric(two_runs, invoke, in_tmp):
@@ -171,16 +175,30 @@ def test_predictions_read_back_reproduce_every_printed_metric(two_runs, invoke, 
     assert saved["probabilities"].shape == (400 * 4 * (3 * 2 + 2), 10)
     for result in study["results"]:
         shift = result["shift"]
-        chosen = (saved["method"] == result["method"]) & (saved["shift_family"] == shift["family"]) & (saved["shift_value"] == shift["value"])
+        chosen = (
+            (saved["method"] == result["method"])
+            & (saved["shift_family"] == shift["family"])
+            & (saved["shift_value"] == shift["value"])
+        )
         per_run = []
         for run in sorted(set(saved["run"][chosen])):
             here = chosen & (saved["run"] == run)
             per_run.append(numpy_scores(saved["probabilities"][here], saved["label"][here]))
         for metric in ("accuracy", "nll", "brier", "ece"):
-            assert np.mean([s[metric] for s in per_run]) == pytest.approx(result[metric], abs=1e-9), (result["method"], shift, metric)
+            assert np.mean([s[metric] for s in per_run]) == pytest.approx(result[metric], abs=1e-9), (
+                result["method"],
+                shift,
+                metric,
+            )
     # The ensemble is the mean of its runs' probabilities.
     ensemble = (saved["method"] == "ensemble") & (saved["shift_family"] == "rotate") & (saved["shift_value"] == 0)
-    members = [(saved["method"] == "deterministic") & (saved["shift_value"] == 0) & (saved["shift_family"] == "rotate") & (saved["run"] == r) for r in (0, 1)]
+    members = [
+        (saved["method"] == "deterministic")
+        & (saved["shift_value"] == 0)
+        & (saved["shift_family"] == "rotate")
+        & (saved["run"] == r)
+        for r in (0, 1)
+    ]
     mean = (saved["probabilities"][members[0]].astype(np.float64) + saved["probabilities"][members[1]]) / 2
     assert np.allclose(saved["probabilities"][ensemble], mean, atol=1e-6)
     # The CSV holds the same numbers.
@@ -214,15 +232,16 @@ def assert_png(path):
 
 
 def test_temperature_lowers_validation_nll_of_a_run(in_tmp, invoke, small_args, fake_data):
-    from dropcli import data, ensembles
+    from dropcli import data
     from dropcli.cli.options import flags as _flags
+    from dropcli.uncertainty import ensembles
 
     train(invoke, small_args, "r", 0)
     (member,) = ensembles.load([in_tmp / "r"], _flags({"device": "cpu", "data_dir": fake_data}))
     val = data.load(member.config.data, member.config.seed, torch.device("cpu")).val
-    z = uncertainty.logits(member.model, val.X)
-    temperature = uncertainty.fit_temperature(z, val.y)
-    nll = lambda t: calibration.score(uncertainty.scaled(z, t), val.y).nll  # noqa: E731
+    z = methods.logits(member.model, val.X)
+    temperature = methods.fit_temperature(z, val.y)
+    nll = lambda t: calibration.score(methods.scaled(z, t), val.y).nll  # noqa: E731
     assert temperature != 1.0 and nll(temperature) < nll(1.0)
 
 
@@ -258,7 +277,10 @@ def test_runs_that_differ_beyond_the_seed_are_refused(in_tmp, invoke, small_args
         (["a", "b"], "runs differ in more than the seed (model.dropout: [0.5, 0.5] vs [0.2, 0.5]"),
         (["a", "c"], "runs on different data sets (data.test_limit: 400 vs 300"),
         (["a", "a"], "a run is named twice"),
-        (["plain", "--temperature"], "--temperature fits T on the run's validation split, and plain/checkpoints/last.pt has none"),
+        (
+            ["plain", "--temperature"],
+            "--temperature fits T on the run's validation split, and plain/checkpoints/last.pt has none",
+        ),
     ]
     for args, message in cases:
         result = invoke("evaluate", *args, "-o", "fig.png", "--predictions", "p.npz")

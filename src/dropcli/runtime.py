@@ -117,8 +117,12 @@ def interrupts_deferred() -> Iterator[None]:
     between them would leave files that disagree.
     """
     pending: list[int] = []
-    with _handlers({signal.SIGINT: lambda signum, frame: pending.append(signum),
-                    signal.SIGTERM: lambda signum, frame: pending.append(signum)}):  # fmt: skip
+    with _handlers(
+        {
+            signal.SIGINT: lambda signum, frame: pending.append(signum),
+            signal.SIGTERM: lambda signum, frame: pending.append(signum),
+        }
+    ):
         yield
     if pending:
         signal.raise_signal(pending[0])  # now handled by the handler in force again

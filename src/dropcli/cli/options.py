@@ -12,10 +12,12 @@ import typer
 
 from dropcli.cli.app import rank_zero
 from dropcli.config import Config, load_config, to_yaml
-from dropcli.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, one_of
+from dropcli.config.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, one_of
 
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
-DataDirOption = Annotated[Path | None, typer.Option("--data-dir", help="Directory with the data set's four IDX files (sets data.root).")]
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Directory with the data set's four IDX files (sets data.root).")
+]
 DatasetOption = Annotated[str, typer.Option("--dataset", help=f"The IDX data set: {one_of(DATA_SETS)}.")]
 
 
@@ -39,19 +41,58 @@ class Option:
 # The options that make a config, shared by train, compare, sweep and config show.
 # Precedence: defaults < --config file < --set < the flags.
 CONFIG_OPTIONS = {
-    "config": Option(Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")]),
-    "set_": Option(Annotated[list[str] | None, typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable.")]),
-    "model": Option(Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")], key="model.kind"),
+    "config": Option(
+        Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")]
+    ),
+    "set_": Option(
+        Annotated[
+            list[str] | None,
+            typer.Option("--set", metavar="KEY=VALUE", help="Override a config key, e.g. --set optim.lr=0.05. Repeatable."),
+        ]
+    ),
+    "model": Option(
+        Annotated[str | None, typer.Option("--model", "-m", help=f"{one_of(MODEL_KINDS)} (sets model.kind).")], key="model.kind"
+    ),
     "device": Option(DeviceOption, key="device"),
-    "engine": Option(Annotated[str | None, typer.Option("--engine", help=f"How each step is computed: {one_of(ENGINES)} (sets train.engine; fused is faster).")], key="train.engine"),
-    "seed": Option(Annotated[int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")], key="seed"),
+    "engine": Option(
+        Annotated[
+            str | None,
+            typer.Option("--engine", help=f"How each step is computed: {one_of(ENGINES)} (sets train.engine; fused is faster)."),
+        ],
+        key="train.engine",
+    ),
+    "seed": Option(
+        Annotated[
+            int | None, typer.Option("--seed", help="Seed for weights, dropout masks and data order; an experiment's first seed.")
+        ],
+        key="seed",
+    ),
     # Resolved, so that the saved config still finds the data from another directory.
     "data_dir": Option(DataDirOption, key="data.root", to_value=lambda path: str(path.resolve()) if path else None),
-    "stats": Option(Annotated[bool, typer.Option("--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats).")],
-                    False, "metrics.activation_stats", lambda on: True if on else None),
-    "tensorboard": Option(Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli\\[tensorboard]).")],
-                          False, "metrics.tensorboard", lambda on: True if on else None),
-}  # fmt: skip
+    "stats": Option(
+        Annotated[
+            bool,
+            typer.Option(
+                "--stats", help="Record activation variance and zeros at each noise layer (sets metrics.activation_stats)."
+            ),
+        ],
+        False,
+        "metrics.activation_stats",
+        lambda on: True if on else None,
+    ),
+    "tensorboard": Option(
+        Annotated[
+            bool,
+            typer.Option(
+                "--tensorboard",
+                help="Also write TensorBoard event files (sets metrics.tensorboard; needs dropcli\\[tensorboard]).",
+            ),
+        ],
+        False,
+        "metrics.tensorboard",
+        lambda on: True if on else None,
+    ),
+}
 
 
 QUIET_OPTION = {"quiet": Option(Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")], False)}
@@ -60,10 +101,22 @@ QUIET_OPTION = {"quiet": Option(Annotated[bool, typer.Option("--quiet", "-q", he
 # Options of compare and sweep; compare's models are its arguments, so it takes no --model.
 EXPERIMENT_OPTIONS = {
     **{name: option for name, option in CONFIG_OPTIONS.items() if name != "model"},
-    "seeds": Option(Annotated[int | None, typer.Option("--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std). Default: 1.")]),
-    "run_dir": Option(Annotated[Path | None, typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME.")]),
+    "seeds": Option(
+        Annotated[
+            int | None,
+            typer.Option(
+                "--seeds", min=1, help="Train each cell with this many seeds, counting up from --seed (mean ± std). Default: 1."
+            ),
+        ]
+    ),
+    "run_dir": Option(
+        Annotated[
+            Path | None,
+            typer.Option("--run-dir", help="Experiment directory; an existing one is continued. Default: runs/KIND-NAME-TIME."),
+        ]
+    ),
     **QUIET_OPTION,
-}  # fmt: skip
+}
 
 
 def with_options(options: dict[str, Option]):
@@ -76,8 +129,10 @@ def with_options(options: dict[str, Option]):
     def decorate(function):
         signature = inspect.signature(function)
         kept = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
-        added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.annotation)
-                 for name, option in options.items()]  # fmt: skip
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.annotation)
+            for name, option in options.items()
+        ]
         function.__signature__ = signature.replace(parameters=[*kept, *added])
         function.__annotations__ = {**function.__annotations__, **{name: option.annotation for name, option in options.items()}}
         return function
@@ -98,7 +153,7 @@ def load(options: dict) -> Config:
 def open_data(cfg: Config, workers=None):
     """The torch device (this worker's, under torchrun) and the data on it; may raise DropcliError."""
     from dropcli import data
-    from dropcli.workers import Workers
+    from dropcli.parallel.workers import Workers
 
     check_extras(cfg)
     torch_device = (workers or Workers()).device(cfg.device)
@@ -117,14 +172,14 @@ def describe(cfg: Config, data, device) -> None:
 def check_extras(cfg: Config) -> None:
     """Optional packages the config asks for, checked before any directory is made."""
     if cfg.metrics.tensorboard:
-        from dropcli.tensorboard import check_available
+        from dropcli.runs.tensorboard import check_available
 
         check_available()
 
 
 def reporter(quiet: bool):
     """The terminal display of runs: live on a terminal, a line per epoch elsewhere."""
-    from dropcli.report import Reporter
+    from dropcli.cli.display.report import Reporter
 
     return Reporter(console(), quiet=quiet)
 

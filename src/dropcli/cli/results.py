@@ -9,36 +9,63 @@ import typer
 from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.options import DataDirOption, DeviceOption, console, flags
 from dropcli.config import load_config
+from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import SPLITS, one_of
 
 
-@app.command(cls=Command, epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png --predictions p.npz")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png --predictions p.npz",
+)
 def evaluate(
     targets: Annotated[
         list[Path],
-        typer.Argument(metavar="RUN...", help="A run directory (its last.pt), a .pt file, or several runs that differ only in seed "
-                       "(a deep ensemble; an experiment directory gives its trials)."),
+        typer.Argument(
+            metavar="RUN...",
+            help="A run directory (its last.pt), a .pt file, or several runs that differ only in seed "
+            "(a deep ensemble; an experiment directory gives its trials).",
+        ),
     ],
-    split: Annotated[str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0; an ensemble: test).")] = "test",
+    split: Annotated[
+        str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0; an ensemble: test).")
+    ] = "test",
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
     mc_samples: Annotated[
-        int | None, typer.Option("--mc-samples", metavar="K", help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched).")
+        int | None,
+        typer.Option(
+            "--mc-samples", metavar="K", help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched)."
+        ),
     ] = None,
     shift: Annotated[
         list[str] | None,
-        typer.Option("--shift", metavar="FAMILY=START:STOP:STEP", help="Score on shifted copies of the split: rotate (degrees), translate "
-                     "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable."),
+        typer.Option(
+            "--shift",
+            metavar="FAMILY=START:STOP:STEP",
+            help="Score on shifted copies of the split: rotate (degrees), translate "
+            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable.",
+        ),
     ] = None,
     temperature: Annotated[
-        bool, typer.Option("--temperature", help="Also score temperature scaling: one T fitted by minimising NLL on the run's validation split.")
+        bool,
+        typer.Option(
+            "--temperature", help="Also score temperature scaling: one T fitted by minimising NLL on the run's validation split."
+        ),
     ] = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).")
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).",
+        ),
     ] = None,
     predictions: Annotated[
-        Path | None, typer.Option("--predictions", help="Write every example's class probabilities, label, method and shift: .npz (numpy) or .csv (pandas).")
+        Path | None,
+        typer.Option(
+            "--predictions",
+            help="Write every example's class probabilities, label, method and shift: .npz (numpy) or .csv (pandas).",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
@@ -48,9 +75,9 @@ def evaluate(
     """
     import json
 
-    from dropcli import shifts, study
-    from dropcli.report import evaluation_tables, monte_carlo_progress
-    from dropcli.uncertainty_report import tables
+    from dropcli.cli.display.report import evaluation_tables, monte_carlo_progress
+    from dropcli.cli.display.uncertainty_tables import tables
+    from dropcli.uncertainty import shifts, study
 
     if split not in SPLITS:
         raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
@@ -75,18 +102,37 @@ def evaluate(
         typer.echo(f"wrote {path}", err=as_json)
 
 
-@app.command(cls=Command, epilog="Example: dropcli predict runs/default-scratch-20261127-171512 boot.png --top 3; or: ... --index 0 --index 42 --mc-samples 20")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli predict runs/default-scratch-20261127-171512 boot.png --top 3; or: ... --index 0 --index 42 --mc-samples 20",
+)
 def predict(
     target: Annotated[Path, typer.Argument(metavar="RUN_DIR|CHECKPOINT", help="A run directory (its last.pt) or a .pt file.")],
     images: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="IMAGE...", help="PNG or JPEG files, each of one garment; made into what the model was trained on: 28 x 28 grey, light on black."),
+        typer.Argument(
+            metavar="IMAGE...",
+            help="PNG or JPEG files, each of one garment; made into what the model was trained on: 28 x 28 grey, light on black.",
+        ),
     ] = None,
-    index: Annotated[list[int] | None, typer.Option("--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable.")] = None,
-    invert: Annotated[bool, typer.Option("--invert", help="Invert the image files first: for a dark garment on a light background.")] = False,
+    index: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable."
+        ),
+    ] = None,
+    invert: Annotated[
+        bool, typer.Option("--invert", help="Invert the image files first: for a dark garment on a light background.")
+    ] = False,
     top: Annotated[int, typer.Option("--top", min=1, max=10, help="Show this many most probable classes.")] = 3,
     mc_samples: Annotated[
-        int, typer.Option("--mc-samples", min=0, metavar="K", help="Monte Carlo dropout: average K passes with noise on, and show the predictive entropy.")
+        int,
+        typer.Option(
+            "--mc-samples",
+            min=0,
+            metavar="K",
+            help="Monte Carlo dropout: average K passes with noise on, and show the predictive entropy.",
+        ),
     ] = 0,
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
@@ -99,11 +145,11 @@ def predict(
     import dataclasses
     import json
 
-    from dropcli import evaluation
-    from dropcli import predict as predicting
+    from dropcli.cli.display.report import prediction_table
     from dropcli.data import dataset
-    from dropcli.report import prediction_table
-    from dropcli.workers import Workers
+    from dropcli.parallel.workers import Workers
+    from dropcli.uncertainty import evaluation
+    from dropcli.uncertainty import predict as predicting
 
     if not images and not index:
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
@@ -113,45 +159,67 @@ def predict(
     device = Workers().device(cfg.device)
     predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
     if as_json:
-        typer.echo(json.dumps({"checkpoint": str(path), "classes": list(dataset(cfg.data.name).class_names),
-                               "predictions": [{k: v for k, v in dataclasses.asdict(p).items() if k != "class_names"} for p in predictions]}, indent=2))  # fmt: skip
+        typer.echo(
+            json.dumps(
+                {
+                    "checkpoint": str(path),
+                    "classes": list(dataset(cfg.data.name).class_names),
+                    "predictions": [{k: v for k, v in dataclasses.asdict(p).items() if k != "class_names"} for p in predictions],
+                },
+                indent=2,
+            )
+        )
         return
     console().print(prediction_table(predictions, top, path))
 
 
 @app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
 def plot(
-    run_dirs: Annotated[list[Path], typer.Argument(metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")] = Path("curves.png"),
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std)."
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")
+    ] = Path("curves.png"),
 ) -> None:
     """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
-    from dropcli import plots
+    from dropcli.cli.display import plots
 
     plots.check_output(output)
     plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
     typer.echo(f"wrote {output}")
 
 
-@app.command("runs", cls=Command, epilog="Example: dropcli runs --where model.kind=scratch --status finished --sort test_acc --top 5")
+@app.command(
+    "runs", cls=Command, epilog="Example: dropcli runs --where model.kind=scratch --status finished --sort test_acc --top 5"
+)
 def list_runs(
     root: Annotated[Path, typer.Argument(help="Directory to scan, experiments included.")] = Path("runs"),
     where: Annotated[
         list[str] | None, typer.Option("--where", metavar="KEY=VALUE", help="Only runs whose config has this value. Repeatable.")
     ] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Only runs that finished, diverged, were interrupted, ...")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs that finished, diverged, were interrupted, ...")
+    ] = None,
     sort: Annotated[
-        str | None, typer.Option("--sort", metavar="KEY", help="Best first by a metric (test_acc, val_acc, test_loss, ...) or a config key.")
+        str | None,
+        typer.Option("--sort", metavar="KEY", help="Best first by a metric (test_acc, val_acc, test_loss, ...) or a config key."),
     ] = None,
     top: Annotated[int | None, typer.Option("--top", min=1, help="Only the first N (after --sort).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON records.")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print the runs as CSV.")] = False,
     diff: Annotated[
-        tuple[Path, Path] | None, typer.Option("--diff", metavar="RUN_A RUN_B", help="The config keys and final metrics of two runs side by side.")
+        tuple[Path, Path] | None,
+        typer.Option("--diff", metavar="RUN_A RUN_B", help="The config keys and final metrics of two runs side by side."),
     ] = None,
 ) -> None:
     """List past runs: their results, and the config values that tell them apart."""
-    from dropcli import catalog, runs
-    from dropcli.report import diff_table, runs_table
+    from dropcli import runs
+    from dropcli.cli.display.report import diff_table, runs_table
+    from dropcli.runs import catalog
 
     if diff is not None:
         first, second = (_one_run(path) for path in diff)

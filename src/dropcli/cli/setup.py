@@ -9,15 +9,13 @@ from rich.markup import escape
 from dropcli.cli.app import Command, config_app, data_app
 from dropcli.cli.options import CONFIG_OPTIONS, DataDirOption, DatasetOption, console, load, with_options
 from dropcli.config import to_yaml
+from dropcli.config.vocabulary import DATA_SETS, one_of
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import DATA_SETS, one_of
 
 
 @config_app.command("show", cls=Command, epilog="Example: dropcli config show -c configs/smoke.yaml --set optim.lr=0.05")
 @with_options(CONFIG_OPTIONS)
-def config_show(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False, **options
-) -> None:
+def config_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of YAML.")] = False, **options) -> None:
     """Print the resolved config as YAML, with the same options train takes."""
     import json
 
@@ -33,9 +31,11 @@ def config_list() -> None:
     from rich.table import Table
 
     from dropcli.config import shipped_configs
-    from dropcli.shipped import description
+    from dropcli.config.shipped import description
 
-    table = Table(title="shipped configs (dropcli train -c NAME; a copy to edit: dropcli config cp NAME FILE)", header_style="bold")
+    table = Table(
+        title="shipped configs (dropcli train -c NAME; a copy to edit: dropcli config cp NAME FILE)", header_style="bold"
+    )
     for column in ("name", "what", "file"):
         table.add_column(column, overflow="fold")
     for name, path in shipped_configs().items():
@@ -50,7 +50,7 @@ def config_cp(
     force: Annotated[bool, typer.Option("--force", help="Overwrite FILE if it exists.")] = False,
 ) -> None:
     """Copy a shipped config, comments and all, to a file you can edit."""
-    from dropcli.shipped import copy_shipped
+    from dropcli.config.shipped import copy_shipped
 
     typer.echo(f"wrote {copy_shipped(name, file, force)}")
 
@@ -87,7 +87,9 @@ def data_info(data_dir: DataDirOption = None, name: DatasetOption = "fashion-mni
         table.add_column(column)
     for split, (images, labels) in raw.items():
         images_name, labels_name = data.FILES[split]
-        table.add_row(split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:])))
+        table.add_row(
+            split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:]))
+        )
     console().print(table)
 
 

@@ -7,15 +7,28 @@ import typer
 
 from dropcli.cli.app import Command, app
 from dropcli.cli.options import (
-    CONFIG_OPTIONS, EXPERIMENT_OPTIONS, QUIET_OPTION, check_extras, console, describe, flags, interrupts_reported, load,
-    open_data, reporter, with_options,
-)  # fmt: skip
+    CONFIG_OPTIONS,
+    EXPERIMENT_OPTIONS,
+    QUIET_OPTION,
+    check_extras,
+    console,
+    describe,
+    flags,
+    interrupts_reported,
+    load,
+    open_data,
+    reporter,
+    with_options,
+)
 from dropcli.config import Config
+from dropcli.config.vocabulary import MODEL_KINDS, one_of
 from dropcli.errors import DropcliError
-from dropcli.vocabulary import MODEL_KINDS, one_of
 
 
-@app.command(cls=Command, epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.hidden=1024x1024x1024 --set model.dropout=0.2")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli train -c configs/default.yaml --model builtin --set model.hidden=1024x1024x1024 --set model.dropout=0.2",
+)
 @with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
 def train(
     run_dir: Annotated[
@@ -23,7 +36,9 @@ def train(
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option("--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."),
+        typer.Option(
+            "--resume", metavar="RUN_DIR", help="Continue this run from its last checkpoint (--set train.epochs=N trains longer)."
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the resolved config, the data found and the device, and stop.")
@@ -34,13 +49,14 @@ def train(
 
     Under torchrun this is data-parallel training (DDP): train.batch_size is the global batch, split evenly over the workers, and rank 0 writes the run.
     """
-    from dropcli import loop, runs, workers as processes
-    from dropcli.train import check_trainable
-    from dropcli.workers import launch_command
+    from dropcli import parallel, runs
+    from dropcli.parallel.workers import launch_command
+    from dropcli.runs import loop
+    from dropcli.training.epoch import check_trainable
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
-    with processes.start() as workers:
+    with parallel.start() as workers:
         if resume is not None:
             # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
             cfg, checkpoint = workers.on_primary(lambda: loop.prepare_resume(resume, options["set_"] or [], flags(options)))
@@ -69,34 +85,56 @@ def train(
 @with_options(EXPERIMENT_OPTIONS)
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
-    plot: Annotated[bool, typer.Option("--plot", help="Also draw curves.png: loss and accuracy against epoch, one colour per model, mean ± std over seeds.")] = False,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot", help="Also draw curves.png: loss and accuracy against epoch, one colour per model, mean ± std over seeds."
+        ),
+    ] = False,
     **options,
 ) -> None:
     """Train several models on the same config, seeds and data order, and tabulate them.
 
     A comparison is a sweep over model.kind: every run is kept, and the same command with the same --run-dir continues an interrupted comparison.
     """
+    from dropcli.cli.display.report import compare_table
     from dropcli.experiments import Grid
-    from dropcli.report import compare_table
 
     grids = [Grid("model.kind", tuple(models), source="MODELS")]
     _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
 
 
-@app.command(cls=Command, epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml",
+)
 @with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
 def sweep(
     grid: Annotated[
-        list[str] | None, typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product.")
+        list[str] | None,
+        typer.Option("--grid", metavar="KEY=V1,V2,...", help="A config key and its values; repeat for a product."),
     ] = None,
     plan: Annotated[
         Path | None,
-        typer.Option("--plan", metavar="FILE", help="A study file (YAML: config, grid, seeds, sample); flags given here override it."),
+        typer.Option(
+            "--plan", metavar="FILE", help="A study file (YAML: config, grid, seeds, sample); flags given here override it."
+        ),
     ] = None,
-    plot: Annotated[bool, typer.Option("--plot", help="Also draw sweep.png: accuracy against the value for one key, heatmaps for two, a panel per key otherwise.")] = False,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot",
+            help="Also draw sweep.png: accuracy against the value for one key, heatmaps for two, a panel per key otherwise.",
+        ),
+    ] = False,
     sample_count: Annotated[
         int | None,
-        typer.Option("--sample", metavar="N", min=1, help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed."),
+        typer.Option(
+            "--sample",
+            metavar="N",
+            min=1,
+            help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed.",
+        ),
     ] = None,
     **options,
 ) -> None:
@@ -104,11 +142,12 @@ def sweep(
 
     Any config key but seed can be a grid key (model, optim, train and data keys, device, name). The same command with the same --run-dir continues an interrupted sweep.
     """
-    from dropcli import sweep_plan
-    from dropcli.experiments import sample
-    from dropcli.report import sweep_tables
+    from dropcli.cli.display.report import sweep_tables
+    from dropcli.experiments import sample, sweep_plan
 
-    planned = sweep_plan.resolve(plan, options["config"], options["set_"] or [], flags(options), grid or [], options["seeds"], sample_count)
+    planned = sweep_plan.resolve(
+        plan, options["config"], options["set_"] or [], flags(options), grid or [], options["seeds"], sample_count
+    )
     options["seeds"], sample_count = planned.seeds, planned.sample
     cfg, grids = planned.config, planned.grids
     keys = [g.key for g in grids]
@@ -124,8 +163,10 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
-    from dropcli import experiments, plots, trials, workers as processes
-    from dropcli.workers import launch_command
+    from dropcli import experiments, parallel
+    from dropcli.cli.display import plots
+    from dropcli.experiments import trials
+    from dropcli.parallel.workers import launch_command
 
     seeds, run_dir = options["seeds"] or 1, options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
@@ -133,7 +174,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     if draw is not None:
         plots.check_available()
     check_extras(cfg)
-    with processes.start() as workers:
+    with parallel.start() as workers:
         trials.check_resources(planned, workers)
         # Every worker must name the same directory: rank 0 picks (and makes) the default one.
         directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
@@ -163,15 +204,17 @@ def _default_dir(kind: str, cfg: Config) -> Path:
 
 
 def _curves(cells, directory: Path, config: Config) -> None:
-    from dropcli import plots
+    from dropcli.cli.display import plots
 
-    groups = [(str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells]
+    groups = [
+        (str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells
+    ]
     plots.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
 
 
 def _sweep_figure(sampled: bool):
     def draw(cells, directory: Path, config: Config) -> None:
-        from dropcli import plots, sweep_plots
+        from dropcli.cli.display import plots, sweep_plots
 
         keys = list(cells[0].values)
         caption = sweep_plots.experiment_caption(config, cells, directory, keys)

@@ -1,0 +1,238 @@
+"""Figures of runs: learning curves (loss and accuracy against epoch), one colour per group of
+seeds, and what every figure shares: its caption line, its style and how it is saved.
+
+Needs matplotlib (dropcli[plot]); sweep figures are in sweep_plots.py.
+"""
+
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dropcli.config.architecture import short
+from dropcli.errors import DropcliError
+
+# The suffix of the output file decides its format.
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+# A figure 6.5 inches wide (a page's text width) at 9-point type stays readable when a paper
+# shrinks it to one column.
+WIDTH = 6.5
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "figure.titlesize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+# Line style per split: the same in both panels, so one legend explains them.
+SPLIT_STYLES = {"train": "-", "val": ":", "test": "--"}
+SPLIT_LABELS = {"train": "train (dropout on, epoch mean)", "val": "validation (eval)", "test": "test (eval)"}
+
+
+@dataclass(frozen=True)
+class RunCurves:
+    """Runs drawn as one colour: their mean per epoch, with a ± std band when there are several."""
+
+    label: str
+    histories: list[list[dict[str, Any]]]  # one per run (seed): metrics.jsonl's records
+
+
+def learning_curves(groups: list[RunCurves], caption: str = ""):
+    """A matplotlib Figure: loss (left) and accuracy (right) against epoch, train, test and, when
+    the runs have one, validation; one colour per group, mean ± std over its runs."""
+    pyplot = _pyplot()
+    figure, (loss_axes, acc_axes) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9))
+    colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+    splits_drawn = []
+    for index, group in enumerate(groups):
+        colour = colours[index % len(colours)]
+        for split, style in SPLIT_STYLES.items():
+            for axes, metric in ((loss_axes, f"{split}_loss"), (acc_axes, f"{split}_acc")):
+                epochs, means, stds = _mean_over_runs(group.histories, metric)
+                if not epochs:
+                    continue
+                axes.plot(epochs, means, style, color=colour, linewidth=1.4)
+                if any(std > 0 for std in stds):
+                    lower = [m - s for m, s in zip(means, stds)]
+                    upper = [m + s for m, s in zip(means, stds)]
+                    axes.fill_between(epochs, lower, upper, color=colour, alpha=0.18, linewidth=0)
+                if split not in splits_drawn:
+                    splits_drawn.append(split)
+    loss_axes.set_ylabel("cross-entropy loss")
+    acc_axes.set_ylabel("accuracy")
+    for axes in (loss_axes, acc_axes):
+        axes.set_xlabel("epoch")
+        axes.xaxis.get_major_locator().set_params(integer=True)
+        axes.grid(alpha=0.3)
+    loss_axes.set_ylim(bottom=0)
+    _legends(figure, groups, colours, splits_drawn)
+    entries = len(splits_drawn) + (len(groups) + 1 if len(groups) > 1 else 0)
+    finish(figure, caption, legend_rows=math.ceil(entries / 3))
+    return figure
+
+
+def _legends(figure, groups: list[RunCurves], colours: list[str], splits: list[str]) -> None:
+    """Above the panels, where they cover no data: the line styles (splits), then the colours (groups)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.3", linestyle=SPLIT_STYLES[split], label=SPLIT_LABELS[split]) for split in splits]
+    if len(groups) > 1:
+        seeds = max(len(group.histories) for group in groups)
+        for index, group in enumerate(groups):
+            handles.append(Line2D([], [], color=colours[index % len(colours)], linewidth=2, label=group.label))
+        if seeds > 1:
+            handles.append(Line2D([], [], color="none", label="(bands: ± std over seeds)"))
+    figure.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=min(len(handles), 3),
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.0),
+        handlelength=2.2,
+        columnspacing=1.2,
+    )
+
+
+def _mean_over_runs(histories: list[list[dict[str, Any]]], metric: str) -> tuple[list[int], list[float], list[float]]:
+    """(epochs every run has a value of `metric` for, mean over runs, std over runs (0 for one run))."""
+    per_run = [{m["epoch"]: m[metric] for m in history if isinstance(m.get(metric), (int, float))} for history in histories]
+    if not per_run:
+        return [], [], []
+    epochs = sorted(set.intersection(*(set(values) for values in per_run)))
+    means, stds = [], []
+    for epoch in epochs:
+        values = [run[epoch] for run in per_run]
+        means.append(statistics.mean(values))
+        stds.append(statistics.stdev(values) if len(values) > 1 else 0.0)
+    return epochs, means, stds
+
+
+def caption(name: str, models: list[str], epochs: int | str, data: dict[str, Any] | None, seeds: list[int]) -> str:
+    """The line under a figure that says what was trained, e.g.
+    "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"."""
+    parts = [f"config {name}", ", ".join(dict.fromkeys(models)), f"{epochs} epochs"]
+    if data:
+        sizes = [f"{data[split]:,} {split}" for split in ("train", "val", "test") if data.get(split)]
+        parts.append(" / ".join(sizes) + " images")
+    parts.append(seed_text(seeds))
+    return " · ".join(parts)
+
+
+def seed_text(seeds: list[int]) -> str:
+    seeds = sorted(set(seeds))
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    listed = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
+    return f"seeds {listed} (mean ± std)"
+
+
+def finish(figure, caption: str, legend_rows: int = 0) -> None:
+    """Lay the figure out with its caption line at the bottom (and room for legend rows on top)."""
+    height = figure.get_figheight()
+    if caption:
+        figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7.5, color="0.25", wrap=True)
+    bottom = 0.22 / height if caption else 0.0
+    top = 1 - legend_rows * 0.19 / height
+    figure.tight_layout(rect=(0, bottom, 1, top))
+
+
+def check_output(path: Path) -> str:
+    """The format for `path`, from its suffix; DropcliError for a directory or a suffix that is not supported."""
+    if path.is_dir():
+        raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. -o {path / 'curves.png'}")
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DropcliError(
+            f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
+            f"{', '.join(FORMATS)}; e.g. -o {path.with_suffix('.pdf')}"
+        )
+    return fmt
+
+
+def save(figure, path: Path) -> None:
+    """Write the figure in the format its suffix names, through a temporary file, so `path` is
+    never half-written."""
+    from dropcli.files import atomic
+
+    try:
+        fmt = check_output(path)
+        if not path.parent.is_dir():
+            raise DropcliError(f"cannot write {path}: no directory {path.parent}")
+        with atomic(path) as temporary:
+            figure.savefig(temporary, dpi=200, format=fmt, bbox_inches="tight", pad_inches=0.05)
+    finally:
+        _pyplot().close(figure)
+
+
+def check_available() -> None:
+    """Fail now, before any training, if a figure could not be drawn at the end."""
+    _pyplot()
+
+
+def nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
+    matplotlib.use("Agg")  # files only: no window, works on a server
+    import matplotlib.pyplot as pyplot
+
+    pyplot.rcParams.update(STYLE)
+    return pyplot
+
+
+# Keys that do not make two runs different settings: runs that differ only in these are seeds
+# of one setting, drawn as one colour.
+NOT_SETTINGS = ("seed", "name", "data.root", "device", "metrics.tensorboard")
+
+
+def run_groups(run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
+    """The runs grouped by setting (every config key but the seed and where things lie), each
+    group labelled by the values that tell it apart, e.g. "model.kind=scratch"; in given order."""
+    from dropcli import runs
+
+    settings = {run_dir: runs.run_info(run_dir).settings for run_dir in run_dirs}
+    keys = list(dict.fromkeys(key for values in settings.values() for key in values if key not in NOT_SETTINGS))
+    differing = [key for key in keys if len({repr(values.get(key)) for values in settings.values()}) > 1]
+    groups: dict[str, list[Path]] = {}
+    for run_dir, values in settings.items():
+        label = ", ".join(f"{key.rsplit('.', 1)[-1]}={short(values.get(key))}" for key in differing) or run_dir.name
+        if differing == ["model.kind"]:
+            label = str(values["model.kind"])
+        if not differing and len(run_dirs) > 1 and len({repr(v.get("seed")) for v in settings.values()}) == len(run_dirs):
+            label = str(values.get("model.kind", run_dir.name))  # seeds of one setting
+        groups.setdefault(label, []).append(run_dir)
+    return list(groups.items())
+
+
+def runs_figure(groups: list[tuple[str, list[Path]]]):
+    """The learning-curve figure of groups of run directories, with a caption read from their
+    configs and summaries."""
+    from dropcli import runs
+
+    curves, infos, data = [], [], None
+    for label, run_dirs in groups:
+        curves.append(RunCurves(label, [runs.read_metrics(run_dir) for run_dir in run_dirs]))
+        infos += [runs.run_info(run_dir) for run_dir in run_dirs]
+        for run_dir in run_dirs:
+            summary_path = run_dir / runs.SUMMARY_FILE
+            if data is None and summary_path.is_file():
+                data = runs.read_summary(summary_path).get("data")
+    epochs = sorted({len(history) for group in curves for history in group.histories})
+    text = caption(
+        infos[0].name if len({info.name for info in infos}) == 1 else "various",
+        [info.model for info in infos],
+        epochs[0] if len(epochs) == 1 else f"{epochs[0]}-{epochs[-1]}",
+        data,
+        [info.settings.get("seed", 0) for info in infos],
+    )
+    return learning_curves(curves, text)

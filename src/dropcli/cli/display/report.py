@@ -1,0 +1,398 @@
+"""What the user sees: Rich progress and tables. `Reporter` is the epoch loop's listener.
+
+On a terminal each epoch shows a live progress bar above a table that grows a row per epoch.
+Elsewhere (CI logs, pipes) each epoch prints one plain line. Quiet mode prints only summaries.
+"""
+
+import contextlib
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dropcli.config.architecture import short
+from dropcli.config.vocabulary import INPUT_SLOT, noise_slots
+from dropcli.experiments import Cell, Stat, matrix
+from dropcli.runs.listeners import Listener
+from dropcli.runtime import duration_text
+from dropcli.training.records import EpochMetrics, RunResult
+
+
+class Reporter(Listener):
+    """Shows each run's progress and results on a console, in live, plain or quiet mode."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console = console
+        self.quiet = quiet
+        self.live_mode = console.is_terminal and not quiet
+        self.total_epochs = 0
+        self.batch_size = 0
+        self.table: Table | None = None
+        self.bar: Progress | None = None
+        self.live: Live | None = None
+        self.task = None
+        self.epoch = 0
+        self.epoch_started = 0.0
+
+    def run_started(self, config, run_dir) -> None:
+        self.total_epochs = config.train.epochs
+        self.batch_size = config.train.batch_size
+        if self.quiet:
+            return
+        self.console.print(
+            f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}",
+            soft_wrap=True,
+        )
+        if self.live_mode:
+            self.table = epoch_table(config)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("loss {task.fields[loss]}"),
+                TextColumn("{task.fields[rate]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.live = Live(Group(self.table, self.bar), console=self.console, refresh_per_second=8)
+            self.live.start()
+
+    def trial_started(self, number: int, total: int, remaining_seconds: float | None) -> None:
+        if not self.quiet:
+            self.console.print(trial_line(number, total, remaining_seconds), highlight=False)
+
+    def batch_progress(self, epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
+        if self.bar is None:
+            return
+        if epoch != self.epoch or self.task is None:
+            self.epoch, self.epoch_started = epoch, time.perf_counter()
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.task = self.bar.add_task(f"epoch {epoch}/{self.total_epochs}", total=n_batches, loss="-", rate="")
+        if loss is not None:
+            elapsed = time.perf_counter() - self.epoch_started
+            rate = f"{batches_done * self.batch_size / elapsed:,.0f} samples/s"
+            self.bar.update(self.task, completed=batches_done, loss=f"{loss:.4f}", rate=rate)
+
+    def epoch_finished(self, metrics: EpochMetrics) -> None:
+        if self.quiet:
+            return
+        if self.table is not None:
+            self.table.add_row(*epoch_cells(metrics))
+        else:
+            self.console.print(epoch_line(metrics, self.total_epochs), highlight=False)
+
+    def run_finished(self, result: RunResult) -> None:
+        if self.live is not None:
+            if self.task is not None:
+                self.bar.remove_task(self.task)
+            self.live.stop()
+        self.live = self.table = self.bar = self.task = None
+        if result.summary is not None and result.summary["status"] == "finished":
+            self.console.print(summary_line(result), highlight=False, soft_wrap=True)  # the path stays one line, to copy
+
+    def notice(self, message: str) -> None:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
+
+
+# "train acc" is two things: the epoch's mean with dropout on (each epoch), and the training set
+# scored in eval mode after the last epoch (experiments). Every table says which it shows.
+TRAIN_ACC_EPOCH = "train acc (dropout on)"
+TRAIN_ACC_EVAL = "train acc (eval)"
+
+
+def epoch_table(config) -> Table:
+    """The live table of a run: a row per epoch; validation columns when the run has a
+    validation split, statistics columns with --stats. Numbers are folded, never cut."""
+    from rich import box
+
+    # No column rules and one space between columns: room for every column in 100 characters.
+    table = Table(title=None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 0))
+    columns = ["epoch", "lr", "train loss", TRAIN_ACC_EPOCH]
+    if config.data.val_split > 0:
+        columns += ["val loss", "val acc"]
+    columns += ["test loss", "test acc", "time (s)"]
+    if config.metrics.activation_stats:
+        slots = noise_slots(len(config.model.hidden), config.model.dropout_input > 0)
+        columns += [name for slot in slots for name in (f"var {_slot_label(slot)} before →after", f"zeros {_slot_label(slot)}")]
+    for name in columns:
+        # no minimum widths: Rich crops a table whose minimums exceed the terminal, and folds one without
+        table.add_column(name, justify="right", overflow="fold")
+    return table
+
+
+def _slot_label(slot: str) -> str:
+    """ "noise_2" -> "2", "input_noise" -> "input": short column names."""
+    return "input" if slot == INPUT_SLOT else slot.removeprefix("noise_")
+
+
+def _slots(activations: dict[str, float] | None) -> list[str]:
+    """The noise slots an epoch's activation statistics cover, in the model's order."""
+    return list(dict.fromkeys(key.rsplit(".", 1)[0] for key in activations)) if activations else []
+
+
+def epoch_cells(m: EpochMetrics) -> list[str]:
+    """A row of epoch_table, in its column order."""
+    cells = [str(m.epoch), _lr(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}"]
+    if m.val_loss is not None:
+        cells += [f"{m.val_loss:.4f}", f"{m.val_acc:.4f}"]
+    cells += [f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+    for slot in _slots(m.activations):
+        # before and after on two lines: the column stays narrow
+        cells += [
+            f"{m.activations[f'{slot}.var_before']:.4f}\n→{m.activations[f'{slot}.var_after']:.4f}",
+            f"{m.activations[f'{slot}.zeros']:.3f}",
+        ]
+    return cells
+
+
+def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
+    width = len(str(total_epochs))
+    val = f"  val loss {m.val_loss:.4f}  val acc {m.val_acc:.4f}" if m.val_loss is not None else ""
+    stats = "".join(
+        f"  {slot} var {m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}"
+        f" zeros {m.activations[f'{slot}.zeros']:.3f}"
+        for slot in _slots(m.activations)
+    )
+    return (
+        f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  {TRAIN_ACC_EPOCH} {m.train_acc:.4f}  "
+        f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
+    )
+
+
+def _lr(m: EpochMetrics) -> str:
+    return "-" if m.lr is None else f"{m.lr:.3g}"
+
+
+def trial_line(number: int, total: int, remaining_seconds: float | None) -> str:
+    """ "trial 3 of 12 (about 4 min left)"; no estimate before a trial has finished."""
+    if remaining_seconds is None:
+        return f"trial {number} of {total}"
+    return f"trial {number} of {total} (about {duration_text(remaining_seconds)} left)"
+
+
+def summary_line(result: RunResult) -> str:
+    s = result.summary
+    final = s["final"]
+    return (
+        f"{s['model']}: test acc {final['test_acc']:.4f}, test loss {final['test_loss']:.4f} after {s['epochs']} epochs "
+        f"in {s['seconds']:.1f} s ({s['seconds_per_epoch']:.2f} s/epoch, {s['samples_per_s']:,.0f} samples/s on {s['device']}); "
+        f"run saved to {result.run_dir}"
+    )
+
+
+def compare_table(cells: list[Cell]) -> Table:
+    """One row per model of a comparison: every statistic, mean ± std over seeds."""
+    table = Table(header_style="bold")
+    table.add_column("model")
+    for name in ("seeds", "train loss", "test loss", "test acc", TRAIN_ACC_EVAL, "gap", "s/epoch", "samples/s"):
+        table.add_column(name, justify="right")
+    for cell in cells:
+        table.add_row(
+            cell.values["model.kind"],
+            _seeds(cell),
+            _stat(cell.train_loss, ".4f"),
+            _stat(cell.test_loss, ".4f"),
+            _stat(cell.test_acc, ".4f"),
+            _stat(cell.train_acc, ".4f"),
+            _stat(cell.gap, "+.4f"),
+            _stat(cell.seconds_per_epoch, ".2f"),
+            _stat(cell.samples_per_s, ",.0f"),
+        )
+    return table
+
+
+def _seeds(cell: Cell) -> str:
+    return f"{cell.seeds} ({len(cell.failed)} diverged)" if cell.failed else str(cell.seeds)
+
+
+def _stat(stat: Stat | None, spec: str) -> str:
+    if stat is None:
+        return "diverged"
+    if stat.std is None:
+        return format(stat.mean, spec)
+    return f"{format(stat.mean, spec)} ± {format(stat.std, spec.replace('+', ''))}"
+
+
+def evaluation_tables(result, checkpoint) -> list:
+    """A summary line, per-class accuracy and the confusion matrix of an Evaluation."""
+    header = (
+        f"{checkpoint} (epoch {result.epoch}) on {result.split}, {result.precision}: "
+        f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}\n{scored_text(result)}"
+    )
+    per_class = Table(title="accuracy per class", header_style="bold")
+    per_class.add_column("class")
+    per_class.add_column("accuracy", justify="right")
+    for name, accuracy in zip(result.class_names, result.per_class_accuracy):
+        per_class.add_row(name, f"{accuracy:.4f}")
+    confusion = Table(title="confusion matrix (rows: true class, columns: predicted)", header_style="bold")
+    confusion.add_column("")
+    for index in range(len(result.class_names)):
+        confusion.add_column(str(index), justify="right")
+    for index, (name, row) in enumerate(zip(result.class_names, result.confusion)):
+        confusion.add_row(f"{index} {name}", *map(str, row))
+    parts = [header, per_class, confusion]
+    if result.mc_samples:
+        parts.append(
+            f"Monte Carlo dropout ({result.mc_samples} passes, noise on): loss {result.mc_loss:.4f}, "
+            f"accuracy {result.mc_accuracy:.4f} (deterministic, noise off: {result.accuracy:.4f})"
+        )
+    return parts
+
+
+def scored_text(result) -> str:
+    """How many images an evaluation scored, of how many its file holds, and which keys chose them."""
+    file = "test" if result.split == "test" else "training"
+    why = {"test": "data.test_limit", "train": "data.train_limit and data.val_split", "val": "data.val_split of data.train_limit"}
+    limited = f" (set by {why[result.split]})" if result.images < result.file_images else ""
+    return f"scored {result.images:,} of the {result.file_images:,} images of the {file} file{limited}"
+
+
+def prediction_table(predictions, top: int, checkpoint) -> Table:
+    """A row per input of `dropcli predict`: its most probable classes, and what else is known."""
+    with_truth = any(p.true_class is not None for p in predictions)
+    with_entropy = any(p.entropy is not None for p in predictions)
+    table = Table(title=f"{escape(str(checkpoint))}: class probabilities", header_style="bold")
+    table.add_column("input", overflow="fold")
+    table.add_column(f"top {top}" if top > 1 else "most probable")
+    if with_truth:
+        table.add_column("true class")
+    if with_entropy:
+        table.add_column("entropy (nats, max 2.30)", justify="right")
+    for p in predictions:
+        row = [escape(p.source), ", ".join(f"{name} {probability:.3f}" for name, probability in p.top(top))]
+        if with_truth:
+            row.append(p.true_name or "-")
+        if with_entropy:
+            row.append(f"{p.entropy:.3f}")
+        table.add_row(*row)
+    return table
+
+
+def runs_table(infos, root, keys: list[str]) -> Table:
+    """One row per run: its result, and its values of the config keys that differ between runs.
+
+    The run column holds the whole path (folded, never cut): it is what evaluate, plot and
+    --diff take.
+    """
+    keys = [key for key in keys if key != "model.kind"]  # the model column shows it
+    table = Table(title=f"runs under {root}", header_style="bold")
+    table.add_column("run", overflow="fold")
+    for name in ("model", *keys, "epochs", "best test acc", "final test acc", "status"):
+        table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left", overflow="fold")
+    for info in infos:
+        settings = [escape(value_text(info.settings.get(key))) for key in keys]
+        table.add_row(
+            escape(str(info.path.relative_to(root))),
+            info.model,
+            *settings,
+            f"{info.epochs_done}/{info.epochs_planned}",
+            _optional(info.best_test_acc),
+            _optional(info.final_test_acc),
+            escape(info.status),
+        )
+    return table
+
+
+def value_text(value, metric: bool = False) -> str:
+    """A config value or metric in a table: - for none, yes/no for a flag, a metric's float to 4 decimals."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if metric and isinstance(value, float):
+        return f"{value:.4f}"
+    return short(value)  # a list of widths as 1024x1024x1024
+
+
+# What --diff's metric rows mean: the reported epoch's values (see diff_table).
+DIFF_METRIC_LABELS = {
+    "train_acc": TRAIN_ACC_EPOCH,
+    "train_loss": "train loss (dropout on)",
+    "test_acc": "test acc",
+    "test_loss": "test loss",
+    "val_acc": "val acc",
+    "val_loss": "val loss",
+    "epoch": "reported epoch",
+    "seconds": "seconds (that epoch)",
+}
+
+
+def diff_table(first, second, settings, metrics) -> list:
+    """`dropcli runs --diff A B`: the config keys that differ, then the reported epoch's metrics
+    (the last epoch, or the best one when early stopping chose it)."""
+    parts = []
+    titles = ("config keys that differ", "metrics of the reported epoch (the last; with early stopping, the best)")
+    for title, rows, metric in zip(titles, (settings, metrics), (False, True)):
+        table = Table(header_style="bold")
+        for column in ("", escape(str(first.path)), escape(str(second.path))):
+            table.add_column(column, overflow="fold")
+        for name, a, b in rows:
+            table.add_row(DIFF_METRIC_LABELS.get(name, name), *(escape(value_text(v, metric)) for v in (a, b)))
+        parts += [f"{title}:", table] if rows else [f"{title}: none"]  # a line of its own: a table title wraps
+    return parts
+
+
+def _optional(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> list[Table]:
+    """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
+    for the generalisation gap; otherwise (or without `matrices`) one row per cell."""
+    with_val = any(cell.val_acc is not None for cell in cells)
+    if len(keys) == 2 and matrices:
+        shown = [("test_acc", "final test accuracy"), ("gap", "generalisation gap: train acc (eval mode) - test acc")]
+        if with_val:  # first: the numbers to choose settings by
+            shown.insert(0, ("val_acc", "final validation accuracy (choose by this one)"))
+        return [_sweep_matrix(cells, keys, field, title) for field, title in shown]
+    table = Table(title="sweep", header_style="bold")
+    for column in [*keys, "seeds", *(["val acc"] if with_val else []), "test acc", TRAIN_ACC_EVAL, "gap"]:
+        table.add_column(column, justify="right")
+    for cell in cells:
+        val = [_stat(cell.val_acc, ".4f")] if with_val else []
+        table.add_row(
+            *map(short, cell.values.values()),
+            _seeds(cell),
+            *val,
+            _stat(cell.test_acc, ".4f"),
+            _stat(cell.train_acc, ".4f"),
+            _stat(cell.gap, "+.4f"),
+        )
+    return [table]
+
+
+def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) -> Table:
+    rows, columns, grid = matrix(cells, keys, field)
+    spec = "+.4f" if field == "gap" else ".4f"
+    table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
+    table.add_column(f"{keys[0]} \\ {keys[1]}")
+    for column in columns:
+        table.add_column(short(column), justify="right")
+    for row, values in zip(rows, grid):
+        table.add_row(short(row), *("diverged" if value is None else format(value, spec) for value in values))
+    return table
+
+
+@contextlib.contextmanager
+def monte_carlo_progress(console: Console):
+    """A progress bar for Monte Carlo dropout in a terminal, with the time estimate; yields the
+    callback evaluation takes (None in a pipe or log, where a bar would only add noise)."""
+    if not console.is_terminal:
+        yield None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = None
+
+        def advance(done: int, total: int, estimate: float) -> None:
+            nonlocal task
+            if task is None:
+                task = bar.add_task(f"Monte Carlo dropout, about {estimate:.0f} s", total=total)
+            bar.update(task, completed=done)
+
+        yield advance

@@ -1,0 +1,77 @@
+"""The closed sets of names dropcli accepts, each defined once, here.
+
+Config validation, the CLI's help text, the model builder and the reports all read these.
+This module imports nothing heavy, so `--help` and `config show` stay fast.
+"""
+
+# model.kind -> what sits in the noise slots (see models.py).
+MODEL_KINDS = {
+    "scratch": "dropcli's from-scratch dropout (a custom autograd Function)",
+    "builtin": "torch.nn.Dropout",
+    "none": "no noise: the baseline without regularisation",
+    "dropconnect": "no unit dropout; each hidden layer's weights get a fresh mask per batch",
+    "gaussian": "multiplicative Gaussian noise with dropout's mean and variance",
+}
+
+# model.mask_mode -> how the scratch op draws and keeps its mask (see dropout.py).
+MASK_MODES = {
+    "bool": "a 1-byte bool mask drawn as uniform > p",
+    "bits": "the same mask packed 8 to a byte",
+    "bernoulli": "a bool mask drawn with bernoulli_, bit for bit F.dropout's on the CPU",
+    "int16": "a bool mask from 16-bit random numbers, four per 64-bit draw (p to 2**-16): the cheapest",
+}
+
+# The model's noise layers by name: on the inputs (with model.dropout_input > 0), then one after
+# each hidden layer's ReLU.
+INPUT_SLOT = "input_noise"
+
+
+def noise_slots(depth: int, input_noise: bool = False) -> tuple[str, ...]:
+    """("input_noise", "noise_1", ..., "noise_<depth>"), the first only with input noise."""
+    return ((INPUT_SLOT,) if input_noise else ()) + tuple(f"noise_{layer}" for layer in range(1, depth + 1))
+
+
+# data.name: the IDX data sets dropcli reads (see data.py).
+DATA_SETS = {
+    "fashion-mnist": "Zalando's clothing images (the chapter's; the default)",
+    "mnist": "handwritten digits (the dropout paper's Table 2)",
+    "kmnist": "Kuzushiji-MNIST: cursive Japanese characters",
+}
+
+# train.monitor: the metric that picks checkpoints/best.pt. "auto" is val_acc with a
+# validation split, else test_acc.
+MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
+
+# optim.name: the optimizer.
+OPTIMIZERS = {
+    "sgd": "torch.optim.SGD (with optim.momentum, optim.nesterov)",
+    "adam": "torch.optim.Adam",
+    "adamw": "torch.optim.AdamW",
+}
+
+# optim.schedule: how the learning rate moves from epoch to epoch (see schedules.py).
+SCHEDULES = {
+    "constant": "optim.lr throughout",
+    "step": "optim.lr times optim.step_gamma every optim.step_epochs epochs",
+    "cosine": "from optim.lr down to 0 along a half cosine",
+    "onecycle": "up from optim.lr / 25 to optim.lr, then down to optim.lr / 10^4 along a half cosine",
+}
+
+# train.engine: how each training step is computed (see train.py and fused.py).
+ENGINES = {
+    "autograd": "the model's modules, autograd and torch.optim (the chapter's code)",
+    "fused": "the same step written out by hand: fewer passes over memory (fp32, one process)",
+}
+# The model kinds the fused engine runs: those whose noise is unit dropout.
+FUSED_KINDS = ("scratch", "builtin", "none")
+
+# train.precision: fp32, or bf16 autocast of the forward pass.
+PRECISIONS = ("fp32", "bf16")
+
+# evaluate --split
+SPLITS = ("test", "train", "val")
+
+
+def one_of(names) -> str:
+    """ "a, b, c": the names of a set, for help text and error messages."""
+    return ", ".join(names)

@@ -1,0 +1,1 @@
+"""The network: the dropout op written from scratch, the other noise layers, and the MLP."""

@@ -1,0 +1,313 @@
+"""One training run, fresh or resumed, written into its run directory: the epoch loop.
+
+Each epoch: train and evaluate (train.py), decide the best epoch and early stopping, write the
+checkpoints and the metrics line, tell the listeners. The directory's files are named in runs.py.
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import dropcli
+from dropcli import files, runs
+from dropcli.config import Config, changed_keys, load_config, to_yaml
+from dropcli.data import FashionMNIST
+from dropcli.errors import DropcliError
+from dropcli.parallel.workers import ONE_PROCESS, Workers
+from dropcli.runs import checkpoints
+from dropcli.runs.listeners import Listener
+from dropcli.runtime import device_name, interrupts_deferred, signal_name
+from dropcli.training.epoch import Diverged, compile_model, evaluate, new_state, run_epoch
+from dropcli.training.records import EpochMetrics, RunResult, TrainState
+from dropcli.training.schedules import first_changed_epoch
+from dropcli.training.stats import recording
+
+# What --resume may change: how long to train, where, where the data now lies (it is checked
+# as on every load), and the engine (both keep the same state: weights, optimizer, generators).
+# Anything else would make a different run than the checkpoint's.
+RESUMABLE_KEYS = ("train.epochs", "device", "data.root", "train.engine")
+
+
+def train_run(
+    config: Config,
+    data: FashionMNIST,
+    device: torch.device,
+    run_dir: Path,
+    listeners: Sequence[Listener] = (),
+    resume_from: dict[str, Any] | None = None,
+    workers: Workers = ONE_PROCESS,
+) -> RunResult:
+    """Train one model as `config` says, or continue the checkpoint `resume_from`, in `run_dir`.
+
+    `run_dir` is locked while the run trains: a second process that tries to write into it
+    (a second --resume, say) is refused. Under torchrun (DDP) all workers train and only rank 0
+    writes the run directory and has listeners.
+    """
+    with _held(run_dir, workers):
+        state, best = _start(config, data, device, resume_from, workers, listeners)
+        writer = RunFiles(run_dir, workers, config, state)
+        listeners = [*listeners, *_optional_listeners(config, run_dir, workers)]  # opened once nothing before the loop can fail
+        monitor, summary, started = monitor_of(config, data), None, time.perf_counter()
+        for listener in listeners:
+            listener.run_started(config, run_dir)
+        try:
+            with recording(state.model, config.metrics.activation_stats) as stats:
+                for epoch in range(state.epoch + 1, config.train.epochs + 1):
+                    metrics = run_epoch(state, data, config, epoch, _progress(listeners), stats)
+                    state.history.append(metrics)
+                    improved = _improves(metrics, monitor, best)
+                    if improved:
+                        best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": epoch}
+                    writer.save_epoch(state, best, improved)
+                    for listener in listeners:
+                        listener.epoch_finished(metrics)
+                    if stops_early(config, best, epoch):
+                        break  # early stopping: the remaining epochs are never trained
+            summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started)
+        except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
+            kept = state.history[: writer.saved]
+            summary = _summary(config, data, device, kept, best, time.perf_counter() - started, *_stopped(stop))
+            with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
+                writer.write_summary(summary)
+            raise
+        finally:
+            result = RunResult(run_dir, state.history[: writer.saved], summary)
+            for listener in listeners:
+                listener.run_finished(result)
+    return result
+
+
+def _start(
+    config: Config,
+    data: FashionMNIST,
+    device: torch.device,
+    resume_from: dict[str, Any] | None,
+    workers: Workers,
+    listeners: Sequence[Listener],
+) -> tuple[TrainState, dict[str, Any] | None]:
+    """The state to train (fresh, or the checkpoint's) and the best epoch so far."""
+    state = new_state(config, device, workers)
+    if resume_from is not None:
+        checkpoints.restore(state, resume_from)
+    if config.train.compile:
+        state.compiled, problem = compile_model(state.model, data.train.X[:2])
+        for listener in listeners if problem else ():
+            listener.notice(problem)
+    return state, None if resume_from is None else resume_from["best"]
+
+
+def _optional_listeners(config: Config, run_dir: Path, workers: Workers) -> list[Listener]:
+    if not (config.metrics.tensorboard and workers.is_primary):
+        return []
+    from dropcli.runs.tensorboard import Board  # an optional extra: imported only when asked for
+
+    return [Board(run_dir, config)]
+
+
+def _progress(listeners: Sequence[Listener]) -> Callable[[int, int, int, float | None], None]:
+    def tell(epoch: int, batches_done: int, n_batches: int, loss: float | None) -> None:
+        for listener in listeners:
+            listener.batch_progress(epoch, batches_done, n_batches, loss)
+
+    return tell
+
+
+def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) -> bool:
+    value = getattr(metrics, monitor)
+    if best is None:
+        return True
+    return value < best["value"] if monitor.endswith("loss") else value > best["value"]
+
+
+def stops_early(config: Config, best: dict[str, Any], epoch: int) -> bool:
+    """train.early_stopping: whether `epoch` is that many epochs past the best one."""
+    patience = config.train.early_stopping
+    return patience is not None and epoch - best["epoch"] >= patience
+
+
+def monitor_of(config: Config, data: FashionMNIST) -> str:
+    """The metric that picks checkpoints/best.pt."""
+    if config.train.monitor != "auto":
+        return config.train.monitor
+    return "val_acc" if data.val is not None else "test_acc"
+
+
+@contextlib.contextmanager
+def _held(run_dir: Path, workers: Workers) -> Iterator[None]:
+    """Rank 0 locks `run_dir` for the run, and first removes what a writer killed mid-write left."""
+    if not workers.is_primary:
+        yield
+        return
+    with files.locked(run_dir):
+        for directory in (run_dir, run_dir / runs.CHECKPOINT_DIR):
+            files.remove_temporaries(directory)
+        yield
+
+
+class RunFiles:
+    """A run's files as training goes: rank 0 writes them; every worker takes part in gathering
+    what they hold (each worker's mask generator). `saved` is the number of epochs on disk."""
+
+    def __init__(self, run_dir: Path, workers: Workers, config: Config, state: TrainState):
+        self.run_dir, self.workers, self.config = run_dir, workers, config
+        self.saved = state.epoch
+        if workers.is_primary:
+            (run_dir / runs.CHECKPOINT_DIR).mkdir(exist_ok=True)
+            files.write_text(run_dir / runs.CONFIG_FILE, to_yaml(config))
+            # metrics.jsonl is rewritten from the checkpoint's own history, so a kill between the
+            # checkpoint and the metrics line of an epoch loses nothing.
+            files.write_text(run_dir / runs.METRICS_FILE, "".join(_json_line(m) for m in state.history))
+
+    def save_epoch(self, state: TrainState, best: dict[str, Any], improved: bool) -> None:
+        """The last epoch's checkpoints and metrics line, written together."""
+        worker_rngs = self.workers.gather(checkpoints.rng_state(state)) if self.workers.world_size > 1 else None
+        if self.workers.is_primary:
+            with interrupts_deferred():  # Ctrl-C waits until the epoch's files agree
+                if improved:  # best.pt first: if last.pt then fails, the epoch is redone identically
+                    checkpoints.save(self.run_dir / runs.BEST_CHECKPOINT, state, self.config, best, worker_rngs)
+                checkpoints.save(self.run_dir / runs.LAST_CHECKPOINT, state, self.config, best, worker_rngs)
+                files.append_line(self.run_dir / runs.METRICS_FILE, _json_line(state.history[-1]))
+                self.saved = state.epoch  # before a deferred Ctrl-C is raised: the epoch is on disk
+        else:
+            self.saved = state.epoch
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if self.workers.is_primary:
+            files.write_json(self.run_dir / runs.SUMMARY_FILE, summary)
+
+    def best_weights(self) -> dict[str, torch.Tensor]:
+        """checkpoints/best.pt's weights, on every worker (rank 0 has the file)."""
+        weights = checkpoints.load(self.run_dir / runs.BEST_CHECKPOINT)["model"] if self.workers.is_primary else None
+        return self.workers.broadcast(weights)
+
+
+def _json_line(metrics: EpochMetrics) -> str:
+    return files.json_line(dataclasses.asdict(metrics))
+
+
+def _finished_summary(
+    config: Config,
+    data: FashionMNIST,
+    device: torch.device,
+    state: TrainState,
+    writer: RunFiles,
+    best: dict[str, Any],
+    wall_seconds: float,
+) -> dict[str, Any]:
+    """summary.json of a finished run, with the training set scored in eval mode (for the gap)."""
+    summary = _summary(config, data, device, state.history, best, wall_seconds, "finished")
+    if config.train.early_stopping is not None:
+        # What is reported is the best checkpoint, chosen on the validation set.
+        summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
+        summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {best['metric']}; trained {state.epoch}"
+        state.model.load_state_dict(writer.best_weights())
+    train_loss, train_acc = evaluate(state.scorer, data.train, precision=config.train.precision, workers=state.workers)
+    summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
+    summary["workers"] = state.workers.world_size
+    writer.write_summary(summary)
+    return summary
+
+
+def _stopped(stop: BaseException) -> tuple[str, str]:
+    """(status, reason) of a run that stopped early."""
+    if isinstance(stop, Diverged):
+        return "diverged", str(stop)
+    if isinstance(stop, files.WriteError):
+        return "interrupted", str(stop)
+    return "interrupted", f"stopped by {signal_name(stop)}"
+
+
+def _summary(
+    config: Config,
+    data: FashionMNIST,
+    device: torch.device,
+    history: list[EpochMetrics],
+    best: dict[str, Any] | None,
+    wall_seconds: float,
+    status: str,
+    reason: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "reason": reason,
+        "name": config.name,
+        "model": config.model.kind,
+        "seed": config.seed,
+        "epochs": len(history),
+        "epochs_planned": config.train.epochs,
+        "final": dataclasses.asdict(history[-1]) if history else None,
+        "best": best,
+        "seconds": sum(m.seconds for m in history),  # the epochs themselves
+        "wall_seconds": wall_seconds,  # this session of the run, set-up included
+        "seconds_per_epoch": statistics.mean(m.seconds for m in history) if history else None,
+        "samples_per_s": statistics.mean(m.samples_per_s for m in history) if history else None,
+        "device": str(device),
+        "device_name": device_name(device),
+        "data": {
+            "source": str(data.source),
+            "train": len(data.train),
+            "test": len(data.test),
+            "val": len(data.val) if data.val is not None else 0,
+        },
+        "versions": {"dropcli": dropcli.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "stopped_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[str, Any]]) -> tuple[Config, dict[str, Any]]:
+    """The config and checkpoint to continue `run_dir` with; only RESUMABLE_KEYS may change."""
+    path = run_dir / runs.LAST_CHECKPOINT
+    if not run_dir.is_dir():
+        raise DropcliError(f"--resume {run_dir}: no such run directory")
+    if not path.is_file():
+        raise DropcliError(
+            f"--resume {run_dir}: no {runs.LAST_CHECKPOINT} (the run stopped before its first epoch ended); start a new run"
+        )
+    try:
+        payload = checkpoints.load(path)
+    except DropcliError as error:
+        raise DropcliError(
+            f"{error}; a run continues only from last.pt: train it again with dropcli train -c {run_dir / runs.CONFIG_FILE}"
+        ) from None
+    saved = load_config(base=payload["config"])
+    config = load_config(base=payload["config"], overrides=overrides, flags=flags)
+    changed = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
+    if changed:
+        raise DropcliError(
+            f"--resume {run_dir}: cannot change {', '.join(changed)} of an existing run "
+            f"(only {', '.join(RESUMABLE_KEYS)}); start a new run for other settings"
+        )
+    if payload["best"] and stops_early(config, payload["best"], payload["epoch"]):
+        raise DropcliError(
+            f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {config.train.early_stopping} epochs "
+            f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
+        )
+    _check_schedule(run_dir, saved, config, payload["epoch"])
+    if config.train.epochs <= payload["epoch"]:
+        raise DropcliError(
+            f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
+            f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
+        )
+    return config, payload
+
+
+def _check_schedule(run_dir: Path, saved: Config, config: Config, done: int) -> None:
+    """Refuse a new train.epochs that would have given the epochs already trained other learning
+    rates: the result would be neither the planned run nor one planned for the new total."""
+    old, new = saved.train.epochs, config.train.epochs
+    changed = first_changed_epoch(saved.optim, old, new, done) if new != old else None
+    if changed is not None:
+        raise DropcliError(
+            f"--resume {run_dir}: the {saved.optim.schedule} learning-rate schedule was planned for {old} epochs; "
+            f"with train.epochs={new} epoch {changed}, already trained, would have had another rate, so the result would be "
+            f"neither a {old}- nor a {new}-epoch run; train a new run instead: dropcli train -c {run_dir / runs.CONFIG_FILE} "
+            f"--set train.epochs={new}"
+        )

@@ -1,0 +1,1 @@
+"""Predictive uncertainty of trained nets: scores, methods, shifts, ensembles, the study, predict."""

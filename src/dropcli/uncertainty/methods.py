@@ -1,0 +1,127 @@
+"""Predictive uncertainty of dropout nets: the methods `evaluate` compares, on shifted test sets.
+
+Methods (Ovadia et al. 2019's line-up, for this chapter's net):
+- deterministic: the net as trained, noise layers off;
+- mc dropout: the noise layers left on, the softmax of K passes averaged (Gal & Ghahramani 2016);
+  the K passes run as one batched forward of K stacked copies of each batch;
+- temperature: the deterministic logits divided by one temperature T, fitted by minimising the
+  NLL on the run's validation split (Guo et al. 2017);
+- ensemble: the mean softmax of several runs that differ only in seed (Lakshminarayanan et
+  al. 2017); ensemble + mc dropout: the mean of each member's MC dropout.
+With several runs, each single-model method's scores are the mean over the runs.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from dropcli.model.mlp import DropConnectLinear
+from dropcli.model.noise import GaussianNoise
+
+# How many rows one batched forward pass takes (an MC batch holds K copies of its examples).
+ROWS_PER_PASS = 32768
+DETERMINISTIC, MC_DROPOUT, TEMPERATURE, ENSEMBLE, ENSEMBLE_MC = (
+    "deterministic",
+    "mc dropout",
+    "temperature",
+    "ensemble",
+    "ensemble + mc dropout",
+)
+
+
+def stochastic_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Every module that injects noise in training mode: dropout (both kinds), Gaussian noise, and
+    DropConnect's hidden layers (which models.noise_layers, the named noise slots, leaves out)."""
+    from dropcli.model.dropout import Dropout
+
+    return [m for m in model.modules() if isinstance(m, (Dropout, torch.nn.Dropout, GaussianNoise, DropConnectLinear))]
+
+
+@torch.no_grad()
+def logits(model: torch.nn.Module, X: torch.Tensor, precision: str = "fp32") -> torch.Tensor:
+    """(n, classes) float32 logits of `model` in eval mode (noise off)."""
+    model.eval()
+    return _in_chunks(model, X, precision)
+
+
+@torch.no_grad()
+def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str = "fp32") -> torch.Tensor:
+    """(n, classes) mean softmax of `samples` passes with the noise layers on (the rest in eval mode).
+
+    Masks come from torch's generator on X's device: seed it first for repeatable numbers.
+    """
+    model.eval()
+    layers = stochastic_modules(model)
+    for layer in layers:
+        layer.train()
+    try:
+        # DropConnect draws one weight mask per forward pass, shared by the whole batch: stacked
+        # copies would all see the same mask, so it takes one pass per sample.
+        if any(isinstance(layer, DropConnectLinear) for layer in layers):
+            total = sum(torch.softmax(_in_chunks(model, X, precision), dim=1).double() for _ in range(samples))
+            return (total / samples).float()
+        chunk = max(1, ROWS_PER_PASS // samples)
+        return torch.cat([_stacked(model, X[start : start + chunk], samples, precision) for start in range(0, len(X), chunk)])
+    finally:
+        model.eval()
+
+
+def _stacked(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str) -> torch.Tensor:
+    prefix, rest = split_at_first_noise(model)
+    with torch.no_grad():
+        h = _forward(prefix, X, precision, cast=False)  # the noise-free layers, once per example
+        stacked = h.repeat(samples, *[1] * (h.dim() - 1))  # (samples * batch, ...): sample k is rows k*batch ... (k+1)*batch-1
+        out = _forward(rest, stacked, precision).view(samples, len(X), -1)  # (samples, batch, classes)
+    # Summed in float64: K equal passes (noise off, or p = 0) average back to that pass exactly.
+    return (torch.softmax(out, dim=2).sum(dim=0, dtype=torch.float64) / samples).float()  # (batch, classes)
+
+
+def split_at_first_noise(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """(prefix, rest): the layers of a Sequential before its first noise layer, and the others.
+
+    The prefix is deterministic, so MC dropout runs it once per example rather than K times
+    (for the chapter's net, the 784 x 256 product: three quarters of a pass). A model that is
+    not a Sequential is all `rest`.
+    """
+    if not isinstance(model, torch.nn.Sequential):
+        return torch.nn.Identity(), model
+    children = list(model)
+    noisy = {id(layer) for layer in stochastic_modules(model)}
+    first = next((i for i, child in enumerate(children) if any(id(m) in noisy for m in child.modules())), len(children))
+    return torch.nn.Sequential(*children[:first]), torch.nn.Sequential(*children[first:])
+
+
+def _in_chunks(model: torch.nn.Module, X: torch.Tensor, precision: str) -> torch.Tensor:
+    return torch.cat([_forward(model, X[start : start + ROWS_PER_PASS], precision) for start in range(0, len(X), ROWS_PER_PASS)])
+
+
+def _forward(model: torch.nn.Module, X: torch.Tensor, precision: str, cast: bool = True) -> torch.Tensor:
+    from dropcli.training.epoch import autocast
+
+    with autocast(X.device, precision):
+        out = model(X)
+    return out.float() if cast else out
+
+
+def fit_temperature(val_logits: torch.Tensor, y: torch.Tensor) -> float:
+    """The temperature T > 0 that minimises the mean NLL of softmax(logits / T) on (val_logits, y).
+
+    Fitted as log T (so T stays positive) with L-BFGS from T = 1.
+    """
+    val_logits = val_logits.detach().double()
+    log_t = torch.zeros((), dtype=torch.float64, device=val_logits.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=1.0, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(val_logits / log_t.exp(), y)
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimizer.step(closure)
+    return float(log_t.detach().exp())
+
+
+def scaled(logits_: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """softmax(logits / T); T = 1 is the plain softmax, bit for bit."""
+    return torch.softmax(logits_ if temperature == 1.0 else logits_ / temperature, dim=1)
