@@ -12,7 +12,8 @@ from torch.profiler import ProfilerActivity, profile
 from benchmarks.training import matmul_flops
 from dropcli import data
 from dropcli.config import load_config, replace
-from dropcli.training.epoch import new_state, train_one_epoch
+from dropcli.training.epoch import train_one_epoch
+from dropcli.training.state import new_state
 
 
 def main() -> None:

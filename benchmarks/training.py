@@ -9,7 +9,7 @@ table shows each row's median. The rows:
   batches, F.cross_entropy, torch.optim.SGD, the test set in eval mode;
 - the roofline: the same epoch's matrix products alone, at the training's own shapes (the
   products the fused engine runs), which is as fast as this machine multiplies these matrices;
-- the chapter's pipeline (torchvision FashionMNIST, ToTensor, 4-worker DataLoaders), once.
+- the chapter's pipeline (torchvision Splits, ToTensor, 4-worker DataLoaders), once.
 
 Then the same rows (but the chapter's pipeline) for the dropout paper's 784-1024-1024-1024-10
 net, the rest of the config unchanged, with the roofline at that net's own shapes.
@@ -41,7 +41,8 @@ from torch.utils import benchmark
 from dropcli import data
 from dropcli.config import Config, load_config, replace
 from dropcli.model.mlp import IN_FEATURES, N_CLASSES
-from dropcli.training.epoch import EVAL_BATCH_SIZE, evaluate, new_state, train_one_epoch
+from dropcli.training.epoch import EVAL_BATCH_SIZE, evaluate, train_one_epoch
+from dropcli.training.state import new_state
 
 ROOFLINE = "roofline: the matrix products alone"
 PEER = "plain in-memory loop (nn.Dropout)"
@@ -51,7 +52,7 @@ PAPER_TARGETS = {"fused": (0.75, 1.4), "autograd": (0.55, None)}  # issue 18's, 
 PAPER_HIDDEN = "1024x1024x1024"  # the dropout paper's MNIST net (Srivastava et al. 2014, Table 2)
 
 
-def dropcli_epoch(config: Config, dataset: data.FashionMNIST) -> Callable[[], None]:
+def dropcli_epoch(config: Config, dataset: data.Splits) -> Callable[[], None]:
     """One dropcli epoch: train_one_epoch, then evaluate on the test set."""
     state = new_state(config, dataset.train.X.device)
 
@@ -72,7 +73,7 @@ def peer_model(config: Config) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(widths[-1], N_CLASSES))
 
 
-def plain_loop_epoch(config: Config, dataset: data.FashionMNIST) -> Callable[[], None]:
+def plain_loop_epoch(config: Config, dataset: data.Splits) -> Callable[[], None]:
     """The peer: the same model, data and epoch written the way the PyTorch tutorials do."""
     model = peer_model(config).to(dataset.train.X.device)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.optim.lr)
@@ -144,7 +145,7 @@ def chapter_epoch_seconds(config: Config, source: Path) -> float:
     from torchvision import datasets, transforms
 
     with tempfile.TemporaryDirectory() as root:
-        raw = Path(root) / "FashionMNIST" / "raw"
+        raw = Path(root) / "Splits" / "raw"
         raw.mkdir(parents=True)
         for name, path in data.find_files(source).items():  # torchvision reads uncompressed files
             (raw / name).write_bytes(gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
@@ -153,7 +154,7 @@ def chapter_epoch_seconds(config: Config, source: Path) -> float:
         warnings.filterwarnings("ignore", message="This DataLoader will create")
         loaders = [
             torch.utils.data.DataLoader(
-                datasets.FashionMNIST(root, train=train, transform=transforms.ToTensor()),
+                datasets.Splits(root, train=train, transform=transforms.ToTensor()),
                 batch_size=config.train.batch_size,
                 shuffle=train,
                 num_workers=4,
@@ -216,7 +217,7 @@ def time_in_turns(rows: dict[str, Callable[[], None]], epochs: int) -> dict[str,
     return {name: statistics.median(values) for name, values in seconds.items()}
 
 
-def device_rows(config: Config, device: torch.device, epochs: int) -> tuple[dict[str, float], int, data.FashionMNIST]:
+def device_rows(config: Config, device: torch.device, epochs: int) -> tuple[dict[str, float], int, data.Splits]:
     """Seconds per epoch of every row on `device`, the roofline's FLOPs, and the data."""
     dataset = data.load(config.data, config.seed, device)
     roofline, flops = roofline_epoch(config, len(dataset.train), len(dataset.test), device)

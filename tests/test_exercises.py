@@ -126,7 +126,7 @@ def test_stats_cover_the_inputs_and_every_hidden_layer(in_tmp, invoke, small_arg
 
 
 def test_weight_decay_reaches_the_optimizer():
-    from dropcli.training.epoch import new_state
+    from dropcli.training.state import new_state
 
     config = load_config(None, ["optim.weight_decay=0.001"])
     assert new_state(config, torch.device("cpu")).optimizer.param_groups[0]["weight_decay"] == 0.001

@@ -11,7 +11,8 @@ from dropcli import data, runs
 from dropcli.config import load_config
 from dropcli.errors import DropcliError
 from dropcli.parallel.workers import Workers
-from dropcli.training.epoch import new_state, train_one_epoch
+from dropcli.training.epoch import train_one_epoch
+from dropcli.training.state import new_state
 
 CPU = torch.device("cpu")
 

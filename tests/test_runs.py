@@ -11,7 +11,7 @@ from dropcli import runs
 from dropcli.config import load_config
 from dropcli.files import WriteError
 from dropcli.runs import checkpoints
-from dropcli.training.epoch import new_state
+from dropcli.training.state import new_state
 
 # Big enough that an epoch takes long enough to kill a run in the middle.
 RUN_SIZE = {"train": 3000, "test": 500}

@@ -5,7 +5,8 @@ from dropcli import data
 from dropcli.config import load_config
 from dropcli.runs.listeners import Listener
 from dropcli.runs.loop import train_run
-from dropcli.training.epoch import evaluate, new_state, run_epoch
+from dropcli.training.epoch import evaluate, run_epoch
+from dropcli.training.state import new_state
 
 CPU = torch.device("cpu")
 

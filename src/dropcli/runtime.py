@@ -139,3 +139,10 @@ def _handlers(handlers: dict) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast for "bf16", nothing for "fp32"."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

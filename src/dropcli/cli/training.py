@@ -52,7 +52,7 @@ def train(
     from dropcli import parallel, runs
     from dropcli.parallel.workers import launch_command
     from dropcli.runs import loop
-    from dropcli.training.epoch import check_trainable
+    from dropcli.training.state import check_trainable
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")

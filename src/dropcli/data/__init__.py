@@ -99,8 +99,8 @@ class Split:
 
 
 @dataclass(frozen=True)
-class FashionMNIST:
-    """The splits of a loaded data set: Fashion-MNIST or another of DATASETS (the name is historical)."""
+class Splits:
+    """The splits of a loaded data set (Fashion-MNIST or another of DATASETS), and where it was read."""
 
     train: Split
     test: Split
@@ -265,7 +265,7 @@ def read_idx(path: Path, magic: int, count: int) -> torch.Tensor:
     return data.reshape(dims)
 
 
-def load(config: DataConfig, seed: int, device: torch.device) -> FashionMNIST:
+def load(config: DataConfig, seed: int, device: torch.device) -> Splits:
     """Find (or download), verify and move the data set `config.name` to `device`, scaled to [0, 1] once."""
     directory = find_or_fetch(config.root, config.name)
     return prepare(directory, read_raw(directory, config.name), config, seed, device)
@@ -273,14 +273,14 @@ def load(config: DataConfig, seed: int, device: torch.device) -> FashionMNIST:
 
 def prepare(
     directory: Path, raw: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DataConfig, seed: int, device: torch.device
-) -> FashionMNIST:
+) -> Splits:
     """The splits `config` asks for from files already read; `seed` draws the validation split."""
     train_images, train_labels = raw["train"]
     test_images, test_labels = raw["test"]
     train = _to_split(train_images[: config.train_limit], train_labels[: config.train_limit], device)
     test = _to_split(test_images[: config.test_limit], test_labels[: config.test_limit], device)
     train, val = _split_off_validation(train, config.val_split, seed)
-    return FashionMNIST(train=train, test=test, val=val, source=directory)
+    return Splits(train=train, test=test, val=val, source=directory)
 
 
 def _to_split(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Split:

@@ -35,7 +35,8 @@ from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener
 from dropcli.runs.loop import train_run
 from dropcli.runtime import check_memory
-from dropcli.training.epoch import Diverged, memory_needed
+from dropcli.training.epoch import Diverged
+from dropcli.training.state import memory_needed
 
 
 def check_resources(trials: list[Trial], workers: Workers) -> None:
@@ -152,9 +153,9 @@ class _Datasets:
     def __init__(self, workers: Workers):
         self.workers = workers
         self.raw: dict[tuple[Path, str], dict] = {}
-        self.last: tuple[Any, tuple[torch.device, data.FashionMNIST]] | None = None
+        self.last: tuple[Any, tuple[torch.device, data.Splits]] | None = None
 
-    def get(self, config) -> tuple[torch.device, data.FashionMNIST]:
+    def get(self, config) -> tuple[torch.device, data.Splits]:
         # The seed draws the validation split, so it matters only when there is one.
         key = (config.data, config.seed if config.data.val_split > 0 else None, config.device)
         if self.last is None or self.last[0] != key:

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 
 from dropcli import files
-from dropcli.config import Config, to_dict
+from dropcli.config import Config, load_config, to_dict
 from dropcli.errors import DropcliError, first_line
+from dropcli.model.mlp import build_model
 from dropcli.runtime import derived_seed, seed_everything
 from dropcli.training.records import EpochMetrics, TrainState
 
@@ -79,6 +80,19 @@ def load(path: Path) -> dict[str, Any]:
     return payload
 
 
+def load_model(payload: dict[str, Any], device: torch.device) -> torch.nn.Module:
+    """The checkpoint's model in eval mode on `device`, for inference: no optimizer, nothing seeded.
+
+    Raises DropcliError if the weights do not fit the checkpoint's own config.
+    """
+    model = build_model(load_config(base=payload["config"]).model)
+    try:
+        model.load_state_dict(payload["model"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise _does_not_fit(error) from None
+    return model.to(device).eval()
+
+
 def restore(state: TrainState, payload: dict[str, Any]) -> None:
     """Put a checkpoint's weights, optimizer, RNG states and history into `state`.
 
@@ -87,9 +101,13 @@ def restore(state: TrainState, payload: dict[str, Any]) -> None:
     try:
         _restore(state, payload)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise DropcliError(
-            f"the checkpoint does not fit its own config ({first_line(error)}); it is damaged: use best.pt or start a new run"
-        ) from None
+        raise _does_not_fit(error) from None
+
+
+def _does_not_fit(error: Exception) -> DropcliError:
+    return DropcliError(
+        f"the checkpoint does not fit its own config ({first_line(error)}); it is damaged: use best.pt or start a new run"
+    )
 
 
 def _restore(state: TrainState, payload: dict[str, Any]) -> None:

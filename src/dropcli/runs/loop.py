@@ -19,15 +19,16 @@ import torch
 import dropcli
 from dropcli import files, runs
 from dropcli.config import Config, changed_keys, load_config, to_yaml
-from dropcli.data import FashionMNIST
+from dropcli.data import Splits
 from dropcli.errors import DropcliError
 from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
-from dropcli.training.epoch import Diverged, compile_model, evaluate, new_state, run_epoch
+from dropcli.training.epoch import Diverged, evaluate, run_epoch
 from dropcli.training.records import EpochMetrics, RunResult, TrainState
 from dropcli.training.schedules import first_changed_epoch
+from dropcli.training.state import compile_model, new_state
 from dropcli.training.stats import recording
 
 # What --resume may change: how long to train, where, where the data now lies (it is checked
@@ -38,7 +39,7 @@ RESUMABLE_KEYS = ("train.epochs", "device", "data.root", "train.engine")
 
 def train_run(
     config: Config,
-    data: FashionMNIST,
+    data: Splits,
     device: torch.device,
     run_dir: Path,
     listeners: Sequence[Listener] = (),
@@ -87,7 +88,7 @@ def train_run(
 
 def _start(
     config: Config,
-    data: FashionMNIST,
+    data: Splits,
     device: torch.device,
     resume_from: dict[str, Any] | None,
     workers: Workers,
@@ -133,7 +134,7 @@ def stops_early(config: Config, best: dict[str, Any], epoch: int) -> bool:
     return patience is not None and epoch - best["epoch"] >= patience
 
 
-def monitor_of(config: Config, data: FashionMNIST) -> str:
+def monitor_of(config: Config, data: Splits) -> str:
     """The metric that picks checkpoints/best.pt."""
     if config.train.monitor != "auto":
         return config.train.monitor
@@ -195,7 +196,7 @@ def _json_line(metrics: EpochMetrics) -> str:
 
 def _finished_summary(
     config: Config,
-    data: FashionMNIST,
+    data: Splits,
     device: torch.device,
     state: TrainState,
     writer: RunFiles,
@@ -227,7 +228,7 @@ def _stopped(stop: BaseException) -> tuple[str, str]:
 
 def _summary(
     config: Config,
-    data: FashionMNIST,
+    data: Splits,
     device: torch.device,
     history: list[EpochMetrics],
     best: dict[str, Any] | None,

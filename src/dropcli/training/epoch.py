@@ -4,7 +4,6 @@ Nothing here prints or writes files; loop.py runs the epochs of a run. Per-batch
 to a hook the caller may supply.
 """
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -14,14 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli.config import Config
-from dropcli.data import FashionMNIST, Split, augment
-from dropcli.errors import DropcliError, first_line
-from dropcli.model.mlp import build_model, hidden_layers, parameter_count
+from dropcli.data import Split, Splits, augment
+from dropcli.errors import DropcliError
+from dropcli.model.mlp import hidden_layers
 from dropcli.parallel.workers import ONE_PROCESS, Workers
-from dropcli.runtime import check_memory, derived_seed, seed_everything
+from dropcli.runtime import autocast
 from dropcli.training.fused import FusedStep
 from dropcli.training.records import EpochMetrics, TrainState
-from dropcli.training.schedules import apply_max_norm, build_optimizer, start_epoch
+from dropcli.training.schedules import apply_max_norm, start_epoch
 from dropcli.training.stats import ActivationStats
 
 EVAL_BATCH_SIZE = 4096
@@ -48,57 +47,9 @@ class Diverged(DropcliError):
         self.epoch = epoch
 
 
-def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCESS) -> TrainState:
-    """A freshly initialised model, its optimizer (optim.name), and the generators of the data
-    order and of the augmentation, all seeded.
-
-    Under torchrun every worker builds the same initial model and data order, wraps the model
-    in DDP, and draws its dropout masks from a generator of its own. Raises DropcliError, before
-    allocating, where `check_trainable` does.
-    """
-    check_trainable(config, device, workers)
-    seed_everything(config.seed)
-    model = build_model(config.model).to(device)
-    optimizer = build_optimizer(config.optim, model.parameters())
-    generators = [torch.Generator().manual_seed(seed) for seed in (config.seed, derived_seed(config.seed, "augment"))]
-    state = TrainState(model, optimizer, *generators, workers=workers)
-    if workers.world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel  # imports torch.distributed: only here
-
-        seed_everything(derived_seed(config.seed, f"worker {workers.rank}"))
-        state.parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    return state
-
-
-def check_trainable(config: Config, device: torch.device, workers: Workers = ONE_PROCESS) -> None:
-    """Raise DropcliError if `config` cannot train here: the model clearly does not fit in
-    memory, or, under torchrun, the batch does not split evenly or the engine is fused.
-    Cheap: callers run it before they make a run directory."""
-    check_memory(memory_needed(config), device, "training this model (model.hidden, train.batch_size)")
-    if config.train.batch_size % workers.world_size:
-        raise DropcliError(
-            f"train.batch_size={config.train.batch_size} is the global batch and must split evenly over "
-            f"{workers.world_size} workers; use a multiple of {workers.world_size}"
-        )
-    if config.train.engine == "fused" and workers.world_size > 1:
-        raise DropcliError(
-            "train.engine=fused trains in one process; under torchrun `train` is data-parallel, so use "
-            "train.engine=autograd (sweep and compare may use fused: each trial is one process)"
-        )
-
-
-def memory_needed(config: Config) -> int:
-    """Bytes that training needs at the least: weights, their gradients and the optimizer's
-    state, and the activations of the largest batch (training or evaluation)."""
-    weights = parameter_count(config.model) * 4 * 3
-    width = sum(config.model.hidden)
-    activations = max(config.train.batch_size, EVAL_BATCH_SIZE) * width * 4 * 4  # (batch, hidden), fp32, a few copies
-    return weights + activations
-
-
 def run_epoch(
     state: TrainState,
-    data: FashionMNIST,
+    data: Splits,
     config: Config,
     epoch: int,
     on_progress: ProgressHook | None = None,
@@ -249,20 +200,3 @@ def evaluate(
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()
     return workers.all_reduce(loss_sum).item() / n, workers.all_reduce(correct).item() / n
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast for "bf16", nothing for "fp32"."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-def compile_model(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, str | None]:
-    """`torch.compile(model)`, tried on `example`; the model itself and the reason where it cannot run."""
-    try:
-        compiled = torch.compile(model)
-        compiled(example)  # compilation happens on the first call: fail here, not mid-epoch
-        return compiled, None
-    except Exception as error:  # no C++ compiler, an unsupported platform or Python, ...
-        return model, f"torch.compile cannot run here ({first_line(error, limit=None)}); training without it"

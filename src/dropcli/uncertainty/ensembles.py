@@ -50,7 +50,6 @@ def load(targets: list[Path], flags: dict[str, tuple[str, Any]]) -> list[Member]
     Raises DropcliError if a checkpoint cannot be read, or the runs differ in more than the seed.
     """
     from dropcli.parallel.workers import Workers
-    from dropcli.training.epoch import new_state
     from dropcli.uncertainty.evaluation import load_target
 
     # A run directory means its last.pt; the error names best.pt where only that one is readable.
@@ -60,10 +59,7 @@ def load(targets: list[Path], flags: dict[str, tuple[str, Any]]) -> list[Member]
     device = Workers().device(configs[0].device)
     members = []
     for path, payload, config in zip(paths, payloads, configs):
-        state = new_state(config, device)
-        checkpoints.restore(state, payload)
-        state.model.eval()
-        members.append(Member(path, config, payload["epoch"], state.model, payload))
+        members.append(Member(path, config, payload["epoch"], checkpoints.load_model(payload, device), payload))
     return members
 
 

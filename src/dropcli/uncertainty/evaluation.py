@@ -9,12 +9,12 @@ import torch
 
 from dropcli import runs
 from dropcli.config import Config
-from dropcli.data import SPLIT_SIZES, FashionMNIST, dataset
+from dropcli.data import SPLIT_SIZES, Splits, dataset
 from dropcli.errors import DropcliError
 from dropcli.model.mlp import N_CLASSES
 from dropcli.runs import checkpoints
-from dropcli.runtime import duration_text
-from dropcli.training.epoch import autocast, evaluate
+from dropcli.runtime import autocast, duration_text
+from dropcli.training.epoch import evaluate
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def _why_no_checkpoint(run_dir: Path) -> str:
     return "not a run directory (no config.yaml or checkpoints/)"
 
 
-def evaluate_model(model: torch.nn.Module, config: Config, epoch: int, data: FashionMNIST, split: str) -> Evaluation:
+def evaluate_model(model: torch.nn.Module, config: Config, epoch: int, data: Splits, split: str) -> Evaluation:
     """Score a run's model (trained for `epoch` epochs, on data's device) on one split, in eval
     mode. (Monte Carlo dropout is scored by study.py, which fills in the mc_ fields.)"""
     subset = getattr(data, split)

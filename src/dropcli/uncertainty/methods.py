@@ -95,7 +95,7 @@ def _in_chunks(model: torch.nn.Module, X: torch.Tensor, precision: str) -> torch
 
 
 def _forward(model: torch.nn.Module, X: torch.Tensor, precision: str, cast: bool = True) -> torch.Tensor:
-    from dropcli.training.epoch import autocast
+    from dropcli.runtime import autocast
 
     with autocast(X.device, precision):
         out = model(X)

@@ -17,7 +17,6 @@ from dropcli.config import Config
 from dropcli.data import dataset
 from dropcli.errors import DropcliError
 from dropcli.runs import checkpoints
-from dropcli.training.epoch import new_state
 from dropcli.uncertainty.calibration import entropy_of
 from dropcli.uncertainty.methods import logits, mc_probabilities
 
@@ -112,9 +111,7 @@ def predict(
     """The checkpoint's class probabilities for each row of X (n, 784), in eval mode; with
     `mc_samples` > 0, the mean softmax of that many passes with the noise layers on (seeded with
     the run's seed) and its entropy."""
-    state = new_state(config, device)
-    checkpoints.restore(state, payload)
-    model = state.model
+    model = checkpoints.load_model(payload, device)
     X = X.to(device)
     if mc_samples > 0:
         torch.manual_seed(config.seed)
