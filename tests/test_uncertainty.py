@@ -169,10 +169,17 @@ def test_predictions_read_back_reproduce_every_printed_metric(two_runs, invoke, 
     args = [two_runs, "--mc-samples", 3, "--temperature", "--shift", "rotate=0:90:45", "--shift", "noise=0.2"]
     report = study_json(invoke, *args, "--predictions", in_tmp / "p.npz", "-o", in_tmp / "fig.png")
     study = report["uncertainty"]
-    assert study["methods"] == ["deterministic", "temperature", "mc dropout", "ensemble", "ensemble + mc dropout"]
+    assert study["methods"] == [
+        "deterministic",
+        "temperature",
+        "mc dropout",
+        "mc dropout + temperature",
+        "ensemble",
+        "ensemble + mc dropout",
+    ]
     assert len(study["temperatures"]) == 2 and all(t > 0 for t in study["temperatures"])
     saved = np.load(in_tmp / "p.npz")
-    assert saved["probabilities"].shape == (400 * 4 * (3 * 2 + 2), 10)
+    assert saved["probabilities"].shape == (400 * 4 * (4 * 2 + 2), 10)
     for result in study["results"]:
         shift = result["shift"]
         chosen = (

@@ -15,7 +15,9 @@ from dropcli.errors import DropcliError
 
 @app.command(
     cls=Command,
-    epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png --predictions p.npz",
+    epilog="Examples: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png "
+    "--predictions p.npz; compute-matched, with intervals: dropcli evaluate runs/study --mc-sweep 1,3,10,50 --ensemble-sizes 1,3,5 "
+    "--temperature --last-layer --bootstrap 1000 --shift rotate=0,15,45,90 --ood mnist -o study.png",
 )
 def evaluate(
     targets: Annotated[
@@ -27,14 +29,17 @@ def evaluate(
         ),
     ],
     split: Annotated[
-        str, typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0; an ensemble: test).")
+        str,
+        typer.Option("--split", help=f"{one_of(SPLITS)} (val needs data.val_split > 0; an ensemble: test), e.g. --split val."),
     ] = "test",
     device: DeviceOption = None,
     data_dir: DataDirOption = None,
     mc_samples: Annotated[
         int | None,
         typer.Option(
-            "--mc-samples", metavar="K", help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched)."
+            "--mc-samples",
+            metavar="K",
+            help="Also score Monte Carlo dropout: average K >= 1 passes with noise on (batched), e.g. --mc-samples 50.",
         ),
     ] = None,
     shift: Annotated[
@@ -43,13 +48,16 @@ def evaluate(
             "--shift",
             metavar="FAMILY=START:STOP:STEP",
             help="Score on shifted copies of the split: rotate (degrees), translate "
-            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable.",
+            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable, e.g. "
+            "--shift rotate=0:180:15 --shift noise=0.1,0.3.",
         ),
     ] = None,
     temperature: Annotated[
         bool,
         typer.Option(
-            "--temperature", help="Also score temperature scaling: one T fitted by minimising NLL on the run's validation split."
+            "--temperature",
+            help="Also score temperature scaling: one T fitted by minimising NLL on the run's validation split; "
+            "with --mc-samples and ensembles, also for those (an ensemble's T needs runs that share data.val_seed).",
         ),
     ] = False,
     output: Annotated[
@@ -57,24 +65,75 @@ def evaluate(
         typer.Option(
             "--output",
             "-o",
-            help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).",
+            help="Figures, e.g. -o study.png: study-reliability.png (per method and shift value), study-shift.png (metrics vs shift), "
+            "study-compute.png (metrics vs forward passes) and study-selective.png.",
         ),
     ] = None,
     predictions: Annotated[
         Path | None,
         typer.Option(
             "--predictions",
-            help="Write every example's class probabilities, label, method and shift: .npz (numpy) or .csv (pandas).",
+            help="Write every example's class probabilities, label, method and shift: .npz (numpy) or .csv (pandas), "
+            "e.g. --predictions p.npz.",
+        ),
+    ] = None,
+    mc_sweep: Annotated[
+        str | None,
+        typer.Option(
+            "--mc-sweep",
+            metavar="K1,K2,...",
+            help="Score MC dropout at each K (rows 'mc dropout K=k'; the Ks share their passes, so this costs the largest K), "
+            "e.g. --mc-sweep 1,3,10,50.",
+        ),
+    ] = None,
+    ensemble_sizes: Annotated[
+        str | None,
+        typer.Option(
+            "--ensemble-sizes",
+            metavar="M1,M2,...",
+            help="Score ensembles of each size M: the runs in the order given cut into disjoint groups of M (the rows are the "
+            "mean over groups, the spread their std), e.g. --ensemble-sizes 1,3,5 with 10 runs.",
+        ),
+    ] = None,
+    last_layer: Annotated[
+        bool,
+        typer.Option(
+            "--last-layer",
+            help="Also score MC dropout with only the last noise layer on, at the largest K, e.g. --mc-samples 50 --last-layer.",
+        ),
+    ] = False,
+    replicates: Annotated[
+        int,
+        typer.Option(
+            "--bootstrap",
+            min=0,
+            metavar="B",
+            help="Bootstrap intervals over test examples from B resamples, for every metric (0: none), e.g. --bootstrap 1000.",
+        ),
+    ] = 200,
+    level: Annotated[
+        float,
+        typer.Option("--level", min=0.5, max=0.999, help="Coverage of the bootstrap intervals, e.g. --level 0.9."),
+    ] = 0.95,
+    ood: Annotated[
+        str | None,
+        typer.Option(
+            "--ood",
+            metavar="DIR|NAME",
+            help="Out-of-distribution detection against another IDX data set's test images: a directory holding "
+            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist. "
+            "AUROC and AUPR by max probability, entropy and mutual information.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
     """Score saved models: accuracy and calibration, per method and shift.
 
-    Metrics: accuracy; NLL, mean -log p(true class); Brier, squared error of p against the one-hot label summed over classes, mean over examples; ECE, 15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; entropy, mean predictive entropy (nats); selective accuracy, on the most certain examples by entropy. One run unshifted also gets per-class accuracy and the confusion matrix. More: docs/uncertainty.md.
+    Metrics: accuracy; NLL, mean -log p(true class); Brier, squared error of p against the one-hot label summed over classes, mean over examples; ECE, 15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; adaptive ECE, the same over 15 equal-mass bins; entropy, mean predictive entropy (nats); selective accuracy, on the most certain examples by entropy; accuracy above a confidence threshold (--json, figures). Each with a bootstrap interval over test examples (--bootstrap) and, for several runs, the spread (std) over them. Every row names its forward passes per example, so methods compare at equal compute. One run unshifted also gets per-class accuracy and the confusion matrix. More: docs/uncertainty.md.
     """
     import json
 
+    from dropcli.cli.display import uncertainty_plots
     from dropcli.cli.display.report import evaluation_tables, monte_carlo_progress
     from dropcli.cli.display.uncertainty_tables import tables
     from dropcli.uncertainty import shifts, study
@@ -84,9 +143,18 @@ def evaluate(
     if mc_samples is not None and mc_samples < 1:
         raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
     points = shifts.parse_all(shift or [])
-    request = study.Request(targets, split, mc_samples or 0, points, temperature)
+    sweep, sizes = _counts("--mc-sweep", mc_sweep), _counts("--ensemble-sizes", ensemble_sizes)
+    if last_layer and not (mc_samples or sweep):
+        raise DropcliError("--last-layer is MC dropout with only the last noise layer on: give --mc-samples K or --mc-sweep too")
+    request = study.Request(
+        targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, ood
+    )
+    if output is not None:
+        uncertainty_plots.check_output(output)
     with monte_carlo_progress(console(stderr=True)) as progress:
-        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), output, predictions, progress)
+        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), predictions, progress)
+    if output is not None:
+        outcome.written[:0] = uncertainty_plots.write(outcome.study, output)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
@@ -100,6 +168,19 @@ def evaluate(
         screen.print(*tables(outcome.study))
     for path in outcome.written:
         typer.echo(f"wrote {path}", err=as_json)
+
+
+def _counts(option: str, text: str | None) -> tuple[int, ...]:
+    """The positive whole numbers of a comma list such as "1,3,10"; () for none."""
+    if text is None:
+        return ()
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1 or len(set(values)) != len(values):
+        raise DropcliError(f"{option} {text}: expected distinct whole numbers >= 1 separated by commas, e.g. {option} 1,3,10")
+    return values
 
 
 @app.command(

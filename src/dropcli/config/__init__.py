@@ -84,6 +84,9 @@ class DataConfig:
     name: str = "fashion-mnist"  # see vocabulary.DATA_SETS
     root: str | None = None
     val_split: float = 0.0
+    # Which examples the validation split holds: drawn with this seed, or with the run's seed when
+    # None. A fixed value gives the runs of an ensemble one shared held-out set (no bagging).
+    val_seed: int | None = None
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
     train_limit: int | None = None
     test_limit: int | None = None

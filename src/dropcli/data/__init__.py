@@ -241,8 +241,8 @@ def read_raw(directory: Path, name: str = DEFAULT) -> dict[str, tuple[torch.Tens
     return splits
 
 
-def read_idx(path: Path, magic: int, count: int) -> torch.Tensor:
-    """Read one IDX file (gzipped or not) holding `count` labels or 28x28 images."""
+def read_idx(path: Path, magic: int, count: int | None) -> torch.Tensor:
+    """Read one IDX file (gzipped or not) holding `count` labels or 28x28 images (any number: None)."""
     content = _read_bytes(path)
     if len(content) < 8:
         raise DropcliError(f"{path}: too short to be an IDX file ({len(content)} bytes); replace it with a fresh copy")
@@ -254,7 +254,7 @@ def read_idx(path: Path, magic: int, count: int) -> torch.Tensor:
     ndim = magic & 0xFF
     header_size = 4 + 4 * ndim
     dims = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    expected_dims = [count] + [IMAGE_SIDE] * (ndim - 1)
+    expected_dims = [dims[0] if count is None else count] + [IMAGE_SIDE] * (ndim - 1)
     if dims != expected_dims:
         raise DropcliError(f"{path}: header says shape {tuple(dims)}, expected {tuple(expected_dims)} for this IDX data set")
     size = header_size + math.prod(dims)
@@ -274,12 +274,13 @@ def load(config: DataConfig, seed: int, device: torch.device) -> Splits:
 def prepare(
     directory: Path, raw: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DataConfig, seed: int, device: torch.device
 ) -> Splits:
-    """The splits `config` asks for from files already read; `seed` draws the validation split."""
+    """The splits `config` asks for from files already read; `seed` draws the validation split
+    (config.val_seed instead, when it is set)."""
     train_images, train_labels = raw["train"]
     test_images, test_labels = raw["test"]
     train = _to_split(train_images[: config.train_limit], train_labels[: config.train_limit], device)
     test = _to_split(test_images[: config.test_limit], test_labels[: config.test_limit], device)
-    train, val = _split_off_validation(train, config.val_split, seed)
+    train, val = _split_off_validation(train, config.val_split, seed if config.val_seed is None else config.val_seed)
     return Splits(train=train, test=test, val=val, source=directory)
 
 

@@ -12,19 +12,27 @@ back to the host once. The definitions (also in docs/uncertainty.md):
   bins ((0, 1/15], (1/15, 2/15], ..., a value on an edge goes to the lower bin); ECE is the
   mean over examples of |accuracy of the bin - mean confidence of the bin|, i.e. the bins'
   gaps weighted by their share of examples. Empty bins weigh nothing;
+- adaptive ECE (equal-mass bins, Nixon et al. 2019): the examples sorted by confidence (ties:
+  the earlier example first) and cut into `BINS` bins of equal count (example of rank r, from
+  0, goes to bin floor(r * BINS / n)); then the same weighted mean of |accuracy - confidence|.
+  Equal-width bins leave the low-confidence bins nearly empty for an accurate net; equal-mass
+  bins spend their resolution where the examples are;
 - entropy: the mean predictive entropy -sum_c p_c log p_c, in nats (0 log 0 = 0);
 - selective accuracy at coverage c: keep the fraction c of examples with the lowest
-  predictive entropy (ties: the earlier example first), score accuracy on those alone.
+  predictive entropy (ties: the earlier example first), score accuracy on those alone;
+- accuracy above a confidence threshold t: accuracy on the examples with max_c p_c >= t, and
+  the fraction of examples that is (Ovadia et al. 2019, fig. 3's "accuracy vs confidence").
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 BINS = 15
 COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 PROBABILITY_FLOOR = 1e-12
-METRICS = ("accuracy", "nll", "brier", "ece", "entropy")
+METRICS = ("accuracy", "nll", "brier", "ece", "ece_adaptive", "entropy")
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,12 @@ class Scores:
     nll: float
     brier: float
     ece: float
+    ece_adaptive: float
     entropy: float
     selective: dict[float, float]  # coverage -> accuracy on the kept examples
     bins: list[Bin]
+    # threshold t -> (accuracy on the examples with confidence >= t or None when there are none, their fraction)
+    thresholds: dict[float, tuple[float | None, float]] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -63,9 +74,15 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = BINS, c
     entropy = entropy_of(p)
     counts, confidence_sums, correct_sums = _binned(confidence, correct, bins)
     gaps = (correct_sums - confidence_sums).abs().sum() / n
+    adaptive = adaptive_ece(confidence, correct, bins)
     selective = _selective(correct, entropy, coverages)
+    above = confidence[None, :] >= torch.tensor(THRESHOLDS, dtype=p.dtype, device=p.device)[:, None]  # (thresholds, n)
+    kept = above.sum(dim=1)
+    hits = (above * correct).sum(dim=1)
     # One transfer to the host for everything.
-    head = torch.stack([correct.mean(), nll.mean(), brier.mean(), gaps, entropy.mean()]).tolist()
+    head = torch.stack([correct.mean(), nll.mean(), brier.mean(), gaps, adaptive, entropy.mean()]).tolist()
+    kept, hits = kept.tolist(), hits.tolist()
+    thresholds = {t: (hits[i] / kept[i] if kept[i] else None, kept[i] / n) for i, t in enumerate(THRESHOLDS)}
     counts, confidence_sums, correct_sums = counts.tolist(), confidence_sums.tolist(), correct_sums.tolist()
     edges = [index / bins for index in range(bins + 1)]
     reliability = [
@@ -78,7 +95,16 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = BINS, c
         )
         for b in range(bins)
     ]
-    return Scores(*head, selective=dict(zip(coverages, selective.tolist())), bins=reliability)
+    return Scores(*head, selective=dict(zip(coverages, selective.tolist())), bins=reliability, thresholds=thresholds)
+
+
+def adaptive_ece(confidence: torch.Tensor, correct: torch.Tensor, bins: int = BINS) -> torch.Tensor:
+    """ECE over `bins` equal-mass bins of the examples sorted by `confidence` (n,); `correct` (n,) is 0 or 1."""
+    n = len(confidence)
+    order = torch.sort(confidence, stable=True).indices
+    index = torch.arange(n, device=confidence.device) * bins // n  # (n,): the bin of each rank
+    gaps = torch.bincount(index, correct[order], minlength=bins) - torch.bincount(index, confidence[order], minlength=bins)
+    return gaps.abs().sum() / n
 
 
 def entropy_of(p: torch.Tensor) -> torch.Tensor:
@@ -112,10 +138,21 @@ def mean(scores: list[Scores]) -> Scores:
         return scores[0]
     head = [sum(getattr(s, metric) for s in scores) / len(scores) for metric in METRICS]
     selective = {c: sum(s.selective[c] for s in scores) / len(scores) for c in scores[0].selective}
+    thresholds = {}
+    for t in scores[0].thresholds:
+        kept = [s.thresholds[t] for s in scores if s.thresholds[t][0] is not None]
+        accuracy = sum(a for a, _ in kept) / len(kept) if kept else None
+        thresholds[t] = (accuracy, sum(s.thresholds[t][1] for s in scores) / len(scores))
     pooled = []
     for parts in zip(*(s.bins for s in scores)):
         count = sum(b.count for b in parts)
         confidence = sum(b.confidence * b.count for b in parts if b.count) / count if count else None
         accuracy = sum(b.accuracy * b.count for b in parts if b.count) / count if count else None
         pooled.append(Bin(parts[0].lower, parts[0].upper, count, confidence, accuracy))
-    return Scores(*head, selective=selective, bins=pooled)
+    return Scores(*head, selective=selective, bins=pooled, thresholds=thresholds)
+
+
+def pooled_ece(bins: list[Bin]) -> float:
+    """The ECE of (possibly pooled) reliability bins: what a pooled reliability diagram shows."""
+    total = sum(b.count for b in bins)
+    return sum(b.count * abs(b.accuracy - b.confidence) for b in bins if b.count) / total

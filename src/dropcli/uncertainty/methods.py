@@ -75,17 +75,79 @@ def _stacked(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: s
     return (torch.softmax(out, dim=2).sum(dim=0, dtype=torch.float64) / samples).float()  # (batch, classes)
 
 
-def split_at_first_noise(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
+@torch.no_grad()
+def mc_sweep(
+    model: torch.nn.Module, X: torch.Tensor, samples: list[int], precision: str = "fp32", last_layer_only: bool = False
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each K of `samples`: the mean softmax of the first K passes (n, classes) and the mean
+    entropy of those passes (n,), for mutual information. The Ks share their passes (K = 3 is the
+    first 3 of K = 50's), so a sweep costs max(samples) passes. `last_layer_only`: only the last
+    noise layer is left on (the net's features fixed, its last layer's input dropped).
+
+    Masks come from torch's generator on X's device: seed it first for repeatable numbers.
+    """
+    model.eval()
+    layers = stochastic_modules(model)
+    active = layers[-1:] if last_layer_only else layers
+    for layer in active:
+        layer.train()
+    try:
+        if any(isinstance(layer, DropConnectLinear) for layer in active):
+            passes = (torch.softmax(_in_chunks(model, X, precision), dim=1).double() for _ in range(max(samples)))
+            return _snapshots(passes, samples)
+        chunk = max(1, ROWS_PER_PASS // max(samples))
+        prefix, rest = split_at_first_noise(model, active)
+        parts = [_stacked_sweep(prefix, rest, X[start : start + chunk], samples, precision) for start in range(0, len(X), chunk)]
+        return [(torch.cat([p[k][0] for p in parts]), torch.cat([p[k][1] for p in parts])) for k in range(len(samples))]
+    finally:
+        model.eval()
+
+
+def _snapshots(passes, samples: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    from dropcli.uncertainty.calibration import entropy_of
+
+    total, entropy, out = 0, 0, []
+    for k, p in enumerate(passes, start=1):  # p: (n, classes) float64
+        total, entropy = total + p, entropy + entropy_of(p)
+        if k in samples:
+            out.append(((total / k).float(), entropy / k))
+    return out
+
+
+def _stacked_sweep(prefix, rest, X: torch.Tensor, samples: list[int], precision: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    from dropcli.uncertainty.calibration import entropy_of
+
+    K = max(samples)
+    h = _forward(prefix, X, precision, cast=False)  # the noise-free layers, once per example
+    out = _forward(rest, h.repeat(K, *[1] * (h.dim() - 1)), precision).view(K, len(X), -1)  # (K, batch, classes)
+    p = torch.softmax(out, dim=2).double()
+    totals = p.cumsum(dim=0)  # (K, batch, classes): sum of the first k passes
+    entropies = entropy_of(p.view(K * len(X), -1)).view(K, len(X)).cumsum(dim=0)  # (K, batch)
+    return [((totals[k - 1] / k).float(), entropies[k - 1] / k) for k in samples]
+
+
+def temperature_of_probabilities(p: torch.Tensor, y: torch.Tensor) -> float:
+    """The temperature fitted (as fit_temperature) on log p: for methods that output probabilities
+    (MC dropout, ensembles), softmax(log p / T) is p**(1/T) renormalised."""
+    return fit_temperature(log_of(p), y)
+
+
+def log_of(p: torch.Tensor) -> torch.Tensor:
+    """log p, floored so that a zero probability stays finite (float64)."""
+    return p.double().clamp_min(1e-30).log()
+
+
+def split_at_first_noise(model: torch.nn.Module, layers: list | None = None) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(prefix, rest): the layers of a Sequential before its first noise layer, and the others.
 
     The prefix is deterministic, so MC dropout runs it once per example rather than K times
     (for the chapter's net, the 784 x 256 product: three quarters of a pass). A model that is
-    not a Sequential is all `rest`.
+    not a Sequential is all `rest`. `layers`: the noise layers left on (default: all).
     """
     if not isinstance(model, torch.nn.Sequential):
         return torch.nn.Identity(), model
     children = list(model)
-    noisy = {id(layer) for layer in stochastic_modules(model)}
+    noisy = {id(layer) for layer in (stochastic_modules(model) if layers is None else layers)}
     first = next((i for i, child in enumerate(children) if any(id(m) in noisy for m in child.modules())), len(children))
     return torch.nn.Sequential(*children[:first]), torch.nn.Sequential(*children[first:])
 

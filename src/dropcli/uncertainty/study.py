@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from dropcli.errors import DropcliError
-from dropcli.uncertainty import calibration, ensembles, methods, shifts
+from dropcli.uncertainty import bootstrap, calibration, ensembles, methods, shifts
+from dropcli.uncertainty import lineup as lineup_module
 from dropcli.uncertainty.calibration import Scores
 from dropcli.uncertainty.shifts import Shift
 
@@ -27,6 +28,12 @@ class Request:
     shifts: list[Shift] = field(default_factory=lambda: [shifts.NONE])
     temperature: bool = False
     keep_predictions: bool = False
+    mc_sweep: tuple[int, ...] = ()  # MC dropout at each K too, rows named by K
+    ensemble_sizes: tuple[int, ...] = ()  # ensembles of each size M, disjoint groups of the runs
+    last_layer: bool = False  # also MC dropout with only the last noise layer on
+    bootstrap: int = 0  # replicates for the intervals; 0: none
+    level: float = 0.95  # the intervals' coverage
+    ood: str | None = None  # a directory or data set name: out-of-distribution detection
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,19 @@ class Block:
     probabilities: torch.Tensor  # (n, classes) on the CPU
 
 
+@dataclass(frozen=True)
+class Detection:
+    """How well one score of one method tells out- from in-distribution images: the mean over runs
+    (or ensembles), its bootstrap interval, and the spread (std) over them."""
+
+    auroc: float
+    aupr: float
+    auroc_interval: bootstrap.Interval | None
+    aupr_interval: bootstrap.Interval | None
+    auroc_spread: float | None
+    aupr_spread: float | None
+
+
 @dataclass
 class Study:
     members: list[ensembles.Member]
@@ -49,9 +69,20 @@ class Study:
     temperatures: list[float] | None
     methods: list[str]
     shifts: list[Shift]
-    scores: dict[tuple[str, Shift], Scores] = field(default_factory=dict)  # single-model methods: mean over runs
-    member_scores: dict[tuple[str, Shift], list[Scores]] = field(default_factory=dict)
+    scores: dict[tuple[str, Shift], Scores] = field(default_factory=dict)  # mean over runs (or ensembles)
+    member_scores: dict[tuple[str, Shift], list[Scores]] = field(default_factory=dict)  # per run (or ensemble)
     predictions: list[Block] = field(default_factory=list)
+    passes: dict[str, int] = field(default_factory=dict)  # forward passes per example of each method
+    level: float = 0.95
+    replicates: int = 0
+    # (method, shift) -> per metric (calibration.METRICS order): bootstrap interval; std over runs or ensembles
+    intervals: dict[tuple[str, Shift], list[bootstrap.Interval]] = field(default_factory=dict)
+    spread: dict[tuple[str, Shift], list[float]] = field(default_factory=dict)
+    # (method, shift) -> (replicates, metrics): paired across methods and shifts (not in --json)
+    bootstrap_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
+    ood_source: Path | None = None
+    ood: dict[tuple[str, str], Detection] = field(default_factory=dict)  # (method, score) -> detection
+    notes: list[str] = field(default_factory=list)
 
 
 def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress | None = None) -> tuple[Study, Any]:
@@ -63,35 +94,69 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     """
     from dropcli import data
     from dropcli.uncertainty import evaluation
+    from dropcli.uncertainty import ood as ood_module
 
     members = ensembles.load(request.targets, flags)
     check(request, members)
+    outside = ood_module.read_images(request.ood) if request.ood is not None else None
     first = members[0]
     device = next(first.model.parameters()).device
     directory = data.find_or_fetch(first.config.data.root)
     raw = data.read_raw(directory)
     dataset = data.prepare(directory, raw, first.config.data, first.config.seed, device)
     subset = getattr(dataset, request.split)
+    vals = (
+        [data.prepare(directory, raw, m.config.data, m.config.seed, device).val for m in members] if request.temperature else []
+    )
+    study, lineup = _plan(request, members, directory, subset.y.cpu(), vals)
     steps = len(members) * len(request.shifts)
     estimate = 0.0
-    if request.mc_samples:
-        estimate = evaluation.check_mc_time(first.model, subset.X, request.mc_samples, first.config.train.precision, steps)
-    temperatures = _temperatures(members, directory, raw, device) if request.temperature else None
-    study = Study(
-        members,
-        request.split,
-        directory,
-        subset.y.cpu(),
-        request.mc_samples,
-        temperatures,
-        _methods(request, len(members)),
-        list(request.shifts),
-    )
+    if lineup.mc_samples:
+        passes = lineup.mc_samples[-1] * (2 if lineup.last_layer else 1)
+        estimate = evaluation.check_mc_time(first.model, subset.X, passes, first.config.train.precision, steps)
+    fitted = lineup_module.fit_temperatures(lineup, members, vals, _shared(vals)) if request.temperature else None
+    if fitted is not None:
+        study.temperatures = [t["temperature"] for t in fitted["members"]]
+    weights = bootstrap.weights(len(subset.y), request.bootstrap, device) if request.bootstrap else None
     for number, shift in enumerate(request.shifts):
-        _score_shift(study, shifts.apply(subset.X, shift), subset.y, shift, request.keep_predictions)
+        outputs, per_member = lineup_module.all_outputs(lineup, members, shifts.apply(subset.X, shift), fitted)
+        _score_shift(study, outputs, subset.y, shift, weights)
+        if request.keep_predictions:
+            _keep(study, outputs, shift)
         if progress is not None:
             progress((number + 1) * len(members), steps, estimate)
+    if outside is not None:
+        study.ood_source = outside[0]
+        _detect(study, lineup, subset.X, outside[1].to(device), fitted, request.bootstrap)
     return study, (device, dataset)
+
+
+def _plan(request: Request, members, directory: Path, labels: torch.Tensor, vals) -> tuple[Study, lineup_module.Lineup]:
+    noisy = bool(methods.stochastic_modules(members[0].model))
+    ks = [*([request.mc_samples] if request.mc_samples else []), *request.mc_sweep] if noisy else []
+    sizes = [*request.ensemble_sizes] if request.ensemble_sizes else ([len(members)] if len(members) > 1 else [])
+    lineup = lineup_module.plan(
+        ks,
+        sizes,
+        request.temperature,
+        request.last_layer and noisy,
+        bool(request.mc_sweep),
+        bool(request.ensemble_sizes),
+        _shared(vals),
+    )
+    study = Study(members, request.split, directory, labels, max(ks, default=0), None, lineup.names, list(request.shifts))
+    study.passes, study.level, study.replicates = lineup.passes, request.level, request.bootstrap
+    if not noisy and (request.mc_samples or request.mc_sweep or request.last_layer):
+        study.notes.append(f"no MC dropout rows: {members[0].config.model.kind} nets have no noise layer to leave on")
+    if request.temperature and len(members) > 1 and not _shared(vals):
+        study.notes.append("no temperature-scaled ensembles: the runs hold out different validation splits (set data.val_seed)")
+    if len(members) > 1 and request.split == "test" and not _shared(vals) and vals:
+        study.notes.append("the runs trained on different subsets (each held out its own validation split)")
+    return study, lineup
+
+
+def _shared(vals) -> bool:
+    return bool(vals) and all(torch.equal(v.y, vals[0].y) and torch.equal(v.X, vals[0].X) for v in vals[1:])
 
 
 def check(request: Request, members: list[ensembles.Member]) -> None:
@@ -109,55 +174,69 @@ def check(request: Request, members: list[ensembles.Member]) -> None:
                     f"--temperature fits T on the run's validation split, and {member.checkpoint} has none (data.val_split is 0); "
                     "train with --set data.val_split=0.1, or leave out --temperature"
                 )
+    too_big = [m for m in request.ensemble_sizes if m > len(members)]
+    if too_big:
+        raise DropcliError(
+            f"--ensemble-sizes {too_big[0]}: only {len(members)} runs were given; name at least {too_big[0]} runs, or a smaller size"
+        )
 
 
-def _methods(request: Request, runs: int) -> list[str]:
-    names = [methods.DETERMINISTIC]
-    names += [methods.TEMPERATURE] if request.temperature else []
-    names += [methods.MC_DROPOUT] if request.mc_samples else []
-    names += [methods.ENSEMBLE] if runs > 1 else []
-    names += [methods.ENSEMBLE_MC] if runs > 1 and request.mc_samples else []
-    return names
-
-
-def _temperatures(members, directory, raw, device) -> list[float]:
-    from dropcli import data
-
-    temperatures = []
-    for member in members:
-        # Each run's own validation split: it depends on the run's seed.
-        val = data.prepare(directory, raw, member.config.data, member.config.seed, device).val
-        temperatures.append(methods.fit_temperature(methods.logits(member.model, val.X, member.config.train.precision), val.y))
-    return temperatures
-
-
-def _score_shift(study: Study, X: torch.Tensor, y: torch.Tensor, shift: Shift, keep: bool) -> None:
-    sums: dict[str, torch.Tensor] = {}
-    for index, member in enumerate(study.members):
-        precision = member.config.train.precision
-        z = methods.logits(member.model, X, precision)
-        outputs = {methods.DETERMINISTIC: methods.scaled(z)}
-        if study.temperatures is not None:
-            outputs[methods.TEMPERATURE] = methods.scaled(z, study.temperatures[index])
-        if study.mc_samples:
-            torch.manual_seed(member.config.seed)  # the same masks for every shift: repeatable
-            outputs[methods.MC_DROPOUT] = methods.mc_probabilities(member.model, X, study.mc_samples, precision)
-        for method, p in outputs.items():
-            _add(study, method, shift, index, p, y, keep)
-        for method, ensemble_method in ((methods.DETERMINISTIC, methods.ENSEMBLE), (methods.MC_DROPOUT, methods.ENSEMBLE_MC)):
-            if method in outputs:
-                sums[ensemble_method] = outputs[method] + sums.get(ensemble_method, 0)
-    if len(study.members) > 1:
-        for method, total in sums.items():
-            _add(study, method, shift, -1, total / len(study.members), y, keep)
+def _score_shift(study: Study, outputs, y: torch.Tensor, shift: Shift, weights: torch.Tensor | None) -> None:
     for method in study.methods:
-        study.scores[method, shift] = calibration.mean(study.member_scores[method, shift])
+        parts = outputs[method]
+        scored = [calibration.score(p, y) for p, _ in parts]
+        study.member_scores[method, shift] = scored
+        study.scores[method, shift] = calibration.mean(scored)
+        if len(scored) > 1:
+            values = torch.tensor([[getattr(s, metric) for metric in calibration.METRICS] for s in scored], dtype=torch.float64)
+            study.spread[method, shift] = values.std(dim=0).tolist()
+        if weights is not None:
+            values = bootstrap.replicates([bootstrap.per_example(p, y) for p, _ in parts], weights)
+            study.bootstrap_values[method, shift] = values.cpu()
+            study.intervals[method, shift] = bootstrap.intervals(values, study.level)
 
 
-def _add(study: Study, method: str, shift: Shift, member: int, p: torch.Tensor, y: torch.Tensor, keep: bool) -> None:
-    study.member_scores.setdefault((method, shift), []).append(calibration.score(p, y))
-    if keep:
-        study.predictions.append(Block(method, shift, member, p.cpu()))
+def _keep(study: Study, outputs, shift: Shift) -> None:
+    for method in study.methods:
+        # Single-model rows: one block per run; an ensemble row: its first ensemble, as run -1.
+        single = not method.startswith(methods.ENSEMBLE)
+        for index, (p, _) in enumerate(outputs[method] if single else outputs[method][:1]):
+            study.predictions.append(Block(method, shift, index if single else -1, p.cpu()))
+
+
+def _detect(study: Study, lineup, inside_X: torch.Tensor, outside_X: torch.Tensor, fitted, replicates: int) -> None:
+    from dropcli.uncertainty import ood
+
+    inside, _ = lineup_module.all_outputs(lineup, study.members, inside_X, fitted)
+    outside, _ = lineup_module.all_outputs(lineup, study.members, outside_X, fitted)
+    w_in = bootstrap.weights(len(inside_X), replicates, inside_X.device) if replicates else None
+    w_out = bootstrap.weights(len(outside_X), replicates, inside_X.device, seed=bootstrap.SEED + 1) if replicates else None
+    for method in study.methods:
+        per_part: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        for (p_in, h_in), (p_out, h_out) in zip(inside[method], outside[method]):
+            scores_in, scores_out = ood.scores(p_in, h_in), ood.scores(p_out, h_out)
+            for name in scores_in:
+                pair = (
+                    torch.cat([ood.auroc(scores_in[name], scores_out[name]), ood.aupr(scores_in[name], scores_out[name])]),
+                    torch.stack(
+                        [
+                            ood.auroc(scores_in[name], scores_out[name], w_in, w_out),
+                            ood.aupr(scores_in[name], scores_out[name], w_in, w_out),
+                        ],
+                        dim=1,
+                    )
+                    if replicates
+                    else None,
+                )
+                per_part.setdefault(name, []).append(pair)
+        for name, pairs in per_part.items():
+            points = torch.stack([point for point, _ in pairs])  # (parts, 2)
+            auroc_interval = aupr_interval = None
+            if replicates:
+                auroc_interval, aupr_interval = bootstrap.intervals(torch.stack([r for _, r in pairs]).mean(dim=0), study.level)
+            spread = points.std(dim=0).tolist() if len(pairs) > 1 else [None, None]
+            mean = points.mean(dim=0).tolist()
+            study.ood[method, name] = Detection(mean[0], mean[1], auroc_interval, aupr_interval, *spread)
 
 
 def to_json(study: Study) -> dict[str, Any]:
@@ -172,12 +251,20 @@ def to_json(study: Study) -> dict[str, Any]:
         "mc_samples": study.mc_samples,
         "temperatures": study.temperatures,
         "methods": study.methods,
+        "forward_passes": study.passes,
+        "bootstrap": {"replicates": study.replicates, "level": study.level} if study.replicates else None,
+        "notes": study.notes,
         "shifts": [{"family": s.family, "value": s.value} for s in study.shifts],
         "results": [
             {
                 "method": method,
+                "forward_passes": study.passes[method],
                 "shift": {"family": shift.family, "value": shift.value},
                 **_scores_json(study.scores[method, shift]),
+                "interval": _by_metric([[i.low, i.high] for i in study.intervals[method, shift]])
+                if (method, shift) in study.intervals
+                else None,
+                "spread": _by_metric(study.spread[method, shift]) if (method, shift) in study.spread else None,
                 "per_run": [_scores_json(s, bins=False) for s in study.member_scores[method, shift]]
                 if len(study.member_scores[method, shift]) > 1
                 else None,
@@ -185,12 +272,30 @@ def to_json(study: Study) -> dict[str, Any]:
             for shift in study.shifts
             for method in study.methods
         ],
+        "ood": {
+            "data": str(study.ood_source),
+            "results": [{"method": method, "score": score, **_detection_json(d)} for (method, score), d in study.ood.items()],
+        }
+        if study.ood_source is not None
+        else None,
     }
+
+
+def _by_metric(values: list) -> dict[str, Any]:
+    return dict(zip(calibration.METRICS, values))
+
+
+def _detection_json(d: Detection) -> dict[str, Any]:
+    out = {"auroc": d.auroc, "aupr": d.aupr, "auroc_spread": d.auroc_spread, "aupr_spread": d.aupr_spread}
+    for name, interval in (("auroc_interval", d.auroc_interval), ("aupr_interval", d.aupr_interval)):
+        out[name] = [interval.low, interval.high] if interval is not None else None
+    return out
 
 
 def _scores_json(scores: Scores, bins: bool = True) -> dict[str, Any]:
     out = {metric: getattr(scores, metric) for metric in calibration.METRICS}
     out["selective_accuracy"] = {f"{c:g}": value for c, value in scores.selective.items()}
+    out["accuracy_above_confidence"] = {f"{t:g}": {"accuracy": a, "fraction": f} for t, (a, f) in scores.thresholds.items()}
     if bins:
         out["bins"] = [vars(b) for b in scores.bins]
     return out
@@ -206,20 +311,16 @@ class Outcome:
 def evaluate(
     request: Request,
     flags: dict[str, tuple[str, Any]],
-    figure: Path | None = None,
     predictions: Path | None = None,
     progress: Progress | None = None,
 ) -> Outcome:
-    """`dropcli evaluate`: the study, the per-class tables of a single unshifted run, and the files
-    asked for (figures next to `figure`, `predictions`). Bad input is refused before anything is written."""
+    """`dropcli evaluate`: the study, the per-class tables of a single unshifted run, and the
+    predictions file asked for (the CLI draws the figures). Bad input is refused before anything is written."""
     import dataclasses
 
-    from dropcli.cli.display import uncertainty_plots
     from dropcli.uncertainty import evaluation
     from dropcli.uncertainty import predictions as predictions_file
 
-    if figure is not None:
-        uncertainty_plots.check_output(figure)
     if predictions is not None:
         predictions_file.check_path(predictions)
     request = dataclasses.replace(request, keep_predictions=predictions is not None)
@@ -228,10 +329,11 @@ def evaluate(
     if len(result.members) == 1 and request.shifts == [shifts.NONE]:
         member = result.members[0]
         single = evaluation.evaluate_model(member.model, member.config, member.epoch, dataset, request.split)
-        if request.mc_samples:
-            mc = result.scores[methods.MC_DROPOUT, shifts.NONE]
+        name = f"{methods.MC_DROPOUT} K={request.mc_samples}" if request.mc_sweep else methods.MC_DROPOUT
+        if request.mc_samples and (name, shifts.NONE) in result.scores:
+            mc = result.scores[name, shifts.NONE]
             single = dataclasses.replace(single, mc_samples=request.mc_samples, mc_loss=mc.nll, mc_accuracy=mc.accuracy)
-    written = uncertainty_plots.write(result, figure) if figure is not None else []
+    written = []
     if predictions is not None:
         predictions_file.write(predictions, result)
         written.append(predictions)

@@ -13,8 +13,14 @@ METRIC_TITLES = {
         "ECE",
         "15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; lower is better",
     ),
+    "ece_adaptive": (
+        "adaptive\nECE",
+        "15 equal-mass bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; lower is better",
+    ),
     "entropy": ("entropy", "mean predictive entropy, nats"),
 }
+OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"))
+OOD_SCORES = {"max probability": "1 - max p", "entropy": "entropy", "mutual information": "MI"}
 
 
 def header(study) -> str:
@@ -36,41 +42,80 @@ def header(study) -> str:
             "temperature " + ", ".join(f"{t:.3f}" for t in study.temperatures) + " (fitted on each run's validation split)"
         )
     if len(members) > 1:
-        parts.append("single-model rows: mean over the runs")
-    return "; ".join(parts)
+        parts.append("single-model rows: mean over the runs (ensemble rows: over disjoint ensembles)")
+    if study.replicates:
+        parts.append(f"± half the {study.level:.0%} bootstrap interval over test examples ({study.replicates} resamples)")
+    return "; ".join(parts + study.notes)
 
 
 def tables(study) -> list:
-    """The header, the metric tables and the selective-prediction table."""
+    """The header, the metric tables, the selective-prediction table and out-of-distribution detection."""
     parts: list = [header(study)]
-    if len(study.shifts) == 1:
-        parts.append(_methods_by_metric(study, study.shifts[0]))
+    if len(study.shifts) == 1 or study.intervals or len(study.methods) > 5:
+        parts += [_methods_by_metric(study, shift) for shift in study.shifts]
     else:
         parts += [_metric_by_shift(study, metric) for metric in METRICS]
     parts.append(_selective(study, study.shifts[0]))
+    if study.ood:
+        parts.append(_detection(study))
     return parts
+
+
+def cell(study, method, shift, metric: str) -> str:
+    """The metric's value, and under it ± half its bootstrap interval when there is one."""
+    value = f"{getattr(study.scores[method, shift], metric):.4f}"
+    if (method, shift) not in study.intervals:
+        return value
+    return f"{value}\n±{study.intervals[method, shift][METRICS.index(metric)].half_width:.4f}"
 
 
 def _methods_by_metric(study, shift) -> Table:
     table = Table(title=f"calibration on {study.split} ({shift.label})", header_style="bold")
-    table.add_column("method", no_wrap=True)
+    table.add_column("method")  # wraps on a narrow terminal: its rows are two lines high anyway
+    table.add_column("passes", justify="right")
     for metric in METRICS:
         table.add_column(METRIC_TITLES[metric][0], justify="right")
     for method in study.methods:
-        scores = study.scores[method, shift]
-        table.add_row(method, *(f"{getattr(scores, metric):.4f}" for metric in METRICS))
+        table.add_row(method, str(study.passes.get(method, 1)), *(cell(study, method, shift, metric) for metric in METRICS))
+    return table
+
+
+def _detection(study) -> Table:
+    scores = list(dict.fromkeys(score for _, score in study.ood))
+    table = Table(
+        title=f"out-of-distribution detection: {study.split} images against {study.ood_source}, by each score "
+        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); higher is "
+        "better; mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else ""),
+        header_style="bold",
+    )
+    table.add_column("method")
+    for score in scores:
+        for _, title in OOD_MEASURES:
+            table.add_column(f"{title}\n{OOD_SCORES[score]}", justify="right")
+    for method in study.methods:
+        row = []
+        for score in scores:
+            found = study.ood.get((method, score))
+            for key, _ in OOD_MEASURES:
+                if found is None:
+                    row.append("")
+                    continue
+                interval = getattr(found, f"{key}_interval")
+                row.append(f"{getattr(found, key):.4f}" + (f"\n±{interval.half_width:.4f}" if interval else ""))
+        table.add_row(method, *row)
     return table
 
 
 def _metric_by_shift(study, metric: str) -> Table:
     # A row per shift value, a column per method: 13 angles would not fit across a terminal.
     title, meaning = METRIC_TITLES[metric]
+    title = title.replace("\n", " ")
     table = Table(title=f"{title} ({meaning})", header_style="bold")
     table.add_column("shift", no_wrap=True)
     for method in study.methods:
         table.add_column(method, justify="right")
     for shift in study.shifts:
-        table.add_row(shift.label, *(f"{getattr(study.scores[method, shift], metric):.4f}" for method in study.methods))
+        table.add_row(shift.label, *(cell(study, method, shift, metric) for method in study.methods))
     return table
 
 

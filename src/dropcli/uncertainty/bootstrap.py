@@ -1,0 +1,102 @@
+"""Bootstrap intervals over test examples for calibration.METRICS (Efron & Tibshirani 1993).
+
+A replicate draws n examples with replacement from the n scored; it is held as each example's
+multiplicity, a row of `weights` (replicates, n), so that every mean-type metric of every
+replicate is one matrix product. The same weights serve every method and shift of a study: the
+replicates are paired, and a difference between two methods can be read off replicate by replicate.
+The interval is the percentile interval: the (1 - level) / 2 and (1 + level) / 2 quantiles of the
+replicates. With several runs (or ensembles), each replicate's value is the mean over them on the
+same resampled examples: the interval is about the test set, and the spread over seeds is separate.
+ECE is not a mean over examples: resampling adds noise to each bin's gap, so its replicates are
+biased upward, and for a well-calibrated net its interval can sit above the estimate. Read an
+ECE interval as the size of its sampling noise, not as a range that must hold the estimate.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from dropcli.uncertainty import calibration
+
+SEED = 20261205  # fixed: the same replicates for every method, shift and run
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+
+    @property
+    def half_width(self) -> float:
+        return (self.high - self.low) / 2
+
+
+def weights(n: int, replicates: int, device: torch.device | str = "cpu", seed: int = SEED) -> torch.Tensor:
+    """(replicates, n) float64: how often each example is drawn in each replicate; each row sums to n."""
+    generator = torch.Generator().manual_seed(seed)
+    drawn = torch.randint(0, n, (replicates, n), generator=generator)
+    counts = torch.zeros(replicates, n, dtype=torch.float64)
+    counts.scatter_add_(1, drawn, torch.ones_like(drawn, dtype=torch.float64))
+    return counts.to(device)
+
+
+@torch.no_grad()
+def per_example(p: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What calibration.score averages, example by example: (n,) float64 each."""
+    p = p.double()
+    confidence, predicted = p.max(dim=1)
+    true_p = p.gather(1, labels[:, None]).squeeze(1)
+    one_hot = torch.nn.functional.one_hot(labels, p.shape[1]).double()
+    return {
+        "correct": (predicted == labels).double(),
+        "nll": -true_p.clamp_min(calibration.PROBABILITY_FLOOR).log(),
+        "brier": (p - one_hot).square().sum(dim=1),
+        "entropy": calibration.entropy_of(p),
+        "confidence": confidence,
+    }
+
+
+@torch.no_grad()
+def replicates(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor, bins: int = calibration.BINS) -> torch.Tensor:
+    """(replicates, len(METRICS)): each metric on each replicate, the mean over `parts` (runs,
+    each from `per_example`) scored on the same resampled examples."""
+    total = torch.zeros(len(weights_), len(calibration.METRICS), dtype=torch.float64, device=weights_.device)
+    for part in parts:
+        total += _one(part, weights_, bins)
+    return total / len(parts)
+
+
+def _one(part: dict[str, torch.Tensor], w: torch.Tensor, bins: int) -> torch.Tensor:
+    n = w.shape[1]
+    columns = torch.stack([part["correct"], part["nll"], part["brier"], part["entropy"]], dim=1).to(w)  # (n, 4)
+    means = w @ columns / n  # (replicates, 4)
+    correct, confidence = part["correct"].to(w), part["confidence"].to(w)
+    # Equal-width bins: the per-bin sums of each replicate as one product with the bins' indicator.
+    indicator = torch.nn.functional.one_hot(calibration.bin_index(confidence, bins), bins).to(w)  # (n, bins)
+    gaps = w @ (indicator * correct[:, None]) - w @ (indicator * confidence[:, None])  # (replicates, bins)
+    ece = gaps.abs().sum(dim=1) / n
+    # Equal-mass bins: in confidence order, a drawn copy's rank is where it falls in the running
+    # count; each example goes to the bin of its copies' middle rank (copies of one example
+    # straddle a bin edge only at that edge).
+    order = torch.sort(confidence, stable=True).indices
+    w_sorted = w[:, order]  # (replicates, n)
+    # In place: the (replicates, n) temporaries dominate the cost.
+    index = w_sorted.cumsum(dim=1).sub_(w_sorted.add(1).mul_(0.5))  # mean rank of the copies, from 0
+    index = index.clamp_(min=0).mul_(bins / n).floor_().clamp_(max=bins - 1).long()
+    signed = w_sorted.mul_((correct - confidence)[order])
+    adaptive = torch.zeros(len(w), bins, dtype=w.dtype, device=w.device).scatter_add_(1, index, signed).abs().sum(dim=1) / n
+    accuracy, nll, brier, entropy = means.unbind(dim=1)
+    by_name = {"accuracy": accuracy, "nll": nll, "brier": brier, "ece": ece, "ece_adaptive": adaptive, "entropy": entropy}
+    return torch.stack([by_name[metric] for metric in calibration.METRICS], dim=1)
+
+
+def intervals(values: torch.Tensor, level: float = 0.95) -> list[Interval]:
+    """The percentile interval of each column of `values` (replicates, columns)."""
+    quantiles = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype, device=values.device)
+    low, high = torch.quantile(values, quantiles, dim=0).tolist()
+    return [Interval(a, b) for a, b in zip(low, high)]
+
+
+def interval(values: torch.Tensor, level: float = 0.95) -> Interval:
+    """The percentile interval of `values` (replicates,)."""
+    return intervals(values[:, None], level)[0]
