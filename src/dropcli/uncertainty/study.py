@@ -1,7 +1,11 @@
-"""`evaluate`'s uncertainty study: each method (uncertainty.py) on each shifted test set (shifts.py).
+"""`evaluate`'s uncertainty study: each method (lineup.py, methods.py) on each shifted test set
+(shifts.py), and optionally against another data set's images (ood.py).
 
-One run, or a deep ensemble of runs that differ only in seed (ensembles.py). Every method's
-probabilities are scored on the device (calibration.py) and, when asked, kept for --predictions.
+One run, or several that differ only in seed (ensembles.py): single-model rows are the mean over
+the runs, ensemble rows the mean over disjoint ensembles of M runs. Every method's probabilities
+are scored on the device (calibration.py), with bootstrap intervals over the test examples
+(bootstrap.py) and the spread over runs; when asked, they are kept for --predictions. This
+module returns data; the CLI prints and draws it.
 """
 
 from collections.abc import Callable

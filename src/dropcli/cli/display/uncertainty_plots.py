@@ -22,14 +22,14 @@ def paths(output: Path) -> tuple[Path, Path]:
     return output.with_name(f"{output.stem}-reliability.png"), output.with_name(f"{output.stem}-shift.png")
 
 
-def caption(study) -> str:
+def caption(study, intervals: bool = True) -> str:
     members = study.members
     first = members[0]
     run = first.checkpoint.parent.parent
     name = run.parent.name if len(members) > 1 else run.name
     seeds = ", ".join(str(m.config.seed) for m in members)
     mc = f"; MC dropout K = {study.mc_samples}" if study.mc_samples else ""
-    bands = f"; bands/bars: {study.level:.0%} bootstrap interval over test examples" if study.intervals else ""
+    bands = f"; bands/bars: {study.level:.0%} bootstrap interval over test examples" if study.intervals and intervals else ""
     return (
         f"{name}: {first.config.model.kind} MLP, dropout {'/'.join(f'{p:g}' for p in first.config.model.dropout)}, "
         f"{first.epoch} epochs, seed{'s' if len(members) > 1 else ''} {seeds}; Fashion-MNIST {study.split}, {len(study.labels):,} images{mc}{bands}"
@@ -76,7 +76,7 @@ def reliability(study):
             if row == len(rows) - 1:
                 axes[row][column].set_xlabel("confidence")
     figure.suptitle(f"Reliability diagrams, {study.split} set, per shift value")
-    return _with_caption(figure, caption(study))
+    return _with_caption(figure, caption(study, intervals=False))
 
 
 def _reliability_panel(ax, study, method, shift, first: bool) -> None:
@@ -199,7 +199,7 @@ def selective_curves(study):
             axes[row][column].grid(alpha=0.3)
     axes[0][0].legend(fontsize="x-small")
     figure.suptitle("Selective prediction under shift")
-    return _with_caption(figure, caption(study))
+    return _with_caption(figure, caption(study, intervals=False))
 
 
 def curve_families(study) -> list[str]:
