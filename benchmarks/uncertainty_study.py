@@ -60,9 +60,20 @@ def main() -> None:
             for index, metric in enumerate(calibration.METRICS):
                 interval = result.intervals[method, shift][index]
                 spread = result.spread.get((method, shift))
-                writer.writerow([method, result.passes[method], shift.family, f"{shift.value:g}", metric,
-                                 f"{getattr(scores, metric):.6f}", f"{interval.low:.6f}", f"{interval.high:.6f}",
-                                 f"{spread[index]:.6f}" if spread else "", len(result.member_scores[method, shift])])  # fmt: skip
+                writer.writerow(
+                    [
+                        method,
+                        result.passes[method],
+                        shift.family,
+                        f"{shift.value:g}",
+                        metric,
+                        f"{getattr(scores, metric):.6f}",
+                        f"{interval.low:.6f}",
+                        f"{interval.high:.6f}",
+                        f"{spread[index]:.6f}" if spread else "",
+                        len(result.member_scores[method, shift]),
+                    ]
+                )
     torch.save({f"{m}|{s.family}={s.value:g}": v for (m, s), v in result.bootstrap_values.items()}, args.out / f"{args.name}.pt")
     if args.figures:
         for path in uncertainty_plots.write(result, args.figures):

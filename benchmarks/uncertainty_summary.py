@@ -36,7 +36,7 @@ def load(out: Path):
             for row in csv.DictReader(file):
                 rows[name, row["method"], f"{row['shift']}={row['value']}", row["metric"]] = row
         for key, values in torch.load(out / f"{name}.pt").items():
-            replicates[name, *key.split("|")] = values
+            replicates[(name, *key.split("|"))] = values
     return rows, replicates
 
 
