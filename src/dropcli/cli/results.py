@@ -15,7 +15,7 @@ from dropcli.errors import DropcliError
 
 @app.command(
     cls=Command,
-    epilog="Examples: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png "
+    epilog="Example: dropcli evaluate runs/study --mc-samples 50 --temperature --shift rotate=0:180:15 -o calibration.png "
     "--predictions p.npz; compute-matched, with intervals: dropcli evaluate runs/study --mc-sweep 1,3,10,50 --ensemble-sizes 1,3,5 "
     "--temperature --last-layer --bootstrap 1000 --shift rotate=0,15,45,90 --ood mnist -o study.png",
 )
