@@ -31,7 +31,7 @@ def caption(study, intervals: bool = True) -> str:
     mc = f"; MC dropout K = {study.mc_samples}" if study.mc_samples else ""
     bands = f"; bands/bars: {study.level:.0%} bootstrap interval over test examples" if study.intervals and intervals else ""
     return (
-        f"{name}: {first.config.model.kind} MLP, dropout {'/'.join(f'{p:g}' for p in first.config.model.dropout)}, "
+        f"{name}: {first.config.model.kind} MLP, {_dropout_text(first.config.model)}, "
         f"{first.epoch} epochs, seed{'s' if len(members) > 1 else ''} {seeds}; Fashion-MNIST {study.split}, {len(study.labels):,} images{mc}{bands}"
     )
 
@@ -265,3 +265,8 @@ def _pyplot():
     import matplotlib.pyplot as pyplot
 
     return pyplot
+
+
+def _dropout_text(model) -> str:
+    # A plain net keeps the config's rates but uses none of them.
+    return "no dropout" if model.kind == "none" else f"dropout {'/'.join(f'{p:g}' for p in model.dropout)}"
