@@ -6,7 +6,7 @@ from dropcli.uncertainty.calibration import METRICS
 
 # Column heading and one-line definition of each metric (also in --help and docs/uncertainty.md).
 METRIC_TITLES = {
-    "accuracy": ("accuracy", "fraction of examples whose most probable class is right; higher is better"),
+    "accuracy": ("accu-\nracy", "fraction of examples whose most probable class is right; higher is better"),
     "nll": ("NLL", "mean -log p(true class), nats; lower is better"),
     "brier": ("Brier", "squared error of p against the one-hot label, summed over classes, mean over examples; lower is better"),
     "ece": (
@@ -71,12 +71,14 @@ def cell(study, method, shift, metric: str) -> str:
 
 def _methods_by_metric(study, shift) -> Table:
     table = Table(title=f"calibration on {study.split} ({shift.label})", header_style="bold")
-    table.add_column("method")  # wraps on a narrow terminal: its rows are two lines high anyway
-    table.add_column("passes", justify="right")
+    # The passes go under the method's name: a column of their own would not fit 80 columns.
+    table.add_column("method\n(forward passes)", overflow="fold")
     for metric in METRICS:
         table.add_column(METRIC_TITLES[metric][0], justify="right")
     for method in study.methods:
-        table.add_row(method, str(study.passes.get(method, 1)), *(cell(study, method, shift, metric) for metric in METRICS))
+        passes = study.passes.get(method, 1)
+        name = f"{method}\n({passes} pass{'es' if passes > 1 else ''})"
+        table.add_row(name, *(cell(study, method, shift, metric) for metric in METRICS))
     return table
 
 
@@ -88,7 +90,7 @@ def _detection(study) -> Table:
         "better; mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else ""),
         header_style="bold",
     )
-    table.add_column("method")
+    table.add_column("method", min_width=10, overflow="fold")
     for score in scores:
         for _, title in OOD_MEASURES:
             table.add_column(f"{title}\n{OOD_SCORES[score]}", justify="right")
@@ -109,7 +111,7 @@ def _detection(study) -> Table:
 def _metric_by_shift(study, metric: str) -> Table:
     # A row per shift value, a column per method: 13 angles would not fit across a terminal.
     title, meaning = METRIC_TITLES[metric]
-    title = title.replace("\n", " ")
+    title = title.replace("-\n", "").replace("\n", " ")
     table = Table(title=f"{title} ({meaning})", header_style="bold")
     table.add_column("shift", no_wrap=True)
     for method in study.methods:
