@@ -118,7 +118,9 @@ def predict(
     index: Annotated[
         list[int] | None,
         typer.Option(
-            "--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable."
+            "--index",
+            metavar="N",
+            help="An image of the test set of the run's data set (data.name), 0 to 9999, with its true class. Repeatable.",
         ),
     ] = None,
     invert: Annotated[
@@ -145,6 +147,7 @@ def predict(
     import dataclasses
     import json
 
+    from dropcli import runs
     from dropcli.cli.display.report import prediction_table
     from dropcli.data import dataset
     from dropcli.parallel.workers import Workers
@@ -155,7 +158,7 @@ def predict(
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
     path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
-    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert)
+    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert, runs.data_source(path))
     device = Workers().device(cfg.device)
     predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
     if as_json:

@@ -77,9 +77,10 @@ def _padded_square(image):
     return square
 
 
-def images_of_test_set(config: Config, indices: list[int]) -> tuple[torch.Tensor, list[int]]:
-    """Images of the whole Fashion-MNIST test set by index: (n, 784) floats and their labels."""
-    images, labels = data.read_raw(data.find_or_fetch(config.data.root))["test"]
+def images_of_test_set(config: Config, indices: list[int], recorded: Path | None = None) -> tuple[torch.Tensor, list[int]]:
+    """Images of the whole test set of the run's data set (config.data.name; `recorded`: where the
+    run found it) by index: (n, 784) floats and their labels."""
+    images, labels = data.read_raw(data.for_run(config.data, recorded), config.data.name)["test"]
     for index in indices:
         if not 0 <= index < len(labels):
             raise DropcliError(f"--index {index}: the test set's images are numbered 0 to {len(labels) - 1}")
@@ -88,12 +89,12 @@ def images_of_test_set(config: Config, indices: list[int]) -> tuple[torch.Tensor
 
 
 def inputs(
-    config: Config, images: list[Path], indices: list[int], invert: bool
+    config: Config, images: list[Path], indices: list[int], invert: bool, recorded: Path | None = None
 ) -> tuple[torch.Tensor, list[str], list[int | None]]:
     """What `dropcli predict` scores: the image files, then the test-set images `indices`, as
     (X (n, 784), a name for each, the true class where known)."""
     rows = [image_tensor(image, invert) for image in images]
-    test_X, labels = images_of_test_set(config, indices) if indices else (torch.empty(0, SIDE**2), [])
+    test_X, labels = images_of_test_set(config, indices, recorded) if indices else (torch.empty(0, SIDE**2), [])
     X = torch.cat([torch.stack(rows) if rows else torch.empty(0, SIDE**2), test_X])
     sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
     return X, sources, [None] * len(images) + labels

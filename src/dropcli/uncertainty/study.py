@@ -61,15 +61,16 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     dropout estimated to take too long; `progress(done, total, estimated seconds)` hears each
     (run, shift) scored.
     """
-    from dropcli import data
+    from dropcli import data, runs
     from dropcli.uncertainty import evaluation
 
     members = ensembles.load(request.targets, flags)
     check(request, members)
     first = members[0]
     device = next(first.model.parameters()).device
-    directory = data.find_or_fetch(first.config.data.root)
-    raw = data.read_raw(directory)
+    # The data set the runs were trained on (the ensemble check makes it one), never the default.
+    directory = data.for_run(first.config.data, runs.data_source(first.checkpoint))
+    raw = data.read_raw(directory, first.config.data.name)
     dataset = data.prepare(directory, raw, first.config.data, first.config.seed, device)
     subset = getattr(dataset, request.split)
     steps = len(members) * len(request.shifts)

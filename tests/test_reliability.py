@@ -1,0 +1,96 @@
+"""Issue 26: answers that were wrong yet exited 0, hangs and wrong exit codes, and what users see.
+
+Refusals are rows as in test_bad_input.py: the exit code, one line on stderr, no traceback and
+every file unchanged. The answers that used to be wrong are checked against the right one.
+"""
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import write_fashion_mnist
+from dropcli import data, runs
+
+SMALL_SIZES = {"train": 600, "test": 200}
+SMALL = ["--set", "data.train_limit=600", "--set", "data.test_limit=200", "--set", "train.epochs=2", "-q"]
+
+
+def snapshot(root):
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def refused(invoke, root, command, exit_code, words):
+    """Run `command` under `root` and check it is refused in one line, with nothing changed."""
+    before = snapshot(root)
+    result = invoke(*command)
+    assert "Traceback" not in result.output
+    assert result.exit_code == exit_code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert words in lines[0], lines[0]
+    assert snapshot(root) == before
+    return lines[0]
+
+
+# --- a run's data set --------------------------------------------------------------------------
+
+
+def write_other_set(directory: Path) -> Path:
+    """A stand-in MNIST: the stand-in images with every label moved on by one class, so a model
+    of one set scores near 0 on the other and a mix-up cannot pass unseen."""
+    write_fashion_mnist(directory, gz=False, sizes=SMALL_SIZES)
+    for _, labels_name in data.FILES.values():
+        path = directory / labels_name
+        content = path.read_bytes()
+        path.write_bytes(content[:8] + bytes((label + 1) % 10 for label in content[8:]))
+    return directory
+
+
+@pytest.fixture
+def mnist_run(no_system_data, in_tmp, invoke, monkeypatch):
+    """A run trained on MNIST found through $DROPCLI_DATA (its mnist/ subdirectory), beside a
+    Fashion-MNIST in $DROPCLI_DATA itself; returns (the run, its test accuracy)."""
+    import torchvision.datasets
+
+    monkeypatch.setattr(data, "SPLIT_SIZES", SMALL_SIZES)
+    monkeypatch.setattr(torchvision.datasets, "MNIST", torchvision.datasets.FashionMNIST)  # offline
+    write_fashion_mnist(in_tmp / "env", gz=False, sizes=SMALL_SIZES)
+    write_other_set(in_tmp / "env" / "mnist")
+    monkeypatch.setenv("DROPCLI_DATA", str(in_tmp / "env"))
+    result = invoke("train", "--device", "cpu", "--set", "data.name=mnist", *SMALL, "--run-dir", "r")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((in_tmp / "r" / runs.SUMMARY_FILE).read_text())
+    assert summary["data"]["source"] == str(in_tmp / "env" / "mnist")
+    return in_tmp / "r", summary["final"]["test_acc"]
+
+
+def scored_accuracy(invoke, *args):
+    result = invoke("evaluate", *args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["accuracy"]
+
+
+def test_evaluate_and_predict_read_the_runs_own_data_set(mnist_run, invoke, in_tmp, monkeypatch):
+    run, test_acc = mnist_run
+    assert test_acc > 0.5  # the stand-in is learnable: a mix-up would score near 0
+    assert scored_accuracy(invoke, run) == pytest.approx(test_acc, abs=1e-6)
+    shifted = invoke("evaluate", run, "--shift", "noise=0", "--json")
+    assert shifted.exit_code == 0, shifted.output
+    assert json.loads(shifted.stdout)["uncertainty"]["data"] == str(in_tmp / "env" / "mnist")
+    mnist_labels = data.read_raw(in_tmp / "env" / "mnist", "mnist")["test"][1]
+    predicted = invoke("predict", run, "--index", "3", "--json")
+    assert predicted.exit_code == 0, predicted.output
+    assert json.loads(predicted.stdout)["predictions"][0]["true_class"] == int(mnist_labels[3])
+    # Without $DROPCLI_DATA the run's data is where the run found it, not the default data set.
+    monkeypatch.delenv("DROPCLI_DATA")
+    assert scored_accuracy(invoke, run) == pytest.approx(test_acc, abs=1e-6)
+
+
+def test_a_runs_data_set_that_is_gone_is_named(mnist_run, invoke, in_tmp, monkeypatch):
+    run, _ = mnist_run
+    shutil.rmtree(in_tmp / "env" / "mnist")  # Fashion-MNIST is still in $DROPCLI_DATA: never used instead
+    for command in (["evaluate", run], ["predict", run, "--index", "0"]):
+        refused(invoke, in_tmp, command, 2, "could not download MNIST into")
