@@ -94,3 +94,40 @@ def test_a_runs_data_set_that_is_gone_is_named(mnist_run, invoke, in_tmp, monkey
     shutil.rmtree(in_tmp / "env" / "mnist")  # Fashion-MNIST is still in $DROPCLI_DATA: never used instead
     for command in (["evaluate", run], ["predict", run, "--index", "0"]):
         refused(invoke, in_tmp, command, 2, "could not download MNIST into")
+
+
+# --- refusals: one line, the exit code, nothing changed -------------------------------------------
+
+
+TINY = "{train: {epochs: 1}, data: {train_limit: 300, test_limit: 100}}"  # quick, should a refusal fail
+
+
+def nothing(tmp):
+    pass
+
+
+def write(name, content):
+    def setup(tmp):
+        path = tmp / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
+    return setup
+
+
+CASES = [
+    (
+        "plan-grid-scalar",
+        write("study.yaml", f"config:\n  {TINY}\ngrid:\n  model.dropout_1: 0.5\n"),
+        ["sweep", "--plan", "study.yaml", "--device", "cpu"],
+        2,
+        "study.yaml grid model.dropout_1: a grid takes a list of values or a range, got the single value 0.5",
+    ),
+]
+
+
+@pytest.mark.parametrize("case, setup, command, exit_code, words", CASES, ids=[case[0] for case in CASES])
+def test_refused_in_one_line_with_nothing_changed(in_tmp, invoke, fake_data, case, setup, command, exit_code, words):
+    setup(in_tmp)
+    options = ["--data-dir", fake_data] if command[0] in ("train", "sweep", "compare") else []
+    refused(invoke, in_tmp, [*command, *options], exit_code, words)

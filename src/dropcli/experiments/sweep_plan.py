@@ -99,7 +99,11 @@ def _grids(plan: Path | None, section: Any) -> list[Grid]:
         elif isinstance(values, str):
             grid = parse_grid(f"{key}={values}")
         else:
-            grid = Grid(str(key), (values,))
+            # One value is no grid: most likely a list whose brackets were lost.
+            raise DropcliError(
+                f"{source}: a grid takes a list of values or a range, got the single value {values!r}; "
+                f"write [{values}] to train only that, or set it under config:"
+            )
         grids.append(dataclasses.replace(grid, source=source))
     return grids
 
