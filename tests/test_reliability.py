@@ -131,3 +131,57 @@ def test_refused_in_one_line_with_nothing_changed(in_tmp, invoke, fake_data, cas
     setup(in_tmp)
     options = ["--data-dir", fake_data] if command[0] in ("train", "sweep", "compare") else []
     refused(invoke, in_tmp, [*command, *options], exit_code, words)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, fake_data):
+    """One small finished run, copied by the tests that need it."""
+    from typer.testing import CliRunner
+
+    from dropcli.cli import app
+
+    root = tmp_path_factory.mktemp("finished")
+    args = ["train", "--data-dir", str(fake_data), "--device", "cpu", *SMALL, "--run-dir", str(root / "r")]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    return root / "r"
+
+
+@pytest.fixture
+def run_here(finished_run, in_tmp):
+    shutil.copytree(finished_run, in_tmp / "r")
+    return in_tmp / "r"
+
+
+# --- predict's image files ----------------------------------------------------------------------
+
+
+def test_a_16_bit_png_reads_as_its_8_bit_original(run_here, invoke, fake_data, in_tmp):
+    from PIL import Image
+
+    image = data.read_raw(fake_data)["test"][0][5].numpy()  # (28, 28) uint8
+    Image.fromarray(image).save(in_tmp / "eight.png")
+    Image.fromarray(image.astype("uint16") * 257).save(in_tmp / "sixteen.png")  # 255 -> 65535
+    assert Image.open(in_tmp / "sixteen.png").mode == "I;16"
+    for size in (28, 40):  # as it is, and resized
+        for name in ("eight", "sixteen"):
+            Image.open(in_tmp / f"{name}.png").resize((size, size + 8)).save(in_tmp / f"{name}-{size}.png")
+        result = invoke("predict", run_here, f"eight-{size}.png", f"sixteen-{size}.png", "--json")
+        assert result.exit_code == 0, result.output
+        eight, sixteen = (p["probabilities"] for p in json.loads(result.stdout)["predictions"])
+        assert sixteen == pytest.approx(eight, abs=1e-4)
+
+
+def test_a_light_background_suggests_invert(run_here, invoke, in_tmp):
+    from PIL import Image
+
+    boot = Image.new("L", (60, 40), 250)
+    boot.paste(20, (10, 10, 50, 30))  # a dark garment on white, as photographed
+    boot.save(in_tmp / "boot.png")
+    before = snapshot(in_tmp)
+    result = invoke("predict", run_here, "boot.png")
+    assert result.exit_code == 0 and "Traceback" not in result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "boot.png has a light background" in lines[0] and "add --invert" in lines[0], result.stderr
+    assert snapshot(in_tmp) == before
+    result = invoke("predict", run_here, "boot.png", "--invert")
+    assert result.exit_code == 0 and result.stderr == ""

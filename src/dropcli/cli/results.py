@@ -159,6 +159,12 @@ def predict(
     path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
     X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert, runs.data_source(path))
+    for image, row in zip(images or [], X):
+        if predicting.light_background(row):
+            advice = "it was inverted with --invert: leave that out" if invert else "add --invert"
+            typer.echo(
+                f"note: {image} has a light background, but the model expects a light garment on black; {advice}", err=True
+            )
     device = Workers().device(cfg.device)
     predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
     if as_json:

@@ -41,23 +41,39 @@ class Prediction:
         return [(self.class_names[i], self.probabilities[i]) for i in order[:k]]
 
 
+# Pillow keeps a 16-bit grey PNG as I;16 (or I), 0 to 65535; convert("L") would clip it at 255
+# rather than scale it, so such a copy of a picture would read brighter than its 8-bit original.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def image_tensor(path: Path, invert: bool = False) -> torch.Tensor:
-    """A PNG or JPEG file as the model's input: (784,) floats in [0, 1], as Fashion-MNIST's."""
+    """A PNG or JPEG file as the model's input: (784,) floats in [0, 1], as Fashion-MNIST's,
+    whatever the file's bit depth (white is 1 in 8-bit and 16-bit files alike)."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise DropcliError("reading image files needs Pillow: pip install 'dropcli[images]' (or pip install pillow)") from None
     try:
         with Image.open(path) as opened:
-            grey = opened.convert("L")
+            white = 65535.0 if opened.mode in SIXTEEN_BIT_MODES else 255.0
+            grey = (opened if opened.mode in SIXTEEN_BIT_MODES else opened.convert("L")).convert("F")
     except FileNotFoundError:
         raise DropcliError(f"image {path} not found") from None
     except (UnidentifiedImageError, OSError) as error:
         raise DropcliError(f"{path}: not an image Pillow can read ({error}); give a PNG or JPEG file") from None
     square = _padded_square(grey)
-    pixels = torch.frombuffer(bytearray(square.resize((SIDE, SIDE), Image.Resampling.LANCZOS).tobytes()), dtype=torch.uint8)
-    X = pixels.float().div_(255)  # (784,)
+    # Mode F holds 32-bit floats; resizing there keeps the precision of a 16-bit file.
+    pixels = torch.frombuffer(bytearray(square.resize((SIDE, SIDE), Image.Resampling.LANCZOS).tobytes()), dtype=torch.float32)
+    X = pixels.div(white).clamp_(0, 1)  # (784,); Lanczos overshoots a little at sharp edges
     return 1 - X if invert else X
+
+
+def light_background(X: torch.Tensor) -> bool:
+    """Whether an image as the model sees it, (784,) in [0, 1], has a light border: the model
+    expects a light garment on black, so such an image most likely needs (or does not need) --invert."""
+    image = X.reshape(SIDE, SIDE)
+    border = torch.cat([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])  # (108,)
+    return float(border.mean()) > 0.5
 
 
 def _padded_square(image):
@@ -72,7 +88,7 @@ def _padded_square(image):
         pixels[x, y] for x in (0, width - 1) for y in range(height)
     ]
     side = max(width, height)
-    square = Image.new("L", (side, side), round(sum(border) / len(border)))
+    square = Image.new(image.mode, (side, side), sum(border) / len(border))
     square.paste(image, ((side - width) // 2, (side - height) // 2))
     return square
 
