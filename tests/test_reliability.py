@@ -117,6 +117,13 @@ def write(name, content):
 
 CASES = [
     (
+        "config-second-file-bad-key",
+        lambda tmp: [write("a.yaml", "name: a\n")(tmp), write("b.yaml", "train:\n  epohcs: 2\n")(tmp)],
+        ["config", "show", "-c", "a.yaml", "-c", "b.yaml"],
+        2,
+        "b.yaml: unknown key 'train.epohcs' (did you mean 'train.epochs'?)",
+    ),
+    (
         "plan-grid-scalar",
         write("study.yaml", f"config:\n  {TINY}\ngrid:\n  model.dropout_1: 0.5\n"),
         ["sweep", "--plan", "study.yaml", "--device", "cpu"],
@@ -185,3 +192,30 @@ def test_a_light_background_suggests_invert(run_here, invoke, in_tmp):
     assert snapshot(in_tmp) == before
     result = invoke("predict", run_here, "boot.png", "--invert")
     assert result.exit_code == 0 and result.stderr == ""
+
+
+# --- config files -------------------------------------------------------------------------------
+
+
+def test_config_files_are_merged_in_order_later_wins(in_tmp, invoke, fake_data):
+    (in_tmp / "a.yaml").write_text("name: a\ntrain:\n  epochs: 3\n  batch_size: 64\nmodel:\n  hidden: [100, 50]\n")
+    (in_tmp / "b.yaml").write_text("train:\n  epochs: 5\nmodel:\n  hidden_1: 70\n")
+    result = invoke("config", "show", "-c", "a.yaml", "-c", "b.yaml", "--json")
+    assert result.exit_code == 0, result.output
+    merged = json.loads(result.stdout)
+    assert (merged["name"], merged["train"]["epochs"], merged["train"]["batch_size"]) == ("a", 5, 64)
+    assert merged["model"]["hidden"] == [70, 50]
+    merged = json.loads(invoke("config", "show", "-c", "b.yaml", "-c", "a.yaml", "--json").stdout)
+    assert (merged["train"]["epochs"], merged["model"]["hidden"]) == (3, [100, 50])  # a whole list replaces a place
+    shown = invoke("train", "-c", "a.yaml", "-c", "b.yaml", "--dry-run", "--data-dir", fake_data, "--device", "cpu")
+    assert shown.exit_code == 0 and "batch_size: 64\n" in shown.stdout and "epochs: 5\n" in shown.stdout, shown.output
+    assert "merged" in invoke("config", "show", "--help").stdout  # --help says how
+
+
+def test_config_show_writes_block_yaml(in_tmp, invoke):
+    import yaml
+
+    result = invoke("config", "show", "--set", "model.hidden=64x32")
+    assert result.exit_code == 0
+    assert not any(mark in result.stdout for mark in "[]{}"), result.stdout  # no flow-style list or map
+    assert yaml.safe_load(result.stdout)["model"]["hidden"] == [64, 32]

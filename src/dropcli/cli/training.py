@@ -54,7 +54,7 @@ def train(
     from dropcli.runs import loop
     from dropcli.training.state import check_trainable
 
-    if resume is not None and (options["config"] is not None or run_dir is not None):
+    if resume is not None and (options["config"] or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
     with parallel.start() as workers:
         if resume is not None:

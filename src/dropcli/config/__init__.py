@@ -112,7 +112,7 @@ class Config:
 
 
 def load_config(
-    path: Path | str | None = None,
+    path: Path | str | list[Path | str] | None = None,
     overrides: tuple[str, ...] | list[str] = (),
     flags: dict[str, tuple[str, Any]] | None = None,
     base: dict[str, Any] | None = None,
@@ -120,17 +120,23 @@ def load_config(
     """Build the run's Config from defaults, a YAML file, `--set` strings and flags.
 
     `flags` maps key paths to (option name, value), e.g. {"model.kind": ("--model", "builtin")};
-    None values are ignored. `base` (a saved config as a dict) may stand in for the file.
+    None values are ignored. `path` may be several files, merged in order: a later file's keys
+    win (as --set's do). `base` (a saved config as a dict) may stand in for the file.
     Raises DropcliError naming the source and key of the first problem found.
     """
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    if path is not None:
-        path = resolve_path(path)
-        raw = read_yaml(path)
-        origin = {key: str(path) for key in flatten(raw)}
-        origin.update({architecture.alias_of(key)[0]: str(path) for key in origin if architecture.alias_of(key)})
-        raw.setdefault("name", Path(path).stem)
+    paths = [resolve_path(p) for p in ([path] if isinstance(path, (str, Path)) else path or [])]
+    path = paths[-1] if paths else None  # errors about a default name the last file
+    if paths:
+        raw = read_yaml(paths[0])
+        origin = {key: str(paths[0]) for key in flatten(raw)}
+        for later in paths[1:]:
+            for key, value in flatten(read_yaml(later)).items():
+                _set_path(raw, key, value, source=str(later))
+                origin[key] = str(later)
+        origin.update({architecture.alias_of(key)[0]: origin[key] for key in list(origin) if architecture.alias_of(key)})
+        raw.setdefault("name", path.stem)
     elif base is not None:
         raw = copy.deepcopy(base)
     for text in overrides:
@@ -184,7 +190,8 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)  # lists of numbers on one line
+    # Block style throughout: a section never folds onto one line as a {...} map.
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
 
 
 def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:

@@ -36,7 +36,7 @@ class Study:
 
 def resolve(
     plan: Path | None,
-    config_path: Path | None,
+    config_path: Path | list[Path] | None,
     overrides: list[str],
     flags: dict[str, tuple[str, Any]],
     grid_texts: list[str],
@@ -46,7 +46,7 @@ def resolve(
     """The sweep to run: the plan file (if any) with the command line's flags over it."""
     raw = _read(plan) if plan is not None else {}
     config_entry = raw.get("config")
-    if config_path is not None or config_entry is None:
+    if config_path or config_entry is None:
         config = load_config(config_path, overrides, flags)
     elif isinstance(config_entry, dict):
         config = load_config(None, overrides, flags, base=config_entry)
