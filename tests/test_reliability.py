@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import write_fashion_mnist
 from dropcli import data, runs
@@ -102,6 +103,10 @@ def test_a_runs_data_set_that_is_gone_is_named(mnist_run, invoke, in_tmp, monkey
 TINY = "{train: {epochs: 1}, data: {train_limit: 300, test_limit: 100}}"  # quick, should a refusal fail
 
 
+def copy_run(tmp):
+    shutil.copytree(pytest.finished_run, tmp / "r")
+
+
 def nothing(tmp):
     pass
 
@@ -115,7 +120,25 @@ def write(name, content):
     return setup
 
 
+MC_REFUSED = "passes over 200 images would take about"
+
 CASES = [
+    (
+        "mc-samples-10-9",
+        copy_run,
+        ["evaluate", "r", "--mc-samples", 10**9],
+        2,
+        "--mc-samples 1000000000: " + "1,000,000,000 " + MC_REFUSED,
+    ),
+    ("mc-samples-10-15", copy_run, ["evaluate", "r", "--mc-samples", 10**15], 2, MC_REFUSED),
+    (
+        "predict-mc-samples-10-9",
+        copy_run,
+        ["predict", "r", "--index", 0, "--mc-samples", 10**9],
+        2,
+        "passes over 1 images would take",
+    ),
+    ("predict-mc-samples-10-15", copy_run, ["predict", "r", "--index", 0, "--mc-samples", 10**15], 2, "would take about"),
     (
         "config-second-file-bad-key",
         lambda tmp: [write("a.yaml", "name: a\n")(tmp), write("b.yaml", "train:\n  epohcs: 2\n")(tmp)],
@@ -134,9 +157,12 @@ CASES = [
 
 
 @pytest.mark.parametrize("case, setup, command, exit_code, words", CASES, ids=[case[0] for case in CASES])
-def test_refused_in_one_line_with_nothing_changed(in_tmp, invoke, fake_data, case, setup, command, exit_code, words):
+def test_refused_in_one_line_with_nothing_changed(
+    in_tmp, invoke, fake_data, finished_run, case, setup, command, exit_code, words
+):
+    pytest.finished_run = finished_run
     setup(in_tmp)
-    options = ["--data-dir", fake_data] if command[0] in ("train", "sweep", "compare") else []
+    options = ["--data-dir", fake_data] if command[0] in ("train", "sweep", "compare", "evaluate", "predict") else []
     refused(invoke, in_tmp, [*command, *options], exit_code, words)
 
 
@@ -219,3 +245,51 @@ def test_config_show_writes_block_yaml(in_tmp, invoke):
     assert result.exit_code == 0
     assert not any(mark in result.stdout for mark in "[]{}"), result.stdout  # no flow-style list or map
     assert yaml.safe_load(result.stdout)["model"]["hidden"] == [64, 32]
+
+
+# --- Monte Carlo dropout: bounded memory, progress from the start --------------------------------
+
+
+@pytest.mark.parametrize("kind", ["scratch", "dropconnect"])
+def test_no_forward_of_mc_dropout_exceeds_its_rows_whatever_k(build, kind):
+    from dropcli.uncertainty import methods
+
+    model = build(kind)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    for layer in model:
+        layer.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape[0]))
+    fractions = []
+    samples = 100_000 if kind == "scratch" else 50
+    p = methods.mc_probabilities(model, torch.rand(2, 784), samples, done=fractions.append)
+    assert p.shape == (2, 10) and torch.allclose(p.sum(dim=1), torch.ones(2))
+    assert max(seen) <= methods.ROWS_PER_PASS  # a huge K goes in groups: memory is bounded
+    assert fractions == sorted(fractions) and fractions[-1] == 1 and len(fractions) > 2  # progress within one scoring
+
+
+def test_evaluate_reports_progress_before_any_work(run_here, monkeypatch):
+    from dropcli.uncertainty import methods, study
+
+    calls = []
+    scored = methods.mc_probabilities
+    monkeypatch.setattr(methods, "mc_probabilities", lambda *args: (calls.append("work"), scored(*args))[1])
+    request = study.Request([run_here], mc_samples=3)
+    study.run(request, {"device": ("--device", "cpu")}, lambda done, total, estimate: calls.append((done, total)))
+    reports = [call for call in calls if call != "work"]
+    assert reports[0] == (0, 1) and reports[-1] == (1, 1)
+    last_work = len(calls) - 1 - calls[::-1].index("work")
+    assert calls.index((0, 1)) < last_work  # said before the scoring (only the time probe came first)
+
+
+def test_a_long_monte_carlo_scoring_is_announced_in_a_log():
+    import io
+
+    from rich.console import Console
+
+    from dropcli.cli.display.report import monte_carlo_progress
+
+    log = io.StringIO()
+    with monte_carlo_progress(Console(file=log)) as progress:
+        progress(0, 2, 95.0)
+        progress(1, 2, 95.0)
+    assert log.getvalue() == "Monte Carlo dropout: about 95 s to score\n"

@@ -18,6 +18,7 @@ from dropcli.data import dataset
 from dropcli.errors import DropcliError
 from dropcli.runs import checkpoints
 from dropcli.uncertainty.calibration import entropy_of
+from dropcli.uncertainty.evaluation import check_mc_time
 from dropcli.uncertainty.methods import logits, mc_probabilities
 
 SIDE = 28  # Fashion-MNIST's images are 28 x 28
@@ -131,6 +132,7 @@ def predict(
     model = checkpoints.load_model(payload, device)
     X = X.to(device)
     if mc_samples > 0:
+        check_mc_time(model, X, mc_samples, config.train.precision)  # an impossible K is refused, not run out of memory
         torch.manual_seed(config.seed)
         probabilities = mc_probabilities(model, X, mc_samples, config.train.precision)  # (n, 10)
     else:
