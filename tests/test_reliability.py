@@ -6,6 +6,7 @@ every file unchanged. The answers that used to be wrong are checked against the 
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -123,6 +124,27 @@ def write(name, content):
 MC_REFUSED = "passes over 200 images would take about"
 
 CASES = [
+    (
+        "evaluate-o-no-directory",
+        copy_run,
+        ["evaluate", "r", "-o", "figs/fig.png"],
+        2,
+        "-o figs/fig-reliability.png: cannot write it: no directory figs",
+    ),
+    (
+        "plot-o-no-directory",
+        copy_run,
+        ["plot", "r", "-o", "figs/curves.png"],
+        2,
+        "-o figs/curves.png: cannot write it: no directory figs",
+    ),
+    (
+        "predictions-a-directory",
+        lambda tmp: [copy_run(tmp), (tmp / "p.npz").mkdir()],
+        ["evaluate", "r", "--predictions", "p.npz"],
+        2,
+        "--predictions p.npz: cannot write it: it is a directory",
+    ),
     (
         "mc-samples-10-9",
         copy_run,
@@ -293,3 +315,36 @@ def test_a_long_monte_carlo_scoring_is_announced_in_a_log():
         progress(0, 2, 95.0)
         progress(1, 2, 95.0)
     assert log.getvalue() == "Monte Carlo dropout: about 95 s to score\n"
+
+
+# --- outputs: refused before any work, named as written ------------------------------------------
+
+
+def unwritable_directory(tmp: Path) -> Path:
+    """A directory no file can be written in, also for root (whom mode bits do not stop)."""
+    if os.geteuid() == 0:
+        return Path("/proc")  # not writable by anyone
+    (tmp / "locked").mkdir()
+    (tmp / "locked").chmod(0o555)
+    return tmp / "locked"
+
+
+@pytest.mark.parametrize("option, name", [("--predictions", "p.npz"), ("-o", "fig.png")])
+def test_an_unwritable_output_is_refused_before_any_work(run_here, invoke, in_tmp, monkeypatch, option, name):
+    from dropcli.uncertainty import ensembles
+
+    monkeypatch.setattr(ensembles, "load", lambda *args: pytest.fail("loaded the runs before checking the output"))
+    directory = unwritable_directory(in_tmp)
+    line = refused(invoke, in_tmp, ["evaluate", run_here, option, directory / name], 1, f"cannot write in {directory}")
+    assert line.startswith(f"error: {option} {directory}/")
+
+
+def test_evaluate_names_what_it_writes_and_the_runs_in_predictions(run_here, invoke, in_tmp):
+    import csv
+
+    result = invoke("evaluate", "r", "-o", "fig.png", "--predictions", "p.csv")
+    assert result.exit_code == 0, result.output
+    assert "calibration on test (no shift)" in result.stdout and "(none)" not in result.stdout
+    assert "wrote fig-reliability.png" in result.stdout and (in_tmp / "fig-reliability.png").is_file()
+    with open(in_tmp / "p.csv") as file:
+        assert {row["run"] for row in csv.DictReader(file)} == {"r"}  # the run directory, not a position

@@ -12,6 +12,7 @@ from typing import Any
 
 from dropcli.config.architecture import short
 from dropcli.errors import DropcliError
+from dropcli.files import check_writable
 
 # The suffix of the output file decides its format.
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
@@ -151,6 +152,7 @@ def check_output(path: Path) -> str:
             f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
             f"{', '.join(FORMATS)}; e.g. -o {path.with_suffix('.pdf')}"
         )
+    check_writable(path, "-o")  # before the runs are read and drawn, as evaluate's -o
     return fmt
 
 
@@ -161,8 +163,6 @@ def save(figure, path: Path) -> None:
 
     try:
         fmt = check_output(path)
-        if not path.parent.is_dir():
-            raise DropcliError(f"cannot write {path}: no directory {path.parent}")
         with atomic(path) as temporary:
             figure.savefig(temporary, dpi=200, format=fmt, bbox_inches="tight", pad_inches=0.05)
     finally:
