@@ -348,3 +348,34 @@ def test_evaluate_names_what_it_writes_and_the_runs_in_predictions(run_here, inv
     assert "wrote fig-reliability.png" in result.stdout and (in_tmp / "fig-reliability.png").is_file()
     with open(in_tmp / "p.csv") as file:
         assert {row["run"] for row in csv.DictReader(file)} == {"r"}  # the run directory, not a position
+
+
+# --- plot, sweep --dry-run, runs ----------------------------------------------------------------
+
+
+def test_plot_takes_an_experiment_directory_as_its_trials(in_tmp, invoke, fake_data):
+    result = invoke("sweep", "--grid", "optim.lr=0.1,0.05", "--data-dir", fake_data, "--device", "cpu", *SMALL, "--run-dir", "s")
+    assert result.exit_code == 0, result.output
+    result = invoke("plot", "s", "-o", "c.png")
+    assert result.exit_code == 0 and result.stdout == "wrote c.png\n", result.output
+    (in_tmp / "empty").mkdir()
+    (in_tmp / "empty" / "plan.json").write_text((in_tmp / "s" / "plan.json").read_text())
+    refused(invoke, in_tmp, ["plot", "empty", "-o", "d.png"], 2, "empty: an experiment directory whose trials have not started")
+
+
+def test_sweep_dry_run_prints_the_plan_and_the_count(in_tmp, invoke, fake_data):
+    result = invoke("sweep", "--grid", "optim.lr=0.1,0.05", "--grid", "model.hidden=64,128", "--seeds", 2, "--dry-run")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["grid optim.lr: 0.1, 0.05", "grid model.hidden: 64, 128"]
+    assert "  lr=0.05_hidden=128_seed1" in lines
+    assert lines[-1] == "8 trials (4 cells × 2 seeds); dry run: nothing trained, nothing written"
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_runs_with_no_match_says_so_in_one_line(in_tmp, invoke, finished_run):
+    shutil.copytree(finished_run, in_tmp / "runs" / "a")
+    result = invoke("runs", "--status", "diverged")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == "no run under runs matches --status diverged; dropcli runs runs lists them all\n"
+    assert json.loads(invoke("runs", "--status", "diverged", "--json").stdout) == []

@@ -187,7 +187,8 @@ def plot(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std)."
+            metavar="RUN_DIR...",
+            help="Runs to draw (an experiment directory gives its trials); runs that differ only in their seed share a colour (mean ± std).",
         ),
     ],
     output: Annotated[
@@ -196,9 +197,10 @@ def plot(
 ) -> None:
     """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
     from dropcli.cli.display import plots
+    from dropcli.experiments import trial_dirs
 
     plots.check_output(output)
-    plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
+    plots.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
     typer.echo(f"wrote {output}")
 
 
@@ -240,6 +242,10 @@ def list_runs(
     infos = catalog.where(runs.list_runs(root), where or [], status)
     infos = catalog.sort(infos, sort) if sort else infos
     infos = infos[:top] if top else infos
+    if not infos and (where or status) and not (as_json or as_csv):
+        filters = " ".join([*(f"--where {condition}" for condition in where or []), *([f"--status {status}"] if status else [])])
+        typer.echo(f"no run under {root} matches {filters}; dropcli runs {root} lists them all")
+        return
     keys = catalog.differing_keys(infos)
     if as_json or as_csv:
         _print_records(catalog.records(infos, keys, root), as_json)
