@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+from conftest import PATIENCE_S
 from dropcli import runs
 
 
@@ -14,7 +15,7 @@ def start(*args):
     )
 
 
-def wait_for(path, process, timeout=60):
+def wait_for(path, process, timeout=PATIENCE_S):
     deadline = time.monotonic() + timeout
     while not (path.exists() and path.stat().st_size > 0):
         assert process.poll() is None, process.communicate()

@@ -379,3 +379,18 @@ def test_runs_with_no_match_says_so_in_one_line(in_tmp, invoke, finished_run):
     assert result.exit_code == 0 and result.stderr == ""
     assert result.stdout == "no run under runs matches --status diverged; dropcli runs runs lists them all\n"
     assert json.loads(invoke("runs", "--status", "diverged", "--json").stdout) == []
+
+
+# --- tests that wait: generous limits, and a limit that fails one test, not the session ---------
+
+
+def test_a_time_limit_fails_its_test_without_aborting_the_session():
+    import time
+
+    from conftest import PATIENCE_S
+    from test_bad_input import time_limit
+
+    assert PATIENCE_S >= 300  # a busy machine is several times slower than an idle one
+    with pytest.raises(pytest.fail.Exception, match="still running after 0.05 s"):
+        with time_limit(0.05):
+            time.sleep(5)
