@@ -57,7 +57,8 @@ def evaluate(
         typer.Option(
             "--output",
             "-o",
-            help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).",
+            help="Figures: FIG.png writes FIG-reliability.png (per method) and, for a --shift family at two values or more, "
+            "FIG-shift.png (metrics vs shift), and prints the paths written.",
         ),
     ] = None,
     predictions: Annotated[
