@@ -112,11 +112,19 @@ def test_sweep_prints_trial_k_of_n_with_an_estimate(in_tmp, invoke, small_args):
     assert "trial 4 of 4 (about " in result.stdout and " left)" in result.stdout
 
 
-def test_config_list_shows_whole_descriptions(invoke):
+def test_config_list_shows_each_configs_summary_line_whole(invoke):
     result = invoke("config", "list")
-    shown = " ".join(result.stdout.replace("│", " ").split())
-    assert "Exercise 2: with and without dropout over many epochs, e.g. dropcli compare none scratch" in shown
-    assert "--config configs/long.yaml --plot" in shown
+    lines = result.stdout.splitlines()
+    assert any("long" in line and "Exercise 2: with and without dropout over many epochs." in line for line in lines)
+    assert "/configs/" not in result.stdout  # paths only with --paths
+
+
+def test_config_list_paths_adds_each_file(invoke):
+    from dropcli.config import shipped_configs
+
+    shown = "".join(invoke("config", "list", "--paths").stdout.replace("│", "").split())
+    for path in shipped_configs().values():
+        assert str(path).replace(" ", "") in shown
 
 
 def test_a_config_that_is_not_a_regular_file_is_named_so(invoke):

@@ -1,13 +1,15 @@
 """`evaluate`, `predict`, `plot` and `runs`: what saved runs hold and how good they are."""
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dropcli.cli.app import Command, app, rank_zero
-from dropcli.cli.options import DataDirOption, DeviceOption, console, flags
+from dropcli.cli.display.console import console
+from dropcli.cli.options import DataDirOption, DeviceOption, flags
 from dropcli.config import load_config
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
@@ -85,8 +87,14 @@ def evaluate(
         raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
     points = shifts.parse_all(shift or [])
     request = study.Request(targets, split, mc_samples or 0, points, temperature)
+    draw = None
+    if output is not None:
+        from dropcli.cli.display import uncertainty_plots
+
+        uncertainty_plots.check_output(output)
+        draw = functools.partial(uncertainty_plots.write, output=output)
     with monte_carlo_progress(console(stderr=True)) as progress:
-        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), output, predictions, progress)
+        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), draw, predictions, progress)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:

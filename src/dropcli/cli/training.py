@@ -6,12 +6,12 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
+from dropcli.cli.display.console import console
 from dropcli.cli.options import (
     CONFIG_OPTIONS,
     EXPERIMENT_OPTIONS,
     QUIET_OPTION,
     check_extras,
-    console,
     describe,
     flags,
     interrupts_reported,

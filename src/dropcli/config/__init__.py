@@ -32,11 +32,8 @@ class ModelConfig:
 
     def __post_init__(self):
         # Built in code (tests, benchmarks) rather than loaded: one rate stands for every layer.
-        rates = self.dropout
-        if isinstance(rates, (int, float)):
-            rates = (rates,) * len(self.hidden)
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "dropout", tuple(float(rate) for rate in rates))
+        object.__setattr__(self, "dropout", architecture.every_layer(self.dropout, len(self.hidden)))
 
 
 @dataclass(frozen=True)
@@ -129,16 +126,14 @@ def load_config(
         path = resolve_path(path)
         raw = read_yaml(path)
         origin = {key: str(path) for key in flatten(raw)}
-        origin.update({architecture.alias_of(key)[0]: str(path) for key in origin if architecture.alias_of(key)})
+        origin.update({architecture.list_place(key)[0]: str(path) for key in origin})
         raw.setdefault("name", Path(path).stem)
     elif base is not None:
         raw = copy.deepcopy(base)
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
-        origin[key] = f"--set {text}"
-        if architecture.alias_of(key):  # errors about the list name what set its place
-            origin[architecture.alias_of(key)[0]] = origin[key]
+        origin[key] = origin[architecture.list_place(key)[0]] = f"--set {text}"  # errors about a list name what set its place
     for key, (option, value) in (flags or {}).items():
         if value is not None:
             _set_path(raw, key, value, source=option)
@@ -194,11 +189,12 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
     """
     source = source or key
     raw = to_dict(config)
-    if key == "model.hidden" and len(set(config.model.dropout)) == 1:
+    shared = architecture.shared_rate(config.model.dropout)
+    if key == "model.hidden" and shared is not None:
         # One rate for every layer follows the new depth: a sweep over architectures keeps it.
-        raw["model"]["dropout"] = config.model.dropout[0]
+        raw["model"]["dropout"] = shared
     _set_path(raw, key, value, source=source)
-    origin = {key: source, **({architecture.alias_of(key)[0]: source} if architecture.alias_of(key) else {})}
+    origin = {key: source, architecture.list_place(key)[0]: source}
     updated = _build(Config, raw, prefix="", origin=origin, default_source=source)
     _check_ranges(updated, origin)
     return updated
@@ -215,9 +211,9 @@ def field_type(key: str, source: str) -> Any:
     """The type annotation of a dotted key, e.g. float | None; DropcliError (with a did-you-mean)
     naming `source` for an unknown key or a section."""
     _set_path({}, key, None, source)
-    alias = architecture.alias_of(key)
-    if alias is not None:  # model.hidden_1: an item of model.hidden
-        return get_args(field_type(alias[0], source))[0]
+    list_key, place = architecture.list_place(key)
+    if place is not None:  # model.hidden_1: an item of model.hidden
+        return get_args(field_type(list_key, source))[0]
     node: Any = Config
     for part in key.split("."):
         node = get_type_hints(node)[part]
@@ -392,9 +388,9 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
 def get(config: Config, key: str) -> Any:
     """The value of one dotted key, e.g. get(config, "model.dropout"); an alias gives its place
     in the list (get(config, "model.dropout_1") is config.model.dropout[0])."""
-    alias = architecture.alias_of(key)
-    if alias is not None:
-        return get(config, alias[0])[alias[1]]
+    list_key, place = architecture.list_place(key)
+    if place is not None:
+        return get(config, list_key)[place]
     value: Any = config
     for part in key.split("."):
         value = getattr(value, part)

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from dropcli.config import architecture, typed_value
+from dropcli.config.vocabulary import higher_is_better
 from dropcli.errors import DropcliError
 from dropcli.runs import STATUSES, RunInfo
 
@@ -47,16 +48,16 @@ def _status_word(status: str) -> str:
 
 def setting(info: RunInfo, key: str) -> Any:
     """One config key of a run; an old key (model.dropout_1) gives its place in today's list."""
-    alias = architecture.alias_of(key)
-    if alias is None:
-        return info.settings.get(key, _MISSING)
-    values = info.settings.get(alias[0])
-    return values[alias[1]] if isinstance(values, list) and alias[1] < len(values) else _MISSING
+    key, place = architecture.list_place(key)
+    value = info.settings.get(key, _MISSING)
+    if place is None:
+        return value
+    return value[place] if isinstance(value, list) and place < len(value) else _MISSING
 
 
 def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
     """Best first: accuracies high to low, losses and anything else low to high; runs without it last."""
-    descending = key.endswith("acc")
+    descending = higher_is_better(key)
 
     def value(info: RunInfo) -> tuple[bool, Any]:
         found = info.final.get(key) if key in METRICS else setting(info, key)

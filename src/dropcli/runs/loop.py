@@ -19,6 +19,7 @@ import torch
 import dropcli
 from dropcli import files, runs
 from dropcli.config import Config, changed_keys, load_config, to_yaml
+from dropcli.config.vocabulary import higher_is_better
 from dropcli.data import Splits
 from dropcli.errors import DropcliError
 from dropcli.parallel.workers import ONE_PROCESS, Workers
@@ -125,7 +126,7 @@ def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) 
     value = getattr(metrics, monitor)
     if best is None:
         return True
-    return value < best["value"] if monitor.endswith("loss") else value > best["value"]
+    return value > best["value"] if higher_is_better(monitor) else value < best["value"]
 
 
 def stops_early(config: Config, best: dict[str, Any], epoch: int) -> bool:
