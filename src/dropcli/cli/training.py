@@ -52,6 +52,7 @@ def train(
     from dropcli import parallel, runs
     from dropcli.parallel.workers import launch_command
     from dropcli.runs import loop
+    from dropcli.runs.resume import prepare_resume
     from dropcli.training.state import check_trainable
 
     if resume is not None and (options["config"] is not None or run_dir is not None):
@@ -59,7 +60,7 @@ def train(
     with parallel.start() as workers:
         if resume is not None:
             # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
-            cfg, checkpoint = workers.on_primary(lambda: loop.prepare_resume(resume, options["set_"] or [], flags(options)))
+            cfg, checkpoint = workers.on_primary(lambda: prepare_resume(resume, options["set_"] or [], flags(options)))
         else:
             cfg, checkpoint = load(options), None
         torch_device, data = workers.agreed(lambda: open_data(cfg, workers))
