@@ -5,7 +5,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from dropcli import runs
+
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
 
 
 def start(*args):

@@ -12,6 +12,8 @@ import pytest
 from dropcli import runs
 from dropcli.runs import checkpoints
 
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
+
 
 @pytest.fixture
 def tmpfs(tmp_path):

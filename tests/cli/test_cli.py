@@ -176,6 +176,7 @@ def test_existing_run_directory_is_refused_and_left_alone(in_tmp, invoke, small_
     assert [p.name for p in run_dir.iterdir()] == ["metrics.jsonl"]
 
 
+@pytest.mark.system
 def test_help_and_config_show_do_not_import_torch(invoke):
     code = (
         "import sys\n"
@@ -189,6 +190,7 @@ def test_help_and_config_show_do_not_import_torch(invoke):
     assert output.strip() == "False"
 
 
+@pytest.mark.system
 def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "dropcli", "config", "show"], capture_output=True, text=True)
     assert result.returncode == 0 and "hidden: [256, 256]" in result.stdout
