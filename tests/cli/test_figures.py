@@ -4,6 +4,7 @@ import matplotlib.image
 import pytest
 
 from dropcli.cli.display import plots, sweep_plots
+from dropcli.cli.display.figure import check_output, save
 from dropcli.errors import DropcliError
 from dropcli.experiments import Cell, Stat
 
@@ -66,7 +67,7 @@ def test_learning_curves_label_both_panels_and_draw_validation(tmp_path):
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == ["train (dropout on, epoch mean)", "validation (eval)", "test (eval)"]
     assert any("config smoke" in text.get_text() for text in figure.texts)
-    plots.save(figure, tmp_path / "one.png")
+    save(figure, tmp_path / "one.png")
     assert_decodes(tmp_path / "one.png")
 
 
@@ -81,21 +82,21 @@ def test_a_comparison_is_one_colour_per_model_with_a_band_over_seeds(tmp_path):
     assert len(acc_axes.collections) == 4  # a std band around every mean
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert "scratch" in legend and "builtin" in legend and len(legend) <= 6
-    plots.save(figure, tmp_path / "compare.png")
+    save(figure, tmp_path / "compare.png")
     assert_decodes(tmp_path / "compare.png")
 
 
 @pytest.mark.parametrize("suffix, header", [(".pdf", b"%PDF"), (".svg", b"<svg"), (".png", b"\x89PNG")])
 def test_the_suffix_chooses_the_format(tmp_path, suffix, header):
     figure = plots.learning_curves([plots.RunCurves("a", [history(3, 0, val=False)])], "caption")
-    plots.save(figure, tmp_path / f"curves{suffix}")
+    save(figure, tmp_path / f"curves{suffix}")
     content = (tmp_path / f"curves{suffix}").read_bytes()
     assert header in content[:400]
 
 
 def test_an_unsupported_suffix_is_refused(tmp_path):
     with pytest.raises(DropcliError, match=r"\.jpg.*\.png, \.pdf, \.svg"):
-        plots.check_output(tmp_path / "curves.jpg")
+        check_output(tmp_path / "curves.jpg")
 
 
 def test_one_key_sweep_is_accuracy_against_the_value_with_error_bars(tmp_path):
@@ -106,7 +107,7 @@ def test_one_key_sweep_is_accuracy_against_the_value_with_error_bars(tmp_path):
     assert "(eval mode)" in gap_axes.get_title()
     means = acc_axes.containers[0].lines[0].get_ydata()  # the first errorbar: test acc
     assert list(means) == pytest.approx([0.8, 0.75, 0.675, 0.6])
-    plots.save(figure, tmp_path / "one-key.png")
+    save(figure, tmp_path / "one-key.png")
     assert_decodes(tmp_path / "one-key.png")
 
 
@@ -126,7 +127,7 @@ def test_two_key_sweep_heatmaps_share_the_accuracy_scale_and_centre_the_gap(tmp_
     assert gap_image.get_cmap().name == "RdBu_r"
     colour_bars = [axes.get_ylabel() for axes in figure.axes if not axes.images and axes.get_ylabel()]
     assert colour_bars == ["accuracy", "accuracy", "train acc − test acc"]
-    plots.save(figure, tmp_path / "heatmap.png")
+    save(figure, tmp_path / "heatmap.png")
     assert_decodes(tmp_path / "heatmap.png")
 
 
@@ -138,7 +139,7 @@ def test_random_search_is_one_panel_per_key(tmp_path):
     figure = sweep_plots.sweep_figure(cells, ["optim.lr", "model.kind"], "caption", sampled=True)
     assert [axes.get_xlabel() for axes in figure.axes if axes.get_visible()] == ["optim.lr", "model.kind"]
     assert figure.axes[0].get_xscale() == "log"  # 0.01 to 0.3: a factor of 30
-    plots.save(figure, tmp_path / "random.png")
+    save(figure, tmp_path / "random.png")
     assert_decodes(tmp_path / "random.png")
 
 

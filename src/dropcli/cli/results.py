@@ -194,10 +194,10 @@ def plot(
     ] = Path("curves.png"),
 ) -> None:
     """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure, plots
 
-    plots.check_output(output)
-    plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
+    figure.check_output(output)
+    figure.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
     typer.echo(f"wrote {output}")
 
 

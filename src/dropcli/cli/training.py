@@ -165,7 +165,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
     from dropcli import experiments, parallel
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure
     from dropcli.experiments import trials
     from dropcli.parallel.workers import launch_command
 
@@ -173,7 +173,7 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
     spec = experiments.spec_of(cfg, grids, seeds, sampled)
     if draw is not None:
-        plots.check_available()
+        figure.check_available()
     check_extras(cfg)
     with parallel.start() as workers:
         trials.check_resources(planned, workers)
@@ -205,20 +205,20 @@ def _default_dir(kind: str, cfg: Config) -> Path:
 
 
 def _curves(cells, directory: Path, config: Config) -> None:
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure, plots
 
     groups = [
         (str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells
     ]
-    plots.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+    figure.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
 
 
 def _sweep_figure(sampled: bool):
     def draw(cells, directory: Path, config: Config) -> None:
-        from dropcli.cli.display import plots, sweep_plots
+        from dropcli.cli.display import figure, sweep_plots
 
         keys = list(cells[0].values)
         caption = sweep_plots.experiment_caption(config, cells, directory, keys)
-        plots.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
+        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
 
     return draw

@@ -1,5 +1,5 @@
 """Figures of runs: learning curves (loss and accuracy against epoch), one colour per group of
-seeds, and what every figure shares: its caption line, its style and how it is saved.
+seeds, and what every figure shares: its caption line and layout (figure.py loads matplotlib and saves).
 
 Needs matplotlib (dropcli[plot]); sweep figures are in sweep_plots.py.
 """
@@ -10,25 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dropcli.cli.display.figure import load_pyplot
 from dropcli.config.architecture import short
-from dropcli.errors import DropcliError
+from dropcli.runtime import count_text
 
-# The suffix of the output file decides its format.
-FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 # A figure 6.5 inches wide (a page's text width) at 9-point type stays readable when a paper
 # shrinks it to one column.
 WIDTH = 6.5
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "figure.titlesize": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
 # Line style per split: the same in both panels, so one legend explains them.
 SPLIT_STYLES = {"train": "-", "val": ":", "test": "--"}
 SPLIT_LABELS = {"train": "train (dropout on, epoch mean)", "val": "validation (eval)", "test": "test (eval)"}
@@ -45,7 +33,7 @@ class RunCurves:
 def learning_curves(groups: list[RunCurves], caption: str = ""):
     """A matplotlib Figure: loss (left) and accuracy (right) against epoch, train, test and, when
     the runs have one, validation; one colour per group, mean ± std over its runs."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, (loss_axes, acc_axes) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9))
     colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
     splits_drawn = []
@@ -115,7 +103,7 @@ def _mean_over_runs(histories: list[list[dict[str, Any]]], metric: str) -> tuple
 def caption(name: str, models: list[str], epochs: int | str, data: dict[str, Any] | None, seeds: list[int]) -> str:
     """The line under a figure that says what was trained, e.g.
     "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"."""
-    parts = [f"config {name}", ", ".join(dict.fromkeys(models)), f"{epochs} epochs"]
+    parts = [f"config {name}", ", ".join(dict.fromkeys(models)), count_text(epochs, "epoch")]
     if data:
         sizes = [f"{data[split]:,} {split}" for split in ("train", "val", "test") if data.get(split)]
         parts.append(" / ".join(sizes) + " images")
@@ -141,53 +129,8 @@ def finish(figure, caption: str, legend_rows: int = 0) -> None:
     figure.tight_layout(rect=(0, bottom, 1, top))
 
 
-def check_output(path: Path) -> str:
-    """The format for `path`, from its suffix; DropcliError for a directory or a suffix that is not supported."""
-    if path.is_dir():
-        raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. -o {path / 'curves.png'}")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DropcliError(
-            f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
-            f"{', '.join(FORMATS)}; e.g. -o {path.with_suffix('.pdf')}"
-        )
-    return fmt
-
-
-def save(figure, path: Path) -> None:
-    """Write the figure in the format its suffix names, through a temporary file, so `path` is
-    never half-written."""
-    from dropcli.files import atomic
-
-    try:
-        fmt = check_output(path)
-        if not path.parent.is_dir():
-            raise DropcliError(f"cannot write {path}: no directory {path.parent}")
-        with atomic(path) as temporary:
-            figure.savefig(temporary, dpi=200, format=fmt, bbox_inches="tight", pad_inches=0.05)
-    finally:
-        _pyplot().close(figure)
-
-
-def check_available() -> None:
-    """Fail now, before any training, if a figure could not be drawn at the end."""
-    _pyplot()
-
-
 def nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
-    import matplotlib.pyplot as pyplot
-
-    pyplot.rcParams.update(STYLE)
-    return pyplot
 
 
 # Keys that do not make two runs different settings: runs that differ only in these are seeds

@@ -17,7 +17,7 @@ from dropcli.config.architecture import short
 from dropcli.config.vocabulary import INPUT_SLOT, noise_slots
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.runs.listeners import Listener
-from dropcli.runtime import duration_text
+from dropcli.runtime import count_text, duration_text
 from dropcli.training.records import EpochMetrics, RunResult
 
 
@@ -179,7 +179,7 @@ def summary_line(result: RunResult) -> str:
     s = result.summary
     final = s["final"]
     return (
-        f"{s['model']}: test acc {final['test_acc']:.4f}, test loss {final['test_loss']:.4f} after {s['epochs']} epochs "
+        f"{s['model']}: test acc {final['test_acc']:.4f}, test loss {final['test_loss']:.4f} after {count_text(s['epochs'], 'epoch')} "
         f"in {s['seconds']:.1f} s ({s['seconds_per_epoch']:.2f} s/epoch, {s['samples_per_s']:,.0f} samples/s on {s['device']}); "
         f"run saved to {result.run_dir}"
     )
@@ -281,9 +281,13 @@ def runs_table(infos, root, keys: list[str]) -> Table:
     """
     keys = [key for key in keys if key != "model.kind"]  # the model column shows it
     table = Table(title=f"runs under {root}", header_style="bold")
-    table.add_column("run", overflow="fold")
-    for name in ("model", *keys, "epochs", "best test acc", "final test acc", "status"):
-        table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left", overflow="fold")
+    table.add_column("run", overflow="fold", min_width=12)  # a path may fold over lines
+    table.add_column("model", no_wrap=True)
+    for key in keys:
+        table.add_column(key, overflow="fold")
+    for name in ("epochs", "best\ntest acc", "final\ntest acc"):  # numbers are never broken
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("status", overflow="fold")
     for info in infos:
         settings = [escape(value_text(info.settings.get(key))) for key in keys]
         table.add_row(

@@ -7,7 +7,8 @@ Works on experiments.Cell; needs matplotlib (dropcli[plot]).
 import math
 from typing import Any
 
-from dropcli.cli.display.plots import WIDTH, _pyplot, finish, nan_if_none
+from dropcli.cli.display.figure import load_pyplot
+from dropcli.cli.display.plots import WIDTH, finish, nan_if_none
 from dropcli.config.architecture import short
 from dropcli.experiments import Cell, Stat, matrix
 
@@ -32,7 +33,7 @@ def sweep_figure(cells: list[Cell], keys: list[str], caption: str, sampled: bool
 
 def one_key(cells: list[Cell], key: str, caption: str):
     """Accuracy (left) and the generalisation gap (right) against the key's value, mean ± std over seeds."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, (acc_axes, gap_axes) = pyplot.subplots(1, 2, figsize=(WIDTH, 3.1))
     positions, ticks, log = _positions([cell.values[key] for cell in cells])
     for field, label, marker in ACCURACIES:
@@ -53,7 +54,7 @@ def one_key(cells: list[Cell], key: str, caption: str):
 def heatmaps(cells: list[Cell], keys: list[str], caption: str):
     """Heatmaps of a two-key sweep: validation accuracy (when there is a split), test accuracy
     on one shared colour scale, and the gap on a diverging scale centred on 0."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     from matplotlib.colors import TwoSlopeNorm
 
     fields = [("val_acc", "final validation accuracy")] if any(cell.val_acc is not None for cell in cells) else []
@@ -87,7 +88,7 @@ def heatmaps(cells: list[Cell], keys: list[str], caption: str):
 
 def per_key(cells: list[Cell], keys: list[str], caption: str):
     """One panel per key: each cell's validation (if any) and test accuracy against that key's value."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     columns = min(len(keys), 3)
     panel_rows = math.ceil(len(keys) / columns)
     figure, axes_grid = pyplot.subplots(panel_rows, columns, figsize=(WIDTH, 0.4 + 2.3 * panel_rows), squeeze=False)
