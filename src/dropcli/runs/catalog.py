@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from dropcli.config import architecture, typed_value
+from dropcli.config import Config, architecture, get, replace, typed_value
 from dropcli.config.vocabulary import higher_is_better
 from dropcli.errors import DropcliError
 from dropcli.runs import STATUSES, RunInfo
@@ -112,9 +112,25 @@ def _condition(text: str) -> tuple[str, Any]:
         loaded = architecture.command_line_value(key, value)
     except yaml.YAMLError:
         raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
-    if key == "model.hidden":  # widths as the command line writes them: 1024x1024, 2048 or [256, 128]
-        return key, list(architecture.parse_widths(loaded, f"--where {text}"))
+    if architecture.list_place(key)[0] in ARCHITECTURE_KEYS:
+        return key, _architecture_value(key, loaded, f"--where {text}")
     return key, typed_value(key, loaded, f"--where {text}")
+
+
+ARCHITECTURE_KEYS = ("model.hidden", "model.dropout")
+
+
+def _architecture_value(key: str, value: Any, source: str) -> Any:
+    """Widths or rates as the config would hold them, checked as --set checks them (widths >= 1,
+    rates in [0, 1], model.hidden as 1024x1024); one rate stays one number, which matches a run
+    whose every layer has it."""
+    base = Config()
+    if key == "model.dropout" and isinstance(value, list):
+        base = replace(base, "model.hidden", [1] * len(value), source)  # a depth the rates fit
+    checked = get(replace(base, key, value, source), key)
+    if isinstance(checked, tuple):
+        return list(checked) if key == "model.hidden" or isinstance(value, list) else checked[0]
+    return checked
 
 
 def _same(found: Any, wanted: Any) -> bool:
