@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dropcli.cli.display import report
+from dropcli.cli.display import report, runs_tables
 from dropcli.config import load_config
 from dropcli.runs import RunInfo
 from dropcli.training.records import EpochMetrics, RunResult
@@ -33,23 +33,44 @@ def info(path: str, **settings) -> RunInfo:
     )
 
 
+def runs_table(infos, keys, width):
+    console = Console(file=io.StringIO(), width=width, soft_wrap=False)
+    return rendered(runs_tables.runs_table(infos, Path("runs"), keys, console), width=width)
+
+
 def test_runs_table_keeps_whole_paths_and_prints_no_python_values():
     long_name = "compare-smoke-20261129-221910/kind=scratch_seed0"
     infos = [
         info(long_name, **{"data.train_limit": None, "metrics.activation_stats": True}),
         info("b", **{"data.train_limit": 600, "metrics.activation_stats": False}),
     ]
-    text = rendered(report.runs_table(infos, Path("runs"), ["data.train_limit", "metrics.activation_stats"]), width=70)
+    text = runs_table(infos, ["data.train_limit", "metrics.activation_stats"], width=120)
     cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert long_name in cells  # folded over lines, never cut
     assert "…" not in text and "None" not in text and "True" not in text and "False" not in text
     assert " yes " in text and " no " in text and " - " in text
 
 
+def test_runs_table_fits_80_and_100_columns_without_breaking_a_number_or_word():
+    keys = ["model.hidden", "model.dropout", "data.train_limit", "optim.lr", "metrics.activation_stats"]
+    settings = {"model.hidden": [1024, 1024], "model.dropout": [0.5, 0.2], "data.train_limit": 2000, "optim.lr": 0.05}
+    infos = [
+        info(f"sweep-long-name-20261205-081709/trial_{n}", **settings, **{"metrics.activation_stats": True}) for n in range(3)
+    ]
+    for width in (80, 100):
+        text = runs_table(infos, keys, width)
+        lines = text.splitlines()
+        assert max(map(len, lines)) <= width
+        rows = [line for line in lines if line.startswith("│") and "0.6100" in line]
+        assert len(rows) == 3 and all("scratch" in row and "finished" in row and "2/2" in row for row in rows)
+        assert "left out for width:" in text and "metrics.activation_stats" in text  # named in the caption
+    assert "1024x1024" in runs_table(infos, keys, 100)
+
+
 def test_diff_names_the_reported_epoch_and_which_train_accuracy():
     first, second = info("a"), info("b")
     metrics = [("train_acc", 0.5, 0.4), ("val_acc", None, 0.7), ("epoch", 2, 3)]
-    text = rendered(*report.diff_table(first, second, [("seed", 0, 1)], metrics), width=120)
+    text = rendered(*runs_tables.diff_table(first, second, [("seed", 0, 1)], metrics), width=120)
     assert "train acc (dropout on)" in text and "reported epoch" in text
     assert "the last; with early stopping, the best" in text
     assert "None" not in text and " - " in text

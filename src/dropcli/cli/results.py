@@ -226,7 +226,7 @@ def list_runs(
 ) -> None:
     """List past runs: their results, and the config values that tell them apart."""
     from dropcli import runs
-    from dropcli.cli.display.report import diff_table, runs_table
+    from dropcli.cli.display.runs_tables import diff_table, runs_table
     from dropcli.runs import catalog
 
     if diff is not None:
@@ -243,7 +243,8 @@ def list_runs(
     if as_json or as_csv:
         _print_records(catalog.records(infos, keys, root), as_json)
         return
-    console().print(runs_table(infos, root, keys))
+    screen = console()
+    screen.print(runs_table(infos, root, keys, screen))
 
 
 def _one_run(path: Path):
