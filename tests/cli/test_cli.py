@@ -46,8 +46,8 @@ def test_default_run_directory_name(in_tmp, invoke, small_args):
 def test_quiet_prints_only_the_summary(in_tmp, invoke, small_args):
     result = invoke("train", *small_args(), "--quiet")
     assert result.exit_code == 0
-    assert result.stdout.strip().splitlines()[0].startswith("scratch: test acc")
-    assert len(result.stdout.strip().splitlines()) == 1
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("scratch: test acc") and lines[1].startswith("run saved to runs/")
 
 
 def test_two_runs_with_one_seed_write_identical_metrics(in_tmp, invoke, small_args):

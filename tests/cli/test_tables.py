@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 
 from dropcli.cli.display import report, runs_tables
+from dropcli.cli.display.epoch_table import EpochTable, epoch_cells
 from dropcli.config import load_config
 from dropcli.runs import RunInfo
 from dropcli.training.records import EpochMetrics, RunResult
@@ -91,16 +92,30 @@ def metrics(val: bool, stats: bool) -> EpochMetrics:
 
 def test_live_table_shows_validation_columns_and_whole_statistics():
     config = load_config(None, ["data.val_split=0.1", "metrics.activation_stats=true"])
-    table = report.epoch_table(config)
-    headers = [str(column.header) for column in table.columns]
+    live = EpochTable(config, width=200)
+    headers = [str(column.header).replace("\n", " ") for column in live.table.columns]
     assert "val loss" in headers and "val acc" in headers and "train acc (dropout on)" in headers
-    table.add_row(*report.epoch_cells(metrics(val=True, stats=True)))
-    assert len(report.epoch_cells(metrics(val=True, stats=True))) == len(headers)
-    text = rendered(table, width=110)
-    assert "…" not in text and "0.84" in text and "→0.102" in text
-    plain = report.epoch_table(load_config(None, []))
-    assert "val acc" not in [str(column.header) for column in plain.columns]
-    assert len(report.epoch_cells(metrics(val=False, stats=False))) == len(plain.columns)
+    live.add(metrics(val=True, stats=True))
+    assert len(epoch_cells(metrics(val=True, stats=True))) == len(headers)
+    text = rendered(live.table, width=200)
+    assert "…" not in text and "0.84" in text and "→0.102" in text and "left out" not in text
+    plain = EpochTable(load_config(None, []), width=200)
+    assert "val acc" not in [str(column.header) for column in plain.table.columns]
+    assert len(epoch_cells(metrics(val=False, stats=False))) == len(plain.table.columns)
+
+
+def test_live_table_fits_80_columns_by_leaving_columns_out_never_breaking_a_number():
+    config = load_config(None, ["data.val_split=0.1", "metrics.activation_stats=true"])
+    for width in (80, 100):
+        live = EpochTable(config, width)
+        live.add(metrics(val=True, stats=True))
+        text = rendered(live.table, width=width)
+        assert max(map(len, text.splitlines())) <= width
+        row = next(line for line in text.splitlines() if line.strip().startswith("1 "))
+        for number in ("0.8000", "0.8400", "0.8500"):  # train, val and test accuracy, whole
+            assert number in row
+        caption = " ".join(text.split()).partition("left out for width:")[2]
+        assert "zeros 1" in caption and "acc" not in caption  # accuracies are never left out
 
 
 def test_summary_path_stays_on_one_line_in_a_narrow_terminal():
@@ -117,7 +132,10 @@ def test_summary_path_stays_on_one_line_in_a_narrow_terminal():
     }
     run_dir = Path("runs/smoke-scratch-20261129-221910-a-long-name")
     report.Reporter(console, quiet=True).run_finished(RunResult(run_dir, [], summary))
-    assert f"run saved to {run_dir}" in console.file.getvalue()
+    lines = console.file.getvalue().splitlines()
+    assert f"run saved to {run_dir}" in lines
+    assert all(len(line) <= 40 for line in lines if "run saved" not in line)  # the sentence wraps between words
+    assert "after 2 epochs" in " ".join(lines)
 
 
 def test_trial_line_counts_and_estimates():
