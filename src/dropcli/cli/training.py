@@ -155,7 +155,9 @@ def sweep(
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
-    _experiment(cfg, grids, options, "sweep", view, _sweep_figure(bool(sample_count)) if plot else None, sampled=sample_count)
+    log_keys = [g.key for g in grids if g.span is not None and g.span[2]]  # ranges sampled on a log scale
+    draw = _sweep_figure(bool(sample_count), log_keys) if plot else None
+    _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count)
 
 
 def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None) -> None:
@@ -213,12 +215,12 @@ def _curves(cells, directory: Path, config: Config) -> None:
     figure.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
 
 
-def _sweep_figure(sampled: bool):
+def _sweep_figure(sampled: bool, log_keys: list[str]):
     def draw(cells, directory: Path, config: Config) -> None:
         from dropcli.cli.display import figure, sweep_plots
 
         keys = list(cells[0].values)
         caption = sweep_plots.experiment_caption(config, cells, directory, keys)
-        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
+        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled, log_keys), directory / "sweep.png")
 
     return draw
