@@ -45,6 +45,15 @@ def write_fashion_mnist(directory: Path, gz: bool, sizes: dict[str, int] = data.
     return directory
 
 
+@pytest.fixture(autouse=True)
+def plain_terminal(monkeypatch):
+    """Output that depends on no setting of the shell running the suite: terminal size, colour
+    forcing or TERM would change Rich's widths and wrapping."""
+    for name in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "dumb")
+
+
 @pytest.fixture(scope="session")
 def fake_data(tmp_path_factory) -> Path:
     """Uncompressed stand-in files: fast to read, used by most tests."""

@@ -11,6 +11,7 @@ from typing import Annotated, Any, get_args
 import typer
 
 from dropcli.cli.app import rank_zero
+from dropcli.cli.display.console import console
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.config.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, one_of
 
@@ -210,14 +211,3 @@ def interrupts_reported(kept: Callable[[], str]):
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
         raise WriteError(f"{error}; {kept()}") from None
-
-
-def console(stderr: bool = False):
-    """A Rich console on stdout (or stderr) that keeps plain lines whole in logs and pipes."""
-    from rich.console import Console
-
-    # soft_wrap: a plain line in a CI log stays one line, whatever the width.
-    console = Console(highlight=False, soft_wrap=True, stderr=stderr)
-    if not console.is_terminal:
-        console.width = 160  # room for the tables instead of Rich's 80 columns
-    return console

@@ -1,13 +1,15 @@
 """`evaluate`, `predict`, `plot` and `runs`: what saved runs hold and how good they are."""
 
 import dataclasses
+import functools
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from dropcli.cli.app import Command, app, rank_zero
-from dropcli.cli.options import DataDirOption, DeviceOption, console, flags
+from dropcli.cli.display.console import console
+from dropcli.cli.options import DataDirOption, DeviceOption, flags
 from dropcli.config import load_config
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
@@ -86,8 +88,14 @@ def evaluate(
         raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
     points = shifts.parse_all(shift or [])
     request = study.Request(targets, split, mc_samples or 0, points, temperature)
+    draw = None
+    if output is not None:
+        from dropcli.cli.display import uncertainty_plots
+
+        uncertainty_plots.check_output(output)
+        draw = functools.partial(uncertainty_plots.write, output=output)
     with monte_carlo_progress(console(stderr=True)) as progress:
-        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), output, predictions, progress)
+        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), draw, predictions, progress)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
@@ -197,11 +205,11 @@ def plot(
     ] = Path("curves.png"),
 ) -> None:
     """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure, plots
     from dropcli.experiments import trial_dirs
 
-    plots.check_output(output)
-    plots.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
+    figure.check_output(output)
+    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
     typer.echo(f"wrote {output}")
 
 
@@ -230,7 +238,7 @@ def list_runs(
 ) -> None:
     """List past runs: their results, and the config values that tell them apart."""
     from dropcli import runs
-    from dropcli.cli.display.report import diff_table, runs_table
+    from dropcli.cli.display.runs_tables import diff_table, runs_table
     from dropcli.runs import catalog
 
     if diff is not None:
@@ -251,7 +259,8 @@ def list_runs(
     if as_json or as_csv:
         _print_records(catalog.records(infos, keys, root), as_json)
         return
-    console().print(runs_table(infos, root, keys))
+    screen = console()
+    screen.print(runs_table(infos, root, keys, screen))
 
 
 def _one_run(path: Path):

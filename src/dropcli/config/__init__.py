@@ -32,11 +32,8 @@ class ModelConfig:
 
     def __post_init__(self):
         # Built in code (tests, benchmarks) rather than loaded: one rate stands for every layer.
-        rates = self.dropout
-        if isinstance(rates, (int, float)):
-            rates = (rates,) * len(self.hidden)
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "dropout", tuple(float(rate) for rate in rates))
+        object.__setattr__(self, "dropout", architecture.every_layer(self.dropout, len(self.hidden)))
 
 
 @dataclass(frozen=True)
@@ -120,31 +117,26 @@ def load_config(
     """Build the run's Config from defaults, a YAML file, `--set` strings and flags.
 
     `flags` maps key paths to (option name, value), e.g. {"model.kind": ("--model", "builtin")};
-    None values are ignored. `path` may be several files, merged in order: a later file's keys
-    win (as --set's do). `base` (a saved config as a dict) may stand in for the file.
+    None values are ignored. `base` (a saved config as a dict) may stand in for the file.
     Raises DropcliError naming the source and key of the first problem found.
     """
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
     paths = [resolve_path(p) for p in ([path] if isinstance(path, (str, Path)) else path or [])]
-    path = paths[-1] if paths else None  # errors about a default name the last file
-    if paths:
-        raw = read_yaml(paths[0])
+    if paths:  # several files merge in order, a later file's keys winning (as --set's do)
+        path, raw = paths[-1], read_yaml(paths[0])
         origin = {key: str(paths[0]) for key in flatten(raw)}
-        for later in paths[1:]:
-            for key, value in flatten(read_yaml(later)).items():
-                _set_path(raw, key, value, source=str(later))
-                origin[key] = str(later)
-        origin.update({architecture.alias_of(key)[0]: origin[key] for key in list(origin) if architecture.alias_of(key)})
+        for later, (key, value) in ((file, item) for file in paths[1:] for item in flatten(read_yaml(file)).items()):
+            _set_path(raw, key, value, source=str(later))
+            origin[key] = str(later)
+        origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
         raw.setdefault("name", path.stem)
     elif base is not None:
         raw = copy.deepcopy(base)
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
-        origin[key] = f"--set {text}"
-        if architecture.alias_of(key):  # errors about the list name what set its place
-            origin[architecture.alias_of(key)[0]] = origin[key]
+        origin[key] = origin[architecture.list_place(key)[0]] = f"--set {text}"  # errors about a list name what set its place
     for key, (option, value) in (flags or {}).items():
         if value is not None:
             _set_path(raw, key, value, source=option)
@@ -190,8 +182,7 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml(config: Config) -> str:
-    # Block style throughout: a section never folds onto one line as a {...} map.
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)  # block style: no [..] or {..}
 
 
 def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:
@@ -201,11 +192,12 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
     """
     source = source or key
     raw = to_dict(config)
-    if key == "model.hidden" and len(set(config.model.dropout)) == 1:
+    shared = architecture.shared_rate(config.model.dropout)
+    if key == "model.hidden" and shared is not None:
         # One rate for every layer follows the new depth: a sweep over architectures keeps it.
-        raw["model"]["dropout"] = config.model.dropout[0]
+        raw["model"]["dropout"] = shared
     _set_path(raw, key, value, source=source)
-    origin = {key: source, **({architecture.alias_of(key)[0]: source} if architecture.alias_of(key) else {})}
+    origin = {key: source, architecture.list_place(key)[0]: source}
     updated = _build(Config, raw, prefix="", origin=origin, default_source=source)
     _check_ranges(updated, origin)
     return updated
@@ -222,9 +214,9 @@ def field_type(key: str, source: str) -> Any:
     """The type annotation of a dotted key, e.g. float | None; DropcliError (with a did-you-mean)
     naming `source` for an unknown key or a section."""
     _set_path({}, key, None, source)
-    alias = architecture.alias_of(key)
-    if alias is not None:  # model.hidden_1: an item of model.hidden
-        return get_args(field_type(alias[0], source))[0]
+    list_key, place = architecture.list_place(key)
+    if place is not None:  # model.hidden_1: an item of model.hidden
+        return get_args(field_type(list_key, source))[0]
     node: Any = Config
     for part in key.split("."):
         node = get_type_hints(node)[part]
@@ -399,9 +391,9 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
 def get(config: Config, key: str) -> Any:
     """The value of one dotted key, e.g. get(config, "model.dropout"); an alias gives its place
     in the list (get(config, "model.dropout_1") is config.model.dropout[0])."""
-    alias = architecture.alias_of(key)
-    if alias is not None:
-        return get(config, alias[0])[alias[1]]
+    list_key, place = architecture.list_place(key)
+    if place is not None:
+        return get(config, list_key)[place]
     value: Any = config
     for part in key.split("."):
         value = getattr(value, part)

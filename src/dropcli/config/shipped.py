@@ -7,14 +7,10 @@ from dropcli.config import shipped_configs
 from dropcli.errors import DropcliError
 
 
-def description(path: Path) -> str:
-    """A config file's description: its leading comment lines, joined into one paragraph."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.lstrip("#").strip())
-    return " ".join(filter(None, lines))
+def summary(path: Path) -> str:
+    """A config file's one-line summary: its first comment line."""
+    first = path.read_text(encoding="utf-8").partition("\n")[0]
+    return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
 def copy_shipped(name: str, target: Path, force: bool = False) -> Path:

@@ -42,6 +42,12 @@ DATA_SETS = {
 # validation split, else test_acc.
 MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
 
+
+def higher_is_better(metric: str) -> bool:
+    """A metric's direction: accuracies (train_acc, val_acc, ...) up; losses and the rest down."""
+    return metric.endswith("acc")
+
+
 # optim.name: the optimizer.
 OPTIMIZERS = {
     "sgd": "torch.optim.SGD (with optim.momentum, optim.nesterov)",

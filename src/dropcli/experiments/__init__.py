@@ -197,6 +197,10 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
     keys = [grid.key for grid in grids]
     if len(set(keys)) != len(keys):
         raise DropcliError(f"a --grid key is named twice: {', '.join(keys)}")
+    for key in keys:
+        list_key, place = architecture.list_place(key)
+        if place is not None and list_key in keys:  # both would set the same layer
+            raise DropcliError(f"--grid {list_key} and --grid {key} (a place in {list_key}) set the same list; keep one")
     count = (len(grids[0].values) if zipped and grids else math.prod(len(grid.values) for grid in grids)) * seeds
     if count > MAX_TRIALS:
         raise DropcliError(

@@ -27,7 +27,7 @@ STUDY_KEYS = ("config", "grid", "seeds", "sample")
 
 
 @dataclass(frozen=True)
-class Study:
+class PlanFile:
     config: Config
     grids: list[Grid]
     seeds: int
@@ -42,7 +42,7 @@ def resolve(
     grid_texts: list[str],
     seeds: int | None,
     sample: int | None,
-) -> Study:
+) -> PlanFile:
     """The sweep to run: the plan file (if any) with the command line's flags over it."""
     raw = _read(plan) if plan is not None else {}
     config_entry = raw.get("config")
@@ -58,7 +58,7 @@ def resolve(
         grids[grid.key] = grid
     if not grids:
         raise DropcliError("sweep needs grids: --grid KEY=V1,V2,... (repeatable), or --plan FILE with a grid: section")
-    return Study(config, list(grids.values()), seeds or _count(plan, raw, "seeds") or 1, sample or _count(plan, raw, "sample"))
+    return PlanFile(config, list(grids.values()), seeds or _count(plan, raw, "seeds") or 1, sample or _count(plan, raw, "sample"))
 
 
 def _read(plan: Path) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Run directories: their layout and names, and reading back their config, metrics and summary.
 
-A run directory is never overwritten; loop.py writes into it (through files.py).
+A new run never writes into an existing directory (unique_dir, create_dir); loop.py writes a
+run's files through files.py, and only --resume of that same run writes there again, rewriting
+config.yaml and metrics.jsonl from its checkpoint.
 """
 
 import json

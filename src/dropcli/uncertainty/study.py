@@ -228,20 +228,18 @@ class Outcome:
 def evaluate(
     request: Request,
     flags: dict[str, tuple[str, Any]],
-    figure: Path | None = None,
+    draw: Callable[[Study], list[Path]] | None = None,
     predictions: Path | None = None,
     progress: Progress | None = None,
 ) -> Outcome:
     """`dropcli evaluate`: the study, the per-class tables of a single unshifted run, and the files
-    asked for (figures next to `figure`, `predictions`). Bad input is refused before anything is written."""
+    asked for (the figures `draw` writes, `predictions`). Bad input is refused before anything is
+    written; the caller checks the figures' path before it calls."""
     import dataclasses
 
-    from dropcli.cli.display import uncertainty_plots
     from dropcli.uncertainty import evaluation
     from dropcli.uncertainty import predictions as predictions_file
 
-    if figure is not None:
-        uncertainty_plots.check_output(figure)
     if predictions is not None:
         predictions_file.check_path(predictions)
     request = dataclasses.replace(request, keep_predictions=predictions is not None)
@@ -253,7 +251,7 @@ def evaluate(
         if request.mc_samples:
             mc = result.scores[methods.MC_DROPOUT, shifts.NONE]
             single = dataclasses.replace(single, mc_samples=request.mc_samples, mc_loss=mc.nll, mc_accuracy=mc.accuracy)
-    written = uncertainty_plots.write(result, figure) if figure is not None else []
+    written = draw(result) if draw is not None else []
     if predictions is not None:
         predictions_file.write(predictions, result)
         written.append(predictions)

@@ -3,8 +3,10 @@ accuracy, ECE and NLL against the size of each shift, a line per method (Ovadia 
 
 from pathlib import Path
 
+from dropcli.cli.display.figure import load_pyplot, save
 from dropcli.errors import DropcliError
 from dropcli.files import check_writable
+from dropcli.runtime import count_text
 from dropcli.uncertainty.methods import DETERMINISTIC, MC_DROPOUT, TEMPERATURE
 
 SHIFT_AXES = {
@@ -30,14 +32,14 @@ def caption(study) -> str:
     mc = f"; MC dropout K = {study.mc_samples}" if study.mc_samples else ""
     return (
         f"{name}: {first.config.model.kind} MLP, dropout {'/'.join(f'{p:g}' for p in first.config.model.dropout)}, "
-        f"{first.epoch} epochs, seed{'s' if len(members) > 1 else ''} {seeds}; Fashion-MNIST {study.split}, {len(study.labels):,} images{mc}"
+        f"{count_text(first.epoch, 'epoch')}, seed{'s' if len(members) > 1 else ''} {seeds}; Fashion-MNIST {study.split}, {len(study.labels):,} images{mc}"
     )
 
 
 def reliability(study):
     """A Figure: per method, accuracy against confidence per bin (with the gap to the diagonal)
     above, the number of examples per bin below; on the first shift evaluated."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     shift = study.shifts[0]
     count = len(study.methods)
     figure, axes = pyplot.subplots(
@@ -103,7 +105,7 @@ def reliability(study):
 
 def shift_curves(study):
     """A Figure: accuracy, ECE and NLL against each shift family's values, a line per method."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     families = curve_families(study)
     figure, axes = pyplot.subplots(len(families), len(CURVES), figsize=(13, 3.6 * len(families) + 0.6), squeeze=False)
     for row, family in enumerate(families):
@@ -157,26 +159,4 @@ def check_output(output: Path) -> None:
         raise DropcliError(f"-o {output}: name a .png file, e.g. -o calibration.png")
     for path in paths(output):  # the files -o names: FIG-reliability.png and FIG-shift.png
         check_writable(path, "-o")
-    _pyplot()
-
-
-def save(figure, path: Path) -> None:
-    """Write the figure as PNG through a temporary file, so `path` is never half-written."""
-    from dropcli.files import atomic
-
-    try:
-        with atomic(path) as temporary:
-            figure.savefig(temporary, dpi=130, format="png")
-    finally:
-        _pyplot().close(figure)
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise DropcliError("figures need matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
+    load_pyplot()

@@ -5,8 +5,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import PATIENCE_S
 from dropcli import runs
+
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
 
 
 def start(*args):

@@ -31,6 +31,7 @@ def trial_config(experiment_dir, name):
     return yaml.safe_load((experiment_dir / name / runs.CONFIG_FILE).read_text())
 
 
+@pytest.mark.system
 def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tmp, invoke, small_args):
     args = ["compare", "scratch", "builtin", "--seeds", "2", *small_args(3, train=3000, test=500), "-q"]
     assert invoke(*args, "--run-dir", in_tmp / "whole").exit_code == 0

@@ -387,8 +387,9 @@ def test_runs_with_no_match_says_so_in_one_line(in_tmp, invoke, finished_run):
 def test_a_time_limit_fails_its_test_without_aborting_the_session():
     import time
 
-    from conftest import PATIENCE_S
     from test_bad_input import time_limit
+
+    from conftest import PATIENCE_S
 
     assert PATIENCE_S >= 300  # a busy machine is several times slower than an idle one
     with pytest.raises(pytest.fail.Exception, match="still running after 0.05 s"):

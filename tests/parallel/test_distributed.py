@@ -13,6 +13,8 @@ import pytest
 from conftest import PATIENCE_S
 from dropcli import runs
 
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
+
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SIZES = ["--set", "data.train_limit=1200", "--set", "data.test_limit=400"]
 

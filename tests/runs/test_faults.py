@@ -13,6 +13,8 @@ from conftest import PATIENCE_S
 from dropcli import runs
 from dropcli.runs import checkpoints
 
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
+
 
 @pytest.fixture
 def tmpfs(tmp_path):
