@@ -68,14 +68,9 @@ def test_ddp_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
     assert result.stdout.count("run saved to") == 1  # rank 0 alone reports
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("train.batch_size=255", "train.batch_size=255 is the global batch and must split evenly over 2 workers"),
-        ("train.engine=fused", "train.engine=fused trains in one process"),
-    ],
-)
-def test_ddp_refuses_what_it_cannot_train_before_making_the_run_directory(in_tmp, fake_data, override, message):
+def test_ddp_refuses_what_it_cannot_train_before_making_the_run_directory(in_tmp, fake_data):
+    # One refusal end to end (the fused engine's is tested without torchrun in test_fused.py).
+    override, message = "train.batch_size=255", "train.batch_size=255 is the global batch and must split evenly over 2 workers"
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", override, "--run-dir", "r"]
     result = torchrun("train", *args, cwd=in_tmp)
     assert result.returncode != 0
@@ -282,10 +277,7 @@ def test_under_torchrun_a_refusal_and_evaluate_print_once(in_tmp, fake_data, inv
     )
     assert result.returncode != 0
     dropcli_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert dropcli_lines == [
-        "error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden, dropout_input, "
-        "dropout, mask_mode (and the old hidden_1, hidden_2, dropout_1, dropout_2, places in those lists)"
-    ]
+    assert len(dropcli_lines) == 1 and dropcli_lines[0].startswith("error: --set model.nosuch=1: unknown key")  # rank 0 alone
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1", "-q"]
     assert invoke("train", *args, "--run-dir", "r").exit_code == 0
     result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=PATIENCE_S)

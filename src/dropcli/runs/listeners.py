@@ -1,4 +1,4 @@
-"""What a run tells those who follow it: the terminal display (report.py) and TensorBoard
+"""What a run tells those who follow it: the terminal display (cli/display/report.py) and TensorBoard
 (tensorboard.py) are listeners, kept in one list and called from the epoch loop (loop.py)."""
 
 from pathlib import Path

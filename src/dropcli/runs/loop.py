@@ -1,7 +1,7 @@
 """One training run, fresh or resumed, written into its run directory: the epoch loop.
 
-Each epoch: train and evaluate (train.py), decide the best epoch and early stopping, write the
-checkpoints and the metrics line, tell the listeners. The directory's files are named in runs.py.
+Each epoch: train and evaluate (training/epoch.py), decide the best epoch and early stopping, write the
+checkpoints and the metrics line, tell the listeners. The directory's files are named in runs/__init__.py.
 """
 
 import contextlib

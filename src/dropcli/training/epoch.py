@@ -1,6 +1,6 @@
 """The step and evaluation math: `run_epoch()` is `train_one_epoch()` then `evaluate()`.
 
-Nothing here prints or writes files; loop.py runs the epochs of a run. Per-batch progress goes
+Nothing here prints or writes files; runs/loop.py runs the epochs of a run. Per-batch progress goes
 to a hook the caller may supply.
 """
 

@@ -14,7 +14,7 @@ in-place passes over the activations:
 
 It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in fp32 in one process:
 config/validation.py's engine_checks refuse other kinds, bf16 and torch.compile, and
-training/state.py's check_trainable refuses torchrun. tests/test_fused.py holds it to the
+training/state.py's check_trainable refuses torchrun. tests/training/test_fused.py holds it to the
 autograd engine.
 """
 
