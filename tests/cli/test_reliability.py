@@ -158,7 +158,7 @@ CASES = [
         copy_run,
         ["predict", "r", "--index", 0, "--mc-samples", 10**9],
         2,
-        "passes over 1 images would take",
+        "passes over 1 image would take",
     ),
     ("predict-mc-samples-10-15", copy_run, ["predict", "r", "--index", 0, "--mc-samples", 10**15], 2, "would take about"),
     (

@@ -121,7 +121,7 @@ def check_mc_time(model: torch.nn.Module, X: torch.Tensor, samples: int, precisi
         per_pass = estimate / samples / repeats  # one pass over all of X
         fits = max(1, int(MC_TIME_LIMIT_S / (per_pass * repeats)))
         raise DropcliError(
-            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} images{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
+            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} image{'s' * (len(X) != 1)}{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
             f"would take about {duration_text(estimate)} here ({per_pass:.3g} s a pass on {X.device}); at most about {fits:,} fit in "
             f"{duration_text(MC_TIME_LIMIT_S)}: use fewer (tens to hundreds are usual)"
         )
