@@ -12,6 +12,11 @@ import torch
 
 from dropcli import data, runs
 
+# How long a test waits for a command or subprocess before it calls it stuck. Generous: beside
+# other work on a small machine, a step that takes 5 s alone has taken ten times that, and a
+# limit that fails a healthy run is worse than a slow report of a hung one.
+PATIENCE_S = 300
+
 
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
     header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in tensor.shape)
@@ -176,7 +181,7 @@ def wait_for_epochs():
     """wait_for_epochs(run_dir, count, process): until metrics.jsonl has `count` lines."""
     import time
 
-    def wait(run_dir, count, process, timeout=60):
+    def wait(run_dir, count, process, timeout=PATIENCE_S):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             path = run_dir / runs.METRICS_FILE

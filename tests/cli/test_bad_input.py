@@ -17,6 +17,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import PATIENCE_S
 from dropcli import runs
 
 MANY = 2**70
@@ -459,7 +460,8 @@ class Hung(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds):
-    """Fail the test if the block runs longer than `seconds` (SIGALRM; the main thread)."""
+    """Fail the test if the block runs longer than `seconds` (SIGALRM; the main thread): a test
+    failure, not an abort of the whole session (which a bare BaseException would be)."""
 
     def expired(signum, frame):
         raise Hung(f"still running after {seconds} s")
@@ -468,6 +470,8 @@ def time_limit(seconds):
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except Hung as hung:
+        pytest.fail(str(hung))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -499,7 +503,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(in_tmp, invoke, fake_data, 
     options = ["--data-dir", fake_data, "--device", "cpu"] if needs_data and "--resume" not in command else []
     if "--device" in command:
         options = ["--data-dir", fake_data]
-    with time_limit(60):  # no input may hang
+    with time_limit(PATIENCE_S):  # no input may hang
         result = invoke(*command, *options)
     assert "Traceback" not in result.output
     assert result.exit_code == exit_code, result.output

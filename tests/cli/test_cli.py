@@ -193,7 +193,7 @@ def test_help_and_config_show_do_not_import_torch(invoke):
 @pytest.mark.system
 def test_python_dash_m_runs_the_same_cli():
     result = subprocess.run([sys.executable, "-m", "dropcli", "config", "show"], capture_output=True, text=True)
-    assert result.returncode == 0 and "hidden: [256, 256]" in result.stdout
+    assert result.returncode == 0 and "hidden:\n  - 256\n  - 256\n" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import PATIENCE_S
 from dropcli import runs
 
 STAT_TIMES = ("seconds_per_epoch", "samples_per_s")
@@ -42,7 +43,7 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
         text=True,
     )
     first = killed / "kind=scratch_seed0" / runs.SUMMARY_FILE
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PATIENCE_S
     while not first.exists():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the first trial did not finish in time"

@@ -7,6 +7,7 @@ import signal
 import pytest
 import torch
 
+from conftest import PATIENCE_S
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.files import WriteError
@@ -72,7 +73,7 @@ def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_a
     process = start_training(small_args(200, **RUN_SIZE), run_dir)
     wait_for_epochs(run_dir, 2, process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=PATIENCE_S)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
         f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"

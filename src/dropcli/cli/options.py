@@ -43,7 +43,16 @@ class Option:
 # Precedence: defaults < --config file < --set < the flags.
 CONFIG_OPTIONS = {
     "config": Option(
-        Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")]
+        Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--config",
+                "-c",
+                metavar="FILE",
+                help="YAML config file or a shipped config's name. Repeatable: the files are merged in order, "
+                "a later file's keys winning (a list replaces a list). Without one, the chapter's defaults.",
+            ),
+        ]
     ),
     "set_": Option(
         Annotated[

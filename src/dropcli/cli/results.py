@@ -59,7 +59,8 @@ def evaluate(
         typer.Option(
             "--output",
             "-o",
-            help="Figures: FIG.png writes FIG-reliability.png (per method) and FIG-shift.png (metrics vs shift).",
+            help="Figures: FIG.png writes FIG-reliability.png (per method) and, for a --shift family at two values or more, "
+            "FIG-shift.png (metrics vs shift), and prints the paths written.",
         ),
     ] = None,
     predictions: Annotated[
@@ -126,7 +127,9 @@ def predict(
     index: Annotated[
         list[int] | None,
         typer.Option(
-            "--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable."
+            "--index",
+            metavar="N",
+            help="An image of the test set of the run's data set (data.name), 0 to 9999, with its true class. Repeatable.",
         ),
     ] = None,
     invert: Annotated[
@@ -153,6 +156,7 @@ def predict(
     import dataclasses
     import json
 
+    from dropcli import runs
     from dropcli.cli.display.report import prediction_table
     from dropcli.data import dataset
     from dropcli.parallel.workers import Workers
@@ -163,7 +167,13 @@ def predict(
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
     path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
-    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert)
+    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert, runs.data_source(path))
+    for image, row in zip(images or [], X):
+        if predicting.light_background(row):
+            advice = "it was inverted with --invert: leave that out" if invert else "add --invert"
+            typer.echo(
+                f"note: {image} has a light background, but the model expects a light garment on black; {advice}", err=True
+            )
     device = Workers().device(cfg.device)
     predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
     if as_json:
@@ -186,7 +196,8 @@ def plot(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std)."
+            metavar="RUN_DIR...",
+            help="Runs to draw (an experiment directory gives its trials); runs that differ only in their seed share a colour (mean ± std).",
         ),
     ],
     output: Annotated[
@@ -195,9 +206,10 @@ def plot(
 ) -> None:
     """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
     from dropcli.cli.display import figure, plots
+    from dropcli.experiments import trial_dirs
 
     figure.check_output(output)
-    figure.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
+    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
     typer.echo(f"wrote {output}")
 
 
@@ -239,6 +251,10 @@ def list_runs(
     infos = catalog.where(runs.list_runs(root), where or [], status)
     infos = catalog.sort(infos, sort) if sort else infos
     infos = infos[:top] if top else infos
+    if not infos and (where or status) and not (as_json or as_csv):
+        filters = " ".join([*(f"--where {condition}" for condition in where or []), *([f"--status {status}"] if status else [])])
+        typer.echo(f"no run under {root} matches {filters}; dropcli runs {root} lists them all")
+        return
     keys = catalog.differing_keys(infos)
     if as_json or as_csv:
         _print_records(catalog.records(infos, keys, root), as_json)

@@ -55,7 +55,7 @@ def train(
     from dropcli.runs.resume import prepare_resume
     from dropcli.training.state import check_trainable
 
-    if resume is not None and (options["config"] is not None or run_dir is not None):
+    if resume is not None and (options["config"] or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
     with parallel.start() as workers:
         if resume is not None:
@@ -137,6 +137,9 @@ def sweep(
             help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (grids and trials) and the trial count, and stop.")
+    ] = False,
     **options,
 ) -> None:
     """Train every combination of grid values; tabulate test accuracy and the generalisation gap.
@@ -157,10 +160,12 @@ def sweep(
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
     log_keys = [g.key for g in grids if g.span is not None and g.span[2]]  # ranges sampled on a log scale
     draw = _sweep_figure(bool(sample_count), log_keys) if plot else None
-    _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count)
+    _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count, dry_run=dry_run)
 
 
-def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None) -> None:
+def _experiment(
+    cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None, dry_run: bool = False
+) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
     Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
@@ -174,6 +179,9 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
     seeds, run_dir = options["seeds"] or 1, options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
     spec = experiments.spec_of(cfg, grids, seeds, sampled)
+    if dry_run:
+        _describe_plan(planned, grids, seeds, run_dir)
+        return
     if draw is not None:
         figure.check_available()
     check_extras(cfg)
@@ -198,6 +206,18 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
             "and each diverged run's summary.json says where it failed",
             exit_code=3,
         )
+
+
+def _describe_plan(planned, grids, seeds: int, run_dir: Path | None) -> None:
+    """What an experiment would train, for --dry-run: its grids, each trial, and the count."""
+    for grid in grids:
+        typer.echo(f"grid {grid.key}: {', '.join(map(str, grid.values))}")
+    for trial in planned:
+        typer.echo(f"  {trial.name}")
+    cells = len(planned) // seeds
+    where = f" into {run_dir}" if run_dir else ""
+    count = f"{len(planned)} trial{'s' * (len(planned) > 1)} ({cells} cell{'s' * (cells > 1)} × {seeds} seed{'s' * (seeds > 1)})"
+    typer.echo(f"{count}{where}; dry run: nothing trained, nothing written")
 
 
 def _default_dir(kind: str, cfg: Config) -> Path:

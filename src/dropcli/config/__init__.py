@@ -109,7 +109,7 @@ class Config:
 
 
 def load_config(
-    path: Path | str | None = None,
+    path: Path | str | list[Path | str] | None = None,
     overrides: tuple[str, ...] | list[str] = (),
     flags: dict[str, tuple[str, Any]] | None = None,
     base: dict[str, Any] | None = None,
@@ -122,12 +122,15 @@ def load_config(
     """
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    if path is not None:
-        path = resolve_path(path)
-        raw = read_yaml(path)
-        origin = {key: str(path) for key in flatten(raw)}
-        origin.update({architecture.list_place(key)[0]: str(path) for key in origin})
-        raw.setdefault("name", Path(path).stem)
+    paths = [resolve_path(p) for p in ([path] if isinstance(path, (str, Path)) else path or [])]
+    if paths:  # several files merge in order, a later file's keys winning (as --set's do)
+        path, raw = paths[-1], read_yaml(paths[0])
+        origin = {key: str(paths[0]) for key in flatten(raw)}
+        for later, (key, value) in ((file, item) for file in paths[1:] for item in flatten(read_yaml(file)).items()):
+            _set_path(raw, key, value, source=str(later))
+            origin[key] = str(later)
+        origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
+        raw.setdefault("name", path.stem)
     elif base is not None:
         raw = copy.deepcopy(base)
     for text in overrides:
@@ -179,7 +182,7 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)  # lists of numbers on one line
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)  # block style: no [..] or {..}
 
 
 def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:

@@ -25,6 +25,7 @@ from typing import Any, get_args
 
 import yaml
 
+from dropcli import runs
 from dropcli.config import Config, architecture, field_type, get, replace, to_dict, upgraded
 from dropcli.errors import DropcliError
 
@@ -168,6 +169,21 @@ def _draw(grid: Grid, generator: random.Random) -> Any:
     low, high, log = grid.span
     value = math.exp(generator.uniform(math.log(low), math.log(high))) if log else generator.uniform(low, high)
     return float(f"{value:.4g}")  # readable names; the config holds exactly this value
+
+
+def trial_dirs(targets: list[Path]) -> list[Path]:
+    """The run directories `targets` name, in order: an experiment directory (with its PLAN_FILE)
+    gives its trials that have started, as evaluate takes it."""
+    found = []
+    for target in targets:
+        if not (target / PLAN_FILE).is_file():
+            found.append(target)
+            continue
+        trials = sorted(path for path in target.iterdir() if (path / runs.METRICS_FILE).is_file())
+        if not trials:
+            raise DropcliError(f"{target}: an experiment directory whose trials have not started; train them first")
+        found += trials
+    return found
 
 
 def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) -> list[Trial]:

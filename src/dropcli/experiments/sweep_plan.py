@@ -36,7 +36,7 @@ class PlanFile:
 
 def resolve(
     plan: Path | None,
-    config_path: Path | None,
+    config_path: Path | list[Path] | None,
     overrides: list[str],
     flags: dict[str, tuple[str, Any]],
     grid_texts: list[str],
@@ -46,7 +46,7 @@ def resolve(
     """The sweep to run: the plan file (if any) with the command line's flags over it."""
     raw = _read(plan) if plan is not None else {}
     config_entry = raw.get("config")
-    if config_path is not None or config_entry is None:
+    if config_path or config_entry is None:
         config = load_config(config_path, overrides, flags)
     elif isinstance(config_entry, dict):
         config = load_config(None, overrides, flags, base=config_entry)
@@ -99,7 +99,11 @@ def _grids(plan: Path | None, section: Any) -> list[Grid]:
         elif isinstance(values, str):
             grid = parse_grid(f"{key}={values}")
         else:
-            grid = Grid(str(key), (values,))
+            # One value is no grid: most likely a list whose brackets were lost.
+            raise DropcliError(
+                f"{source}: a grid takes a list of values or a range, got the single value {values!r}; "
+                f"write [{values}] to train only that, or set it under config:"
+            )
         grids.append(dataclasses.replace(grid, source=source))
     return grids
 

@@ -213,6 +213,15 @@ def read_summary(path: Path) -> dict[str, Any]:
     return summary
 
 
+def data_source(checkpoint: Path) -> Path | None:
+    """Where the run that saved `checkpoint` found its data (its summary's data.source), if it says."""
+    summary = checkpoint.parent.parent / SUMMARY_FILE if checkpoint.parent.name == CHECKPOINT_DIR else None
+    try:
+        return Path(read_summary(summary)["data"]["source"]) if summary is not None and summary.is_file() else None
+    except (DropcliError, KeyError, TypeError):
+        return None  # an unreadable summary: the config's own search still applies
+
+
 def read_text(path: Path) -> str:
     """The UTF-8 text of a file dropcli wrote; DropcliError (not a traceback) if it cannot be read or decoded."""
     try:

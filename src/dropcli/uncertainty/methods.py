@@ -11,6 +11,8 @@ Methods (Ovadia et al. 2019's line-up, for this chapter's net):
 With several runs, each single-model method's scores are the mean over the runs.
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -44,10 +46,13 @@ def logits(model: torch.nn.Module, X: torch.Tensor, precision: str = "fp32") -> 
 
 
 @torch.no_grad()
-def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str = "fp32") -> torch.Tensor:
+def mc_probabilities(
+    model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str = "fp32", done: Callable[[float], None] | None = None
+) -> torch.Tensor:
     """(n, classes) mean softmax of `samples` passes with the noise layers on (the rest in eval mode).
 
     Masks come from torch's generator on X's device: seed it first for repeatable numbers.
+    `done(fraction)` hears how much of the work is done after each batched forward.
     """
     model.eval()
     layers = stochastic_modules(model)
@@ -56,23 +61,58 @@ def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, prec
     try:
         # DropConnect draws one weight mask per forward pass, shared by the whole batch: stacked
         # copies would all see the same mask, so it takes one pass per sample.
-        if any(isinstance(layer, DropConnectLinear) for layer in layers):
-            total = sum(torch.softmax(_in_chunks(model, X, precision), dim=1).double() for _ in range(samples))
+        if has_weight_noise(model):
+            total = torch.zeros((), dtype=torch.float64, device=X.device)
+            for sample in range(samples):
+                total = total + torch.softmax(_in_chunks(model, X, precision), dim=1).double()
+                if done is not None:
+                    done((sample + 1) / samples)
             return (total / samples).float()
-        chunk = max(1, ROWS_PER_PASS // samples)
-        return torch.cat([_stacked(model, X[start : start + chunk], samples, precision) for start in range(0, len(X), chunk)])
+        chunk, copies = stacked_shape(len(X), samples)
+        rows_done = 0
+
+        def group_done(rows: int) -> None:
+            nonlocal rows_done
+            rows_done += rows
+            if done is not None:
+                done(rows_done / (len(X) * samples))
+
+        parts = [
+            _stacked(model, X[start : start + chunk], samples, copies, precision, group_done) for start in range(0, len(X), chunk)
+        ]
+        return torch.cat(parts)
     finally:
         model.eval()
 
 
-def _stacked(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str) -> torch.Tensor:
+def has_weight_noise(model: torch.nn.Module) -> bool:
+    """Whether the model draws DropConnect weight masks, one per forward pass (so MC dropout cannot stack copies)."""
+    return any(isinstance(layer, DropConnectLinear) for layer in stochastic_modules(model))
+
+
+def stacked_shape(n: int, samples: int) -> tuple[int, int]:
+    """(examples, copies of each) in one batched forward of MC dropout over n examples: at most
+    ROWS_PER_PASS rows, so memory stays bounded for any K (a huge K goes in groups of copies)."""
+    chunk = max(1, min(n, ROWS_PER_PASS // samples))
+    return chunk, min(samples, max(1, ROWS_PER_PASS // chunk))
+
+
+def _stacked(
+    model: torch.nn.Module, X: torch.Tensor, samples: int, copies: int, precision: str, done: Callable[[int], None]
+) -> torch.Tensor:
     prefix, rest = split_at_first_noise(model)
+    total = None
     with torch.no_grad():
         h = _forward(prefix, X, precision, cast=False)  # the noise-free layers, once per example
-        stacked = h.repeat(samples, *[1] * (h.dim() - 1))  # (samples * batch, ...): sample k is rows k*batch ... (k+1)*batch-1
-        out = _forward(rest, stacked, precision).view(samples, len(X), -1)  # (samples, batch, classes)
-    # Summed in float64: K equal passes (noise off, or p = 0) average back to that pass exactly.
-    return (torch.softmax(out, dim=2).sum(dim=0, dtype=torch.float64) / samples).float()  # (batch, classes)
+        for first in range(0, samples, copies):
+            k = min(copies, samples - first)
+            stacked = h.repeat(k, *[1] * (h.dim() - 1))  # (k * batch, ...): copy j is rows j*batch ... (j+1)*batch-1
+            out = _forward(rest, stacked, precision).view(k, len(X), -1)  # (k, batch, classes)
+            # Summed in float64: K equal passes (noise off, or p = 0) average back to that pass exactly.
+            part = torch.softmax(out, dim=2).sum(dim=0, dtype=torch.float64)  # (batch, classes)
+            total = part if total is None else total + part
+            done(k * len(X))
+    return (total / samples).float()  # (batch, classes)
 
 
 def split_at_first_noise(model: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:

@@ -4,6 +4,8 @@ One run, or a deep ensemble of runs that differ only in seed (ensembles.py). Eve
 probabilities are scored on the device (calibration.py) and, when asked, kept for --predictions.
 """
 
+import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from dropcli.uncertainty import calibration, ensembles, methods, shifts
 from dropcli.uncertainty.calibration import Scores
 from dropcli.uncertainty.shifts import Shift
 
-Progress = Callable[[int, int, float], None]  # (steps done, steps in all, estimated seconds)
+Progress = Callable[[float, int, float], None]  # (steps done, steps in all, estimated seconds); 0 first, before any work
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,16 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     dropout estimated to take too long; `progress(done, total, estimated seconds)` hears each
     (run, shift) scored.
     """
-    from dropcli import data
+    from dropcli import data, runs
     from dropcli.uncertainty import evaluation
 
     members = ensembles.load(request.targets, flags)
     check(request, members)
     first = members[0]
     device = next(first.model.parameters()).device
-    directory = data.find_or_fetch(first.config.data.root)
-    raw = data.read_raw(directory)
+    # The data set the runs were trained on (the ensemble check makes it one), never the default.
+    directory = data.for_run(first.config.data, runs.data_source(first.checkpoint))
+    raw = data.read_raw(directory, first.config.data.name)
     dataset = data.prepare(directory, raw, first.config.data, first.config.seed, device)
     subset = getattr(dataset, request.split)
     steps = len(members) * len(request.shifts)
@@ -87,11 +90,29 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
         _methods(request, len(members)),
         list(request.shifts),
     )
+    if progress is not None:
+        progress(0, steps, estimate)  # before the work: what it will take
     for number, shift in enumerate(request.shifts):
-        _score_shift(study, shifts.apply(subset.X, shift), subset.y, shift, request.keep_predictions)
+        tick = _ticker(progress, number * len(members), steps, estimate)
+        _score_shift(study, shifts.apply(subset.X, shift), subset.y, shift, request.keep_predictions, tick)
         if progress is not None:
             progress((number + 1) * len(members), steps, estimate)
     return study, (device, dataset)
+
+
+def _ticker(progress: Progress | None, before: int, steps: int, estimate: float) -> Callable[[int, float], None] | None:
+    """tick(member, fraction of its Monte Carlo passes done) as progress in steps, at most ten times a second."""
+    if progress is None:
+        return None
+    last = time.monotonic()
+
+    def tick(member: int, fraction: float) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 0.1:
+            last = time.monotonic()
+            progress(before + member + fraction, steps, estimate)
+
+    return tick
 
 
 def check(request: Request, members: list[ensembles.Member]) -> None:
@@ -131,7 +152,7 @@ def _temperatures(members, directory, raw, device) -> list[float]:
     return temperatures
 
 
-def _score_shift(study: Study, X: torch.Tensor, y: torch.Tensor, shift: Shift, keep: bool) -> None:
+def _score_shift(study: Study, X: torch.Tensor, y: torch.Tensor, shift: Shift, keep: bool, tick=None) -> None:
     sums: dict[str, torch.Tensor] = {}
     for index, member in enumerate(study.members):
         precision = member.config.train.precision
@@ -141,7 +162,8 @@ def _score_shift(study: Study, X: torch.Tensor, y: torch.Tensor, shift: Shift, k
             outputs[methods.TEMPERATURE] = methods.scaled(z, study.temperatures[index])
         if study.mc_samples:
             torch.manual_seed(member.config.seed)  # the same masks for every shift: repeatable
-            outputs[methods.MC_DROPOUT] = methods.mc_probabilities(member.model, X, study.mc_samples, precision)
+            done = functools.partial(tick, index) if tick is not None else None
+            outputs[methods.MC_DROPOUT] = methods.mc_probabilities(member.model, X, study.mc_samples, precision, done)
         for method, p in outputs.items():
             _add(study, method, shift, index, p, y, keep)
         for method, ensemble_method in ((methods.DETERMINISTIC, methods.ENSEMBLE), (methods.MC_DROPOUT, methods.ENSEMBLE_MC)):

@@ -4,7 +4,7 @@ the output's suffix, fonts a publisher accepts, and saving that never leaves a h
 from pathlib import Path
 
 from dropcli.errors import DropcliError
-from dropcli.files import atomic
+from dropcli.files import atomic, check_writable
 
 # The suffix of the output file decides its format.
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
@@ -54,6 +54,7 @@ def check_output(path: Path) -> str:
             f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
             f"{', '.join(FORMATS)}; e.g. -o {path.with_suffix('.pdf')}"
         )
+    check_writable(path, "-o")  # before anything is read or drawn, as evaluate's -o
     return fmt
 
 

@@ -262,20 +262,22 @@ def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) ->
 
 
 @contextlib.contextmanager
-def monte_carlo_progress(console: Console):
-    """A progress bar for Monte Carlo dropout in a terminal, with the time estimate; yields the
-    callback evaluation takes (None in a pipe or log, where a bar would only add noise)."""
+def monte_carlo_progress(console: Console, announce_after_s: float = 10.0):
+    """The callback for evaluate's progress: a bar with the estimate in a terminal; in a log, one line if it is long."""
     if not console.is_terminal:
-        yield None
+
+        def announce(done: float, total: int, estimate: float) -> None:
+            if done == 0 and estimate >= announce_after_s:
+                console.print(f"Monte Carlo dropout: about {duration_text(estimate)} to score", soft_wrap=True)
+
+        yield announce
         return
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
-        task = None
+        tasks = []  # made at the first call, which comes before any work
 
-        def advance(done: int, total: int, estimate: float) -> None:
-            nonlocal task
-            if task is None:
-                task = bar.add_task(f"Monte Carlo dropout, about {estimate:.0f} s", total=total)
-            bar.update(task, completed=done)
+        def advance(done: float, total: int, estimate: float) -> None:
+            tasks or tasks.append(bar.add_task(f"Monte Carlo dropout, about {duration_text(estimate)}", total=total))
+            bar.update(tasks[0], completed=done)
 
         yield advance

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from dropcli.cli.display.figure import load_pyplot, save
 from dropcli.errors import DropcliError
+from dropcli.files import check_writable
 from dropcli.runtime import count_text
 from dropcli.uncertainty.methods import DETERMINISTIC, MC_DROPOUT, TEMPERATURE
 
@@ -156,8 +157,6 @@ def check_output(output: Path) -> None:
     """Refuse, before any work, a figure name that could not be written, or a missing matplotlib."""
     if output.suffix != ".png":
         raise DropcliError(f"-o {output}: name a .png file, e.g. -o calibration.png")
-    if output.is_dir() or not output.parent.is_dir():
-        raise DropcliError(
-            f"-o {output}: {'is a directory' if output.is_dir() else f'no directory {output.parent}'}; name a .png file in an existing directory"
-        )
+    for path in paths(output):  # the files -o names: FIG-reliability.png and FIG-shift.png
+        check_writable(path, "-o")
     load_pyplot()
