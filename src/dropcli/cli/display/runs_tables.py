@@ -13,8 +13,8 @@ RUN_MIN_WIDTH = 12  # the run column folds, down to this
 def runs_table(infos, root, keys: list[str], console: Console) -> Table:
     """One row per run: its result, and its values of the config keys that differ between runs.
 
-    Nothing but the run column ever folds: it holds the whole path (what evaluate, plot and
-    --diff take). Where the console is too narrow, the last keys' columns are left out, and the
+    No number or setting is ever broken: the run column folds (it holds the whole path, what
+    evaluate, plot and --diff take) and a status sentence wraps between words. Where the console is too narrow, the last keys' columns are left out, and the
     caption names them (--json and --csv show every key).
     """
     keys = [key for key in keys if key != "model.kind"]  # the model column shows it
@@ -24,6 +24,8 @@ def runs_table(infos, root, keys: list[str], console: Console) -> Table:
         max(len(line) for text in [name, *(row[i] for row in rows)] for line in text.split("\n")) for i, name in enumerate(header)
     ]
     widths[0] = RUN_MIN_WIDTH
+    # A status can be a sentence ("unreadable: ..."): it wraps between words, so its longest word counts.
+    widths[-1] = max(len(word) for text in ["status", *(row[-1] for row in rows)] for word in text.split())
     shown = len(keys)
     while shown > 0 and _table_width(widths[: 2 + shown] + widths[2 + len(keys) :]) > console.width:
         shown -= 1  # leave out the last key's column
@@ -35,7 +37,7 @@ def runs_table(infos, root, keys: list[str], console: Console) -> Table:
         table.add_column(name, no_wrap=True)
     for name in header[-4:-1]:
         table.add_column(name, justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True)
+    table.add_column("status")
     for row in rows:
         table.add_row(*(escape(text) for text in [*row[: 2 + shown], *row[2 + len(keys) :]]))
     return table
