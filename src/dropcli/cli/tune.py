@@ -128,8 +128,8 @@ def tune(
             lambda: (workers.device(search.config.device), data.find_or_fetch(search.config.data.root, search.config.data.name))
         )
         with interrupts_reported(lambda: _kept(search, launch_command())):
-            found = _search(search, options["quiet"], workers)
-            final = _final(search, found, options["quiet"], workers)
+            found, complete = _search(search, options["quiet"], workers)
+            final = _final(search, found, options["quiet"], workers) if complete else None
         if workers.is_primary:
             _show(search, found, final, figure, top)
 
@@ -146,14 +146,17 @@ def _search(search, quiet: bool, workers):
         where = f" ({workers.world_size} workers)" if workers.world_size > 1 else ""
         screen.print(f"this process trained {trained} trial{'s' if trained != 1 else ''}{where}", highlight=False)
         if stopped == "timeout":
-            screen.print("--timeout reached; the same command continues the study (the stopped trial first)", highlight=False)
+            later = "; --final-seeds waits until the study holds all its trials" if search.final_seeds else ""
+            screen.print(
+                f"--timeout reached; the same command continues the study (the stopped trial first){later}", highlight=False
+            )
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
     study = open_study(search, None, None)
     result = tune_results.found(study)
     if workers.is_primary:
         tune_results.write_best(search, result)
-    return result
+    return result, stopped is None
 
 
 def _final(search, found, quiet: bool, workers):

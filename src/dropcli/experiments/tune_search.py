@@ -68,7 +68,8 @@ def search(
         # processes that ask at the same moment still draw different ones.
         study.sampler = _sampler(optuna, search, trial.number)
         pace = (time.monotonic() - started) / trained if trained else None
-        on_trial(_progress(existing, counted + 1, search.trials, trial.number, pace))
+        started_before = sum(1 for t in existing if not interrupted(t) and t.state.name != "WAITING")
+        on_trial(_progress(existing, started_before + 1, search.trials, trial.number, pace))
         stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
         trained += 1
         if stopped:
