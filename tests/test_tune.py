@@ -59,9 +59,9 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     first = invoke("tune", "--plan", plan, "-q")
     assert first.exit_code == 0, first.output
     again = invoke("tune", "--plan", plan, "-q")
-    assert again.exit_code == 0 and "this process trained 0 trials" in again.output
+    assert again.exit_code == 0 and "this command trained 0 trials" in again.output
     more = invoke("tune", "--plan", plan, "--trials", 5, "-q")
-    assert more.exit_code == 0 and "this process trained 2 trials" in more.output
+    assert more.exit_code == 0 and "this command trained 2 trials" in more.output
     trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert len({t.user_attrs["run"] for t in trials}) == 5
@@ -126,12 +126,38 @@ def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert all(process.returncode == 0 for process in processes), outputs
-    trained = [int(re.search(r"this process trained (\d+) trial", out).group(1)) for out, _ in outputs]
+    trained = [int(re.search(r"this command trained (\d+) trial", out).group(1)) for out, _ in outputs]
     trials = study_trials(journal)
     assert sum(trained) == len(trials) == 8
     assert sorted(t.number for t in trials) == list(range(8))
     assert all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.user_attrs["run"] for t in trials}) == 8
+
+
+@pytest.mark.system
+def test_under_torchrun_each_worker_takes_trials_from_the_study(tmp_path, fake_data):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "dropcli", "tune"]
+    command += ["--data-dir", str(fake_data), "--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200"]
+    command += [
+        "--set",
+        "train.epochs=2",
+        *SEARCH,
+        "--trials",
+        "6",
+        "--pruner",
+        "none",
+        "--run-dir",
+        str(tmp_path / "study"),
+        "-q",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    counts = re.search(r"this command trained 6 trials \((\d+) \+ (\d+) on 2 workers\)", done.stdout)
+    assert counts, done.stdout  # how the 6 fell to the workers depends on their pace
+    trials = study_trials(tmp_path / "study" / "study.journal")
+    assert sorted(t.number for t in trials) == list(range(6)) and all(t.state.name == "COMPLETE" for t in trials)
+    assert (tmp_path / "study" / "best.yaml").is_file()
 
 
 @pytest.mark.parametrize(

@@ -140,11 +140,11 @@ def _search(search, quiet: bool, workers):
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
         _, trained, stopped = tune_search.search(search, [view], view.trial_begins, workers)
-    workers.gather(None)  # every worker's trials are told before rank 0 reads the study
+    counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
-        where = f" ({workers.world_size} workers)" if workers.world_size > 1 else ""
-        screen.print(f"this process trained {trained} trial{'s' if trained != 1 else ''}{where}", highlight=False)
+        where = f" ({' + '.join(map(str, counts))} on {len(counts)} workers)" if len(counts) > 1 else ""
+        screen.print(f"this command trained {sum(counts)} trial{'s' if sum(counts) != 1 else ''}{where}", highlight=False)
         if stopped == "timeout":
             later = "; --final-seeds waits until the study holds all its trials" if search.final_seeds else ""
             screen.print(
