@@ -62,6 +62,8 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     assert again.exit_code == 0 and "this command trained 0 trials" in again.output
     more = invoke("tune", "--plan", plan, "--trials", 5, "-q")
     assert more.exit_code == 0 and "this command trained 2 trials" in more.output
+    shown = invoke("tune", "--plan", plan, "--trials", 9, "--summary")  # the study as it stands: nothing trained
+    assert shown.exit_code == 0 and "this command trained 0 trials" in shown.output and "best:" in shown.output
     trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert len({t.user_attrs["run"] for t in trials}) == 5

@@ -7,6 +7,7 @@ import typer
 
 from dropcli.cli.app import Command, app
 from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
 
 EXAMPLE = (
@@ -94,6 +95,12 @@ def tune(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the table of the best trials.")] = 10,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Train nothing: show the study as it stands (the table, best.yaml, --figure), even if unfinished."
+        ),
+    ] = False,
     **options,
 ) -> None:
     """Search for the settings with the best validation accuracy (Optuna), stopping poor trials early.
@@ -117,6 +124,8 @@ def tune(
         "run_dir": run_dir,
     }
     search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
+    if summary and "://" not in search.storage and not Path(search.storage).is_file():
+        raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
     if figure is not None:
         from dropcli.cli.display import plots
 
@@ -128,18 +137,18 @@ def tune(
             lambda: (workers.device(search.config.device), data.find_or_fetch(search.config.data.root, search.config.data.name))
         )
         with interrupts_reported(lambda: _kept(search, launch_command())):
-            found, complete = _search(search, options["quiet"], workers)
-            final = _final(search, found, options["quiet"], workers) if complete else None
+            found, complete = _search(search, options["quiet"] or summary, workers, summary)
+            final = _final(search, found, options["quiet"], workers) if complete and not summary else None
         if workers.is_primary:
             _show(search, found, final, figure, top)
 
 
-def _search(search, quiet: bool, workers):
+def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.cli.display.tune_view import TuneView
     from dropcli.experiments import tune_results, tune_search
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
-        _, trained, stopped = tune_search.search(search, [view], view.trial_begins, workers)
+        trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
