@@ -69,6 +69,15 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     assert len({t.user_attrs["run"] for t in trials}) == 5
 
 
+def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):
+    space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
+    args = [*small_args(epochs=2), "--set", "data.val_split=0.2", *space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]
+    result = invoke("tune", *args, "-q")
+    assert result.exit_code == 0, result.output
+    trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials) == 8
+
+
 def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, small_args, monkeypatch):
     from dropcli.experiments import tune_search
 

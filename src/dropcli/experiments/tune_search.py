@@ -22,7 +22,7 @@ from dropcli import runs
 from dropcli.config import to_dict
 from dropcli.errors import DropcliError
 from dropcli.experiments.trials import Datasets
-from dropcli.experiments.tune import Search, open_study, optuna_module, trial_config
+from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
 from dropcli.parallel.workers import Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener, OutOfTime, Pruned
@@ -155,7 +155,13 @@ def _tell(study, trial, run_dir: Path, state, value: float | None = None, reason
         trial.set_user_attr("reason", reason)
     if interrupted:
         trial.set_user_attr("interrupted", True)
-    study.tell(trial, value, state=state)
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as error:
+        # The grid sampler calls study.stop() once its grid is done, which only works inside
+        # study.optimize(); Optuna has stored the trial by then, and --trials never exceeds the grid.
+        if "Study.stop" not in str(error):
+            raise
 
 
 def _enqueue_interrupted(study) -> None:
@@ -188,10 +194,9 @@ def _sampler(optuna, search: Search, number: int):
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if search.sampler == "grid":
-        from dropcli.experiments.tune import label
-
+        # One seed for every trial: it shuffles the grid, and trial k takes the k-th point of that order.
         grid = {g.key: [label(v) for v in g.values] for g in search.space}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return optuna.samplers.GridSampler(grid, seed=search.config.seed)
     # constant_liar: trials still running count as middling, so processes sharing a study spread out.
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
