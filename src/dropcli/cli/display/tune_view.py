@@ -26,6 +26,7 @@ class TuneView(Listener):
         self.bar: Progress | None = None
         self.trials_task = self.epochs_task = None
         self.number = 0
+        self.total_epochs = 0
 
     def __enter__(self) -> "TuneView":
         if self.console.is_terminal and not self.quiet:
