@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval profile clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -32,6 +32,10 @@ bench: data
 
 bench-sweep: data
 	$(BIN)/python benchmarks/sweep.py
+
+# Epochs that tune (TPE + ASHA pruning) and random search without pruning need to reach one validation accuracy.
+bench-tune: data
+	$(BIN)/python benchmarks/tune.py
 
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data

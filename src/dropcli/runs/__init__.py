@@ -121,8 +121,9 @@ def default_stem(config: Config) -> str:
     return f"{config.name}-{config.model.kind}-{timestamp()}"
 
 
-# What `dropcli runs` calls a run: the first three are a summary.json's own status.
-STATUSES = ("finished", "interrupted", "diverged", "running", "summary missing", "unreadable")
+# What `dropcli runs` calls a run: the first four are a summary.json's own status ("pruned": a
+# tune trial its pruner stopped early, judged on validation accuracy).
+STATUSES = ("finished", "interrupted", "diverged", "pruned", "running", "summary missing", "unreadable")
 
 
 @dataclass(frozen=True)

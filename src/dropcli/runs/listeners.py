@@ -7,6 +7,29 @@ from dropcli.config import Config
 from dropcli.training.records import EpochMetrics, RunResult
 
 
+class StopRun(Exception):
+    """Raised by a listener's epoch_finished to end a run after that epoch, which is saved: the
+    run keeps its epochs, and its summary.json records `status` and `reason`. A search that
+    gives up on a trial (tune's pruner) stops its run so; the loop raises it on to the caller."""
+
+    status = "stopped"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+
+
+class Pruned(StopRun):
+    """The search (tune's pruner) judged the run not worth finishing: status "pruned"."""
+
+    status = "pruned"
+
+
+class OutOfTime(StopRun):
+    """The search's time ran out mid-run: status "interrupted", and the run can be continued."""
+
+    status = "interrupted"
+
+
 class Listener:
     """Hears a run as it goes; every method does nothing unless a listener overrides it."""
 

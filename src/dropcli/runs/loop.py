@@ -23,7 +23,7 @@ from dropcli.config.vocabulary import higher_is_better
 from dropcli.data import Splits
 from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runs import checkpoints
-from dropcli.runs.listeners import Listener
+from dropcli.runs.listeners import Listener, StopRun
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
 from dropcli.training.epoch import Diverged, evaluate, run_epoch
 from dropcli.training.records import EpochMetrics, RunResult, TrainState
@@ -62,12 +62,11 @@ def train_run(
                     if improved:
                         best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": epoch}
                     writer.save_epoch(state, best, improved)
-                    for listener in listeners:
-                        listener.epoch_finished(metrics)
+                    _tell_epoch(listeners, metrics)
                     if stops_early(config, best, epoch):
                         break  # early stopping: the remaining epochs are never trained
             summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started)
-        except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
+        except (Diverged, KeyboardInterrupt, files.WriteError, StopRun) as stop:
             kept = state.history[: writer.saved]
             summary = _summary(config, data, device, kept, best, time.perf_counter() - started, *_stopped(stop))
             with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
@@ -106,6 +105,18 @@ def _optional_listeners(config: Config, run_dir: Path, workers: Workers) -> list
     from dropcli.runs.tensorboard import Board  # an optional extra: imported only when asked for
 
     return [Board(run_dir, config)]
+
+
+def _tell_epoch(listeners: Sequence[Listener], metrics: EpochMetrics) -> None:
+    """Every listener hears the saved epoch; then a StopRun one of them raised (tune's pruner) ends the run."""
+    stop = None
+    for listener in listeners:
+        try:
+            listener.epoch_finished(metrics)
+        except StopRun as raised:
+            stop = stop or raised
+    if stop is not None:
+        raise stop
 
 
 def _progress(listeners: Sequence[Listener]) -> Callable[[int, int, int, float | None], None]:
@@ -218,6 +229,8 @@ def _stopped(stop: BaseException) -> tuple[str, str]:
         return "diverged", str(stop)
     if isinstance(stop, files.WriteError):
         return "interrupted", str(stop)
+    if isinstance(stop, StopRun):  # a listener ended the run after a saved epoch (tune's pruner)
+        return stop.status, str(stop)
     return "interrupted", f"stopped by {signal_name(stop)}"
 
 
