@@ -197,3 +197,9 @@ def test_a_caption_over_runs_of_different_sizes_says_they_differ(tmp_path):
     figure = plots.runs_figure([("a", [tmp_path / "a"]), ("b", [tmp_path / "b"])])
     text = " ".join(t.get_text() for t in figure.texts)
     assert "data sizes differ between runs" in text and "600 train" not in text
+
+
+def test_a_one_epoch_run_is_drawn_as_points():
+    figure = plots.learning_curves([plots.RunCurves("a", [history(1, 0, val=False)])], "caption")
+    lines = [line for axes in figure.axes for line in axes.get_lines()]
+    assert lines and all(line.get_marker() == "o" and len(line.get_xdata()) == 1 for line in lines)

@@ -44,7 +44,8 @@ def learning_curves(groups: list[RunCurves], caption: str = ""):
                 epochs, means, stds = _mean_over_runs(group.histories, metric)
                 if not epochs:
                     continue
-                axes.plot(epochs, means, style, color=colour, linewidth=1.4)
+                marker = "o" if len(epochs) == 1 else None  # one epoch is a point: a line alone would not show
+                axes.plot(epochs, means, style, color=colour, linewidth=1.4, marker=marker, markersize=4)
                 if any(std > 0 for std in stds):
                     lower = [m - s for m, s in zip(means, stds)]
                     upper = [m + s for m, s in zip(means, stds)]
