@@ -27,9 +27,22 @@ def study_trials(journal: Path, name: str = "default"):
 
 def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke, small_args):
     result = invoke(
-        "tune", *small_args(epochs=3), *SEARCH, "--trials", 6, "--pruner", "asha", "--sampler", "random", "--figure", "t.svg"
+        "tune",
+        *small_args(epochs=3),
+        *SEARCH,
+        "--trials",
+        6,
+        "--pruner",
+        "asha",
+        "--sampler",
+        "random",
+        "--figure",
+        "t.svg",
+        "--final-seeds",
+        2,
     )
     assert result.exit_code == 0, result.output
+    assert re.search(r"final: 2 seeds on the whole training set: test acc \d\.\d{4} ± \d\.\d{4}", result.output)
     directory = in_tmp / "runs" / "tune-default"
     trials = study_trials(directory / "study.journal")
     states = [t.state.name for t in trials]
@@ -47,6 +60,8 @@ def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke,
     assert trained.exit_code == 0, trained.output
     summary = json.loads((in_tmp / "again" / runs.SUMMARY_FILE).read_text())
     assert summary["data"]["val"] == 0  # the best settings train on the whole training set
+    final = json.loads((directory / "final" / "seed1" / runs.SUMMARY_FILE).read_text())
+    assert final["data"]["val"] == 0 and final["seed"] == 1
 
 
 def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, small_args, fake_data):
