@@ -119,6 +119,26 @@ def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, smal
     assert sum(t.state.name == "COMPLETE" for t in trials) == 2  # the interrupted trial is not counted
 
 
+def test_an_interrupted_trial_its_pruner_stops_on_resume_is_listed_as_pruned(in_tmp, invoke, small_args, monkeypatch):
+    from dropcli.experiments import tune_search
+
+    real = tune_search._Judge.epoch_finished
+
+    def interrupt_at_epoch_2(judge, metrics):
+        if metrics.epoch == 2:
+            raise KeyboardInterrupt
+        real(judge, metrics)
+
+    args = ["tune", *small_args(epochs=4), *SEARCH, "--trials", 2, "--pruner", "median", "-q"]
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", interrupt_at_epoch_2)
+    assert invoke(*args).exit_code == 130
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", real)
+    monkeypatch.setattr(tune_search.optuna_module().trial.Trial, "should_prune", lambda trial: True)
+    assert invoke(*args).exit_code == 0
+    summary = json.loads((in_tmp / "runs" / "tune-default" / "trial-0000" / runs.SUMMARY_FILE).read_text())
+    assert summary["status"] == "pruned" and summary["epochs"] == 2
+
+
 @pytest.mark.system
 def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_path, fake_data):
     journal = tmp_path / "shared.journal"
