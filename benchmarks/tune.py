@@ -24,16 +24,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-SPACE = [
-    "--space",
-    "optim.lr=0.003:1:log",
-    "--space",
-    "model.dropout=0:0.8",
-    "--space",
-    "optim.momentum=0,0.5,0.9",
-    "--space",
-    "model.hidden=64,128x128,256x256",
-]
+# A first search's space: wide ranges, as one sets them before knowing where the good values are.
+SPACE_TEXTS = ["optim.lr=0.0001:3:log", "model.dropout=0:0.9", "optim.momentum=0,0.5,0.9,0.99", "model.hidden=64,256x256,1024"]
 
 
 def search(name: str, options: list[str], count: int, args, scratch: Path, seed: int) -> list:
@@ -43,7 +35,7 @@ def search(name: str, options: list[str], count: int, args, scratch: Path, seed:
 
     directory = scratch / name
     command = [sys.executable, "-m", "dropcli", "tune", "--device", "cpu", "--seed", str(seed), "--trials", str(count)]
-    command += [*SPACE, *options]
+    command += [part for text in args.space or SPACE_TEXTS for part in ("--space", text)] + options
     command += ["--set", f"train.epochs={args.epochs}", "--set", f"data.train_limit={args.train_limit}"]
     command += ["--set", "data.val_split=0.3", "--run-dir", str(directory), "-q"]
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
@@ -82,10 +74,11 @@ def main() -> None:
         "--trials", type=int, default=24, help="random search's trials; tune may take --pruned-factor times as many"
     )
     parser.add_argument("--pruned-factor", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--train-limit", type=int, default=10000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pruner", default="asha", help="tune's pruner: asha, hyperband or median")
+    parser.add_argument("--space", action="append", metavar="KEY=...", help="instead of the default space; repeatable")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         rows = [row for seed in range(args.repeats) for row in compare(args, Path(scratch), seed)]

@@ -27,9 +27,22 @@ def study_trials(journal: Path, name: str = "default"):
 
 def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke, small_args):
     result = invoke(
-        "tune", *small_args(epochs=3), *SEARCH, "--trials", 6, "--pruner", "asha", "--sampler", "random", "--figure", "t.svg"
+        "tune",
+        *small_args(epochs=3),
+        *SEARCH,
+        "--trials",
+        6,
+        "--pruner",
+        "asha",
+        "--sampler",
+        "random",
+        "--figure",
+        "t.svg",
+        "--final-seeds",
+        2,
     )
     assert result.exit_code == 0, result.output
+    assert re.search(r"final: 2 seeds on the whole training set: test acc \d\.\d{4} ± \d\.\d{4}", result.output)
     directory = in_tmp / "runs" / "tune-default"
     trials = study_trials(directory / "study.journal")
     states = [t.state.name for t in trials]
@@ -47,6 +60,8 @@ def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke,
     assert trained.exit_code == 0, trained.output
     summary = json.loads((in_tmp / "again" / runs.SUMMARY_FILE).read_text())
     assert summary["data"]["val"] == 0  # the best settings train on the whole training set
+    final = json.loads((directory / "final" / "seed1" / runs.SUMMARY_FILE).read_text())
+    assert final["data"]["val"] == 0 and final["seed"] == 1
 
 
 def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, small_args, fake_data):
@@ -102,6 +117,26 @@ def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, smal
     assert retry.state.name == "COMPLETE" and retry.params == trials[0].params and retry.user_attrs["run"] == "trial-0000"
     assert len(runs.read_metrics(directory / "trial-0000")) == 4  # epochs 3 and 4 added to the 2 kept, not trained again
     assert sum(t.state.name == "COMPLETE" for t in trials) == 2  # the interrupted trial is not counted
+
+
+def test_an_interrupted_trial_its_pruner_stops_on_resume_is_listed_as_pruned(in_tmp, invoke, small_args, monkeypatch):
+    from dropcli.experiments import tune_search
+
+    real = tune_search._Judge.epoch_finished
+
+    def interrupt_at_epoch_2(judge, metrics):
+        if metrics.epoch == 2:
+            raise KeyboardInterrupt
+        real(judge, metrics)
+
+    args = ["tune", *small_args(epochs=4), *SEARCH, "--trials", 2, "--pruner", "median", "-q"]
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", interrupt_at_epoch_2)
+    assert invoke(*args).exit_code == 130
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", real)
+    monkeypatch.setattr(tune_search.optuna_module().trial.Trial, "should_prune", lambda trial: True)
+    assert invoke(*args).exit_code == 0
+    summary = json.loads((in_tmp / "runs" / "tune-default" / "trial-0000" / runs.SUMMARY_FILE).read_text())
+    assert summary["status"] == "pruned" and summary["epochs"] == 2
 
 
 @pytest.mark.system

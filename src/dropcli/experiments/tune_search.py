@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropcli import runs
+from dropcli import files, runs
 from dropcli.config import to_dict
 from dropcli.errors import DropcliError
 from dropcli.experiments.trials import Datasets
@@ -113,7 +113,8 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
     try:
         resume_from = _resumed(trial, run_dir)
         if resume_from is not None and trial.should_prune():
-            raise Pruned(f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
+            _summary_says_pruned(run_dir, f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
+            raise Pruned("judged on the epochs it had")
         device, data = datasets.get(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         result = train_run(config, data, device, run_dir, [*listeners, judge], resume_from=resume_from)
@@ -143,6 +144,14 @@ def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
     for record in runs.read_metrics(run_dir, allow_empty=True)[: checkpoint["epoch"]]:
         trial.report(record["val_acc"], record["epoch"])
     return checkpoint
+
+
+def _summary_says_pruned(run_dir: Path, reason: str) -> None:
+    """A run its pruner stops as it is taken up again keeps its epochs; its summary (written when it
+    was interrupted) now says pruned, so that `dropcli runs` agrees with the study."""
+    path = run_dir / runs.SUMMARY_FILE
+    if path.is_file():
+        files.write_json(path, {**runs.read_summary(path), "status": Pruned.status, "reason": reason})
 
 
 def _tell(study, trial, run_dir: Path, state, value: float | None = None, reason: str | None = None, interrupted: bool = False):
