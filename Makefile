@@ -4,13 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test data smoke bench bench-dropout bench-sweep bench-eval profile clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
 
 test: data
 	$(BIN)/python -m pytest
+
+# The edit loop: everything but the end-to-end tests (processes, torchrun, signals, the wheel).
+test-fast: data
+	$(BIN)/python -m pytest -m "not system"
+
+# Style and the house's layers (pyproject.toml: [tool.ruff], [tool.importlinter]).
+lint: $(INSTALLED)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports
 
 # A CI-sized run of both commands on the real data.
 smoke: data
@@ -22,6 +32,10 @@ bench: data
 
 bench-sweep: data
 	$(BIN)/python benchmarks/sweep.py
+
+# Epochs that tune (TPE + ASHA pruning) and random search without pruning need to reach one validation accuracy.
+bench-tune: data
+	$(BIN)/python benchmarks/tune.py
 
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data

@@ -12,6 +12,11 @@ import torch
 
 from dropcli import data, runs
 
+# How long a test waits for a command or subprocess before it calls it stuck. Generous: beside
+# other work on a small machine, a step that takes 5 s alone has taken ten times that, and a
+# limit that fails a healthy run is worse than a slow report of a hung one.
+PATIENCE_S = 300
+
 
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
     header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in tensor.shape)
@@ -38,6 +43,15 @@ def write_fashion_mnist(directory: Path, gz: bool, sizes: dict[str, int] = data.
             else:
                 (directory / name).write_bytes(content)
     return directory
+
+
+@pytest.fixture(autouse=True)
+def plain_terminal(monkeypatch):
+    """Output that depends on no setting of the shell running the suite: terminal size, colour
+    forcing or TERM would change Rich's widths and wrapping."""
+    for name in ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "CLICOLOR_FORCE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TERM", "dumb")
 
 
 @pytest.fixture(scope="session")
@@ -167,7 +181,7 @@ def wait_for_epochs():
     """wait_for_epochs(run_dir, count, process): until metrics.jsonl has `count` lines."""
     import time
 
-    def wait(run_dir, count, process, timeout=60):
+    def wait(run_dir, count, process, timeout=PATIENCE_S):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             path = run_dir / runs.METRICS_FILE

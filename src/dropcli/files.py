@@ -69,6 +69,24 @@ def atomic(path: Path) -> Iterator[Path]:
             temporary.unlink(missing_ok=True)
 
 
+def check_writable(path: Path, option: str) -> None:
+    """Refuse, before any work, an output file that could not be written: a directory in its
+    place, no parent directory, or a parent where writing fails. The write is tried (and undone),
+    since mode bits do not stop root while a read-only file system stops everyone."""
+    if path.is_dir():
+        raise DropcliError(f"{option} {path}: cannot write it: it is a directory; name a file in it")
+    if not path.parent.is_dir():
+        raise DropcliError(f"{option} {path}: cannot write it: no directory {path.parent}; make it first, or name another")
+    probe = path.with_name(f".{path.name}.{secrets.token_hex(4)}{TEMPORARY_SUFFIX}")
+    try:
+        probe.open("xb").close()
+    except OSError as error:
+        raise WriteError(f"{option} {path}: cannot write in {path.parent} ({error.strerror or error})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink(missing_ok=True)
+
+
 def write_text(path: Path, text: str) -> None:
     with atomic(path) as temporary:
         with open(temporary, "w") as file:

@@ -75,6 +75,11 @@ def derived_seed(seed: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+def count_text(count: int | str, noun: str) -> str:
+    """ "1 epoch", "3 epochs"; a count given as text ("1-3") takes the plural."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def duration_text(seconds: float) -> str:
     """A time estimate as a person reads it: "90 s", "25 min", "3.5 h", "12 days"."""
     if seconds < 120:

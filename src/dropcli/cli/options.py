@@ -11,6 +11,7 @@ from typing import Annotated, Any, get_args
 import typer
 
 from dropcli.cli.app import rank_zero
+from dropcli.cli.display.console import console
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.config.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, one_of
 
@@ -42,7 +43,16 @@ class Option:
 # Precedence: defaults < --config file < --set < the flags.
 CONFIG_OPTIONS = {
     "config": Option(
-        Annotated[Path | None, typer.Option("--config", "-c", help="YAML config file. Without one, the chapter's defaults.")]
+        Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--config",
+                "-c",
+                metavar="FILE",
+                help="YAML config file or a shipped config's name. Repeatable: the files are merged in order, "
+                "a later file's keys winning (a list replaces a list). Without one, the chapter's defaults.",
+            ),
+        ]
     ),
     "set_": Option(
         Annotated[
@@ -201,14 +211,3 @@ def interrupts_reported(kept: Callable[[], str]):
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
         raise WriteError(f"{error}; {kept()}") from None
-
-
-def console(stderr: bool = False):
-    """A Rich console on stdout (or stderr) that keeps plain lines whole in logs and pipes."""
-    from rich.console import Console
-
-    # soft_wrap: a plain line in a CI log stays one line, whatever the width.
-    console = Console(highlight=False, soft_wrap=True, stderr=stderr)
-    if not console.is_terminal:
-        console.width = 160  # room for the tables instead of Rich's 80 columns
-    return console

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app, rank_zero
-from dropcli.cli.options import DataDirOption, DeviceOption, console, flags
+from dropcli.cli.display.console import console
+from dropcli.cli.options import DataDirOption, DeviceOption, flags
 from dropcli.config import load_config
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
@@ -65,8 +66,9 @@ def evaluate(
         typer.Option(
             "--output",
             "-o",
-            help="Figures, e.g. -o study.png: study-reliability.png (per method and shift value), study-shift.png (metrics vs shift), "
-            "study-compute.png (metrics vs forward passes) and study-selective.png.",
+            help="Figures, e.g. -o study.png: study-reliability.png (per method and shift value), study-shift.png "
+            "(metrics vs shift, for a --shift family at two values or more), study-compute.png (metrics vs forward "
+            "passes, when the rows differ in them) and study-selective.png; prints the paths written.",
         ),
     ] = None,
     predictions: Annotated[
@@ -199,7 +201,9 @@ def predict(
     index: Annotated[
         list[int] | None,
         typer.Option(
-            "--index", metavar="N", help="An image of the Fashion-MNIST test set, 0 to 9999, with its true class. Repeatable."
+            "--index",
+            metavar="N",
+            help="An image of the test set of the run's data set (data.name), 0 to 9999, with its true class. Repeatable.",
         ),
     ] = None,
     invert: Annotated[
@@ -226,6 +230,7 @@ def predict(
     import dataclasses
     import json
 
+    from dropcli import runs
     from dropcli.cli.display.report import prediction_table
     from dropcli.data import dataset
     from dropcli.parallel.workers import Workers
@@ -236,7 +241,13 @@ def predict(
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
     path, payload = evaluation.load_target(target)
     cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
-    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert)
+    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert, runs.data_source(path))
+    for image, row in zip(images or [], X):
+        if predicting.light_background(row):
+            advice = "it was inverted with --invert: leave that out" if invert else "add --invert"
+            typer.echo(
+                f"note: {image} has a light background, but the model expects a light garment on black; {advice}", err=True
+            )
     device = Workers().device(cfg.device)
     predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
     if as_json:
@@ -259,7 +270,8 @@ def plot(
     run_dirs: Annotated[
         list[Path],
         typer.Argument(
-            metavar="RUN_DIR...", help="Runs to draw; runs that differ only in their seed share a colour (mean ± std)."
+            metavar="RUN_DIR...",
+            help="Runs to draw (an experiment directory gives its trials); runs that differ only in their seed share a colour (mean ± std).",
         ),
     ],
     output: Annotated[
@@ -267,10 +279,11 @@ def plot(
     ] = Path("curves.png"),
 ) -> None:
     """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure, plots
+    from dropcli.experiments import trial_dirs
 
-    plots.check_output(output)
-    plots.save(plots.runs_figure(plots.run_groups(run_dirs)), output)
+    figure.check_output(output)
+    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
     typer.echo(f"wrote {output}")
 
 
@@ -299,7 +312,7 @@ def list_runs(
 ) -> None:
     """List past runs: their results, and the config values that tell them apart."""
     from dropcli import runs
-    from dropcli.cli.display.report import diff_table, runs_table
+    from dropcli.cli.display.runs_tables import diff_table, runs_table
     from dropcli.runs import catalog
 
     if diff is not None:
@@ -312,11 +325,16 @@ def list_runs(
     infos = catalog.where(runs.list_runs(root), where or [], status)
     infos = catalog.sort(infos, sort) if sort else infos
     infos = infos[:top] if top else infos
+    if not infos and (where or status) and not (as_json or as_csv):
+        filters = " ".join([*(f"--where {condition}" for condition in where or []), *([f"--status {status}"] if status else [])])
+        typer.echo(f"no run under {root} matches {filters}; dropcli runs {root} lists them all")
+        return
     keys = catalog.differing_keys(infos)
     if as_json or as_csv:
         _print_records(catalog.records(infos, keys, root), as_json)
         return
-    console().print(runs_table(infos, root, keys))
+    screen = console()
+    screen.print(runs_table(infos, root, keys, screen))
 
 
 def _one_run(path: Path):

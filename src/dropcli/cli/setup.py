@@ -4,10 +4,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from dropcli.cli.app import Command, config_app, data_app
-from dropcli.cli.options import CONFIG_OPTIONS, DataDirOption, DatasetOption, console, load, with_options
+from dropcli.cli.display.console import console
+from dropcli.cli.options import CONFIG_OPTIONS, DataDirOption, DatasetOption, load, with_options
 from dropcli.config import to_yaml
 from dropcli.config.vocabulary import DATA_SETS, one_of
 from dropcli.errors import DropcliError
@@ -26,21 +26,15 @@ def config_show(as_json: Annotated[bool, typer.Option("--json", help="Print JSON
 
 
 @config_app.command("list", cls=Command, epilog="Example: dropcli config list; then: dropcli train -c smoke")
-def config_list() -> None:
+def config_list(
+    paths: Annotated[bool, typer.Option("--paths", help="Add the file each config is read from.")] = False,
+) -> None:
     """List the configs that come with dropcli; pass a name to -c, e.g. dropcli train -c smoke."""
-    from rich.table import Table
+    from dropcli.cli.display.setup_tables import configs_table
+    from dropcli.config.shipped import shipped_configs, summary
 
-    from dropcli.config import shipped_configs
-    from dropcli.config.shipped import description
-
-    table = Table(
-        title="shipped configs (dropcli train -c NAME; a copy to edit: dropcli config cp NAME FILE)", header_style="bold"
-    )
-    for column in ("name", "what", "file"):
-        table.add_column(column, overflow="fold")
-    for name, path in shipped_configs().items():
-        table.add_row(name, escape(description(path)), escape(str(path)))
-    console().print(table)
+    configs = shipped_configs()
+    console().print(configs_table(configs, {name: summary(path) for name, path in configs.items()}, paths))
 
 
 @config_app.command("cp", cls=Command, epilog="Example: dropcli config cp smoke my-run.yaml; then: dropcli train -c my-run.yaml")
@@ -74,23 +68,19 @@ def data_fetch(
 @data_app.command("info", cls=Command, epilog="Example: dropcli data info --data-dir /usr/share/datasets/fashion-mnist")
 def data_info(data_dir: DataDirOption = None, name: DatasetOption = "fashion-mnist") -> None:
     """Say where a data set (Fashion-MNIST unless --dataset) was found and check every file's structure."""
-    from rich.table import Table
-
     from dropcli import data
+    from dropcli.cli.display.setup_tables import data_table
 
     _check_dataset(name)
     directory = data.locate(data_dir, name)
     raw = data.read_raw(directory, name)
     paths = data.find_files(directory, name)
-    table = Table(title=f"{data.dataset(name).title} in {directory}", header_style="bold")
-    for column in ("split", "images file", "labels file", "examples", "shape"):
-        table.add_column(column)
+    rows = []
     for split, (images, labels) in raw.items():
         images_name, labels_name = data.FILES[split]
-        table.add_row(
-            split, paths[images_name].name, paths[labels_name].name, f"{len(labels):,}", "x".join(map(str, images.shape[1:]))
-        )
-    console().print(table)
+        shape = "x".join(map(str, images.shape[1:]))
+        rows.append((split, paths[images_name].name, paths[labels_name].name, len(labels), shape))
+    console().print(data_table(f"{data.dataset(name).title} in {directory}", rows))
 
 
 def _check_dataset(name: str) -> None:

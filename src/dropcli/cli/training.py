@@ -6,12 +6,12 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
+from dropcli.cli.display.console import console
 from dropcli.cli.options import (
     CONFIG_OPTIONS,
     EXPERIMENT_OPTIONS,
     QUIET_OPTION,
     check_extras,
-    console,
     describe,
     flags,
     interrupts_reported,
@@ -52,14 +52,15 @@ def train(
     from dropcli import parallel, runs
     from dropcli.parallel.workers import launch_command
     from dropcli.runs import loop
+    from dropcli.runs.resume import prepare_resume
     from dropcli.training.state import check_trainable
 
-    if resume is not None and (options["config"] is not None or run_dir is not None):
+    if resume is not None and (options["config"] or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
     with parallel.start() as workers:
         if resume is not None:
             # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
-            cfg, checkpoint = workers.on_primary(lambda: loop.prepare_resume(resume, options["set_"] or [], flags(options)))
+            cfg, checkpoint = workers.on_primary(lambda: prepare_resume(resume, options["set_"] or [], flags(options)))
         else:
             cfg, checkpoint = load(options), None
         torch_device, data = workers.agreed(lambda: open_data(cfg, workers))
@@ -136,6 +137,9 @@ def sweep(
             help="Random search: N trials drawn from the grids (ranges LOW:HIGH or LOW:HIGH:log, or lists), seeded by --seed.",
         ),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan (grids and trials) and the trial count, and stop.")
+    ] = False,
     **options,
 ) -> None:
     """Train every combination of grid values; tabulate test accuracy and the generalisation gap.
@@ -154,25 +158,32 @@ def sweep(
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
-    _experiment(cfg, grids, options, "sweep", view, _sweep_figure(bool(sample_count)) if plot else None, sampled=sample_count)
+    log_keys = [g.key for g in grids if g.span is not None and g.span[2]]  # ranges sampled on a log scale
+    draw = _sweep_figure(bool(sample_count), log_keys) if plot else None
+    _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count, dry_run=dry_run)
 
 
-def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None) -> None:
+def _experiment(
+    cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None, dry_run: bool = False
+) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
     Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
     from dropcli import experiments, parallel
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure
     from dropcli.experiments import trials
     from dropcli.parallel.workers import launch_command
 
     seeds, run_dir = options["seeds"] or 1, options["run_dir"]
     planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
     spec = experiments.spec_of(cfg, grids, seeds, sampled)
+    if dry_run:
+        _describe_plan(planned, grids, seeds, run_dir)
+        return
     if draw is not None:
-        plots.check_available()
+        figure.check_available()
     check_extras(cfg)
     with parallel.start() as workers:
         trials.check_resources(planned, workers)
@@ -197,6 +208,18 @@ def _experiment(cfg: Config, grids, options: dict, kind: str, view, draw, sample
         )
 
 
+def _describe_plan(planned, grids, seeds: int, run_dir: Path | None) -> None:
+    """What an experiment would train, for --dry-run: its grids, each trial, and the count."""
+    for grid in grids:
+        typer.echo(f"grid {grid.key}: {', '.join(map(str, grid.values))}")
+    for trial in planned:
+        typer.echo(f"  {trial.name}")
+    cells = len(planned) // seeds
+    where = f" into {run_dir}" if run_dir else ""
+    count = f"{len(planned)} trial{'s' * (len(planned) > 1)} ({cells} cell{'s' * (cells > 1)} × {seeds} seed{'s' * (seeds > 1)})"
+    typer.echo(f"{count}{where}; dry run: nothing trained, nothing written")
+
+
 def _default_dir(kind: str, cfg: Config) -> Path:
     from dropcli import runs
 
@@ -204,20 +227,20 @@ def _default_dir(kind: str, cfg: Config) -> Path:
 
 
 def _curves(cells, directory: Path, config: Config) -> None:
-    from dropcli.cli.display import plots
+    from dropcli.cli.display import figure, plots
 
     groups = [
         (str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells
     ]
-    plots.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+    figure.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
 
 
-def _sweep_figure(sampled: bool):
+def _sweep_figure(sampled: bool, log_keys: list[str]):
     def draw(cells, directory: Path, config: Config) -> None:
-        from dropcli.cli.display import plots, sweep_plots
+        from dropcli.cli.display import figure, sweep_plots
 
         keys = list(cells[0].values)
         caption = sweep_plots.experiment_caption(config, cells, directory, keys)
-        plots.save(sweep_plots.sweep_figure(cells, keys, caption, sampled), directory / "sweep.png")
+        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled, log_keys), directory / "sweep.png")
 
     return draw

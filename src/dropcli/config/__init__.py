@@ -19,6 +19,7 @@ import yaml
 
 from dropcli.config import architecture, validation, yamlfile
 from dropcli.config.architecture import DEFAULT_HIDDEN, DEFAULT_RATE
+from dropcli.config.shipped import resolve_path
 from dropcli.errors import DropcliError
 
 
@@ -32,11 +33,8 @@ class ModelConfig:
 
     def __post_init__(self):
         # Built in code (tests, benchmarks) rather than loaded: one rate stands for every layer.
-        rates = self.dropout
-        if isinstance(rates, (int, float)):
-            rates = (rates,) * len(self.hidden)
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "dropout", tuple(float(rate) for rate in rates))
+        object.__setattr__(self, "dropout", architecture.every_layer(self.dropout, len(self.hidden)))
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,7 @@ class Config:
 
 
 def load_config(
-    path: Path | str | None = None,
+    path: Path | str | list[Path | str] | None = None,
     overrides: tuple[str, ...] | list[str] = (),
     flags: dict[str, tuple[str, Any]] | None = None,
     base: dict[str, Any] | None = None,
@@ -128,20 +126,21 @@ def load_config(
     """
     raw: dict[str, Any] = {}
     origin: dict[str, str] = {}
-    if path is not None:
-        path = resolve_path(path)
-        raw = read_yaml(path)
-        origin = {key: str(path) for key in flatten(raw)}
-        origin.update({architecture.alias_of(key)[0]: str(path) for key in origin if architecture.alias_of(key)})
-        raw.setdefault("name", Path(path).stem)
+    paths = [resolve_path(p) for p in ([path] if isinstance(path, (str, Path)) else path or [])]
+    if paths:  # several files merge in order, a later file's keys winning (as --set's do)
+        path, raw = paths[-1], read_yaml(paths[0])
+        origin = {key: str(paths[0]) for key in flatten(raw)}
+        for later, (key, value) in ((file, item) for file in paths[1:] for item in flatten(read_yaml(file)).items()):
+            _set_path(raw, key, value, source=str(later))
+            origin[key] = str(later)
+        origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
+        raw.setdefault("name", path.stem)
     elif base is not None:
         raw = copy.deepcopy(base)
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
-        origin[key] = f"--set {text}"
-        if architecture.alias_of(key):  # errors about the list name what set its place
-            origin[architecture.alias_of(key)[0]] = origin[key]
+        origin[key] = origin[architecture.list_place(key)[0]] = f"--set {text}"  # errors about a list name what set its place
     for key, (option, value) in (flags or {}).items():
         if value is not None:
             _set_path(raw, key, value, source=option)
@@ -187,7 +186,7 @@ def _plain(value: Any) -> Any:
 
 
 def to_yaml(config: Config) -> str:
-    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=None)  # lists of numbers on one line
+    return yaml.safe_dump(to_dict(config), sort_keys=False, default_flow_style=False)  # block style: no [..] or {..}
 
 
 def replace(config: Config, key: str, value: Any, source: str | None = None) -> Config:
@@ -197,11 +196,12 @@ def replace(config: Config, key: str, value: Any, source: str | None = None) -> 
     """
     source = source or key
     raw = to_dict(config)
-    if key == "model.hidden" and len(set(config.model.dropout)) == 1:
+    shared = architecture.shared_rate(config.model.dropout)
+    if key == "model.hidden" and shared is not None:
         # One rate for every layer follows the new depth: a sweep over architectures keeps it.
-        raw["model"]["dropout"] = config.model.dropout[0]
+        raw["model"]["dropout"] = shared
     _set_path(raw, key, value, source=source)
-    origin = {key: source, **({architecture.alias_of(key)[0]: source} if architecture.alias_of(key) else {})}
+    origin = {key: source, architecture.list_place(key)[0]: source}
     updated = _build(Config, raw, prefix="", origin=origin, default_source=source)
     _check_ranges(updated, origin)
     return updated
@@ -218,9 +218,9 @@ def field_type(key: str, source: str) -> Any:
     """The type annotation of a dotted key, e.g. float | None; DropcliError (with a did-you-mean)
     naming `source` for an unknown key or a section."""
     _set_path({}, key, None, source)
-    alias = architecture.alias_of(key)
-    if alias is not None:  # model.hidden_1: an item of model.hidden
-        return get_args(field_type(alias[0], source))[0]
+    list_key, place = architecture.list_place(key)
+    if place is not None:  # model.hidden_1: an item of model.hidden
+        return get_args(field_type(list_key, source))[0]
     node: Any = Config
     for part in key.split("."):
         node = get_type_hints(node)[part]
@@ -229,28 +229,6 @@ def field_type(key: str, source: str) -> Any:
             f"{source}: {key} is a section, not a value; name one of its keys, e.g. {key}.{dataclasses.fields(node)[0].name}"
         )
     return node
-
-
-SHIPPED_DIR = Path(__file__).parent.parent / "configs"  # package data: the repository's configs/
-
-
-def shipped_configs() -> dict[str, Path]:
-    """The configs that come with dropcli, by name: default, smoke, long, ..."""
-    return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
-
-
-def resolve_path(text: Path | str) -> Path:
-    """A config argument as a file: a path that exists, else a shipped config's name."""
-    path = Path(text)
-    if path.exists() or "/" in str(text) or path.suffix in (".yaml", ".yml"):
-        return path  # a path means a file, found or not
-    shipped = shipped_configs()
-    if str(text) not in shipped:
-        raise DropcliError(
-            f"no config file or shipped config named {str(text)!r}; shipped: {', '.join(shipped)} (see dropcli config list), "
-            "or give a path to a YAML file"
-        )
-    return shipped[str(text)]
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -395,9 +373,9 @@ def _check_ranges(config: Config, origin: dict[str, str]) -> None:
 def get(config: Config, key: str) -> Any:
     """The value of one dotted key, e.g. get(config, "model.dropout"); an alias gives its place
     in the list (get(config, "model.dropout_1") is config.model.dropout[0])."""
-    alias = architecture.alias_of(key)
-    if alias is not None:
-        return get(config, alias[0])[alias[1]]
+    list_key, place = architecture.list_place(key)
+    if place is not None:
+        return get(config, list_key)[place]
     value: Any = config
     for part in key.split("."):
         value = getattr(value, part)

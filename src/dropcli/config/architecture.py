@@ -11,6 +11,7 @@ always holds the lists. This module does not import torch.
 """
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -42,7 +43,7 @@ def resolve(raw: dict[str, Any], origin: dict[str, str], default_source: str) ->
     _apply_aliases(raw, "hidden", hidden, source, lambda value, key: _width(value, f"model.{key}", source(key)))
     rates_given = raw.get("dropout", DEFAULT_RATE)
     if _is_number(rates_given):
-        rates = [rates_given] * len(hidden)
+        rates = list(every_layer(rates_given, len(hidden)))
     elif isinstance(rates_given, (list, tuple)) and rates_given and all(_is_number(rate) for rate in rates_given):
         rates = list(rates_given)
         if len(rates) != len(hidden):
@@ -138,10 +139,23 @@ def short(value: Any) -> str:
     return str(value)
 
 
-def alias_of(key: str) -> tuple[str, int] | None:
-    """("model.hidden", 0) for "model.hidden_1"; None for a key that is not an alias."""
+def every_layer(rates: float | Sequence[float], depth: int) -> tuple[float, ...]:
+    """`model.dropout` as one rate per hidden layer: one number stands for every layer."""
+    if _is_number(rates):
+        return (float(rates),) * depth
+    return tuple(float(rate) for rate in rates)
+
+
+def shared_rate(rates: Sequence[float]) -> float | None:
+    """The one rate every layer has, or None where the layers differ."""
+    return rates[0] if rates and len(set(rates)) == 1 else None
+
+
+def list_place(key: str) -> tuple[str, int | None]:
+    """The old keys are places in today's lists: ("model.hidden", 0) for "model.hidden_1";
+    (key, None) for any other key."""
     section, _, name = key.rpartition(".")
     if section != "model" or name not in ALIASES:
-        return None
-    target, index = ALIASES[name]
-    return f"model.{target}", index
+        return key, None
+    list_key, place = ALIASES[name]
+    return f"model.{list_key}", place

@@ -3,18 +3,34 @@
 from pathlib import Path
 
 from dropcli import files
-from dropcli.config import shipped_configs
 from dropcli.errors import DropcliError
 
+SHIPPED_DIR = Path(__file__).parent.parent / "configs"  # package data: the repository's configs/
 
-def description(path: Path) -> str:
-    """A config file's description: its leading comment lines, joined into one paragraph."""
-    lines = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.lstrip("#").strip())
-    return " ".join(filter(None, lines))
+
+def shipped_configs() -> dict[str, Path]:
+    """The configs that come with dropcli, by name: default, smoke, long, ..."""
+    return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
+
+
+def resolve_path(text: Path | str) -> Path:
+    """A config argument as a file: a path that exists, else a shipped config's name."""
+    path = Path(text)
+    if path.exists() or "/" in str(text) or path.suffix in (".yaml", ".yml"):
+        return path  # a path means a file, found or not
+    shipped = shipped_configs()
+    if str(text) not in shipped:
+        raise DropcliError(
+            f"no config file or shipped config named {str(text)!r}; shipped: {', '.join(shipped)} (see dropcli config list), "
+            "or give a path to a YAML file"
+        )
+    return shipped[str(text)]
+
+
+def summary(path: Path) -> str:
+    """A config file's one-line summary: its first comment line."""
+    first = path.read_text(encoding="utf-8").partition("\n")[0]
+    return first.lstrip("#").strip() if first.startswith("#") else ""
 
 
 def copy_shipped(name: str, target: Path, force: bool = False) -> Path:

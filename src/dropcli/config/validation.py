@@ -1,6 +1,6 @@
 """The ranges and combinations a Config must satisfy, as (key, ok, what it must be) triples.
 
-config.py turns the first failed one into a one-line error naming the key and its source.
+config/__init__.py turns the first failed one into a one-line error naming the key and its source.
 """
 
 import math

@@ -4,7 +4,7 @@ Config validation, the CLI's help text, the model builder and the reports all re
 This module imports nothing heavy, so `--help` and `config show` stay fast.
 """
 
-# model.kind -> what sits in the noise slots (see models.py).
+# model.kind -> what sits in the noise slots (see model/mlp.py).
 MODEL_KINDS = {
     "scratch": "dropcli's from-scratch dropout (a custom autograd Function)",
     "builtin": "torch.nn.Dropout",
@@ -13,7 +13,7 @@ MODEL_KINDS = {
     "gaussian": "multiplicative Gaussian noise with dropout's mean and variance",
 }
 
-# model.mask_mode -> how the scratch op draws and keeps its mask (see dropout.py).
+# model.mask_mode -> how the scratch op draws and keeps its mask (see model/dropout.py).
 MASK_MODES = {
     "bool": "a 1-byte bool mask drawn as uniform > p",
     "bits": "the same mask packed 8 to a byte",
@@ -31,7 +31,7 @@ def noise_slots(depth: int, input_noise: bool = False) -> tuple[str, ...]:
     return ((INPUT_SLOT,) if input_noise else ()) + tuple(f"noise_{layer}" for layer in range(1, depth + 1))
 
 
-# data.name: the IDX data sets dropcli reads (see data.py).
+# data.name: the IDX data sets dropcli reads (see data/__init__.py).
 DATA_SETS = {
     "fashion-mnist": "Zalando's clothing images (the chapter's; the default)",
     "mnist": "handwritten digits (the dropout paper's Table 2)",
@@ -42,6 +42,12 @@ DATA_SETS = {
 # validation split, else test_acc.
 MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
 
+
+def higher_is_better(metric: str) -> bool:
+    """A metric's direction: accuracies (train_acc, val_acc, ...) up; losses and the rest down."""
+    return metric.endswith("acc")
+
+
 # optim.name: the optimizer.
 OPTIMIZERS = {
     "sgd": "torch.optim.SGD (with optim.momentum, optim.nesterov)",
@@ -49,7 +55,7 @@ OPTIMIZERS = {
     "adamw": "torch.optim.AdamW",
 }
 
-# optim.schedule: how the learning rate moves from epoch to epoch (see schedules.py).
+# optim.schedule: how the learning rate moves from epoch to epoch (see training/schedules.py).
 SCHEDULES = {
     "constant": "optim.lr throughout",
     "step": "optim.lr times optim.step_gamma every optim.step_epochs epochs",
@@ -57,7 +63,7 @@ SCHEDULES = {
     "onecycle": "up from optim.lr / 25 to optim.lr, then down to optim.lr / 10^4 along a half cosine",
 }
 
-# train.engine: how each training step is computed (see train.py and fused.py).
+# train.engine: how each training step is computed (see training/epoch.py and training/fused.py).
 ENGINES = {
     "autograd": "the model's modules, autograd and torch.optim (the chapter's code)",
     "fused": "the same step written out by hand: fewer passes over memory (fp32, one process)",

@@ -176,6 +176,16 @@ def find_or_fetch(root: str | Path | None, name: str = DEFAULT) -> Path:
     return find(root, name) or fetch(root or env_dir(name), name)
 
 
+def for_run(config: DataConfig, recorded: Path | None = None) -> Path:
+    """The directory of the data set a saved run was trained on (config.name, never another):
+    where config.root, $DROPCLI_DATA or the usual places hold it, else where the run found it
+    (`recorded`, from its summary) when no directory is named, else downloaded."""
+    directory = find(config.root, config.name)
+    if directory is None and not config.root and recorded is not None and find_files(recorded, config.name):
+        return recorded
+    return directory or fetch(config.root or env_dir(config.name), config.name)
+
+
 def fetch(root: str | Path | None, name: str = DEFAULT) -> Path:
     """Download the files with torchvision into `root` (or the cache) unless already there.
 

@@ -25,6 +25,7 @@ from typing import Any, get_args
 
 import yaml
 
+from dropcli import runs
 from dropcli.config import Config, architecture, field_type, get, replace, to_dict, upgraded
 from dropcli.errors import DropcliError
 
@@ -91,40 +92,41 @@ class Cell:
     failed: dict[str, str]  # run name -> why it stopped (it diverged)
 
 
-def parse_grid(text: str) -> Grid:
+def parse_grid(text: str, flag: str = "--grid") -> Grid:
     """ "model.dropout=0,0.2,0.5" -> Grid("model.dropout", (0, 0.2, 0.5));
-    "model.hidden=256x256,2048" -> Grid("model.hidden", ("256x256", 2048)) (parsed as config values)."""
+    "model.hidden=256x256,2048" -> Grid("model.hidden", ("256x256", 2048)) (parsed as config values).
+    `flag` names the option in errors (tune's --space takes the same text)."""
     key, sep, values = text.partition("=")
     key = key.strip()
     if not sep or not key or not values.strip():
-        raise DropcliError(f"bad --grid {text!r}: expected KEY=V1,V2,..., e.g. --grid model.dropout_1=0,0.2,0.5")
+        raise DropcliError(f"bad {flag} {text!r}: expected KEY=V1,V2,..., e.g. {flag} model.dropout_1=0,0.2,0.5")
     if key in NOT_GRID_KEYS:
-        raise DropcliError(f"bad --grid {text!r}: {NOT_GRID_KEYS[key]}")
+        raise DropcliError(f"bad {flag} {text!r}: {NOT_GRID_KEYS[key]}")
     if ":" in values:
-        _check_numeric(text, key)
-        return Grid(key, (), span=_span(text, values))
+        _check_numeric(text, key, flag)
+        return Grid(key, (), source=f"{flag} {key}", span=_span(text, values, flag))
     try:
         parsed = tuple(architecture.command_line_value(key, value) for value in values.split(","))
     except yaml.YAMLError:
-        raise DropcliError(f"bad --grid {text!r}: each value must be a YAML scalar") from None
-    return Grid(key, parsed)
+        raise DropcliError(f"bad {flag} {text!r}: each value must be a YAML scalar") from None
+    return Grid(key, parsed, source=f"{flag} {key}")
 
 
-def _check_numeric(text: str, key: str) -> None:
+def _check_numeric(text: str, key: str, flag: str) -> None:
     """A range draws real numbers: refuse it for a key that holds anything else."""
-    kinds = get_args(field_type(key, f"--grid {key}")) or (field_type(key, f"--grid {key}"),)
+    kinds = get_args(field_type(key, f"{flag} {key}")) or (field_type(key, f"{flag} {key}"),)
     if float in kinds:
         return
     if int in kinds:
         raise DropcliError(
-            f"bad --grid {text!r}: a range draws real numbers, and {key} takes integers; give a list, e.g. {key}=64,128,256"
+            f"bad {flag} {text!r}: a range draws real numbers, and {key} takes integers; give a list, e.g. {key}=64,128,256"
         )
     raise DropcliError(
-        f"bad --grid {text!r}: ranges need a numeric key, and {key} is not one; give a list of values, KEY=V1,V2,..."
+        f"bad {flag} {text!r}: ranges need a numeric key, and {key} is not one; give a list of values, KEY=V1,V2,..."
     )
 
 
-def _span(text: str, values: str) -> tuple[float, float, bool]:
+def _span(text: str, values: str, flag: str) -> tuple[float, float, bool]:
     """ "0.01:1:log" -> (0.01, 1.0, True)."""
     parts = values.split(":")
     try:
@@ -132,9 +134,9 @@ def _span(text: str, values: str) -> tuple[float, float, bool]:
             raise ValueError
         low, high, log = float(parts[0]), float(parts[1]), len(parts) == 3
     except ValueError:
-        raise DropcliError(f"bad --grid {text!r}: a range is LOW:HIGH or LOW:HIGH:log, e.g. optim.lr=0.01:1:log") from None
+        raise DropcliError(f"bad {flag} {text!r}: a range is LOW:HIGH or LOW:HIGH:log, e.g. optim.lr=0.01:1:log") from None
     if not low < high or (log and low <= 0):
-        raise DropcliError(f"bad --grid {text!r}: a range needs LOW < HIGH (and LOW > 0 on a log scale)")
+        raise DropcliError(f"bad {flag} {text!r}: a range needs LOW < HIGH (and LOW > 0 on a log scale)")
     return low, high, log
 
 
@@ -170,6 +172,21 @@ def _draw(grid: Grid, generator: random.Random) -> Any:
     return float(f"{value:.4g}")  # readable names; the config holds exactly this value
 
 
+def trial_dirs(targets: list[Path]) -> list[Path]:
+    """The run directories `targets` name, in order: an experiment directory (with its PLAN_FILE)
+    gives its trials that have started, as evaluate takes it."""
+    found = []
+    for target in targets:
+        if not (target / PLAN_FILE).is_file():
+            found.append(target)
+            continue
+        trials = sorted(path for path in target.iterdir() if (path / runs.METRICS_FILE).is_file())
+        if not trials:
+            raise DropcliError(f"{target}: an experiment directory whose trials have not started; train them first")
+        found += trials
+    return found
+
+
 def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) -> list[Trial]:
     """Every (cell, seed) trial with its validated config: bad keys or values fail here, up front.
 
@@ -181,6 +198,10 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
     keys = [grid.key for grid in grids]
     if len(set(keys)) != len(keys):
         raise DropcliError(f"a --grid key is named twice: {', '.join(keys)}")
+    for key in keys:
+        list_key, place = architecture.list_place(key)
+        if place is not None and list_key in keys:  # both would set the same layer
+            raise DropcliError(f"--grid {list_key} and --grid {key} (a place in {list_key}) set the same list; keep one")
     count = (len(grids[0].values) if zipped and grids else math.prod(len(grid.values) for grid in grids)) * seeds
     if count > MAX_TRIALS:
         raise DropcliError(

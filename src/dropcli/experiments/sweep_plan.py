@@ -27,7 +27,7 @@ STUDY_KEYS = ("config", "grid", "seeds", "sample")
 
 
 @dataclass(frozen=True)
-class Study:
+class PlanFile:
     config: Config
     grids: list[Grid]
     seeds: int
@@ -36,40 +36,45 @@ class Study:
 
 def resolve(
     plan: Path | None,
-    config_path: Path | None,
+    config_path: Path | list[Path] | None,
     overrides: list[str],
     flags: dict[str, tuple[str, Any]],
     grid_texts: list[str],
     seeds: int | None,
     sample: int | None,
-) -> Study:
+) -> PlanFile:
     """The sweep to run: the plan file (if any) with the command line's flags over it."""
-    raw = _read(plan) if plan is not None else {}
-    config_entry = raw.get("config")
-    if config_path is not None or config_entry is None:
-        config = load_config(config_path, overrides, flags)
-    elif isinstance(config_entry, dict):
-        config = load_config(None, overrides, flags, base=config_entry)
-    else:
-        config = load_config(_config_path(plan, config_entry), overrides, flags)
-    grids = {grid.key: grid for grid in _grids(plan, raw.get("grid"))}
+    raw = read(plan, STUDY_KEYS) if plan is not None else {}
+    config = plan_config(plan, raw, config_path, overrides, flags)
+    grids = {grid.key: grid for grid in plan_grids(plan, raw.get("grid"))}
     for text in grid_texts:
         grid = parse_grid(text)
         grids[grid.key] = grid
     if not grids:
         raise DropcliError("sweep needs grids: --grid KEY=V1,V2,... (repeatable), or --plan FILE with a grid: section")
-    return Study(config, list(grids.values()), seeds or _count(plan, raw, "seeds") or 1, sample or _count(plan, raw, "sample"))
+    return PlanFile(config, list(grids.values()), seeds or count(plan, raw, "seeds") or 1, sample or count(plan, raw, "sample"))
 
 
-def _read(plan: Path) -> dict[str, Any]:
+def plan_config(
+    plan: Path | None, raw: dict[str, Any], config_path: Path | None, overrides: list[str], flags: dict[str, tuple[str, Any]]
+) -> Config:
+    """The config of a plan file (a file, a shipped name or a mapping), or -c's, with --set and the flags over it."""
+    config_entry = raw.get("config")
+    if config_path is not None or config_entry is None:
+        return load_config(config_path, overrides, flags)
+    if isinstance(config_entry, dict):
+        return load_config(None, overrides, flags, base=config_entry)
+    return load_config(_config_path(plan, config_entry), overrides, flags)
+
+
+def read(plan: Path, keys: tuple[str, ...] = STUDY_KEYS) -> dict[str, Any]:
+    """A plan file's top-level mapping; DropcliError for a missing file or a key not in `keys`."""
     if not plan.is_file():
-        raise DropcliError(
-            f"--plan {plan}: no such file; a study file is YAML with config, grid, seeds and sample (see docs/runs.md)"
-        )
+        raise DropcliError(f"--plan {plan}: no such file; a study file is YAML with {', '.join(keys)} (see docs/runs.md)")
     raw = read_yaml(plan)
-    unknown = [key for key in raw if key not in STUDY_KEYS]
+    unknown = [key for key in raw if key not in keys]
     if unknown:
-        raise DropcliError(f"{plan}: unknown key {unknown[0]!r} in a study file; its keys are {', '.join(STUDY_KEYS)}")
+        raise DropcliError(f"{plan}: unknown key {unknown[0]!r} in a study file; its keys are {', '.join(keys)}")
     return raw
 
 
@@ -81,30 +86,36 @@ def _config_path(plan: Path, entry: Any) -> Path | str:
     return beside if beside.is_file() else entry
 
 
-def _grids(plan: Path | None, section: Any) -> list[Grid]:
+def plan_grids(plan: Path | None, section: Any, name: str = "grid") -> list[Grid]:
+    """The grids of a plan file's `name:` section (grid for sweep, space for tune): lists, ranges or one value."""
     if section is None:
         return []
     if not isinstance(section, dict) or not section:
         raise DropcliError(
-            f"{plan}: grid must map config keys to a list of values or a range, e.g. grid: {{model.dropout_1: [0, 0.5]}}"
+            f"{plan}: {name} must map config keys to a list of values or a range, e.g. {name}: {{model.dropout_1: [0, 0.5]}}"
         )
-    grids = []
+    grids, flag = [], "--grid" if name == "grid" else f"--{name}"
     for key, values in section.items():
-        source = f"{plan} grid {key}"
+        source = f"{plan} {name} {key}"
         if isinstance(values, list):
             if not values:
                 raise DropcliError(f"{source}: the list of values is empty")
-            grid = parse_grid(f"{key}=0")  # the key's checks (seed is no grid key), then the real values
+            grid = parse_grid(f"{key}=0", flag)  # the key's checks (seed is no grid key), then the real values
             grid = Grid(grid.key, tuple(values))
         elif isinstance(values, str):
-            grid = parse_grid(f"{key}={values}")
+            grid = parse_grid(f"{key}={values}", flag)
         else:
-            grid = Grid(str(key), (values,))
+            # One value is no grid: most likely a list whose brackets were lost.
+            raise DropcliError(
+                f"{source}: a grid takes a list of values or a range, got the single value {values!r}; "
+                f"write [{values}] to train only that, or set it under config:"
+            )
         grids.append(dataclasses.replace(grid, source=source))
     return grids
 
 
-def _count(plan: Path | None, raw: dict[str, Any], key: str) -> int | None:
+def count(plan: Path | None, raw: dict[str, Any], key: str) -> int | None:
+    """A whole number >= 1 from the plan file, or None where it names none."""
     value = raw.get(key)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
         raise DropcliError(f"{plan}: {key} must be a whole number of at least 1, got {value!r}")

@@ -62,7 +62,7 @@ def run(spec: dict[str, Any], trials: list[Trial], directory: Path, listeners: l
         record = directory / RECORD_FILE
         done = workers.broadcast(_recorded(record) if workers.is_primary else None)
         pending = [trial for trial in trials if trial.name not in done]
-        datasets = _Datasets(workers)
+        datasets = Datasets(workers)
         clock = _Estimate(len(pending), workers.world_size)
         for start in range(0, len(pending), workers.world_size):
             index = start + workers.rank
@@ -138,7 +138,7 @@ def _recorded(record: Path) -> dict[str, dict[str, Any]]:
     return {entry["name"]: entry["summary"] for entry in entries}
 
 
-def _attempt(trial: Trial, datasets: "_Datasets", directory: Path, listeners: list[Listener]) -> dict[str, Any]:
+def _attempt(trial: Trial, datasets: "Datasets", directory: Path, listeners: list[Listener]) -> dict[str, Any]:
     """Train one trial (or take its finished run): {"name", "summary"}, or {"error", "exit_code"}."""
     try:
         summary = _done_summary(directory / trial.name) or _train(trial, datasets, directory, listeners)
@@ -147,7 +147,7 @@ def _attempt(trial: Trial, datasets: "_Datasets", directory: Path, listeners: li
         return {"name": trial.name, "error": f"{trial.name}: {error}", "exit_code": error.exit_code}
 
 
-class _Datasets:
+class Datasets:
     """The data each trial needs, on this worker's device; the files are read once per directory."""
 
     def __init__(self, workers: Workers):
@@ -179,7 +179,7 @@ def _done_summary(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def _train(trial: Trial, datasets: _Datasets, directory: Path, listeners: list[Listener]) -> dict[str, Any]:
+def _train(trial: Trial, datasets: Datasets, directory: Path, listeners: list[Listener]) -> dict[str, Any]:
     device, dataset = datasets.get(trial.config)
     run_dir = directory / trial.name
     last = run_dir / runs.LAST_CHECKPOINT

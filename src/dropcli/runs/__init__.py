@@ -1,6 +1,8 @@
 """Run directories: their layout and names, and reading back their config, metrics and summary.
 
-A run directory is never overwritten; loop.py writes into it (through files.py).
+A new run never writes into an existing directory (unique_dir, create_dir); loop.py writes a
+run's files through files.py, and only --resume of that same run writes there again, rewriting
+config.yaml and metrics.jsonl from its checkpoint.
 """
 
 import json
@@ -119,8 +121,9 @@ def default_stem(config: Config) -> str:
     return f"{config.name}-{config.model.kind}-{timestamp()}"
 
 
-# What `dropcli runs` calls a run: the first three are a summary.json's own status.
-STATUSES = ("finished", "interrupted", "diverged", "running", "summary missing", "unreadable")
+# What `dropcli runs` calls a run: the first four are a summary.json's own status ("pruned": a
+# tune trial its pruner stopped early, judged on validation accuracy).
+STATUSES = ("finished", "interrupted", "diverged", "pruned", "running", "summary missing", "unreadable")
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,15 @@ def read_summary(path: Path) -> dict[str, Any]:
             f"{path} is not a run summary (no JSON status); remove it, and a rerun continues the run from its checkpoint"
         )
     return summary
+
+
+def data_source(checkpoint: Path) -> Path | None:
+    """Where the run that saved `checkpoint` found its data (its summary's data.source), if it says."""
+    summary = checkpoint.parent.parent / SUMMARY_FILE if checkpoint.parent.name == CHECKPOINT_DIR else None
+    try:
+        return Path(read_summary(summary)["data"]["source"]) if summary is not None and summary.is_file() else None
+    except (DropcliError, KeyError, TypeError):
+        return None  # an unreadable summary: the config's own search still applies
 
 
 def read_text(path: Path) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from dropcli.config import architecture, typed_value
+from dropcli.config import Config, architecture, get, replace, typed_value
+from dropcli.config.vocabulary import higher_is_better
 from dropcli.errors import DropcliError
 from dropcli.runs import STATUSES, RunInfo
 
@@ -47,16 +48,16 @@ def _status_word(status: str) -> str:
 
 def setting(info: RunInfo, key: str) -> Any:
     """One config key of a run; an old key (model.dropout_1) gives its place in today's list."""
-    alias = architecture.alias_of(key)
-    if alias is None:
-        return info.settings.get(key, _MISSING)
-    values = info.settings.get(alias[0])
-    return values[alias[1]] if isinstance(values, list) and alias[1] < len(values) else _MISSING
+    key, place = architecture.list_place(key)
+    value = info.settings.get(key, _MISSING)
+    if place is None:
+        return value
+    return value[place] if isinstance(value, list) and place < len(value) else _MISSING
 
 
 def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
     """Best first: accuracies high to low, losses and anything else low to high; runs without it last."""
-    descending = key.endswith("acc")
+    descending = higher_is_better(key)
 
     def value(info: RunInfo) -> tuple[bool, Any]:
         found = info.final.get(key) if key in METRICS else setting(info, key)
@@ -111,9 +112,25 @@ def _condition(text: str) -> tuple[str, Any]:
         loaded = architecture.command_line_value(key, value)
     except yaml.YAMLError:
         raise DropcliError(f"bad --where {text!r}: the value is not a YAML scalar") from None
-    if key == "model.hidden":  # widths as the command line writes them: 1024x1024, 2048 or [256, 128]
-        return key, list(architecture.parse_widths(loaded, f"--where {text}"))
+    if architecture.list_place(key)[0] in ARCHITECTURE_KEYS:
+        return key, _architecture_value(key, loaded, f"--where {text}")
     return key, typed_value(key, loaded, f"--where {text}")
+
+
+ARCHITECTURE_KEYS = ("model.hidden", "model.dropout")
+
+
+def _architecture_value(key: str, value: Any, source: str) -> Any:
+    """Widths or rates as the config would hold them, checked as --set checks them (widths >= 1,
+    rates in [0, 1], model.hidden as 1024x1024); one rate stays one number, which matches a run
+    whose every layer has it."""
+    base = Config()
+    if key == "model.dropout" and isinstance(value, list):
+        base = replace(base, "model.hidden", [1] * len(value), source)  # a depth the rates fit
+    checked = get(replace(base, key, value, source), key)
+    if isinstance(checked, tuple):
+        return list(checked) if key == "model.hidden" or isinstance(value, list) else checked[0]
+    return checked
 
 
 def _same(found: Any, wanted: Any) -> bool:

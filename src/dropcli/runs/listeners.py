@@ -1,10 +1,33 @@
-"""What a run tells those who follow it: the terminal display (report.py) and TensorBoard
+"""What a run tells those who follow it: the terminal display (cli/display/report.py) and TensorBoard
 (tensorboard.py) are listeners, kept in one list and called from the epoch loop (loop.py)."""
 
 from pathlib import Path
 
 from dropcli.config import Config
 from dropcli.training.records import EpochMetrics, RunResult
+
+
+class StopRun(Exception):
+    """Raised by a listener's epoch_finished to end a run after that epoch, which is saved: the
+    run keeps its epochs, and its summary.json records `status` and `reason`. A search that
+    gives up on a trial (tune's pruner) stops its run so; the loop raises it on to the caller."""
+
+    status = "stopped"
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+
+
+class Pruned(StopRun):
+    """The search (tune's pruner) judged the run not worth finishing: status "pruned"."""
+
+    status = "pruned"
+
+
+class OutOfTime(StopRun):
+    """The search's time ran out mid-run: status "interrupted", and the run can be continued."""
+
+    status = "interrupted"
 
 
 class Listener:

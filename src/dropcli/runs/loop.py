@@ -1,7 +1,7 @@
 """One training run, fresh or resumed, written into its run directory: the epoch loop.
 
-Each epoch: train and evaluate (train.py), decide the best epoch and early stopping, write the
-checkpoints and the metrics line, tell the listeners. The directory's files are named in runs.py.
+Each epoch: train and evaluate (training/epoch.py), decide the best epoch and early stopping, write the
+checkpoints and the metrics line, tell the listeners. The directory's files are named in runs/__init__.py.
 """
 
 import contextlib
@@ -18,23 +18,17 @@ import torch
 
 import dropcli
 from dropcli import files, runs
-from dropcli.config import Config, changed_keys, load_config, to_yaml
+from dropcli.config import Config, to_yaml
+from dropcli.config.vocabulary import higher_is_better
 from dropcli.data import Splits
-from dropcli.errors import DropcliError
 from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runs import checkpoints
-from dropcli.runs.listeners import Listener
+from dropcli.runs.listeners import Listener, StopRun
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
 from dropcli.training.epoch import Diverged, evaluate, run_epoch
 from dropcli.training.records import EpochMetrics, RunResult, TrainState
-from dropcli.training.schedules import first_changed_epoch
 from dropcli.training.state import compile_model, new_state
 from dropcli.training.stats import recording
-
-# What --resume may change: how long to train, where, where the data now lies (it is checked
-# as on every load), and the engine (both keep the same state: weights, optimizer, generators).
-# Anything else would make a different run than the checkpoint's.
-RESUMABLE_KEYS = ("train.epochs", "device", "data.root", "train.engine")
 
 
 def train_run(
@@ -68,12 +62,11 @@ def train_run(
                     if improved:
                         best = {"metric": monitor, "value": getattr(metrics, monitor), "epoch": epoch}
                     writer.save_epoch(state, best, improved)
-                    for listener in listeners:
-                        listener.epoch_finished(metrics)
+                    _tell_epoch(listeners, metrics)
                     if stops_early(config, best, epoch):
                         break  # early stopping: the remaining epochs are never trained
             summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started)
-        except (Diverged, KeyboardInterrupt, files.WriteError) as stop:
+        except (Diverged, KeyboardInterrupt, files.WriteError, StopRun) as stop:
             kept = state.history[: writer.saved]
             summary = _summary(config, data, device, kept, best, time.perf_counter() - started, *_stopped(stop))
             with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
@@ -99,7 +92,8 @@ def _start(
     if resume_from is not None:
         checkpoints.restore(state, resume_from)
     if config.train.compile:
-        state.compiled, problem = compile_model(state.model, data.train.X[:2])
+        compiled, problem = compile_model(state.model, data.train.X[:2])
+        state.use_compiled(compiled)
         for listener in listeners if problem else ():
             listener.notice(problem)
     return state, None if resume_from is None else resume_from["best"]
@@ -111,6 +105,18 @@ def _optional_listeners(config: Config, run_dir: Path, workers: Workers) -> list
     from dropcli.runs.tensorboard import Board  # an optional extra: imported only when asked for
 
     return [Board(run_dir, config)]
+
+
+def _tell_epoch(listeners: Sequence[Listener], metrics: EpochMetrics) -> None:
+    """Every listener hears the saved epoch; then a StopRun one of them raised (tune's pruner) ends the run."""
+    stop = None
+    for listener in listeners:
+        try:
+            listener.epoch_finished(metrics)
+        except StopRun as raised:
+            stop = stop or raised
+    if stop is not None:
+        raise stop
 
 
 def _progress(listeners: Sequence[Listener]) -> Callable[[int, int, int, float | None], None]:
@@ -125,7 +131,7 @@ def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) 
     value = getattr(metrics, monitor)
     if best is None:
         return True
-    return value < best["value"] if monitor.endswith("loss") else value > best["value"]
+    return value > best["value"] if higher_is_better(monitor) else value < best["value"]
 
 
 def stops_early(config: Config, best: dict[str, Any], epoch: int) -> bool:
@@ -210,7 +216,7 @@ def _finished_summary(
         summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
         summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {best['metric']}; trained {state.epoch}"
         state.model.load_state_dict(writer.best_weights())
-    train_loss, train_acc = evaluate(state.scorer, data.train, precision=config.train.precision, workers=state.workers)
+    train_loss, train_acc = evaluate(state.eval_module, data.train, precision=config.train.precision, workers=state.workers)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
     summary["workers"] = state.workers.world_size
     writer.write_summary(summary)
@@ -223,6 +229,8 @@ def _stopped(stop: BaseException) -> tuple[str, str]:
         return "diverged", str(stop)
     if isinstance(stop, files.WriteError):
         return "interrupted", str(stop)
+    if isinstance(stop, StopRun):  # a listener ended the run after a saved epoch (tune's pruner)
+        return stop.status, str(stop)
     return "interrupted", f"stopped by {signal_name(stop)}"
 
 
@@ -261,54 +269,3 @@ def _summary(
         "versions": {"dropcli": dropcli.__version__, "torch": torch.__version__, "python": platform.python_version()},
         "stopped_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[str, Any]]) -> tuple[Config, dict[str, Any]]:
-    """The config and checkpoint to continue `run_dir` with; only RESUMABLE_KEYS may change."""
-    path = run_dir / runs.LAST_CHECKPOINT
-    if not run_dir.is_dir():
-        raise DropcliError(f"--resume {run_dir}: no such run directory")
-    if not path.is_file():
-        raise DropcliError(
-            f"--resume {run_dir}: no {runs.LAST_CHECKPOINT} (the run stopped before its first epoch ended); start a new run"
-        )
-    try:
-        payload = checkpoints.load(path)
-    except DropcliError as error:
-        raise DropcliError(
-            f"{error}; a run continues only from last.pt: train it again with dropcli train -c {run_dir / runs.CONFIG_FILE}"
-        ) from None
-    saved = load_config(base=payload["config"])
-    config = load_config(base=payload["config"], overrides=overrides, flags=flags)
-    changed = [key for key in changed_keys(saved, config) if key not in RESUMABLE_KEYS]
-    if changed:
-        raise DropcliError(
-            f"--resume {run_dir}: cannot change {', '.join(changed)} of an existing run "
-            f"(only {', '.join(RESUMABLE_KEYS)}); start a new run for other settings"
-        )
-    if payload["best"] and stops_early(config, payload["best"], payload["epoch"]):
-        raise DropcliError(
-            f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {config.train.early_stopping} epochs "
-            f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
-        )
-    _check_schedule(run_dir, saved, config, payload["epoch"])
-    if config.train.epochs <= payload["epoch"]:
-        raise DropcliError(
-            f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
-            f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
-        )
-    return config, payload
-
-
-def _check_schedule(run_dir: Path, saved: Config, config: Config, done: int) -> None:
-    """Refuse a new train.epochs that would have given the epochs already trained other learning
-    rates: the result would be neither the planned run nor one planned for the new total."""
-    old, new = saved.train.epochs, config.train.epochs
-    changed = first_changed_epoch(saved.optim, old, new, done) if new != old else None
-    if changed is not None:
-        raise DropcliError(
-            f"--resume {run_dir}: the {saved.optim.schedule} learning-rate schedule was planned for {old} epochs; "
-            f"with train.epochs={new} epoch {changed}, already trained, would have had another rate, so the result would be "
-            f"neither a {old}- nor a {new}-epoch run; train a new run instead: dropcli train -c {run_dir / runs.CONFIG_FILE} "
-            f"--set train.epochs={new}"
-        )

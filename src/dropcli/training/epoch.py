@@ -1,6 +1,6 @@
 """The step and evaluation math: `run_epoch()` is `train_one_epoch()` then `evaluate()`.
 
-Nothing here prints or writes files; loop.py runs the epochs of a run. Per-batch progress goes
+Nothing here prints or writes files; runs/loop.py runs the epochs of a run. Per-batch progress goes
 to a hook the caller may supply.
 """
 
@@ -64,9 +64,9 @@ def run_epoch(
     train_loss, train_acc = train_one_epoch(state, data.train, config, epoch, on_progress)
     train_seconds = time.perf_counter() - started
     precision, workers = config.train.precision, state.workers
-    test_loss, test_acc = evaluate(state.scorer, data.test, precision=precision, workers=workers)
+    test_loss, test_acc = evaluate(state.eval_module, data.test, precision=precision, workers=workers)
     val_loss, val_acc = (
-        evaluate(state.scorer, data.val, precision=precision, workers=workers) if data.val is not None else (None, None)
+        evaluate(state.eval_module, data.val, precision=precision, workers=workers) if data.val is not None else (None, None)
     )
     for name, value in (("train", train_loss), ("test", test_loss), ("validation", val_loss)):
         # The weights can turn non-finite on the epoch's last steps, after the last loss check.
@@ -114,7 +114,7 @@ def train_one_epoch(
     epoch, the same on every worker. Raises Diverged at the first progress report whose loss is
     not finite.
     """
-    model, optimizer, workers = state.runner, state.optimizer, state.workers
+    model, optimizer, workers = state.train_module, state.optimizer, state.workers
     batch_size, transform, after_step = config.train.batch_size, _transform(config, state), _after_step(config, state)
     model.train()
     device = split.X.device

@@ -12,8 +12,10 @@ in-place passes over the activations:
   alpha=-lr * scale / batch), and the bias update into one addmv_: no gradient tensors, no
   optimizer pass, no pass for the mean's 1 / batch. Other optimizers get `.grad` and step().
 
-It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in fp32 in one process;
-config validation refuses the rest. tests/test_fused.py holds it to the autograd engine.
+It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in fp32 in one process:
+config/validation.py's engine_checks refuse other kinds, bf16 and torch.compile, and
+training/state.py's check_trainable refuses torchrun. tests/training/test_fused.py holds it to the
+autograd engine.
 """
 
 import torch

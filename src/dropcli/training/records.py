@@ -14,7 +14,7 @@ from dropcli.parallel.workers import ONE_PROCESS, Workers
 @dataclass(frozen=True)
 class EpochMetrics:
     epoch: int
-    train_loss: float  # mean over the epoch's batches, in train mode (dropout on), as in d2l
+    train_loss: float  # mean over the epoch's examples (a short last batch weighs less), in train mode (dropout on)
     train_acc: float
     test_loss: float  # after the epoch, in eval mode (dropout off)
     test_acc: float
@@ -35,23 +35,27 @@ class TrainState:
     order_generator: torch.Generator  # the data order has its own generator, the same on any device
     augment_generator: torch.Generator  # and so do the shifts and flips of data.augment
     history: list[EpochMetrics] = field(default_factory=list)  # the finished epochs
-    compiled: nn.Module | None = None  # torch.compile(model), with train.compile; shares its weights
     workers: Workers = ONE_PROCESS  # under torchrun, the workers that train this model together
-    parallel: nn.Module | None = None  # under torchrun, DistributedDataParallel around the model
+    # What runs the forward passes; both share `model`'s weights. The train module is DDP around
+    # the model under torchrun; either is torch.compile's module with train.compile.
+    train_module: nn.Module | None = None
+    eval_module: nn.Module | None = None
+
+    def __post_init__(self):
+        if self.train_module is None:
+            self.train_module = self.model
+        if self.eval_module is None:
+            self.eval_module = self.model
 
     @property
     def epoch(self) -> int:
         return len(self.history)
 
-    @property
-    def scorer(self) -> nn.Module:
-        """The module to evaluate with: the compiled one where there is one."""
-        return self.compiled if self.compiled is not None else self.model
-
-    @property
-    def runner(self) -> nn.Module:
-        """The module to train: the DDP-wrapped one under torchrun, else the scorer."""
-        return self.parallel if self.parallel is not None else self.scorer
+    def use_compiled(self, compiled: nn.Module) -> None:
+        """Evaluate with torch.compile's module, and train with it where DDP does not wrap the model."""
+        if self.train_module is self.model:
+            self.train_module = compiled
+        self.eval_module = compiled
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
         from torch.nn.parallel import DistributedDataParallel  # imports torch.distributed: only here
 
         seed_everything(derived_seed(config.seed, f"worker {workers.rank}"))
-        state.parallel = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        state.train_module = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     return state
 
 

@@ -1,5 +1,6 @@
 """Evaluate a saved checkpoint: loss, accuracy, per-class accuracy and the confusion matrix."""
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,21 +98,30 @@ def evaluate_model(model: torch.nn.Module, config: Config, epoch: int, data: Spl
 
 def check_mc_time(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str, repeats: int = 1) -> float:
     """Seconds `repeats` Monte Carlo scorings of `X` with `samples` passes should take, from a
-    timed probe on a slice; DropcliError if that is over MC_TIME_LIMIT_S."""
-    from dropcli.uncertainty.methods import mc_probabilities
+    timed probe of the batched forward the real scoring repeats (the same shape, so per-call costs
+    count for any K and model kind); DropcliError if that is over MC_TIME_LIMIT_S."""
+    from dropcli.uncertainty.methods import ROWS_PER_PASS, has_weight_noise, mc_probabilities, stacked_shape
 
-    probe, rows = min(samples, 4), min(len(X), 2048)
+    if has_weight_noise(model):  # one pass over X per sample, ROWS_PER_PASS rows at a time
+        rows, copies = min(len(X), ROWS_PER_PASS), 2
+        calls = samples / copies * len(X) / rows
+    else:
+        rows, copies = stacked_shape(len(X), samples)
+        calls = math.ceil(len(X) / rows) * math.ceil(samples / copies)
     mc_probabilities(model, X[:rows], 1, precision)  # the first call pays one-off set-up costs
-    started = time.perf_counter()
-    mc_probabilities(model, X[:rows], probe, precision)  # batched, as the real run makes them
-    if X.device.type == "cuda":
-        torch.cuda.synchronize(X.device)
-    per_pass = (time.perf_counter() - started) / probe * len(X) / rows  # one pass over all of X
-    estimate = per_pass * samples * repeats
+    timings = []
+    for _ in range(3):  # the median of three: one probe on a busy machine can be off several times
+        started = time.perf_counter()
+        mc_probabilities(model, X[:rows], copies, precision)
+        if X.device.type == "cuda":
+            torch.cuda.synchronize(X.device)
+        timings.append(time.perf_counter() - started)
+    estimate = sorted(timings)[1] * calls * repeats
     if estimate > MC_TIME_LIMIT_S:
+        per_pass = estimate / samples / repeats  # one pass over all of X
         fits = max(1, int(MC_TIME_LIMIT_S / (per_pass * repeats)))
         raise DropcliError(
-            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} images{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
+            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} image{'s' * (len(X) != 1)}{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
             f"would take about {duration_text(estimate)} here ({per_pass:.3g} s a pass on {X.device}); at most about {fits:,} fit in "
             f"{duration_text(MC_TIME_LIMIT_S)}: use fewer (tens to hundreds are usual)"
         )

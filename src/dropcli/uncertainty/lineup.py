@@ -8,6 +8,8 @@ Names: "deterministic", "temperature", "mc dropout" (or "mc dropout K=k" in a sw
 `passes` gives each name's forward passes per example, the axis of the compute-matched comparison.
 """
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -77,16 +79,26 @@ def groups(runs: int, size: int) -> list[list[int]]:
     return [list(range(g * size, (g + 1) * size)) for g in range(runs // size)]
 
 
-def member_outputs(lineup: Lineup, member, X: torch.Tensor, temperatures: dict[str, float] | None) -> dict[str, Part]:
-    """One run's single-model methods on `X`. `temperatures`: {"temperature": T, "mc": T} fitted on validation."""
+def member_outputs(
+    lineup: Lineup, member, X: torch.Tensor, temperatures: dict[str, float] | None, done: Callable[[float], None] | None = None
+) -> dict[str, Part]:
+    """One run's single-model methods on `X`. `temperatures`: {"temperature": T, "mc": T} fitted on
+    validation. `done(fraction)` hears how much of the Monte Carlo passes are done."""
     precision = member.config.train.precision
+    sweeps = 2 if lineup.last_layer else 1  # the last-layer sweep costs as many passes as the full one
+
+    def part(index: int) -> Callable[[float], None] | None:
+        return None if done is None else lambda fraction: done((index + fraction) / sweeps)
+
     z = methods.logits(member.model, X, precision)
     out: dict[str, Part] = {methods.DETERMINISTIC: (methods.scaled(z), None)}
     if lineup.temperature:
         out[methods.TEMPERATURE] = (methods.scaled(z, temperatures["temperature"]), None)
     if lineup.mc_samples:
         torch.manual_seed(member.config.seed)  # the same masks for every shift: repeatable
-        for k, (p, inner) in zip(lineup.mc_samples, methods.mc_sweep(member.model, X, lineup.mc_samples, precision)):
+        for k, (p, inner) in zip(
+            lineup.mc_samples, methods.mc_sweep(member.model, X, lineup.mc_samples, precision, done=part(0))
+        ):
             out[mc_name(lineup, k)] = (p, inner if k > 1 else None)  # one pass has no mutual information
         top = out[mc_name(lineup, lineup.mc_samples[-1])]
         if lineup.temperature:
@@ -95,7 +107,7 @@ def member_outputs(lineup: Lineup, member, X: torch.Tensor, temperatures: dict[s
                 None,
             )
         if lineup.last_layer:
-            (last,) = methods.mc_sweep(member.model, X, lineup.mc_samples[-1:], precision, last_layer_only=True)
+            (last,) = methods.mc_sweep(member.model, X, lineup.mc_samples[-1:], precision, last_layer_only=True, done=part(1))
             out[f"last-layer {methods.MC_DROPOUT}"] = last
     return out
 
@@ -122,10 +134,19 @@ def ensemble_outputs(
     return out
 
 
-def all_outputs(lineup: Lineup, members, X: torch.Tensor, temperatures) -> tuple[dict[str, list[Part]], list[dict[str, Part]]]:
-    """Every row's parts on `X`, and each member's own outputs (for --predictions)."""
+def all_outputs(
+    lineup: Lineup, members, X: torch.Tensor, temperatures, tick: Callable[[int, float], None] | None = None
+) -> tuple[dict[str, list[Part]], list[dict[str, Part]]]:
+    """Every row's parts on `X`, and each member's own outputs (for --predictions).
+    `tick(member, fraction)` hears the Monte Carlo passes of each member as they are done."""
     per_member = [
-        member_outputs(lineup, member, X, temperatures["members"][i] if temperatures else None)
+        member_outputs(
+            lineup,
+            member,
+            X,
+            temperatures["members"][i] if temperatures else None,
+            None if tick is None else functools.partial(tick, i),
+        )
         for i, member in enumerate(members)
     ]
     out = {name: [outputs[name] for outputs in per_member] for name in per_member[0]}

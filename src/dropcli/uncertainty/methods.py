@@ -11,6 +11,8 @@ Methods (Ovadia et al. 2019's line-up, for this chapter's net):
 With several runs, each single-model method's scores are the mean over the runs.
 """
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -43,46 +45,41 @@ def logits(model: torch.nn.Module, X: torch.Tensor, precision: str = "fp32") -> 
     return _in_chunks(model, X, precision)
 
 
-@torch.no_grad()
-def mc_probabilities(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str = "fp32") -> torch.Tensor:
-    """(n, classes) mean softmax of `samples` passes with the noise layers on (the rest in eval mode).
-
-    Masks come from torch's generator on X's device: seed it first for repeatable numbers.
-    """
-    model.eval()
-    layers = stochastic_modules(model)
-    for layer in layers:
-        layer.train()
-    try:
-        # DropConnect draws one weight mask per forward pass, shared by the whole batch: stacked
-        # copies would all see the same mask, so it takes one pass per sample.
-        if any(isinstance(layer, DropConnectLinear) for layer in layers):
-            total = sum(torch.softmax(_in_chunks(model, X, precision), dim=1).double() for _ in range(samples))
-            return (total / samples).float()
-        chunk = max(1, ROWS_PER_PASS // samples)
-        return torch.cat([_stacked(model, X[start : start + chunk], samples, precision) for start in range(0, len(X), chunk)])
-    finally:
-        model.eval()
+def mc_probabilities(
+    model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str = "fp32", done: Callable[[float], None] | None = None
+) -> torch.Tensor:
+    """(n, classes) mean softmax of `samples` passes with the noise layers on (the rest in eval
+    mode): mc_sweep at one K. `done(fraction)` hears how much of the work is done."""
+    ((probabilities, _),) = mc_sweep(model, X, [samples], precision, done=done)
+    return probabilities
 
 
-def _stacked(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str) -> torch.Tensor:
-    prefix, rest = split_at_first_noise(model)
-    with torch.no_grad():
-        h = _forward(prefix, X, precision, cast=False)  # the noise-free layers, once per example
-        stacked = h.repeat(samples, *[1] * (h.dim() - 1))  # (samples * batch, ...): sample k is rows k*batch ... (k+1)*batch-1
-        out = _forward(rest, stacked, precision).view(samples, len(X), -1)  # (samples, batch, classes)
-    # Summed in float64: K equal passes (noise off, or p = 0) average back to that pass exactly.
-    return (torch.softmax(out, dim=2).sum(dim=0, dtype=torch.float64) / samples).float()  # (batch, classes)
+def has_weight_noise(model: torch.nn.Module) -> bool:
+    """Whether the model draws DropConnect weight masks, one per forward pass (so MC dropout cannot stack copies)."""
+    return any(isinstance(layer, DropConnectLinear) for layer in stochastic_modules(model))
+
+
+def stacked_shape(n: int, samples: int) -> tuple[int, int]:
+    """(examples, copies of each) in one batched forward of MC dropout over n examples: at most
+    ROWS_PER_PASS rows, so memory stays bounded for any K (a huge K goes in groups of copies)."""
+    chunk = max(1, min(n, ROWS_PER_PASS // samples))
+    return chunk, min(samples, max(1, ROWS_PER_PASS // chunk))
 
 
 @torch.no_grad()
 def mc_sweep(
-    model: torch.nn.Module, X: torch.Tensor, samples: list[int], precision: str = "fp32", last_layer_only: bool = False
+    model: torch.nn.Module,
+    X: torch.Tensor,
+    samples: list[int],
+    precision: str = "fp32",
+    last_layer_only: bool = False,
+    done: Callable[[float], None] | None = None,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """For each K of `samples`: the mean softmax of the first K passes (n, classes) and the mean
-    entropy of those passes (n,), for mutual information. The Ks share their passes (K = 3 is the
-    first 3 of K = 50's), so a sweep costs max(samples) passes. `last_layer_only`: only the last
-    noise layer is left on (the net's features fixed, its last layer's input dropped).
+    """For each K of `samples` (ascending): the mean softmax of the first K passes (n, classes) and
+    the mean entropy of those passes (n,), for mutual information. The Ks share their passes (K = 3
+    is the first 3 of K = 50's), so a sweep costs max(samples) passes. `last_layer_only`: only the
+    last noise layer is left on (the net's features fixed, its last layer's input dropped).
+    `done(fraction)` hears how much of the work is done after each batched forward.
 
     Masks come from torch's generator on X's device: seed it first for repeatable numbers.
     """
@@ -91,39 +88,66 @@ def mc_sweep(
     active = layers[-1:] if last_layer_only else layers
     for layer in active:
         layer.train()
+    K, rows_done = max(samples), 0
+
+    def count(rows: int) -> None:
+        nonlocal rows_done
+        rows_done += rows
+        if done is not None:
+            done(rows_done / (len(X) * K))
+
     try:
+        # DropConnect draws one weight mask per forward pass, shared by the whole batch: stacked
+        # copies would all see the same mask, so it takes one pass per sample.
         if any(isinstance(layer, DropConnectLinear) for layer in active):
-            passes = (torch.softmax(_in_chunks(model, X, precision), dim=1).double() for _ in range(max(samples)))
-            return _snapshots(passes, samples)
-        chunk = max(1, ROWS_PER_PASS // max(samples))
+            return _one_pass_at_a_time(model, X, samples, precision, count)
+        chunk, copies = stacked_shape(len(X), K)
         prefix, rest = split_at_first_noise(model, active)
-        parts = [_stacked_sweep(prefix, rest, X[start : start + chunk], samples, precision) for start in range(0, len(X), chunk)]
+        parts = [
+            _stacked_sweep(prefix, rest, X[start : start + chunk], samples, copies, precision, count)
+            for start in range(0, len(X), chunk)
+        ]
         return [(torch.cat([p[k][0] for p in parts]), torch.cat([p[k][1] for p in parts])) for k in range(len(samples))]
     finally:
         model.eval()
 
 
-def _snapshots(passes, samples: list[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _one_pass_at_a_time(
+    model, X: torch.Tensor, samples: list[int], precision: str, count
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     from dropcli.uncertainty.calibration import entropy_of
 
     total, entropy, out = 0, 0, []
-    for k, p in enumerate(passes, start=1):  # p: (n, classes) float64
+    for k in range(1, max(samples) + 1):
+        p = torch.softmax(_in_chunks(model, X, precision), dim=1).double()  # (n, classes)
         total, entropy = total + p, entropy + entropy_of(p)
         if k in samples:
             out.append(((total / k).float(), entropy / k))
+        count(len(X))
     return out
 
 
-def _stacked_sweep(prefix, rest, X: torch.Tensor, samples: list[int], precision: str) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def _stacked_sweep(
+    prefix, rest, X: torch.Tensor, samples: list[int], copies: int, precision: str, count
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """mc_sweep on one chunk of examples: the noise-free prefix once, then the passes as stacked
+    copies, `copies` at a time (a huge K goes in groups, so memory stays bounded)."""
     from dropcli.uncertainty.calibration import entropy_of
 
-    K = max(samples)
     h = _forward(prefix, X, precision, cast=False)  # the noise-free layers, once per example
-    out = _forward(rest, h.repeat(K, *[1] * (h.dim() - 1)), precision).view(K, len(X), -1)  # (K, batch, classes)
-    p = torch.softmax(out, dim=2).double()
-    totals = p.cumsum(dim=0)  # (K, batch, classes): sum of the first k passes
-    entropies = entropy_of(p.view(K * len(X), -1)).view(K, len(X)).cumsum(dim=0)  # (K, batch)
-    return [((totals[k - 1] / k).float(), entropies[k - 1] / k) for k in samples]
+    # Sums in float64: K equal passes (noise off, or p = 0) average back to that pass exactly.
+    total, entropy, out = 0, 0, []
+    for first in range(0, max(samples), copies):
+        k = min(copies, max(samples) - first)
+        stacked = h.repeat(k, *[1] * (h.dim() - 1))  # (k * batch, ...): copy j is rows j*batch ... (j+1)*batch-1
+        p = torch.softmax(_forward(rest, stacked, precision).view(k, len(X), -1), dim=2).double()  # (k, batch, classes)
+        running = p.cumsum(dim=0) + total  # (k, batch, classes): the sum of passes 1 .. first + j + 1
+        entropies = entropy_of(p.view(k * len(X), -1)).view(k, len(X)).cumsum(dim=0) + entropy
+        for K in (K for K in samples if first < K <= first + k):
+            out.append(((running[K - first - 1] / K).float(), entropies[K - first - 1] / K))
+        total, entropy = running[-1], entropies[-1]
+        count(k * len(X))
+    return out
 
 
 def temperature_of_probabilities(p: torch.Tensor, y: torch.Tensor) -> float:

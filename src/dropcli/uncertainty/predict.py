@@ -18,6 +18,7 @@ from dropcli.data import dataset
 from dropcli.errors import DropcliError
 from dropcli.runs import checkpoints
 from dropcli.uncertainty.calibration import entropy_of
+from dropcli.uncertainty.evaluation import check_mc_time
 from dropcli.uncertainty.methods import logits, mc_probabilities
 
 SIDE = 28  # Fashion-MNIST's images are 28 x 28
@@ -41,23 +42,39 @@ class Prediction:
         return [(self.class_names[i], self.probabilities[i]) for i in order[:k]]
 
 
+# Pillow keeps a 16-bit grey PNG as I;16 (or I), 0 to 65535; convert("L") would clip it at 255
+# rather than scale it, so such a copy of a picture would read brighter than its 8-bit original.
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
 def image_tensor(path: Path, invert: bool = False) -> torch.Tensor:
-    """A PNG or JPEG file as the model's input: (784,) floats in [0, 1], as Fashion-MNIST's."""
+    """A PNG or JPEG file as the model's input: (784,) floats in [0, 1], as Fashion-MNIST's,
+    whatever the file's bit depth (white is 1 in 8-bit and 16-bit files alike)."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise DropcliError("reading image files needs Pillow: pip install 'dropcli[images]' (or pip install pillow)") from None
     try:
         with Image.open(path) as opened:
-            grey = opened.convert("L")
+            white = 65535.0 if opened.mode in SIXTEEN_BIT_MODES else 255.0
+            grey = (opened if opened.mode in SIXTEEN_BIT_MODES else opened.convert("L")).convert("F")
     except FileNotFoundError:
         raise DropcliError(f"image {path} not found") from None
     except (UnidentifiedImageError, OSError) as error:
         raise DropcliError(f"{path}: not an image Pillow can read ({error}); give a PNG or JPEG file") from None
     square = _padded_square(grey)
-    pixels = torch.frombuffer(bytearray(square.resize((SIDE, SIDE), Image.Resampling.LANCZOS).tobytes()), dtype=torch.uint8)
-    X = pixels.float().div_(255)  # (784,)
+    # Mode F holds 32-bit floats; resizing there keeps the precision of a 16-bit file.
+    pixels = torch.frombuffer(bytearray(square.resize((SIDE, SIDE), Image.Resampling.LANCZOS).tobytes()), dtype=torch.float32)
+    X = pixels.div(white).clamp_(0, 1)  # (784,); Lanczos overshoots a little at sharp edges
     return 1 - X if invert else X
+
+
+def light_background(X: torch.Tensor) -> bool:
+    """Whether an image as the model sees it, (784,) in [0, 1], has a light border: the model
+    expects a light garment on black, so such an image most likely needs (or does not need) --invert."""
+    image = X.reshape(SIDE, SIDE)
+    border = torch.cat([image[0], image[-1], image[1:-1, 0], image[1:-1, -1]])  # (108,)
+    return float(border.mean()) > 0.5
 
 
 def _padded_square(image):
@@ -72,14 +89,15 @@ def _padded_square(image):
         pixels[x, y] for x in (0, width - 1) for y in range(height)
     ]
     side = max(width, height)
-    square = Image.new("L", (side, side), round(sum(border) / len(border)))
+    square = Image.new(image.mode, (side, side), sum(border) / len(border))
     square.paste(image, ((side - width) // 2, (side - height) // 2))
     return square
 
 
-def images_of_test_set(config: Config, indices: list[int]) -> tuple[torch.Tensor, list[int]]:
-    """Images of the whole Fashion-MNIST test set by index: (n, 784) floats and their labels."""
-    images, labels = data.read_raw(data.find_or_fetch(config.data.root))["test"]
+def images_of_test_set(config: Config, indices: list[int], recorded: Path | None = None) -> tuple[torch.Tensor, list[int]]:
+    """Images of the whole test set of the run's data set (config.data.name; `recorded`: where the
+    run found it) by index: (n, 784) floats and their labels."""
+    images, labels = data.read_raw(data.for_run(config.data, recorded), config.data.name)["test"]
     for index in indices:
         if not 0 <= index < len(labels):
             raise DropcliError(f"--index {index}: the test set's images are numbered 0 to {len(labels) - 1}")
@@ -88,12 +106,12 @@ def images_of_test_set(config: Config, indices: list[int]) -> tuple[torch.Tensor
 
 
 def inputs(
-    config: Config, images: list[Path], indices: list[int], invert: bool
+    config: Config, images: list[Path], indices: list[int], invert: bool, recorded: Path | None = None
 ) -> tuple[torch.Tensor, list[str], list[int | None]]:
     """What `dropcli predict` scores: the image files, then the test-set images `indices`, as
     (X (n, 784), a name for each, the true class where known)."""
     rows = [image_tensor(image, invert) for image in images]
-    test_X, labels = images_of_test_set(config, indices) if indices else (torch.empty(0, SIDE**2), [])
+    test_X, labels = images_of_test_set(config, indices, recorded) if indices else (torch.empty(0, SIDE**2), [])
     X = torch.cat([torch.stack(rows) if rows else torch.empty(0, SIDE**2), test_X])
     sources = [str(image) for image in images] + [f"test image {i}" for i in indices]
     return X, sources, [None] * len(images) + labels
@@ -114,6 +132,7 @@ def predict(
     model = checkpoints.load_model(payload, device)
     X = X.to(device)
     if mc_samples > 0:
+        check_mc_time(model, X, mc_samples, config.train.precision)  # an impossible K is refused, not run out of memory
         torch.manual_seed(config.seed)
         probabilities = mc_probabilities(model, X, mc_samples, config.train.precision)  # (n, 10)
     else:

@@ -4,8 +4,8 @@ anyone to recompute the scores without dropcli.
 The suffix picks the format:
 - .npz (numpy: `np.load(FILE)`): arrays `probabilities` (rows, 10) float32, `label` (rows,)
   int64, `index` (rows,) the example's position in the split, `method` and `shift_family`
-  (rows,) strings, `shift_value` (rows,) float64, `run` (rows,) int64: the run's position among
-  the evaluated runs, -1 for an ensemble's row; plus `class_names` (10,);
+  (rows,) strings, `shift_value` (rows,) float64, `run` (rows,) strings: the run directory (or
+  checkpoint file) the row's model came from, "ensemble" for an ensemble's row; plus `class_names` (10,);
 - .csv (pandas: `pd.read_csv(FILE)`): one row per example, method, shift and run, with the
   columns method, run, shift_family, shift_value, index, label, p0 ... p9.
 """
@@ -16,18 +16,19 @@ from pathlib import Path
 
 from dropcli.data import dataset
 from dropcli.errors import DropcliError
+from dropcli.runs import CHECKPOINT_DIR
 
 SUFFIXES = (".npz", ".csv")
+ENSEMBLE_RUN = "ensemble"  # the run column of an ensemble's rows
 
 
 def check_path(path: Path) -> None:
     """Refuse, before any work, a file that could not be written."""
+    from dropcli.files import check_writable
+
     if path.suffix not in SUFFIXES:
         raise DropcliError(f"--predictions {path}: name a .npz (numpy) or .csv (pandas) file")
-    if path.is_dir():
-        raise DropcliError(f"--predictions {path}: is a directory; name a .npz or .csv file")
-    if not path.parent.is_dir():
-        raise DropcliError(f"--predictions {path}: no directory {path.parent}")
+    check_writable(path, "--predictions")
 
 
 def write(path: Path, study) -> int:
@@ -44,7 +45,7 @@ def write(path: Path, study) -> int:
         "label": study.labels.repeat(len(blocks)).numpy(),
         "index": numpy.tile(numpy.arange(n), len(blocks)),
         "method": numpy.repeat(numpy.array([b.method for b in blocks]), n),
-        "run": numpy.repeat(numpy.array([b.member for b in blocks], dtype=numpy.int64), n),
+        "run": numpy.repeat(numpy.array([_run_name(study, b.member) for b in blocks]), n),
         "shift_family": numpy.repeat(numpy.array([b.shift.family for b in blocks]), n),
         "shift_value": numpy.repeat(numpy.array([b.shift.value for b in blocks], dtype=numpy.float64), n),
     }
@@ -56,6 +57,14 @@ def write(path: Path, study) -> int:
         else:
             file.write(_csv(columns).encode())
     return len(columns["label"])
+
+
+def _run_name(study, member: int) -> str:
+    """The run directory of a member's checkpoint (a checkpoint file named by itself), or "ensemble"."""
+    if member < 0:
+        return ENSEMBLE_RUN
+    checkpoint = study.members[member].checkpoint
+    return str(checkpoint.parent.parent if checkpoint.parent.name == CHECKPOINT_DIR else checkpoint)
 
 
 def _csv(columns) -> str:

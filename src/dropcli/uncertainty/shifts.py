@@ -32,7 +32,7 @@ class Shift:
 
     @property
     def label(self) -> str:
-        return "none" if self.family == "none" else f"{self.family}={self.value:g}"
+        return "no shift" if self.family == "none" else f"{self.family}={self.value:g}"
 
 
 NONE = Shift("none", 0.0)

@@ -8,6 +8,7 @@ are scored on the device (calibration.py), with bootstrap intervals over the tes
 module returns data; the CLI prints and draws it.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from dropcli.uncertainty import lineup as lineup_module
 from dropcli.uncertainty.calibration import Scores
 from dropcli.uncertainty.shifts import Shift
 
-Progress = Callable[[int, int, float], None]  # (steps done, steps in all, estimated seconds)
+Progress = Callable[[float, int, float], None]  # (steps done, steps in all, estimated seconds); 0 first, before any work
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     dropout estimated to take too long; `progress(done, total, estimated seconds)` hears each
     (run, shift) scored.
     """
-    from dropcli import data
+    from dropcli import data, runs
     from dropcli.uncertainty import evaluation
     from dropcli.uncertainty import ood as ood_module
 
@@ -105,8 +106,9 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     outside = ood_module.read_images(request.ood) if request.ood is not None else None
     first = members[0]
     device = next(first.model.parameters()).device
-    directory = data.find_or_fetch(first.config.data.root)
-    raw = data.read_raw(directory)
+    # The data set the runs were trained on (the ensemble check makes it one), never the default.
+    directory = data.for_run(first.config.data, runs.data_source(first.checkpoint))
+    raw = data.read_raw(directory, first.config.data.name)
     dataset = data.prepare(directory, raw, first.config.data, first.config.seed, device)
     subset = getattr(dataset, request.split)
     vals = (
@@ -118,12 +120,15 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     if lineup.mc_samples:
         passes = lineup.mc_samples[-1] * (2 if lineup.last_layer else 1)
         estimate = evaluation.check_mc_time(first.model, subset.X, passes, first.config.train.precision, steps)
+    if progress is not None:
+        progress(0, steps, estimate)  # before the work: what it will take
     fitted = lineup_module.fit_temperatures(lineup, members, vals, _shared(vals)) if request.temperature else None
     if fitted is not None:
         study.temperatures = [t["temperature"] for t in fitted["members"]]
     weights = bootstrap.weights(len(subset.y), request.bootstrap, device) if request.bootstrap else None
     for number, shift in enumerate(request.shifts):
-        outputs, per_member = lineup_module.all_outputs(lineup, members, shifts.apply(subset.X, shift), fitted)
+        tick = _ticker(progress, number * len(members), steps, estimate)
+        outputs, per_member = lineup_module.all_outputs(lineup, members, shifts.apply(subset.X, shift), fitted, tick)
         _score_shift(study, outputs, subset.y, shift, weights)
         if request.keep_predictions:
             _keep(study, outputs, shift)
@@ -133,6 +138,21 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
         study.ood_source = outside[0]
         _detect(study, lineup, subset.X, outside[1].to(device), fitted, request.bootstrap)
     return study, (device, dataset)
+
+
+def _ticker(progress: Progress | None, before: int, steps: int, estimate: float) -> Callable[[int, float], None] | None:
+    """tick(member, fraction of its Monte Carlo passes done) as progress in steps, at most ten times a second."""
+    if progress is None:
+        return None
+    last = time.monotonic()
+
+    def tick(member: int, fraction: float) -> None:
+        nonlocal last
+        if time.monotonic() - last >= 0.1:
+            last = time.monotonic()
+            progress(before + member + fraction, steps, estimate)
+
+    return tick
 
 
 def _plan(request: Request, members, directory: Path, labels: torch.Tensor, vals) -> tuple[Study, lineup_module.Lineup]:

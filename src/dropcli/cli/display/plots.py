@@ -1,5 +1,5 @@
 """Figures of runs: learning curves (loss and accuracy against epoch), one colour per group of
-seeds, and what every figure shares: its caption line, its style and how it is saved.
+seeds, and what every figure shares: its caption line and layout (figure.py loads matplotlib and saves).
 
 Needs matplotlib (dropcli[plot]); sweep figures are in sweep_plots.py.
 """
@@ -10,25 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dropcli.cli.display.figure import load_pyplot
 from dropcli.config.architecture import short
-from dropcli.errors import DropcliError
+from dropcli.runtime import count_text
 
-# The suffix of the output file decides its format.
-FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 # A figure 6.5 inches wide (a page's text width) at 9-point type stays readable when a paper
 # shrinks it to one column.
 WIDTH = 6.5
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 9,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "figure.titlesize": 9,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
 # Line style per split: the same in both panels, so one legend explains them.
 SPLIT_STYLES = {"train": "-", "val": ":", "test": "--"}
 SPLIT_LABELS = {"train": "train (dropout on, epoch mean)", "val": "validation (eval)", "test": "test (eval)"}
@@ -45,7 +33,7 @@ class RunCurves:
 def learning_curves(groups: list[RunCurves], caption: str = ""):
     """A matplotlib Figure: loss (left) and accuracy (right) against epoch, train, test and, when
     the runs have one, validation; one colour per group, mean ± std over its runs."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, (loss_axes, acc_axes) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9))
     colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
     splits_drawn = []
@@ -56,7 +44,8 @@ def learning_curves(groups: list[RunCurves], caption: str = ""):
                 epochs, means, stds = _mean_over_runs(group.histories, metric)
                 if not epochs:
                     continue
-                axes.plot(epochs, means, style, color=colour, linewidth=1.4)
+                marker = "o" if len(epochs) == 1 else None  # one epoch is a point: a line alone would not show
+                axes.plot(epochs, means, style, color=colour, linewidth=1.4, marker=marker, markersize=4)
                 if any(std > 0 for std in stds):
                     lower = [m - s for m, s in zip(means, stds)]
                     upper = [m + s for m, s in zip(means, stds)]
@@ -70,14 +59,18 @@ def learning_curves(groups: list[RunCurves], caption: str = ""):
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.grid(alpha=0.3)
     loss_axes.set_ylim(bottom=0)
-    _legends(figure, groups, colours, splits_drawn)
-    entries = len(splits_drawn) + (len(groups) + 1 if len(groups) > 1 else 0)
-    finish(figure, caption, legend_rows=math.ceil(entries / 3))
+    entries, columns = _legends(figure, groups, colours, splits_drawn)
+    finish(figure, caption, legend_rows=math.ceil(entries / columns))
     return figure
 
 
-def _legends(figure, groups: list[RunCurves], colours: list[str], splits: list[str]) -> None:
-    """Above the panels, where they cover no data: the line styles (splits), then the colours (groups)."""
+# Legend text that fits a row of the figure's width at the legend's 8-point type.
+LEGEND_CHARACTERS = 105
+
+
+def _legends(figure, groups: list[RunCurves], colours: list[str], splits: list[str]) -> tuple[int, int]:
+    """Above the panels, where they cover no data: the line styles (splits), then the colours
+    (groups), in as many columns as the longest label lets fit the width. Returns (entries, columns)."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color="0.3", linestyle=SPLIT_STYLES[split], label=SPLIT_LABELS[split]) for split in splits]
@@ -87,15 +80,18 @@ def _legends(figure, groups: list[RunCurves], colours: list[str], splits: list[s
             handles.append(Line2D([], [], color=colours[index % len(colours)], linewidth=2, label=group.label))
         if seeds > 1:
             handles.append(Line2D([], [], color="none", label="(bands: ± std over seeds)"))
+    longest = max(len(handle.get_label()) for handle in handles)
+    columns = max(1, min(len(handles), 3, LEGEND_CHARACTERS // (longest + 8)))  # 8: the line sample and spacing
     figure.legend(
         handles=handles,
         loc="upper center",
-        ncol=min(len(handles), 3),
+        ncol=columns,
         frameon=False,
         bbox_to_anchor=(0.5, 1.0),
         handlelength=2.2,
         columnspacing=1.2,
     )
+    return len(handles), columns
 
 
 def _mean_over_runs(histories: list[list[dict[str, Any]]], metric: str) -> tuple[list[int], list[float], list[float]]:
@@ -112,11 +108,18 @@ def _mean_over_runs(histories: list[list[dict[str, Any]]], metric: str) -> tuple
     return epochs, means, stds
 
 
-def caption(name: str, models: list[str], epochs: int | str, data: dict[str, Any] | None, seeds: list[int]) -> str:
+def _split_sizes(data: Any) -> dict[str, int] | None:
+    """The image counts of a summary's data section (its source path aside)."""
+    return {split: data.get(split) for split in ("train", "val", "test")} if isinstance(data, dict) else None
+
+
+def caption(name: str, models: list[str], epochs: int | str, data: dict[str, Any] | str | None, seeds: list[int]) -> str:
     """The line under a figure that says what was trained, e.g.
     "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"."""
-    parts = [f"config {name}", ", ".join(dict.fromkeys(models)), f"{epochs} epochs"]
-    if data:
+    parts = [f"config {name}", ", ".join(dict.fromkeys(models)), count_text(epochs, "epoch")]
+    if data == "differ":
+        parts.append("data sizes differ between runs (see each run's summary.json)")
+    elif data:
         sizes = [f"{data[split]:,} {split}" for split in ("train", "val", "test") if data.get(split)]
         parts.append(" / ".join(sizes) + " images")
     parts.append(seed_text(seeds))
@@ -141,53 +144,8 @@ def finish(figure, caption: str, legend_rows: int = 0) -> None:
     figure.tight_layout(rect=(0, bottom, 1, top))
 
 
-def check_output(path: Path) -> str:
-    """The format for `path`, from its suffix; DropcliError for a directory or a suffix that is not supported."""
-    if path.is_dir():
-        raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. -o {path / 'curves.png'}")
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise DropcliError(
-            f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
-            f"{', '.join(FORMATS)}; e.g. -o {path.with_suffix('.pdf')}"
-        )
-    return fmt
-
-
-def save(figure, path: Path) -> None:
-    """Write the figure in the format its suffix names, through a temporary file, so `path` is
-    never half-written."""
-    from dropcli.files import atomic
-
-    try:
-        fmt = check_output(path)
-        if not path.parent.is_dir():
-            raise DropcliError(f"cannot write {path}: no directory {path.parent}")
-        with atomic(path) as temporary:
-            figure.savefig(temporary, dpi=200, format=fmt, bbox_inches="tight", pad_inches=0.05)
-    finally:
-        _pyplot().close(figure)
-
-
-def check_available() -> None:
-    """Fail now, before any training, if a figure could not be drawn at the end."""
-    _pyplot()
-
-
 def nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
-    import matplotlib.pyplot as pyplot
-
-    pyplot.rcParams.update(STYLE)
-    return pyplot
 
 
 # Keys that do not make two runs different settings: runs that differ only in these are seeds
@@ -219,14 +177,16 @@ def runs_figure(groups: list[tuple[str, list[Path]]]):
     configs and summaries."""
     from dropcli import runs
 
-    curves, infos, data = [], [], None
+    curves, infos, sizes = [], [], []
     for label, run_dirs in groups:
         curves.append(RunCurves(label, [runs.read_metrics(run_dir) for run_dir in run_dirs]))
         infos += [runs.run_info(run_dir) for run_dir in run_dirs]
         for run_dir in run_dirs:
             summary_path = run_dir / runs.SUMMARY_FILE
-            if data is None and summary_path.is_file():
-                data = runs.read_summary(summary_path).get("data")
+            if summary_path.is_file():
+                sizes.append(_split_sizes(runs.read_summary(summary_path).get("data")))
+    # One line of sizes only where every run had them: never the first run's for all.
+    data = sizes[0] if sizes and all(size == sizes[0] for size in sizes) else ("differ" if sizes else None)
     epochs = sorted({len(history) for group in curves for history in group.histories})
     text = caption(
         infos[0].name if len({info.name for info in infos}) == 1 else "various",

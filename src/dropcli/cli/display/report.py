@@ -13,11 +13,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dropcli.cli.display.epoch_table import TRAIN_ACC_EPOCH, EpochTable, lr_text, slots_of
 from dropcli.config.architecture import short
-from dropcli.config.vocabulary import INPUT_SLOT, noise_slots
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.runs.listeners import Listener
-from dropcli.runtime import duration_text
+from dropcli.runtime import count_text, duration_text
 from dropcli.training.records import EpochMetrics, RunResult
 
 
@@ -30,7 +30,7 @@ class Reporter(Listener):
         self.live_mode = console.is_terminal and not quiet
         self.total_epochs = 0
         self.batch_size = 0
-        self.table: Table | None = None
+        self.table: EpochTable | None = None
         self.bar: Progress | None = None
         self.live: Live | None = None
         self.task = None
@@ -47,7 +47,7 @@ class Reporter(Listener):
             soft_wrap=True,
         )
         if self.live_mode:
-            self.table = epoch_table(config)
+            self.table = EpochTable(config, self.console.width)
             self.bar = Progress(
                 TextColumn("{task.description}"),
                 BarColumn(),
@@ -58,7 +58,7 @@ class Reporter(Listener):
                 console=self.console,
                 transient=True,
             )
-            self.live = Live(Group(self.table, self.bar), console=self.console, refresh_per_second=8)
+            self.live = Live(Group(self.table.table, self.bar), console=self.console, refresh_per_second=8)
             self.live.start()
 
     def trial_started(self, number: int, total: int, remaining_seconds: float | None) -> None:
@@ -82,7 +82,7 @@ class Reporter(Listener):
         if self.quiet:
             return
         if self.table is not None:
-            self.table.add_row(*epoch_cells(metrics))
+            self.table.add(metrics)
         else:
             self.console.print(epoch_line(metrics, self.total_epochs), highlight=False)
 
@@ -93,61 +93,17 @@ class Reporter(Listener):
             self.live.stop()
         self.live = self.table = self.bar = self.task = None
         if result.summary is not None and result.summary["status"] == "finished":
-            self.console.print(summary_line(result), highlight=False, soft_wrap=True)  # the path stays one line, to copy
+            # The sentence wraps between words; the path has a line of its own, whole, to copy.
+            self.console.print(summary_line(result), highlight=False, soft_wrap=False)
+            self.console.print(f"run saved to {escape(str(result.run_dir))}", highlight=False, soft_wrap=True)
 
     def notice(self, message: str) -> None:
         Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
 
 
-# "train acc" is two things: the epoch's mean with dropout on (each epoch), and the training set
-# scored in eval mode after the last epoch (experiments). Every table says which it shows.
-TRAIN_ACC_EPOCH = "train acc (dropout on)"
+# "train acc" is two things: the epoch's mean with dropout on (each epoch, TRAIN_ACC_EPOCH), and
+# the training set scored in eval mode after the last epoch (experiments). Every table says which.
 TRAIN_ACC_EVAL = "train acc (eval)"
-
-
-def epoch_table(config) -> Table:
-    """The live table of a run: a row per epoch; validation columns when the run has a
-    validation split, statistics columns with --stats. Numbers are folded, never cut."""
-    from rich import box
-
-    # No column rules and one space between columns: room for every column in 100 characters.
-    table = Table(title=None, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 0))
-    columns = ["epoch", "lr", "train loss", TRAIN_ACC_EPOCH]
-    if config.data.val_split > 0:
-        columns += ["val loss", "val acc"]
-    columns += ["test loss", "test acc", "time (s)"]
-    if config.metrics.activation_stats:
-        slots = noise_slots(len(config.model.hidden), config.model.dropout_input > 0)
-        columns += [name for slot in slots for name in (f"var {_slot_label(slot)} before →after", f"zeros {_slot_label(slot)}")]
-    for name in columns:
-        # no minimum widths: Rich crops a table whose minimums exceed the terminal, and folds one without
-        table.add_column(name, justify="right", overflow="fold")
-    return table
-
-
-def _slot_label(slot: str) -> str:
-    """ "noise_2" -> "2", "input_noise" -> "input": short column names."""
-    return "input" if slot == INPUT_SLOT else slot.removeprefix("noise_")
-
-
-def _slots(activations: dict[str, float] | None) -> list[str]:
-    """The noise slots an epoch's activation statistics cover, in the model's order."""
-    return list(dict.fromkeys(key.rsplit(".", 1)[0] for key in activations)) if activations else []
-
-
-def epoch_cells(m: EpochMetrics) -> list[str]:
-    """A row of epoch_table, in its column order."""
-    cells = [str(m.epoch), _lr(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}"]
-    if m.val_loss is not None:
-        cells += [f"{m.val_loss:.4f}", f"{m.val_acc:.4f}"]
-    cells += [f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
-    for slot in _slots(m.activations):
-        # before and after on two lines: the column stays narrow
-        cells += [
-            f"{m.activations[f'{slot}.var_before']:.4f}\n→{m.activations[f'{slot}.var_after']:.4f}",
-            f"{m.activations[f'{slot}.zeros']:.3f}",
-        ]
-    return cells
 
 
 def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
@@ -156,16 +112,12 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
     stats = "".join(
         f"  {slot} var {m.activations[f'{slot}.var_before']:.4f}→{m.activations[f'{slot}.var_after']:.4f}"
         f" zeros {m.activations[f'{slot}.zeros']:.3f}"
-        for slot in _slots(m.activations)
+        for slot in slots_of(m.activations)
     )
     return (
-        f"epoch {m.epoch:>{width}}/{total_epochs}  lr {_lr(m)}  train loss {m.train_loss:.4f}  {TRAIN_ACC_EPOCH} {m.train_acc:.4f}  "
+        f"epoch {m.epoch:>{width}}/{total_epochs}  lr {lr_text(m)}  train loss {m.train_loss:.4f}  {TRAIN_ACC_EPOCH} {m.train_acc:.4f}  "
         f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
     )
-
-
-def _lr(m: EpochMetrics) -> str:
-    return "-" if m.lr is None else f"{m.lr:.3g}"
 
 
 def trial_line(number: int, total: int, remaining_seconds: float | None) -> str:
@@ -179,9 +131,8 @@ def summary_line(result: RunResult) -> str:
     s = result.summary
     final = s["final"]
     return (
-        f"{s['model']}: test acc {final['test_acc']:.4f}, test loss {final['test_loss']:.4f} after {s['epochs']} epochs "
-        f"in {s['seconds']:.1f} s ({s['seconds_per_epoch']:.2f} s/epoch, {s['samples_per_s']:,.0f} samples/s on {s['device']}); "
-        f"run saved to {result.run_dir}"
+        f"{s['model']}: test acc {final['test_acc']:.4f}, test loss {final['test_loss']:.4f} after {count_text(s['epochs'], 'epoch')} "
+        f"in {s['seconds']:.1f} s ({s['seconds_per_epoch']:.2f} s/epoch, {s['samples_per_s']:,.0f} samples/s on {s['device']})"
     )
 
 
@@ -273,74 +224,6 @@ def prediction_table(predictions, top: int, checkpoint) -> Table:
     return table
 
 
-def runs_table(infos, root, keys: list[str]) -> Table:
-    """One row per run: its result, and its values of the config keys that differ between runs.
-
-    The run column holds the whole path (folded, never cut): it is what evaluate, plot and
-    --diff take.
-    """
-    keys = [key for key in keys if key != "model.kind"]  # the model column shows it
-    table = Table(title=f"runs under {root}", header_style="bold")
-    table.add_column("run", overflow="fold")
-    for name in ("model", *keys, "epochs", "best test acc", "final test acc", "status"):
-        table.add_column(name, justify="right" if "acc" in name or name == "epochs" else "left", overflow="fold")
-    for info in infos:
-        settings = [escape(value_text(info.settings.get(key))) for key in keys]
-        table.add_row(
-            escape(str(info.path.relative_to(root))),
-            info.model,
-            *settings,
-            f"{info.epochs_done}/{info.epochs_planned}",
-            _optional(info.best_test_acc),
-            _optional(info.final_test_acc),
-            escape(info.status),
-        )
-    return table
-
-
-def value_text(value, metric: bool = False) -> str:
-    """A config value or metric in a table: - for none, yes/no for a flag, a metric's float to 4 decimals."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if metric and isinstance(value, float):
-        return f"{value:.4f}"
-    return short(value)  # a list of widths as 1024x1024x1024
-
-
-# What --diff's metric rows mean: the reported epoch's values (see diff_table).
-DIFF_METRIC_LABELS = {
-    "train_acc": TRAIN_ACC_EPOCH,
-    "train_loss": "train loss (dropout on)",
-    "test_acc": "test acc",
-    "test_loss": "test loss",
-    "val_acc": "val acc",
-    "val_loss": "val loss",
-    "epoch": "reported epoch",
-    "seconds": "seconds (that epoch)",
-}
-
-
-def diff_table(first, second, settings, metrics) -> list:
-    """`dropcli runs --diff A B`: the config keys that differ, then the reported epoch's metrics
-    (the last epoch, or the best one when early stopping chose it)."""
-    parts = []
-    titles = ("config keys that differ", "metrics of the reported epoch (the last; with early stopping, the best)")
-    for title, rows, metric in zip(titles, (settings, metrics), (False, True)):
-        table = Table(header_style="bold")
-        for column in ("", escape(str(first.path)), escape(str(second.path))):
-            table.add_column(column, overflow="fold")
-        for name, a, b in rows:
-            table.add_row(DIFF_METRIC_LABELS.get(name, name), *(escape(value_text(v, metric)) for v in (a, b)))
-        parts += [f"{title}:", table] if rows else [f"{title}: none"]  # a line of its own: a table title wraps
-    return parts
-
-
-def _optional(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4f}"
-
-
 def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> list[Table]:
     """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
     for the generalisation gap; otherwise (or without `matrices`) one row per cell."""
@@ -379,20 +262,22 @@ def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) ->
 
 
 @contextlib.contextmanager
-def monte_carlo_progress(console: Console):
-    """A progress bar for Monte Carlo dropout in a terminal, with the time estimate; yields the
-    callback evaluation takes (None in a pipe or log, where a bar would only add noise)."""
+def monte_carlo_progress(console: Console, announce_after_s: float = 10.0):
+    """The callback for evaluate's progress: a bar with the estimate in a terminal; in a log, one line if it is long."""
     if not console.is_terminal:
-        yield None
+
+        def announce(done: float, total: int, estimate: float) -> None:
+            if done == 0 and estimate >= announce_after_s:
+                console.print(f"Monte Carlo dropout: about {duration_text(estimate)} to score", soft_wrap=True)
+
+        yield announce
         return
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=console, transient=True) as bar:
-        task = None
+        tasks = []  # made at the first call, which comes before any work
 
-        def advance(done: int, total: int, estimate: float) -> None:
-            nonlocal task
-            if task is None:
-                task = bar.add_task(f"Monte Carlo dropout, about {estimate:.0f} s", total=total)
-            bar.update(task, completed=done)
+        def advance(done: float, total: int, estimate: float) -> None:
+            tasks or tasks.append(bar.add_task(f"Monte Carlo dropout, about {duration_text(estimate)}", total=total))
+            bar.update(tasks[0], completed=done)
 
         yield advance

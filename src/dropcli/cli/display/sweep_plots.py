@@ -7,7 +7,8 @@ Works on experiments.Cell; needs matplotlib (dropcli[plot]).
 import math
 from typing import Any
 
-from dropcli.cli.display.plots import WIDTH, _pyplot, finish, nan_if_none
+from dropcli.cli.display.figure import load_pyplot
+from dropcli.cli.display.plots import WIDTH, finish, nan_if_none
 from dropcli.config.architecture import short
 from dropcli.experiments import Cell, Stat, matrix
 
@@ -20,19 +21,20 @@ ACCURACIES = (
 )
 
 
-def sweep_figure(cells: list[Cell], keys: list[str], caption: str, sampled: bool = False):
+def sweep_figure(cells: list[Cell], keys: list[str], caption: str, sampled: bool = False, log_keys: list[str] = ()):
     """The figure that fits the sweep: a line plot for one key, heatmaps for two, one panel per
-    key (metric against value) for more keys or a random search."""
+    key (metric against value) for more keys or a random search, whose `log_keys` (ranges
+    sampled as LOW:HIGH:log) get a log axis."""
     if len(keys) == 1 and not sampled:
         return one_key(cells, keys[0], caption)
     if len(keys) == 2 and not sampled:
         return heatmaps(cells, keys, caption)
-    return per_key(cells, keys, caption)
+    return per_key(cells, keys, caption, log_keys)
 
 
 def one_key(cells: list[Cell], key: str, caption: str):
     """Accuracy (left) and the generalisation gap (right) against the key's value, mean ± std over seeds."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     figure, (acc_axes, gap_axes) = pyplot.subplots(1, 2, figsize=(WIDTH, 3.1))
     positions, ticks, log = _positions([cell.values[key] for cell in cells])
     for field, label, marker in ACCURACIES:
@@ -53,7 +55,7 @@ def one_key(cells: list[Cell], key: str, caption: str):
 def heatmaps(cells: list[Cell], keys: list[str], caption: str):
     """Heatmaps of a two-key sweep: validation accuracy (when there is a split), test accuracy
     on one shared colour scale, and the gap on a diverging scale centred on 0."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     from matplotlib.colors import TwoSlopeNorm
 
     fields = [("val_acc", "final validation accuracy")] if any(cell.val_acc is not None for cell in cells) else []
@@ -85,9 +87,9 @@ def heatmaps(cells: list[Cell], keys: list[str], caption: str):
     return figure
 
 
-def per_key(cells: list[Cell], keys: list[str], caption: str):
+def per_key(cells: list[Cell], keys: list[str], caption: str, log_keys: list[str] = ()):
     """One panel per key: each cell's validation (if any) and test accuracy against that key's value."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     columns = min(len(keys), 3)
     panel_rows = math.ceil(len(keys) / columns)
     figure, axes_grid = pyplot.subplots(panel_rows, columns, figsize=(WIDTH, 0.4 + 2.3 * panel_rows), squeeze=False)
@@ -98,7 +100,7 @@ def per_key(cells: list[Cell], keys: list[str], caption: str):
         for field, label, marker in shown:
             _errorbar(axes, positions, [getattr(cell, field) for cell in cells], label, marker, line=False)
         axes.set_ylabel("accuracy")
-        _value_axis(axes, key, ticks, log)
+        _value_axis(axes, key, ticks, log or key in log_keys)
     for index in range(len(keys), panel_rows * columns):
         axes_grid[index // columns][index % columns].set_visible(False)
     handles, labels = axes_grid[0][0].get_legend_handles_labels()
@@ -108,6 +110,8 @@ def per_key(cells: list[Cell], keys: list[str], caption: str):
 
 
 def _errorbar(axes, positions, stats: list[Stat | None], label: str, marker: str, colour=None, line: bool = True) -> None:
+    """Means as markers (joined by a line where `line`), and error bars only where a point has a
+    spread over seeds: a single seed gets no bar glyph."""
     points = [(x, s) for x, s in zip(positions, stats) if s is not None]
     if not points:
         return
@@ -115,19 +119,12 @@ def _errorbar(axes, positions, stats: list[Stat | None], label: str, marker: str
         points.sort(key=lambda point: point[0])
     xs = [x for x, _ in points]
     means = [s.mean for _, s in points]
-    errors = [s.std or 0.0 for _, s in points]
-    axes.errorbar(
-        xs,
-        means,
-        yerr=errors,
-        marker=marker,
-        markersize=4,
-        capsize=3,
-        linewidth=1.2,
-        linestyle="-" if line else "none",
-        label=label,
-        color=colour,
-    )
+    style = "-" if line else "none"
+    (drawn,) = axes.plot(xs, means, marker=marker, markersize=4, linewidth=1.2, linestyle=style, label=label, color=colour)
+    spread = [(x, s.mean, s.std) for x, s in points if s.std is not None]
+    if spread:
+        x, mean, std = zip(*spread)
+        axes.errorbar(x, mean, yerr=std, linestyle="none", capsize=3, linewidth=1.2, color=drawn.get_color())
 
 
 def _positions(values: list[Any]) -> tuple[list[float], list[Any] | None, bool]:

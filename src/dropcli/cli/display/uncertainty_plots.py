@@ -5,7 +5,11 @@ fig. 1); the metrics against forward passes per example (compute-matched); selec
 import re
 from pathlib import Path
 
+from dropcli.cli.display.figure import load_pyplot, save
+from dropcli.data import dataset
 from dropcli.errors import DropcliError
+from dropcli.files import check_writable
+from dropcli.runtime import count_text
 from dropcli.uncertainty import calibration
 from dropcli.uncertainty.calibration import METRICS
 
@@ -17,9 +21,12 @@ SHIFT_AXES = {
 CURVES = (("accuracy", "accuracy"), ("ece", "ECE (15 bins)"), ("nll", "NLL (nats)"))
 
 
-def paths(output: Path) -> tuple[Path, Path]:
-    """The two files `-o FIG.png` names first: FIG-reliability.png and FIG-shift.png."""
-    return output.with_name(f"{output.stem}-reliability.png"), output.with_name(f"{output.stem}-shift.png")
+FIGURES = ("reliability", "shift", "compute", "selective")
+
+
+def written_paths(output: Path) -> dict[str, Path]:
+    """The files `-o FIG.png` may name: FIG-reliability.png, FIG-shift.png, FIG-compute.png, FIG-selective.png."""
+    return {figure: output.with_name(f"{output.stem}-{figure}.png") for figure in FIGURES}
 
 
 def caption(study, intervals: bool = True) -> str:
@@ -32,7 +39,8 @@ def caption(study, intervals: bool = True) -> str:
     bands = f"; bands/bars: {study.level:.0%} bootstrap interval over test examples" if study.intervals and intervals else ""
     return (
         f"{name}: {first.config.model.kind} MLP, {_dropout_text(first.config.model)}, "
-        f"{first.epoch} epochs, seed{'s' if len(members) > 1 else ''} {seeds}; Fashion-MNIST {study.split}, {len(study.labels):,} images{mc}{bands}"
+        f"{count_text(first.epoch, 'epoch')}, seed{'s' if len(members) > 1 else ''} {seeds}; "
+        f"{dataset(first.config.data.name).title} {study.split}, {len(study.labels):,} images{mc}{bands}"
     )
 
 
@@ -63,7 +71,7 @@ def reliability(study):
     """A Figure: a row per shift value (up to four), a column per method: accuracy against
     confidence per bin, with the gap to the diagonal. With several runs the bins are pooled over
     them, and so is the ECE in the title (the tables give the mean of per-run ECEs)."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     chosen, rows = headline(study), picked_shifts(study)
     figure, axes = pyplot.subplots(
         len(rows), len(chosen), figsize=(2.6 * len(chosen) + 0.6, 2.6 * len(rows) + 1.0), sharex=True, sharey=True, squeeze=False
@@ -119,7 +127,7 @@ def _reliability_panel(ax, study, method, shift, first: bool) -> None:
 def shift_curves(study):
     """A Figure: accuracy, ECE and NLL against each shift family's values, a line per method,
     with a band for the bootstrap interval."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     families = curve_families(study)
     figure, axes = pyplot.subplots(len(families), len(CURVES), figsize=(13, 3.6 * len(families) + 0.6), squeeze=False)
     for row, shift_family in enumerate(families):
@@ -147,7 +155,7 @@ def shift_curves(study):
 def compute_curves(study):
     """A Figure: NLL, Brier and accuracy against forward passes per example, a line per method
     family (MC dropout over K, ensembles over M), a row per shift value, bars for the intervals."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     rows = picked_shifts(study)
     metrics = (("nll", "NLL (nats)"), ("brier", "Brier"), ("accuracy", "accuracy"))
     figure, axes = pyplot.subplots(len(rows), len(metrics), figsize=(13, 3.2 * len(rows) + 0.8), squeeze=False)
@@ -176,7 +184,7 @@ def compute_curves(study):
 def selective_curves(study):
     """A Figure: a row per shift value; accuracy on the examples above a confidence threshold,
     the fraction of examples that is, and accuracy against coverage (most certain first)."""
-    pyplot = _pyplot()
+    pyplot = load_pyplot()
     rows = picked_shifts(study)
     figure, axes = pyplot.subplots(len(rows), 3, figsize=(13, 3.0 * len(rows) + 0.8), squeeze=False)
     for row, shift in enumerate(rows):
@@ -218,53 +226,25 @@ def write(study, output: Path) -> list[Path]:
     """Draw the figures `study` has data for next to `output`: FIG-reliability.png, FIG-shift.png
     (a shift family at two values or more), FIG-compute.png (methods at several forward passes per
     example), FIG-selective.png; the paths written."""
-    reliability_path, shift_path = paths(output)
-    save(reliability(study), reliability_path)
-    written = [reliability_path]
+    path = written_paths(output)
+    drawn = {"reliability": reliability(study)}
     if curve_families(study):
-        save(shift_curves(study), shift_path)
-        written.append(shift_path)
+        drawn["shift"] = shift_curves(study)
     if len(set(study.passes.values())) > 1:
-        path = output.with_name(f"{output.stem}-compute.png")
-        save(compute_curves(study), path)
-        written.append(path)
-    path = output.with_name(f"{output.stem}-selective.png")
-    save(selective_curves(study), path)
-    written.append(path)
-    return written
+        drawn["compute"] = compute_curves(study)
+    drawn["selective"] = selective_curves(study)
+    for name, figure in drawn.items():
+        save(figure, path[name])
+    return [path[name] for name in drawn]
 
 
 def check_output(output: Path) -> None:
     """Refuse, before any work, a figure name that could not be written, or a missing matplotlib."""
     if output.suffix != ".png":
         raise DropcliError(f"-o {output}: name a .png file, e.g. -o calibration.png")
-    if output.is_dir() or not output.parent.is_dir():
-        raise DropcliError(
-            f"-o {output}: {'is a directory' if output.is_dir() else f'no directory {output.parent}'}; name a .png file in an existing directory"
-        )
-    _pyplot()
-
-
-def save(figure, path: Path) -> None:
-    """Write the figure as PNG through a temporary file, so `path` is never half-written."""
-    from dropcli.files import atomic
-
-    try:
-        with atomic(path) as temporary:
-            figure.savefig(temporary, dpi=130, format="png")
-    finally:
-        _pyplot().close(figure)
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError:
-        raise DropcliError("figures need matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
+    for path in written_paths(output).values():  # every file -o may name, checked before any work
+        check_writable(path, "-o")
+    load_pyplot()
 
 
 def _dropout_text(model) -> str:

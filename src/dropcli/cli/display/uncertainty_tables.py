@@ -2,6 +2,7 @@
 
 from rich.table import Table
 
+from dropcli.runtime import count_text
 from dropcli.uncertainty.calibration import METRICS
 
 # Column heading and one-line definition of each metric (also in --help and docs/uncertainty.md).
@@ -33,7 +34,7 @@ def header(study) -> str:
         else f"{len(members)} runs (seeds {', '.join(str(m.config.seed) for m in members)})"
     )
     parts = [
-        f"{runs}: {first.config.model.kind}, {first.epoch} epochs; {len(study.labels):,} {study.split} images of {study.source}"
+        f"{runs}: {first.config.model.kind}, {count_text(first.epoch, 'epoch')}; {len(study.labels):,} {study.split} images of {study.source}"
     ]
     if study.mc_samples:
         parts.append(f"MC dropout with {study.mc_samples} passes")

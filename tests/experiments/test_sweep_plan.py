@@ -95,7 +95,8 @@ def test_a_missing_plan_is_named(in_tmp, invoke):
 
 
 def test_config_cp_copies_a_shipped_config_with_its_comments(in_tmp, invoke):
-    from dropcli.config import load_config, shipped_configs
+    from dropcli.config import load_config
+    from dropcli.config.shipped import shipped_configs
 
     result = invoke("config", "cp", "long", "mine.yaml")
     assert result.exit_code == 0 and result.stdout.strip() == "wrote mine.yaml"

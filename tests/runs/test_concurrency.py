@@ -5,7 +5,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from conftest import PATIENCE_S
 from dropcli import runs
+
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
 
 
 def start(*args):
@@ -14,7 +19,7 @@ def start(*args):
     )
 
 
-def wait_for(path, process, timeout=60):
+def wait_for(path, process, timeout=PATIENCE_S):
     deadline = time.monotonic() + timeout
     while not (path.exists() and path.stat().st_size > 0):
         assert process.poll() is None, process.communicate()

@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import PATIENCE_S
 from dropcli import runs
 
 STAT_TIMES = ("seconds_per_epoch", "samples_per_s")
@@ -30,6 +31,7 @@ def trial_config(experiment_dir, name):
     return yaml.safe_load((experiment_dir / name / runs.CONFIG_FILE).read_text())
 
 
+@pytest.mark.system
 def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tmp, invoke, small_args):
     args = ["compare", "scratch", "builtin", "--seeds", "2", *small_args(3, train=3000, test=500), "-q"]
     assert invoke(*args, "--run-dir", in_tmp / "whole").exit_code == 0
@@ -41,7 +43,7 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
         text=True,
     )
     first = killed / "kind=scratch_seed0" / runs.SUMMARY_FILE
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PATIENCE_S
     while not first.exists():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the first trial did not finish in time"

@@ -5,7 +5,7 @@ import pytest
 from dropcli.config import Config, load_config, replace, to_yaml
 from dropcli.errors import DropcliError
 
-CONFIGS = Path(__file__).parent.parent / "configs"
+CONFIGS = Path(__file__).parents[2] / "configs"
 
 
 def write(tmp_path: Path, text: str) -> Path:

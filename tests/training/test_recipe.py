@@ -205,7 +205,7 @@ def test_the_chapters_default_run_is_unchanged(in_tmp, invoke, mask_mode):
     # The last digits depend on the CPU's kernels (AVX2 and AVX-512 machines differ past the
     # fourth decimal of the test accuracy), so the tolerances are those; a change to the model,
     # data order, masks or optimizer moves far more.
-    default = Path(__file__).parent.parent / "configs" / "default.yaml"
+    default = Path(__file__).parents[2] / "configs" / "default.yaml"
     args = ["-c", default, "--device", "cpu", "--set", "train.epochs=2", "--set", f"model.mask_mode={mask_mode}"]
     result = invoke("train", *args, "--run-dir", "r", "-q")
     assert result.exit_code == 0, result.output

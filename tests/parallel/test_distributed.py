@@ -10,7 +10,10 @@ import time
 
 import pytest
 
+from conftest import PATIENCE_S
 from dropcli import runs
+
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run"]
 SIZES = ["--set", "data.train_limit=1200", "--set", "data.test_limit=400"]
@@ -22,7 +25,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def torchrun(*args, workers=2, cwd, timeout=180):
+def torchrun(*args, workers=2, cwd, timeout=PATIENCE_S):
     command = [*TORCHRUN, "--standalone", "--nproc-per-node", str(workers), "-m", "dropcli", *map(str, args)]
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
@@ -65,14 +68,9 @@ def test_ddp_on_two_workers_matches_one_process(in_tmp, invoke, fake_data):
     assert result.stdout.count("run saved to") == 1  # rank 0 alone reports
 
 
-@pytest.mark.parametrize(
-    "override, message",
-    [
-        ("train.batch_size=255", "train.batch_size=255 is the global batch and must split evenly over 2 workers"),
-        ("train.engine=fused", "train.engine=fused trains in one process"),
-    ],
-)
-def test_ddp_refuses_what_it_cannot_train_before_making_the_run_directory(in_tmp, fake_data, override, message):
+def test_ddp_refuses_what_it_cannot_train_before_making_the_run_directory(in_tmp, fake_data):
+    # One refusal end to end (the fused engine's is tested without torchrun in test_fused.py).
+    override, message = "train.batch_size=255", "train.batch_size=255 is the global batch and must split evenly over 2 workers"
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", override, "--run-dir", "r"]
     result = torchrun("train", *args, cwd=in_tmp)
     assert result.returncode != 0
@@ -107,7 +105,7 @@ def test_a_sweep_on_two_workers_equals_one_process_with_the_workers_thread_count
         cwd=in_tmp,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=PATIENCE_S,
         env={**os.environ, "OMP_NUM_THREADS": threads},
     )
     assert alone.returncode == 0, alone.stderr
@@ -168,7 +166,7 @@ def test_two_nodes_on_localhost_finish_one_sweep(in_tmp, fake_data):
         )
         for rank in (0, 1)
     ]
-    outputs = [node.communicate(timeout=240) for node in nodes]
+    outputs = [node.communicate(timeout=PATIENCE_S) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], outputs
     report = json.loads((in_tmp / "s" / "results.json").read_text())
     assert [cell["seeds"] for cell in report["cells"]] == [2, 2, 2]
@@ -215,7 +213,7 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
         text=True,
     )
     record = in_tmp / "s" / "trials.jsonl"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + PATIENCE_S
     while not (record.exists() and record.read_text().count("\n") >= 2):
         assert job.poll() is None, job.communicate()
         assert time.monotonic() < deadline, "the first round did not finish in time"
@@ -224,8 +222,8 @@ def test_a_killed_worker_stops_the_sweep_and_a_rerun_trains_nothing_twice(in_tmp
     assert len(workers) == 2
     os.kill(workers[1], signal.SIGKILL)
     started = time.monotonic()
-    _, stderr = job.communicate(timeout=120)
-    assert time.monotonic() - started < 60 and job.returncode != 0
+    _, stderr = job.communicate(timeout=PATIENCE_S)  # far below the 30 min a stuck collective would wait
+    assert time.monotonic() - started < PATIENCE_S and job.returncode != 0
     # The hint names the torchrun launch to continue with.
     assert (
         "the finished trials are kept; continue with the same command (torchrun --standalone --nproc-per-node 2 -m dropcli ...) "
@@ -274,15 +272,14 @@ def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times, shape):
 
 
 def test_under_torchrun_a_refusal_and_evaluate_print_once(in_tmp, fake_data, invoke):
-    result = torchrun("train", "--data-dir", fake_data, "--device", "cpu", "--set", "model.nosuch=1", cwd=in_tmp, timeout=120)
+    result = torchrun(
+        "train", "--data-dir", fake_data, "--device", "cpu", "--set", "model.nosuch=1", cwd=in_tmp, timeout=PATIENCE_S
+    )
     assert result.returncode != 0
     dropcli_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert dropcli_lines == [
-        "error: --set model.nosuch=1: unknown key 'model.nosuch'; keys in 'model': kind, hidden, dropout_input, "
-        "dropout, mask_mode (and the old hidden_1, hidden_2, dropout_1, dropout_2, places in those lists)"
-    ]
+    assert len(dropcli_lines) == 1 and dropcli_lines[0].startswith("error: --set model.nosuch=1: unknown key")  # rank 0 alone
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.epochs=1", "-q"]
     assert invoke("train", *args, "--run-dir", "r").exit_code == 0
-    result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=120)
+    result = torchrun("evaluate", "r", "--json", cwd=in_tmp, timeout=PATIENCE_S)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["checkpoint"] == "r/checkpoints/last.pt"  # one JSON document, not one per worker

@@ -7,6 +7,7 @@ import signal
 import pytest
 import torch
 
+from conftest import PATIENCE_S
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.files import WriteError
@@ -47,6 +48,7 @@ def test_a_crash_while_writing_leaves_the_old_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
 
+@pytest.mark.system
 def test_sigkill_then_resume_equals_an_uninterrupted_run(
     in_tmp, invoke, small_args, without_times, start_training, wait_for_epochs
 ):
@@ -65,12 +67,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
     assert json.loads((killed / runs.SUMMARY_FILE).read_text())["status"] == "finished"
 
 
+@pytest.mark.system
 def test_sigint_keeps_the_finished_epochs_and_says_how_to_resume(in_tmp, small_args, start_training, wait_for_epochs):
     run_dir = in_tmp / "interrupted"
     process = start_training(small_args(200, **RUN_SIZE), run_dir)
     wait_for_epochs(run_dir, 2, process)
     process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=PATIENCE_S)
     assert process.returncode == 130
     assert stderr.strip().splitlines()[-1] == (
         f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"

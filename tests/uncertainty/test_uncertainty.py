@@ -203,8 +203,8 @@ def test_predictions_read_back_reproduce_every_printed_metric(two_runs, invoke, 
         (saved["method"] == "deterministic")
         & (saved["shift_value"] == 0)
         & (saved["shift_family"] == "rotate")
-        & (saved["run"] == r)
-        for r in (0, 1)
+        & (saved["run"] == str(two_runs / f"kind=scratch_seed{seed}"))
+        for seed in (0, 1)
     ]
     mean = (saved["probabilities"][members[0]].astype(np.float64) + saved["probabilities"][members[1]]) / 2
     assert np.allclose(saved["probabilities"][ensemble], mean, atol=1e-6)

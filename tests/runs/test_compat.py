@@ -18,7 +18,7 @@ import yaml
 from dropcli import runs
 from dropcli.runs import checkpoints
 
-FIXTURE = Path(__file__).parent / "fixtures" / "run-v2"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "run-v2"
 
 
 @pytest.fixture

@@ -147,6 +147,25 @@ def test_mc_sweep_shares_its_passes_and_matches_mc_dropout(build):
     assert not model.training and not any(m.training for m in methods.stochastic_modules(model))
 
 
+def test_a_sweep_past_one_batched_forward_goes_in_groups_and_carries_its_sums(build, monkeypatch):
+    monkeypatch.setattr(methods, "ROWS_PER_PASS", 16)  # 3 examples: 5 copies a forward, K = 12 takes 3 groups
+    X = torch.rand(3, 784, generator=torch.Generator().manual_seed(6))
+    plain = build("scratch", dropout=(0.0, 0.0))  # every pass the same: each K must average back to it
+    expected = methods.scaled(methods.logits(plain, X))
+    fractions = []
+    for (p, inner), k in zip(methods.mc_sweep(plain, X, [1, 5, 7, 12], done=fractions.append), [1, 5, 7, 12]):
+        assert torch.allclose(p, expected, atol=1e-6), k
+        assert torch.allclose(inner, calibration.entropy_of(expected.double()), atol=1e-6), k
+    assert fractions == sorted(fractions) and len(fractions) == 3 and fractions[-1] == 1
+    noisy = build("scratch")
+    torch.manual_seed(0)
+    swept = methods.mc_sweep(noisy, X, [7, 12])  # K = 7 ends inside the second group
+    torch.manual_seed(0)
+    (alone,) = methods.mc_sweep(noisy, X, [12])
+    assert torch.equal(swept[1][0], alone[0]) and torch.equal(swept[1][1], alone[1])
+    assert not torch.allclose(swept[0][0], swept[1][0], atol=1e-4)
+
+
 def test_last_layer_dropout_leaves_only_the_last_noise_layer_on(build):
     model = build("scratch", dropout=(0.5, 0.0))  # noise in the first layer only
     X = torch.rand(64, 784, generator=torch.Generator().manual_seed(5))

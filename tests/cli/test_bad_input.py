@@ -15,7 +15,9 @@ import signal
 
 import pytest
 import torch
+import yaml
 
+from conftest import PATIENCE_S
 from dropcli import runs
 
 MANY = 2**70
@@ -270,6 +272,22 @@ CASES = [
         2,
         "model.hidden must be hidden-layer widths, e.g.",
     ),
+    ("where-width-zero", runs_with(), ["runs", "--where", "model.hidden=0"], 2, "model.hidden must be widths >= 1, got [0]"),
+    (
+        "where-rate-above-one",
+        runs_with(),
+        ["runs", "--where", "model.dropout=2"],
+        2,
+        "model.dropout must be rates between 0 and 1",
+    ),
+    ("where-old-key-rate-above-one", runs_with(), ["runs", "--where", "model.dropout_1=3"], 2, "must be rates between 0 and 1"),
+    (
+        "grid-key-and-its-old-key",
+        nothing,
+        ["sweep", "--grid", "model.hidden=64x64,32x32", "--grid", "model.hidden_1=8,16"],
+        2,
+        "--grid model.hidden and --grid model.hidden_1 (a place in model.hidden) set the same list; keep one",
+    ),
     (
         "where-a-section",
         runs_with(),
@@ -442,7 +460,8 @@ class Hung(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds):
-    """Fail the test if the block runs longer than `seconds` (SIGALRM; the main thread)."""
+    """Fail the test if the block runs longer than `seconds` (SIGALRM; the main thread): a test
+    failure, not an abort of the whole session (which a bare BaseException would be)."""
 
     def expired(signum, frame):
         raise Hung(f"still running after {seconds} s")
@@ -451,6 +470,8 @@ def time_limit(seconds):
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except Hung as hung:
+        pytest.fail(str(hung))
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -482,7 +503,7 @@ def test_bad_input_gets_one_line_and_changes_nothing(in_tmp, invoke, fake_data, 
     options = ["--data-dir", fake_data, "--device", "cpu"] if needs_data and "--resume" not in command else []
     if "--device" in command:
         options = ["--data-dir", fake_data]
-    with time_limit(60):  # no input may hang
+    with time_limit(PATIENCE_S):  # no input may hang
         result = invoke(*command, *options)
     assert "Traceback" not in result.output
     assert result.exit_code == exit_code, result.output
@@ -525,6 +546,27 @@ def test_runs_where_compares_values_as_the_config_reads_them(in_tmp, invoke):
         ("train.early_stopping=null", ["a", "b"]),
     ):
         result = invoke("runs", "--where", condition, "--json")
+        assert sorted(r["run"] for r in json.loads(result.stdout)) == found, condition
+
+
+def test_runs_where_matches_rate_and_width_lists_as_the_config_reads_them(in_tmp, invoke):
+    runs_with()(in_tmp)
+    path = in_tmp / "runs" / "b" / runs.CONFIG_FILE
+    text = path.read_text()
+    config = yaml.safe_load(text)
+    config["model"]["hidden"], config["model"]["dropout"] = [64, 64, 64], [0.1, 0.2, 0.3]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    for condition, found in (
+        ("model.dropout=0.5", ["a"]),  # one number: every layer has it
+        ("model.dropout=[0.5,0.5]", ["a"]),
+        ("model.dropout=[0.1,0.2,0.3]", ["b"]),
+        ("model.dropout=0.1", []),
+        ("model.dropout_2=0.2", ["b"]),
+        ("model.hidden=64x64x64", ["b"]),
+        ("model.hidden=[256,256]", ["a"]),
+    ):
+        result = invoke("runs", "--where", condition, "--json")
+        assert result.exit_code == 0, (condition, result.output)
         assert sorted(r["run"] for r in json.loads(result.stdout)) == found, condition
 
 

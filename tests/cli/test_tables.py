@@ -6,7 +6,8 @@ from pathlib import Path
 
 from rich.console import Console
 
-from dropcli.cli.display import report
+from dropcli.cli.display import report, runs_tables
+from dropcli.cli.display.epoch_table import EpochTable, epoch_cells
 from dropcli.config import load_config
 from dropcli.runs import RunInfo
 from dropcli.training.records import EpochMetrics, RunResult
@@ -33,23 +34,44 @@ def info(path: str, **settings) -> RunInfo:
     )
 
 
+def runs_table(infos, keys, width):
+    console = Console(file=io.StringIO(), width=width, soft_wrap=False)
+    return rendered(runs_tables.runs_table(infos, Path("runs"), keys, console), width=width)
+
+
 def test_runs_table_keeps_whole_paths_and_prints_no_python_values():
     long_name = "compare-smoke-20261129-221910/kind=scratch_seed0"
     infos = [
         info(long_name, **{"data.train_limit": None, "metrics.activation_stats": True}),
         info("b", **{"data.train_limit": 600, "metrics.activation_stats": False}),
     ]
-    text = rendered(report.runs_table(infos, Path("runs"), ["data.train_limit", "metrics.activation_stats"]), width=70)
+    text = runs_table(infos, ["data.train_limit", "metrics.activation_stats"], width=120)
     cells = "".join(line.split("│")[1].strip() for line in text.splitlines() if line.startswith("│"))
     assert long_name in cells  # folded over lines, never cut
     assert "…" not in text and "None" not in text and "True" not in text and "False" not in text
     assert " yes " in text and " no " in text and " - " in text
 
 
+def test_runs_table_fits_80_and_100_columns_without_breaking_a_number_or_word():
+    keys = ["model.hidden", "model.dropout", "data.train_limit", "optim.lr", "metrics.activation_stats"]
+    settings = {"model.hidden": [1024, 1024], "model.dropout": [0.5, 0.2], "data.train_limit": 2000, "optim.lr": 0.05}
+    infos = [
+        info(f"sweep-long-name-20261205-081709/trial_{n}", **settings, **{"metrics.activation_stats": True}) for n in range(3)
+    ]
+    for width in (80, 100):
+        text = runs_table(infos, keys, width)
+        lines = text.splitlines()
+        assert max(map(len, lines)) <= width
+        rows = [line for line in lines if line.startswith("│") and "0.6100" in line]
+        assert len(rows) == 3 and all("scratch" in row and "finished" in row and "2/2" in row for row in rows)
+        assert "left out for width:" in text and "metrics.activation_stats" in text  # named in the caption
+    assert "1024x1024" in runs_table(infos, keys, 100)
+
+
 def test_diff_names_the_reported_epoch_and_which_train_accuracy():
     first, second = info("a"), info("b")
     metrics = [("train_acc", 0.5, 0.4), ("val_acc", None, 0.7), ("epoch", 2, 3)]
-    text = rendered(*report.diff_table(first, second, [("seed", 0, 1)], metrics), width=120)
+    text = rendered(*runs_tables.diff_table(first, second, [("seed", 0, 1)], metrics), width=120)
     assert "train acc (dropout on)" in text and "reported epoch" in text
     assert "the last; with early stopping, the best" in text
     assert "None" not in text and " - " in text
@@ -70,16 +92,30 @@ def metrics(val: bool, stats: bool) -> EpochMetrics:
 
 def test_live_table_shows_validation_columns_and_whole_statistics():
     config = load_config(None, ["data.val_split=0.1", "metrics.activation_stats=true"])
-    table = report.epoch_table(config)
-    headers = [str(column.header) for column in table.columns]
+    live = EpochTable(config, width=200)
+    headers = [str(column.header).replace("\n", " ") for column in live.table.columns]
     assert "val loss" in headers and "val acc" in headers and "train acc (dropout on)" in headers
-    table.add_row(*report.epoch_cells(metrics(val=True, stats=True)))
-    assert len(report.epoch_cells(metrics(val=True, stats=True))) == len(headers)
-    text = rendered(table, width=110)
-    assert "…" not in text and "0.84" in text and "→0.102" in text
-    plain = report.epoch_table(load_config(None, []))
-    assert "val acc" not in [str(column.header) for column in plain.columns]
-    assert len(report.epoch_cells(metrics(val=False, stats=False))) == len(plain.columns)
+    live.add(metrics(val=True, stats=True))
+    assert len(epoch_cells(metrics(val=True, stats=True))) == len(headers)
+    text = rendered(live.table, width=200)
+    assert "…" not in text and "0.84" in text and "→0.102" in text and "left out" not in text
+    plain = EpochTable(load_config(None, []), width=200)
+    assert "val acc" not in [str(column.header) for column in plain.table.columns]
+    assert len(epoch_cells(metrics(val=False, stats=False))) == len(plain.table.columns)
+
+
+def test_live_table_fits_80_columns_by_leaving_columns_out_never_breaking_a_number():
+    config = load_config(None, ["data.val_split=0.1", "metrics.activation_stats=true"])
+    for width in (80, 100):
+        live = EpochTable(config, width)
+        live.add(metrics(val=True, stats=True))
+        text = rendered(live.table, width=width)
+        assert max(map(len, text.splitlines())) <= width
+        row = next(line for line in text.splitlines() if line.strip().startswith("1 "))
+        for number in ("0.8000", "0.8400", "0.8500"):  # train, val and test accuracy, whole
+            assert number in row
+        caption = " ".join(text.split()).partition("left out for width:")[2]
+        assert "zeros 1" in caption and "acc" not in caption  # accuracies are never left out
 
 
 def test_summary_path_stays_on_one_line_in_a_narrow_terminal():
@@ -96,7 +132,10 @@ def test_summary_path_stays_on_one_line_in_a_narrow_terminal():
     }
     run_dir = Path("runs/smoke-scratch-20261129-221910-a-long-name")
     report.Reporter(console, quiet=True).run_finished(RunResult(run_dir, [], summary))
-    assert f"run saved to {run_dir}" in console.file.getvalue()
+    lines = console.file.getvalue().splitlines()
+    assert f"run saved to {run_dir}" in lines
+    assert all(len(line) <= 40 for line in lines if "run saved" not in line)  # the sentence wraps between words
+    assert "after 2 epochs" in " ".join(lines)
 
 
 def test_trial_line_counts_and_estimates():
@@ -112,11 +151,20 @@ def test_sweep_prints_trial_k_of_n_with_an_estimate(in_tmp, invoke, small_args):
     assert "trial 4 of 4 (about " in result.stdout and " left)" in result.stdout
 
 
-def test_config_list_shows_whole_descriptions(invoke):
+def test_config_list_shows_each_configs_summary_line_whole(invoke):
     result = invoke("config", "list")
-    shown = " ".join(result.stdout.replace("│", " ").split())
-    assert "Exercise 2: with and without dropout over many epochs, e.g. dropcli compare none scratch" in shown
-    assert "--config configs/long.yaml --plot" in shown
+    lines = result.stdout.splitlines()
+    assert any("long" in line and "Exercise 2: with and without dropout over many epochs." in line for line in lines)
+    assert "/configs/" not in result.stdout  # paths only with --paths
+
+
+def test_config_list_paths_adds_each_file(invoke):
+    from dropcli.config.shipped import shipped_configs
+
+    rows = [line.split("│") for line in invoke("config", "list", "--paths").stdout.splitlines()]
+    files = "".join(row[3].strip() for row in rows if len(row) == 5)  # a long path folds over rows
+    for path in shipped_configs().values():
+        assert str(path) in files
 
 
 def test_a_config_that_is_not_a_regular_file_is_named_so(invoke):

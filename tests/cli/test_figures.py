@@ -1,9 +1,12 @@
 """Figures: every kind decodes, is not blank, has the format its suffix names, and labels what it shows."""
 
+from pathlib import Path
+
 import matplotlib.image
 import pytest
 
 from dropcli.cli.display import plots, sweep_plots
+from dropcli.cli.display.figure import check_output, save
 from dropcli.errors import DropcliError
 from dropcli.experiments import Cell, Stat
 
@@ -66,7 +69,7 @@ def test_learning_curves_label_both_panels_and_draw_validation(tmp_path):
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert legend == ["train (dropout on, epoch mean)", "validation (eval)", "test (eval)"]
     assert any("config smoke" in text.get_text() for text in figure.texts)
-    plots.save(figure, tmp_path / "one.png")
+    save(figure, tmp_path / "one.png")
     assert_decodes(tmp_path / "one.png")
 
 
@@ -81,21 +84,21 @@ def test_a_comparison_is_one_colour_per_model_with_a_band_over_seeds(tmp_path):
     assert len(acc_axes.collections) == 4  # a std band around every mean
     legend = [text.get_text() for text in figure.legends[0].get_texts()]
     assert "scratch" in legend and "builtin" in legend and len(legend) <= 6
-    plots.save(figure, tmp_path / "compare.png")
+    save(figure, tmp_path / "compare.png")
     assert_decodes(tmp_path / "compare.png")
 
 
 @pytest.mark.parametrize("suffix, header", [(".pdf", b"%PDF"), (".svg", b"<svg"), (".png", b"\x89PNG")])
 def test_the_suffix_chooses_the_format(tmp_path, suffix, header):
     figure = plots.learning_curves([plots.RunCurves("a", [history(3, 0, val=False)])], "caption")
-    plots.save(figure, tmp_path / f"curves{suffix}")
+    save(figure, tmp_path / f"curves{suffix}")
     content = (tmp_path / f"curves{suffix}").read_bytes()
     assert header in content[:400]
 
 
 def test_an_unsupported_suffix_is_refused(tmp_path):
     with pytest.raises(DropcliError, match=r"\.jpg.*\.png, \.pdf, \.svg"):
-        plots.check_output(tmp_path / "curves.jpg")
+        check_output(tmp_path / "curves.jpg")
 
 
 def test_one_key_sweep_is_accuracy_against_the_value_with_error_bars(tmp_path):
@@ -106,7 +109,7 @@ def test_one_key_sweep_is_accuracy_against_the_value_with_error_bars(tmp_path):
     assert "(eval mode)" in gap_axes.get_title()
     means = acc_axes.containers[0].lines[0].get_ydata()  # the first errorbar: test acc
     assert list(means) == pytest.approx([0.8, 0.75, 0.675, 0.6])
-    plots.save(figure, tmp_path / "one-key.png")
+    save(figure, tmp_path / "one-key.png")
     assert_decodes(tmp_path / "one-key.png")
 
 
@@ -126,7 +129,7 @@ def test_two_key_sweep_heatmaps_share_the_accuracy_scale_and_centre_the_gap(tmp_
     assert gap_image.get_cmap().name == "RdBu_r"
     colour_bars = [axes.get_ylabel() for axes in figure.axes if not axes.images and axes.get_ylabel()]
     assert colour_bars == ["accuracy", "accuracy", "train acc − test acc"]
-    plots.save(figure, tmp_path / "heatmap.png")
+    save(figure, tmp_path / "heatmap.png")
     assert_decodes(tmp_path / "heatmap.png")
 
 
@@ -138,7 +141,7 @@ def test_random_search_is_one_panel_per_key(tmp_path):
     figure = sweep_plots.sweep_figure(cells, ["optim.lr", "model.kind"], "caption", sampled=True)
     assert [axes.get_xlabel() for axes in figure.axes if axes.get_visible()] == ["optim.lr", "model.kind"]
     assert figure.axes[0].get_xscale() == "log"  # 0.01 to 0.3: a factor of 30
-    plots.save(figure, tmp_path / "random.png")
+    save(figure, tmp_path / "random.png")
     assert_decodes(tmp_path / "random.png")
 
 
@@ -147,3 +150,56 @@ def test_caption_says_what_was_trained():
     assert (
         text == "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"
     )
+
+
+def test_a_range_sampled_on_a_log_scale_gets_a_log_axis_and_one_seed_no_error_bars(tmp_path):
+    cells = [cell({"optim.lr": lr, "model.kind": "scratch"}, 0.5 + lr, seeds=1) for lr in (0.05, 0.08, 0.2)]
+    figure = sweep_plots.sweep_figure(cells, ["optim.lr", "model.kind"], "caption", sampled=True, log_keys=["optim.lr"])
+    assert figure.axes[0].get_xscale() == "log"  # a factor of 4 only: the log comes from the range
+    assert not any(axes.containers for axes in figure.axes)  # n = 1 per point: no bar glyphs
+    spread = sweep_plots.sweep_figure([cell({"optim.lr": 0.1}, 0.6, seeds=3)], ["optim.lr"], "caption")
+    assert spread.axes[0].containers  # n > 1: the bar is drawn
+
+
+def test_pdf_embeds_truetype_fonts_and_svg_keeps_text(tmp_path):
+    figure = plots.learning_curves([plots.RunCurves("a", [history(3, 0, val=False)])], "caption")
+    save(figure, tmp_path / "curves.pdf")
+    pdf = (tmp_path / "curves.pdf").read_bytes()
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType outlines (Type 42), never Type 3
+    figure = plots.learning_curves([plots.RunCurves("a", [history(3, 0, val=False)])], "caption")
+    save(figure, tmp_path / "curves.svg")
+    assert b"<text" in (tmp_path / "curves.svg").read_bytes()
+
+
+def test_the_legend_fits_the_figure_width_with_long_labels(tmp_path):
+    labels = [f"hidden=1024x1024x1024, dropout=0.{n},0.5,0.5, lr=0.0{n}" for n in range(1, 5)]
+    figure = plots.learning_curves(
+        [plots.RunCurves(label, [history(3, n / 50, val=True)]) for n, label in enumerate(labels)], "c"
+    )
+    figure.canvas.draw()
+    legend = figure.legends[0].get_window_extent()
+    assert legend.x0 >= 0 and legend.x1 <= figure.bbox.width
+
+
+def test_a_caption_over_runs_of_different_sizes_says_they_differ(tmp_path):
+    import json
+    import shutil
+
+    from dropcli import runs
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "run-v2"  # an old run, with its summary
+    for name, train in (("a", 600), ("b", 3000)):
+        shutil.copytree(fixture, tmp_path / name)
+        path = tmp_path / name / runs.SUMMARY_FILE
+        summary = json.loads(path.read_text())
+        summary["data"]["train"] = train
+        path.write_text(json.dumps(summary))
+    figure = plots.runs_figure([("a", [tmp_path / "a"]), ("b", [tmp_path / "b"])])
+    text = " ".join(t.get_text() for t in figure.texts)
+    assert "data sizes differ between runs" in text and "600 train" not in text
+
+
+def test_a_one_epoch_run_is_drawn_as_points():
+    figure = plots.learning_curves([plots.RunCurves("a", [history(1, 0, val=False)])], "caption")
+    lines = [line for axes in figure.axes for line in axes.get_lines()]
+    assert lines and all(line.get_marker() == "o" and len(line.get_xdata()) == 1 for line in lines)

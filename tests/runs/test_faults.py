@@ -9,8 +9,11 @@ import subprocess
 
 import pytest
 
+from conftest import PATIENCE_S
 from dropcli import runs
 from dropcli.runs import checkpoints
+
+pytestmark = pytest.mark.system  # processes, signals or a wheel: `pytest -m 'not system'` skips them
 
 
 @pytest.fixture
@@ -89,7 +92,7 @@ def test_sigterm_is_handled_like_ctrl_c(in_tmp, small_args, start_training, wait
     process = start_training(small_args(epochs=300, train=3000, test=500), run_dir)
     wait_for_epochs(run_dir, 2, process)
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=60)
+    _, stderr = process.communicate(timeout=PATIENCE_S)
     assert process.returncode == 143 and "Traceback" not in stderr
     assert stderr.strip().splitlines()[-1] == (
         f"interrupted; the finished epochs are kept in {run_dir}; continue with: dropcli train --resume {run_dir}"
@@ -107,7 +110,7 @@ def test_interrupts_in_quick_succession_leave_files_that_agree(in_tmp, small_arg
         process = start_training(small_args(epochs=10_000, train=300, test=100), run_dir)
         wait_for_epochs(run_dir, 3 + attempt, process)
         process.send_signal(signal.SIGINT)
-        process.communicate(timeout=60)
+        process.communicate(timeout=PATIENCE_S)
         summary = json.loads((run_dir / runs.SUMMARY_FILE).read_text())
         saved = checkpoints.load(run_dir / runs.LAST_CHECKPOINT)["epoch"]
         assert summary["epochs"] == saved == len(runs.read_metrics(run_dir)), attempt

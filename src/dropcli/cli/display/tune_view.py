@@ -1,0 +1,155 @@
+"""What `dropcli tune` shows: the search's progress, a table of the best trials, and a figure of
+the optimisation history beside the importance of each key.
+
+Only validation numbers are shown while searching: the test set is not what settings are chosen by.
+"""
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from dropcli.cli.display.figure import load_pyplot
+from dropcli.cli.display.plots import WIDTH, finish
+from dropcli.config.architecture import short
+from dropcli.experiments.tune_results import Found
+from dropcli.experiments.tune_search import Progress as SearchProgress
+from dropcli.runs.listeners import Listener
+from dropcli.runtime import duration_text
+
+
+class TuneView(Listener):
+    """The search as it goes: on a terminal a live bar of trials and one of the trial's epochs;
+    elsewhere a line per trial and, unless quiet, a line per epoch (validation only)."""
+
+    def __init__(self, console: Console, quiet: bool = False):
+        self.console, self.quiet = console, quiet
+        self.bar: Progress | None = None
+        self.trials_task = self.epochs_task = None
+        self.number = 0
+        self.total_epochs = 0
+
+    def __enter__(self) -> "TuneView":
+        if self.console.is_terminal and not self.quiet:
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[status]}"),
+                TimeElapsedColumn(),
+                console=self.console,
+            )
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+        self.bar = None
+
+    def trial_begins(self, progress: SearchProgress) -> None:
+        self.number = progress.number
+        status = trial_status(progress)
+        if self.bar is None:
+            if not self.quiet:
+                self.console.print(f"trial {progress.position} of {progress.total} (#{progress.number}): {status}")
+            return
+        if self.trials_task is None:
+            self.trials_task = self.bar.add_task("trials", total=progress.total, status=status)
+        self.bar.update(self.trials_task, completed=progress.position - 1, status=escape(status))
+
+    def run_started(self, config, run_dir) -> None:
+        if self.bar is not None:
+            if self.epochs_task is not None:
+                self.bar.remove_task(self.epochs_task)
+            self.epochs_task = self.bar.add_task(f"trial #{self.number} epochs", total=config.train.epochs, status="")
+        self.total_epochs = config.train.epochs
+
+    def epoch_finished(self, metrics) -> None:
+        text = f"val acc {metrics.val_acc:.4f}, train loss {metrics.train_loss:.4f}"
+        if self.bar is not None and self.epochs_task is not None:
+            self.bar.update(self.epochs_task, completed=metrics.epoch, status=text)
+        elif not self.quiet:
+            self.console.print(f"  epoch {metrics.epoch}/{self.total_epochs}: {text}")
+
+    def run_finished(self, result) -> None:
+        summary = result.summary
+        if summary is None or self.quiet:
+            return
+        val = (summary.get("final") or {}).get("val_acc")
+        how = summary["status"] if summary["status"] != "finished" else "done"
+        line = f"trial #{self.number} {how} after {summary['epochs']} epochs" + (
+            f": val acc {val:.4f}" if val is not None else ""
+        )
+        (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
+
+    def notice(self, message: str) -> None:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
+
+
+def trial_status(progress: SearchProgress) -> str:
+    """ "best val acc 0.8812 (#4), 3 pruned, about 2 min left"."""
+    best = (
+        "no trial done yet"
+        if progress.best_value is None
+        else f"best val acc {progress.best_value:.4f} (#{progress.best_number})"
+    )
+    left = "" if progress.remaining_seconds is None else f", about {duration_text(progress.remaining_seconds)} left"
+    return f"{best}, {progress.pruned} pruned{left}"
+
+
+def top_table(result: Found, top: int) -> Table:
+    """The best trials by validation accuracy (complete ones first, then pruned by their last value)."""
+    keys = list(dict.fromkeys(key for row in result.rows for key in row.values))
+    ranked = sorted(
+        (row for row in result.rows if row.value is not None),
+        key=lambda row: (row.state != "complete", -row.value),
+    )[:top]
+    counts = ", ".join(f"{count} {state}" for state, count in result.counts.items())
+    table = Table(
+        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation accuracy", header_style="bold"
+    )
+    for column in ("trial", "state", "val acc", "epochs", *keys, "run"):
+        table.add_column(column, justify="right" if column in ("trial", "val acc", "epochs") else "left", overflow="fold")
+    for row in ranked:
+        values = [escape(_value(row.values.get(key))) for key in keys]
+        epochs = "-" if row.epochs is None else str(row.epochs)
+        table.add_row(str(row.number), row.state, f"{row.value:.4f}", epochs, *values, escape(row.run or "-"))
+    return table
+
+
+def _value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return short(value)
+
+
+def figure(result: Found, caption: str):
+    """Left: each trial's validation accuracy against its number (pruned ones at their last
+    report) and the best so far; right: how much of the variation each key explains."""
+    pyplot = load_pyplot()
+    fig, (history, importance) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9), gridspec_kw={"width_ratios": [3, 2]})
+    for state, marker, colour in (("complete", "o", "C0"), ("pruned", "x", "C1")):
+        rows = [row for row in result.rows if row.state == state and row.value is not None]
+        history.plot([r.number for r in rows], [r.value for r in rows], marker, color=colour, label=state, markersize=4)
+    best, numbers, bests = None, [], []
+    for row in result.rows:
+        if row.state == "complete":
+            best = row.value if best is None else max(best, row.value)
+        if best is not None:
+            numbers.append(row.number)
+            bests.append(best)
+    history.step(numbers, bests, where="post", color="C2", label="best so far")
+    history.set(xlabel="trial", ylabel="validation accuracy", title="optimisation history")
+    history.legend(loc="best")
+    if result.importances:
+        keys = list(result.importances)[::-1]
+        importance.barh(keys, [result.importances[key] for key in keys], color="C0")
+        importance.set(xlabel="importance (share)", title="importance of each key")
+    else:
+        importance.text(0.5, 0.5, "too few complete trials\nto rank the keys", ha="center", va="center")
+        importance.set_axis_off()
+    finish(fig, caption)
+    return fig

@@ -1,0 +1,225 @@
+"""`tune`: search for the best settings with Optuna, pruning trials that look poor on validation."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dropcli.cli.app import Command, app
+from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.errors import DropcliError
+from dropcli.experiments.tune import PRUNERS, SAMPLERS
+
+EXAMPLE = (
+    "Example: dropcli tune -c smoke --set data.val_split=0.1 --space optim.lr=0.01:1:log "
+    "--space model.hidden=256x256,1024x1024 --trials 20 --pruner asha --final-seeds 3 --figure tune.png; "
+    "or: dropcli tune --plan docs/studies/best-any/plan.yaml"
+)
+
+
+@app.command(cls=Command, epilog=EXAMPLE)
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+def tune(
+    space: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--space",
+            metavar="KEY=LOW:HIGH[:log]|KEY=V1,V2",
+            help="A config key to search: a range of real numbers (log scale with :log) or a list of values, as sweep's --grid. Repeatable.",
+        ),
+    ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan",
+            metavar="FILE",
+            help="A study file (YAML: config, space, trials, timeout, pruner, sampler, storage, study, final_seeds); flags given here override it.",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials", min=1, help="Trials in the study, in all: a rerun trains only those missing (raise N to search on)."
+        ),
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--timeout",
+            min=1,
+            metavar="SECONDS",
+            help="Stop after this many seconds: the running trial stops after its epoch and the next session continues it.",
+        ),
+    ] = None,
+    pruner: Annotated[
+        str | None,
+        typer.Option(
+            "--pruner",
+            help=f"{', '.join(PRUNERS)}: what stops trials early, from each epoch's validation accuracy. Default: median.",
+        ),
+    ] = None,
+    sampler: Annotated[
+        str | None,
+        typer.Option(
+            "--sampler", help=f"{', '.join(SAMPLERS)}: how the next trial's values are chosen (grid: lists only). Default: tpe."
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage",
+            metavar="URL|FILE",
+            help="Where the study lives: an Optuna RDB URL (several processes or machines share it) or a journal file. Default: RUN_DIR/study.journal.",
+        ),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option("--study", metavar="NAME", help="The study's name in its storage. Default: the config's name.")
+    ] = None,
+    run_dir: Annotated[
+        Path | None,
+        typer.Option("--run-dir", help="The study directory: trial runs, best.yaml, final/. Default: runs/tune-STUDY."),
+    ] = None,
+    final_seeds: Annotated[
+        int | None,
+        typer.Option(
+            "--final-seeds",
+            min=1,
+            metavar="N",
+            help="Then train the best settings on the whole training set with N seeds and score the test set (mean ± std).",
+        ),
+    ] = None,
+    figure: Annotated[
+        Path | None,
+        typer.Option(
+            "--figure", metavar="FILE", help="Draw the optimisation history and each key's importance (.png, .pdf or .svg)."
+        ),
+    ] = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows in the table of the best trials.")] = 10,
+    summary: Annotated[
+        bool,
+        typer.Option(
+            "--summary", help="Train nothing: show the study as it stands (the table, best.yaml, --figure), even if unfinished."
+        ),
+    ] = False,
+    **options,
+) -> None:
+    """Search for the settings with the best validation accuracy (Optuna), stopping poor trials early.
+
+    Needs data.val_split > 0: trials are compared on validation only, never on the test set. Each trial is a normal run under the study directory (listed by dropcli runs; a pruned one has status pruned); the same command continues the study, and processes given one --storage share it. At the end: a table of the best trials and best.yaml, a config that dropcli train -c takes.
+    """
+    from dropcli import data, parallel
+    from dropcli.experiments import tune as tuning
+    from dropcli.parallel.workers import launch_command
+
+    tuning.optuna_module()
+    given = {
+        "space": space,
+        "trials": trials,
+        "timeout": timeout,
+        "pruner": pruner,
+        "sampler": sampler,
+        "storage": storage,
+        "study": study,
+        "final_seeds": final_seeds,
+        "run_dir": run_dir,
+    }
+    search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
+    if summary and "://" not in search.storage and not Path(search.storage).is_file():
+        raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
+    if figure is not None:
+        from dropcli.cli.display.figure import check_available, check_output
+
+        check_output(figure)
+        check_available()
+    check_extras(search.config)
+    with parallel.start() as workers:
+        workers.agreed(
+            lambda: (workers.device(search.config.device), data.find_or_fetch(search.config.data.root, search.config.data.name))
+        )
+        with interrupts_reported(lambda: _kept(search, launch_command())):
+            found, complete = _search(search, options["quiet"] or summary, workers, summary)
+            final = _final(search, found, options["quiet"], workers) if complete and not summary else None
+        if workers.is_primary:
+            _show(search, found, final, figure, top)
+
+
+def _search(search, quiet: bool, workers, summary: bool = False):
+    from dropcli.cli.display.tune_view import TuneView
+    from dropcli.experiments import tune_results, tune_search
+
+    with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
+        trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+    counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
+    if workers.is_primary:
+        screen = console()
+        where = f" ({' + '.join(map(str, counts))} on {len(counts)} workers)" if len(counts) > 1 else ""
+        screen.print(f"this command trained {sum(counts)} trial{'s' if sum(counts) != 1 else ''}{where}", highlight=False)
+        if stopped == "timeout":
+            later = "; --final-seeds waits until the study holds all its trials" if search.final_seeds else ""
+            screen.print(
+                f"--timeout reached; the same command continues the study (the stopped trial first){later}", highlight=False
+            )
+    from dropcli.experiments.tune import open_study  # the study as every worker left it
+
+    study = open_study(search, None, None)
+    result = tune_results.found(study)
+    if workers.is_primary:
+        tune_results.write_best(search, result)
+    return result, stopped is None
+
+
+def _final(search, found, quiet: bool, workers):
+    if not search.final_seeds or found.best_config is None:
+        return None
+    from dropcli.experiments import tune_results
+
+    listeners = [_run_reporter(quiet or not workers.is_primary)]
+    return tune_results.train_final(search, found.best_config, listeners, workers)
+
+
+def _run_reporter(quiet: bool):
+    from dropcli.cli.options import reporter
+
+    return reporter(quiet)
+
+
+def _show(search, found, final, figure: Path | None, top: int) -> None:
+    from dropcli.cli.display.tune_view import top_table
+    from dropcli.experiments.tune import BEST_CONFIG, space_text
+
+    screen = console()
+    if found.rows:
+        screen.print(top_table(found, top))
+    if found.best is None:
+        screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
+    else:
+        screen.print(
+            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings: "
+            f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
+            highlight=False,
+        )
+    if final is not None and final.test_acc is not None:
+        std = f" ± {final.test_acc.std:.4f}" if final.test_acc.std is not None else ""
+        screen.print(
+            f"final: {final.seeds} seed{'s' if final.seeds != 1 else ''} on the whole training set: "
+            f"test acc {final.test_acc.mean:.4f}{std} (runs in {search.directory / 'final'})",
+            highlight=False,
+        )
+    if figure is not None:
+        from dropcli.cli.display import tune_view
+        from dropcli.cli.display.figure import save
+
+        caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
+        save(tune_view.figure(found, caption), figure)
+        screen.print(f"figure saved to {figure}", highlight=False)
+    screen.print(f"tune saved to {search.directory} (study {search.study!r} in {search.storage})", highlight=False)
+
+
+def _kept(search, launch: str) -> str:
+    if not Path(search.storage).exists() and "://" not in search.storage:
+        return "no trial was started and nothing is kept; run the same command again"
+    how = "the same command" if launch == "dropcli" else f"the same command ({launch} ...)"
+    return (
+        f"the study is kept in {search.storage} and its trials' runs in {search.directory}; "
+        f"continue with {how}: the interrupted trial goes on from its last epoch"
+    )

@@ -1,0 +1,298 @@
+"""Search for good settings with Optuna: what to search, the study, and what it found.
+
+`dropcli tune --space KEY=LOW:HIGH[:log] --space KEY=V1,V2 --trials N` takes the keys and value
+forms of `sweep --grid`; Optuna's sampler picks each trial's values, and each epoch's validation
+accuracy goes to Optuna's pruner, which may stop a trial that looks poor (search.py trains them).
+Settings are chosen on the validation split only (data.val_split > 0), never on the test set.
+The study lives in an Optuna storage: a journal file in the study directory unless --storage
+names another (a file, or an RDB URL that several processes or machines share), so the same
+command continues it. Optuna is an optional extra, imported only here: dropcli[tune].
+"""
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml
+from dropcli.errors import DropcliError, first_line
+from dropcli.experiments import Grid, parse_grid, sweep_plan
+
+PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
+PRUNERS = ("median", "asha", "hyperband", "none")
+SAMPLERS = ("tpe", "random", "grid")
+JOURNAL = "study.journal"  # the default storage, in the study directory
+BEST_CONFIG = "best.yaml"
+# Keys the search may not vary, and why.
+NOT_SPACE_KEYS = {
+    "seed": "the seed is not a setting to tune; --final-seeds N trains the best settings with N seeds",
+    "data.val_split": "the validation split is what trials are compared on, so every trial must hold out the same one",
+}
+# What may differ between the sessions of one study: where and how fast it trains.
+SESSION_KEYS = ("device", "data.root", "train.engine")
+
+
+@dataclass(frozen=True)
+class Search:
+    """A search as the command line and the plan file describe it."""
+
+    config: Config
+    space: list[Grid]
+    trials: int  # the study's total: a rerun trains only what is missing
+    timeout: float | None  # seconds this command searches; a trial running then stops and is continued later
+    pruner: str
+    sampler: str
+    storage: str  # an RDB URL, or a journal file's path
+    study: str
+    directory: Path  # the trials' run directories, best.yaml, final/
+    final_seeds: int
+
+    @property
+    def max_epochs(self) -> int:
+        epochs = next((g.values for g in self.space if g.key == "train.epochs"), (self.config.train.epochs,))
+        return max(epochs)
+
+
+def optuna_module():
+    """Optuna, or one line saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise DropcliError("tune needs Optuna: pip install 'dropcli[tune]' (or pip install optuna)") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the search reports itself
+    return optuna
+
+
+def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], flags: dict, given: dict[str, Any]) -> Search:
+    """The search to run: the plan file (if any) with the command line over it. `given` holds the
+    command line's space (a list of KEY=... texts), trials, timeout, pruner, sampler, storage,
+    study, final_seeds and run_dir (None where not given). Every check happens here, before
+    anything is written."""
+    raw = sweep_plan.read(plan, PLAN_KEYS) if plan is not None else {}
+    config = sweep_plan.plan_config(plan, raw, config_path, overrides, flags)
+    if config.data.val_split <= 0:
+        raise DropcliError(
+            "tune chooses settings on a validation split, never on the test set, and this config has none; "
+            "add --set data.val_split=0.1 (or data: {val_split: 0.1} in the config)"
+        )
+    space = {grid.key: grid for grid in sweep_plan.plan_grids(plan, _checked_section(plan, raw.get("space")), "space")}
+    for text in given["space"] or []:
+        grid = parse_space(text)
+        space[grid.key] = grid
+    space_grids = checked_space(config, list(space.values()))
+    trials = given["trials"] or sweep_plan.count(plan, raw, "trials")
+    if trials is None:
+        raise DropcliError("tune needs a number of trials: --trials N (or trials: N in the plan file)")
+    sampler = _choice("sampler", given["sampler"] or raw.get("sampler", "tpe"), SAMPLERS, plan)
+    _check_grid_sampler(sampler, space_grids, trials)
+    study = str(given["study"] or raw.get("study") or config.name)
+    if not study or "/" in study or study.startswith("."):
+        raise DropcliError(f"--study {study!r}: a study name is one path component, e.g. --study lr-search")
+    directory = given["run_dir"] or Path("runs") / f"tune-{study}"
+    return Search(
+        config=config,
+        space=space_grids,
+        trials=trials,
+        timeout=_timeout(given["timeout"] if given["timeout"] is not None else raw.get("timeout"), plan),
+        pruner=_choice("pruner", given["pruner"] or raw.get("pruner", "median"), PRUNERS, plan),
+        sampler=sampler,
+        storage=_storage(given["storage"], raw.get("storage"), plan, directory),
+        study=study,
+        directory=directory,
+        final_seeds=given["final_seeds"] or sweep_plan.count(plan, raw, "final_seeds") or 0,
+    )
+
+
+def parse_space(text: str) -> Grid:
+    """--space KEY=LOW:HIGH[:log] or KEY=V1,V2,...: a grid, as sweep's --grid reads it."""
+    key = text.partition("=")[0].strip()
+    if key in NOT_SPACE_KEYS:
+        raise DropcliError(f"bad --space {text!r}: {NOT_SPACE_KEYS[key]}")
+    return parse_grid(text, "--space")
+
+
+def _checked_section(plan: Path | None, section: Any) -> Any:
+    for key in section or {}:
+        if key in NOT_SPACE_KEYS:
+            raise DropcliError(f"{plan}: space {key}: {NOT_SPACE_KEYS[key]}")
+    return section
+
+
+def checked_space(config: Config, space: list[Grid]) -> list[Grid]:
+    """The space with each list's values as the config holds them (checked like any setting, each
+    named once) and each range's ends checked; model.hidden first, so that per-layer rates
+    (model.dropout_1, ...) apply to the trial's own net. Refuses a space that varies nothing."""
+    if not space:
+        raise DropcliError("tune needs a space: --space KEY=LOW:HIGH[:log] or --space KEY=V1,V2 (repeatable), or --plan FILE")
+    checked = []
+    for grid in sorted(space, key=lambda g: g.key != "model.hidden"):
+        if grid.span is not None:
+            for end in grid.span[:2]:
+                replace(config, grid.key, end, source=f"{grid.source}={end:g}")
+            checked.append(grid)
+            continue
+        values = tuple(_config_value(config, grid, value) for value in grid.values)
+        repeated = sorted({architecture.short(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise DropcliError(f"{grid.source} names {', '.join(repeated)} more than once; name each value once")
+        checked.append(dataclasses.replace(grid, values=values))
+    if all(grid.span is None and len(grid.values) == 1 for grid in checked):
+        raise DropcliError(
+            f"the space fixes every key ({', '.join(g.key for g in checked)}: one value each), so there is nothing to search; "
+            "give a key a range LOW:HIGH or two values, or set fixed values with --set"
+        )
+    return checked
+
+
+def _config_value(config: Config, grid: Grid, value: Any) -> Any:
+    normal = get(replace(config, grid.key, value, source=f"{grid.source}={architecture.short(value)}"), grid.key)
+    if grid.key == "model.dropout" and not isinstance(value, (list, tuple)):
+        return normal[0]  # one rate for every layer, whatever the depth of the trial's net
+    return normal
+
+
+def _choice(what: str, value: Any, choices: tuple[str, ...], plan: Path | None) -> str:
+    if value not in choices:
+        where = f"{plan}: {what}" if plan is not None else f"--{what}"
+        raise DropcliError(f"{where} {value!r}: choose one of {', '.join(choices)}")
+    return value
+
+
+def _check_grid_sampler(sampler: str, space: list[Grid], trials: int) -> None:
+    if sampler != "grid":
+        return
+    ranged = [grid.key for grid in space if grid.span is not None]
+    if ranged:
+        raise DropcliError(f"--sampler grid tries lists of values, and {', '.join(ranged)} is a range; give values V1,V2,...")
+    points = math.prod(len(grid.values) for grid in space)
+    if trials > points:
+        raise DropcliError(f"--trials {trials}: the grid has only {points} points; ask for at most {points} trials")
+
+
+def _timeout(value: Any, plan: Path | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise DropcliError(f"{plan}: timeout must be a number of seconds above 0, got {value!r}")
+    return float(value)
+
+
+def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -> str:
+    """An RDB URL as given; a file as its path (a plan's relative to the plan file); default the study directory's journal."""
+    if flag is not None:
+        return flag
+    if entry is None:
+        return str(directory / JOURNAL)
+    if not isinstance(entry, str) or not entry:
+        raise DropcliError(f"{plan}: storage must be a journal file's path or an RDB URL, got {entry!r}")
+    return entry if "://" in entry else str(plan.parent / entry)
+
+
+def open_study(search: Search, sampler, pruner):
+    """The study in its storage, made on first use; refused if it was made for another search."""
+    optuna = optuna_module()
+    storage = _open_storage(optuna, search)
+    study = optuna.create_study(
+        storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
+    )
+    spec = spec_of(search)
+    found = study.user_attrs.get("dropcli")
+    if found is None:
+        study.set_user_attr("dropcli", spec)
+    elif found != spec:
+        raise DropcliError(
+            f"study {search.study!r} in {search.storage} was started with another config or space; "
+            "run it with the same ones to continue it, or name a new --study"
+        )
+    return study
+
+
+def _open_storage(optuna, search: Search):
+    if "://" in search.storage:
+        try:
+            return optuna.storages.RDBStorage(search.storage)
+        except Exception as error:  # a bad URL, a server that does not answer, a missing driver: all one answer
+            raise DropcliError(
+                f"--storage {search.storage}: cannot open it ({first_line(error, 160)}); check the URL, that the server "
+                "answers and that its driver is installed, e.g. sqlite:///study.db, or leave --storage out for a local journal"
+            ) from None
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    path = Path(search.storage)
+    if path.is_dir():
+        raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    except OSError as error:
+        raise DropcliError(f"--storage {path}: cannot open it ({error.strerror or error}); choose a writable place") from None
+
+
+def spec_of(search: Search) -> dict[str, Any]:
+    """What one study must keep: the base config (less where it trains) and the space."""
+    config = {key: value for key, value in flatten(to_dict(search.config)).items() if key not in SESSION_KEYS}
+    space = {grid.key: list(grid.span) if grid.span else [_plain(v) for v in grid.values] for grid in search.space}
+    return {"config": _plain(config), "space": space}
+
+
+def _plain(value: Any) -> Any:
+    """JSON's view of a value (tuples as lists), so a spec read back from the storage compares equal."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
+
+
+def label(value: Any) -> Any:
+    """A list value as Optuna's categorical choices hold it: text such as 1024x1024; scalars as they are."""
+    return architecture.short(value) if isinstance(value, (list, tuple)) else value
+
+
+def trial_config(search: Search, trial) -> tuple[Config, dict[str, Any]]:
+    """The config of an Optuna trial, and the values it drew, key by key in the space's order."""
+    config, values = search.config, {}
+    for grid in search.space:
+        if grid.span is not None:
+            low, high, log = grid.span
+            value = trial.suggest_float(grid.key, low, high, log=log)
+        else:
+            by_label = {label(v): v for v in grid.values}
+            value = by_label[trial.suggest_categorical(grid.key, list(by_label))]
+        values[grid.key] = value
+        config = replace(config, grid.key, value, source=f"trial {trial.number}: {grid.key}")
+    return config, values
+
+
+def space_text(space: list[Grid]) -> str:
+    """The space as --space would give it: optim.lr=0.01:1:log model.hidden=256x256,2048."""
+    parts = []
+    for grid in space:
+        if grid.span is not None:
+            low, high, log = grid.span
+            parts.append(f"{grid.key}={low:g}:{high:g}{':log' if log else ''}")
+        else:
+            parts.append(f"{grid.key}={','.join(architecture.short(v) for v in grid.values)}")
+    return " ".join(parts)
+
+
+def best_config_text(search: Search, config: Config, best: dict[str, Any], counts: dict[str, int]) -> str:
+    """best.yaml: the best trial's settings, trained on the whole training set, with how they were found."""
+    final = replace(replace(config, "data.val_split", 0.0), "name", f"{search.study}-best")
+    states = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
+    header = [
+        f"# The best settings dropcli tune found in study {search.study!r} ({search.storage}),",
+        "# chosen on validation accuracy only; the test set was never used to choose.",
+        f"# Space: {space_text(search.space)}",
+        f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner}; sampler: {search.sampler}",
+        f"# Best: trial {best['number']}, validation accuracy {best['value']:.4f} after {best['epochs']} epochs "
+        f"(data.val_split {search.config.data.val_split:g}; its run: {best['run']})",
+        "# This file trains on the whole training set (data.val_split 0): dropcli train -c THIS_FILE",
+    ]
+    return "\n".join(header) + "\n" + to_yaml(final)
+
+
+def config_of(attrs: dict[str, Any]) -> Config:
+    """A trial's config, as search.py stored it with the trial."""
+    return load_config(base=attrs["config"])

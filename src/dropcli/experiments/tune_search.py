@@ -1,0 +1,237 @@
+"""Training a tune study's trials: ask Optuna, train the run, tell Optuna how it ended.
+
+Each trial is a normal run directory (trial-NNNN) in the study directory. A listener reports
+each epoch's validation accuracy to the trial and stops the run (status "pruned") when the
+pruner says so. The study's budget is its total number of trials: trials interrupted by
+Ctrl-C, SIGTERM or --timeout do not count, and the next session continues their run directories
+first. Several processes may share one study: each takes the next trial from the storage
+(with a journal file, the count and the ask happen under a lock on that file, so together they
+train exactly the budget); under torchrun each worker does the same on its own device.
+"""
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dropcli import files, runs
+from dropcli.config import to_dict
+from dropcli.errors import DropcliError
+from dropcli.experiments.trials import Datasets
+from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
+from dropcli.parallel.workers import Workers
+from dropcli.runs import checkpoints
+from dropcli.runs.listeners import Listener, OutOfTime, Pruned
+from dropcli.runs.loop import train_run
+from dropcli.runtime import derived_seed
+from dropcli.training.epoch import Diverged
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where the study stands as a trial starts: what the display shows."""
+
+    position: int  # this trial is the position-th of the budget
+    total: int
+    number: int  # Optuna's trial number
+    best_value: float | None
+    best_number: int | None
+    pruned: int
+    remaining_seconds: float | None  # this process's pace so far times the trials left; None before one ended
+
+
+def search(
+    search: Search, listeners: list[Listener], on_trial: Callable[[Progress], None], workers: Workers
+) -> tuple[Any, int, str | None]:
+    """Train trials until the study holds search.trials of them (or --timeout). Returns the
+    study, the number of trials this process trained, and why it stopped early ("timeout") or None."""
+    optuna = optuna_module()
+    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search))
+    deadline = None if search.timeout is None else time.monotonic() + search.timeout
+    datasets, trained, started = Datasets(workers), 0, time.monotonic()
+    with _budget_lock(search):
+        _enqueue_interrupted(study)
+    while True:
+        if deadline is not None and time.monotonic() >= deadline:
+            return study, trained, "timeout"
+        with _budget_lock(search):
+            existing = study.get_trials(deepcopy=False)
+            counted = sum(1 for t in existing if not interrupted(t))
+            if counted >= search.trials:
+                return study, trained, None
+            trial = study.ask()
+        # A sampler seeded by the trial's number: the same study draws the same values, and
+        # processes that ask at the same moment still draw different ones.
+        study.sampler = _sampler(optuna, search, trial.number)
+        pace = (time.monotonic() - started) / trained if trained else None
+        started_before = sum(1 for t in existing if not interrupted(t) and t.state.name != "WAITING")
+        on_trial(_progress(existing, started_before + 1, search.trials, trial.number, pace))
+        stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
+        trained += 1
+        if stopped:
+            return study, trained, "timeout"
+
+
+def interrupted(trial) -> bool:
+    """A trial stopped by Ctrl-C, SIGTERM, --timeout or a fault: continued by a later session, not counted."""
+    return trial.state.name == "FAIL" and bool(trial.user_attrs.get("interrupted"))
+
+
+def _progress(existing: list, position: int, total: int, number: int, pace: float | None) -> Progress:
+    complete = [t for t in existing if t.state.name == "COMPLETE"]
+    best = max(complete, key=lambda t: t.value, default=None)
+    return Progress(
+        position=position,
+        total=total,
+        number=number,
+        best_value=best.value if best else None,
+        best_number=best.number if best else None,
+        pruned=sum(1 for t in existing if t.state.name == "PRUNED"),
+        remaining_seconds=None if pace is None else pace * (total - position + 1),
+    )
+
+
+def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list[Listener], deadline: float | None) -> bool:
+    """Train one trial and tell the study how it ended; True when --timeout stopped it."""
+    from optuna.trial import TrialState
+
+    try:
+        config, _ = trial_config(search, trial)
+    except DropcliError as error:  # values that do not go together (rates for another depth): said once, not retried
+        trial.set_user_attr("reason", str(error))
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    run = trial.user_attrs.get("run") or f"trial-{trial.number:04d}"
+    trial.set_user_attr("run", run)
+    trial.set_user_attr("config", to_dict(config))
+    run_dir = search.directory / run
+    judge = _Judge(trial, search.pruner, search.max_epochs, deadline)
+    try:
+        resume_from = _resumed(trial, run_dir)
+        if resume_from is not None and trial.should_prune():
+            _summary_says_pruned(run_dir, f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
+            raise Pruned("judged on the epochs it had")
+        device, data = datasets.get(config)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        result = train_run(config, data, device, run_dir, [*listeners, judge], resume_from=resume_from)
+        _tell(study, trial, run_dir, TrialState.COMPLETE, result.summary["final"]["val_acc"])
+    except Pruned:
+        _tell(study, trial, run_dir, TrialState.PRUNED)
+    except Diverged as error:
+        for listener in listeners:
+            listener.notice(f"trial {trial.number}: {error}; the search goes on")
+        _tell(study, trial, run_dir, TrialState.FAIL, reason="diverged")
+    except OutOfTime:
+        _tell(study, trial, run_dir, TrialState.FAIL, reason="--timeout", interrupted=True)
+        return True
+    except (KeyboardInterrupt, DropcliError) as error:
+        _tell(study, trial, run_dir, TrialState.FAIL, reason=type(error).__name__, interrupted=True)
+        raise
+    return False
+
+
+def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint of an interrupted trial's run, its epochs reported to the new trial again
+    (the pruner judges them as before); None for a new run."""
+    last = run_dir / runs.LAST_CHECKPOINT
+    if not last.is_file():
+        return None
+    checkpoint = checkpoints.load(last)
+    for record in runs.read_metrics(run_dir, allow_empty=True)[: checkpoint["epoch"]]:
+        trial.report(record["val_acc"], record["epoch"])
+    return checkpoint
+
+
+def _summary_says_pruned(run_dir: Path, reason: str) -> None:
+    """A run its pruner stops as it is taken up again keeps its epochs; its summary (written when it
+    was interrupted) now says pruned, so that `dropcli runs` agrees with the study."""
+    path = run_dir / runs.SUMMARY_FILE
+    if path.is_file():
+        files.write_json(path, {**runs.read_summary(path), "status": Pruned.status, "reason": reason})
+
+
+def _tell(study, trial, run_dir: Path, state, value: float | None = None, reason: str | None = None, interrupted: bool = False):
+    """Record how the trial ended, with the epochs its run trained (the compute it cost)."""
+    summary_path = run_dir / runs.SUMMARY_FILE
+    with contextlib.suppress(DropcliError):
+        if summary_path.is_file():
+            trial.set_user_attr("epochs", runs.read_summary(summary_path).get("epochs"))
+    if reason is not None:
+        trial.set_user_attr("reason", reason)
+    if interrupted:
+        trial.set_user_attr("interrupted", True)
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as error:
+        # The grid sampler calls study.stop() once its grid is done, which only works inside
+        # study.optimize(); Optuna has stored the trial by then, and --trials never exceeds the grid.
+        if "Study.stop" not in str(error):
+            raise
+
+
+def _enqueue_interrupted(study) -> None:
+    """Each interrupted trial not yet taken up again becomes a waiting trial with its values and
+    run directory, so the next trials asked for continue it."""
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.user_attrs.get("retry_of") for t in trials}
+    for trial in trials:
+        if interrupted(trial) and trial.number not in taken and "run" in trial.user_attrs:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "run": trial.user_attrs["run"]})
+
+
+class _Judge(Listener):
+    """Reports each epoch's validation accuracy to the trial; stops the run when the pruner says
+    so, or when --timeout has passed (the run is then continued by the next session)."""
+
+    def __init__(self, trial, pruner: str, max_epochs: int, deadline: float | None):
+        self.trial, self.pruner, self.max_epochs, self.deadline = trial, pruner, max_epochs, deadline
+
+    def epoch_finished(self, metrics) -> None:
+        self.trial.report(metrics.val_acc, metrics.epoch)
+        if self.trial.should_prune():
+            raise Pruned(f"pruned by the {self.pruner} pruner after epoch {metrics.epoch} (val acc {metrics.val_acc:.4f})")
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise OutOfTime(f"stopped by --timeout after epoch {metrics.epoch}; the next tune session continues it")
+
+
+def _sampler(optuna, search: Search, number: int):
+    seed = derived_seed(search.config.seed, f"tune-sampler-{number}") % 2**32  # numpy's seeds are 32-bit
+    if search.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == "grid":
+        # One seed for every trial: it shuffles the grid, and trial k takes the k-th point of that order.
+        grid = {g.key: [label(v) for v in g.values] for g in search.space}
+        return optuna.samplers.GridSampler(grid, seed=search.config.seed)
+    # constant_liar: trials still running count as middling, so processes sharing a study spread out.
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def _pruner(optuna, search: Search):
+    if search.pruner == "median":
+        return optuna.pruners.MedianPruner()
+    if search.pruner == "asha":
+        # Rungs at epochs 1, 3, 9, 27, ...: at each, a trial goes on if it is in the top third so far.
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    if search.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.max_epochs, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+@contextlib.contextmanager
+def _budget_lock(search: Search) -> Iterator[None]:
+    """With a journal file, only one process at a time counts the trials and asks for the next
+    (a blocking lock on the file: the kernel drops it if the process dies). An RDB storage has
+    no such lock: processes that ask at the same moment may each start one trial beyond the budget."""
+    if "://" in search.storage:
+        yield
+        return
+    fd = os.open(search.storage, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

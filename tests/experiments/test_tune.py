@@ -1,0 +1,237 @@
+"""dropcli tune: a tiny search on the stand-in data prunes, continues when rerun, writes a config
+that train takes; processes share one storage; bad input is one line and exit 2."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dropcli import runs
+
+pytest.importorskip("optuna")
+
+SEARCH = ["--set", "data.val_split=0.2", "--space", "optim.lr=0.001:1:log", "--space", "model.hidden=32x32,64"]
+
+
+def study_trials(journal: Path, name: str = "default"):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke, small_args):
+    result = invoke(
+        "tune",
+        *small_args(epochs=3),
+        *SEARCH,
+        "--trials",
+        6,
+        "--pruner",
+        "asha",
+        "--sampler",
+        "random",
+        "--figure",
+        "t.svg",
+        "--final-seeds",
+        2,
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"final: 2 seeds on the whole training set: test acc \d\.\d{4} ± \d\.\d{4}", result.output)
+    directory = in_tmp / "runs" / "tune-default"
+    trials = study_trials(directory / "study.journal")
+    states = [t.state.name for t in trials]
+    assert len(trials) == 6 and "PRUNED" in states and "COMPLETE" in states
+    for trial in trials:  # each trial is a normal run, and a pruned one says so in its summary
+        summary = json.loads((directory / trial.user_attrs["run"] / runs.SUMMARY_FILE).read_text())
+        assert summary["status"] == {"PRUNED": "pruned", "COMPLETE": "finished"}[trial.state.name]
+        assert summary["epochs"] == trial.user_attrs["epochs"] == (3 if trial.state.name == "COMPLETE" else trial.last_step)
+    assert (in_tmp / "t.svg").stat().st_size > 0
+    listed = invoke("runs", directory, "--status", "pruned", "--json")
+    assert listed.exit_code == 0 and len(json.loads(listed.output)) == states.count("PRUNED")
+    best = directory / "best.yaml"
+    assert "validation accuracy" in best.read_text() and "pruner: asha" in best.read_text()
+    trained = invoke("train", "-c", best, "--run-dir", in_tmp / "again", "-q")
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads((in_tmp / "again" / runs.SUMMARY_FILE).read_text())
+    assert summary["data"]["val"] == 0  # the best settings train on the whole training set
+    final = json.loads((directory / "final" / "seed1" / runs.SUMMARY_FILE).read_text())
+    assert final["data"]["val"] == 0 and final["seed"] == 1
+
+
+def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, small_args, fake_data):
+    plan = in_tmp / "plan.yaml"
+    plan.write_text(
+        "config: {data: {val_split: 0.2, train_limit: 600, test_limit: 200, root: " + str(fake_data) + "}, "
+        "train: {epochs: 2}, device: cpu}\n"
+        "space: {optim.lr: '0.01:1:log', model.dropout_1: [0.2, 0.5]}\ntrials: 3\npruner: median\nsampler: random\n"
+    )
+    first = invoke("tune", "--plan", plan, "-q")
+    assert first.exit_code == 0, first.output
+    again = invoke("tune", "--plan", plan, "-q")
+    assert again.exit_code == 0 and "this command trained 0 trials" in again.output
+    more = invoke("tune", "--plan", plan, "--trials", 5, "-q")
+    assert more.exit_code == 0 and "this command trained 2 trials" in more.output
+    shown = invoke("tune", "--plan", plan, "--trials", 9, "--summary")  # the study as it stands: nothing trained
+    assert shown.exit_code == 0 and "this command trained 0 trials" in shown.output and "best:" in shown.output
+    trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert len({t.user_attrs["run"] for t in trials}) == 5
+
+
+def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):
+    space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
+    args = [*small_args(epochs=2), "--set", "data.val_split=0.2", *space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]
+    result = invoke("tune", *args, "-q")
+    assert result.exit_code == 0, result.output
+    trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials) == 8
+
+
+def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, small_args, monkeypatch):
+    from dropcli.experiments import tune_search
+
+    real = tune_search._Judge.epoch_finished
+
+    def interrupt_at_epoch_2(judge, metrics):
+        if metrics.epoch == 2:
+            raise KeyboardInterrupt
+        real(judge, metrics)
+
+    args = ["tune", *small_args(epochs=4), *SEARCH, "--trials", 2, "--pruner", "none", "-q"]
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", interrupt_at_epoch_2)
+    stopped = invoke(*args)
+    assert stopped.exit_code == 130 and "the study is kept" in stopped.output
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", real)
+    resumed = invoke(*args)
+    assert resumed.exit_code == 0, resumed.output
+    directory = in_tmp / "runs" / "tune-default"
+    trials = study_trials(directory / "study.journal")
+    assert trials[0].state.name == "FAIL" and trials[0].user_attrs["interrupted"]
+    retry = next(t for t in trials if t.user_attrs.get("retry_of") == 0)
+    assert retry.state.name == "COMPLETE" and retry.params == trials[0].params and retry.user_attrs["run"] == "trial-0000"
+    assert len(runs.read_metrics(directory / "trial-0000")) == 4  # epochs 3 and 4 added to the 2 kept, not trained again
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 2  # the interrupted trial is not counted
+
+
+def test_an_interrupted_trial_its_pruner_stops_on_resume_is_listed_as_pruned(in_tmp, invoke, small_args, monkeypatch):
+    from dropcli.experiments import tune_search
+
+    real = tune_search._Judge.epoch_finished
+
+    def interrupt_at_epoch_2(judge, metrics):
+        if metrics.epoch == 2:
+            raise KeyboardInterrupt
+        real(judge, metrics)
+
+    args = ["tune", *small_args(epochs=4), *SEARCH, "--trials", 2, "--pruner", "median", "-q"]
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", interrupt_at_epoch_2)
+    assert invoke(*args).exit_code == 130
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", real)
+    monkeypatch.setattr(tune_search.optuna_module().trial.Trial, "should_prune", lambda trial: True)
+    assert invoke(*args).exit_code == 0
+    summary = json.loads((in_tmp / "runs" / "tune-default" / "trial-0000" / runs.SUMMARY_FILE).read_text())
+    assert summary["status"] == "pruned" and summary["epochs"] == 2
+
+
+@pytest.mark.system
+def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_path, fake_data):
+    journal = tmp_path / "shared.journal"
+    command = [
+        sys.executable,
+        "-m",
+        "dropcli",
+        "tune",
+        "--data-dir",
+        str(fake_data),
+        "--device",
+        "cpu",
+        "--set",
+        "data.train_limit=600",
+        "--set",
+        "data.test_limit=200",
+        "--set",
+        "train.epochs=2",
+        *SEARCH,
+        "--trials",
+        "8",
+        "--pruner",
+        "none",
+        "--storage",
+        str(journal),
+        "--run-dir",
+        str(tmp_path / "study"),
+        "-q",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert all(process.returncode == 0 for process in processes), outputs
+    trained = [int(re.search(r"this command trained (\d+) trial", out).group(1)) for out, _ in outputs]
+    trials = study_trials(journal)
+    assert sum(trained) == len(trials) == 8
+    assert sorted(t.number for t in trials) == list(range(8))
+    assert all(t.state.name == "COMPLETE" for t in trials)
+    assert len({t.user_attrs["run"] for t in trials}) == 8
+
+
+@pytest.mark.system
+def test_under_torchrun_each_worker_takes_trials_from_the_study(tmp_path, fake_data):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "dropcli", "tune"]
+    command += ["--data-dir", str(fake_data), "--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200"]
+    command += [
+        "--set",
+        "train.epochs=2",
+        *SEARCH,
+        "--trials",
+        "6",
+        "--pruner",
+        "none",
+        "--run-dir",
+        str(tmp_path / "study"),
+        "-q",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    counts = re.search(r"this command trained 6 trials \((\d+) \+ (\d+) on 2 workers\)", done.stdout)
+    assert counts, done.stdout  # how the 6 fell to the workers depends on their pace
+    trials = study_trials(tmp_path / "study" / "study.journal")
+    assert sorted(t.number for t in trials) == list(range(6)) and all(t.state.name == "COMPLETE" for t in trials)
+    assert (tmp_path / "study" / "best.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--space", "optim.lr=0.01:1"], "data.val_split"),  # no validation split: no tuning on the test set
+        (["--set", "data.val_split=0.2", "--space", "model.dropot=0:1"], "unknown key 'model.dropot'"),
+        (["--set", "data.val_split=0.2", "--space", "optim.lr=0.1:0.1"], "LOW < HIGH"),
+        (["--set", "data.val_split=0.2", "--space", "optim.lr=0.1", "--space", "model.hidden=64"], "fixes every key"),
+        (["--set", "data.val_split=0.2", "--space", "seed=0,1"], "--final-seeds"),
+        (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--sampler", "grid"], "lists of values"),
+        (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--pruner", "often"], "choose one of median"),
+        (["--set", "data.val_split=0.2", "--space", "model.dropout=0:1.5"], "model.dropout"),
+        (
+            ["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--storage", "sqlite:////no/such/dir/x.db"],
+            "cannot open it",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_with_nothing_written(in_tmp, invoke, small_args, extra, words):
+    result = invoke("tune", *small_args(), "--trials", 2, *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.output
+    assert not (in_tmp / "runs").exists()
+
+
+def test_without_optuna_it_says_how_to_install_it(in_tmp, invoke, small_args, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    result = invoke("tune", *small_args(), *SEARCH, "--trials", 2)
+    assert result.exit_code == 2 and "pip install 'dropcli[tune]'" in result.output
