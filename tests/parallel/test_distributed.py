@@ -267,8 +267,9 @@ def test_without_torchrun_nothing_distributed_is_used(in_tmp, fake_data):
 def test_ddp_resume_continues_exactly(in_tmp, fake_data, without_times, shape):
     # With dropout on: each worker's mask generator must continue where it stopped.
     args = ["--data-dir", fake_data, "--device", "cpu", *SIZES, "--set", "train.batch_size=100", *shape, "-q"]
-    assert torchrun("train", *args, "--set", "train.epochs=3", "--run-dir", "whole", cwd=in_tmp).returncode == 0
-    assert torchrun("train", *args, "--set", "train.epochs=2", "--run-dir", "part", cwd=in_tmp).returncode == 0
+    for epochs, name in ((3, "whole"), (2, "part")):
+        result = torchrun("train", *args, "--set", f"train.epochs={epochs}", "--run-dir", name, cwd=in_tmp)
+        assert result.returncode == 0, result.stderr
     result = torchrun("train", "--resume", "part", "--set", "train.epochs=3", "-q", cwd=in_tmp)
     assert result.returncode == 0, result.stderr
     read = lambda name: [json.loads(line) for line in (in_tmp / name / runs.METRICS_FILE).read_text().splitlines()]  # noqa: E731

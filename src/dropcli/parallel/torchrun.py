@@ -8,6 +8,7 @@ torch.distributed.
 
 import contextlib
 import datetime
+import gc
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -83,6 +84,11 @@ def start() -> Iterator[Ranks]:
         with _collective("leave the job together"):
             dist.barrier()
     finally:
+        # DDP's reducer holds the process group and sits in reference cycles: collect it now, so
+        # that gloo's threads stop while the interpreter is whole. Left to interpreter shutdown,
+        # a worker sometimes aborted at exit ("terminate called without an active exception",
+        # seen on a busy 2-core machine after a run had finished and saved everything).
+        gc.collect()
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
 
