@@ -165,6 +165,29 @@ def test_an_ensemble_of_one_run_is_that_run(two_runs, invoke):
     )
 
 
+def test_temperature_fitting_counts_in_the_monte_carlo_time_bound(two_runs, invoke, monkeypatch):
+    from dropcli.uncertainty import evaluation
+
+    seen = []
+    bound = evaluation.check_mc_time
+    monkeypatch.setattr(evaluation, "check_mc_time", lambda *args: (seen.append(args), bound(*args))[1])
+    study_json(invoke, two_runs, "--mc-samples", 3, "--temperature")
+    study_json(invoke, two_runs, "--mc-samples", 3)
+    # Two runs, each with 150 validation images (10 % of 1,500), scored 3 times to fit T for MC dropout.
+    assert [args[5:] for args in seen] == [(3 * 2 * 150,), (0,)]
+
+
+def test_the_time_bound_refuses_fitting_passes_that_do_not_fit(build):
+    from dropcli.errors import DropcliError
+    from dropcli.uncertainty.evaluation import MC_TIME_LIMIT_S, check_mc_time
+
+    model, X = build("scratch"), torch.rand(100, 784)
+    scoring = check_mc_time(model, X, 3, "fp32")
+    assert 0 < scoring < MC_TIME_LIMIT_S
+    with pytest.raises(DropcliError, match=r"--mc-samples 3: .* \(and 1,000,000,000,000,000 image-passes to fit temperatures"):
+        check_mc_time(model, X, 3, "fp32", fitting=10**15)  # no machine does that in an hour
+
+
 def test_predictions_read_back_reproduce_every_printed_metric(two_runs, invoke, in_tmp):
     args = [two_runs, "--mc-samples", 3, "--temperature", "--shift", "rotate=0:90:45", "--shift", "noise=0.2"]
     report = study_json(invoke, *args, "--predictions", in_tmp / "p.npz", "-o", in_tmp / "fig.png")

@@ -96,10 +96,13 @@ def evaluate_model(model: torch.nn.Module, config: Config, epoch: int, data: Spl
     )
 
 
-def check_mc_time(model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str, repeats: int = 1) -> float:
-    """Seconds `repeats` Monte Carlo scorings of `X` with `samples` passes should take, from a
-    timed probe of the batched forward the real scoring repeats (the same shape, so per-call costs
-    count for any K and model kind); DropcliError if that is over MC_TIME_LIMIT_S."""
+def check_mc_time(
+    model: torch.nn.Module, X: torch.Tensor, samples: int, precision: str, repeats: int = 1, fitting: int = 0
+) -> float:
+    """Seconds `repeats` Monte Carlo scorings of `X` with `samples` passes should take, plus
+    `fitting` more image-passes (temperature fitting on validation), from a timed probe of the
+    batched forward the real scoring repeats (the same shape, so per-call costs count for any K and
+    model kind); DropcliError if that is over MC_TIME_LIMIT_S."""
     from dropcli.uncertainty.methods import ROWS_PER_PASS, has_weight_noise, mc_probabilities, stacked_shape
 
     if has_weight_noise(model):  # one pass over X per sample, ROWS_PER_PASS rows at a time
@@ -116,12 +119,14 @@ def check_mc_time(model: torch.nn.Module, X: torch.Tensor, samples: int, precisi
         if X.device.type == "cuda":
             torch.cuda.synchronize(X.device)
         timings.append(time.perf_counter() - started)
-    estimate = sorted(timings)[1] * calls * repeats
+    per_call = sorted(timings)[1]
+    estimate = per_call * (calls * repeats + fitting / (rows * copies))
     if estimate > MC_TIME_LIMIT_S:
-        per_pass = estimate / samples / repeats  # one pass over all of X
-        fits = max(1, int(MC_TIME_LIMIT_S / (per_pass * repeats)))
+        per_pass = per_call * calls / samples  # one pass over all of X
+        fits = max(1, int(MC_TIME_LIMIT_S / (estimate / samples)))
+        also = f" (and {fitting:,} image-passes to fit temperatures on validation)" if fitting else ""
         raise DropcliError(
-            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} image{'s' * (len(X) != 1)}{f' × {repeats} (runs × shifts)' if repeats > 1 else ''} "
+            f"--mc-samples {samples}: {samples:,} passes over {len(X):,} image{'s' * (len(X) != 1)}{f' × {repeats} (runs × shifts)' if repeats > 1 else ''}{also} "
             f"would take about {duration_text(estimate)} here ({per_pass:.3g} s a pass on {X.device}); at most about {fits:,} fit in "
             f"{duration_text(MC_TIME_LIMIT_S)}: use fewer (tens to hundreds are usual)"
         )

@@ -119,7 +119,8 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     estimate = 0.0
     if lineup.mc_samples:
         passes = lineup.mc_samples[-1] * (2 if lineup.last_layer else 1)
-        estimate = evaluation.check_mc_time(first.model, subset.X, passes, first.config.train.precision, steps)
+        fitting = lineup.mc_samples[-1] * sum(len(val.y) for val in vals)  # fit_temperatures' MC passes
+        estimate = evaluation.check_mc_time(first.model, subset.X, passes, first.config.train.precision, steps, fitting)
     if progress is not None:
         progress(0, steps, estimate)  # before the work: what it will take
     fitted = lineup_module.fit_temperatures(lineup, members, vals, _shared(vals)) if request.temperature else None
