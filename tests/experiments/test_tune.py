@@ -84,6 +84,24 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     assert len({t.user_attrs["run"] for t in trials}) == 5
 
 
+def test_a_study_outlives_new_config_keys_but_not_a_changed_config(in_tmp, invoke, small_args):
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    args = [*small_args(epochs=1), *SEARCH, "--pruner", "none", "-q"]
+    assert invoke("tune", *args, "--trials", 1).exit_code == 0
+    journal = in_tmp / "runs" / "tune-default" / "study.journal"
+    study = optuna.load_study(study_name="default", storage=JournalStorage(JournalFileBackend(str(journal))))
+    spec = study.user_attrs["dropcli"]
+    del spec["config"]["data.val_seed"]  # as a dropcli from before data.val_seed stored it
+    study.set_user_attr("dropcli", spec)
+    more = invoke("tune", *args, "--trials", 2)
+    assert more.exit_code == 0 and "this command trained 1 trial" in more.output, more.output
+    changed = invoke("tune", *args, "--trials", 3, "--set", "optim.momentum=0.5")
+    assert changed.exit_code == 2 and "was started with another config or space" in changed.output, changed.output
+    assert len(study_trials(journal)) == 2
+
+
 def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):
     space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
     args = [*small_args(epochs=2), "--set", "data.val_split=0.2", *space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]

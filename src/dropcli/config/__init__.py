@@ -176,6 +176,18 @@ def flatten(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """{"model.kind": "scratch"} -> {"model": {"kind": "scratch"}}: flatten's inverse."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
+
+
 def to_dict(config: Config) -> dict[str, Any]:
     """The config as plain nested dicts and lists, in field order (for YAML, JSON and checkpoints)."""
     return dataclasses.asdict(config, dict_factory=lambda items: {key: _plain(value) for key, value in items})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml
+from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
 from dropcli.experiments import Grid, parse_grid, sweep_plan
 
@@ -200,7 +200,7 @@ def open_study(search: Search, sampler, pruner):
     found = study.user_attrs.get("dropcli")
     if found is None:
         study.set_user_attr("dropcli", spec)
-    elif found != spec:
+    elif _upgraded(found) != spec:
         raise DropcliError(
             f"study {search.study!r} in {search.storage} was started with another config or space; "
             "run it with the same ones to continue it, or name a new --study"
@@ -234,6 +234,15 @@ def spec_of(search: Search) -> dict[str, Any]:
     config = {key: value for key, value in flatten(to_dict(search.config)).items() if key not in SESSION_KEYS}
     space = {grid.key: list(grid.span) if grid.span else [_plain(v) for v in grid.values] for grid in search.space}
     return {"config": _plain(config), "space": space}
+
+
+def _upgraded(spec: Any) -> Any:
+    """A spec stored by an older dropcli in today's keys: a config key added since then counts at
+    its default, so a new key does not end a study begun before it."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
+        return spec
+    config = flatten(upgraded(unflatten(spec["config"])))
+    return {**spec, "config": _plain({key: value for key, value in config.items() if key not in SESSION_KEYS})}
 
 
 def _plain(value: Any) -> Any:
