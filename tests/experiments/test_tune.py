@@ -102,6 +102,16 @@ def test_a_study_outlives_new_config_keys_but_not_a_changed_config(in_tmp, invok
     assert len(study_trials(journal)) == 2
 
 
+def test_one_epoch_is_said_in_the_singular(in_tmp, invoke, small_args):
+    result = invoke("tune", *small_args(epochs=1), *SEARCH, "--trials", 1, "--pruner", "none")
+    assert result.exit_code == 0, result.output
+    best = (in_tmp / "runs" / "tune-default" / "best.yaml").read_text()
+    assert "after 1 epoch: val acc" in result.output and "after 1 epoch (data.val_split" in best
+    assert "1 epochs" not in result.output + best
+    trained = invoke("train", *small_args(epochs=1), "--run-dir", in_tmp / "one")
+    assert trained.exit_code == 0 and "1 epoch -> " in trained.output and "1 epochs" not in trained.output
+
+
 def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):
     space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
     args = [*small_args(epochs=2), "--set", "data.val_split=0.2", *space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]

@@ -18,6 +18,7 @@ from typing import Any
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
 from dropcli.experiments import Grid, parse_grid, sweep_plan
+from dropcli.runtime import count_text
 
 PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
 PRUNERS = ("median", "asha", "hyperband", "none")
@@ -295,7 +296,7 @@ def best_config_text(search: Search, config: Config, best: dict[str, Any], count
         "# chosen on validation accuracy only; the test set was never used to choose.",
         f"# Space: {space_text(search.space)}",
         f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner}; sampler: {search.sampler}",
-        f"# Best: trial {best['number']}, validation accuracy {best['value']:.4f} after {best['epochs']} epochs "
+        f"# Best: trial {best['number']}, validation accuracy {best['value']:.4f} after {count_text(best['epochs'], 'epoch')} "
         f"(data.val_split {search.config.data.val_split:g}; its run: {best['run']})",
         "# This file trains on the whole training set (data.val_split 0): dropcli train -c THIS_FILE",
     ]

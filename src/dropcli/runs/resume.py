@@ -8,6 +8,7 @@ from dropcli.config import Config, changed_keys, load_config
 from dropcli.errors import DropcliError
 from dropcli.runs import checkpoints
 from dropcli.runs.loop import stops_early
+from dropcli.runtime import count_text
 from dropcli.training.schedules import first_changed_epoch
 
 # What --resume may change: how long to train, where, where the data now lies (it is checked
@@ -41,7 +42,7 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
         )
     if payload["best"] and stops_early(config, payload["best"], payload["epoch"]):
         raise DropcliError(
-            f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {config.train.early_stopping} epochs "
+            f"--resume {run_dir}: the run stopped early at epoch {payload['epoch']}, {count_text(config.train.early_stopping, 'epoch')} "
             f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
         )
     _check_schedule(run_dir, saved, config, payload["epoch"])

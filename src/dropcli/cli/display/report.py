@@ -43,7 +43,7 @@ class Reporter(Listener):
         if self.quiet:
             return
         self.console.print(
-            f"[bold]{config.model.kind}[/] on {escape(config.name)}: {config.train.epochs} epochs -> {escape(str(run_dir))}",
+            f"[bold]{config.model.kind}[/] on {escape(config.name)}: {count_text(config.train.epochs, 'epoch')} -> {escape(str(run_dir))}",
             soft_wrap=True,
         )
         if self.live_mode:

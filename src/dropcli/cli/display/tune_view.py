@@ -15,7 +15,7 @@ from dropcli.config.architecture import short
 from dropcli.experiments.tune_results import Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
-from dropcli.runtime import duration_text
+from dropcli.runtime import count_text, duration_text
 
 
 class TuneView(Listener):
@@ -78,7 +78,7 @@ class TuneView(Listener):
             return
         val = (summary.get("final") or {}).get("val_acc")
         how = summary["status"] if summary["status"] != "finished" else "done"
-        line = f"trial #{self.number} {how} after {summary['epochs']} epochs" + (
+        line = f"trial #{self.number} {how} after {count_text(summary['epochs'], 'epoch')}" + (
             f": val acc {val:.4f}" if val is not None else ""
         )
         (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
