@@ -68,6 +68,32 @@ def test_runs_table_fits_80_and_100_columns_without_breaking_a_number_or_word():
     assert "1024x1024" in runs_table(infos, keys, 100)
 
 
+def test_tune_table_fits_80_and_100_columns_without_breaking_a_number_or_word():
+    from dropcli.cli.display.tune_view import top_table
+    from dropcli.experiments.tune_results import Found, TrialRow
+
+    values = {
+        "model.hidden": "1024x1024x1024",
+        "model.dropout_input": 0.2159,
+        "model.dropout_1": 0.3367,
+        "optim.lr": 0.06386,
+        "optim.momentum_final": 0.95,
+        "data.augment.shift": 1,
+    }
+    rows = [TrialRow(n, state, 0.8758, 9, values, f"trial-{n:04d}") for n, state in enumerate(["interrupted", "pruned"])]
+    found = Found(rows, None, None, {"interrupted": 1, "pruned": 1}, None)
+    for width in (80, 100, 200):
+        text = rendered(top_table(found, 5, width), width=width)
+        assert max(map(len, text.splitlines())) <= width
+        body = [line for line in text.splitlines() if line.startswith("│")]
+        assert len(body) == 2 and "interrupted" in body[0] and "0.8758" in body[0] and "trial-0000" in body[0]
+        if width == 200:  # each key headed by its last part, values whole, nothing left out
+            assert all(name in text for name in ("dropout_input", "momentum_final", "1024x1024x1024", "0.06386"))
+            assert "left out for width" not in text
+        else:
+            assert "left out for width:" in text and "data.augment.shift" in text
+
+
 def test_diff_names_the_reported_epoch_and_which_train_accuracy():
     first, second = info("a"), info("b")
     metrics = [("train_acc", 0.5, 0.4), ("val_acc", None, 0.7), ("epoch", 2, 3)]

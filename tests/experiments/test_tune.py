@@ -112,6 +112,24 @@ def test_one_epoch_is_said_in_the_singular(in_tmp, invoke, small_args):
     assert trained.exit_code == 0 and "1 epoch -> " in trained.output and "1 epochs" not in trained.output
 
 
+def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from dropcli.experiments.tune_search import _progress
+
+    def trial(number, state, seconds, value=None):
+        return SimpleNamespace(number=number, state=SimpleNamespace(name=state), duration=timedelta(seconds=seconds), value=value)
+
+    ended = [trial(0, "COMPLETE", 600, 0.8), trial(1, "PRUNED", 60), trial(2, "PRUNED", 30)]
+    running = trial(3, "RUNNING", 0)  # no duration yet: not counted
+    assert _progress(ended[:2], 3, 10, 2, workers=1).remaining_seconds is None  # two trials say too little
+    progress = _progress([*ended, running], 5, 10, 4, workers=1)
+    assert progress.remaining_seconds == pytest.approx(230 * 6)  # the mean of 600, 60 and 30 s, six trials left
+    assert _progress([*ended, running], 5, 10, 4, workers=2).remaining_seconds == pytest.approx(230 * 3)
+    assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
+
+
 def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):
     space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
     args = [*small_args(epochs=2), "--set", "data.val_split=0.2", *space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]

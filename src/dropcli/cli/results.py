@@ -334,7 +334,8 @@ def list_runs(
         _print_records(catalog.records(infos, keys, root), as_json)
         return
     screen = console()
-    screen.print(runs_table(infos, root, keys, screen))
+    # In a terminal the title and caption wrap between words; in a log each stays one line.
+    screen.print(runs_table(infos, root, keys, screen), soft_wrap=not screen.is_terminal)
 
 
 def _one_run(path: Path):

@@ -189,7 +189,8 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
 
     screen = console()
     if found.rows:
-        screen.print(top_table(found, top))
+        # In a terminal the title and caption wrap between words; in a log each stays one line.
+        screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
@@ -197,6 +198,7 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
             f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings: "
             f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
             highlight=False,
+            soft_wrap=not screen.is_terminal,
         )
     if final is not None and final.test_acc is not None:
         std = f" ± {final.test_acc.std:.4f}" if final.test_acc.std is not None else ""
@@ -204,6 +206,7 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
             f"final: {final.seeds} seed{'s' if final.seeds != 1 else ''} on the whole training set: "
             f"test acc {final.test_acc.mean:.4f}{std} (runs in {search.directory / 'final'})",
             highlight=False,
+            soft_wrap=not screen.is_terminal,
         )
     if figure is not None:
         from dropcli.cli.display import tune_view
@@ -212,7 +215,11 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
         caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
         save(tune_view.figure(found, caption), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
-    screen.print(f"tune saved to {search.directory} (study {search.study!r} in {search.storage})", highlight=False)
+    screen.print(
+        f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
+        highlight=False,
+        soft_wrap=not screen.is_terminal,
+    )
 
 
 def _kept(search, launch: str) -> str:

@@ -18,7 +18,6 @@ from typing import Any
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
 from dropcli.experiments import Grid, parse_grid, sweep_plan
-from dropcli.runtime import count_text
 
 PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
 PRUNERS = ("median", "asha", "hyperband", "none")
@@ -289,6 +288,8 @@ def space_text(space: list[Grid]) -> str:
 
 def best_config_text(search: Search, config: Config, best: dict[str, Any], counts: dict[str, int]) -> str:
     """best.yaml: the best trial's settings, trained on the whole training set, with how they were found."""
+    from dropcli.runtime import count_text  # runtime imports torch; tune --help must not
+
     final = replace(replace(config, "data.val_split", 0.0), "name", f"{search.study}-best")
     states = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
     header = [

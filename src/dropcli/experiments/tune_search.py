@@ -41,7 +41,7 @@ class Progress:
     best_value: float | None
     best_number: int | None
     pruned: int
-    remaining_seconds: float | None  # this process's pace so far times the trials left; None before one ended
+    remaining_seconds: float | None  # the study's mean trial time times the trials left, over the workers
 
 
 def search(
@@ -52,7 +52,7 @@ def search(
     optuna = optuna_module()
     study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search))
     deadline = None if search.timeout is None else time.monotonic() + search.timeout
-    datasets, trained, started = Datasets(workers), 0, time.monotonic()
+    datasets, trained = Datasets(workers), 0
     with _budget_lock(search):
         _enqueue_interrupted(study)
     while True:
@@ -67,9 +67,8 @@ def search(
         # A sampler seeded by the trial's number: the same study draws the same values, and
         # processes that ask at the same moment still draw different ones.
         study.sampler = _sampler(optuna, search, trial.number)
-        pace = (time.monotonic() - started) / trained if trained else None
         started_before = sum(1 for t in existing if not interrupted(t) and t.state.name != "WAITING")
-        on_trial(_progress(existing, started_before + 1, search.trials, trial.number, pace))
+        on_trial(_progress(existing, started_before + 1, search.trials, trial.number, workers.world_size))
         stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
         trained += 1
         if stopped:
@@ -81,9 +80,13 @@ def interrupted(trial) -> bool:
     return trial.state.name == "FAIL" and bool(trial.user_attrs.get("interrupted"))
 
 
-def _progress(existing: list, position: int, total: int, number: int, pace: float | None) -> Progress:
+def _progress(existing: list, position: int, total: int, number: int, workers: int) -> Progress:
     complete = [t for t in existing if t.state.name == "COMPLETE"]
     best = max(complete, key=lambda t: t.value, default=None)
+    # The pace of every trial that ended, in any session: pruned ones count, as the trials left
+    # will be pruned as often. Fewer than three say too little to estimate from.
+    ended = [t.duration.total_seconds() for t in existing if t.state.name in ("COMPLETE", "PRUNED") and t.duration]
+    pace = sum(ended) / len(ended) if len(ended) >= 3 else None
     return Progress(
         position=position,
         total=total,
@@ -91,7 +94,7 @@ def _progress(existing: list, position: int, total: int, number: int, pace: floa
         best_value=best.value if best else None,
         best_number=best.number if best else None,
         pruned=sum(1 for t in existing if t.state.name == "PRUNED"),
-        remaining_seconds=None if pace is None else pace * (total - position + 1),
+        remaining_seconds=None if pace is None else pace * (total - position + 1) / workers,
     )
 
 

@@ -4,6 +4,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dropcli.cli.display.console import columns_that_fit
 from dropcli.cli.display.report import TRAIN_ACC_EPOCH
 from dropcli.config.architecture import short
 
@@ -26,9 +27,8 @@ def runs_table(infos, root, keys: list[str], console: Console) -> Table:
     widths[0] = RUN_MIN_WIDTH
     # A status can be a sentence ("unreadable: ..."): it wraps between words, so its longest word counts.
     widths[-1] = max(len(word) for text in ["status", *(row[-1] for row in rows)] for word in text.split())
-    shown = len(keys)
-    while shown > 0 and _table_width(widths[: 2 + shown] + widths[2 + len(keys) :]) > console.width:
-        shown -= 1  # leave out the last key's column
+    # Where the console is too narrow, the last keys' columns are left out.
+    shown = columns_that_fit(widths[:2] + widths[2 + len(keys) :], widths[2 : 2 + len(keys)], console.width)
     left_out = keys[shown:]
     caption = f"left out for width: {', '.join(left_out)} (see --json)" if left_out else None
     table = Table(title=f"runs under {escape(str(root))}", caption=caption, header_style="bold")
@@ -53,11 +53,6 @@ def _row(info, root, keys: list[str]) -> list[str]:
         _optional(info.final_test_acc),
         info.status,
     ]
-
-
-def _table_width(column_widths: list[int]) -> int:
-    """A boxed table's width: each column padded by a space each side, a rule between and around."""
-    return sum(column_widths) + 3 * len(column_widths) + 1
 
 
 def value_text(value, metric: bool = False) -> str:

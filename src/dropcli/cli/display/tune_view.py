@@ -9,8 +9,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dropcli.cli.display.console import columns_that_fit
 from dropcli.cli.display.figure import load_pyplot
 from dropcli.cli.display.plots import WIDTH, finish
+from dropcli.cli.display.runs_tables import RUN_MIN_WIDTH
 from dropcli.config.architecture import short
 from dropcli.experiments.tune_results import Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
@@ -98,24 +100,52 @@ def trial_status(progress: SearchProgress) -> str:
     return f"{best}, {progress.pruned} pruned{left}"
 
 
-def top_table(result: Found, top: int) -> Table:
-    """The best trials by validation accuracy (complete ones first, then pruned by their last value)."""
+def top_table(result: Found, top: int, width: int) -> Table:
+    """The best trials by validation accuracy (complete ones first, then pruned by their last value).
+
+    No number or word is broken: a key's column is headed by its last part where that is unique
+    (lr for optim.lr) and the last keys' columns are left out where `width` is too narrow, the
+    caption naming them; only the run column folds.
+    """
     keys = list(dict.fromkeys(key for row in result.rows for key in row.values))
     ranked = sorted(
         (row for row in result.rows if row.value is not None),
         key=lambda row: (row.state != "complete", -row.value),
     )[:top]
+    rows = [
+        [
+            str(row.number),
+            row.state,
+            f"{row.value:.4f}",
+            "-" if row.epochs is None else str(row.epochs),
+            *(_value(row.values.get(key)) for key in keys),
+            row.run or "-",
+        ]
+        for row in ranked
+    ]
+    header = ["trial", "state", "val acc", "epochs", *_headings(keys), "run"]
+    widths = [max(len(text) for text in [name, *(row[i] for row in rows)]) for i, name in enumerate(header)]
+    widths[-1] = RUN_MIN_WIDTH
+    shown = columns_that_fit(widths[:4] + widths[-1:], widths[4:-1], width)
     counts = ", ".join(f"{count} {state}" for state, count in result.counts.items())
+    left_out = keys[shown:]
     table = Table(
-        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation accuracy", header_style="bold"
+        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation accuracy",
+        caption=f"left out for width: {', '.join(left_out)} (widen the terminal to see them)" if left_out else None,
+        header_style="bold",
     )
-    for column in ("trial", "state", "val acc", "epochs", *keys, "run"):
-        table.add_column(column, justify="right" if column in ("trial", "val acc", "epochs") else "left", overflow="fold")
-    for row in ranked:
-        values = [escape(_value(row.values.get(key))) for key in keys]
-        epochs = "-" if row.epochs is None else str(row.epochs)
-        table.add_row(str(row.number), row.state, f"{row.value:.4f}", epochs, *values, escape(row.run or "-"))
+    for name in header[: 4 + shown]:
+        table.add_column(name, justify="right" if name in ("trial", "val acc", "epochs") else "left", no_wrap=True)
+    table.add_column("run", overflow="fold", min_width=RUN_MIN_WIDTH)  # a run directory's name may fold
+    for row in rows:
+        table.add_row(*(escape(text) for text in [*row[: 4 + shown], row[-1]]))
     return table
+
+
+def _headings(keys: list[str]) -> list[str]:
+    """Each key's column heading: its last part (lr for optim.lr) where no other key shares it."""
+    last = [key.rsplit(".", 1)[-1] for key in keys]
+    return [part if last.count(part) == 1 else key for key, part in zip(keys, last)]
 
 
 def _value(value) -> str:
