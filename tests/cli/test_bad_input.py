@@ -289,6 +289,13 @@ CASES = [
         "--grid model.hidden and --grid model.hidden_1 (a place in model.hidden) set the same list; keep one",
     ),
     (
+        "grid-key-twice",
+        nothing,
+        ["sweep", "--grid", "optim.lr=0.01,0.1", "--grid", "optim.lr=0.5"],
+        2,
+        "--grid optim.lr is given more than once; give each key once, with all its values",
+    ),
+    (
         "where-a-section",
         runs_with(),
         ["runs", "--where", "model=1"],

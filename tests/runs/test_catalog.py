@@ -49,6 +49,9 @@ def test_where_status_sort_and_top(some_runs, invoke):
     ranked = records(invoke, "--sort", "test_acc")
     assert [r["test_acc"] for r in ranked] == sorted((r["test_acc"] for r in ranked), reverse=True)
     assert len(records(invoke, "--sort", "test_loss", "--top", "2")) == 2
+    # A list sorts place by place, a word by its text: [0.0, 0.5] before [0.5, 0.5], builtin before scratch.
+    assert [r["model.dropout"] for r in records(invoke, "--sort", "model.dropout")] == [[0.0, 0.5]] * 2 + [[0.5, 0.5]] * 3
+    assert [r["model.kind"] for r in records(invoke, "--sort", "model.kind")] == ["builtin"] + ["scratch"] * 4
     result = invoke("runs", "runs", "--sort", "nonsense")
     assert result.exit_code == 2 and "not a metric" in result.stderr
 

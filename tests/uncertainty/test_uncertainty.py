@@ -311,6 +311,7 @@ def test_runs_that_differ_beyond_the_seed_are_refused(in_tmp, invoke, small_args
             ["plain", "--temperature"],
             "--temperature fits T on the run's validation split, and plain/checkpoints/last.pt has none",
         ),
+        (["a", "--split", "val", "--temperature"], "--split val would score T on the examples it was fitted to"),
     ]
     for args, message in cases:
         result = invoke("evaluate", *args, "-o", "fig.png", "--predictions", "p.npz")

@@ -196,12 +196,7 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
     if any(grid.span is not None for grid in grids):
         raise DropcliError("a --grid range (LOW:HIGH) is sampled, not tried whole: add --sample N")
     keys = [grid.key for grid in grids]
-    if len(set(keys)) != len(keys):
-        raise DropcliError(f"a --grid key is named twice: {', '.join(keys)}")
-    for key in keys:
-        list_key, place = architecture.list_place(key)
-        if place is not None and list_key in keys:  # both would set the same layer
-            raise DropcliError(f"--grid {list_key} and --grid {key} (a place in {list_key}) set the same list; keep one")
+    check_keys(keys, "--grid")
     count = (len(grids[0].values) if zipped and grids else math.prod(len(grid.values) for grid in grids)) * seeds
     if count > MAX_TRIALS:
         raise DropcliError(
@@ -224,6 +219,17 @@ def plan(config: Config, grids: list[Grid], seeds: int, zipped: bool = False) ->
         for seed in range(config.seed, config.seed + seeds):
             trials.append(Trial(values, seed, replace(cell_config, "seed", seed), f"{stem}_seed{seed}"))
     return trials
+
+
+def check_keys(keys: list[str], flag: str) -> None:
+    """Each key varied once: not twice, and not a list (model.hidden) beside one of its places
+    (model.hidden_1), since both would set the same layer."""
+    if len(set(keys)) != len(keys):
+        raise DropcliError(f"a {flag} key is named twice: {', '.join(keys)}")
+    for key in keys:
+        list_key, place = architecture.list_place(key)
+        if place is not None and list_key in keys:
+            raise DropcliError(f"{flag} {list_key} and {flag} {key} (a place in {list_key}) set the same list; keep one")
 
 
 def _normalised(config: Config, grid: Grid, unique: bool) -> tuple[Any, ...]:

@@ -46,13 +46,22 @@ def resolve(
     """The sweep to run: the plan file (if any) with the command line's flags over it."""
     raw = read(plan, STUDY_KEYS) if plan is not None else {}
     config = plan_config(plan, raw, config_path, overrides, flags)
-    grids = {grid.key: grid for grid in plan_grids(plan, raw.get("grid"))}
-    for text in grid_texts:
-        grid = parse_grid(text)
-        grids[grid.key] = grid
+    grids = merged_grids(plan_grids(plan, raw.get("grid")), [parse_grid(text) for text in grid_texts], "--grid")
     if not grids:
         raise DropcliError("sweep needs grids: --grid KEY=V1,V2,... (repeatable), or --plan FILE with a grid: section")
-    return PlanFile(config, list(grids.values()), seeds or count(plan, raw, "seeds") or 1, sample or count(plan, raw, "sample"))
+    return PlanFile(config, grids, seeds or count(plan, raw, "seeds") or 1, sample or count(plan, raw, "sample"))
+
+
+def merged_grids(from_plan: list[Grid], given: list[Grid], flag: str) -> list[Grid]:
+    """The plan file's grids with the command line's over them: a key given replaces the plan's
+    values for it. A key given twice on the command line is refused, not settled by order."""
+    keys = [grid.key for grid in given]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise DropcliError(f"{flag} {twice[0]} is given more than once; give each key once, with all its values: KEY=V1,V2,...")
+    grids = {grid.key: grid for grid in from_plan}
+    grids.update((grid.key, grid) for grid in given)
+    return list(grids.values())
 
 
 def plan_config(

@@ -56,18 +56,27 @@ def setting(info: RunInfo, key: str) -> Any:
 
 
 def sort(infos: list[RunInfo], key: str) -> list[RunInfo]:
-    """Best first: accuracies high to low, losses and anything else low to high; runs without it last."""
+    """Best first: accuracies high to low, losses and anything else low to high; runs without it last.
+    A list (model.hidden 256x256) sorts place by place, and a word or a truth value by its text."""
     descending = higher_is_better(key)
 
-    def value(info: RunInfo) -> tuple[bool, Any]:
+    def value(info: RunInfo) -> tuple[int, Any]:
         found = info.final.get(key) if key in METRICS else setting(info, key)
-        if not isinstance(found, (int, float)) or isinstance(found, bool) or math.isnan(found):
-            return (True, 0)
-        return (False, -found if descending else found)
+        if found is _MISSING or found is None or (isinstance(found, float) and math.isnan(found)):
+            return (3, 0)
+        if _is_number(found):
+            return (0, -found if descending else found)
+        if isinstance(found, list) and all(_is_number(item) for item in found):
+            return (1, tuple(found))
+        return (2, str(found))
 
     if key not in METRICS and all(setting(info, key) is _MISSING for info in infos):
         raise DropcliError(f"--sort {key}: not a metric ({', '.join(METRICS)}) or a config key of these runs")
     return sorted(infos, key=value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def records(infos: list[RunInfo], keys: list[str], root) -> list[dict[str, Any]]:

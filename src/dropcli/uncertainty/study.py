@@ -192,6 +192,11 @@ def check(request: Request, members: list[ensembles.Member]) -> None:
         )
     if request.split == "val" and members[0].config.data.val_split == 0:
         raise DropcliError("this run has no val split (data.val_split is 0); use --split test or --split train")
+    if request.temperature and request.split == "val":
+        raise DropcliError(
+            "--temperature fits T on the validation split, so --split val would score T on the examples it was fitted to; "
+            "use --split test, or leave out --temperature"
+        )
     if request.temperature:
         for member in members:
             if member.config.data.val_split == 0:
