@@ -172,7 +172,9 @@ def _check_every_net(config: Config, space: list[Grid]) -> None:
                     for value in grid.values:
                         _config_value(net, grid, value)
             except DropcliError as error:
-                raise DropcliError(f"with model.hidden={architecture.short(hidden)} (drawn by --space): {first_line(error)}") from None
+                raise DropcliError(
+                    f"with model.hidden={architecture.short(hidden)} (drawn by --space): {first_line(error)}"
+                ) from None
 
 
 def _config_value(config: Config, grid: Grid, value: Any) -> Any:
