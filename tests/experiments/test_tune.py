@@ -264,6 +264,7 @@ def test_under_torchrun_each_worker_takes_trials_from_the_study(tmp_path, fake_d
         (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--pruner", "often"], "choose one of median"),
         (["--set", "data.val_split=0.2", "--space", "model.dropout=0:1.5"], "model.dropout"),
         (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--space", "optim.lr=0.2:2"], "more than once"),
+        (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--figure", "tune.jpg"], "e.g. --figure tune.pdf"),
         (["--set", "data.val_split=0.2", "--space", "model.hidden=64,32x32", "--space", "model.hidden_1=8,16"], "same list"),
         (  # a second layer's rate, and a drawn net of one layer: refused before any trial, not in mid-study
             ["--set", "data.val_split=0.2", "--space", "model.hidden=64,32x32", "--space", "model.dropout_2=0.1:0.5"],

@@ -68,3 +68,5 @@ def test_diff_of_two_runs(some_runs, invoke):
     assert "test acc" in result.stdout and "reported epoch" in result.stdout and "None" not in result.stdout
     result = invoke("runs", "--diff", some_runs / "s", some_runs / "plain")
     assert result.exit_code == 2 and "not a run directory" in result.stderr
+    result = invoke("runs", "--diff", some_runs / "plain", some_runs / "plain", "--json", "--where", "model.kind=scratch")
+    assert result.exit_code == 2 and "--diff compares two runs and takes no --where, --json" in result.stderr

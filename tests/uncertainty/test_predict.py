@@ -60,3 +60,10 @@ def test_predict_refuses_bad_input_in_one_line(trained, invoke, fake_data, in_tm
     monkeypatch.setitem(sys.modules, "PIL", None)  # as if Pillow were not installed
     result = invoke("predict", trained, "notes.png", "--data-dir", fake_data)
     assert result.exit_code == 2 and "pip install 'dropcli[images]'" in result.stderr
+
+
+def test_monte_carlo_passes_of_a_net_without_dropout_are_refused(in_tmp, invoke, small_args, fake_data):
+    assert invoke("train", *small_args(1, **RUN), "--model", "none", "--run-dir", "plain", "-q").exit_code == 0
+    result = invoke("predict", "plain", "--index", "0", "--mc-samples", "5", "--data-dir", fake_data)
+    assert result.exit_code == 2 and "(model.kind none) has no dropout or noise layer to leave on" in result.stderr
+    assert invoke("predict", "plain", "--index", "0", "--data-dir", fake_data).exit_code == 0

@@ -316,6 +316,11 @@ def list_runs(
     from dropcli.runs import catalog
 
     if diff is not None:
+        listing_options = {"--where": where, "--status": status, "--sort": sort, "--top": top, "--json": as_json, "--csv": as_csv}
+        listing = [flag for flag, value in listing_options.items() if value]
+        if listing or root != Path("runs"):
+            named = ", ".join(listing) or f"the directory {root}"
+            raise DropcliError(f"--diff compares two runs and takes no {named}; leave it out, or list runs without --diff")
         first, second = (_one_run(path) for path in diff)
         console().print(*diff_table(first, second, *catalog.diff(first, second)))
         return

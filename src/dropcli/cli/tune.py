@@ -129,7 +129,7 @@ def tune(
     if figure is not None:
         from dropcli.cli.display.figure import check_available, check_output
 
-        check_output(figure)
+        check_output(figure, "--figure")
         check_available()
     check_extras(search.config)
     with parallel.start() as workers:

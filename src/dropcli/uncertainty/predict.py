@@ -19,7 +19,7 @@ from dropcli.errors import DropcliError
 from dropcli.runs import checkpoints
 from dropcli.uncertainty.calibration import entropy_of
 from dropcli.uncertainty.evaluation import check_mc_time
-from dropcli.uncertainty.methods import logits, mc_probabilities
+from dropcli.uncertainty.methods import logits, mc_probabilities, stochastic_modules
 
 SIDE = 28  # Fashion-MNIST's images are 28 x 28
 
@@ -131,6 +131,11 @@ def predict(
     the run's seed) and its entropy."""
     model = checkpoints.load_model(payload, device)
     X = X.to(device)
+    if mc_samples > 0 and not stochastic_modules(model):
+        raise DropcliError(
+            f"--mc-samples {mc_samples}: this run's net (model.kind {config.model.kind}) has no dropout or noise layer to leave on, "
+            "so every pass would be the same; leave out --mc-samples"
+        )
     if mc_samples > 0:
         check_mc_time(model, X, mc_samples, config.train.precision)  # an impossible K is refused, not run out of memory
         torch.manual_seed(config.seed)

@@ -44,17 +44,18 @@ def check_available() -> None:
     load_pyplot()
 
 
-def check_output(path: Path) -> str:
-    """The format for `path`, from its suffix; DropcliError for a directory or a suffix that is not supported."""
+def check_output(path: Path, option: str = "-o") -> str:
+    """The format for `path`, from its suffix; DropcliError for a directory or a suffix that is not
+    supported. `option` names the flag that gave the path (tune's is --figure)."""
     if path.is_dir():
-        raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. -o {path / 'curves.png'}")
+        raise DropcliError(f"cannot write {path}: it is a directory; name a file, e.g. {option} {path / 'curves.png'}")
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise DropcliError(
             f"cannot write {path}: the suffix chooses the format, and {path.suffix or 'no suffix'!r} is none of "
-            f"{', '.join(FORMATS)}; e.g. -o {path.with_suffix('.pdf')}"
+            f"{', '.join(FORMATS)}; e.g. {option} {path.with_suffix('.pdf')}"
         )
-    check_writable(path, "-o")  # before anything is read or drawn, as evaluate's -o
+    check_writable(path, option)  # before anything is read or drawn, as evaluate's -o
     return fmt
 
 
