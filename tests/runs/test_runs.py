@@ -90,7 +90,13 @@ def test_resume_can_train_longer_but_not_change_the_run(in_tmp, invoke, small_ar
     run_dir = in_tmp / "r"
     assert invoke("train", *small_args(2, **RUN_SIZE), "--run-dir", run_dir, "-q").exit_code == 0
     result = invoke("train", "--resume", run_dir)
-    assert result.exit_code == 2 and "has finished 2 of 2 epochs" in result.stderr and "--set train.epochs=12" in result.stderr
+    assert result.exit_code == 2 and "has finished all 2 epochs" in result.stderr and "--set train.epochs=12" in result.stderr
+    result = invoke("train", "--resume", run_dir, "--set", "train.epochs=1")
+    assert result.exit_code == 2 and "has already trained 2 epochs, more than train.epochs 1" in result.stderr
+    result = invoke("train", "--resume", run_dir / runs.LAST_CHECKPOINT)
+    assert result.exit_code == 2 and f"--resume takes the run's directory, e.g. --resume {run_dir}" in result.stderr
+    result = invoke("train", "--resume", in_tmp)  # holds the run, is not one
+    assert result.exit_code == 2 and "not a run directory (no config.yaml)" in result.stderr
     result = invoke("train", "--resume", run_dir, "--set", "optim.lr=0.5", "--set", "train.epochs=3")
     assert result.exit_code == 2 and "cannot change optim.lr" in result.stderr
     result = invoke("train", "--resume", run_dir, "--model", "builtin", "--set", "train.epochs=3")

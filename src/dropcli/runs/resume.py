@@ -20,8 +20,15 @@ RESUMABLE_KEYS = ("train.epochs", "device", "data.root", "train.engine")
 def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[str, Any]]) -> tuple[Config, dict[str, Any]]:
     """The config and checkpoint to continue `run_dir` with; only RESUMABLE_KEYS may change."""
     path = run_dir / runs.LAST_CHECKPOINT
+    if run_dir.is_file():
+        raise DropcliError(f"--resume {run_dir}: a file; --resume takes the run's directory, e.g. --resume {_run_of(run_dir)}")
     if not run_dir.is_dir():
         raise DropcliError(f"--resume {run_dir}: no such run directory")
+    if not path.is_file() and not (run_dir / runs.CONFIG_FILE).is_file():
+        raise DropcliError(
+            f"--resume {run_dir}: not a run directory (no {runs.CONFIG_FILE}); an experiment continues when its command "
+            "is run again, one of its trials with --resume DIR/TRIAL"
+        )
     if not path.is_file():
         raise DropcliError(
             f"--resume {run_dir}: no {runs.LAST_CHECKPOINT} (the run stopped before its first epoch ended); start a new run"
@@ -47,11 +54,20 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
         )
     _check_schedule(run_dir, saved, config, payload["epoch"])
     if config.train.epochs <= payload["epoch"]:
+        done = (
+            f"finished all {count_text(payload['epoch'], 'epoch')}"
+            if config.train.epochs == payload["epoch"]
+            else f"already trained {count_text(payload['epoch'], 'epoch')}, more than train.epochs {config.train.epochs}"
+        )
         raise DropcliError(
-            f"--resume {run_dir}: the run has finished {payload['epoch']} of {config.train.epochs} epochs; "
-            f"to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
+            f"--resume {run_dir}: the run has {done}; to train on, raise the total, e.g. --set train.epochs={payload['epoch'] + 10}"
         )
     return config, payload
+
+
+def _run_of(path: Path) -> Path:
+    """The run directory a checkpoint file lies in (RUN/checkpoints/last.pt -> RUN)."""
+    return path.parent.parent if path.parent.name == runs.CHECKPOINT_DIR else path.parent
 
 
 def _check_schedule(run_dir: Path, saved: Config, config: Config, done: int) -> None:
