@@ -297,6 +297,13 @@ def test_bad_options_are_one_line_and_write_nothing(two_runs, invoke, in_tmp, ar
     assert sorted(in_tmp.rglob("*")) == before
 
 
+def test_an_ood_data_set_not_on_this_machine_is_named_with_what_to_give_instead(two_runs, invoke, no_system_data):
+    result = invoke("evaluate", two_runs, "--ood", "mnist")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --ood mnist: MNIST not found"), result.output
+    assert "name a directory holding its t10k-images-idx3-ubyte[.gz] instead (--ood DIR)" in result.stderr
+    assert "--data-dir" not in result.stderr  # that option names the runs' data, not the other set
+
+
 def test_runs_that_differ_beyond_the_seed_are_refused(in_tmp, invoke, small_args):
     train(invoke, small_args, "a", 0)
     train(invoke, small_args, "b", 1, "--set", "model.dropout_1=0.2")

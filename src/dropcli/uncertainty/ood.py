@@ -38,7 +38,14 @@ def read_images(source: str | Path) -> tuple[Path, torch.Tensor]:
                 f"--ood {source}: not a directory, nor one of {', '.join(data.DATASETS)}; name a directory holding "
                 f"{IMAGES_FILE}[.gz] (an IDX data set's test images)"
             )
-        directory = data.locate(None, str(source))
+        directory = data.find(None, str(source))
+        if directory is None:
+            searched = ", ".join(str(d) for d in data.search_dirs(None, str(source)))
+            raise DropcliError(
+                f"--ood {source}: {data.DATASETS[str(source)].title} not found (searched {searched}); name a directory "
+                f"holding its {IMAGES_FILE}[.gz] instead (--ood DIR), or run `dropcli data fetch --dataset {source}` "
+                "on a machine with internet access"
+            )
         folders = [directory, directory / data.DATASETS[str(source)].torchvision / "raw"]
     else:
         folders = [directory, *sorted(directory.glob("*/raw"))]
