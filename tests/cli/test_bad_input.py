@@ -448,7 +448,7 @@ CASES = [
         "r/checkpoints/best.pt is fine: dropcli evaluate r/checkpoints/best.pt",
     ),
     ("evaluate-diverged-at-once", diverged_at_once, ["evaluate", "r"], 2, "the run diverged before saving any checkpoint"),
-    ("evaluate-not-a-run", write("d/notes.txt", "mine"), ["evaluate", "d"], 2, "d: not a run directory"),
+    ("evaluate-not-a-run", write("d/notes.txt", "mine"), ["evaluate", "d"], 2, "d: nothing to evaluate, not a run directory"),
     # Typer's own usage errors: one line with the usage hint, on every command
     ("usage-unknown-option", nothing, ["train", "--nosuch"], 2, "No such option: --nosuch (see: dropcli train --help)"),
     ("usage-sample-0", nothing, [*SWEEP, "--sample", 0], 2, "Invalid value for '--sample'"),

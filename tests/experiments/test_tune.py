@@ -62,6 +62,9 @@ def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke,
     assert summary["data"]["val"] == 0  # the best settings train on the whole training set
     final = json.loads((directory / "final" / "seed1" / runs.SUMMARY_FILE).read_text())
     assert final["data"]["val"] == 0 and final["seed"] == 1
+    for command in (["plot", directory, "-o", "c.png"], ["evaluate", directory], ["predict", directory, "--index", 0]):
+        result = invoke(*command)  # the study directory holds runs and is none: the line names one to give
+        assert result.exit_code == 2 and f"it holds 6 runs: name one, e.g. {directory / 'trial-0000'}" in result.stderr
 
 
 def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, small_args, fake_data):

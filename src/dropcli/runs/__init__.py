@@ -99,12 +99,18 @@ def read_jsonl(path: Path, remedy: str = "cut short by a crash, or edited") -> l
     return records
 
 
+def runs_inside(directory: Path) -> str:
+    """For a directory that holds runs without being one (a tune study): what to name instead."""
+    inside = sorted(path.parent for path in directory.glob(f"*/{CONFIG_FILE}")) if directory.is_dir() else []
+    return f"; it holds {len(inside)} runs: name one, e.g. {inside[0]}" if inside else ""
+
+
 def read_metrics(run_dir: Path, allow_empty: bool = False) -> list[dict[str, Any]]:
     """A run's per-epoch metrics; DropcliError if `run_dir` is not a run with any (`allow_empty`:
     a run that stopped in its first epoch has none)."""
     path = run_dir / METRICS_FILE
     if not path.is_file():
-        raise DropcliError(f"{run_dir} is not a run directory (no metrics.jsonl)")
+        raise DropcliError(f"{run_dir} is not a run directory (no metrics.jsonl){runs_inside(run_dir)}")
     metrics = read_jsonl(path)
     if not metrics and not allow_empty:
         raise DropcliError(f"{run_dir} has no finished epoch yet")

@@ -47,7 +47,7 @@ def load_target(target: Path) -> tuple[Path, dict[str, Any]]:
         return target, checkpoints.load(target)
     last, best = target / runs.LAST_CHECKPOINT, target / runs.BEST_CHECKPOINT
     if not last.is_file() and not best.is_file():
-        raise DropcliError(f"{target}: {_why_no_checkpoint(target)}; nothing to evaluate")
+        raise DropcliError(f"{target}: nothing to evaluate, {_why_no_checkpoint(target)}")
     try:
         return last, checkpoints.load(last)
     except DropcliError as error:
@@ -67,7 +67,7 @@ def _why_no_checkpoint(run_dir: Path) -> str:
         return f"the run diverged before saving any checkpoint ({summary.get('reason')})"
     if (run_dir / runs.CONFIG_FILE).is_file():
         return "no checkpoint: no epoch of this run finished"
-    return "not a run directory (no config.yaml or checkpoints/)"
+    return f"not a run directory (no config.yaml or checkpoints/){runs.runs_inside(run_dir)}"
 
 
 def evaluate_model(model: torch.nn.Module, config: Config, epoch: int, data: Splits, split: str) -> Evaluation:
