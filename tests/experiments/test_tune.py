@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,6 +132,24 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
     assert progress.remaining_seconds == pytest.approx(230 * 6)  # the mean of 600, 60 and 30 s, six trials left
     assert _progress([*ended, running], 5, 10, 4, workers=2).remaining_seconds == pytest.approx(230 * 3)
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
+
+
+@pytest.mark.parametrize("epochs, state", [(1, "COMPLETE"), (2, "FAIL")])
+def test_timeout_stops_a_trial_only_where_epochs_are_left(in_tmp, invoke, small_args, monkeypatch, epochs, state):
+    from dropcli.experiments import tune_search
+
+    judged = tune_search._Judge.epoch_finished
+
+    def slow(judge, metrics):  # the first epoch outlasts --timeout 1
+        time.sleep(1.1)
+        judged(judge, metrics)
+
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", slow)
+    result = invoke("tune", *small_args(epochs=epochs), *SEARCH, "--trials", 3, "--timeout", 1, "-q")
+    assert result.exit_code == 0, result.output
+    (trial,) = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert trial.state.name == state and trial.user_attrs["epochs"] == 1  # a finished trial is not 'interrupted'
+    assert bool(trial.user_attrs.get("interrupted")) == (state == "FAIL")
 
 
 def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):

@@ -112,7 +112,7 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
     trial.set_user_attr("run", run)
     trial.set_user_attr("config", to_dict(config))
     run_dir = search.directory / run
-    judge = _Judge(trial, search.pruner, search.max_epochs, deadline)
+    judge = _Judge(trial, search.pruner, config.train.epochs, deadline)
     try:
         resume_from = _resumed(trial, run_dir)
         if resume_from is not None and trial.should_prune():
@@ -190,14 +190,15 @@ class _Judge(Listener):
     """Reports each epoch's validation accuracy to the trial; stops the run when the pruner says
     so, or when --timeout has passed (the run is then continued by the next session)."""
 
-    def __init__(self, trial, pruner: str, max_epochs: int, deadline: float | None):
-        self.trial, self.pruner, self.max_epochs, self.deadline = trial, pruner, max_epochs, deadline
+    def __init__(self, trial, pruner: str, epochs: int, deadline: float | None):
+        self.trial, self.pruner, self.epochs, self.deadline = trial, pruner, epochs, deadline
 
     def epoch_finished(self, metrics) -> None:
         self.trial.report(metrics.val_acc, metrics.epoch)
         if self.trial.should_prune():
             raise Pruned(f"pruned by the {self.pruner} pruner after epoch {metrics.epoch} (val acc {metrics.val_acc:.4f})")
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+        # The trial's last epoch ends it whatever the time: nothing would be left to continue.
+        if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch < self.epochs:
             raise OutOfTime(f"stopped by --timeout after epoch {metrics.epoch}; the next tune session continues it")
 
 
