@@ -86,6 +86,14 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
     assert [t.number for t in trials] == [0, 1, 2, 3, 4]
     assert len({t.user_attrs["run"] for t in trials}) == 5
+    # The study keeps its config and space: its directory alone is enough for --summary.
+    alone = invoke("tune", "--summary", "--run-dir", "runs/tune-default")
+    assert alone.exit_code == 0, alone.output
+    assert alone.output.splitlines()[-2] == shown.output.splitlines()[-2]  # the same best line
+    best = (in_tmp / "runs" / "tune-default" / "best.yaml").read_text()
+    assert "optim.lr=0.01:1:log" in best and "pruner: median; sampler: random" in best
+    refused = invoke("tune", "--summary", "--run-dir", "runs/tune-default", "--study", "other")
+    assert refused.exit_code == 2 and "--study other: no such study" in refused.stderr and "it holds default" in refused.stderr
 
 
 def test_a_study_outlives_new_config_keys_but_not_a_changed_config(in_tmp, invoke, small_args):

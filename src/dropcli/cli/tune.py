@@ -98,7 +98,9 @@ def tune(
     summary: Annotated[
         bool,
         typer.Option(
-            "--summary", help="Train nothing: show the study as it stands (the table, best.yaml, --figure), even if unfinished."
+            "--summary",
+            help="Train nothing: show the study as it stands (the table, best.yaml, --figure), even if unfinished. "
+            "--run-dir DIR (or --storage) alone finds it: the study keeps its config and space.",
         ),
     ] = False,
     **options,
@@ -123,7 +125,12 @@ def tune(
         "final_seeds": final_seeds,
         "run_dir": run_dir,
     }
-    search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
+    if summary and plan is None and not space and options["config"] is None:
+        from dropcli.experiments.tune_stored import stored_search
+
+        search = stored_search(options["set_"] or [], flags(options), given)  # the study keeps its config and space
+    else:
+        search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
         raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
     if figure is not None:
@@ -133,9 +140,13 @@ def tune(
         check_available()
     check_extras(search.config)
     with parallel.start() as workers:
-        workers.agreed(
-            lambda: (workers.device(search.config.device), data.find_or_fetch(search.config.data.root, search.config.data.name))
-        )
+        if not summary:  # --summary trains nothing: no device or data needed
+            workers.agreed(
+                lambda: (
+                    workers.device(search.config.device),
+                    data.find_or_fetch(search.config.data.root, search.config.data.name),
+                )
+            )
         with interrupts_reported(lambda: _kept(search, launch_command())):
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None

@@ -23,6 +23,8 @@ PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "stora
 PRUNERS = ("median", "asha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "grid")
 JOURNAL = "study.journal"  # the default storage, in the study directory
+SPEC_ATTR = "dropcli"  # what a study must keep: config and space (spec_of)
+HOW_ATTR = "dropcli_search"  # its pruner, sampler and trials as last run, which may change
 BEST_CONFIG = "best.yaml"
 # Keys the search may not vary, and why.
 NOT_SPACE_KEYS = {
@@ -224,34 +226,37 @@ def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -
 def open_study(search: Search, sampler, pruner):
     """The study in its storage, made on first use; refused if it was made for another search."""
     optuna = optuna_module()
-    storage = _open_storage(optuna, search)
+    storage = open_storage(optuna, search.storage)
     study = optuna.create_study(
         storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
     )
     spec = spec_of(search)
-    found = study.user_attrs.get("dropcli")
+    found = study.user_attrs.get(SPEC_ATTR)
     if found is None:
-        study.set_user_attr("dropcli", spec)
-    elif _upgraded(found) != spec:
+        study.set_user_attr(SPEC_ATTR, spec)
+    elif upgraded_spec(found) != spec:
         raise DropcliError(
             f"study {search.study!r} in {search.storage} was started with another config or space; "
             "run it with the same ones to continue it, or name a new --study"
         )
+    how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
+    if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
+        study.set_user_attr(HOW_ATTR, how)
     return study
 
 
-def _open_storage(optuna, search: Search):
-    if "://" in search.storage:
+def open_storage(optuna, storage: str):
+    if "://" in storage:
         try:
-            return optuna.storages.RDBStorage(search.storage)
+            return optuna.storages.RDBStorage(storage)
         except Exception as error:  # a bad URL, a server that does not answer, a missing driver: all one answer
             raise DropcliError(
-                f"--storage {search.storage}: cannot open it ({first_line(error, 160)}); check the URL, that the server "
+                f"--storage {storage}: cannot open it ({first_line(error, 160)}); check the URL, that the server "
                 "answers and that its driver is installed, e.g. sqlite:///study.db, or leave --storage out for a local journal"
             ) from None
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-    path = Path(search.storage)
+    path = Path(storage)
     if path.is_dir():
         raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
     try:
@@ -268,7 +273,7 @@ def spec_of(search: Search) -> dict[str, Any]:
     return {"config": _plain(config), "space": space}
 
 
-def _upgraded(spec: Any) -> Any:
+def upgraded_spec(spec: Any) -> Any:
     """A spec stored by an older dropcli in today's keys: a config key added since then counts at
     its default, so a new key does not end a study begun before it."""
     if not isinstance(spec, dict) or not isinstance(spec.get("config"), dict):
