@@ -322,7 +322,9 @@ def list_runs(
             named = ", ".join(listing) or f"the directory {root}"
             raise DropcliError(f"--diff compares two runs and takes no {named}; leave it out, or list runs without --diff")
         first, second = (_one_run(path) for path in diff)
-        console().print(*diff_table(first, second, *catalog.diff(first, second)))
+        screen = console()
+        for part in diff_table(first, second, *catalog.diff(first, second)):  # each on its own lines, wrapped between words
+            screen.print(part, soft_wrap=not screen.is_terminal)
         return
     if not root.is_dir():
         what = "is not a directory" if root.exists() else "does not exist"
