@@ -52,11 +52,8 @@ def resolve(raw: dict[str, Any], origin: dict[str, str], default_source: str) ->
                 f"(model.hidden {short(tuple(hidden))}); give one rate per hidden layer, or one number for all, e.g. model.dropout=0.5"
             )
     else:
-        # Tables show a list of rates as 0.5,0.3; on the command line a list is YAML's [0.5,0.3].
-        written = f" (a list is written [{rates_given}])" if isinstance(rates_given, str) and "," in rates_given else ""
         raise DropcliError(
-            f"{source('dropout')}: model.dropout must be a number or a list of numbers, one per hidden layer, "
-            f"got {rates_given!r:.60}{written}"
+            f"{source('dropout')}: model.dropout must be a number or a list of numbers, one per hidden layer, got {rates_given!r:.60}"
         )
     _apply_aliases(raw, "dropout", rates, source, lambda value, key: _rate(value, f"model.{key}", source(key)))
     resolved["hidden"], resolved["dropout"] = tuple(hidden), tuple(float(rate) for rate in rates)

@@ -55,18 +55,14 @@ def _row(info, root, keys: list[str]) -> list[str]:
     ]
 
 
-def value_text(value, metric: bool = False, digits: int | None = 6) -> str:
-    """A config value or metric in a table: - for none, yes/no for a flag, a metric's float to 4
-    decimals, a setting's float to `digits` significant digits (a tuned rate's 17 would crowd the
-    table out; --json has them whole), None: all of them."""
+def value_text(value, metric: bool = False) -> str:
+    """A config value or metric in a table: - for none, yes/no for a flag, a metric's float to 4 decimals."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if metric and isinstance(value, float):
         return f"{value:.4f}"
-    if isinstance(value, float) and digits is not None:
-        return f"{value:.{digits}g}"
     return short(value)  # a list of widths as 1024x1024x1024
 
 
@@ -93,9 +89,7 @@ def diff_table(first, second, settings, metrics) -> list:
         for column in ("", escape(str(first.path)), escape(str(second.path))):
             table.add_column(column, overflow="fold")
         for name, a, b in rows:
-            # Two settings that differ only past the shown digits are shown whole.
-            digits = 6 if value_text(a) != value_text(b) else None
-            table.add_row(DIFF_METRIC_LABELS.get(name, name), *(escape(value_text(v, metric, digits)) for v in (a, b)))
+            table.add_row(DIFF_METRIC_LABELS.get(name, name), *(escape(value_text(v, metric)) for v in (a, b)))
         parts += [f"{title}:", table] if rows else [f"{title}: none"]  # a line of its own: a table title wraps
     return parts
 
