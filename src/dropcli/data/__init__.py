@@ -166,9 +166,15 @@ def locate(root: str | Path | None, name: str = DEFAULT) -> Path:
     """Like `find`, but a DropcliError that says how to get the data when nothing is found."""
     directory = find(root, name)
     if directory is None:
-        searched = ", ".join(str(d) for d in search_dirs(root, name))
-        raise DropcliError(f"{DATASETS[name].title} not found (searched {searched}); {how_to_get(name)}")
+        raise DropcliError(not_found(root, name))
     return directory
+
+
+def not_found(root: str | Path | None, name: str, remedy: str | None = None) -> str:
+    """The data set is in none of the searched directories: where it looked, and what to do
+    (`remedy`, default how_to_get's; `evaluate --ood` names its own flag)."""
+    searched = ", ".join(str(d) for d in search_dirs(root, name))
+    return f"{DATASETS[name].title} not found (searched {searched}); {remedy or how_to_get(name)}"
 
 
 def find_or_fetch(root: str | Path | None, name: str = DEFAULT) -> Path:

@@ -24,12 +24,12 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
         raise DropcliError(f"--resume {run_dir}: a file; --resume takes the run's directory, e.g. --resume {_run_of(run_dir)}")
     if not run_dir.is_dir():
         raise DropcliError(f"--resume {run_dir}: no such run directory")
-    if not path.is_file() and not (run_dir / runs.CONFIG_FILE).is_file():
-        raise DropcliError(
-            f"--resume {run_dir}: not a run directory (no {runs.CONFIG_FILE}); an experiment continues when its command "
-            "is run again, one of its trials with --resume DIR/TRIAL"
-        )
     if not path.is_file():
+        if not (run_dir / runs.CONFIG_FILE).is_file():
+            raise DropcliError(
+                f"--resume {run_dir}: not a run directory (no {runs.CONFIG_FILE}); an experiment continues when its command "
+                "is run again, one of its trials with --resume DIR/TRIAL"
+            )
         raise DropcliError(
             f"--resume {run_dir}: no {runs.LAST_CHECKPOINT} (the run stopped before its first epoch ended); start a new run"
         )

@@ -40,12 +40,11 @@ def read_images(source: str | Path) -> tuple[Path, torch.Tensor]:
             )
         directory = data.find(None, str(source))
         if directory is None:
-            searched = ", ".join(str(d) for d in data.search_dirs(None, str(source)))
-            raise DropcliError(
-                f"--ood {source}: {data.DATASETS[str(source)].title} not found (searched {searched}); name a directory "
-                f"holding its {IMAGES_FILE}[.gz] instead (--ood DIR), or run `dropcli data fetch --dataset {source}` "
-                "on a machine with internet access"
+            remedy = (
+                f"name a directory holding its {IMAGES_FILE}[.gz] instead (--ood DIR), "
+                f"or run `dropcli data fetch --dataset {source}` on a machine with internet access"
             )
+            raise DropcliError(f"--ood {source}: {data.not_found(None, str(source), remedy)}")
         folders = [directory, directory / data.DATASETS[str(source)].torchvision / "raw"]
     else:
         folders = [directory, *sorted(directory.glob("*/raw"))]

@@ -131,12 +131,12 @@ def predict(
     the run's seed) and its entropy."""
     model = checkpoints.load_model(payload, device)
     X = X.to(device)
-    if mc_samples > 0 and not stochastic_modules(model):
-        raise DropcliError(
-            f"--mc-samples {mc_samples}: this run's net (model.kind {config.model.kind}) has no dropout or noise layer to leave on, "
-            "so every pass would be the same; leave out --mc-samples"
-        )
     if mc_samples > 0:
+        if not stochastic_modules(model):
+            raise DropcliError(
+                f"--mc-samples {mc_samples}: this run's net (model.kind {config.model.kind}) has no dropout or noise layer "
+                "to leave on, so every pass would be the same; leave out --mc-samples"
+            )
         check_mc_time(model, X, mc_samples, config.train.precision)  # an impossible K is refused, not run out of memory
         torch.manual_seed(config.seed)
         probabilities = mc_probabilities(model, X, mc_samples, config.train.precision)  # (n, 10)
