@@ -18,6 +18,7 @@ from dropcli.experiments.tune import (
     optuna_module,
     upgraded_spec,
 )
+from dropcli.experiments.tune_pruning import Pruning
 
 NOT_RECORDED = "not recorded"  # a study begun before dropcli kept its pruner and sampler
 
@@ -54,6 +55,7 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         study=name,
         directory=directory if directory is not None else Path("runs") / f"tune-{name}",  # as tune.resolve's default
         final_seeds=0,
+        pruning=Pruning(**{key: how[key] for key in ("grace", "reduction", "bootstrap") if key in how}),
     )
 
 
