@@ -21,7 +21,7 @@ from typing import Any
 from dropcli import files, runs
 from dropcli.config import to_dict
 from dropcli.errors import DropcliError
-from dropcli.experiments import tune_enqueue, tune_pruning
+from dropcli.experiments import tune_enqueue, tune_pruning, tune_sampling
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
 from dropcli.parallel.workers import Workers
@@ -233,8 +233,8 @@ def _sampler(optuna, search: Search, number: int):
         # One seed for every trial: it shuffles the grid, and trial k takes the k-th point of that order.
         grid = {g.key: [label(v) for v in g.values] for g in search.space}
         return optuna.samplers.GridSampler(grid, seed=search.config.seed)
-    # constant_liar: trials still running count as middling, so processes sharing a study spread out.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    startup = tune_sampling.startup_trials(search.pruner, search.pruning, search.config, search.max_epochs, search.trials)
+    return tune_sampling.tpe(optuna, seed, startup)
 
 
 def _pruner(optuna, search: Search):

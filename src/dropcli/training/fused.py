@@ -55,7 +55,8 @@ class FusedStep:
     """`step(X, y, global_size) -> (loss, logits)`: one training step of `model`, updating it in
     place. One process only, so the batch is the whole global batch (`global_size` is len(X))."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, label_smoothing: float = 0.0):
+        self.label_smoothing = label_smoothing  # train.label_smoothing
         hidden = hidden_layers(model)
         layers = [*hidden, model.output]
         if not all(type(layer) is nn.Linear for layer in layers):
@@ -73,12 +74,18 @@ class FusedStep:
         inputs = self._forward(X)  # what each layer read, masked and unscaled
         logits = inputs.pop()  # (batch, 10)
         log_p = torch.log_softmax(logits, dim=1)
+        smoothing = self.label_smoothing
         loss = F.nll_loss(log_p, y)
+        if smoothing:  # the target: 1 - smoothing on the true class, smoothing spread over all
+            loss = (1 - smoothing) * loss - smoothing * log_p.mean(dim=1).mean()
         ones = self._ones.get(len(y))
         if ones is None:
             ones = self._ones[len(y)] = logits.new_ones(len(y))
-        # batch * d loss / d logits = softmax - one_hot(y); the 1 / batch rides on the update.
-        grad = log_p.exp_().scatter_add_(1, y.unsqueeze(1), -ones.unsqueeze(1))
+        # batch * d loss / d logits = softmax - target; the 1 / batch rides on the update.
+        grad = log_p.exp_()
+        if smoothing:
+            grad.sub_(smoothing / logits.shape[1])
+        grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) * ones.unsqueeze(1))
         self._backward(grad, inputs, ones)
         return loss, logits
 
