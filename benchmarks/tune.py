@@ -16,6 +16,7 @@ without pruning, with a bootstrap interval over the seeds. --figure draws the an
 """
 
 import argparse
+import concurrent.futures
 import csv
 import math
 import random
@@ -26,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy
 import optuna
 
 from dropcli.config import load_config
@@ -75,6 +77,8 @@ class Table:
     curves: list[list[float | None]]  # validation accuracy after epoch 1..E; None after a divergence
     epochs: int
     space: dict  # key -> ("float", low, high, log) or ("categorical", choices)
+    floats: numpy.ndarray = None  # (rows, real keys) scaled to [0, 1], for nearest()
+    categories: numpy.ndarray = None  # (rows, categorical keys) as text
 
 
 def read_table(path: Path) -> Table:
@@ -85,25 +89,26 @@ def read_table(path: Path) -> Table:
     curves = [[float(r[f"val_{e}"]) if r[f"val_{e}"] else None for e in range(1, epochs + 1)] for r in records]
     space = {k: ("float", min(r[k] for r in rows), max(r[k] for r in rows), k == "optim.lr") for k in FLOATS}
     space.update({k: ("categorical", sorted({r[k] for r in rows})) for k in CATEGORIES})
-    return Table(rows, curves, epochs, space)
+    table = Table(rows, curves, epochs, space)
+    floats = numpy.array([[_scaled(table, k, r[k]) for k in FLOATS] for r in rows])
+    categories = numpy.array([[r[k] for k in CATEGORIES] for r in rows])
+    return Table(rows, curves, epochs, space, floats, categories)
 
 
 def nearest(table: Table, params: dict) -> int:
     """The table's configuration closest to the values asked for: fewest categorical mismatches,
     then the smallest distance over the real keys scaled to [0, 1] (the learning rate on a log scale)."""
+    mismatches = sum(table.categories[:, j] != str(params[key]) for j, key in enumerate(CATEGORIES))
+    point = numpy.array([_scaled(table, key, params[key]) for key in FLOATS])
+    spread = ((table.floats - point) ** 2).sum(axis=1)
+    return int(numpy.lexsort((spread, mismatches))[0])
 
-    def distance(row: dict) -> tuple[int, float]:
-        mismatches = sum(row[k] != params[k] for k in CATEGORIES)
-        spread = 0.0
-        for key in FLOATS:
-            _, low, high, log = table.space[key]
-            a, b, lo, hi = (
-                (math.log(x) for x in (row[key], params[key], low, high)) if log else (row[key], params[key], low, high)
-            )
-            spread += ((a - b) / (hi - lo)) ** 2
-        return mismatches, spread
 
-    return min(range(len(table.rows)), key=lambda i: distance(table.rows[i]))
+def _scaled(table: Table, key: str, value: float) -> float:
+    _, low, high, log = table.space[key]
+    if log:
+        return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+    return (value - low) / (high - low)
 
 
 def ask(trial, table: Table) -> dict:
@@ -190,6 +195,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=40, help="the budget, in full trainings' epochs (default 40 trainings)")
     parser.add_argument("--only", nargs="*", help="names of strategies to run (default: all)")
     parser.add_argument("--figure", type=Path, help="draw the anytime curves (PNG)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes replaying at once")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -204,11 +210,13 @@ def main() -> None:
         f"(95th percentile of the final ones; best {max(finals):.4f}); budget {budget} epochs; {args.seeds} seeds each"
     )
     print(f"default grace here: epoch {tune_pruning.grace_epochs(Pruning(), config, table.epochs)}")
-    histories = {}
-    for strategy in strategies:
-        started = time.perf_counter()
-        histories[strategy.name] = [replay(table, strategy, seed, budget, config) for seed in range(args.seeds)]
-        print(f"  {strategy.name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    started = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        futures = {
+            s.name: [pool.submit(replay, table, s, seed, budget, config) for seed in range(args.seeds)] for s in strategies
+        }
+        histories = {name: [future.result() for future in runs] for name, runs in futures.items()}
+    print(f"replayed in {time.perf_counter() - started:.0f} s with {args.jobs} processes", file=sys.stderr)
     report(histories, target, budget, table.epochs)
     if args.figure:
         draw(histories, budget, target, args.figure)
