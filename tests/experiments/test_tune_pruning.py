@@ -71,6 +71,19 @@ def test_the_last_epoch_is_never_judged(in_tmp, invoke, small_args, monkeypatch)
     assert [t.state.name for t in study_trials(in_tmp / "runs" / "tune-default" / "study.journal")] == ["COMPLETE"] * 2
 
 
+def test_a_trial_never_scores_the_test_set(in_tmp, invoke, small_args):
+    result = invoke("tune", *small_args(epochs=2), *SEARCH, "--trials", 1, "--pruner", "none", "-q")
+    assert result.exit_code == 0, result.output
+    trial = in_tmp / "runs" / "tune-default" / "trial-0000"
+    assert all(m["test_acc"] is None and m["test_loss"] is None for m in runs.read_metrics(trial))
+    assert runs.read_summary(trial / runs.SUMMARY_FILE)["data"]["test"] == 0
+    listed = invoke("runs", in_tmp / "runs" / "tune-default")  # the listing and a run's epochs show no test numbers
+    shown = invoke("runs", trial)
+    assert listed.exit_code == 0 and shown.exit_code == 0, listed.output + shown.output
+    refused = invoke("tune", *small_args(epochs=2), *SEARCH, "--trials", 1, "--set", "train.monitor=test_acc")
+    assert refused.exit_code == 2 and "never scores the test set" in refused.output
+
+
 def test_a_plans_pruner_mapping_sets_grace_reduction_and_bootstrap(in_tmp, invoke, small_args):
     plan = in_tmp / "plan.yaml"
     plan.write_text(

@@ -67,9 +67,10 @@ class TrainConfig:
     # Stop after this many epochs without improvement of the monitored metric (needs a
     # validation split), and report the best checkpoint. None: train every epoch.
     early_stopping: int | None = None
-    # The training targets: (1 - label_smoothing) on the true class, the rest spread evenly over
-    # all classes (Szegedy et al. 2016). Evaluation scores the plain cross-entropy.
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.0  # training targets: 1 - e on the true class, e spread over all (evaluation: plain)
+    average: str = "none"  # the weights evaluated and saved as the run's model: vocabulary.AVERAGES
+    ema_decay: float = 0.999  # ema: the weight of the average so far at each step
+    swa_start: int | None = None  # swa: the first epoch averaged; None: the start of the last quarter
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class MetricsConfig:
     activation_stats: bool = False
     # Also write TensorBoard event files into the run directory (needs dropcli[tensorboard]).
     tensorboard: bool = False
+    flip_average: bool = False  # also score each epoch with test-time flip averaging, beside the plain accuracy
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import math
 import re
 
 from dropcli.config.vocabulary import (
+    AVERAGES,
     DATA_SETS,
     ENGINES,
     FUSED_KINDS,
@@ -85,6 +86,13 @@ def recipe_checks(config) -> list[tuple[str, bool, str]]:
         ("optim.step_gamma", 0 < optim.step_gamma <= 1, "above 0 and at most 1"),
         ("train.early_stopping", train.early_stopping is None or train.early_stopping >= 1, "null or >= 1"),
         ("train.label_smoothing", 0 <= train.label_smoothing < 1, "at least 0 and below 1"),
+        ("train.average", train.average in AVERAGES, f"one of {one_of(AVERAGES)}"),
+        ("train.ema_decay", 0 <= train.ema_decay < 1, "at least 0 and below 1"),
+        (
+            "train.swa_start",
+            train.swa_start is None or 1 <= train.swa_start <= train.epochs,
+            "null (the last quarter) or an epoch from 1 to train.epochs",
+        ),
         (
             "train.early_stopping",
             train.early_stopping is None or config.data.val_split > 0,

@@ -71,6 +71,13 @@ ENGINES = {
 # The model kinds the fused engine runs: those whose noise is unit dropout.
 FUSED_KINDS = ("scratch", "builtin", "none")
 
+# train.average: which weights a run evaluates and saves as its model (training/averaging.py).
+AVERAGES = {
+    "none": "the weights as trained",
+    "ema": "an exponential moving average of the weights, updated after every step (train.ema_decay)",
+    "swa": "the mean of the weights at the end of each epoch from train.swa_start on (stochastic weight averaging)",
+}
+
 # train.precision: fp32, or bf16 autocast of the forward pass.
 PRECISIONS = ("fp32", "bf16")
 

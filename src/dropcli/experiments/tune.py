@@ -91,6 +91,10 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
             "tune chooses settings on a validation split, never on the test set, and this config has none; "
             "add --set data.val_split=0.1 (or data: {val_split: 0.1} in the config)"
         )
+    if config.train.monitor.startswith("test"):
+        raise DropcliError(
+            f"train.monitor={config.train.monitor}: a tune trial never scores the test set; monitor val_acc or val_loss (or auto)"
+        )
     from_plan = sweep_plan.plan_grids(plan, _checked_section(plan, raw.get("space")), "space")
     space = sweep_plan.merged_grids(from_plan, [parse_space(text) for text in given["space"] or []], "--space")
     space_grids = checked_space(config, space)

@@ -10,6 +10,7 @@ train exactly the budget); under torchrun each worker does the same on its own d
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import time
@@ -121,6 +122,7 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
             _summary_says_pruned(run_dir, f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
             raise Pruned("judged on the epochs it had")
         device, data = datasets.get(config)
+        data = dataclasses.replace(data, test=None)  # chosen on validation: the test set is not scored at all
         run_dir.mkdir(parents=True, exist_ok=True)
         result = train_run(config, data, device, run_dir, [*listeners, judge], resume_from=resume_from)
         _tell(study, trial, run_dir, TrialState.COMPLETE, result.summary["final"]["val_acc"])

@@ -115,12 +115,18 @@ def read_metrics(run_dir: Path, allow_empty: bool = False) -> list[dict[str, Any
     if not metrics and not allow_empty:
         raise DropcliError(f"{run_dir} has no finished epoch yet")
     for number, record in enumerate(metrics, start=1):
-        if not all(isinstance(record.get(key), (int, float)) for key in METRIC_KEYS):
+        if not all(_metric(record, key) for key in METRIC_KEYS):
             raise DropcliError(f"{path}: line {number} lacks {', '.join(METRIC_KEYS)}; it is not a dropcli metrics line")
     return metrics
 
 
 METRIC_KEYS = ("epoch", "train_loss", "test_loss", "test_acc")
+
+
+def _metric(record: dict[str, Any], key: str) -> bool:
+    """Whether a metrics line holds `key` as a number (the test scores may be null: a tune trial has no test set)."""
+    value = record.get(key)
+    return isinstance(value, (int, float)) or (key.startswith("test") and key in record and value is None)
 
 
 def default_stem(config: Config) -> str:
@@ -178,7 +184,7 @@ def run_info(run_dir: Path) -> RunInfo:
         model=str(model.get("kind", "?")) if isinstance(model, dict) else "?",
         epochs_done=len(metrics),
         epochs_planned=train.get("epochs", 0) if isinstance(train, dict) else 0,
-        best_test_acc=max((m["test_acc"] for m in metrics), default=None),
+        best_test_acc=max((m["test_acc"] for m in metrics if m["test_acc"] is not None), default=None),
         final_test_acc=metrics[-1]["test_acc"] if metrics else None,
         status=status,
         settings=flatten(config),

@@ -19,6 +19,7 @@ from dropcli.config import Config, load_config, to_dict
 from dropcli.errors import DropcliError, first_line
 from dropcli.model.mlp import build_model
 from dropcli.runtime import derived_seed, seed_everything
+from dropcli.training import averaging
 from dropcli.training.records import EpochMetrics, TrainState
 
 FORMAT = 1
@@ -36,7 +37,7 @@ def save(
         "epoch": state.epoch,
         "history": [dataclasses.asdict(m) for m in state.history],
         "best": best,
-        "model": state.model.state_dict(),
+        "model": averaging.model_of_run(state).state_dict(),  # the run's model: train.average's, if any
         "optimizer": state.optimizer.state_dict(),
         "rng": {
             **rng_state(state),
@@ -45,6 +46,9 @@ def save(
             "workers": worker_rngs,
         },
     }
+    if state.averaged is not None:  # the weights as trained, and the average so far: to continue exactly
+        payload["trained"] = state.model.state_dict()
+        payload["averaged"] = state.averaged.state_dict()
     with files.atomic(path) as temporary:
         torch.save(payload, temporary)
 
@@ -111,7 +115,9 @@ def _does_not_fit(error: Exception) -> DropcliError:
 
 
 def _restore(state: TrainState, payload: dict[str, Any]) -> None:
-    state.model.load_state_dict(payload["model"])
+    state.model.load_state_dict(payload.get("trained", payload["model"]))
+    if state.averaged is not None and "averaged" in payload:
+        state.averaged.load_state_dict(payload["averaged"])
     state.optimizer.load_state_dict(payload["optimizer"])
     rng, workers = payload["rng"], state.workers
     per_worker = rng.get("workers")

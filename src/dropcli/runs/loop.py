@@ -25,6 +25,7 @@ from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener, StopRun
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
+from dropcli.training import averaging
 from dropcli.training.epoch import Diverged, evaluate, run_epoch
 from dropcli.training.records import EpochMetrics, RunResult, TrainState
 from dropcli.training.state import compile_model, new_state
@@ -197,7 +198,10 @@ class RunFiles:
 
 
 def _json_line(metrics: EpochMetrics) -> str:
-    return files.json_line(dataclasses.asdict(metrics))
+    record = dataclasses.asdict(metrics)
+    if record["flip_acc"] is None:  # written only with metrics.flip_average: other runs' lines are as before
+        del record["flip_acc"]
+    return files.json_line(record)
 
 
 def _finished_summary(
@@ -215,8 +219,9 @@ def _finished_summary(
         # What is reported is the best checkpoint, chosen on the validation set.
         summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
         summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {best['metric']}; trained {state.epoch}"
-        state.model.load_state_dict(writer.best_weights())
-    train_loss, train_acc = evaluate(state.eval_module, data.train, precision=config.train.precision, workers=state.workers)
+        averaging.model_of_run(state).load_state_dict(writer.best_weights())
+    scored = averaging.scoring_module(state)
+    train_loss, train_acc = evaluate(scored, data.train, precision=config.train.precision, workers=state.workers)
     summary["train_eval"] = {"loss": train_loss, "acc": train_acc}
     summary["workers"] = state.workers.world_size
     writer.write_summary(summary)
@@ -263,7 +268,7 @@ def _summary(
         "data": {
             "source": str(data.source),
             "train": len(data.train),
-            "test": len(data.test),
+            "test": len(data.test) if data.test is not None else 0,
             "val": len(data.val) if data.val is not None else 0,
         },
         "versions": {"dropcli": dropcli.__version__, "torch": torch.__version__, "python": platform.python_version()},

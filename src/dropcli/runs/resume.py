@@ -9,6 +9,7 @@ from dropcli.errors import DropcliError
 from dropcli.runs import checkpoints
 from dropcli.runs.loop import stops_early
 from dropcli.runtime import count_text
+from dropcli.training import averaging
 from dropcli.training.schedules import first_changed_epoch
 
 # What --resume may change: how long to train, where, where the data now lies (it is checked
@@ -53,6 +54,7 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
             f"after its best (epoch {payload['best']['epoch']}); start a new run to train it differently"
         )
     _check_schedule(run_dir, saved, config, payload["epoch"])
+    _check_average(run_dir, saved, config, payload["epoch"])
     if config.train.epochs <= payload["epoch"]:
         done = (
             f"finished all {count_text(payload['epoch'], 'epoch')}"
@@ -68,6 +70,18 @@ def prepare_resume(run_dir: Path, overrides: list[str], flags: dict[str, tuple[s
 def _run_of(path: Path) -> Path:
     """The run directory a checkpoint file lies in (RUN/checkpoints/last.pt -> RUN)."""
     return path.parent.parent if path.parent.name == runs.CHECKPOINT_DIR else path.parent
+
+
+def _check_average(run_dir: Path, saved: Config, config: Config, done: int) -> None:
+    """Refuse a new train.epochs that moves swa's first averaged epoch (the last quarter's start)
+    to or before an epoch already trained: the average would have held other epochs."""
+    old, new = averaging.swa_start(saved), averaging.swa_start(config)
+    if saved.train.average == "swa" and old != new and min(old, new) <= done:
+        raise DropcliError(
+            f"--resume {run_dir}: train.average=swa averages from epoch {old} of {saved.train.epochs}; with "
+            f"train.epochs={config.train.epochs} it would start at epoch {new}, and epoch {min(old, new)} is already trained; "
+            f"train a new run instead, or fix the start with train.swa_start"
+        )
 
 
 def _check_schedule(run_dir: Path, saved: Config, config: Config, done: int) -> None:

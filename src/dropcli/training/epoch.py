@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from dropcli.config import Config
-from dropcli.data import Split, Splits, augment
+from dropcli.data import IMAGE_SIDE, Split, Splits, augment
 from dropcli.errors import DropcliError
 from dropcli.model.mlp import hidden_layers
 from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runtime import autocast
+from dropcli.training import averaging
 from dropcli.training.fused import FusedStep
 from dropcli.training.records import EpochMetrics, TrainState
 from dropcli.training.schedules import apply_max_norm, start_epoch
@@ -56,18 +57,20 @@ def run_epoch(
     stats: ActivationStats | None = None,
 ) -> EpochMetrics:
     """Epoch `epoch`: set its learning rate, train on `data.train`, then score the test and
-    validation sets in eval mode. Raises Diverged if a loss is not finite."""
+    validation sets in eval mode (those the data has). Raises Diverged if a loss is not finite."""
     lr = start_epoch(state.optimizer, config.optim, epoch, config.train.epochs)
     if stats is not None:
         stats.reset()
     started = time.perf_counter()
     train_loss, train_acc = train_one_epoch(state, data.train, config, epoch, on_progress)
+    averaging.after_epoch(state, config, epoch)
     train_seconds = time.perf_counter() - started
-    precision, workers = config.train.precision, state.workers
-    test_loss, test_acc = evaluate(state.eval_module, data.test, precision=precision, workers=workers)
-    val_loss, val_acc = (
-        evaluate(state.eval_module, data.val, precision=precision, workers=workers) if data.val is not None else (None, None)
+    precision, workers, scored = config.train.precision, state.workers, averaging.scoring_module(state)
+    # A tune trial has no test split: settings are chosen on validation, and the test set is not scored at all.
+    test_loss, test_acc = (
+        evaluate(scored, data.test, precision=precision, workers=workers) if data.test is not None else (None, None)
     )
+    val_loss, val_acc = evaluate(scored, data.val, precision=precision, workers=workers) if data.val is not None else (None, None)
     for name, value in (("train", train_loss), ("test", test_loss), ("validation", val_loss)):
         # The weights can turn non-finite on the epoch's last steps, after the last loss check.
         if value is not None and not math.isfinite(value):
@@ -84,7 +87,17 @@ def run_epoch(
         samples_per_s=len(data.train) / train_seconds,
         activations=stats.read() if stats is not None else None,
         lr=lr,
+        flip_acc=_flip_accuracies(scored, data, config, workers) if config.metrics.flip_average else None,
     )
+
+
+def _flip_accuracies(model: nn.Module, data: Splits, config: Config, workers: Workers) -> dict[str, float]:
+    splits = {"test": data.test, "val": data.val}
+    return {
+        name: flip_averaged_accuracy(model, split, precision=config.train.precision, workers=workers)
+        for name, split in splits.items()
+        if split is not None
+    }
 
 
 def _transform(config: Config, state: TrainState):
@@ -95,11 +108,18 @@ def _transform(config: Config, state: TrainState):
 
 
 def _after_step(config: Config, state: TrainState):
-    """optim.max_norm as a function called after each step, or None."""
+    """optim.max_norm, then train.average's ema, as a function called after each step, or None."""
+    average = config.train.average == "ema"
     if config.optim.max_norm is None:
-        return None
+        return (lambda: averaging.after_step(state, config)) if average else None
     hidden = hidden_layers(state.model)
-    return lambda: apply_max_norm(hidden, config.optim.max_norm)
+
+    def after() -> None:
+        apply_max_norm(hidden, config.optim.max_norm)
+        if average:  # the average of the weights as they are after the step, max-norm included
+            averaging.after_step(state, config)
+
+    return after
 
 
 def train_one_epoch(
@@ -205,3 +225,23 @@ def evaluate(
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()
     return workers.all_reduce(loss_sum).item() / n, workers.all_reduce(correct).item() / n
+
+
+@torch.no_grad()
+def flip_averaged_accuracy(
+    model: nn.Module, split: Split, batch_size: int = EVAL_BATCH_SIZE, precision: str = "fp32", workers: Workers = ONE_PROCESS
+) -> float:
+    """Accuracy on `split` in eval mode, each image classified by the mean of its and its mirror
+    image's softmax (test-time flip averaging)."""
+    model.eval()
+    n = len(split)
+    first, last = n * workers.rank // workers.world_size, n * (workers.rank + 1) // workers.world_size
+    correct = torch.zeros((), dtype=torch.int64, device=split.X.device)
+    for start in range(first, last, batch_size):
+        end = min(start + batch_size, last)
+        X, y = split.X[start:end], split.y[start:end]  # (batch, 784), (batch,)
+        mirrored = X.view(len(X), IMAGE_SIDE, IMAGE_SIDE).flip(-1).reshape(len(X), -1)
+        with autocast(split.X.device, precision):
+            p = F.softmax(model(X).float(), dim=1) + F.softmax(model(mirrored).float(), dim=1)  # (batch, 10)
+        correct += (p.argmax(dim=1) == y).sum()
+    return workers.all_reduce(correct).item() / n

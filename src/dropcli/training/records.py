@@ -16,14 +16,15 @@ class EpochMetrics:
     epoch: int
     train_loss: float  # mean over the epoch's examples (a short last batch weighs less), in train mode (dropout on)
     train_acc: float
-    test_loss: float  # after the epoch, in eval mode (dropout off)
-    test_acc: float
+    test_loss: float | None  # after the epoch, in eval mode (dropout off); None for a tune trial (no test split)
+    test_acc: float | None
     val_loss: float | None
     val_acc: float | None
     seconds: float  # the whole epoch: training and evaluation
     samples_per_s: float  # training examples per second of training time
     activations: dict[str, float] | None = None  # with metrics.activation_stats: see stats.py
     lr: float | None = None  # the epoch's learning rate (optim.schedule)
+    flip_acc: dict[str, float] | None = None  # metrics.flip_average: split ("test", "val") -> accuracy
 
 
 @dataclass
@@ -40,6 +41,7 @@ class TrainState:
     # the model under torchrun; either is torch.compile's module with train.compile.
     train_module: nn.Module | None = None
     eval_module: nn.Module | None = None
+    averaged: nn.Module | None = None  # train.average's AveragedModel of `model` (averaging.py), or None
 
     def __post_init__(self):
         if self.train_module is None:

@@ -11,6 +11,7 @@ from dropcli.errors import DropcliError, first_line
 from dropcli.model.mlp import build_model, parameter_count
 from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runtime import check_memory, derived_seed, seed_everything
+from dropcli.training import averaging
 from dropcli.training.epoch import EVAL_BATCH_SIZE
 from dropcli.training.records import TrainState
 from dropcli.training.schedules import build_optimizer
@@ -29,7 +30,7 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
     model = build_model(config.model).to(device)
     optimizer = build_optimizer(config.optim, model.parameters())
     generators = [torch.Generator().manual_seed(seed) for seed in (config.seed, derived_seed(config.seed, "augment"))]
-    state = TrainState(model, optimizer, *generators, workers=workers)
+    state = TrainState(model, optimizer, *generators, workers=workers, averaged=averaging.averaged_model(config, model))
     if workers.world_size > 1:
         from torch.nn.parallel import DistributedDataParallel  # imports torch.distributed: only here
 

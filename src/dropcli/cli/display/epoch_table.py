@@ -80,7 +80,8 @@ def epoch_cells(m: EpochMetrics) -> list[str]:
     cells = [str(m.epoch), lr_text(m), f"{m.train_loss:.4f}", f"{m.train_acc:.4f}"]
     if m.val_loss is not None:
         cells += [f"{m.val_loss:.4f}", f"{m.val_acc:.4f}"]
-    cells += [f"{m.test_loss:.4f}", f"{m.test_acc:.4f}", f"{m.seconds:.2f}"]
+    cells += ["-" if m.test_loss is None else f"{m.test_loss:.4f}", "-" if m.test_acc is None else f"{m.test_acc:.4f}"]
+    cells.append(f"{m.seconds:.2f}")
     for slot in slots_of(m.activations):
         # before and after on two lines: the column stays narrow
         cells += [

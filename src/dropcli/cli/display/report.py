@@ -114,10 +114,17 @@ def epoch_line(m: EpochMetrics, total_epochs: int) -> str:
         f" zeros {m.activations[f'{slot}.zeros']:.3f}"
         for slot in slots_of(m.activations)
     )
+    flip = "".join(f"  {split} acc (flips) {acc:.4f}" for split, acc in (m.flip_acc or {}).items())
+    stats = flip + stats
     return (
         f"epoch {m.epoch:>{width}}/{total_epochs}  lr {lr_text(m)}  train loss {m.train_loss:.4f}  {TRAIN_ACC_EPOCH} {m.train_acc:.4f}  "
-        f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
+        f"{_test_text(m)}{val}  {m.seconds:.2f} s  {m.samples_per_s:,.0f} samples/s{stats}"
     )
+
+
+def _test_text(m: EpochMetrics) -> str:
+    """The epoch's test scores; a tune trial has none (it is chosen on validation only)."""
+    return "no test set" if m.test_loss is None else f"test loss {m.test_loss:.4f}  test acc {m.test_acc:.4f}"
 
 
 def trial_line(number: int, total: int, remaining_seconds: float | None) -> str:
