@@ -195,10 +195,11 @@ def reporter(quiet: bool):
 
 
 @contextlib.contextmanager
-def interrupts_reported(kept: Callable[[], str]):
+def interrupts_reported(kept: Callable[[], str] | None = None):
     """On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130 or 143; when a file
     cannot be written (a full disk), say so and what was kept, and exit 1. `kept()` says what
-    was kept, looked at after the stop."""
+    was kept, looked at after the stop; without it, the API's functions have said it (the
+    interrupt's `kept`, the WriteError's message)."""
     from dropcli.files import WriteError
     from dropcli.runtime import Terminated, sigterm_as_interrupt
 
@@ -207,7 +208,10 @@ def interrupts_reported(kept: Callable[[], str]):
             yield
     except KeyboardInterrupt as interrupt:
         if rank_zero():  # every worker is interrupted; one says what was kept
-            typer.echo(f"interrupted; {kept()}", err=True)
+            said = kept() if kept is not None else getattr(interrupt, "kept", "stopped before training began; nothing is kept")
+            typer.echo(f"interrupted; {said}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
+        if kept is None:
+            raise
         raise WriteError(f"{error}; {kept()}") from None

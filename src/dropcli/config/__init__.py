@@ -102,6 +102,8 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class Config:
+    """A run's settings, frozen and validated: build one with load_config(); sections model, optim, train, data, metrics."""
+
     name: str = "default"
     seed: int = 0
     device: str = "auto"

@@ -1,6 +1,7 @@
 """What every figure shares: matplotlib loaded once with the house style, the format chosen by
 the output's suffix, fonts a publisher accepts, and saving that never leaves a half-written file."""
 
+import sys
 from pathlib import Path
 
 from dropcli.errors import DropcliError
@@ -32,7 +33,8 @@ def load_pyplot():
         import matplotlib
     except ImportError:
         raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
+    if "ipykernel" not in sys.modules:  # a notebook keeps its own backend, which shows figures inline
+        matplotlib.use("Agg")  # files only: no window, works on a server
     import matplotlib.pyplot as pyplot
 
     pyplot.rcParams.update(STYLE)
