@@ -118,3 +118,35 @@ def test_every_public_name_is_documented_and_reachable_from_the_top():
         assert doc and not doc.startswith(f"{name}("), f"{name} has no docstring of its own"
     with pytest.raises(AttributeError):
         dropcli.no_such_name  # noqa: B018
+
+
+class InterruptAt:
+    """A listener that presses Ctrl-C as epoch `epoch` starts."""
+
+    def __init__(self, epoch: int):
+        self.epoch = epoch
+
+    def __getattr__(self, name):  # every other listener call: nothing to do
+        return lambda *args: None
+
+    def batch_progress(self, epoch, batches_done, n_batches, loss):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_says_what_it_kept_and_resumes_exactly(smoke, trained, tmp_path, without_times):
+    with pytest.raises(KeyboardInterrupt) as raised:
+        dropcli.train(smoke, tmp_path / "stopped", progress=[InterruptAt(2)])
+    directory = tmp_path / "stopped"
+    assert raised.value.kept == f"the finished epochs are kept in {directory}; continue with: dropcli train --resume {directory}"
+    assert dropcli.load_run(directory).status == "interrupted"
+    resumed = dropcli.resume(directory, progress=False)
+    assert resumed.status == "finished"
+    assert without_times(resumed.history) == without_times(trained.history)
+
+
+def test_a_run_stopped_before_its_first_epoch_leaves_nothing(smoke, tmp_path):
+    with pytest.raises(KeyboardInterrupt) as raised:
+        dropcli.train(smoke, tmp_path / "stopped", progress=[InterruptAt(1)])
+    assert raised.value.kept == "nothing was trained and nothing is kept; run the same command again"
+    assert not (tmp_path / "stopped").exists()

@@ -162,12 +162,9 @@ def load(options: dict) -> Config:
 
 def open_data(cfg: Config, workers=None):
     """The torch device (this worker's, under torchrun) and the data on it; may raise DropcliError."""
-    from dropcli import data
-    from dropcli.parallel.workers import Workers
+    from dropcli.api import training
 
-    check_extras(cfg)
-    torch_device = (workers or Workers()).device(cfg.device)
-    return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+    return training.open_data(cfg, workers)
 
 
 def describe(cfg: Config, data, device) -> None:
