@@ -103,7 +103,7 @@ def compare(
     runs/compare-NAME-TIME); the same call with the same `run_dir` continues an interrupted
     comparison. `progress` as for `train`.
 
-    >>> table = compare(["scratch", "builtin"], load_config("smoke"), seeds=2).rows()
+    Example: table = compare(["scratch", "builtin"], load_config("smoke"), seeds=2).rows()
     """
     from dropcli.experiments import Grid
 
@@ -128,7 +128,7 @@ def sweep(
     of that many draws instead, where a value may also be a range "LOW:HIGH" or "LOW:HIGH:log"
     ({"optim.lr": "0.01:1:log"}). Other arguments as for `compare`.
 
-    >>> sweep({"model.dropout": [0, 0.5]}, load_config("smoke")).rows()
+    Example: sweep({"model.dropout": [0, 0.5]}, load_config("smoke")).rows()
     """
     from dropcli import experiments
 

@@ -128,7 +128,7 @@ def evaluate(
     ["rotate=0:180:15", "noise=0.1,0.3"]; `bootstrap` resamples give intervals (0: none).
     `progress` True shows a bar for long Monte Carlo scoring. Returns an `Evaluation`.
 
-    >>> evaluate(run, mc_samples=20, shift=["rotate=0,30"], bootstrap=0).rows()
+    Example: evaluate(run, mc_samples=20, shift=["rotate=0,30"], bootstrap=0).rows()
     """
     from dropcli.uncertainty import study
 
@@ -210,7 +210,7 @@ def predict(
     (n, 784), pixels in [0, 1]. `index`: test-set images of the run's data set, with their true
     class. With `mc_samples` K > 0, Monte Carlo dropout: K passes averaged, and the entropy.
 
-    >>> [p.top(1) for p in predict(run, index=[0, 1, 2], mc_samples=20)]
+    Example: [p.top(1) for p in predict(run, index=[0, 1, 2], mc_samples=20)]
     """
     import torch
 

@@ -32,8 +32,7 @@ def load_config(
     {"optim.lr": 0.05, "model.dropout": [0.2, 0.5]}, or is a list of "KEY=VALUE" strings
     written as `--set` takes them. A bad key or value raises DropcliError naming it.
 
-    >>> load_config("smoke", {"model.kind": "builtin", "train.epochs": 3}).train.epochs
-    3
+    Example: load_config("smoke", {"model.kind": "builtin", "train.epochs": 3})
     """
     if isinstance(source, Config):
         raw, paths = config_module.to_dict(source), None
@@ -141,8 +140,7 @@ def train(config: Config, run_dir: PathLike | None = None, *, progress: Progress
     made. On Ctrl-C the KeyboardInterrupt goes on with a `kept` attribute saying what was kept
     (a run that finished no epoch is removed); a file that cannot be written raises WriteError.
 
-    >>> run = train(load_config("smoke"), progress=False)
-    >>> run.final["test_acc"], run.model
+    Example: run = train(load_config("smoke"), progress=False); run.final["test_acc"], run.model
     """
     if not isinstance(config, Config):
         raise DropcliError(f"train takes a Config (from load_config), got {type(config).__name__}")
