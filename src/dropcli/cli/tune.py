@@ -128,7 +128,7 @@ def tune(
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
 
-        search = stored_search(options["set_"] or [], flags(options), given)  # the study keeps its config and space
+        search = stored_search(options["set_"] or [], flags(options), given, _warn)  # the study keeps its config and space
     else:
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
@@ -172,11 +172,15 @@ def _search(search, quiet: bool, workers, summary: bool = False):
             )
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
-    study = open_study(search, None, None)
+    study = open_study(search, None, None, _warn)
     result = tune_results.found(study)
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
+
+
+def _warn(message: str) -> None:
+    console(stderr=True).print(f"warning: {message}", highlight=False)
 
 
 def _final(search, found, quiet: bool, workers):

@@ -8,6 +8,7 @@ are scored on the device (calibration.py), with bootstrap intervals over the tes
 module returns data; the CLI prints and draws it.
 """
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from dropcli.errors import DropcliError
+from dropcli.runtime import count_text
 from dropcli.uncertainty import bootstrap, calibration, ensembles, methods, shifts
 from dropcli.uncertainty import lineup as lineup_module
 from dropcli.uncertainty.calibration import Scores
@@ -177,15 +179,43 @@ def _plan(request: Request, members, directory: Path, labels: torch.Tensor, vals
         study.notes.append("no temperature-scaled ensembles: the runs hold out different validation splits (set data.val_seed)")
     if len(members) > 1 and request.split == "test" and not _shared(vals) and vals:
         study.notes.append("the runs trained on different subsets (each held out its own validation split)")
+    study.notes += _left_out_of_ensembles(lineup, len(members))
     return study, lineup
+
+
+def _left_out_of_ensembles(lineup: lineup_module.Lineup, runs: int) -> list[str]:
+    """Where M does not divide the runs, the last runs are in no ensemble of M, while the
+    single-model rows average them all: said, so the rows are read as what they are."""
+    notes = []
+    for m in lineup.ensemble_sizes:
+        left = runs % m
+        if left:
+            name = lineup_module.ensemble_name(lineup, m)
+            notes.append(
+                f"{name}: {count_text(runs // m, 'disjoint ensemble')} of {m} runs, so the last "
+                f"{count_text(left, 'run')} of {runs} {'is' if left == 1 else 'are'} in none"
+            )
+    return notes
 
 
 def _shared(vals) -> bool:
     return bool(vals) and all(torch.equal(v.y, vals[0].y) and torch.equal(v.X, vals[0].X) for v in vals[1:])
 
 
+def replicates_needed(level: float) -> int:
+    """The fewest replicates whose percentile interval at `level` has a replicate beyond each
+    end: (1 - level) / 2 of them at least one. Fewer, and an end is the extreme replicate (one
+    replicate gives a zero-width interval that need not hold its estimate)."""
+    return math.ceil(2 / (1 - level) - 1e-9)
+
+
 def check(request: Request, members: list[ensembles.Member]) -> None:
     """Refuse what the study cannot do for these runs."""
+    if request.bootstrap and request.bootstrap < replicates_needed(request.level):
+        raise DropcliError(
+            f"--bootstrap {request.bootstrap}: a {request.level:.0%} interval needs at least {replicates_needed(request.level)} "
+            f"resamples (one beyond each end), e.g. --bootstrap 1000; or --bootstrap 0 for no intervals"
+        )
     if len(members) > 1 and request.split != "test":
         raise DropcliError(
             f"--split {request.split}: an ensemble is scored on the test split (each run's validation split differs with its seed)"
