@@ -136,7 +136,7 @@ def load_config(
         origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
         raw.setdefault("name", path.stem)
     elif base is not None:
-        raw = copy.deepcopy(base)
+        raw = validation.as_today(copy.deepcopy(base))
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
