@@ -199,13 +199,16 @@ def _run_reporter(quiet: bool):
 
 
 def _show(search, found, final, figure: Path | None, top: int) -> None:
-    from dropcli.cli.display.tune_view import top_table
+    from dropcli.cli.display.tune_view import running_hint, top_table
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
         screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+    hint = running_hint(found, search.storage, search.study)
+    if hint is not None:
+        screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:

@@ -112,11 +112,12 @@ def top_table(result: Found, top: int, width: int) -> Table:
         (row for row in result.rows if row.value is not None),
         key=lambda row: (row.state != "complete", -row.value),
     )[:top]
+    ranked += [row for row in result.rows if row.state == "running" and row not in ranked]  # a stale one must be seen
     rows = [
         [
             str(row.number),
             row.state,
-            f"{row.value:.4f}",
+            "-" if row.value is None else f"{row.value:.4f}",
             "-" if row.epochs is None else str(row.epochs),
             *(_value(row.values.get(key)) for key in keys),
             row.run or "-",
@@ -140,6 +141,21 @@ def top_table(result: Found, top: int, width: int) -> Table:
     for row in rows:
         table.add_row(*(escape(text) for text in [*row[: 4 + shown], row[-1]]))
     return table
+
+
+def running_hint(result: Found, storage: str, study: str) -> str | None:
+    """For trials the study holds as running: what that means and how to clear a stale one."""
+    running = [row.number for row in result.rows if row.state == "running"]
+    if not running:
+        return None
+    numbers = ", ".join(map(str, running))
+    kind = "" if "://" in storage else " --storage-class JournalFileBackend"
+    return (
+        f"{'trials' if len(running) > 1 else 'trial'} {numbers} {'are' if len(running) > 1 else 'is'} marked running. "
+        "If no tune process is training it now (its process was killed), it is stale: it counts towards --trials and "
+        f"is never continued. Mark it failed with: optuna tell --storage {storage}{kind} --study-name {study} "
+        f"--trial-number {running[0]} --state fail (then raise --trials by one to train another in its place)"
+    )
 
 
 def _headings(keys: list[str]) -> list[str]:
