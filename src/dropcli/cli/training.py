@@ -191,7 +191,7 @@ def _experiment(
         directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
         with interrupts_reported(lambda: trials.after_stop(directory, launch_command())):
             # Each worker says when its trials finish; rank 0 alone shows their epochs.
-            listeners = [reporter(options["quiet"] or not workers.is_primary)]
+            listeners = [reporter(options["quiet"] or not workers.is_primary, run_lines=not options["quiet"])]
             cells = trials.run(spec, planned, directory, listeners, workers)
         if workers.is_primary:
             screen = console()

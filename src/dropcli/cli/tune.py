@@ -188,14 +188,14 @@ def _final(search, found, quiet: bool, workers):
         return None
     from dropcli.experiments import tune_results
 
-    listeners = [_run_reporter(quiet or not workers.is_primary)]
+    listeners = [_run_reporter(quiet or not workers.is_primary, run_lines=not quiet)]
     return tune_results.train_final(search, found.best_config, listeners, workers)
 
 
-def _run_reporter(quiet: bool):
+def _run_reporter(quiet: bool, run_lines: bool):
     from dropcli.cli.options import reporter
 
-    return reporter(quiet)
+    return reporter(quiet, run_lines)
 
 
 def _show(search, found, final, figure: Path | None, top: int) -> None:
