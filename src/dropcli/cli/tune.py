@@ -160,6 +160,7 @@ def _search(search, quiet: bool, workers, summary: bool = False):
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
         trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+        view.search_ended(stopped)
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()

@@ -49,6 +49,17 @@ class TuneView(Listener):
             self.bar.stop()
         self.bar = None
 
+    def search_ended(self, stopped: str | None) -> None:
+        """The trials bar's last state: full and "all trials done", or where --timeout left it
+        (not the estimate shown as the last trial began)."""
+        if self.bar is None or self.trials_task is None:
+            return
+        task = next(task for task in self.bar.tasks if task.id == self.trials_task)
+        if stopped is None:
+            self.bar.update(self.trials_task, completed=task.total, status="all trials done")
+        else:
+            self.bar.update(self.trials_task, status=f"stopped by --{stopped}; the same command continues")
+
     def trial_begins(self, progress: SearchProgress) -> None:
         self.number = progress.number
         status = trial_status(progress)
@@ -79,10 +90,11 @@ class TuneView(Listener):
         if summary is None or self.quiet:
             return
         val = (summary.get("final") or {}).get("val_acc")
-        how = summary["status"] if summary["status"] != "finished" else "done"
-        line = f"trial #{self.number} {how} after {count_text(summary['epochs'], 'epoch')}" + (
-            f": val acc {val:.4f}" if val is not None else ""
-        )
+        if summary["status"] == "finished":
+            line = f"trial #{self.number} done after {count_text(summary['epochs'], 'epoch')}"
+        else:  # judged after an epoch: of how many it would have trained
+            line = f"trial #{self.number} {summary['status']} after epoch {summary['epochs']} of {self.total_epochs}"
+        line += f": val acc {val:.4f}" if val is not None else ""
         (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
 
     def notice(self, message: str) -> None:
