@@ -180,3 +180,19 @@ def test_replacing_the_widths_keeps_one_rate_for_all_layers():
     per_layer = load_config(None, ["model.dropout=[0.2,0.5]"])
     with pytest.raises(DropcliError, match="model.dropout has 2 rates for 3 hidden layers"):
         replace(per_layer, "model.hidden", "64x64x64")
+
+
+@pytest.mark.parametrize(
+    "files, caused, words",
+    [
+        (["a.yaml", "b.yaml"], "b.yaml", "model.hidden 64 (1 hidden layer) leaves 2 rates in model.dropout (set by {a.yaml})"),
+        (["b.yaml", "a.yaml"], "a.yaml", "model.dropout has 2 rates for 1 hidden layer (model.hidden 64, set by {b.yaml})"),
+    ],
+)
+def test_a_clash_between_merged_files_names_the_file_whose_key_caused_it(tmp_path, files, caused, words):
+    (tmp_path / "a.yaml").write_text("model: {dropout: [0.2, 0.5]}\n")
+    (tmp_path / "b.yaml").write_text("model: {hidden: [64]}\n")
+    with pytest.raises(DropcliError) as caught:
+        load_config([tmp_path / name for name in files])
+    expected = words.replace("{a.yaml}", str(tmp_path / "a.yaml")).replace("{b.yaml}", str(tmp_path / "b.yaml"))
+    assert str(caught.value).startswith(f"{tmp_path / caused}: {expected}")

@@ -102,3 +102,28 @@ def test_a_refused_rerun_writes_nothing_to_the_journal(journal, invoke, small_ar
     other = invoke("tune", *small_args(epochs=1, train=300, test=100), *SEARCH, "--space", "optim.momentum=0:0.9", "--trials", 3)
     assert other.exit_code == 2 and "was started with another config or space" in other.output, other.output
     assert journal.read_bytes() == content
+
+
+def test_a_trial_left_running_is_shown_with_how_to_clear_it(journal, invoke):
+    import shlex
+    import subprocess
+    import sys
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(study_name="default", storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.ask().report(0.5, 1)  # what a tune killed with SIGKILL mid-trial leaves
+    shown = invoke("tune", "--summary", "--run-dir", journal.parent)
+    assert shown.exit_code == 0, shown.output
+    row = next((line for line in shown.stdout.splitlines() if line.startswith("│     2 ")), shown.stdout)
+    assert "running" in row and "0.5000" in row
+    hint = next(line for line in shown.stdout.splitlines() if "marked running" in line)
+    assert hint.startswith("trial 2 is marked running. If no tune process is training it now")
+    command = hint.partition("Mark it failed with: ")[2].partition(" (then")[0]
+    words = shlex.split(command)
+    assert words[:2] == ["optuna", "tell"]
+    told = subprocess.run([sys.executable, "-c", "from optuna.cli import main; main()", *words[1:]], capture_output=True)
+    assert told.returncode == 0, told.stderr  # the command it gives works on this journal
+    again = invoke("tune", "--summary", "--run-dir", journal.parent)
+    assert "marked running" not in again.stdout and "failed" in again.stdout

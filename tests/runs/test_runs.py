@@ -184,6 +184,7 @@ def test_compare_plot_writes_a_png_that_decodes_and_is_not_blank(in_tmp, invoke,
 
     result = invoke("compare", "scratch", "builtin", *small_args(2, **RUN_SIZE), "--run-dir", "cmp", "--plot", "-q")
     assert result.exit_code == 0, result.output
+    assert "figure saved to cmp/curves.png" in result.stdout.splitlines()  # where it went, even with -q
     pixels = matplotlib.image.imread(in_tmp / "cmp" / "curves.png")  # (height, width, channels)
     assert pixels.shape[0] >= 300 and pixels.shape[1] >= 400
     assert pixels[..., :3].std() > 0.05  # lines and text on a white background, not one colour

@@ -187,11 +187,12 @@ def check_extras(cfg: Config) -> None:
         check_available()
 
 
-def reporter(quiet: bool):
-    """The terminal display of runs: live on a terminal, a line per epoch elsewhere."""
+def reporter(quiet: bool, run_lines: bool = True):
+    """The terminal display of runs: live on a terminal, a line per epoch elsewhere; `run_lines`
+    False keeps even each run's closing lines back (an experiment's -q: its table is the summary)."""
     from dropcli.cli.display.report import Reporter
 
-    return Reporter(console(), quiet=quiet)
+    return Reporter(console(), quiet=quiet, run_lines=run_lines)
 
 
 @contextlib.contextmanager

@@ -191,13 +191,13 @@ def _experiment(
         directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
         with interrupts_reported(lambda: trials.after_stop(directory, launch_command())):
             # Each worker says when its trials finish; rank 0 alone shows their epochs.
-            listeners = [reporter(options["quiet"] or not workers.is_primary)]
+            listeners = [reporter(options["quiet"] or not workers.is_primary, run_lines=not options["quiet"])]
             cells = trials.run(spec, planned, directory, listeners, workers)
         if workers.is_primary:
             screen = console()
             screen.print(*view(cells))
             if draw is not None:
-                draw(cells, directory, cfg)
+                screen.print(f"figure saved to {draw(cells, directory, cfg)}", highlight=False, soft_wrap=True)
             screen.print(f"{kind} saved to {directory}", highlight=False)
     failed = experiments.failures(cells)
     if failed:
@@ -226,21 +226,23 @@ def _default_dir(kind: str, cfg: Config) -> Path:
     return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
 
 
-def _curves(cells, directory: Path, config: Config) -> None:
+def _curves(cells, directory: Path, config: Config) -> Path:
     from dropcli.cli.display import figure, plots
 
     groups = [
         (str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells
     ]
     figure.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+    return directory / "curves.png"
 
 
 def _sweep_figure(sampled: bool, log_keys: list[str]):
-    def draw(cells, directory: Path, config: Config) -> None:
+    def draw(cells, directory: Path, config: Config) -> Path:
         from dropcli.cli.display import figure, sweep_plots
 
         keys = list(cells[0].values)
         caption = sweep_plots.experiment_caption(config, cells, directory, keys)
         figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled, log_keys), directory / "sweep.png")
+        return directory / "sweep.png"
 
     return draw

@@ -5,6 +5,7 @@ Only validation accuracy chooses; the test set is scored once, by the final runs
 """
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,10 @@ def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
         return None
     from optuna.importance import get_param_importances
 
-    with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError):
+    # Optuna warns when too few trials tell the keys apart ("importances will be equal"): the
+    # figure says how many trials the importance rests on instead.
+    with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         return dict(get_param_importances(study))
     return None
 

@@ -49,6 +49,17 @@ class TuneView(Listener):
             self.bar.stop()
         self.bar = None
 
+    def search_ended(self, stopped: str | None) -> None:
+        """The trials bar's last state: full and "all trials done", or where --timeout left it
+        (not the estimate shown as the last trial began)."""
+        if self.bar is None or self.trials_task is None:
+            return
+        task = next(task for task in self.bar.tasks if task.id == self.trials_task)
+        if stopped is None:
+            self.bar.update(self.trials_task, completed=task.total, status="all trials done")
+        else:
+            self.bar.update(self.trials_task, status=f"stopped by --{stopped}; the same command continues")
+
     def trial_begins(self, progress: SearchProgress) -> None:
         self.number = progress.number
         status = trial_status(progress)
@@ -79,10 +90,11 @@ class TuneView(Listener):
         if summary is None or self.quiet:
             return
         val = (summary.get("final") or {}).get("val_acc")
-        how = summary["status"] if summary["status"] != "finished" else "done"
-        line = f"trial #{self.number} {how} after {count_text(summary['epochs'], 'epoch')}" + (
-            f": val acc {val:.4f}" if val is not None else ""
-        )
+        if summary["status"] == "finished":
+            line = f"trial #{self.number} done after {count_text(summary['epochs'], 'epoch')}"
+        else:  # judged after an epoch: of how many it would have trained
+            line = f"trial #{self.number} {summary['status']} after epoch {summary['epochs']} of {self.total_epochs}"
+        line += f": val acc {val:.4f}" if val is not None else ""
         (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
 
     def notice(self, message: str) -> None:
@@ -112,11 +124,12 @@ def top_table(result: Found, top: int, width: int) -> Table:
         (row for row in result.rows if row.value is not None),
         key=lambda row: (row.state != "complete", -row.value),
     )[:top]
+    ranked += [row for row in result.rows if row.state == "running" and row not in ranked]  # a stale one must be seen
     rows = [
         [
             str(row.number),
             row.state,
-            f"{row.value:.4f}",
+            "-" if row.value is None else f"{row.value:.4f}",
             "-" if row.epochs is None else str(row.epochs),
             *(_value(row.values.get(key)) for key in keys),
             row.run or "-",
@@ -140,6 +153,21 @@ def top_table(result: Found, top: int, width: int) -> Table:
     for row in rows:
         table.add_row(*(escape(text) for text in [*row[: 4 + shown], row[-1]]))
     return table
+
+
+def running_hint(result: Found, storage: str, study: str) -> str | None:
+    """For trials the study holds as running: what that means and how to clear a stale one."""
+    running = [row.number for row in result.rows if row.state == "running"]
+    if not running:
+        return None
+    numbers = ", ".join(map(str, running))
+    kind = "" if "://" in storage else " --storage-class JournalFileBackend"
+    return (
+        f"{'trials' if len(running) > 1 else 'trial'} {numbers} {'are' if len(running) > 1 else 'is'} marked running. "
+        "If no tune process is training it now (its process was killed), it is stale: it counts towards --trials and "
+        f"is never continued. Mark it failed with: optuna tell --storage {storage}{kind} --study-name {study} "
+        f"--trial-number {running[0]} --state fail (then raise --trials by one to train another in its place)"
+    )
 
 
 def _headings(keys: list[str]) -> list[str]:
