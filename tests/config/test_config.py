@@ -99,7 +99,7 @@ def test_replace_changes_one_key_and_validates():
         ("model: {mask_mode: bytes}\n", r"model.mask_mode must be one of bool, bits, bernoulli"),
         ("device: gpu\n", r"device must be auto, cpu, cuda, cuda:N \(N < 10000\) or mps, got 'gpu'"),
         ("data: {val_split: 1.0}\n", r"data.val_split must be at least 0 and below 1"),
-        ("train: {precision: fp16}\n", r"train.precision must be one of fp32, bf16, got 'fp16'"),
+        ("train: {precision: fp16}\n", r"train.precision must be one of fp32, bf16, auto, got 'fp16'"),
         ("train: {compile: yes please}\n", r"train.compile must be true or false, got 'yes please'"),
         ("train: {monitor: val_acc}\n", r"train.monitor must be auto unless data.val_split > 0"),
         ("optim: {weight_decay: -0.1}\n", r"optim.weight_decay must be a finite number >= 0"),

@@ -176,7 +176,23 @@ def describe(cfg: Config, data, device) -> None:
     typer.echo(to_yaml(cfg), nl=False)
     typer.echo(f"data: {data.source} ({len(data.train):,} training{val}, {len(data.test):,} test images)")
     typer.echo(f"device: {device}")
+    _describe_precision(cfg, device)
     typer.echo("dry run: nothing trained, nothing written")
+
+
+def _describe_precision(cfg: Config, device) -> None:
+    """What the machine offers for bf16, and the precision the run would train in."""
+    from dropcli.training.precision import bf16_offer, choose_precision, shown_cpu_flags
+
+    offer = bf16_offer(device)
+    if device.type == "cpu":
+        typer.echo(f"cpu flags: {shown_cpu_flags()}")
+    typer.echo(f"bf16 products: {'native' if offer.bf16 else 'not native'}, {offer.what}")
+    if cfg.train.precision == "bf16" and not offer.bf16:
+        typer.echo("precision: bf16 would be refused here; use fp32 or auto")
+        return
+    choice = choose_precision(cfg, device)
+    typer.echo(f"precision: {choice.used} ({choice.why})")
 
 
 def check_extras(cfg: Config) -> None:

@@ -109,7 +109,6 @@ def engine_checks(config) -> list[tuple[str, bool, str]]:
             autograd or config.model.kind in FUSED_KINDS,
             f"autograd for model.kind {config.model.kind} (fused runs {one_of(FUSED_KINDS)})",
         ),
-        ("train.engine", autograd or train.precision == "fp32", "autograd with train.precision bf16 (fused is fp32)"),
         ("train.engine", autograd or not train.compile, "autograd with train.compile (fused is its own compiled step)"),
         (
             "train.engine",

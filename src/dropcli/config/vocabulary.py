@@ -69,13 +69,19 @@ SCHEDULES = {
 # train.engine: how each training step is computed (see training/epoch.py and training/fused.py).
 ENGINES = {
     "autograd": "the model's modules, autograd and torch.optim (the chapter's code)",
-    "fused": "the same step written out by hand: fewer passes over memory (fp32, one process)",
+    "fused": "the same step written out by hand: fewer passes over memory (one process; fp32 or bf16)",
 }
 # The model kinds the fused engine runs: those whose noise is unit dropout.
 FUSED_KINDS = ("scratch", "builtin", "none")
 
-# train.precision: fp32, or bf16 autocast of the forward pass.
-PRECISIONS = ("fp32", "bf16")
+# train.precision: how the matrix products run (see training/precision.py). "auto" is resolved
+# when a run starts, to bf16 where the device has fast bf16 products and they measure faster,
+# else fp32; the run's config.yaml and checkpoints hold the resolved one.
+PRECISIONS = {
+    "fp32": "32-bit floats throughout",
+    "bf16": "bf16 matrix products, fp32 weights and update (fused: its bf16 step; autograd: autocast of the forward)",
+    "auto": "bf16 where the device has fast bf16 products and they measure faster here, else fp32",
+}
 
 # evaluate --split
 SPLITS = ("test", "train", "val")

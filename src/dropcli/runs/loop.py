@@ -18,7 +18,7 @@ import torch
 
 import dropcli
 from dropcli import files, runs
-from dropcli.config import Config, to_yaml
+from dropcli.config import Config, replace, to_yaml
 from dropcli.config.vocabulary import higher_is_better
 from dropcli.data import Splits
 from dropcli.parallel.workers import ONE_PROCESS, Workers
@@ -26,6 +26,7 @@ from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener, StopRun
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
 from dropcli.training.epoch import Diverged, evaluate, run_epoch
+from dropcli.training.precision import Choice, choose_precision
 from dropcli.training.records import EpochMetrics, RunResult, TrainState
 from dropcli.training.state import compile_model, new_state
 from dropcli.training.stats import recording
@@ -44,8 +45,11 @@ def train_run(
 
     `run_dir` is locked while the run trains: a second process that tries to write into it
     (a second --resume, say) is refused. Under torchrun (DDP) all workers train and only rank 0
-    writes the run directory and has listeners.
+    writes the run directory and has listeners. train.precision "auto" is resolved here (see
+    training/precision.py): the run's config.yaml and checkpoints hold the precision used, and
+    summary.json's "precision" says what was asked, what was used and why.
     """
+    config, precision = _resolved_precision(config, device, resume_from, workers)
     with _held(run_dir, workers):
         state, best = _start(config, data, device, resume_from, workers, listeners)
         writer = RunFiles(run_dir, workers, config, state)
@@ -65,10 +69,11 @@ def train_run(
                     _tell_epoch(listeners, metrics)
                     if stops_early(config, best, epoch):
                         break  # early stopping: the remaining epochs are never trained
-            summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started)
+            summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started, precision)
         except (Diverged, KeyboardInterrupt, files.WriteError, StopRun) as stop:
             kept = state.history[: writer.saved]
             summary = _summary(config, data, device, kept, best, time.perf_counter() - started, *_stopped(stop))
+            summary["precision"] = dataclasses.asdict(precision)
             with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
                 writer.write_summary(summary)
             raise
@@ -77,6 +82,16 @@ def train_run(
             for listener in listeners:
                 listener.run_finished(result)
     return result
+
+
+def _resolved_precision(
+    config: Config, device: torch.device, resume_from: dict[str, Any] | None, workers: Workers
+) -> tuple[Config, Choice]:
+    """`config` with train.precision as the run uses it, and the choice (asked, used, why).
+    Under torchrun rank 0 chooses for all: workers timing apart could choose apart."""
+    resumed = resume_from["config"]["train"]["precision"] if resume_from is not None else None
+    choice = workers.on_primary(lambda: choose_precision(config, device, resumed))
+    return replace(config, "train.precision", choice.used), choice
 
 
 def _start(
@@ -218,9 +233,11 @@ def _finished_summary(
     writer: RunFiles,
     best: dict[str, Any],
     wall_seconds: float,
+    precision: Choice,
 ) -> dict[str, Any]:
     """summary.json of a finished run, with the training set scored in eval mode (for the gap)."""
     summary = _summary(config, data, device, state.history, best, wall_seconds, "finished")
+    summary["precision"] = dataclasses.asdict(precision)
     if config.train.early_stopping is not None:
         # What is reported is the best checkpoint, chosen on the validation set.
         summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
