@@ -87,6 +87,8 @@ class Study:
     spread: dict[tuple[str, Shift], list[float]] = field(default_factory=dict)
     # (method, shift) -> (replicates, metrics): paired across methods and shifts (not in --json)
     bootstrap_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
+    # (method, shift) -> per calibration.THRESHOLDS: interval of the accuracy above it (None: no replicate keeps any)
+    threshold_intervals: dict[tuple[str, Shift], list[bootstrap.Interval | None]] = field(default_factory=dict)
     ood_source: Path | None = None
     ood: dict[tuple[str, str], Detection] = field(default_factory=dict)  # (method, score) -> detection
     notes: list[str] = field(default_factory=list)
@@ -251,9 +253,12 @@ def _score_shift(study: Study, outputs, y: torch.Tensor, shift: Shift, weights: 
             values = torch.tensor([[getattr(s, metric) for metric in calibration.METRICS] for s in scored], dtype=torch.float64)
             study.spread[method, shift] = values.std(dim=0).tolist()
         if weights is not None:
-            values = bootstrap.replicates([bootstrap.per_example(p, y) for p, _ in parts], weights)
+            examples = [bootstrap.per_example(p, y) for p, _ in parts]
+            values = bootstrap.replicates(examples, weights)
             study.bootstrap_values[method, shift] = values.cpu()
             study.intervals[method, shift] = bootstrap.intervals(values, study.level)
+            above = bootstrap.threshold_accuracies(examples, weights)
+            study.threshold_intervals[method, shift] = bootstrap.nan_intervals(above, study.level)
 
 
 def _keep(study: Study, outputs, shift: Shift) -> None:
