@@ -20,7 +20,7 @@ METRIC_TITLES = {
     ),
     "entropy": ("entropy", "mean predictive entropy, nats"),
 }
-OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"))
+OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"), ("fpr95", "FPR@95"))
 OOD_SCORES = {"max probability": "1 - max p", "entropy": "entropy", "mutual information": "MI"}
 
 
@@ -57,8 +57,7 @@ def tables(study) -> list:
     else:
         parts += [_metric_by_shift(study, metric) for metric in METRICS]
     parts.append(_selective(study, study.shifts[0]))
-    if study.ood:
-        parts.append(_detection(study))
+    parts += [_detection(study, source) for source in study.ood_sources]
     return parts
 
 
@@ -83,12 +82,13 @@ def _methods_by_metric(study, shift) -> Table:
     return table
 
 
-def _detection(study) -> Table:
-    scores = list(dict.fromkeys(score for _, score in study.ood))
+def _detection(study, source: str) -> Table:
+    scores = list(dict.fromkeys(score for found, _, score in study.ood if found == source))
     table = Table(
-        title=f"out-of-distribution detection: {study.split} images against {study.ood_source}, by each score "
-        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); higher is "
-        "better; mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else ""),
+        title=f"out-of-distribution detection: {study.split} images against {source}, by each score "
+        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); AUROC and "
+        "AUPR: higher is better; FPR@95, in-distribution images flagged where 95 % of the others are: lower is better; "
+        "mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else ""),
         header_style="bold",
     )
     table.add_column("method", min_width=10, overflow="fold")
@@ -98,7 +98,7 @@ def _detection(study) -> Table:
     for method in study.methods:
         row = []
         for score in scores:
-            found = study.ood.get((method, score))
+            found = study.ood.get((source, method, score))
             for key, _ in OOD_MEASURES:
                 if found is None:
                     row.append("")
