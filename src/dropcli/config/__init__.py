@@ -334,7 +334,7 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
-        if get_origin(kind) is tuple and isinstance(value, (list, tuple)):  # data.classes: a list, or null
+        if get_origin(kind) is tuple and isinstance(value, (list, tuple)):  # data.classes: a list or null
             return tuple(_coerce(item, get_args(kind)[0], key, source) for item in value)
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
@@ -351,13 +351,7 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
 
 
-_TYPE_NAMES = {
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    bool: "true or false",
-    tuple[int, ...]: "a list of integers",
-}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", tuple[int, ...]: "a list"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
