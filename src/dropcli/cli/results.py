@@ -49,7 +49,9 @@ def evaluate(
             "--shift",
             metavar="FAMILY=START:STOP:STEP",
             help="Score on shifted copies of the split: rotate (degrees), translate "
-            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable, e.g. "
+            "(pixels), noise (Gaussian std on [0, 1] pixels), blur (sigma, pixels), contrast (fraction taken away, 0-1), "
+            "elastic (largest displacement, pixels) or speckle (std of multiplicative noise), STOP included, or "
+            "FAMILY=V1,V2. Repeatable, e.g. "
             "--shift rotate=0:180:15 --shift noise=0.1,0.3.",
         ),
     ] = None,

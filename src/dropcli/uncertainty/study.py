@@ -65,6 +65,10 @@ class Study:
     member_scores: dict[tuple[str, Shift], list[Scores]] = field(default_factory=dict)  # per run (or ensemble)
     predictions: list[Block] = field(default_factory=list)
     passes: dict[str, int] = field(default_factory=dict)  # forward passes per example of each method
+    # compute.py: multiply-adds and measured seconds per test example, runs trained, per method
+    multiply_adds: dict[str, int] = field(default_factory=dict)
+    seconds_per_example: dict[str, float] = field(default_factory=dict)
+    runs_trained: dict[str, int] = field(default_factory=dict)
     level: float = 0.95
     replicates: int = 0
     # (method, shift) -> per metric (calibration.METRICS order): bootstrap interval; std over runs or ensembles
@@ -72,6 +76,8 @@ class Study:
     spread: dict[tuple[str, Shift], list[float]] = field(default_factory=dict)
     # (method, shift) -> (replicates, metrics): paired across methods and shifts (not in --json)
     bootstrap_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
+    # (method, shift) -> (units, replicates, 3): each run's (or ensemble's) values, for seeds.py (not in --json)
+    unit_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
     ood_sources: list[str] = field(default_factory=list)  # each out-of-distribution set's label, in order
     ood: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (set, method, score) -> detection.Detection
     notes: list[str] = field(default_factory=list)
@@ -85,7 +91,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     (run, shift) scored.
     """
     from dropcli import data, runs
-    from dropcli.uncertainty import detection, evaluation
+    from dropcli.uncertainty import compute, detection, evaluation
     from dropcli.uncertainty import ood as ood_module
 
     members = ensembles.load(request.targets, flags)
@@ -105,6 +111,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
         [data.prepare(directory, raw, m.config.data, m.config.seed, device).val for m in members] if request.temperature else []
     )
     study, lineup = _plan(request, members, directory, subset.y.cpu(), vals)
+    study.multiply_adds, study.runs_trained = compute.multiply_adds(lineup, first.model), compute.runs_trained(lineup)
     steps = len(members) * len(request.shifts)
     estimate = 0.0
     if lineup.mc_samples:
@@ -125,6 +132,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
             _keep(study, outputs, shift)
         if progress is not None:
             progress((number + 1) * len(members), steps, estimate)
+    study.seconds_per_example = compute.seconds_per_example(lineup, members, subset.X)
     if sources:
         inside, _ = lineup_module.all_outputs(lineup, members, subset.X, fitted)
         for source in sources:
@@ -223,7 +231,9 @@ def _score_shift(study: Study, outputs, y: torch.Tensor, shift: Shift, weights: 
             values = torch.tensor([[getattr(s, metric) for metric in calibration.METRICS] for s in scored], dtype=torch.float64)
             study.spread[method, shift] = values.std(dim=0).tolist()
         if weights is not None:
-            values = bootstrap.replicates([bootstrap.per_example(p, y) for p, _ in parts], weights)
+            examples = [bootstrap.per_example(p, y) for p, _ in parts]
+            values = bootstrap.replicates(examples, weights)
+            study.unit_values[method, shift] = bootstrap.unit_values(examples, weights)
             study.bootstrap_values[method, shift] = values.cpu()
             study.intervals[method, shift] = bootstrap.intervals(values, study.level)
 
@@ -238,7 +248,7 @@ def _keep(study: Study, outputs, shift: Shift) -> None:
 
 def to_json(study: Study) -> dict[str, Any]:
     """Everything the study measured, as plain JSON values."""
-    from dropcli.uncertainty import detection
+    from dropcli.uncertainty import compute, detection
 
     return {
         "checkpoints": [str(m.checkpoint) for m in study.members],
@@ -251,6 +261,12 @@ def to_json(study: Study) -> dict[str, Any]:
         "temperatures": study.temperatures,
         "methods": study.methods,
         "forward_passes": study.passes,
+        "compute": {
+            "multiply_adds_per_example": study.multiply_adds,
+            "seconds_per_example": study.seconds_per_example,
+            "runs_trained": study.runs_trained,
+            "training": compute.training(study.members),
+        },
         "bootstrap": {"replicates": study.replicates, "level": study.level} if study.replicates else None,
         "notes": study.notes,
         "shifts": [{"family": s.family, "value": s.value} for s in study.shifts],
@@ -258,6 +274,7 @@ def to_json(study: Study) -> dict[str, Any]:
             {
                 "method": method,
                 "forward_passes": study.passes[method],
+                "multiply_adds": study.multiply_adds.get(method),
                 "shift": {"family": shift.family, "value": shift.value},
                 **_scores_json(study.scores[method, shift]),
                 "interval": _by_metric([[i.low, i.high] for i in study.intervals[method, shift]])

@@ -10,7 +10,6 @@ from dropcli.data import dataset
 from dropcli.errors import DropcliError
 from dropcli.files import check_writable
 from dropcli.runtime import count_text
-from dropcli.uncertainty import calibration
 from dropcli.uncertainty.calibration import METRICS
 
 SHIFT_AXES = {
@@ -116,8 +115,9 @@ def _reliability_panel(ax, study, method, shift, first: bool) -> None:
     )
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     parts = len(study.member_scores[method, shift])
-    pooled = f"pooled ECE {calibration.pooled_ece(scores.bins):.3f} ({parts} pooled)" if parts > 1 else f"ECE {scores.ece:.3f}"
-    ax.set_title(f"{method}\n{pooled}", fontsize="small")
+    # The tables' ECE (the mean of the runs' ECEs), not the pooled bins' own: one number, one meaning.
+    ece = f"ECE {scores.ece:.3f}" + (f" (mean of {parts}; bins pooled)" if parts > 1 else "")
+    ax.set_title(f"{method}\n{ece}", fontsize="small")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     if first:
@@ -153,8 +153,9 @@ def shift_curves(study):
 
 
 def compute_curves(study):
-    """A Figure: NLL, Brier and accuracy against forward passes per example, a line per method
-    family (MC dropout over K, ensembles over M), a row per shift value, bars for the intervals."""
+    """A Figure: NLL, Brier and accuracy against multiply-adds per test example (compute.py: MC
+    dropout's passes share the layers before the first noise layer), a line per method family (MC
+    dropout over K, ensembles over M), a row per shift value, bars for the intervals."""
     pyplot = load_pyplot()
     rows = picked_shifts(study)
     metrics = (("nll", "NLL (nats)"), ("brier", "Brier"), ("accuracy", "accuracy"))
@@ -164,8 +165,8 @@ def compute_curves(study):
         for column, (metric, label) in enumerate(metrics):
             ax = axes[row][column]
             for index, name in enumerate(families):
-                members = sorted((m for m in study.methods if family(m) == name), key=lambda m: study.passes.get(m, 1))
-                x = [study.passes.get(m, 1) * (1 + 0.03 * (index - len(families) / 2)) for m in members]  # nudged apart
+                members = sorted((m for m in study.methods if family(m) == name), key=lambda m: cost(study, m))
+                x = [cost(study, m) * (1 + 0.03 * (index - len(families) / 2)) for m in members]  # nudged apart
                 y = [getattr(study.scores[m, shift], metric) for m in members]
                 errors = None
                 if all((m, shift) in study.intervals for m in members):
@@ -173,12 +174,17 @@ def compute_curves(study):
                     errors = [[v - b.low for v, b in zip(y, bounds)], [b.high - v for v, b in zip(y, bounds)]]
                 ax.errorbar(x, y, yerr=errors, marker="o" if len(members) > 1 else "s", markersize=4, capsize=2, label=name)
             ax.set_xscale("log", base=2)
-            ax.set_xlabel("forward passes per example")
+            ax.set_xlabel("multiply-adds per example (millions)")
             ax.set_ylabel(f"{label}, {shift.label}")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize="x-small")
-    figure.suptitle("At equal compute: each method against its forward passes per example")
+    figure.suptitle("At equal compute: each method against its multiply-adds per test example")
     return _with_caption(figure, caption(study))
+
+
+def cost(study, method: str) -> float:
+    """Millions of multiply-adds per example; forward passes where the study has no count."""
+    return study.multiply_adds[method] / 1e6 if method in study.multiply_adds else study.passes.get(method, 1)
 
 
 def selective_curves(study):
