@@ -50,7 +50,9 @@ def evaluate(
             "--shift",
             metavar="FAMILY=START:STOP:STEP",
             help="Score on shifted copies of the split: rotate (degrees), translate "
-            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable, e.g. "
+            "(pixels), noise (Gaussian std on [0, 1] pixels), blur (sigma, pixels), contrast (fraction taken away, 0-1), "
+            "elastic (largest displacement, pixels) or speckle (std of multiplicative noise), STOP included, or "
+            "FAMILY=V1,V2. Repeatable, e.g. "
             "--shift rotate=0:180:15 --shift noise=0.1,0.3.",
         ),
     ] = None,
@@ -119,13 +121,14 @@ def evaluate(
         typer.Option("--level", min=0.5, max=0.999, help="Coverage of the bootstrap intervals, e.g. --level 0.9."),
     ] = 0.95,
     ood: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--ood",
             metavar="DIR|NAME",
             help="Out-of-distribution detection against another IDX data set's test images: a directory holding "
-            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist. "
-            "AUROC and AUPR by max probability, entropy and mutual information.",
+            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist; heldout, "
+            "the classes the runs were not trained on (data.classes); or images made on the spot: noise, constant, inverted. "
+            "Repeatable, e.g. --ood heldout --ood noise. AUROC, AUPR and FPR@95 by max probability, entropy and mutual information.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
@@ -151,7 +154,7 @@ def evaluate(
     if last_layer and not (mc_samples or sweep):
         raise DropcliError("--last-layer is MC dropout with only the last noise layer on: give --mc-samples K or --mc-sweep too")
     request = study.Request(
-        targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, ood
+        targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, tuple(ood or ())
     )
     style = figure_style(options, drawn=output is not None, draws="-o FIG.png")
     if output is not None:

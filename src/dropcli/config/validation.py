@@ -60,6 +60,11 @@ def checks(config) -> list[tuple[str, bool, str]]:
         ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
         ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
+        (
+            "data.classes",
+            _classes_ok(config.data.classes),
+            "null or a list of 2 to 10 distinct class numbers 0-9, e.g. [0,1,2,3,4,5]",
+        ),
         ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N (N < 10000) or mps"),
         *recipe_checks(config),
         *engine_checks(config),
@@ -125,3 +130,7 @@ def as_today(saved: dict[str, Any]) -> dict[str, Any]:
     if isinstance(train, dict) and train.get("monitor") in TEST_MONITORS:
         train["monitor"] = "auto"
     return saved
+
+
+def _classes_ok(classes: tuple[int, ...] | None) -> bool:
+    return classes is None or (2 <= len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes))
