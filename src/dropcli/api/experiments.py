@@ -62,22 +62,23 @@ class Experiment:
         """Every finished trial as a `Run`, cell by cell."""
         return [load_run(self.directory / name) for cell in self.cells for name in cell.runs if name not in cell.failed]
 
-    def curves(self):
+    def curves(self, style=None):
         """Loss and accuracy against epoch, one colour per cell, mean ± std over seeds: the
-        figure `compare --plot` saves as curves.png (a matplotlib Figure)."""
+        figure `compare --plot` saves as curves.png (a matplotlib Figure; `style`, a
+        dropcli.cli.display.figure.Style, sizes it: one column of a paper by default)."""
         from dropcli.cli.display import plots
 
         groups = [(_label(cell.values), [self.directory / n for n in cell.runs if n not in cell.failed]) for cell in self.cells]
-        return detached(plots.runs_figure([group for group in groups if group[1]]))
+        return detached(plots.runs_figure([group for group in groups if group[1]], style))
 
-    def figure(self):
+    def figure(self, style=None):
         """Accuracy against the value for one key, heatmaps for two, a panel per key otherwise:
-        the figure `sweep --plot` saves as sweep.png (a matplotlib Figure)."""
+        the figure `sweep --plot` saves as sweep.png (a matplotlib Figure; `style` as for `curves`)."""
         from dropcli.cli.display import sweep_plots
 
         keys = list(self.cells[0].values)
         caption = sweep_plots.experiment_caption(self.config, self.cells, self.directory, keys)
-        return detached(sweep_plots.sweep_figure(self.cells, keys, caption, bool(self.sampled), list(self.log_keys)))
+        return detached(sweep_plots.sweep_figure(self.cells, keys, caption, bool(self.sampled), list(self.log_keys), style))
 
 
 def _label(values: dict[str, Any]) -> str:

@@ -68,12 +68,12 @@ class Evaluation:
         head = {"checkpoint": str(self.study.members[0].checkpoint), **dataclasses.asdict(single)} if single else {}
         return {**head, "uncertainty": study.to_json(self.study)}
 
-    def reliability(self):
+    def reliability(self, style=None):
         """The reliability diagrams, a panel per method and shift (a matplotlib Figure): the
-        figure `evaluate -o FIG.png` saves as FIG-reliability.png."""
+        figure `evaluate -o FIG.png` saves as FIG-reliability.png (`style` as for `curves`)."""
         from dropcli.cli.display import uncertainty_plots
 
-        return detached(uncertainty_plots.reliability(self.study))
+        return detached(uncertainty_plots.reliability(self.study, style))
 
 
 def _targets(runs: "Run | PathLike | Sequence[Run | PathLike]") -> list[Path]:
@@ -113,7 +113,7 @@ def evaluate(
     last_layer: bool = False,
     bootstrap: int = 200,
     level: float = 0.95,
-    ood: str | None = None,
+    ood: "str | Sequence[str] | None" = None,
     predictions: PathLike | None = None,
     device: str | None = None,
     data_dir: PathLike | None = None,
@@ -151,7 +151,7 @@ def check_request(
     last_layer: bool,
     bootstrap: int,
     level: float,
-    ood: str | None,
+    ood: "str | Sequence[str] | None",
 ) -> dict[str, Any]:
     """`evaluate`'s options checked, as the fields of a study request; DropcliError (with the
     command line's option names) for the first that is wrong."""
@@ -177,7 +177,7 @@ def check_request(
         "last_layer": last_layer,
         "bootstrap": bootstrap,
         "level": level,
-        "ood": ood,
+        "ood": tuple([ood] if isinstance(ood, str) else ood or ()),
     }
 
 

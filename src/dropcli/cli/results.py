@@ -8,7 +8,7 @@ import typer
 
 from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.display.console import console
-from dropcli.cli.options import DataDirOption, DeviceOption
+from dropcli.cli.options import FIGURE_OPTIONS, DataDirOption, DeviceOption, figure_style, with_options
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
 
@@ -19,6 +19,7 @@ from dropcli.errors import DropcliError
     "--predictions p.npz; compute-matched, with intervals: dropcli evaluate runs/study --mc-sweep 1,3,10,50 --ensemble-sizes 1,3,5 "
     "--temperature --last-layer --bootstrap 1000 --shift rotate=0,15,45,90 --ood mnist -o study.png",
 )
+@with_options(FIGURE_OPTIONS)
 def evaluate(
     targets: Annotated[
         list[Path],
@@ -48,7 +49,9 @@ def evaluate(
             "--shift",
             metavar="FAMILY=START:STOP:STEP",
             help="Score on shifted copies of the split: rotate (degrees), translate "
-            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable, e.g. "
+            "(pixels), noise (Gaussian std on [0, 1] pixels), blur (sigma, pixels), contrast (fraction taken away, 0-1), "
+            "elastic (largest displacement, pixels) or speckle (std of multiplicative noise), STOP included, or "
+            "FAMILY=V1,V2. Repeatable, e.g. "
             "--shift rotate=0:180:15 --shift noise=0.1,0.3.",
         ),
     ] = None,
@@ -117,16 +120,18 @@ def evaluate(
         typer.Option("--level", min=0.5, max=0.999, help="Coverage of the bootstrap intervals, e.g. --level 0.9."),
     ] = 0.95,
     ood: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--ood",
             metavar="DIR|NAME",
             help="Out-of-distribution detection against another IDX data set's test images: a directory holding "
-            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist. "
-            "AUROC and AUPR by max probability, entropy and mutual information.",
+            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist; heldout, "
+            "the classes the runs were not trained on (data.classes); or images made on the spot: noise, constant, inverted. "
+            "Repeatable, e.g. --ood heldout --ood noise. AUROC, AUPR and FPR@95 by max probability, entropy and mutual information.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    **options,
 ) -> None:
     """Score saved models: accuracy and calibration, per method and shift.
 
@@ -142,11 +147,12 @@ def evaluate(
     request = {"split": split, "mc_samples": mc_samples, "shift": shift, "temperature": temperature, "mc_sweep": mc_sweep}
     request.update(ensemble_sizes=ensemble_sizes, last_layer=last_layer, bootstrap=replicates, level=level, ood=ood)
     scoring.check_request(**request)  # bad options are refused before -o is checked, as they were
+    style = figure_style(options, drawn=output is not None, draws="-o FIG.png")
     if output is not None:
         uncertainty_plots.check_output(output)
     outcome = scoring.evaluate(targets, **request, predictions=predictions, device=device, data_dir=data_dir, progress=True)
     if output is not None:
-        outcome.written[:0] = uncertainty_plots.write(outcome.study, output)
+        outcome.written[:0] = uncertainty_plots.write(outcome.study, output, style)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
@@ -234,7 +240,11 @@ def predict(
     console().print(prediction_table(predictions, top, path))
 
 
-@app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf --width 6.75",
+)
+@with_options(FIGURE_OPTIONS)
 def plot(
     run_dirs: Annotated[
         list[Path],
@@ -246,13 +256,18 @@ def plot(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")
     ] = Path("curves.png"),
+    **options,
 ) -> None:
-    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one).
+
+    Sized for a paper: one column (3.25 inches) by default, --width 6.75 for two; the file is exactly that wide.
+    """
     from dropcli.api import training
     from dropcli.cli.display import figure
 
+    style = figure_style(options)
     figure.check_output(output)
-    figure.save(training.curves(run_dirs), output)
+    figure.save(training.curves(run_dirs, style), output)
     typer.echo(f"wrote {output}")
 
 

@@ -10,8 +10,10 @@ from dropcli.cli.display.console import console
 from dropcli.cli.options import (
     CONFIG_OPTIONS,
     EXPERIMENT_OPTIONS,
+    FIGURE_OPTIONS,
     QUIET_OPTION,
     describe,
+    figure_style,
     flags,
     interrupts_reported,
     load,
@@ -77,7 +79,7 @@ def _describe_run(resume: Path | None, options: dict) -> None:
 
 
 @app.command(cls=Command, epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
-@with_options(EXPERIMENT_OPTIONS)
+@with_options({**EXPERIMENT_OPTIONS, **FIGURE_OPTIONS})
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
     plot: Annotated[
@@ -96,14 +98,16 @@ def compare(
     from dropcli.experiments import Grid
 
     grids = [Grid("model.kind", tuple(models), source="MODELS")]
-    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
+    style = figure_style(options, drawn=plot)
+    draw = (lambda result: _curves(result, style)) if plot else None
+    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], draw)
 
 
 @app.command(
     cls=Command,
     epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml",
 )
-@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
+@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"], **FIGURE_OPTIONS})
 def sweep(
     grid: Annotated[
         list[str] | None,
@@ -153,7 +157,8 @@ def sweep(
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
-    draw = _sweep_figure if plot else None
+    style = figure_style(options, drawn=plot)
+    draw = (lambda result: _sweep_figure(result, style)) if plot else None
     _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count, dry_run=dry_run, log_keys=log_keys)
 
 
@@ -183,14 +188,15 @@ def _experiment(
         return
     if draw is not None:
         figure.check_available()
-    progress = True if not options["quiet"] else reporter(True)
+    # --quiet: not even each run's closing lines; the experiment's table is the summary.
+    progress = True if not options["quiet"] else reporter(True, run_lines=False)
     with interrupts_reported():
         result = run_experiment(cfg, grids, seeds, sampled, run_dir, kind, progress, log_keys)
     if rank_zero():  # under torchrun, rank 0 alone prints and writes the results
         screen = console()
         screen.print(*view(result.cells))
         if draw is not None:
-            draw(result)
+            screen.print(f"figure saved to {draw(result)}", highlight=False, soft_wrap=True)
         screen.print(f"{kind} saved to {result.directory}", highlight=False)
     failed = result.failed
     if failed:
@@ -213,13 +219,15 @@ def _describe_plan(planned, grids, seeds: int, run_dir: Path | None) -> None:
     typer.echo(f"{count}{where}; dry run: nothing trained, nothing written")
 
 
-def _curves(result) -> None:
+def _curves(result, style) -> Path:
     from dropcli.cli.display import figure
 
-    figure.save(result.curves(), result.directory / "curves.png")
+    figure.save(result.curves(style), result.directory / "curves.png")
+    return result.directory / "curves.png"
 
 
-def _sweep_figure(result) -> None:
+def _sweep_figure(result, style) -> Path:
     from dropcli.cli.display import figure
 
-    figure.save(result.figure(), result.directory / "sweep.png")
+    figure.save(result.figure(style), result.directory / "sweep.png")
+    return result.directory / "sweep.png"
