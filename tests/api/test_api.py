@@ -150,3 +150,11 @@ def test_a_run_stopped_before_its_first_epoch_leaves_nothing(smoke, tmp_path):
         dropcli.train(smoke, tmp_path / "stopped", progress=[InterruptAt(1)])
     assert raised.value.kept == "nothing was trained and nothing is kept; run the same command again"
     assert not (tmp_path / "stopped").exists()
+
+
+def test_a_random_search_keeps_its_log_scale_for_the_figure(smoke, tmp_path):
+    search = dropcli.sweep({"optim.lr": "0.01:1:log"}, smoke, sample=2, run_dir=tmp_path / "search", progress=False)
+    rates = [row["optim.lr"] for row in search.rows()]
+    assert len(rates) == 2 and all(0.01 <= rate <= 1 for rate in rates)
+    assert search.log_keys == ("optim.lr",)
+    assert search.figure().axes[0].get_xscale() == "log"
