@@ -146,5 +146,5 @@ def test_final_seeds_n_trains_seed_to_seed_plus_n_minus_1_on_the_whole_training_
 
 
 def test_the_validation_split_cannot_be_searched(invoke, small_args):
-    result = invoke("tune", *small_args(), "--set", "data.val_split=0.2", "--space", "data.val_split=0.1,0.3")
+    result = invoke("tune", *small_args(), "--set", "data.val_split=0.2", "--space", "data.val_split=0.1,0.3", "--trials", 2)
     assert result.exit_code == 2 and "the validation split is what trials are compared on" in result.stderr
