@@ -47,3 +47,42 @@ def test_a_trial_pruned_at_its_last_epoch_says_of_how_many():
     summary = {"status": "pruned", "epochs": 2, "final": {"val_acc": 0.5}}
     view.run_finished(RunResult(Path("trial-0003"), [], summary))
     assert console.file.getvalue().strip() == "trial #3 pruned after epoch 2 of 2: val acc 0.5000"
+
+
+def rendered(*parts, width: int) -> str:
+    """Each part printed on its own, as the commands print them."""
+    console = Console(file=io.StringIO(), width=width, soft_wrap=False)
+    for part in parts:
+        console.print(part)
+    return console.file.getvalue()
+
+
+def run_info(path: str, **settings):
+    from dropcli.runs import RunInfo
+
+    final = {"epoch": 2, "test_acc": 0.6, "val_acc": None, "train_acc": 0.5}
+    return RunInfo(Path("runs") / path, "smoke", "scratch", 2, 2, 0.61, 0.6, "finished", settings, final)
+
+
+def test_diff_shows_4_significant_figures_unless_that_hides_a_difference():
+    from dropcli.cli.display.runs_tables import diff_table
+
+    first = run_info("sweep-long-name-20261205-081709/trial_0")
+    second = run_info("sweep-long-name-20261205-081709/trial_1")
+    rows = [("optim.lr", 0.06362676068454798, 0.06913406503799589), ("optim.momentum", 0.90000001, 0.9000000002)]
+    for width in (80, 100):
+        text = rendered(*diff_table(first, second, rows, [("test_acc", 0.8812, 0.8799)]), width=width)
+        assert max(map(len, text.splitlines())) <= width
+        assert text.splitlines()[0] == f"A: {first.path}"  # each run named whole, on a line of its own
+        assert " 0.06363 " in text and " 0.06913 " in text and "0.0636267" not in text
+        assert "0.90000001 " in text and "0.9000000002" in text  # the same in 4 figures: shown whole
+        assert "acc-" not in text and "0.8812" in text
+
+
+def test_where_finds_a_setting_by_the_value_the_table_shows():
+    from dropcli.runs import catalog
+
+    infos = [run_info("a", **{"optim.lr": 0.0638612345}), run_info("b", **{"optim.lr": 0.1})]
+    assert [i.path.name for i in catalog.where(infos, ["optim.lr=0.06386"], None)] == ["a"]
+    assert [i.path.name for i in catalog.where(infos, ["optim.lr=0.0638612345"], None)] == ["a"]
+    assert catalog.where(infos, ["optim.lr=0.0639"], None) == []  # not what the table shows
