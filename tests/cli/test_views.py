@@ -86,3 +86,58 @@ def test_where_finds_a_setting_by_the_value_the_table_shows():
     assert [i.path.name for i in catalog.where(infos, ["optim.lr=0.06386"], None)] == ["a"]
     assert [i.path.name for i in catalog.where(infos, ["optim.lr=0.0638612345"], None)] == ["a"]
     assert catalog.where(infos, ["optim.lr=0.0639"], None) == []  # not what the table shows
+
+
+def fake_study():
+    """What uncertainty_tables reads of a study: nine methods, intervals, eleven coverages."""
+    from types import SimpleNamespace
+
+    from dropcli.uncertainty.calibration import METRICS
+
+    methods = ["deterministic", "temperature", "mc dropout K=3", "mc dropout + temperature", "ensemble M=3 + mc dropout"]
+    from dropcli.uncertainty.shifts import Shift
+
+    shift = Shift("none", 0.0)
+    coverages = [round(1 - i / 10, 1) for i in range(11)][:-1]
+    scores = {
+        (m, shift): SimpleNamespace(**{metric: 0.4812 + i for metric in METRICS}, selective={c: 0.4812 for c in coverages})
+        for i, m in enumerate(methods)
+    }
+    interval = SimpleNamespace(half_width=0.0166)
+    study = SimpleNamespace(
+        methods=methods, scores=scores, passes={m: 3 for m in methods}, split="test", shifts=[shift], level=0.95
+    )
+    study.intervals = {key: [interval] * len(METRICS) for key in scores}
+    return study, shift
+
+
+def test_evaluate_tables_fit_80_and_100_columns_and_break_no_number_or_word():
+    from dropcli.cli.display.uncertainty_tables import _methods_by_metric, _selective
+
+    study, shift = fake_study()
+    for width in (80, 100):
+        for table in (_methods_by_metric(study, shift), _selective(study, shift)):
+            text = rendered(table, width=width)
+            assert max(map(len, text.splitlines())) <= width
+            assert "…" not in text and "accu-" not in text and "racy" not in text.replace("accuracy", "")
+            body = [line for line in text.splitlines() if line.startswith("│")]
+            numbers = [word for line in body for word in line.replace("│", " ").split() if word[:1].isdigit() or word[:1] == "±"]
+            assert all(len(n) in (6, 7) for n in numbers if n[0] != "(" and "." in n), numbers  # 0.4812, ±0.0166: whole
+        assert "100%" in rendered(_selective(study, shift), width=width)  # all examples: never left out
+    assert "left out for width:" in " ".join(rendered(_selective(study, shift), width=80).split())
+
+
+def test_predict_keeps_each_class_with_its_probability_at_80_and_100_columns():
+    from dropcli.cli.display.report import prediction_table
+    from dropcli.data import CLASS_NAMES
+    from dropcli.uncertainty.predict import Prediction
+
+    probabilities = [0.127, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.122, 0.108, 0.433]
+    predictions = [Prediction(f"pictures/shoe-{n}.png", probabilities, 9 - n, 2.2931 - n, CLASS_NAMES) for n in range(2)]
+    for width in (80, 100):
+        text = rendered(prediction_table(predictions, 4, Path("runs/x/checkpoints/last.pt")), width=width)
+        assert max(map(len, text.splitlines())) <= width
+        for pair in ("Ankle boot 0.433", "T-shirt/top 0.127", "Sneaker 0.122", "Bag 0.108"):
+            assert pair in text  # a class and its probability on one line
+        assert "pictures/shoe-1.png" in text and " 2.293 " in text and " 1.293 " in text
+        assert "at most 2.30" in " ".join(text.split()) and "entropy (nats" not in text

@@ -203,25 +203,25 @@ def scored_text(result) -> str:
     return f"scored {result.images:,} of the {result.file_images:,} images of the {file} file{limited}"
 
 
-def prediction_table(predictions, top: int, checkpoint) -> Table:
-    """A row per input of `dropcli predict`: its most probable classes, and what else is known."""
-    with_truth = any(p.true_class is not None for p in predictions)
-    with_entropy = any(p.entropy is not None for p in predictions)
-    table = Table(title=f"{escape(str(checkpoint))}: class probabilities", header_style="bold")
-    table.add_column("input", overflow="fold")
-    table.add_column(f"top {top}" if top > 1 else "most probable")
-    if with_truth:
-        table.add_column("true class")
-    if with_entropy:
-        table.add_column("entropy (nats, max 2.30)", justify="right")
-    for p in predictions:
-        row = [escape(p.source), ", ".join(f"{name} {probability:.3f}" for name, probability in p.top(top))]
-        if with_truth:
-            row.append(p.true_name or "-")
-        if with_entropy:
-            row.append(f"{p.entropy:.3f}")
-        table.add_row(*row)
-    return table
+def prediction_table(predictions, top: int, checkpoint) -> Fitted:
+    """A row per input of `dropcli predict`: its most probable classes (one a line, the name and
+    its probability together), and what else is known."""
+    columns = [
+        Column("input", [p.source for p in predictions], justify="left", keep=True, fold=True),
+        Column(
+            f"top {top}" if top > 1 else "most probable",
+            ["\n".join(f"{name} {probability:.3f}" for name, probability in p.top(top)) for p in predictions],
+            justify="left",
+            keep=True,
+        ),
+    ]
+    if any(p.true_class is not None for p in predictions):
+        columns.append(Column("true class", [p.true_name or "-" for p in predictions], justify="left"))
+    caption = None
+    if any(p.entropy is not None for p in predictions):
+        columns.append(Column("entropy", ["-" if p.entropy is None else f"{p.entropy:.3f}" for p in predictions]))
+        caption = "entropy in nats: 0 for certain, at most 2.30 (ln 10) when every class is equally likely"
+    return Fitted(columns, title=f"{checkpoint}: class probabilities", caption=caption)
 
 
 def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> list[Fitted]:
