@@ -141,3 +141,34 @@ def test_predict_keeps_each_class_with_its_probability_at_80_and_100_columns():
             assert pair in text  # a class and its probability on one line
         assert "pictures/shoe-1.png" in text and " 2.293 " in text and " 1.293 " in text
         assert "at most 2.30" in " ".join(text.split()) and "entropy (nats" not in text
+
+
+def test_tune_progress_keeps_elapsed_time_and_status_words_whole_at_80_and_100_columns():
+    for width in (80, 100):
+        view = TuneView(terminal(width))
+        with view:
+            view.trial_begins(Progress(5, 6, 4, 0.8812, 3, 2, remaining_seconds=61.0))
+            view.run_started(load_config(None, ["train.epochs=20"]), Path("x"))
+            shown = rendered(view.bar.get_renderable(), width=width)
+        assert max(map(len, shown.splitlines())) <= width and "…" not in shown
+        assert shown.count("0:00:0") == 2 and "4/6" in shown and "0/20" in shown
+        assert "about 61 s left" in " ".join(shown.split())  # the status wraps between words
+
+
+def test_evaluation_tables_fit_80_columns_with_a_full_test_set():
+    from types import SimpleNamespace
+
+    from dropcli.cli.display.report import evaluation_tables
+    from dropcli.data import CLASS_NAMES
+
+    confusion = [[1000 if i == j else 0 for j in range(10)] for i in range(10)]
+    result = SimpleNamespace(
+        epoch=2, split="test", precision="fp32", loss=0.3, accuracy=0.8812, images=10_000, file_images=10_000,
+        class_names=CLASS_NAMES, per_class_accuracy=[0.8812] * 10, confusion=confusion, mc_samples=0,
+    )  # fmt: skip
+    for width in (80, 100):
+        text = rendered(*evaluation_tables(result, Path("runs/x/checkpoints/last.pt")), width=width)
+        assert max(map(len, text.splitlines())) <= width and "…" not in text
+        rows = [line for line in text.splitlines() if line.count("1000") == 1]
+        assert len(rows) == 10  # every count whole
+        assert "0 T-shirt/top" in text and "9 Ankle boot" in text

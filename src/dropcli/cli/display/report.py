@@ -11,7 +11,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from dropcli.cli.display.console import console
 from dropcli.cli.display.epoch_table import TRAIN_ACC_EPOCH, EpochTable, lr_text, slots_of
@@ -175,17 +174,21 @@ def evaluation_tables(result, checkpoint) -> list:
         f"{checkpoint} (epoch {result.epoch}) on {result.split}, {result.precision}: "
         f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}\n{scored_text(result)}"
     )
-    per_class = Table(title="accuracy per class", header_style="bold")
-    per_class.add_column("class")
-    per_class.add_column("accuracy", justify="right")
-    for name, accuracy in zip(result.class_names, result.per_class_accuracy):
-        per_class.add_row(name, f"{accuracy:.4f}")
-    confusion = Table(title="confusion matrix (rows: true class, columns: predicted)", header_style="bold")
-    confusion.add_column("")
-    for index in range(len(result.class_names)):
-        confusion.add_column(str(index), justify="right")
-    for index, (name, row) in enumerate(zip(result.class_names, result.confusion)):
-        confusion.add_row(f"{index} {name}", *map(str, row))
+    names = [f"{index} {name}" for index, name in enumerate(result.class_names)]
+    per_class = Fitted(
+        [
+            Column("class", names, justify="left", keep=True),
+            Column("accuracy", [f"{accuracy:.4f}" for accuracy in result.per_class_accuracy], keep=True),
+        ],
+        title="accuracy per class",
+    )
+    # Rows and columns by the class's number (named above): ten counts of up to 5 digits beside
+    # a class name would not fit 80 columns.
+    counts = [Column(str(index), [str(row[index]) for row in result.confusion], keep=True) for index in range(len(names))]
+    confusion = Fitted(
+        [Column("", [str(index) for index in range(len(names))], justify="left", keep=True), *counts],
+        title="confusion matrix (rows: true class, columns: predicted; classes numbered as above)",
+    )
     parts = [header, per_class, confusion]
     if result.mc_samples:
         parts.append(

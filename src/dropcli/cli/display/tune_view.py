@@ -7,6 +7,7 @@ Only validation numbers are shown while searching: the test set is not what sett
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column as TableColumn
 
 from dropcli.cli.display.console import console
 from dropcli.cli.display.figure import load_pyplot
@@ -32,12 +33,14 @@ class TuneView(Listener):
 
     def __enter__(self) -> "TuneView":
         if self.console.is_terminal and not self.quiet:
+            # The status is a sentence: it wraps between words, while the numbers beside it
+            # (trials done, elapsed time) keep their width whole at 80 columns.
             self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
+                TextColumn("{task.description}", table_column=TableColumn(no_wrap=True)),
+                BarColumn(bar_width=12),
+                MofNCompleteColumn(table_column=TableColumn(no_wrap=True)),
+                TimeElapsedColumn(table_column=TableColumn(no_wrap=True, min_width=7)),
+                TextColumn("{task.fields[status]}", table_column=TableColumn(no_wrap=False, ratio=1)),
                 console=self.console,
             )
             self.bar.start()
