@@ -172,3 +172,30 @@ def test_evaluation_tables_fit_80_columns_with_a_full_test_set():
         rows = [line for line in text.splitlines() if line.count("1000") == 1]
         assert len(rows) == 10  # every count whole
         assert "0 T-shirt/top" in text and "9 Ankle boot" in text
+
+
+def test_compare_and_sweep_keep_mean_and_std_on_one_line_at_80_and_100_columns():
+    from dropcli.cli.display import report
+    from dropcli.experiments import Cell, Stat
+
+    def cell(kind: str, rate: float, n: int) -> Cell:
+        stat = Stat(0.8812 - n / 100, 0.0034)
+        return Cell(
+            {"model.kind": kind, "model.dropout_1": rate}, 3, stat, stat, stat, None, stat, Stat(0.0144, 0.0058 + n),
+            Stat(12.25, 0.5), Stat(48213.0, 1234.0), ["r"], {},
+        )  # fmt: skip
+
+    cells = [cell("scratch", 0.5, 0), cell("builtin", 0.2, 1)]
+    for width in (80, 100):
+        for table in (report.compare_table(cells), *report.sweep_tables(cells, ["model.dropout_1"])):
+            text = rendered(table, width=width)
+            assert max(map(len, text.splitlines())) <= width and "…" not in text
+            rows = [line for line in text.splitlines() if line.startswith("│")]
+            assert len(rows) == 2 and "0.8812 ± 0.0034" in rows[0] and "0.8712 ± 0.0034" in rows[1]
+            assert "+0.0144 ± 0.0058" in rows[0] or "gap" in text.partition("left out")[2]
+        compared = " ".join(rendered(report.compare_table(cells), width=width).split())
+        assert "scratch" in compared and "builtin" in compared
+        left_out = compared.partition("left out for width:")[2]
+        if width == 80:  # timings are the first left out, then constant columns, each named
+            assert "seeds (3 in every row)" in left_out and "s/epoch" in left_out and "samples/s" in left_out
+        assert "test acc" not in left_out
