@@ -24,7 +24,7 @@ def test_train_writes_a_run_directory(in_tmp, invoke, small_args):
     assert result.exit_code == 0, result.output
     run_dir = in_tmp / "runs" / "first"
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summary.json"]
-    assert sorted(p.name for p in (run_dir / runs.CHECKPOINT_DIR).iterdir()) == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in (run_dir / runs.CHECKPOINT_DIR).iterdir()) == ["last.pt"]  # no validation split: no best
     config = yaml.safe_load((run_dir / runs.CONFIG_FILE).read_text())
     assert config["model"]["kind"] == "builtin" and config["train"]["epochs"] == 2
     metrics = [json.loads(line) for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]

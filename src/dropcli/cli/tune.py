@@ -6,7 +6,17 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
-from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.cli.options import (
+    CONFIG_OPTIONS,
+    FIGURE_OPTIONS,
+    QUIET_OPTION,
+    check_extras,
+    console,
+    figure_style,
+    flags,
+    interrupts_reported,
+    with_options,
+)
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
 
@@ -18,7 +28,7 @@ EXAMPLE = (
 
 
 @app.command(cls=Command, epilog=EXAMPLE)
-@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION, **FIGURE_OPTIONS})
 def tune(
     space: Annotated[
         list[str] | None,
@@ -114,6 +124,7 @@ def tune(
     from dropcli.parallel.workers import launch_command
 
     tuning.optuna_module()
+    style = figure_style(options, drawn=figure is not None, draws="--figure FILE")
     given = {
         "space": space,
         "trials": trials,
@@ -151,7 +162,7 @@ def tune(
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
         if workers.is_primary:
-            _show(search, found, final, figure, top)
+            _show(search, found, final, figure, top, style)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -199,7 +210,7 @@ def _run_reporter(quiet: bool, run_lines: bool):
     return reporter(quiet, run_lines)
 
 
-def _show(search, found, final, figure: Path | None, top: int) -> None:
+def _show(search, found, final, figure: Path | None, top: int, style) -> None:
     from dropcli.cli.display.tune_view import running_hint, top_table
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
@@ -233,8 +244,11 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
         from dropcli.cli.display.figure import save
 
         caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
-        save(tune_view.figure(found, caption), figure)
+        save(tune_view.figure(found, caption, style), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
+        note = tune_view.importance_note(found)
+        if note is not None:
+            screen.print(note, highlight=False, soft_wrap=not screen.is_terminal)
     screen.print(
         f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
         highlight=False,

@@ -21,6 +21,9 @@ from dropcli.runs.listeners import Listener
 # Optuna's trial states, as tables and best.yaml name them.
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 FINAL_DIR = "final"
+# Below this many complete trials the importance of each key is noise (a few trials split by a
+# fitted model): it is withheld, and tune says so.
+MIN_TRIALS_FOR_IMPORTANCE = 8
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ def _row(trial) -> TrialRow:
 
 def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
     """Optuna's importance of each key for validation accuracy (PED-ANOVA); None before there are
-    enough complete trials to say."""
-    if len(complete) < 2:
+    MIN_TRIALS_FOR_IMPORTANCE complete trials."""
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     from optuna.importance import get_param_importances
 

@@ -8,6 +8,11 @@ from dropcli.cli.display.fit import Column, Fitted, number
 from dropcli.cli.display.report import TRAIN_ACC_EPOCH
 from dropcli.config.architecture import short
 
+# No column shows the highest test accuracy of any epoch: choosing an epoch by it selects on the test set.
+BEST_CAPTION = (
+    "best val acc: the highest of any epoch; - without a validation split (picking by test accuracy selects on the test set)"
+)
+
 
 def runs_table(infos, root, keys: list[str], console: Console | None = None) -> Fitted:
     """One row per run: its result, and its values of the config keys that differ between runs.
@@ -24,13 +29,15 @@ def runs_table(infos, root, keys: list[str], console: Console | None = None) -> 
         Column("model", [info.model for info in infos], justify="left"),
         *(Column(key, [value_text(info.settings.get(key)) for info in infos], justify="left") for key in keys),
         Column("epochs", [f"{info.epochs_done}/{info.epochs_planned}" for info in infos]),
-        Column("best test acc", [_optional(info.best_test_acc) for info in infos]),
+        Column("best val acc", [_optional(info.best_val_acc) for info in infos]),
         Column("final test acc", [_optional(info.final_test_acc) for info in infos], keep=True),
         Column("status", [info.status for info in infos], justify="left", keep=True, prose=True),
     ]
     floats = any(isinstance(info.settings.get(key), float) for info in infos for key in keys)
-    note = "settings' floats in 4 significant figures, as --where takes them (--json: whole)" if floats else None
-    return Fitted(columns, title=f"runs under {root / under}", caption=note, left_out_hint="see --json")
+    notes = [BEST_CAPTION] + (
+        ["settings' floats in 4 significant figures, as --where takes them (--json: whole)"] if floats else []
+    )
+    return Fitted(columns, title=f"runs under {root / under}", caption="; ".join(notes), left_out_hint="see --json")
 
 
 def _common_parent(paths: list[Path]) -> Path:

@@ -10,11 +10,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column as TableColumn
 
 from dropcli.cli.display.console import console
-from dropcli.cli.display.figure import load_pyplot
+from dropcli.cli.display.figure import Style, finish, panels, top_legend
 from dropcli.cli.display.fit import Column, Fitted, number
-from dropcli.cli.display.plots import WIDTH, finish
 from dropcli.config.architecture import short
-from dropcli.experiments.tune_results import Found
+from dropcli.config.labels import readable
+from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
 from dropcli.runtime import count_text, duration_text
@@ -174,14 +174,33 @@ def _value(value) -> str:
     return short(value)
 
 
-def figure(result: Found, caption: str):
-    """Left: each trial's validation accuracy against its number (pruned ones at their last
-    report) and the best so far; right: how much of the variation each key explains."""
-    pyplot = load_pyplot()
-    fig, (history, importance) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9), gridspec_kw={"width_ratios": [3, 2]})
-    for state, marker, colour in (("complete", "o", "C0"), ("pruned", "x", "C1")):
+def importance_note(result: Found) -> str | None:
+    """One line where the importance of each key is withheld for too few complete trials; None where it is drawn."""
+    if result.importances:
+        return None
+    complete = result.counts.get("complete", 0)
+    return (
+        f"importance of each key withheld: it rests on {count_text(complete, 'complete trial')}, "
+        f"and needs at least {MIN_TRIALS_FOR_IMPORTANCE}"
+    )
+
+
+def figure(result: Found, caption: str, style: Style | None = None):
+    """The optimisation history: each complete trial's final validation accuracy and each pruned
+    trial's at the epoch it was stopped, against the trial's number, with the best so far; beside
+    or below it, how much of the variation each key explains, over how many complete trials
+    (withheld below MIN_TRIALS_FOR_IMPORTANCE: the figure is then the history alone)."""
+    style = style or Style()
+    figure, axes = panels(2 if result.importances else 1, style, aspect=0.62, min_width=2.3)
+    history = axes[0]
+    kinds = (
+        ("complete", "o", "C0", "complete: final value"),
+        ("pruned", "x", "C1", "pruned: value at its last epoch"),
+    )
+    for state, marker, colour, label in kinds:
         rows = [row for row in result.rows if row.state == state and row.value is not None]
-        history.plot([r.number for r in rows], [r.value for r in rows], marker, color=colour, label=state, markersize=4)
+        if rows:
+            history.plot([r.number for r in rows], [r.value for r in rows], marker, color=colour, label=label)
     best, numbers, bests = None, [], []
     for row in result.rows:
         if row.state == "complete":
@@ -189,15 +208,16 @@ def figure(result: Found, caption: str):
         if best is not None:
             numbers.append(row.number)
             bests.append(best)
-    history.step(numbers, bests, where="post", color="C2", label="best so far")
-    history.set(xlabel="trial", ylabel="validation accuracy", title="optimisation history")
-    history.legend(loc="best")
+    history.step(numbers, bests, where="post", color="C2", label="best complete so far")
+    history.set(xlabel="trial number", ylabel="validation accuracy", title="optimisation history")
+    history.xaxis.get_major_locator().set_params(integer=True)
+    history.grid(alpha=0.3)
+    top_legend(figure, *history.get_legend_handles_labels(), style, most_columns=3)
     if result.importances:
+        importance = axes[1]
         keys = list(result.importances)[::-1]
-        importance.barh(keys, [result.importances[key] for key in keys], color="C0")
-        importance.set(xlabel="importance (share)", title="importance of each key")
-    else:
-        importance.text(0.5, 0.5, "too few complete trials\nto rank the keys", ha="center", va="center")
-        importance.set_axis_off()
-    finish(fig, caption)
-    return fig
+        importance.barh([readable(key) for key in keys], [result.importances[key] for key in keys], color="C0")
+        complete = result.counts.get("complete", 0)
+        importance.set(xlabel="share of the variation explained", title=f"importance of each key ({complete} complete trials)")
+    finish(figure, caption, style)
+    return figure

@@ -19,7 +19,10 @@ METRIC_TITLES = {
     ),
     "entropy": ("entropy", "mean predictive entropy, nats"),
 }
-OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"))
+# The terminal's metric tables: what fits 80 columns. AURC heads the selective-prediction table;
+# the debiased ECE is in --json (and the study's CSV).
+TABLE_METRICS = tuple(METRIC_TITLES)
+OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"), ("fpr95", "FPR@95"))
 OOD_SCORES = {"max probability": "1 - max p", "entropy": "entropy", "mutual information": "MI"}
 
 
@@ -54,10 +57,9 @@ def tables(study) -> list:
     if len(study.shifts) == 1 or study.intervals or len(study.methods) > 5:
         parts += [_methods_by_metric(study, shift) for shift in study.shifts]
     else:
-        parts += [_metric_by_shift(study, metric) for metric in METRICS]
+        parts += [_metric_by_shift(study, metric) for metric in TABLE_METRICS]
     parts.append(_selective(study, study.shifts[0]))
-    if study.ood:
-        parts.append(_detection(study))
+    parts += [_detection(study, source) for source in study.ood_sources]
     return parts
 
 
@@ -76,24 +78,25 @@ def _methods_by_metric(study, shift) -> Fitted:
         passes = study.passes.get(method, 1)
         names.append(f"{method}\n({passes} pass{'es' if passes > 1 else ''})")
     columns = [Column("method (forward passes)", names, justify="left", keep=True, prose=True)]
-    for metric in METRICS:
+    for metric in TABLE_METRICS:
         columns.append(Column(METRIC_TITLES[metric][0], [cell(study, m, shift, metric) for m in study.methods]))
     return Fitted(columns, title=f"calibration on {study.split} ({shift.label})")
 
 
-def _detection(study) -> Fitted:
-    scores = list(dict.fromkeys(score for _, score in study.ood))
+def _detection(study, source: str) -> Fitted:
+    scores = list(dict.fromkeys(score for found, _, score in study.ood if found == source))
     title = (
-        f"out-of-distribution detection: {study.split} images against {study.ood_source}, by each score "
-        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); higher is "
-        "better; mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else "")
+        f"out-of-distribution detection: {study.split} images against {source}, by each score "
+        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); AUROC and "
+        "AUPR: higher is better; FPR@95, in-distribution images flagged where 95 % of the others are: lower is better; "
+        "mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else "")
     )
     columns = [Column("method", list(study.methods), justify="left", keep=True, prose=True)]  # wraps between words
     for score in scores:
         for key, title_of_measure in OOD_MEASURES:
             texts = []
             for method in study.methods:
-                found = study.ood.get((method, score))
+                found = study.ood.get((source, method, score))
                 interval = getattr(found, f"{key}_interval") if found else None
                 texts.append(
                     "" if found is None else f"{getattr(found, key):.4f}" + (f"\n±{interval.half_width:.4f}" if interval else "")
@@ -117,7 +120,9 @@ def _selective(study, shift) -> Fitted:
     for coverage in coverages:
         values = [f"{study.scores[method, shift].selective[coverage]:.4f}" for method in study.methods]
         columns.append(Column(f"{coverage:.0%}", values, keep=coverage == 1))
+    columns.append(Column("AURC", [cell(study, method, shift, "aurc") for method in study.methods], keep=True))
     return Fitted(
         columns,
-        title=f"selective prediction ({shift.label}): accuracy on the most certain examples (lowest predictive entropy), by coverage",
+        title=f"selective prediction ({shift.label}): accuracy on the most certain examples (lowest predictive entropy), by coverage; "
+        "AURC, the error rate of the most certain examples averaged over every coverage (lower is better)",
     )
