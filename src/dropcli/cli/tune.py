@@ -217,19 +217,20 @@ def _show(search, found, final, figure: Path | None, top: int, style) -> None:
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
-        screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+        screen.print(top_table(found, top), soft_wrap=not screen.is_terminal)
     hint = running_hint(found, search.storage, search.study)
     if hint is not None:
         screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
+        best = search.directory / BEST_CONFIG
         screen.print(
-            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings: "
-            f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
+            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings are in {best}; train them with:",
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
+        screen.print(f"  dropcli train -c {best}", highlight=False, soft_wrap=True)  # a command to copy: whole, on its own line
     if final is not None and final.test_acc is not None:
         std = f" ± {final.test_acc.std:.4f}" if final.test_acc.std is not None else ""
         screen.print(
