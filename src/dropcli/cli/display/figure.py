@@ -199,7 +199,14 @@ def finish(figure, caption: str, style: Style) -> None:
         y -= height / total
     if caption_text is not None:
         caption_text.set_y(gap / total)
-    figure.tight_layout(rect=(0, bottom / total, 1, y), pad=0.3)
+    # Titles above inset axes (the reliability strips) find their place only when drawn: lay
+    # out again with them in place, until nothing moves.
+    for _ in range(4):
+        before = [ax.get_position().bounds for ax in figure.axes]
+        figure.tight_layout(rect=(0, bottom / total, 1, y), pad=0.3)
+        figure.draw_without_rendering()
+        if [ax.get_position().bounds for ax in figure.axes] == before:
+            break
 
 
 def wrapped(text: str, width: float, points: float) -> str:
