@@ -375,7 +375,7 @@ def test_the_threshold_figure_leaves_out_thin_thresholds_and_draws_the_bootstrap
     study = fake_study(replicates=50)
     banded = uncertainty_plots.selective_curves(study)
     above = banded.axes[0]
-    assert above.get_ylabel() == "accuracy, confidence ≥ t"
+    assert above.get_ylabel() == "accuracy,\nconfidence ≥ t"
     kept = study.scores["deterministic", shifts.NONE].thresholds
     thin = [t for t, (a, f) in kept.items() if a is not None and f * len(study.labels) < uncertainty_plots.MIN_THRESHOLD_EXAMPLES]
     assert thin  # e.g. 0.99: too few examples to say
