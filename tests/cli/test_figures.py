@@ -197,7 +197,7 @@ def test_a_caption_over_runs_of_different_sizes_says_they_differ(tmp_path):
         summary["data"]["train"] = train
         path.write_text(json.dumps(summary))
     figure = plots.runs_figure([("a", [tmp_path / "a"]), ("b", [tmp_path / "b"])])
-    text = " ".join(t.get_text() for t in figure.texts)
+    text = " ".join(t.get_text() for t in figure.texts).replace("\n", " ")  # the caption wraps between words
     assert "data sizes differ between runs" in text and "600 train" not in text
 
 
@@ -438,3 +438,11 @@ def test_tunes_importance_is_withheld_below_its_minimum_and_says_so_in_one_line(
     assert (
         note == f"importance of each key withheld: it rests on 3 complete trials, and needs at least {MIN_TRIALS_FOR_IMPORTANCE}"
     )
+
+
+@pytest.mark.parametrize("command", ["plot", "compare", "sweep", "evaluate", "tune"])
+def test_every_command_that_draws_takes_the_paper_options(invoke, command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    for option in ("--width", "--font-size", "--no-footer"):
+        assert option in result.output, (command, option)
