@@ -53,6 +53,8 @@ def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke,
         assert summary["status"] == {"PRUNED": "pruned", "COMPLETE": "finished"}[trial.state.name]
         assert summary["epochs"] == trial.user_attrs["epochs"] == (3 if trial.state.name == "COMPLETE" else trial.last_step)
     assert (in_tmp / "t.svg").stat().st_size > 0
+    complete = states.count("COMPLETE")  # under 8: the importance of each key is withheld, in one line
+    assert f"importance of each key withheld: it rests on {complete} complete trial" in result.output
     listed = invoke("runs", directory, "--status", "pruned", "--json")
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == states.count("PRUNED")
     best = directory / "best.yaml"
