@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate bench-precision clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -29,6 +29,11 @@ smoke: data
 
 bench: data
 	$(BIN)/python benchmarks/training.py
+	$(BIN)/python -m benchmarks.precision
+
+# The fused engine in fp32 and bf16 against each precision's roofline, per net size.
+bench-precision: data
+	$(BIN)/python -m benchmarks.precision
 
 bench-sweep: data
 	$(BIN)/python benchmarks/sweep.py

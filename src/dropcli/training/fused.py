@@ -153,7 +153,9 @@ class FusedStep:
             weight.grad = weight_grad.float().mul_(scale / batch)
             bias.grad = bias_grad.div_(batch)
             return
-        weight.add_(weight_grad, alpha=step * scale)  # the update itself in fp32
+        # The update itself in fp32. (add_ of a bf16 tensor into an fp32 one converts element by
+        # element, several times slower than converting first.)
+        weight.add_(weight_grad.float(), alpha=step * scale)
         bias.add_(bias_grad, alpha=step)
         self._refresh(index)
 
