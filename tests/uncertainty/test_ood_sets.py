@@ -63,7 +63,7 @@ def runs_on_six_classes(in_tmp, invoke, small_args):
 
 def test_held_out_classes_and_made_up_sets_in_one_call(runs_on_six_classes, invoke):
     sources = ["--ood", "heldout", "--ood", "noise", "--ood", "constant", "--ood", "inverted"]
-    result = invoke("evaluate", runs_on_six_classes, "--mc-samples", "3", "--bootstrap", "30", *sources, "--json")
+    result = invoke("evaluate", runs_on_six_classes, "--mc-samples", "3", "--bootstrap", "40", *sources, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)["uncertainty"]["ood"]
     assert report["data"] == ["held-out classes [6, 7, 8, 9]", "noise", "constant", "inverted"]

@@ -8,7 +8,7 @@ import typer
 
 from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.display.console import console
-from dropcli.cli.options import DataDirOption, DeviceOption, flags
+from dropcli.cli.options import FIGURE_OPTIONS, DataDirOption, DeviceOption, figure_style, flags, with_options
 from dropcli.config import load_config
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
@@ -20,6 +20,7 @@ from dropcli.errors import DropcliError
     "--predictions p.npz; compute-matched, with intervals: dropcli evaluate runs/study --mc-sweep 1,3,10,50 --ensemble-sizes 1,3,5 "
     "--temperature --last-layer --bootstrap 1000 --shift rotate=0,15,45,90 --ood mnist -o study.png",
 )
+@with_options(FIGURE_OPTIONS)
 def evaluate(
     targets: Annotated[
         list[Path],
@@ -131,6 +132,7 @@ def evaluate(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    **options,
 ) -> None:
     """Score saved models: accuracy and calibration, per method and shift.
 
@@ -154,12 +156,13 @@ def evaluate(
     request = study.Request(
         targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, tuple(ood or ())
     )
+    style = figure_style(options, drawn=output is not None, draws="-o FIG.png")
     if output is not None:
         uncertainty_plots.check_output(output)
     with monte_carlo_progress(console(stderr=True)) as progress:
         outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), predictions, progress)
     if output is not None:
-        outcome.written[:0] = uncertainty_plots.write(outcome.study, output)
+        outcome.written[:0] = uncertainty_plots.write(outcome.study, output, style)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
@@ -268,7 +271,11 @@ def predict(
     console().print(prediction_table(predictions, top, path))
 
 
-@app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf --width 6.75",
+)
+@with_options(FIGURE_OPTIONS)
 def plot(
     run_dirs: Annotated[
         list[Path],
@@ -280,13 +287,18 @@ def plot(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")
     ] = Path("curves.png"),
+    **options,
 ) -> None:
-    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one).
+
+    Sized for a paper: one column (3.25 inches) by default, --width 6.75 for two; the file is exactly that wide.
+    """
     from dropcli.cli.display import figure, plots
     from dropcli.experiments import trial_dirs
 
+    style = figure_style(options)
     figure.check_output(output)
-    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
+    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs)), style), output)
     typer.echo(f"wrote {output}")
 
 

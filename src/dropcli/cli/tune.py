@@ -6,7 +6,17 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
-from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.cli.options import (
+    CONFIG_OPTIONS,
+    FIGURE_OPTIONS,
+    QUIET_OPTION,
+    check_extras,
+    console,
+    figure_style,
+    flags,
+    interrupts_reported,
+    with_options,
+)
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
 
@@ -18,7 +28,7 @@ EXAMPLE = (
 
 
 @app.command(cls=Command, epilog=EXAMPLE)
-@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION, **FIGURE_OPTIONS})
 def tune(
     space: Annotated[
         list[str] | None,
@@ -114,6 +124,7 @@ def tune(
     from dropcli.parallel.workers import launch_command
 
     tuning.optuna_module()
+    style = figure_style(options, drawn=figure is not None, draws="--figure FILE")
     given = {
         "space": space,
         "trials": trials,
@@ -128,7 +139,7 @@ def tune(
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
 
-        search = stored_search(options["set_"] or [], flags(options), given)  # the study keeps its config and space
+        search = stored_search(options["set_"] or [], flags(options), given, _warn)  # the study keeps its config and space
     else:
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
@@ -151,7 +162,7 @@ def tune(
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
         if workers.is_primary:
-            _show(search, found, final, figure, top)
+            _show(search, found, final, figure, top, style)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -160,6 +171,7 @@ def _search(search, quiet: bool, workers, summary: bool = False):
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
         trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+        view.search_ended(stopped)
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
@@ -172,11 +184,15 @@ def _search(search, quiet: bool, workers, summary: bool = False):
             )
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
-    study = open_study(search, None, None)
+    study = open_study(search, None, None, _warn)
     result = tune_results.found(study)
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
+
+
+def _warn(message: str) -> None:
+    console(stderr=True).print(f"warning: {message}", highlight=False)
 
 
 def _final(search, found, quiet: bool, workers):
@@ -184,24 +200,27 @@ def _final(search, found, quiet: bool, workers):
         return None
     from dropcli.experiments import tune_results
 
-    listeners = [_run_reporter(quiet or not workers.is_primary)]
+    listeners = [_run_reporter(quiet or not workers.is_primary, run_lines=not quiet)]
     return tune_results.train_final(search, found.best_config, listeners, workers)
 
 
-def _run_reporter(quiet: bool):
+def _run_reporter(quiet: bool, run_lines: bool):
     from dropcli.cli.options import reporter
 
-    return reporter(quiet)
+    return reporter(quiet, run_lines)
 
 
-def _show(search, found, final, figure: Path | None, top: int) -> None:
-    from dropcli.cli.display.tune_view import top_table
+def _show(search, found, final, figure: Path | None, top: int, style) -> None:
+    from dropcli.cli.display.tune_view import running_hint, top_table
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
         screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+    hint = running_hint(found, search.storage, search.study)
+    if hint is not None:
+        screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
@@ -224,8 +243,11 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
         from dropcli.cli.display.figure import save
 
         caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
-        save(tune_view.figure(found, caption), figure)
+        save(tune_view.figure(found, caption, style), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
+        note = tune_view.importance_note(found)
+        if note is not None:
+            screen.print(note, highlight=False, soft_wrap=not screen.is_terminal)
     screen.print(
         f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
         highlight=False,

@@ -134,14 +134,16 @@ def load_config(
         origin = {key: str(paths[0]) for key in flatten(raw)}
         for later, (key, value) in ((file, item) for file in paths[1:] for item in flatten(read_yaml(file)).items()):
             _set_path(raw, key, value, source=str(later))
+            origin.pop(key, None)  # origin's order is the order keys were last set: a clash names the later
             origin[key] = str(later)
         origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
         raw.setdefault("name", path.stem)
     elif base is not None:
-        raw = copy.deepcopy(base)
+        raw = validation.as_today(copy.deepcopy(base))
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
+        origin.pop(key, None)
         origin[key] = origin[architecture.list_place(key)[0]] = f"--set {text}"  # errors about a list name what set its place
     for key, (option, value) in (flags or {}).items():
         if value is not None:

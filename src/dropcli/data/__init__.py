@@ -277,6 +277,8 @@ def read_idx(path: Path, magic: int, count: int | None) -> torch.Tensor:
     if len(content) != size:
         state = "truncated" if len(content) < size else "has trailing bytes"
         raise DropcliError(f"{path}: {state}: {len(content)} bytes, expected {size}; replace it with a fresh copy")
+    if size == header_size:  # no images at all: frombuffer refuses an empty buffer
+        return torch.empty(dims, dtype=torch.uint8)
     data = torch.frombuffer(bytearray(content[header_size:]), dtype=torch.uint8)
     return data.reshape(dims)
 

@@ -11,13 +11,14 @@ command continues it. Optuna is an optional extra, imported only here: dropcli[t
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
-from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan
+from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan, tune_journal
 
 PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
 PRUNERS = ("median", "asha", "hyperband", "none")
@@ -223,14 +224,20 @@ def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -
     return entry if "://" in entry else str(plan.parent / entry)
 
 
-def open_study(search: Search, sampler, pruner):
-    """The study in its storage, made on first use; refused if it was made for another search."""
+def open_study(search: Search, sampler, pruner, notice: Callable[[str], None]):
+    """The study in its storage, made on first use; refused if it was made for another search,
+    before anything is written to the storage. `notice` hears of a cut record set aside."""
     optuna = optuna_module()
-    storage = open_storage(optuna, search.storage)
-    study = optuna.create_study(
-        storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
-    )
+    storage = open_storage(optuna, search.storage, notice)
     spec = spec_of(search)
+    if search.study in optuna.get_all_study_names(storage):
+        # Loaded, not created: Optuna's create_study(load_if_exists=True) first appends a
+        # create-study record, which a refused rerun must not leave in the journal.
+        study = optuna.load_study(study_name=search.study, storage=storage, sampler=sampler, pruner=pruner)
+    else:
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
+        )
     found = study.user_attrs.get(SPEC_ATTR)
     if found is None:
         study.set_user_attr(SPEC_ATTR, spec)
@@ -245,7 +252,8 @@ def open_study(search: Search, sampler, pruner):
     return study
 
 
-def open_storage(optuna, storage: str):
+def open_storage(optuna, storage: str, notice: Callable[[str], None]):
+    """The storage: an RDB URL, or a journal file checked first (tune_journal.py)."""
     if "://" in storage:
         try:
             return optuna.storages.RDBStorage(storage)
@@ -259,6 +267,9 @@ def open_storage(optuna, storage: str):
     path = Path(storage)
     if path.is_dir():
         raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
+    set_aside = tune_journal.set_aside_cut_record(path)
+    if set_aside is not None:
+        notice(set_aside)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))

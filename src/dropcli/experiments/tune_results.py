@@ -5,6 +5,7 @@ Only validation accuracy chooses; the test set is scored once, by the final runs
 """
 
 import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ from dropcli.runs.listeners import Listener
 # Optuna's trial states, as tables and best.yaml name them.
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 FINAL_DIR = "final"
+# Below this many complete trials the importance of each key is noise (a few trials split by a
+# fitted model): it is withheld, and tune says so.
+MIN_TRIALS_FOR_IMPORTANCE = 8
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,15 @@ def _row(trial) -> TrialRow:
 
 def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
     """Optuna's importance of each key for validation accuracy (PED-ANOVA); None before there are
-    enough complete trials to say."""
-    if len(complete) < 2:
+    MIN_TRIALS_FOR_IMPORTANCE complete trials."""
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     from optuna.importance import get_param_importances
 
-    with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError):
+    # Optuna warns when too few trials tell the keys apart ("importances will be equal"): the
+    # figure says how many trials the importance rests on instead.
+    with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         return dict(get_param_importances(study))
     return None
 

@@ -50,7 +50,7 @@ def search(
     """Train trials until the study holds search.trials of them (or --timeout). Returns the
     study, the number of trials this process trained, and why it stopped early ("timeout") or None."""
     optuna = optuna_module()
-    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search))
+    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), _notice_to(listeners))
     deadline = None if search.timeout is None else time.monotonic() + search.timeout
     datasets, trained = Datasets(workers), 0
     with _budget_lock(search):
@@ -73,6 +73,14 @@ def search(
         trained += 1
         if stopped:
             return study, trained, "timeout"
+
+
+def _notice_to(listeners: list[Listener]) -> Callable[[str], None]:
+    def notice(message: str) -> None:
+        for listener in listeners:
+            listener.notice(message)
+
+    return notice
 
 
 def interrupted(trial) -> bool:

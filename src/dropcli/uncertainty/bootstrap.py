@@ -126,3 +126,25 @@ def intervals(values: torch.Tensor, level: float = 0.95) -> list[Interval]:
 def interval(values: torch.Tensor, level: float = 0.95) -> Interval:
     """The percentile interval of `values` (replicates,)."""
     return intervals(values[:, None], level)[0]
+
+
+@torch.no_grad()
+def threshold_accuracies(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor) -> torch.Tensor:
+    """(replicates, len(calibration.THRESHOLDS)): accuracy on the examples whose confidence is
+    >= t in each replicate, the mean over `parts` (from `per_example`); NaN where a replicate
+    keeps no example above t."""
+    t = torch.tensor(calibration.THRESHOLDS, dtype=weights_.dtype, device=weights_.device)
+    total = torch.zeros(len(weights_), len(t), dtype=weights_.dtype, device=weights_.device)
+    for part in parts:
+        above = (part["confidence"].to(weights_)[:, None] >= t).to(weights_)  # (n, thresholds)
+        kept = weights_ @ above  # (replicates, thresholds)
+        total += (weights_ @ (above * part["correct"].to(weights_)[:, None])) / kept
+    return total / len(parts)
+
+
+def nan_intervals(values: torch.Tensor, level: float = 0.95) -> list[Interval | None]:
+    """The percentile interval of each column of `values` (replicates, columns) over the
+    replicates that are not NaN; None for a column with none."""
+    quantiles = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype, device=values.device)
+    low, high = torch.nanquantile(values, quantiles, dim=0).tolist()
+    return [None if a != a else Interval(a, b) for a, b in zip(low, high)]  # a != a: NaN

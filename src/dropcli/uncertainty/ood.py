@@ -103,6 +103,8 @@ def read_images(source: str | Path) -> tuple[Path, torch.Tensor]:
             f"--ood {source}: no {IMAGES_FILE} or {IMAGES_FILE}.gz in {directory}; name an IDX data set's directory"
         )
     images = data.read_idx(path, data.IMAGES_MAGIC, None)
+    if len(images) == 0:
+        raise DropcliError(f"--ood {source}: {path} holds no images; name a data set whose test file holds some")
     return path, images.reshape(len(images), -1).float().div_(255)
 
 

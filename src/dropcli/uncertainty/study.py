@@ -8,6 +8,7 @@ are scored on the device (calibration.py), with bootstrap intervals over the tes
 module returns data; the CLI prints and draws it.
 """
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from dropcli.errors import DropcliError
+from dropcli.runtime import count_text
 from dropcli.uncertainty import bootstrap, calibration, ensembles, methods, shifts
 from dropcli.uncertainty import lineup as lineup_module
 from dropcli.uncertainty.calibration import Scores
@@ -76,6 +78,8 @@ class Study:
     spread: dict[tuple[str, Shift], list[float]] = field(default_factory=dict)
     # (method, shift) -> (replicates, metrics): paired across methods and shifts (not in --json)
     bootstrap_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
+    # (method, shift) -> per calibration.THRESHOLDS: interval of the accuracy above it (None: no replicate keeps any)
+    threshold_intervals: dict[tuple[str, Shift], list[bootstrap.Interval | None]] = field(default_factory=dict)
     # (method, shift) -> (units, replicates, 3): each run's (or ensemble's) values, for seeds.py (not in --json)
     unit_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
     ood_sources: list[str] = field(default_factory=list)  # each out-of-distribution set's label, in order
@@ -196,15 +200,43 @@ def _plan(request: Request, members, directory: Path, labels: torch.Tensor, vals
             study.notes.append(f"ensembles of {m}: {count} disjoint of {len(members)} runs{' (no spread)' * (count == 1)}{spare}")
     if len(members) > 1 and request.split == "test" and not _shared(vals) and vals:
         study.notes.append("the runs trained on different subsets (each held out its own validation split)")
+    study.notes += _left_out_of_ensembles(lineup, len(members))
     return study, lineup
+
+
+def _left_out_of_ensembles(lineup: lineup_module.Lineup, runs: int) -> list[str]:
+    """Where M does not divide the runs, the last runs are in no ensemble of M, while the
+    single-model rows average them all: said, so the rows are read as what they are."""
+    notes = []
+    for m in lineup.ensemble_sizes:
+        left = runs % m
+        if left:
+            name = lineup_module.ensemble_name(lineup, m)
+            notes.append(
+                f"{name}: {count_text(runs // m, 'disjoint ensemble')} of {m} runs, so the last "
+                f"{count_text(left, 'run')} of {runs} {'is' if left == 1 else 'are'} in none"
+            )
+    return notes
 
 
 def _shared(vals) -> bool:
     return bool(vals) and all(torch.equal(v.y, vals[0].y) and torch.equal(v.X, vals[0].X) for v in vals[1:])
 
 
+def replicates_needed(level: float) -> int:
+    """The fewest replicates whose percentile interval at `level` has a replicate beyond each
+    end: (1 - level) / 2 of them at least one. Fewer, and an end is the extreme replicate (one
+    replicate gives a zero-width interval that need not hold its estimate)."""
+    return math.ceil(2 / (1 - level) - 1e-9)
+
+
 def check(request: Request, members: list[ensembles.Member]) -> None:
     """Refuse what the study cannot do for these runs."""
+    if request.bootstrap and request.bootstrap < replicates_needed(request.level):
+        raise DropcliError(
+            f"--bootstrap {request.bootstrap}: a {request.level:.0%} interval needs at least {replicates_needed(request.level)} "
+            f"resamples (one beyond each end), e.g. --bootstrap 1000; or --bootstrap 0 for no intervals"
+        )
     if len(members) > 1 and request.split != "test":
         raise DropcliError(
             f"--split {request.split}: an ensemble is scored on the test split (each run's validation split differs with its seed)"
@@ -245,6 +277,8 @@ def _score_shift(study: Study, outputs, y: torch.Tensor, shift: Shift, weights: 
             study.unit_values[method, shift] = bootstrap.unit_values(examples, weights)
             study.bootstrap_values[method, shift] = values.cpu()
             study.intervals[method, shift] = bootstrap.intervals(values, study.level)
+            above = bootstrap.threshold_accuracies(examples, weights)
+            study.threshold_intervals[method, shift] = bootstrap.nan_intervals(above, study.level)
 
 
 def _keep(study: Study, outputs, shift: Shift) -> None:
