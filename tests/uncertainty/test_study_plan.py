@@ -21,7 +21,7 @@ pytestmark = pytest.mark.system  # it starts dropcli processes
 
 def smaller_plan(tmp_path: Path) -> Path:
     plan = yaml.safe_load((ROOT / "docs/studies/uncertainty/plan-tiny.yaml").read_text())
-    plan["bootstrap"] = 20
+    plan["bootstrap"] = 40  # the fewest that give a 95 % interval
     plan["shifts"] = ["rotate=0,60", "blur=1"]
     plan["train"]["plain"]["seeds"] = plan["train"]["dropout"]["seeds"] = 4
     for spec in plan["evaluate"].values():
