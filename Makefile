@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate bench-precision clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate bench-precision study-uncertainty study-uncertainty-tiny clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -45,6 +45,15 @@ bench-tune: data
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data
 	$(BIN)/python benchmarks/evaluation.py
+
+# The uncertainty study, round 2 (docs/uncertainty.md): every run and evaluation of its plan, hours
+# of CPU; a rerun skips what is done. The tiny version checks the machinery in minutes, into /tmp.
+study-uncertainty: data
+	nice $(BIN)/python -m benchmarks.uncertainty_plan docs/studies/uncertainty/plan.yaml
+
+study-uncertainty-tiny: data
+	$(BIN)/python -m benchmarks.uncertainty_plan docs/studies/uncertainty/plan-tiny.yaml \
+	  --set data.train_limit=3000 --set data.test_limit=500 --set train.epochs=2
 
 bench-dropout: $(INSTALLED)
 	$(BIN)/python benchmarks/dropout.py
