@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate bench-precision study-uncertainty study-uncertainty-tiny clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate bench-precision study-uncertainty study-uncertainty-tiny notebook clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -26,6 +26,15 @@ lint: $(INSTALLED)
 smoke: data
 	$(BIN)/dropcli train --config configs/smoke.yaml
 	$(BIN)/dropcli compare scratch builtin --config configs/smoke.yaml
+
+# docs/notebook.ipynb run in full on the real data, saved with its outputs to runs/notebook.ipynb
+# (the committed notebook keeps none; the test suite runs it at smoke size).
+notebook: data
+	mkdir -p runs
+	$(BIN)/python -c "import nbclient, nbformat; nb = nbformat.read('docs/notebook.ipynb', as_version=4); \
+	nbclient.NotebookClient(nb, timeout=3600, kernel_name='python3', resources={'metadata': {'path': '.'}}).execute(); \
+	nbformat.write(nb, 'runs/notebook.ipynb')"
+	@echo "wrote runs/notebook.ipynb"
 
 bench: data
 	$(BIN)/python benchmarks/training.py
