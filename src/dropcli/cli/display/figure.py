@@ -3,11 +3,8 @@ paper (--width, --font-size, --no-footer), panels in as many columns as the widt
 legend above and a caption line below that fit the width, the format chosen by the output's
 suffix, fonts a publisher accepts, and saving that never leaves a half-written file."""
 
-<<<<<<< HEAD
 import math
-=======
 import sys
->>>>>>> notebook
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
