@@ -47,9 +47,9 @@ bench-precision: data
 bench-sweep: data
 	$(BIN)/python benchmarks/sweep.py
 
-# Epochs that tune (TPE + ASHA pruning) and random search without pruning need to reach one validation accuracy.
+# Search strategies (samplers, pruners, grace) replayed through Optuna on a committed table of learning curves.
 bench-tune: data
-	$(BIN)/python benchmarks/tune.py
+	$(BIN)/python benchmarks/tune.py --figure docs/figures/tune-anytime.png
 
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data

@@ -93,7 +93,7 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     assert alone.exit_code == 0, alone.output
     assert alone.output.splitlines()[-2] == shown.output.splitlines()[-2]  # the same best line
     best = (in_tmp / "runs" / "tune-default" / "best.yaml").read_text()
-    assert "optim.lr=0.01:1:log" in best and "pruner: median; sampler: random" in best
+    assert "optim.lr=0.01:1:log" in best and "pruner: median (grace 1 epoch); sampler: random" in best
     refused = invoke("tune", "--summary", "--run-dir", "runs/tune-default", "--study", "other")
     assert refused.exit_code == 2 and "--study other: no such study" in refused.stderr and "it holds default" in refused.stderr
 
