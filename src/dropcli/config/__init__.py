@@ -67,6 +67,9 @@ class TrainConfig:
     # Stop after this many epochs without improvement of the monitored metric (needs a
     # validation split), and report the best checkpoint. None: train every epoch.
     early_stopping: int | None = None
+    # The training targets: (1 - label_smoothing) on the true class, the rest spread evenly over
+    # all classes (Szegedy et al. 2016). Evaluation scores the plain cross-entropy.
+    label_smoothing: float = 0.0
 
 
 @dataclass(frozen=True)
