@@ -65,9 +65,7 @@ class FusedStep:
     place. One process only, so the batch is the whole global batch (`global_size` is len(X)).
     `precision` "bf16" runs the matrix products in bf16 (the weights stay fp32)."""
 
-    def __init__(
-        self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32", label_smoothing: float = 0.0
-    ):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32", label_smoothing: float = 0.0):
         self.label_smoothing = label_smoothing  # train.label_smoothing
         hidden = hidden_layers(model)
         layers = [*hidden, model.output]
