@@ -180,7 +180,7 @@ def without_times():
 # any but `not_run`), touches `marker` and waits there until it is signalled: a test that kills it
 # after seeing the marker (or an earlier epoch) cannot miss the run's end on a slow machine.
 HELD_DROPCLI = """
-import pathlib, sys, time
+import os, pathlib, sys, time
 from dropcli.runs import loop
 held, real = {held!r}, loop.RunFiles.save_epoch
 def save_epoch(self, state, best, improved):
@@ -189,6 +189,7 @@ def save_epoch(self, state, best, improved):
     if state.epoch == held["epoch"] and held.get("not_run") != name and held.get("run", name) == name:
         pathlib.Path(held["marker"]).touch()
         time.sleep({patience})
+        os._exit(3)  # never signalled: the test failed before it could; the run does not go on
 loop.RunFiles.save_epoch = save_epoch
 from dropcli.cli import main
 sys.argv = ["dropcli", *sys.argv[1:]]
