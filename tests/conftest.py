@@ -176,6 +176,25 @@ def without_times():
     return strip
 
 
+def mc_dropout_by_hand(run_dir: Path, passes: int) -> tuple[float, float]:
+    """(accuracy, NLL) of MC dropout on a run's test set, computed here rather than by dropcli: the
+    last checkpoint's net with dropout on, masks from the run's seed, pass k on rows k*n ... k*n+n-1
+    of one forward (as evaluate draws them), the softmax of the passes averaged."""
+    from dropcli.config import load_config
+    from dropcli.runs import checkpoints
+
+    payload = checkpoints.load(run_dir / runs.LAST_CHECKPOINT)
+    config = load_config(base=payload["config"])
+    test = data.load(config.data, config.seed, torch.device("cpu")).test
+    model = checkpoints.load_model(payload, torch.device("cpu"))
+    torch.manual_seed(config.seed)
+    model.train()
+    with torch.no_grad():
+        p = torch.softmax(model(test.X.repeat(passes, 1)), dim=1).view(passes, len(test.y), -1).double().mean(dim=0)  # (n, 10)
+    accuracy = (p.argmax(dim=1) == test.y).double().mean().item()
+    return accuracy, -p.gather(1, test.y[:, None]).clamp_min(1e-12).log().mean().item()
+
+
 # A child dropcli that, once a run's epoch `epoch` is saved (in a run directory named `run`, or
 # any but `not_run`), touches `marker` and waits there until it is signalled: a test that kills it
 # after seeing the marker (or an earlier epoch) cannot miss the run's end on a slow machine.

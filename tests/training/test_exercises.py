@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from conftest import mc_dropout_by_hand
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.config.vocabulary import MODEL_KINDS
@@ -135,20 +136,7 @@ def test_weight_decay_reaches_the_optimizer():
 def test_mc_dropout_evaluate(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(train=1000, test=300), "--run-dir", "r", "-q").exit_code == 0
     report = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
-    # By hand: 4 passes with dropout on (masks from the run's seed, pass k on rows k*n ... k*n+n-1), averaged.
-    from dropcli import data
-    from dropcli.runs import checkpoints
-
-    payload = checkpoints.load(in_tmp / "r" / runs.LAST_CHECKPOINT)
-    config = load_config(base=payload["config"])
-    test = data.load(config.data, config.seed, torch.device("cpu")).test
-    model = checkpoints.load_model(payload, torch.device("cpu"))
-    torch.manual_seed(config.seed)
-    model.train()
-    with torch.no_grad():
-        p = torch.softmax(model(test.X.repeat(4, 1)), dim=1).view(4, len(test.y), -1).double().mean(dim=0)  # (n, 10)
-    accuracy = (p.argmax(dim=1) == test.y).double().mean().item()
-    nll = -p.gather(1, test.y[:, None]).clamp_min(1e-12).log().mean().item()
+    accuracy, nll = mc_dropout_by_hand(in_tmp / "r", passes=4)
     assert report["mc_samples"] == 4 and report["mc_accuracy"] == pytest.approx(accuracy, abs=1e-12)
     assert report["mc_loss"] == pytest.approx(nll, rel=1e-5)
     again = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
