@@ -77,5 +77,10 @@ MODULES: dict[str, list[str]] = {
 # Matched by module and by the line the mutant removes and the line it adds (stripped), so that
 # an entry survives edits elsewhere in the module.
 EQUIVALENT: list[dict[str, str]] = [
-    # {"module": "uncertainty/bootstrap.py", "removed": "...", "added": "...", "reason": "..."},
+    {
+        "module": "uncertainty/lineup.py",
+        "removed": "out.setdefault(name, []).append((p, inner if m > 1 else None))",
+        "added": "out.setdefault(name, []).append((p, inner if m != 1 else None))",
+        "reason": "an ensemble's size m is at least 1 (evaluate refuses --ensemble-sizes below 1), so m > 1 is m != 1",
+    },
 ]
