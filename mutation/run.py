@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = MODULES
     names = args.modules.split(",") if args.modules else list(table)
-    unknown = [name for name in names if name not in table]
+    unknown = [name for name in names if name not in table or not isinstance(table[name], list)]
     if unknown:
         parser.error(f"not in mutation/modules.py: {', '.join(unknown)}")
     args.out.mkdir(parents=True, exist_ok=True)
