@@ -322,6 +322,7 @@ def fake_study(methods=("deterministic", "mc dropout K=1", "mc dropout K=3"), ru
         intervals={},
         threshold_intervals={},
         selective_intervals={},
+        multiply_adds={},  # none counted: the compute axis falls back to forward passes
     )
     weights = bootstrap.weights(n, replicates) if replicates else None
     for number, method in enumerate(methods):

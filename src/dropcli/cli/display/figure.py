@@ -4,6 +4,7 @@ legend above and a caption line below that fit the width, the format chosen by t
 suffix, fonts a publisher accepts, and saving that never leaves a half-written file."""
 
 import math
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +68,8 @@ def load_pyplot(style: Style | None = None):
         import matplotlib
     except ImportError:
         raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
+    if "ipykernel" not in sys.modules:  # a notebook keeps its own backend, which shows figures inline
+        matplotlib.use("Agg")  # files only: no window, works on a server
     import matplotlib.pyplot as pyplot
 
     pyplot.rcParams.update(STYLE | _fonts(style or Style()))

@@ -187,11 +187,12 @@ def shift_curves(study, style: Style | None = None):
 
 def compute_curves(study, style: Style | None = None):
     """A Figure: a row each for NLL, Brier and accuracy, a column per shift value (as many as
-    fit), against forward passes per example, a line per method family (MC dropout over K,
+    fit), against multiply-adds per test example (uncertainty/compute.py: MC dropout's passes
+    share the layers before the first noise layer), a line per method family (MC dropout over K,
     ensembles over M), bars for the intervals; the caption names the Ks and Ms drawn."""
     style = style or Style()
     load_pyplot(style)
-    from matplotlib.ticker import FixedLocator
+    from matplotlib.ticker import FuncFormatter
 
     shifts = _shifts_that_fit(study, style)
     metrics = (("nll", "NLL (nats)"), ("brier", "Brier"), ("accuracy", "accuracy"))
@@ -201,8 +202,8 @@ def compute_curves(study, style: Style | None = None):
         for row, (metric, label) in enumerate(metrics):
             ax = axes[row][column]
             for number, name in enumerate(families):
-                members = sorted((m for m in study.methods if family(m) == name), key=lambda m: study.passes.get(m, 1))
-                x = [study.passes.get(m, 1) * (1 + 0.03 * (number - len(families) / 2)) for m in members]  # nudged apart
+                members = sorted((m for m in study.methods if family(m) == name), key=lambda m: cost(study, m))
+                x = [cost(study, m) * (1 + 0.03 * (number - len(families) / 2)) for m in members]  # nudged apart
                 y = [getattr(study.scores[m, shift], metric) for m in members]
                 errors = None
                 if all((m, shift) in study.intervals for m in members):
@@ -210,14 +211,17 @@ def compute_curves(study, style: Style | None = None):
                     errors = [[v - b.low for v, b in zip(y, bounds)], [b.high - v for v, b in zip(y, bounds)]]
                 ax.errorbar(x, y, yerr=errors, capsize=2, label=name, **method_style(number))
             ax.set_xscale("log", base=2)
-            counts = sorted(set(study.passes.values()))
-            ax.set_xticks(counts, [str(count) for count in counts], minor=False)
-            ax.xaxis.set_minor_locator(FixedLocator([]))
-            _label_matrix(ax, row, column, len(metrics), label, "passes per example", shift, len(shifts), alone=alone)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.5, 1, 2: not 2^-1
+            _label_matrix(ax, row, column, len(metrics), label, "multiply-adds per example (M)", shift, len(shifts), alone=alone)
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
-    figure.suptitle("At equal compute: each method against its forward passes per example")
+    figure.suptitle("At equal compute: each method against its multiply-adds per test example")
     finish(figure, f"{caption(study)}; drawn: {drawn_counts(study)}{_left_out(study, shifts)}", style)
     return figure
+
+
+def cost(study, method: str) -> float:
+    """Millions of multiply-adds per example; forward passes where the study has no count."""
+    return study.multiply_adds[method] / 1e6 if method in study.multiply_adds else study.passes.get(method, 1)
 
 
 def drawn_counts(study) -> str:
