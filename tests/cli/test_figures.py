@@ -474,3 +474,10 @@ def test_the_bands_replicates_are_the_resampled_sets_selective_and_threshold_acc
         assert selective[row].tolist() == pytest.approx([scores.selective[c] for c in calibration.COVERAGES], abs=1e-12)
         expected = [math.nan if a is None else a for a, _ in scores.thresholds.values()]
         assert above[row].tolist() == pytest.approx(expected, abs=1e-12, nan_ok=True)
+
+
+def test_titles_and_captions_wrap_between_words_never_inside_one():
+    from dropcli.cli.display.figure import wrapped
+
+    text = wrapped("At equal compute: each method against its multiply-adds per test example", 3.25, 8)
+    assert len(text.splitlines()) == 2 and "multiply-adds" in text.split()  # not "multiply-" and "adds"
