@@ -211,3 +211,16 @@ def test_mc_dropout_passes_run_in_bf16_and_score_in_fp32():
     torch.testing.assert_close(bf16.sum(dim=1), torch.ones(200))
     assert not torch.equal(bf16, probabilities["fp32"])  # the passes did run in bf16
     torch.testing.assert_close(bf16, probabilities["fp32"], rtol=0, atol=0.02)
+
+
+def test_a_sweeps_trials_resolve_auto_each_and_record_it(in_tmp, invoke, small_args, no_bf16):
+    # tune and the uncertainty study train through the same train_run: auto is theirs too.
+    result = invoke(
+        "sweep", *small_args(epochs=1), "--set", "train.precision=auto", "--grid", "model.dropout=0.2,0.5", "--run-dir", "s", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    trials = sorted(path.parent for path in (in_tmp / "s").glob(f"*/{runs.SUMMARY_FILE}"))
+    assert len(trials) == 2
+    for trial in trials:
+        assert runs.read_summary(trial / runs.SUMMARY_FILE)["precision"]["used"] == "fp32"
+        assert "precision: fp32" in (trial / runs.CONFIG_FILE).read_text()
