@@ -6,7 +6,17 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
-from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.cli.options import (
+    CONFIG_OPTIONS,
+    FIGURE_OPTIONS,
+    QUIET_OPTION,
+    check_extras,
+    console,
+    figure_style,
+    flags,
+    interrupts_reported,
+    with_options,
+)
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
 
@@ -18,7 +28,7 @@ EXAMPLE = (
 
 
 @app.command(cls=Command, epilog=EXAMPLE)
-@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION, **FIGURE_OPTIONS})
 def tune(
     space: Annotated[
         list[str] | None,
@@ -33,7 +43,16 @@ def tune(
         typer.Option(
             "--plan",
             metavar="FILE",
-            help="A study file (YAML: config, space, trials, timeout, pruner, sampler, storage, study, final_seeds); flags given here override it.",
+            help="A study file (YAML: config, space, trials, timeout, pruner, sampler, storage, study, final_seeds, enqueue); flags given here override it.",
+        ),
+    ] = None,
+    enqueue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enqueue",
+            metavar="FILE|NAME",
+            help="A known config (a file or a shipped config's name, e.g. best) as one of the study's first trials: "
+            "its values of the space's keys. Repeatable; each is put in the study once.",
         ),
     ] = None,
     trials: Annotated[
@@ -56,6 +75,27 @@ def tune(
         typer.Option(
             "--pruner",
             help=f"{', '.join(PRUNERS)}: what stops trials early, from each epoch's validation accuracy. Default: median.",
+        ),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            metavar="EPOCHS|FRACTION",
+            help="The first epoch a trial may be pruned at (25), or a fraction of the epochs (0.25). "
+            "Default: after any warm-up or momentum ramp, and not before a quarter of the epochs.",
+        ),
+    ] = None,
+    reduction: Annotated[
+        int | None,
+        typer.Option("--reduction", metavar="N", help="asha, hyperband: keep the top 1/N at each rung. Default: 3."),
+    ] = None,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            "--bootstrap",
+            metavar="N",
+            help="asha, hyperband: prune nobody at a rung before N trials have reached it. Default: 0.",
         ),
     ] = None,
     sampler: Annotated[
@@ -114,21 +154,26 @@ def tune(
     from dropcli.parallel.workers import launch_command
 
     tuning.optuna_module()
+    style = figure_style(options, drawn=figure is not None, draws="--figure FILE")
     given = {
         "space": space,
         "trials": trials,
         "timeout": timeout,
         "pruner": pruner,
+        "grace": grace,
+        "reduction": reduction,
+        "bootstrap": bootstrap,
         "sampler": sampler,
         "storage": storage,
         "study": study,
         "final_seeds": final_seeds,
         "run_dir": run_dir,
+        "enqueue": enqueue,
     }
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
 
-        search = stored_search(options["set_"] or [], flags(options), given)  # the study keeps its config and space
+        search = stored_search(options["set_"] or [], flags(options), given, _warn)  # the study keeps its config and space
     else:
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
@@ -151,15 +196,16 @@ def tune(
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
         if workers.is_primary:
-            _show(search, found, final, figure, top)
+            _show(search, found, final, figure, top, style)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.cli.display.tune_view import TuneView
-    from dropcli.experiments import tune_results, tune_search
+    from dropcli.experiments import tune_pruning, tune_results, tune_search
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
         trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+        view.search_ended(stopped)
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
@@ -172,11 +218,15 @@ def _search(search, quiet: bool, workers, summary: bool = False):
             )
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
-    study = open_study(search, None, None)
-    result = tune_results.found(study)
+    study = open_study(search, None, None, _warn)
+    result = tune_results.found(study, tune_pruning.rung_epochs(search.pruner, search.pruning, search.config, search.max_epochs))
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
+
+
+def _warn(message: str) -> None:
+    console(stderr=True).print(f"warning: {message}", highlight=False)
 
 
 def _final(search, found, quiet: bool, workers):
@@ -184,33 +234,37 @@ def _final(search, found, quiet: bool, workers):
         return None
     from dropcli.experiments import tune_results
 
-    listeners = [_run_reporter(quiet or not workers.is_primary)]
+    listeners = [_run_reporter(quiet or not workers.is_primary, run_lines=not quiet)]
     return tune_results.train_final(search, found.best_config, listeners, workers)
 
 
-def _run_reporter(quiet: bool):
+def _run_reporter(quiet: bool, run_lines: bool):
     from dropcli.cli.options import reporter
 
-    return reporter(quiet)
+    return reporter(quiet, run_lines)
 
 
-def _show(search, found, final, figure: Path | None, top: int) -> None:
-    from dropcli.cli.display.tune_view import top_table
+def _show(search, found, final, figure: Path | None, top: int, style) -> None:
+    from dropcli.cli.display.tune_view import running_hint, top_table
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
-        screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+        screen.print(top_table(found, top), soft_wrap=not screen.is_terminal)
+    hint = running_hint(found, search.storage, search.study)
+    if hint is not None:
+        screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
+        best = search.directory / BEST_CONFIG
         screen.print(
-            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings: "
-            f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
+            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings are in {best}; train them with:",
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
+        screen.print(f"  dropcli train -c {best}", highlight=False, soft_wrap=True)  # a command to copy: whole, on its own line
     if final is not None and final.test_acc is not None:
         std = f" ± {final.test_acc.std:.4f}" if final.test_acc.std is not None else ""
         screen.print(
@@ -219,18 +273,43 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
+    _show_rungs(screen, found)
     if figure is not None:
         from dropcli.cli.display import tune_view
         from dropcli.cli.display.figure import save
 
-        caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
-        save(tune_view.figure(found, caption), figure)
+        caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner_text}, sampler {search.sampler}"
+        save(tune_view.figure(found, caption, style), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
+        note = tune_view.importance_note(found)
+        if note is not None:
+            screen.print(note, highlight=False, soft_wrap=not screen.is_terminal)
     screen.print(
         f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
         highlight=False,
         soft_wrap=not screen.is_terminal,
     )
+
+
+def _show_rungs(screen, found) -> None:
+    """Whether pruning could be trusted: how each rung ranked the complete trials against their final value."""
+    said = [
+        f"epoch {rung.epoch}: {rung.spearman:+.2f} ({rung.trials} trials)"
+        if rung.spearman is not None
+        else f"epoch {rung.epoch}: -"
+        for rung in found.rungs
+    ]
+    if said:
+        screen.print(
+            f"rungs against the final val acc (Spearman rank correlation over complete trials; 1 = the rung ranks them "
+            f"as their end does): {', '.join(said)}",
+            highlight=False,
+            soft_wrap=not screen.is_terminal,
+        )
+    from dropcli.runtime import count_text
+
+    epochs = count_text(found.epochs_trained, "epoch")
+    screen.print(f"compute: {epochs} trained in all (a continued run's counted once)", highlight=False)
 
 
 def _kept(search, launch: str) -> str:

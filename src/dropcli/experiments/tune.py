@@ -11,15 +11,18 @@ command continues it. Optuna is an optional extra, imported only here: dropcli[t
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
-from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan
+from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan, tune_enqueue, tune_journal, tune_pruning
+from dropcli.experiments.tune_enqueue import Known
+from dropcli.experiments.tune_pruning import Pruning
 
-PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
+PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds", "enqueue")
 PRUNERS = ("median", "asha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "grid")
 JOURNAL = "study.journal"  # the default storage, in the study directory
@@ -49,11 +52,22 @@ class Search:
     study: str
     directory: Path  # the trials' run directories, best.yaml, final/
     final_seeds: int
+    pruning: Pruning = Pruning()  # the pruner's grace period, reduction factor and bootstrap count
+    enqueue: tuple[Known, ...] = ()  # known configs, the study's first trials (tune_enqueue)
 
     @property
     def max_epochs(self) -> int:
-        epochs = next((g.values for g in self.space if g.key == "train.epochs"), (self.config.train.epochs,))
-        return max(epochs)
+        return _max_epochs(self.config, self.space)
+
+    @property
+    def grace(self) -> int:
+        """The first epoch a trial may be judged at (tune_pruning)."""
+        return tune_pruning.grace_epochs(self.pruning, self.config, self.max_epochs)
+
+    @property
+    def pruner_text(self) -> str:
+        """The pruner with its settings: asha (grace 16 epochs, reduction 3)."""
+        return self.pruning.text(self.pruner, self.config, self.max_epochs)
 
 
 def optuna_module():
@@ -90,18 +104,28 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
     if not study or "/" in study or study.startswith("."):
         raise DropcliError(f"--study {study!r}: a study name is one path component, e.g. --study lr-search")
     directory = given["run_dir"] or Path("runs") / f"tune-{study}"
+    pruner, pruning = tune_pruning.resolve(given["pruner"] or raw.get("pruner", "median"), given, plan)
+    pruner = _choice("pruner", pruner, PRUNERS, plan)
+    tune_pruning.check(pruner, pruning, config, _max_epochs(config, space_grids), given)
     return Search(
         config=config,
         space=space_grids,
         trials=trials,
         timeout=_timeout(given["timeout"] if given["timeout"] is not None else raw.get("timeout"), plan),
-        pruner=_choice("pruner", given["pruner"] or raw.get("pruner", "median"), PRUNERS, plan),
+        pruner=pruner,
         sampler=sampler,
         storage=_storage(given["storage"], raw.get("storage"), plan, directory),
         study=study,
         directory=directory,
         final_seeds=given["final_seeds"] or sweep_plan.count(plan, raw, "final_seeds") or 0,
+        pruning=pruning,
+        enqueue=tune_enqueue.resolve(given.get("enqueue"), raw.get("enqueue"), plan, space_grids),
     )
+
+
+def _max_epochs(config: Config, space: list[Grid]) -> int:
+    epochs = next((g.values for g in space if g.key == "train.epochs"), (config.train.epochs,))
+    return max(epochs)
 
 
 def parse_space(text: str) -> Grid:
@@ -223,14 +247,20 @@ def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -
     return entry if "://" in entry else str(plan.parent / entry)
 
 
-def open_study(search: Search, sampler, pruner):
-    """The study in its storage, made on first use; refused if it was made for another search."""
+def open_study(search: Search, sampler, pruner, notice: Callable[[str], None]):
+    """The study in its storage, made on first use; refused if it was made for another search,
+    before anything is written to the storage. `notice` hears of a cut record set aside."""
     optuna = optuna_module()
-    storage = open_storage(optuna, search.storage)
-    study = optuna.create_study(
-        storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
-    )
+    storage = open_storage(optuna, search.storage, notice)
     spec = spec_of(search)
+    if search.study in optuna.get_all_study_names(storage):
+        # Loaded, not created: Optuna's create_study(load_if_exists=True) first appends a
+        # create-study record, which a refused rerun must not leave in the journal.
+        study = optuna.load_study(study_name=search.study, storage=storage, sampler=sampler, pruner=pruner)
+    else:
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
+        )
     found = study.user_attrs.get(SPEC_ATTR)
     if found is None:
         study.set_user_attr(SPEC_ATTR, spec)
@@ -239,13 +269,19 @@ def open_study(search: Search, sampler, pruner):
             f"study {search.study!r} in {search.storage} was started with another config or space; "
             "run it with the same ones to continue it, or name a new --study"
         )
-    how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
+    how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials, **pruning_of(search)}
     if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
         study.set_user_attr(HOW_ATTR, how)
     return study
 
 
-def open_storage(optuna, storage: str):
+def pruning_of(search: Search) -> dict[str, Any]:
+    """The pruner's settings as the study keeps them (HOW_ATTR), for --summary alone."""
+    return {"grace": search.pruning.grace, "reduction": search.pruning.reduction, "bootstrap": search.pruning.bootstrap}
+
+
+def open_storage(optuna, storage: str, notice: Callable[[str], None]):
+    """The storage: an RDB URL, or a journal file checked first (tune_journal.py)."""
     if "://" in storage:
         try:
             return optuna.storages.RDBStorage(storage)
@@ -259,6 +295,9 @@ def open_storage(optuna, storage: str):
     path = Path(storage)
     if path.is_dir():
         raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
+    set_aside = tune_journal.set_aside_cut_record(path)
+    if set_aside is not None:
+        notice(set_aside)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
@@ -333,7 +372,7 @@ def best_config_text(search: Search, config: Config, best: dict[str, Any], count
         f"# The best settings dropcli tune found in study {search.study!r} ({search.storage}),",
         "# chosen on validation accuracy only; the test set was never used to choose.",
         f"# Space: {space_text(search.space)}",
-        f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner}; sampler: {search.sampler}",
+        f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner_text}; sampler: {search.sampler}",
         f"# Best: trial {best['number']}, validation accuracy {best['value']:.4f} after {count_text(best['epochs'], 'epoch')} "
         f"(data.val_split {search.config.data.val_split:g}; its run: {best['run']})",
         "# This file trains on the whole training set (data.val_split 0): dropcli train -c THIS_FILE",

@@ -5,6 +5,9 @@ Only validation accuracy chooses; the test set is scored once, by the final runs
 """
 
 import contextlib
+import dataclasses
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,13 +16,17 @@ from dropcli import files
 from dropcli.config import Config, replace
 from dropcli.experiments import Cell, Trial, spec_of, trials
 from dropcli.experiments.tune import BEST_CONFIG, Search, best_config_text, config_of
-from dropcli.experiments.tune_search import interrupted
+from dropcli.experiments.tune_pruning import RungAgreement, rung_agreement
+from dropcli.experiments.tune_search import interrupted, trained_epochs
 from dropcli.parallel.workers import Workers
 from dropcli.runs.listeners import Listener
 
 # Optuna's trial states, as tables and best.yaml name them.
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 FINAL_DIR = "final"
+# Below this many complete trials the importance of each key is noise (a few trials split by a
+# fitted model): it is withheld, and tune says so.
+MIN_TRIALS_FOR_IMPORTANCE = 8
 
 
 @dataclass(frozen=True)
@@ -39,9 +46,11 @@ class Found:
     best_config: Config | None
     counts: dict[str, int]  # state -> trials
     importances: dict[str, float] | None  # key -> share of the variation explained; None with too few trials
+    rungs: list[RungAgreement] = dataclasses.field(default_factory=list)  # how well each rung predicted the final value
+    epochs_trained: int = 0  # the study's compute: every trial's epochs, a continued run's counted once
 
 
-def found(study) -> Found:
+def found(study, rung_epochs: Sequence[int] = ()) -> Found:
     rows = [_row(trial) for trial in study.get_trials(deepcopy=False)]
     complete = [row for row in rows if row.state == "complete"]
     best = max(complete, key=lambda row: row.value, default=None)
@@ -49,7 +58,18 @@ def found(study) -> Found:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
-    return Found(rows, best, config_of(best_trial.user_attrs) if best_trial else None, counts, _importances(study, complete))
+    trials = study.get_trials(deepcopy=False)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    rungs = rung_agreement([t.intermediate_values for t in done], [t.value for t in done], list(rung_epochs))
+    return Found(
+        rows,
+        best,
+        config_of(best_trial.user_attrs) if best_trial else None,
+        counts,
+        _importances(study, complete),
+        rungs,
+        sum(trained_epochs(t) for t in trials),
+    )
 
 
 def _row(trial) -> TrialRow:
@@ -60,12 +80,15 @@ def _row(trial) -> TrialRow:
 
 def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
     """Optuna's importance of each key for validation accuracy (PED-ANOVA); None before there are
-    enough complete trials to say."""
-    if len(complete) < 2:
+    MIN_TRIALS_FOR_IMPORTANCE complete trials."""
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     from optuna.importance import get_param_importances
 
-    with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError):
+    # Optuna warns when too few trials tell the keys apart ("importances will be equal"): the
+    # figure says how many trials the importance rests on instead.
+    with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
         return dict(get_param_importances(study))
     return None
 

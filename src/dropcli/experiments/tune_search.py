@@ -21,6 +21,7 @@ from typing import Any
 from dropcli import files, runs
 from dropcli.config import to_dict
 from dropcli.errors import DropcliError
+from dropcli.experiments import tune_enqueue, tune_pruning, tune_sampling
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
 from dropcli.parallel.workers import Workers
@@ -50,29 +51,38 @@ def search(
     """Train trials until the study holds search.trials of them (or --timeout). Returns the
     study, the number of trials this process trained, and why it stopped early ("timeout") or None."""
     optuna = optuna_module()
-    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search))
+    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), _notice_to(listeners))
     deadline = None if search.timeout is None else time.monotonic() + search.timeout
     datasets, trained = Datasets(workers), 0
     with _budget_lock(search):
+        tune_enqueue.enqueue(study, search.enqueue)
         _enqueue_interrupted(study)
     while True:
         if deadline is not None and time.monotonic() >= deadline:
             return study, trained, "timeout"
         with _budget_lock(search):
             existing = study.get_trials(deepcopy=False)
-            counted = sum(1 for t in existing if not interrupted(t))
+            # A waiting trial (a continuation, a config enqueued) counts once it starts: until then it is the next to ask.
+            counted = sum(1 for t in existing if not interrupted(t) and t.state.name != "WAITING")
             if counted >= search.trials:
                 return study, trained, None
             trial = study.ask()
         # A sampler seeded by the trial's number: the same study draws the same values, and
         # processes that ask at the same moment still draw different ones.
         study.sampler = _sampler(optuna, search, trial.number)
-        started_before = sum(1 for t in existing if not interrupted(t) and t.state.name != "WAITING")
-        on_trial(_progress(existing, started_before + 1, search.trials, trial.number, workers.world_size))
+        on_trial(_progress(existing, counted + 1, search.trials, trial.number, workers.world_size))
         stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
         trained += 1
         if stopped:
             return study, trained, "timeout"
+
+
+def _notice_to(listeners: list[Listener]) -> Callable[[str], None]:
+    def notice(message: str) -> None:
+        for listener in listeners:
+            listener.notice(message)
+
+    return notice
 
 
 def interrupted(trial) -> bool:
@@ -115,7 +125,7 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
     judge = _Judge(trial, search.pruner, config.train.epochs, deadline)
     try:
         resume_from = _resumed(trial, run_dir)
-        if resume_from is not None and trial.should_prune():
+        if resume_from is not None and _replayed_prunes(study, trial, run_dir, resume_from["epoch"], config.train.epochs):
             _summary_says_pruned(run_dir, f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
             raise Pruned("judged on the epochs it had")
         device, data = datasets.get(config)
@@ -138,15 +148,35 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
 
 
 def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
-    """The checkpoint of an interrupted trial's run, its epochs reported to the new trial again
-    (the pruner judges them as before); None for a new run."""
+    """The checkpoint of an interrupted trial's run (None for a new run). The trial records the
+    epoch it continues from, so that the epochs before it are counted once (trained_epochs)."""
     last = run_dir / runs.LAST_CHECKPOINT
     if not last.is_file():
         return None
     checkpoint = checkpoints.load(last)
-    for record in runs.read_metrics(run_dir, allow_empty=True)[: checkpoint["epoch"]]:
-        trial.report(record["val_acc"], record["epoch"])
+    trial.set_user_attr("resumed_at", checkpoint["epoch"])
     return checkpoint
+
+
+def _replayed_prunes(study, trial, run_dir: Path, last: int, epochs: int) -> bool:
+    """Reports the continued run's epochs to the trial one by one, each judged as it was the first
+    time (so each rung holds its own epoch's value, as in a trial never interrupted). An epoch the
+    interrupted trial had been judged at was not pruned then and is not now; one it saved but was
+    not judged at (stopped in between) is judged now. True when the pruner stops the trial."""
+    retry_of = trial.user_attrs.get("retry_of")
+    judged = set(study.trials[retry_of].intermediate_values) if retry_of is not None else set()
+    for record in runs.read_metrics(run_dir, allow_empty=True)[:last]:
+        trial.report(record["val_acc"], record["epoch"])
+        prune = record["epoch"] < epochs and trial.should_prune()
+        if prune and record["epoch"] not in judged:
+            return True
+    return False
+
+
+def trained_epochs(trial) -> int:
+    """The epochs this trial trained itself: a continued run's earlier epochs belong to the trial
+    that was interrupted, so that the study's compute counts each epoch once."""
+    return max(0, (trial.user_attrs.get("epochs") or 0) - (trial.user_attrs.get("resumed_at") or 0))
 
 
 def _summary_says_pruned(run_dir: Path, reason: str) -> None:
@@ -195,7 +225,8 @@ class _Judge(Listener):
 
     def epoch_finished(self, metrics) -> None:
         self.trial.report(metrics.val_acc, metrics.epoch)
-        if self.trial.should_prune():
+        # Never judged at its last epoch: stopping the trial then would save nothing.
+        if metrics.epoch < self.epochs and self.trial.should_prune():
             raise Pruned(f"pruned by the {self.pruner} pruner after epoch {metrics.epoch} (val acc {metrics.val_acc:.4f})")
         # The trial's last epoch ends it whatever the time: nothing would be left to continue.
         if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch < self.epochs:
@@ -210,19 +241,12 @@ def _sampler(optuna, search: Search, number: int):
         # One seed for every trial: it shuffles the grid, and trial k takes the k-th point of that order.
         grid = {g.key: [label(v) for v in g.values] for g in search.space}
         return optuna.samplers.GridSampler(grid, seed=search.config.seed)
-    # constant_liar: trials still running count as middling, so processes sharing a study spread out.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    startup = tune_sampling.startup_trials(search.pruner, search.pruning, search.config, search.max_epochs, search.trials)
+    return tune_sampling.tpe(optuna, seed, startup)
 
 
 def _pruner(optuna, search: Search):
-    if search.pruner == "median":
-        return optuna.pruners.MedianPruner()
-    if search.pruner == "asha":
-        # Rungs at epochs 1, 3, 9, 27, ...: at each, a trial goes on if it is in the top third so far.
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.max_epochs, reduction_factor=3)
-    return optuna.pruners.NopPruner()
+    return tune_pruning.pruner(optuna, search.pruner, search.pruning, search.config, search.max_epochs)
 
 
 @contextlib.contextmanager

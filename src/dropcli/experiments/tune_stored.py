@@ -2,6 +2,7 @@
 needs neither the plan nor the command that began it, since the study keeps its config and
 space (tune.SPEC_ATTR) and, from this version on, its pruner, sampler and trials (HOW_ATTR)."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,15 @@ from dropcli.experiments.tune import (
     optuna_module,
     upgraded_spec,
 )
+from dropcli.experiments.tune_pruning import Pruning
 
 NOT_RECORDED = "not recorded"  # a study begun before dropcli kept its pruner and sampler
 
 
-def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> Search:
+def stored_search(overrides: list[str], flags: dict, given: dict[str, Any], notice: Callable[[str], None]) -> Search:
     """The search a study in storage was run with. `given` is tune's command line, as for
-    tune.resolve: its storage, study and run_dir say where the study is."""
+    tune.resolve: its storage, study and run_dir say where the study is. `notice` hears of a cut
+    record set aside (tune_journal.py)."""
     directory = given["run_dir"]
     storage = given["storage"] or (str(directory / JOURNAL) if directory is not None else None)
     if storage is None:
@@ -35,7 +38,7 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
     if "://" not in storage and not Path(storage).is_file():
         raise DropcliError(f"--summary: there is no study in {storage}; name the study directory with --run-dir DIR")
     optuna = optuna_module()
-    opened = open_storage(optuna, storage)
+    opened = open_storage(optuna, storage, notice)
     name = _study_name(optuna, opened, storage, given["study"])
     attrs = optuna.load_study(study_name=name, storage=opened).user_attrs
     spec = upgraded_spec(attrs.get(SPEC_ATTR))
@@ -54,7 +57,16 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         study=name,
         directory=directory if directory is not None else Path("runs") / f"tune-{name}",  # as tune.resolve's default
         final_seeds=0,
+        pruning=_pruning(how),
     )
+
+
+def _pruning(how: dict[str, Any]) -> Pruning:
+    """The pruner's settings as stored; a study run before they were kept judged from epoch 1 with
+    reduction 3 (min_resource 1; the median pruner without warm-up)."""
+    if "reduction" not in how:
+        return Pruning(grace=1)
+    return Pruning(grace=how.get("grace"), reduction=how["reduction"], bootstrap=how.get("bootstrap", 0))
 
 
 def _study_name(optuna, storage, where: str, name: str | None) -> str:

@@ -111,7 +111,14 @@ def _start(
         state.use_compiled(compiled)
         for listener in listeners if problem else ():
             listener.notice(problem)
-    return state, None if resume_from is None else resume_from["best"]
+    return state, _kept_best(resume_from, monitor_of(config, data))
+
+
+def _kept_best(resume_from: dict[str, Any] | None, monitor: str | None) -> dict[str, Any] | None:
+    """The resumed checkpoint's best epoch, unless it was chosen by another metric: a run saved
+    before the best epoch was chosen on validation only may hold one chosen by test accuracy."""
+    best = None if resume_from is None else resume_from["best"]
+    return best if best is not None and best["metric"] == monitor else None
 
 
 def _optional_listeners(config: Config, run_dir: Path, workers: Workers) -> list[Listener]:
@@ -142,7 +149,9 @@ def _progress(listeners: Sequence[Listener]) -> Callable[[int, int, int, float |
     return tell
 
 
-def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) -> bool:
+def _improves(metrics: EpochMetrics, monitor: str | None, best: dict[str, Any] | None) -> bool:
+    if monitor is None:
+        return False  # no validation split: no epoch is "best", none is chosen by its test score
     value = getattr(metrics, monitor)
     if best is None:
         return True
@@ -155,11 +164,12 @@ def stops_early(config: Config, best: dict[str, Any], epoch: int) -> bool:
     return patience is not None and epoch - best["epoch"] >= patience
 
 
-def monitor_of(config: Config, data: Splits) -> str:
-    """The metric that picks checkpoints/best.pt."""
-    if config.train.monitor != "auto":
-        return config.train.monitor
-    return "val_acc" if data.val is not None else "test_acc"
+def monitor_of(config: Config, data: Splits) -> str | None:
+    """The validation metric that picks checkpoints/best.pt; None without a validation split (no
+    best.pt: picking an epoch by its test score would select on the test set)."""
+    if data.val is None:
+        return None
+    return "val_acc" if config.train.monitor == "auto" else config.train.monitor
 
 
 @contextlib.contextmanager
@@ -240,6 +250,14 @@ def _finished_summary(
     return summary
 
 
+def _selection(config: Config, data: Splits) -> str:
+    """How the run's best epoch (checkpoints/best.pt) is chosen, in words, for summary.json."""
+    monitor = monitor_of(config, data)
+    if monitor is None:
+        return "none: no validation split, so no best epoch (choosing one by test accuracy would select on the test set)"
+    return f"by {monitor}, on the validation set"
+
+
 def _stopped(stop: BaseException) -> tuple[str, str]:
     """(status, reason) of a run that stopped early."""
     if isinstance(stop, Diverged):
@@ -271,6 +289,7 @@ def _summary(
         "epochs_planned": config.train.epochs,
         "final": dataclasses.asdict(history[-1]) if history else None,
         "best": best,
+        "selection": _selection(config, data),
         "seconds": sum(m.seconds for m in history),  # the epochs themselves
         "wall_seconds": wall_seconds,  # this session of the run, set-up included
         "seconds_per_epoch": statistics.mean(m.seconds for m in history) if history else None,
