@@ -89,6 +89,24 @@ def test_bf16_training_differs_from_fp32_by_rounding_only(fake_data, overrides):
 
 
 @NEEDS_BF16
+def test_each_bf16_step_reads_the_weights_as_they_are_when_it_starts():
+    # Max-norm (optim.max_norm) moves the fp32 weights between steps: the next step's products
+    # must see them so, not bf16 copies from before.
+    config = load_config(None, ["model.kind=none", "train.engine=fused", "train.precision=bf16"])
+    state = new_state(config, CPU)
+    step = fused.FusedStep(state.model, state.optimizer, "bf16")
+    X, y = torch.rand(32, 784), torch.randint(0, 10, (32,))
+    step(X, y, 32)
+    with torch.no_grad():
+        for parameter in state.model.parameters():
+            parameter.mul_(0.5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            expected = state.model(X).float()  # (32, 10)
+    _, logits = step(X, y, 32)
+    torch.testing.assert_close(logits, expected, rtol=0.02, atol=0.01)
+
+
+@NEEDS_BF16
 @pytest.mark.parametrize("engine", ["fused", "autograd"])
 def test_a_few_epochs_in_bf16_score_as_fp32_does(in_tmp, invoke, small_args, engine):
     # The parity test: the chapter's net, 3 epochs each way on the stand-in data.
@@ -193,3 +211,16 @@ def test_mc_dropout_passes_run_in_bf16_and_score_in_fp32():
     torch.testing.assert_close(bf16.sum(dim=1), torch.ones(200))
     assert not torch.equal(bf16, probabilities["fp32"])  # the passes did run in bf16
     torch.testing.assert_close(bf16, probabilities["fp32"], rtol=0, atol=0.02)
+
+
+def test_a_sweeps_trials_resolve_auto_each_and_record_it(in_tmp, invoke, small_args, no_bf16):
+    # tune and the uncertainty study train through the same train_run: auto is theirs too.
+    result = invoke(
+        "sweep", *small_args(epochs=1), "--set", "train.precision=auto", "--grid", "model.dropout=0.2,0.5", "--run-dir", "s", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    trials = sorted(path.parent for path in (in_tmp / "s").glob(f"*/{runs.SUMMARY_FILE}"))
+    assert len(trials) == 2
+    for trial in trials:
+        assert runs.read_summary(trial / runs.SUMMARY_FILE)["precision"]["used"] == "fp32"
+        assert "precision: fp32" in (trial / runs.CONFIG_FILE).read_text()

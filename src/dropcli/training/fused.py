@@ -14,8 +14,9 @@ in-place passes over the activations:
 
 With train.precision bf16 the same step runs its matrix products in bf16 (oneDNN's on a CPU with
 AVX512_BF16 or AMX): the activations, the masks and the products' inputs are bf16, while the
-weights stay fp32 master copies that the update (and the optimizer) works on; the products read
-bf16 copies of them, refreshed after each update. The masks are the fp32 step's own (they are
+weights stay fp32 master copies that the update (and the optimizer, and max-norm) works on; the
+products read bf16 copies of them, refreshed as each step starts (so whatever moved the weights
+since, max-norm included, is seen). The masks are the fp32 step's own (they are
 drawn from the same generator in the same order, whatever the dtype), so a bf16 run differs from
 an fp32 run only by rounding. SGD's update then cannot ride on the weight-gradient product (the
 product is bf16, the weight fp32): it is one add_ of the bf16 product into the fp32 weight.
@@ -81,12 +82,15 @@ class FusedStep:
         # What the products read: the fp32 weights themselves, or bf16 copies of them.
         self.product_weights, self.product_biases = self.weights, self.biases
         if self.dtype != torch.float32:
-            self.product_weights = [weight.detach().to(self.dtype) for weight in self.weights]
-            self.product_biases = [bias.detach().to(self.dtype) for bias in self.biases]
+            self.product_weights = [torch.empty_like(weight, dtype=self.dtype) for weight in self.weights]
+            self.product_biases = [torch.empty_like(bias, dtype=self.dtype) for bias in self.biases]
         self._ones: dict[int, torch.Tensor] = {}  # batch size -> (batch,) ones, for bias gradients as products
 
     @torch.no_grad()
     def __call__(self, X: torch.Tensor, y: torch.Tensor, global_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.product_weights is not self.weights:
+            torch._foreach_copy_(self.product_weights, self.weights)
+            torch._foreach_copy_(self.product_biases, self.biases)
         inputs = self._forward(X)  # what each layer read, masked and unscaled
         logits = inputs.pop().float()  # (batch, 10); the loss and its gradient in fp32 at any precision
         log_p = torch.log_softmax(logits, dim=1)
@@ -146,9 +150,6 @@ class FusedStep:
             grad = grad_input
         if not plain_sgd:
             self.optimizer.step()
-            if self.dtype != torch.float32:
-                for index in range(len(self.weights)):
-                    self._refresh(index)
 
     def _update_from_bf16(self, index: int, grad_t: torch.Tensor, A: torch.Tensor, scale: float, step: float | None) -> None:
         """Layer `index`'s fp32 weight and bias from bf16 gradients (batch * the mean's): moved by
@@ -164,9 +165,3 @@ class FusedStep:
         # element, several times slower than converting first.)
         weight.add_(weight_grad.float(), alpha=step * scale)
         bias.add_(bias_grad, alpha=step)
-        self._refresh(index)
-
-    def _refresh(self, index: int) -> None:
-        """The bf16 copies of layer `index` from its fp32 weights, after they moved."""
-        self.product_weights[index].copy_(self.weights[index])
-        self.product_biases[index].copy_(self.biases[index])
