@@ -9,6 +9,7 @@ from dropcli.cli.app import Command, app
 from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
+from dropcli.experiments.tune_storage import shown
 
 EXAMPLE = (
     "Example: dropcli tune -c smoke --set data.val_split=0.1 --space optim.lr=0.01:1:log "
@@ -227,7 +228,7 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
         save(tune_view.figure(found, caption), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
     screen.print(
-        f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
+        f"tune saved to {search.directory} (study {search.study!r} in {shown(search.storage)})",
         highlight=False,
         soft_wrap=not screen.is_terminal,
     )
@@ -238,6 +239,6 @@ def _kept(search, launch: str) -> str:
         return "no trial was started and nothing is kept; run the same command again"
     how = "the same command" if launch == "dropcli" else f"the same command ({launch} ...)"
     return (
-        f"the study is kept in {search.storage} and its trials' runs in {search.directory}; "
+        f"the study is kept in {shown(search.storage)} and its trials' runs in {search.directory}; "
         f"continue with {how}: the interrupted trial goes on from its last epoch"
     )

@@ -18,11 +18,11 @@ from typing import Any
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
 from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan
+from dropcli.experiments.tune_storage import JOURNAL, database_errors, open_storage, shown
 
 PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
 PRUNERS = ("median", "asha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "grid")
-JOURNAL = "study.journal"  # the default storage, in the study directory
 SPEC_ATTR = "dropcli"  # what a study must keep: config and space (spec_of)
 HOW_ATTR = "dropcli_search"  # its pruner, sampler and trials as last run, which may change
 BEST_CONFIG = "best.yaml"
@@ -223,47 +223,32 @@ def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -
     return entry if "://" in entry else str(plan.parent / entry)
 
 
-def open_study(search: Search, sampler, pruner):
-    """The study in its storage, made on first use; refused if it was made for another search."""
+def open_study(search: Search, sampler, pruner, storage=None):
+    """The study in its storage (opened here unless given), made on first use; refused if it was
+    made for another search."""
     optuna = optuna_module()
-    storage = open_storage(optuna, search.storage)
-    study = optuna.create_study(
-        storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
-    )
+    storage = storage if storage is not None else open_storage(optuna, search.storage)
+    with database_errors(search.storage):
+        study = optuna.create_study(
+            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
+        )
+        _check_spec(search, study)
+        how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
+        if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
+            study.set_user_attr(HOW_ATTR, how)
+    return study
+
+
+def _check_spec(search: Search, study) -> None:
     spec = spec_of(search)
     found = study.user_attrs.get(SPEC_ATTR)
     if found is None:
         study.set_user_attr(SPEC_ATTR, spec)
     elif upgraded_spec(found) != spec:
         raise DropcliError(
-            f"study {search.study!r} in {search.storage} was started with another config or space; "
+            f"study {search.study!r} in {shown(search.storage)} was started with another config or space; "
             "run it with the same ones to continue it, or name a new --study"
         )
-    how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
-    if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
-        study.set_user_attr(HOW_ATTR, how)
-    return study
-
-
-def open_storage(optuna, storage: str):
-    if "://" in storage:
-        try:
-            return optuna.storages.RDBStorage(storage)
-        except Exception as error:  # a bad URL, a server that does not answer, a missing driver: all one answer
-            raise DropcliError(
-                f"--storage {storage}: cannot open it ({first_line(error, 160)}); check the URL, that the server "
-                "answers and that its driver is installed, e.g. sqlite:///study.db, or leave --storage out for a local journal"
-            ) from None
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    path = Path(storage)
-    if path.is_dir():
-        raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    except OSError as error:
-        raise DropcliError(f"--storage {path}: cannot open it ({error.strerror or error}); choose a writable place") from None
 
 
 def spec_of(search: Search) -> dict[str, Any]:
@@ -330,7 +315,7 @@ def best_config_text(search: Search, config: Config, best: dict[str, Any], count
     final = replace(replace(config, "data.val_split", 0.0), "name", f"{search.study}-best")
     states = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
     header = [
-        f"# The best settings dropcli tune found in study {search.study!r} ({search.storage}),",
+        f"# The best settings dropcli tune found in study {search.study!r} ({shown(search.storage)}),",
         "# chosen on validation accuracy only; the test set was never used to choose.",
         f"# Space: {space_text(search.space)}",
         f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner}; sampler: {search.sampler}",

@@ -42,7 +42,9 @@ class Found:
 
 
 def found(study) -> Found:
-    rows = [_row(trial) for trial in study.get_trials(deepcopy=False)]
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}  # a killed worker's trial, taken up by another
+    rows = [_row(trial, trial.number in retried) for trial in trials]
     complete = [row for row in rows if row.state == "complete"]
     best = max(complete, key=lambda row: row.value, default=None)
     best_trial = study.trials[best.number] if best else None
@@ -52,8 +54,8 @@ def found(study) -> Found:
     return Found(rows, best, config_of(best_trial.user_attrs) if best_trial else None, counts, _importances(study, complete))
 
 
-def _row(trial) -> TrialRow:
-    state = "interrupted" if interrupted(trial) else STATES.get(trial.state.name, trial.state.name.lower())
+def _row(trial, retried: bool) -> TrialRow:
+    state = "interrupted" if interrupted(trial) or retried else STATES.get(trial.state.name, trial.state.name.lower())
     value = trial.value if trial.state.name == "COMPLETE" else trial.intermediate_values.get(trial.last_step)
     return TrialRow(trial.number, state, value, trial.user_attrs.get("epochs"), dict(trial.params), trial.user_attrs.get("run"))
 

@@ -10,10 +10,8 @@ train exactly the budget); under torchrun each worker does the same on its own d
 """
 
 import contextlib
-import fcntl
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from dropcli.config import to_dict
 from dropcli.errors import DropcliError
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
+from dropcli.experiments.tune_storage import ask, beats, budget_lock, database_errors, fail_stale, heartbeats, open_storage
 from dropcli.parallel.workers import Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener, OutOfTime, Pruned
@@ -50,34 +49,75 @@ def search(
     """Train trials until the study holds search.trials of them (or --timeout). Returns the
     study, the number of trials this process trained, and why it stopped early ("timeout") or None."""
     optuna = optuna_module()
-    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search))
+    storage = open_storage(optuna, search.storage)
+    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), storage)
     deadline = None if search.timeout is None else time.monotonic() + search.timeout
     datasets, trained = Datasets(workers), 0
-    with _budget_lock(search):
-        _enqueue_interrupted(study)
-    while True:
-        if deadline is not None and time.monotonic() >= deadline:
-            return study, trained, "timeout"
-        with _budget_lock(search):
+    with database_errors(search.storage):
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                return study, trained, "timeout"
+            trial, existing = _next_trial(optuna, storage, study, search)
+            if trial is None:
+                if not _running_elsewhere(existing):
+                    return study, trained, None
+                # A trial running in another process may yet lose its worker and be retried: wait for it.
+                time.sleep(storage.get_heartbeat_interval())
+                continue
+            # A sampler seeded by the trial's number: the same study draws the same values, and
+            # processes that ask at the same moment still draw different ones.
+            study.sampler = _sampler(optuna, search, trial.number)
+            position = len([t for t in counted(existing) if t.state.name != "WAITING"]) + 1
+            on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size))
+            with heartbeats(storage, trial._trial_id):  # Optuna's Trial names its storage id only privately
+                try:
+                    stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
+                except optuna.exceptions.UpdateFinishedTrialError:
+                    _notice(
+                        listeners,
+                        f"trial {trial.number}: another process found its heartbeat late and retries it; this one goes on",
+                    )
+                    continue
+            trained += 1
+            if stopped:
+                return study, trained, "timeout"
+
+
+def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
+    """Under the study's lock: the trials as they stand and the next trial to train (None once
+    the study holds its budget). Trials whose heartbeat went stale are failed and retried first."""
+    with budget_lock(storage, search.storage, search.study):
+        fail_stale(optuna, storage, study)
+        existing = study.get_trials(deepcopy=False)
+        room = search.trials - len(counted(existing))
+        if room <= 0:
+            return None, existing
+        if _enqueue_interrupted(study, existing, room):
             existing = study.get_trials(deepcopy=False)
-            counted = sum(1 for t in existing if not interrupted(t))
-            if counted >= search.trials:
-                return study, trained, None
-            trial = study.ask()
-        # A sampler seeded by the trial's number: the same study draws the same values, and
-        # processes that ask at the same moment still draw different ones.
-        study.sampler = _sampler(optuna, search, trial.number)
-        started_before = sum(1 for t in existing if not interrupted(t) and t.state.name != "WAITING")
-        on_trial(_progress(existing, started_before + 1, search.trials, trial.number, workers.world_size))
-        stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
-        trained += 1
-        if stopped:
-            return study, trained, "timeout"
+        trial = ask(study)
+        if beats(storage):
+            storage.record_heartbeat(trial._trial_id)  # before the lock goes: never a running trial without one
+            trial.set_user_attr("heartbeat", True)
+        return trial, existing
 
 
 def interrupted(trial) -> bool:
     """A trial stopped by Ctrl-C, SIGTERM, --timeout or a fault: continued by a later session, not counted."""
     return trial.state.name == "FAIL" and bool(trial.user_attrs.get("interrupted"))
+
+
+def counted(trials: list) -> list:
+    """The trials that count towards --trials: not those interrupted, nor those another trial
+    retries (a worker killed outright: its trial is failed once its heartbeat is stale, and retried)."""
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    return [t for t in trials if not interrupted(t) and t.number not in retried]
+
+
+def _running_elsewhere(trials: list) -> bool:
+    """Whether a trial with a heartbeat is still running (in another process): it is either
+    finished there or, if its worker dies, retried here. A trial begun without heartbeats (a
+    journal file, an older dropcli) is not waited for: nothing would ever say it is lost."""
+    return any(t.state.name == "RUNNING" and t.user_attrs.get("heartbeat") for t in trials)
 
 
 def _progress(existing: list, position: int, total: int, number: int, workers: int) -> Progress:
@@ -113,6 +153,8 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
     trial.set_user_attr("config", to_dict(config))
     run_dir = search.directory / run
     judge = _Judge(trial, search.pruner, config.train.epochs, deadline)
+    if "retry_of" in trial.user_attrs:
+        _wait_until_free(run_dir)
     try:
         resume_from = _resumed(trial, run_dir)
         if resume_from is not None and trial.should_prune():
@@ -125,8 +167,7 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
     except Pruned:
         _tell(study, trial, run_dir, TrialState.PRUNED)
     except Diverged as error:
-        for listener in listeners:
-            listener.notice(f"trial {trial.number}: {error}; the search goes on")
+        _notice(listeners, f"trial {trial.number}: {error}; the search goes on")
         _tell(study, trial, run_dir, TrialState.FAIL, reason="diverged")
     except OutOfTime:
         _tell(study, trial, run_dir, TrialState.FAIL, reason="--timeout", interrupted=True)
@@ -135,6 +176,18 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
         _tell(study, trial, run_dir, TrialState.FAIL, reason=type(error).__name__, interrupted=True)
         raise
     return False
+
+
+def _wait_until_free(run_dir: Path) -> None:
+    """A retried trial whose run still trains in another process (its heartbeat was late, not
+    lost) waits for that process to find its trial taken over, at its next epoch, and let go."""
+    while files.in_use(run_dir):
+        time.sleep(0.5)
+
+
+def _notice(listeners: list[Listener], text: str) -> None:
+    for listener in listeners:
+        listener.notice(text)
 
 
 def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
@@ -176,14 +229,15 @@ def _tell(study, trial, run_dir: Path, state, value: float | None = None, reason
             raise
 
 
-def _enqueue_interrupted(study) -> None:
-    """Each interrupted trial not yet taken up again becomes a waiting trial with its values and
-    run directory, so the next trials asked for continue it."""
-    trials = study.get_trials(deepcopy=False)
+def _enqueue_interrupted(study, trials: list, room: int) -> int:
+    """Interrupted trials not yet taken up again (up to `room`, the trials the budget has left)
+    become waiting trials with their values and run directories, so the next trials asked for
+    continue them, in this session or in another process still running. Returns how many."""
     taken = {t.user_attrs.get("retry_of") for t in trials}
-    for trial in trials:
-        if interrupted(trial) and trial.number not in taken and "run" in trial.user_attrs:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "run": trial.user_attrs["run"]})
+    waiting = [t for t in trials if interrupted(t) and t.number not in taken and "run" in t.user_attrs][:room]
+    for trial in waiting:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "run": trial.user_attrs["run"]})
+    return len(waiting)
 
 
 class _Judge(Listener):
@@ -223,19 +277,3 @@ def _pruner(optuna, search: Search):
     if search.pruner == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.max_epochs, reduction_factor=3)
     return optuna.pruners.NopPruner()
-
-
-@contextlib.contextmanager
-def _budget_lock(search: Search) -> Iterator[None]:
-    """With a journal file, only one process at a time counts the trials and asks for the next
-    (a blocking lock on the file: the kernel drops it if the process dies). An RDB storage has
-    no such lock: processes that ask at the same moment may each start one trial beyond the budget."""
-    if "://" in search.storage:
-        yield
-        return
-    fd = os.open(search.storage, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
