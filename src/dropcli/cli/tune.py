@@ -96,6 +96,27 @@ def tune(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the table of the best trials.")] = 10,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective",
+            metavar="NAME[,NAME...]",
+            help="What a trial is scored by on validation: accuracy (default), nll, ece, aece; several (accuracy,ece) make a Pareto front.",
+        ),
+    ] = None,
+    pick: Annotated[
+        str | None,
+        typer.Option(
+            "--pick",
+            metavar="TRIAL|OBJECTIVE|OBJECTIVE<=BOUND",
+            help="With several objectives, the point of the front best.yaml takes: a trial's number, the best on one objective, "
+            "or the best on the first within a bound (ece<=0.03). Default: the best on the first objective.",
+        ),
+    ] = None,
+    pareto: Annotated[
+        Path | None,
+        typer.Option("--pareto", metavar="FILE", help="With several objectives, draw the Pareto front (.png, .pdf or .svg)."),
+    ] = None,
     summary: Annotated[
         bool,
         typer.Option(
@@ -125,6 +146,8 @@ def tune(
         "study": study,
         "final_seeds": final_seeds,
         "run_dir": run_dir,
+        "objective": objective,
+        "pick": pick,
     }
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
@@ -134,11 +157,12 @@ def tune(
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
         raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
-    if figure is not None:
-        from dropcli.cli.display.figure import check_available, check_output
+    for path, option in ((figure, "--figure"), (pareto, "--pareto")):
+        if path is not None:
+            from dropcli.cli.display.figure import check_available, check_output
 
-        check_output(figure, "--figure")
-        check_available()
+            check_output(path, option)
+            check_available()
     check_extras(search.config)
     with parallel.start() as workers:
         if not summary:  # --summary trains nothing: no device or data needed
@@ -153,6 +177,7 @@ def tune(
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
         if workers.is_primary:
             _show(search, found, final, figure, top)
+            _show_objectives(search, found, final, pareto)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -160,7 +185,9 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.experiments import tune_results, tune_search
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
-        trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+        trained, stopped = (
+            (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers, _scorer())[1:]
+        )
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
@@ -174,10 +201,36 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
     study = open_study(search, None, None)
-    result = tune_results.found(study)
+    result = tune_results.found(study, search)
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
+
+
+def _scorer():
+    from dropcli.uncertainty.objectives import split_scores
+
+    return split_scores
+
+
+def _show_objectives(search, found, final, pareto: Path | None) -> None:
+    """A study of several objectives: its front, and the front's figure; with --final-seeds, every objective on test."""
+    from dropcli.cli.display import tune_front
+
+    screen = console()
+    if found.front is not None and found.front:
+        screen.print(tune_front.front_table(found, search.objectives), soft_wrap=not screen.is_terminal)
+        if pareto is not None:
+            from dropcli.cli.display.figure import save
+
+            save(tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}"), pareto)
+            screen.print(f"Pareto front saved to {pareto}", highlight=False)
+    if final is not None and search.objectives != ("accuracy",):
+        from dropcli.experiments.tune_results import final_scores
+        from dropcli.parallel.workers import ONE_PROCESS
+
+        scores = final_scores(search, found.best_config, _scorer(), ONE_PROCESS)
+        screen.print(tune_front.final_line(scores, search.final_seeds), highlight=False, soft_wrap=not screen.is_terminal)
 
 
 def _final(search, found, quiet: bool, workers):

@@ -17,10 +17,10 @@ from typing import Any
 
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
-from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan
+from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan, tune_objectives
 from dropcli.experiments.tune_storage import JOURNAL, database_errors, open_storage, shown
 
-PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds")
+PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds", "objective", "pick")
 PRUNERS = ("median", "asha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "grid")
 SPEC_ATTR = "dropcli"  # what a study must keep: config and space (spec_of)
@@ -49,6 +49,8 @@ class Search:
     study: str
     directory: Path  # the trials' run directories, best.yaml, final/
     final_seeds: int
+    objectives: tuple[str, ...] = ("accuracy",)  # on the validation split; several make a Pareto front
+    pick: str | None = None  # which point of the front best.yaml takes (tune_objectives.parse_pick)
 
     @property
     def max_epochs(self) -> int:
@@ -84,6 +86,9 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
     trials = given["trials"] or sweep_plan.count(plan, raw, "trials")
     if trials is None:
         raise DropcliError("tune needs a number of trials: --trials N (or trials: N in the plan file)")
+    objectives = tune_objectives.parse(
+        given.get("objective") or raw.get("objective"), "--objective" if given.get("objective") else f"{plan}: objective"
+    )
     sampler = _choice("sampler", given["sampler"] or raw.get("sampler", "tpe"), SAMPLERS, plan)
     _check_grid_sampler(sampler, space_grids, trials)
     study = str(given["study"] or raw.get("study") or config.name)
@@ -95,13 +100,21 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
         space=space_grids,
         trials=trials,
         timeout=_timeout(given["timeout"] if given["timeout"] is not None else raw.get("timeout"), plan),
-        pruner=_choice("pruner", given["pruner"] or raw.get("pruner", "median"), PRUNERS, plan),
+        pruner=_choice("pruner", tune_objectives.pruner_for(objectives, given["pruner"] or raw.get("pruner")), PRUNERS, plan),
         sampler=sampler,
         storage=_storage(given["storage"], raw.get("storage"), plan, directory),
         study=study,
         directory=directory,
         final_seeds=given["final_seeds"] or sweep_plan.count(plan, raw, "final_seeds") or 0,
+        objectives=objectives,
+        pick=_pick(given.get("pick") or raw.get("pick"), objectives),
     )
+
+
+def _pick(text: Any, objectives: tuple[str, ...]) -> str | None:
+    if text is not None:
+        tune_objectives.parse_pick(str(text), objectives)  # checked now, applied to the front at the end
+    return None if text is None else str(text)
 
 
 def parse_space(text: str) -> Grid:
@@ -228,15 +241,29 @@ def open_study(search: Search, sampler, pruner, storage=None):
     made for another search."""
     optuna = optuna_module()
     storage = storage if storage is not None else open_storage(optuna, search.storage)
+    directions = [tune_objectives.DIRECTIONS[name] for name in search.objectives]
     with database_errors(search.storage):
+        if _stored_directions(optuna, storage, search.study) not in (None, directions):
+            raise DropcliError(
+                f"study {search.study!r} in {shown(search.storage)} scores other objectives than --objective {','.join(search.objectives)}; "
+                "give the objectives it began with to continue it, or name a new --study"
+            )
         study = optuna.create_study(
-            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
+            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, load_if_exists=True, directions=directions
         )
         _check_spec(search, study)
         how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
         if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
             study.set_user_attr(HOW_ATTR, how)
     return study
+
+
+def _stored_directions(optuna, storage, name: str) -> list[str] | None:
+    """The directions of the study `name` already in the storage; None for a new one."""
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name == name:
+            return [direction.name.lower() for direction in summary.directions]
+    return None
 
 
 def _check_spec(search: Search, study) -> None:
@@ -255,7 +282,10 @@ def spec_of(search: Search) -> dict[str, Any]:
     """What one study must keep: the base config (less where it trains) and the space."""
     config = {key: value for key, value in flatten(to_dict(search.config)).items() if key not in SESSION_KEYS}
     space = {grid.key: list(grid.span) if grid.span else [_plain(v) for v in grid.values] for grid in search.space}
-    return {"config": _plain(config), "space": space}
+    spec = {"config": _plain(config), "space": space}
+    if search.objectives != ("accuracy",):  # a study begun before --objective has none, and scores accuracy
+        spec["objectives"] = list(search.objectives)
+    return spec
 
 
 def upgraded_spec(spec: Any) -> Any:
@@ -316,14 +346,24 @@ def best_config_text(search: Search, config: Config, best: dict[str, Any], count
     states = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
     header = [
         f"# The best settings dropcli tune found in study {search.study!r} ({shown(search.storage)}),",
-        "# chosen on validation accuracy only; the test set was never used to choose.",
+        f"# chosen on validation {' and '.join(search.objectives)} only; the test set was never used to choose.",
         f"# Space: {space_text(search.space)}",
         f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner}; sampler: {search.sampler}",
-        f"# Best: trial {best['number']}, validation accuracy {best['value']:.4f} after {count_text(best['epochs'], 'epoch')} "
+        f"# Best: trial {best['number']}, validation {_values_text(search.objectives, best)} after {count_text(best['epochs'], 'epoch')} "
         f"(data.val_split {search.config.data.val_split:g}; its run: {best['run']})",
+        *(
+            [f"# A point of the Pareto front of {', '.join(search.objectives)}, picked as {best['picked']}"]
+            if "picked" in best
+            else []
+        ),
         "# This file trains on the whole training set (data.val_split 0): dropcli train -c THIS_FILE",
     ]
     return "\n".join(header) + "\n" + to_yaml(final)
+
+
+def _values_text(objectives: tuple[str, ...], best: dict[str, Any]) -> str:
+    values = best.get("values") or [best["value"]]
+    return ", ".join(f"{name} {value:.4f}" for name, value in zip(objectives, values))
 
 
 def config_of(attrs: dict[str, Any]) -> Config:

@@ -19,6 +19,7 @@ from typing import Any
 from dropcli import files, runs
 from dropcli.config import to_dict
 from dropcli.errors import DropcliError
+from dropcli.experiments import tune_objectives
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
 from dropcli.experiments.tune_storage import ask, beats, budget_lock, database_errors, fail_stale, heartbeats, open_storage
@@ -44,10 +45,15 @@ class Progress:
 
 
 def search(
-    search: Search, listeners: list[Listener], on_trial: Callable[[Progress], None], workers: Workers
+    search: Search,
+    listeners: list[Listener],
+    on_trial: Callable[[Progress], None],
+    workers: Workers,
+    scorer: tune_objectives.Scorer | None = None,
 ) -> tuple[Any, int, str | None]:
     """Train trials until the study holds search.trials of them (or --timeout). Returns the
-    study, the number of trials this process trained, and why it stopped early ("timeout") or None."""
+    study, the number of trials this process trained, and why it stopped early ("timeout") or None.
+    `scorer` scores each finished trial's model on the validation split (needed for ECE objectives)."""
     optuna = optuna_module()
     storage = open_storage(optuna, search.storage)
     study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), storage)
@@ -68,10 +74,10 @@ def search(
             # processes that ask at the same moment still draw different ones.
             study.sampler = _sampler(optuna, search, trial.number)
             position = len([t for t in counted(existing) if t.state.name != "WAITING"]) + 1
-            on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size))
+            on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size, search.objectives[0]))
             with heartbeats(storage, trial._trial_id):  # Optuna's Trial names its storage id only privately
                 try:
-                    stopped = _run_trial(study, trial, search, datasets, listeners, deadline)
+                    stopped = _run_trial(study, trial, search, datasets, listeners, deadline, scorer)
                 except optuna.exceptions.UpdateFinishedTrialError:
                     _notice(
                         listeners,
@@ -120,9 +126,11 @@ def _running_elsewhere(trials: list) -> bool:
     return any(t.state.name == "RUNNING" and t.user_attrs.get("heartbeat") for t in trials)
 
 
-def _progress(existing: list, position: int, total: int, number: int, workers: int) -> Progress:
+def _progress(existing: list, position: int, total: int, number: int, workers: int, objective: str = "accuracy") -> Progress:
+    # The best so far on the first objective, in its direction.
+    sign = 1 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1
     complete = [t for t in existing if t.state.name == "COMPLETE"]
-    best = max(complete, key=lambda t: t.value, default=None)
+    best = max(complete, key=lambda t: sign * _first_value(t), default=None)
     # The pace of every trial that ended, in any session: pruned ones count, as the trials left
     # will be pruned as often. Fewer than three say too little to estimate from.
     ended = [t.duration.total_seconds() for t in existing if t.state.name in ("COMPLETE", "PRUNED") and t.duration]
@@ -131,14 +139,22 @@ def _progress(existing: list, position: int, total: int, number: int, workers: i
         position=position,
         total=total,
         number=number,
-        best_value=best.value if best else None,
+        best_value=_first_value(best) if best else None,
         best_number=best.number if best else None,
         pruned=sum(1 for t in existing if t.state.name == "PRUNED"),
         remaining_seconds=None if pace is None else pace * (total - position + 1) / workers,
     )
 
 
-def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list[Listener], deadline: float | None) -> bool:
+def _first_value(trial) -> float:
+    """A complete trial's value on the first objective (Optuna's `value` is for one objective only)."""
+    values = getattr(trial, "values", None)
+    return values[0] if values else trial.value
+
+
+def _run_trial(
+    study, trial, search: Search, datasets: Datasets, listeners: list[Listener], deadline: float | None, scorer=None
+) -> bool:
     """Train one trial and tell the study how it ended; True when --timeout stopped it."""
     from optuna.trial import TrialState
 
@@ -152,18 +168,24 @@ def _run_trial(study, trial, search: Search, datasets: Datasets, listeners: list
     trial.set_user_attr("run", run)
     trial.set_user_attr("config", to_dict(config))
     run_dir = search.directory / run
-    judge = _Judge(trial, search.pruner, config.train.epochs, deadline)
+    reported = tune_objectives.PER_EPOCH[search.objectives[0]] if tune_objectives.prunable(search.objectives) else None
+    judge = _Judge(trial, search.pruner, config.train.epochs, deadline, reported)
     if "retry_of" in trial.user_attrs:
         _wait_until_free(run_dir)
     try:
-        resume_from = _resumed(trial, run_dir)
-        if resume_from is not None and trial.should_prune():
+        resume_from = _resumed(trial, run_dir, reported)
+        if resume_from is not None and reported is not None and trial.should_prune():
             _summary_says_pruned(run_dir, f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
             raise Pruned("judged on the epochs it had")
         device, data = datasets.get(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         result = train_run(config, data, device, run_dir, [*listeners, judge], resume_from=resume_from)
-        _tell(study, trial, run_dir, TrialState.COMPLETE, result.summary["final"]["val_acc"])
+        scores = _scores(scorer, run_dir, device, data)
+        if scores is not None:
+            trial.set_user_attr(tune_objectives.SCORES_ATTR, scores)
+        _tell(
+            study, trial, run_dir, TrialState.COMPLETE, tune_objectives.values(search.objectives, result.summary["final"], scores)
+        )
     except Pruned:
         _tell(study, trial, run_dir, TrialState.PRUNED)
     except Diverged as error:
@@ -190,7 +212,15 @@ def _notice(listeners: list[Listener], text: str) -> None:
         listener.notice(text)
 
 
-def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
+def _scores(scorer, run_dir: Path, device, data) -> dict[str, float] | None:
+    """The finished trial's scores on the validation split, from its last checkpoint's model."""
+    if scorer is None:
+        return None
+    model = checkpoints.load_model(checkpoints.load(run_dir / runs.LAST_CHECKPOINT), device)
+    return scorer(model, data.val.X, data.val.y)
+
+
+def _resumed(trial, run_dir: Path, reported: str | None) -> dict[str, Any] | None:
     """The checkpoint of an interrupted trial's run, its epochs reported to the new trial again
     (the pruner judges them as before); None for a new run."""
     last = run_dir / runs.LAST_CHECKPOINT
@@ -198,7 +228,8 @@ def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
         return None
     checkpoint = checkpoints.load(last)
     for record in runs.read_metrics(run_dir, allow_empty=True)[: checkpoint["epoch"]]:
-        trial.report(record["val_acc"], record["epoch"])
+        if reported is not None:
+            trial.report(record[reported], record["epoch"])
     return checkpoint
 
 
@@ -244,12 +275,14 @@ class _Judge(Listener):
     """Reports each epoch's validation accuracy to the trial; stops the run when the pruner says
     so, or when --timeout has passed (the run is then continued by the next session)."""
 
-    def __init__(self, trial, pruner: str, epochs: int, deadline: float | None):
+    def __init__(self, trial, pruner: str, epochs: int, deadline: float | None, reported: str | None = "val_acc"):
         self.trial, self.pruner, self.epochs, self.deadline = trial, pruner, epochs, deadline
+        self.reported = reported  # the epoch's metric the pruner judges; None where it cannot prune
 
     def epoch_finished(self, metrics) -> None:
-        self.trial.report(metrics.val_acc, metrics.epoch)
-        if self.trial.should_prune():
+        if self.reported is not None:
+            self.trial.report(getattr(metrics, self.reported), metrics.epoch)
+        if self.reported is not None and self.trial.should_prune():
             raise Pruned(f"pruned by the {self.pruner} pruner after epoch {metrics.epoch} (val acc {metrics.val_acc:.4f})")
         # The trial's last epoch ends it whatever the time: nothing would be left to continue.
         if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch < self.epochs:

@@ -54,6 +54,7 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         study=name,
         directory=directory if directory is not None else Path("runs") / f"tune-{name}",  # as tune.resolve's default
         final_seeds=0,
+        objectives=tuple(spec.get("objectives", ["accuracy"])),
     )
 
 
