@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune bench-tune-storage profile clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -36,6 +36,10 @@ bench-sweep: data
 # Epochs that tune (TPE + ASHA pruning) and random search without pruning need to reach one validation accuracy.
 bench-tune: data
 	$(BIN)/python benchmarks/tune.py
+
+# Trials per hour with 1 and 2 workers on one PostgreSQL study; the database's cost per trial against a journal file.
+bench-tune-storage: data
+	$(BIN)/python benchmarks/tune_storage.py
 
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data

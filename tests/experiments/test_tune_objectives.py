@@ -67,6 +67,12 @@ def test_a_study_of_accuracy_and_ece_prints_its_front_and_picks_by_the_rule(in_t
     assert f"# Best: trial {lowest.number}, validation accuracy" in best and "picked as the best ece on the front" in best
     trained = invoke("train", "-c", directory / "best.yaml", "--run-dir", in_tmp / "again", "-q")
     assert trained.exit_code == 0, trained.output
+    # --summary alone repeats the final seeds' result, every objective included.
+    shown = invoke("tune", "--summary", "--run-dir", directory, "--pick", "ece", "--slice", "s.pdf", "--contour", "c.svg")
+    assert shown.exit_code == 0, shown.output
+    final_lines = [line.split(" (runs in")[0] for line in result.output.splitlines() if line.startswith("final")]
+    assert len(final_lines) == 2 and all(line in shown.output for line in final_lines), shown.output
+    assert (in_tmp / "s.pdf").stat().st_size > 0 and (in_tmp / "c.svg").stat().st_size > 0
     # The same study, read again with another rule: best.yaml follows it.
     again = invoke("tune", *args, "--pick", "accuracy", "-q")
     assert again.exit_code == 0 and "this command trained 0 trials" in again.output
@@ -85,6 +91,18 @@ def test_a_study_of_nll_alone_is_pruned_on_it_and_keeps_the_lowest(in_tmp, invok
         if record["status"] == "finished":
             losses.append(record["final"]["val_loss"])
     assert value == pytest.approx(min(losses), abs=1e-4)
+    # Each finished trial's scores (calibration's, in float64, from its checkpoint) agree with the
+    # epoch loop's own validation loss and accuracy: the same model scored two ways.
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    journal = JournalStorage(JournalFileBackend(str(in_tmp / "runs" / "tune-default" / "study.journal")))
+    for trial in optuna.load_study(study_name="default", storage=journal).trials:
+        if trial.state.name == "COMPLETE":
+            record = json.loads((in_tmp / "runs" / "tune-default" / trial.user_attrs["run"] / "summary.json").read_text())
+            assert trial.value == record["final"]["val_loss"]
+            assert trial.user_attrs["scores"]["nll"] == pytest.approx(record["final"]["val_loss"], rel=1e-4)
+            assert trial.user_attrs["scores"]["accuracy"] == pytest.approx(record["final"]["val_acc"], abs=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -117,6 +117,18 @@ def tune(
         Path | None,
         typer.Option("--pareto", metavar="FILE", help="With several objectives, draw the Pareto front (.png, .pdf or .svg)."),
     ] = None,
+    slice_figure: Annotated[
+        Path | None,
+        typer.Option(
+            "--slice", metavar="FILE", help="Draw the first objective against each key of the space (.png, .pdf or .svg)."
+        ),
+    ] = None,
+    contour: Annotated[
+        Path | None,
+        typer.Option(
+            "--contour", metavar="FILE", help="Draw the first objective over the two most important keys (.png, .pdf or .svg)."
+        ),
+    ] = None,
     summary: Annotated[
         bool,
         typer.Option(
@@ -157,7 +169,8 @@ def tune(
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
         raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
-    for path, option in ((figure, "--figure"), (pareto, "--pareto")):
+    drawings = {"--pareto": pareto, "--slice": slice_figure, "--contour": contour}
+    for option, path in {"--figure": figure, **drawings}.items():
         if path is not None:
             from dropcli.cli.display.figure import check_available, check_output
 
@@ -175,9 +188,13 @@ def tune(
         with interrupts_reported(lambda: _kept(search, launch_command())):
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
+            if summary:  # the final seeds as the last session left them
+                from dropcli.experiments.tune_results import kept_final
+
+                final = kept_final(search)
         if workers.is_primary:
             _show(search, found, final, figure, top)
-            _show_objectives(search, found, final, pareto)
+            _show_objectives(search, found, final, drawings)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -213,24 +230,34 @@ def _scorer():
     return split_scores
 
 
-def _show_objectives(search, found, final, pareto: Path | None) -> None:
-    """A study of several objectives: its front, and the front's figure; with --final-seeds, every objective on test."""
-    from dropcli.cli.display import tune_front
+def _show_objectives(search, found, final, drawings: dict[str, Path | None]) -> None:
+    """A study of several objectives: its front, and the front's figure; with --final-seeds, every
+    objective on test; the slice and contour figures."""
+    from dropcli.cli.display import tune_front, tune_space
+    from dropcli.cli.display.figure import save
+    from dropcli.experiments.tune import space_text
 
     screen = console()
     if found.front is not None and found.front:
         screen.print(tune_front.front_table(found, search.objectives), soft_wrap=not screen.is_terminal)
-        if pareto is not None:
-            from dropcli.cli.display.figure import save
-
-            save(tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}"), pareto)
-            screen.print(f"Pareto front saved to {pareto}", highlight=False)
-    if final is not None and search.objectives != ("accuracy",):
+    caption = f"study {search.study}: {space_text(search.space)}"
+    objective = search.objectives[0]
+    draw = {
+        "--pareto": lambda: tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}"),
+        "--slice": lambda: tune_space.slice_figure(found, search.space, objective, caption),
+        "--contour": lambda: tune_space.contour_figure(found, search.space, objective, caption),
+    }
+    for option, path in drawings.items():
+        if path is None or (option == "--pareto" and not found.front):
+            continue
+        save(draw[option](), path)
+        screen.print(f"{option[2:]} figure saved to {path}", highlight=False)
+    if final is not None and final.seeds and search.objectives != ("accuracy",):
         from dropcli.experiments.tune_results import final_scores
         from dropcli.parallel.workers import ONE_PROCESS
 
-        scores = final_scores(search, found.best_config, _scorer(), ONE_PROCESS)
-        screen.print(tune_front.final_line(scores, search.final_seeds), highlight=False, soft_wrap=not screen.is_terminal)
+        scores = final_scores(search, found.best_config, _scorer(), ONE_PROCESS, final.seeds)
+        screen.print(tune_front.final_line(scores, final.seeds), highlight=False, soft_wrap=not screen.is_terminal)
 
 
 def _final(search, found, quiet: bool, workers):

@@ -5,6 +5,7 @@ Only validation accuracy chooses; the test set is scored once, by the final runs
 """
 
 import contextlib
+import json
 import statistics
 import warnings
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any
 
 from dropcli import files, runs
 from dropcli.config import Config, replace
-from dropcli.experiments import Cell, Trial, spec_of, trials, tune_objectives
+from dropcli.experiments import RESULTS_JSON, Cell, Stat, Trial, spec_of, trials, tune_objectives
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import BEST_CONFIG, Search, best_config_text, config_of
 from dropcli.experiments.tune_search import interrupted
@@ -133,13 +134,25 @@ def train_final(search: Search, config: Config, listeners: list[Listener], worke
     return trials.run(spec_of(final, [], seeds), planned, search.directory / FINAL_DIR, listeners, workers)[0]
 
 
-def final_scores(search: Search, config: Config, scorer, workers: Workers) -> dict[str, tuple[float, float | None]]:
+def kept_final(search: Search) -> Cell | None:
+    """The final seeds' result as the last session left it (final/results.json), for --summary."""
+    path = search.directory / FINAL_DIR / RESULTS_JSON
+    if not path.is_file():
+        return None
+    cell = json.loads(path.read_text())["cells"][0]
+    plain = ("values", "seeds", "runs", "failed")
+    return Cell(**{key: value if key in plain or value is None else Stat(**value) for key, value in cell.items()})
+
+
+def final_scores(
+    search: Search, config: Config, scorer, workers: Workers, seeds: int | None = None
+) -> dict[str, tuple[float, float | None]]:
     """Every objective's score of the final seeds' models on the test set: mean and standard
     deviation over the seeds (None for one seed)."""
     final = replace(config, "data.val_split", 0.0)
     device, data = Datasets(workers).get(final)
     per_seed = []
-    for seed in range(final.seed, final.seed + search.final_seeds):
+    for seed in range(final.seed, final.seed + (seeds or search.final_seeds)):
         payload = checkpoints.load(search.directory / FINAL_DIR / f"seed{seed}" / runs.LAST_CHECKPOINT)
         per_seed.append(scorer(checkpoints.load_model(payload, device), data.test.X, data.test.y))
     return {

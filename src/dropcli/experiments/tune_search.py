@@ -22,7 +22,16 @@ from dropcli.errors import DropcliError
 from dropcli.experiments import tune_objectives
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
-from dropcli.experiments.tune_storage import ask, beats, budget_lock, database_errors, fail_stale, heartbeats, open_storage
+from dropcli.experiments.tune_storage import (
+    ask,
+    beats,
+    budget_lock,
+    database_errors,
+    database_fault,
+    fail_stale,
+    heartbeats,
+    open_storage,
+)
 from dropcli.parallel.workers import Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener, OutOfTime, Pruned
@@ -180,7 +189,7 @@ def _run_trial(
         device, data = datasets.get(config)
         run_dir.mkdir(parents=True, exist_ok=True)
         result = train_run(config, data, device, run_dir, [*listeners, judge], resume_from=resume_from)
-        scores = _scores(scorer, run_dir, device, data)
+        scores = _scores(scorer, run_dir, device, data, config)
         if scores is not None:
             trial.set_user_attr(tune_objectives.SCORES_ATTR, scores)
         _tell(
@@ -195,7 +204,13 @@ def _run_trial(
         _tell(study, trial, run_dir, TrialState.FAIL, reason="--timeout", interrupted=True)
         return True
     except (KeyboardInterrupt, DropcliError) as error:
-        _tell(study, trial, run_dir, TrialState.FAIL, reason=type(error).__name__, interrupted=True)
+        try:
+            _tell(study, trial, run_dir, TrialState.FAIL, reason=type(error).__name__, interrupted=True)
+        except Exception as fault:
+            # Ctrl-C in mid-query leaves the connection unusable: the trial stays running, and once
+            # its heartbeat is stale another worker (or the next session) retries it.
+            if database_fault(fault) is None:
+                raise
         raise
     return False
 
@@ -212,11 +227,13 @@ def _notice(listeners: list[Listener], text: str) -> None:
         listener.notice(text)
 
 
-def _scores(scorer, run_dir: Path, device, data) -> dict[str, float] | None:
-    """The finished trial's scores on the validation split, from its last checkpoint's model."""
+def _scores(scorer, run_dir: Path, device, data, config) -> dict[str, float] | None:
+    """The finished trial's scores on the validation split, of the model its summary reports:
+    the last epoch's, or with early stopping the best one's."""
     if scorer is None:
         return None
-    model = checkpoints.load_model(checkpoints.load(run_dir / runs.LAST_CHECKPOINT), device)
+    checkpoint = runs.BEST_CHECKPOINT if config.train.early_stopping is not None else runs.LAST_CHECKPOINT
+    model = checkpoints.load_model(checkpoints.load(run_dir / checkpoint), device)
     return scorer(model, data.val.X, data.val.y)
 
 

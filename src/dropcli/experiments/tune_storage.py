@@ -137,15 +137,21 @@ def _database(optuna, storage: str):
         ) from None
 
 
+def database_fault(error: BaseException) -> BaseException | None:
+    """The database's own error behind `error` (SQLAlchemy's), or None for any other error.
+    Optuna wraps a failed commit in its StorageInternalError: the server's words are its cause."""
+    fault = error.__cause__ if type(error).__name__ == "StorageInternalError" and error.__cause__ else error
+    return fault if type(fault).__module__.startswith("sqlalchemy") else None
+
+
 @contextlib.contextmanager
 def database_errors(storage: str) -> Iterator[None]:
     """A database that stops answering in mid-study, as one line: what is kept and how to go on."""
     try:
         yield
     except Exception as error:
-        # Optuna wraps a failed commit in its StorageInternalError: the server's own words are its cause.
-        fault = error.__cause__ if type(error).__name__ == "StorageInternalError" and error.__cause__ else error
-        if not type(fault).__module__.startswith("sqlalchemy"):
+        fault = database_fault(error)
+        if fault is None:
             raise
         raise DropcliError(
             f"--storage {shown(storage)}: the database stopped answering ({first_line(fault, 160)}); the study is kept "

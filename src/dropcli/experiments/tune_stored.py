@@ -7,7 +7,7 @@ from typing import Any
 
 from dropcli.config import load_config, unflatten
 from dropcli.errors import DropcliError
-from dropcli.experiments import Grid
+from dropcli.experiments import Grid, tune_objectives
 from dropcli.experiments.tune import (
     HOW_ATTR,
     JOURNAL,
@@ -43,6 +43,9 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         raise DropcliError(f"study {name!r} in {storage} was not made by dropcli tune; give its --plan or -c and --space")
     config = load_config(base=unflatten(spec["config"]), overrides=overrides, flags=flags)
     how = attrs.get(HOW_ATTR) or {}
+    objectives = tuple(spec.get("objectives", ["accuracy"]))
+    if given.get("pick") is not None:
+        tune_objectives.parse_pick(given["pick"], objectives)
     return Search(
         config=config,
         space=checked_space(config, [_grid(key, values) for key, values in spec["space"].items()]),
@@ -54,7 +57,8 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         study=name,
         directory=directory if directory is not None else Path("runs") / f"tune-{name}",  # as tune.resolve's default
         final_seeds=0,
-        objectives=tuple(spec.get("objectives", ["accuracy"])),
+        objectives=objectives,
+        pick=given.get("pick"),
     )
 
 
