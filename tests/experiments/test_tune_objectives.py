@@ -91,6 +91,9 @@ def test_a_study_of_nll_alone_is_pruned_on_it_and_keeps_the_lowest(in_tmp, invok
         if record["status"] == "finished":
             losses.append(record["final"]["val_loss"])
     assert value == pytest.approx(min(losses), abs=1e-4)
+    assert "by validation nll" in result.output and re.search(rf"best: trial \d+, val nll {value:.4f}", result.output), (
+        result.output
+    )
     # Each finished trial's scores (calibration's, in float64, from its checkpoint) agree with the
     # epoch loop's own validation loss and accuracy: the same model scored two ways.
     import optuna

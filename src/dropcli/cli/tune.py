@@ -276,7 +276,7 @@ def _run_reporter(quiet: bool):
 
 
 def _show(search, found, final, figure: Path | None, top: int) -> None:
-    from dropcli.cli.display.tune_view import top_table
+    from dropcli.cli.display.tune_view import top_table, value_name
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
@@ -287,7 +287,7 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
         screen.print(
-            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings: "
+            f"best: trial {found.best.number}, {value_name(search.objectives[0])} {found.best.value:.4f}; its settings: "
             f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
             highlight=False,
             soft_wrap=not screen.is_terminal,

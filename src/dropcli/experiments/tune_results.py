@@ -48,6 +48,7 @@ class Found:
     importances: dict[str, float] | None  # key -> share of the variation explained; None with too few trials
     front: list[TrialRow] | None = None  # with several objectives: the Pareto front's trials, by number
     picked: str | None = None  # with several objectives: the rule that chose `best` on the front
+    objectives: tuple[str, ...] = ("accuracy",)  # what the trials were scored by; value is the first
 
 
 def found(study, search: Search | None = None) -> Found:
@@ -74,7 +75,7 @@ def found(study, search: Search | None = None) -> Found:
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
     best_config = config_of(best_trial.user_attrs) if best_trial else None
-    return Found(rows, best, best_config, counts, _importances(study, complete), front, picked)
+    return Found(rows, best, best_config, counts, _importances(study, complete), front, picked, objectives)
 
 
 def _row(trial, retried: bool) -> TrialRow:

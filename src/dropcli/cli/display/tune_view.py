@@ -14,6 +14,7 @@ from dropcli.cli.display.figure import load_pyplot
 from dropcli.cli.display.plots import WIDTH, finish
 from dropcli.cli.display.runs_tables import RUN_MIN_WIDTH
 from dropcli.config.architecture import short
+from dropcli.experiments.tune_objectives import DIRECTIONS
 from dropcli.experiments.tune_results import Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
@@ -108,10 +109,13 @@ def top_table(result: Found, top: int, width: int) -> Table:
     caption naming them; only the run column folds.
     """
     keys = list(dict.fromkeys(key for row in result.rows for key in row.values))
+    objective = result.objectives[0]  # ranked in its direction: a lower NLL or ECE is better
+    sign = 1 if DIRECTIONS[objective] == "maximize" else -1
     ranked = sorted(
         (row for row in result.rows if row.value is not None),
-        key=lambda row: (row.state != "complete", -row.value),
+        key=lambda row: (row.state != "complete", -sign * row.value),
     )[:top]
+    value_heading = value_name(objective)
     rows = [
         [
             str(row.number),
@@ -123,23 +127,28 @@ def top_table(result: Found, top: int, width: int) -> Table:
         ]
         for row in ranked
     ]
-    header = ["trial", "state", "val acc", "epochs", *_headings(keys), "run"]
+    header = ["trial", "state", value_heading, "epochs", *_headings(keys), "run"]
     widths = [max(len(text) for text in [name, *(row[i] for row in rows)]) for i, name in enumerate(header)]
     widths[-1] = RUN_MIN_WIDTH
     shown = columns_that_fit(widths[:4] + widths[-1:], widths[4:-1], width)
     counts = ", ".join(f"{count} {state}" for state, count in result.counts.items())
     left_out = keys[shown:]
     table = Table(
-        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation accuracy",
+        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation {objective}",
         caption=f"left out for width: {', '.join(left_out)} (widen the terminal to see them)" if left_out else None,
         header_style="bold",
     )
     for name in header[: 4 + shown]:
-        table.add_column(name, justify="right" if name in ("trial", "val acc", "epochs") else "left", no_wrap=True)
+        table.add_column(name, justify="right" if name in ("trial", value_heading, "epochs") else "left", no_wrap=True)
     table.add_column("run", overflow="fold", min_width=RUN_MIN_WIDTH)  # a run directory's name may fold
     for row in rows:
         table.add_row(*(escape(text) for text in [*row[: 4 + shown], row[-1]]))
     return table
+
+
+def value_name(objective: str) -> str:
+    """A trial's value as tables name it: val acc, val nll, val ece, val aece."""
+    return "val acc" if objective == "accuracy" else f"val {objective}"
 
 
 def _headings(keys: list[str]) -> list[str]:
