@@ -5,12 +5,17 @@ checks run unchanged. Each class is a fixed random template plus noise, so a mod
 """
 
 import gzip
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
+import dropcli
 from dropcli import data, runs
+
+# This checkout's package: what the suite tests, in its own process and in every child it starts.
+CHECKOUT_SRC = Path(__file__).resolve().parents[1] / "src"
 
 # How long a test waits for a command or subprocess before it calls it stuck. Generous: beside
 # other work on a small machine, a step that takes 5 s alone has taken ten times that, and a
@@ -43,6 +48,23 @@ def write_fashion_mnist(directory: Path, gz: bool, sizes: dict[str, int] = data.
             else:
                 (directory / name).write_bytes(content)
     return directory
+
+
+def pytest_configure(config):
+    """Refuse to test another copy of dropcli (an editable install of another clone, a wheel): its
+    passing tests would say nothing of this checkout."""
+    imported = Path(dropcli.__file__).resolve()
+    if not imported.is_relative_to(CHECKOUT_SRC):
+        raise pytest.UsageError(f"the suite imported dropcli from {imported.parent}, not this checkout's {CHECKOUT_SRC}")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def children_import_the_checkout():
+    """Child processes (python -m dropcli, torchrun's workers) import this checkout too: PYTHONPATH
+    starts with its src/, as pytest's own sys.path does (pyproject.toml: pythonpath)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(CHECKOUT_SRC), os.environ.get("PYTHONPATH")])))
+        yield
 
 
 @pytest.fixture(autouse=True)

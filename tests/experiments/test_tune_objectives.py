@@ -57,7 +57,7 @@ def test_a_study_of_accuracy_and_ece_prints_its_front_and_picks_by_the_rule(in_t
     from dropcli.experiments.tune_results import found
     from dropcli.experiments.tune_stored import stored_search
 
-    search = stored_search([], {}, {"storage": None, "study": None, "run_dir": directory})
+    search = stored_search([], {}, {"storage": None, "study": None, "run_dir": directory}, print)
     assert search.objectives == OBJECTIVES  # the study keeps its objectives
     from dropcli.experiments.tune import open_study
 

@@ -68,6 +68,18 @@ def test_an_old_run_resumes_exactly(old_run, invoke, fake_data, without_times, i
     assert without_times(metrics(FIXTURE)) == whole[:2]
     saved = yaml.safe_load((old_run / runs.CONFIG_FILE).read_text())["model"]
     assert (saved["hidden"], saved["dropout"]) == ([4, 3], [0.5, 0.5]) and "hidden_1" not in saved
+    # Its checkpoint's best epoch was chosen by test accuracy: not carried on (no validation split, no best).
+    assert checkpoints.load(FIXTURE / runs.LAST_CHECKPOINT)["best"]["metric"] == "test_acc"
+    assert json.loads((old_run / runs.SUMMARY_FILE).read_text())["best"] is None
+
+
+def test_an_old_run_that_monitored_a_test_metric_still_lists_and_evaluates(old_run, invoke, fake_data, in_tmp):
+    config = old_run / runs.CONFIG_FILE
+    config.write_text(config.read_text().replace("monitor: auto", "monitor: test_acc"))
+    assert "monitor: test_acc" in config.read_text()  # allowed when such runs were saved; refused today
+    listed = json.loads(invoke("runs", in_tmp / "runs", "--json").stdout)
+    assert [(record["run"], record["status"]) for record in listed] == [("old", "finished")]
+    assert invoke("evaluate", old_run, "--data-dir", fake_data, "--json").exit_code == 0
 
 
 def test_an_old_run_evaluates_as_it_reported(old_run, invoke, fake_data):

@@ -223,6 +223,7 @@ def test_sweep_plot(in_tmp, invoke, small_args, grids):
     import matplotlib.image
 
     args = ["sweep", *small_args(epochs=1, train=1000, test=300), *(f"--grid={grid}" for grid in grids)]
-    assert invoke(*args, "--run-dir", "s", "--plot", "-q").exit_code == 0
+    result = invoke(*args, "--run-dir", "s", "--plot", "-q")
+    assert result.exit_code == 0 and "figure saved to s/sweep.png" in result.stdout.splitlines(), result.output
     pixels = matplotlib.image.imread(in_tmp / "s" / "sweep.png")
     assert pixels.shape[1] > 800 and pixels[..., :3].std() > 0.05

@@ -8,7 +8,7 @@ import typer
 
 from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.display.console import console
-from dropcli.cli.options import DataDirOption, DeviceOption, flags
+from dropcli.cli.options import FIGURE_OPTIONS, DataDirOption, DeviceOption, figure_style, flags, with_options
 from dropcli.config import load_config
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
@@ -20,6 +20,7 @@ from dropcli.errors import DropcliError
     "--predictions p.npz; compute-matched, with intervals: dropcli evaluate runs/study --mc-sweep 1,3,10,50 --ensemble-sizes 1,3,5 "
     "--temperature --last-layer --bootstrap 1000 --shift rotate=0,15,45,90 --ood mnist -o study.png",
 )
+@with_options(FIGURE_OPTIONS)
 def evaluate(
     targets: Annotated[
         list[Path],
@@ -49,7 +50,9 @@ def evaluate(
             "--shift",
             metavar="FAMILY=START:STOP:STEP",
             help="Score on shifted copies of the split: rotate (degrees), translate "
-            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable, e.g. "
+            "(pixels), noise (Gaussian std on [0, 1] pixels), blur (sigma, pixels), contrast (fraction taken away, 0-1), "
+            "elastic (largest displacement, pixels) or speckle (std of multiplicative noise), STOP included, or "
+            "FAMILY=V1,V2. Repeatable, e.g. "
             "--shift rotate=0:180:15 --shift noise=0.1,0.3.",
         ),
     ] = None,
@@ -118,16 +121,18 @@ def evaluate(
         typer.Option("--level", min=0.5, max=0.999, help="Coverage of the bootstrap intervals, e.g. --level 0.9."),
     ] = 0.95,
     ood: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--ood",
             metavar="DIR|NAME",
             help="Out-of-distribution detection against another IDX data set's test images: a directory holding "
-            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist. "
-            "AUROC and AUPR by max probability, entropy and mutual information.",
+            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist; heldout, "
+            "the classes the runs were not trained on (data.classes); or images made on the spot: noise, constant, inverted. "
+            "Repeatable, e.g. --ood heldout --ood noise. AUROC, AUPR and FPR@95 by max probability, entropy and mutual information.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    **options,
 ) -> None:
     """Score saved models: accuracy and calibration, per method and shift.
 
@@ -149,14 +154,15 @@ def evaluate(
     if last_layer and not (mc_samples or sweep):
         raise DropcliError("--last-layer is MC dropout with only the last noise layer on: give --mc-samples K or --mc-sweep too")
     request = study.Request(
-        targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, ood
+        targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, tuple(ood or ())
     )
+    style = figure_style(options, drawn=output is not None, draws="-o FIG.png")
     if output is not None:
         uncertainty_plots.check_output(output)
     with monte_carlo_progress(console(stderr=True)) as progress:
         outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), predictions, progress)
     if output is not None:
-        outcome.written[:0] = uncertainty_plots.write(outcome.study, output)
+        outcome.written[:0] = uncertainty_plots.write(outcome.study, output, style)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
@@ -265,7 +271,11 @@ def predict(
     console().print(prediction_table(predictions, top, path))
 
 
-@app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf --width 6.75",
+)
+@with_options(FIGURE_OPTIONS)
 def plot(
     run_dirs: Annotated[
         list[Path],
@@ -277,13 +287,18 @@ def plot(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")
     ] = Path("curves.png"),
+    **options,
 ) -> None:
-    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one).
+
+    Sized for a paper: one column (3.25 inches) by default, --width 6.75 for two; the file is exactly that wide.
+    """
     from dropcli.cli.display import figure, plots
     from dropcli.experiments import trial_dirs
 
+    style = figure_style(options)
     figure.check_output(output)
-    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
+    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs)), style), output)
     typer.echo(f"wrote {output}")
 
 

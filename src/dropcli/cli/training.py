@@ -10,9 +10,11 @@ from dropcli.cli.display.console import console
 from dropcli.cli.options import (
     CONFIG_OPTIONS,
     EXPERIMENT_OPTIONS,
+    FIGURE_OPTIONS,
     QUIET_OPTION,
     check_extras,
     describe,
+    figure_style,
     flags,
     interrupts_reported,
     load,
@@ -83,7 +85,7 @@ def train(
 
 
 @app.command(cls=Command, epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
-@with_options(EXPERIMENT_OPTIONS)
+@with_options({**EXPERIMENT_OPTIONS, **FIGURE_OPTIONS})
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
     plot: Annotated[
@@ -102,14 +104,16 @@ def compare(
     from dropcli.experiments import Grid
 
     grids = [Grid("model.kind", tuple(models), source="MODELS")]
-    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
+    style = figure_style(options, drawn=plot)
+    draw = (lambda cells, directory, config: _curves(cells, directory, style)) if plot else None
+    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], draw)
 
 
 @app.command(
     cls=Command,
     epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml",
 )
-@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
+@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"], **FIGURE_OPTIONS})
 def sweep(
     grid: Annotated[
         list[str] | None,
@@ -159,7 +163,8 @@ def sweep(
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
     log_keys = [g.key for g in grids if g.span is not None and g.span[2]]  # ranges sampled on a log scale
-    draw = _sweep_figure(bool(sample_count), log_keys) if plot else None
+    style = figure_style(options, drawn=plot)
+    draw = _sweep_figure(bool(sample_count), log_keys, style) if plot else None
     _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count, dry_run=dry_run)
 
 
@@ -191,13 +196,13 @@ def _experiment(
         directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
         with interrupts_reported(lambda: trials.after_stop(directory, launch_command())):
             # Each worker says when its trials finish; rank 0 alone shows their epochs.
-            listeners = [reporter(options["quiet"] or not workers.is_primary)]
+            listeners = [reporter(options["quiet"] or not workers.is_primary, run_lines=not options["quiet"])]
             cells = trials.run(spec, planned, directory, listeners, workers)
         if workers.is_primary:
             screen = console()
             screen.print(*view(cells))
             if draw is not None:
-                draw(cells, directory, cfg)
+                screen.print(f"figure saved to {draw(cells, directory, cfg)}", highlight=False, soft_wrap=True)
             screen.print(f"{kind} saved to {directory}", highlight=False)
     failed = experiments.failures(cells)
     if failed:
@@ -226,21 +231,23 @@ def _default_dir(kind: str, cfg: Config) -> Path:
     return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
 
 
-def _curves(cells, directory: Path, config: Config) -> None:
+def _curves(cells, directory: Path, style) -> Path:
     from dropcli.cli.display import figure, plots
 
     groups = [
         (str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells
     ]
-    figure.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+    figure.save(plots.runs_figure([group for group in groups if group[1]], style), directory / "curves.png")
+    return directory / "curves.png"
 
 
-def _sweep_figure(sampled: bool, log_keys: list[str]):
-    def draw(cells, directory: Path, config: Config) -> None:
+def _sweep_figure(sampled: bool, log_keys: list[str], style):
+    def draw(cells, directory: Path, config: Config) -> Path:
         from dropcli.cli.display import figure, sweep_plots
 
         keys = list(cells[0].values)
         caption = sweep_plots.experiment_caption(config, cells, directory, keys)
-        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled, log_keys), directory / "sweep.png")
+        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled, log_keys, style), directory / "sweep.png")
+        return directory / "sweep.png"
 
     return draw

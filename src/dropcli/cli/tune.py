@@ -6,7 +6,17 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
-from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.cli.options import (
+    CONFIG_OPTIONS,
+    FIGURE_OPTIONS,
+    QUIET_OPTION,
+    check_extras,
+    console,
+    figure_style,
+    flags,
+    interrupts_reported,
+    with_options,
+)
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
 from dropcli.experiments.tune_storage import shown
@@ -19,7 +29,7 @@ EXAMPLE = (
 
 
 @app.command(cls=Command, epilog=EXAMPLE)
-@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION, **FIGURE_OPTIONS})
 def tune(
     space: Annotated[
         list[str] | None,
@@ -148,6 +158,8 @@ def tune(
     from dropcli.parallel.workers import launch_command
 
     tuning.optuna_module()
+    drawn = any(path is not None for path in (figure, pareto, slice_figure, contour))
+    style = figure_style(options, drawn=drawn, draws="--figure FILE (or --pareto, --slice, --contour)")
     given = {
         "space": space,
         "trials": trials,
@@ -164,7 +176,7 @@ def tune(
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
 
-        search = stored_search(options["set_"] or [], flags(options), given)  # the study keeps its config and space
+        search = stored_search(options["set_"] or [], flags(options), given, _warn)  # the study keeps its config and space
     else:
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
@@ -193,8 +205,8 @@ def tune(
 
                 final = kept_final(search)
         if workers.is_primary:
-            _show(search, found, final, figure, top)
-            _show_objectives(search, found, final, drawings)
+            _show(search, found, final, figure, top, style)
+            _show_objectives(search, found, final, drawings, style)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -205,6 +217,7 @@ def _search(search, quiet: bool, workers, summary: bool = False):
         trained, stopped = (
             (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers, _scorer())[1:]
         )
+        view.search_ended(stopped)
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
@@ -217,7 +230,7 @@ def _search(search, quiet: bool, workers, summary: bool = False):
             )
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
-    study = open_study(search, None, None)
+    study = open_study(search, None, None, _warn)
     result = tune_results.found(study, search)
     if workers.is_primary:
         tune_results.write_best(search, result)
@@ -230,7 +243,7 @@ def _scorer():
     return split_scores
 
 
-def _show_objectives(search, found, final, drawings: dict[str, Path | None]) -> None:
+def _show_objectives(search, found, final, drawings: dict[str, Path | None], style) -> None:
     """A study of several objectives: its front, and the front's figure; with --final-seeds, every
     objective on test; the slice and contour figures."""
     from dropcli.cli.display import tune_front, tune_space
@@ -243,9 +256,9 @@ def _show_objectives(search, found, final, drawings: dict[str, Path | None]) -> 
     caption = f"study {search.study}: {space_text(search.space)}"
     objective = search.objectives[0]
     draw = {
-        "--pareto": lambda: tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}"),
-        "--slice": lambda: tune_space.slice_figure(found, search.space, objective, caption),
-        "--contour": lambda: tune_space.contour_figure(found, search.space, objective, caption),
+        "--pareto": lambda: tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}", style),
+        "--slice": lambda: tune_space.slice_figure(found, search.space, objective, caption, style),
+        "--contour": lambda: tune_space.contour_figure(found, search.space, objective, caption, style),
     }
     for option, path in drawings.items():
         if path is None or (option == "--pareto" and not found.front):
@@ -260,29 +273,36 @@ def _show_objectives(search, found, final, drawings: dict[str, Path | None]) -> 
         screen.print(tune_front.final_line(scores, final.seeds), highlight=False, soft_wrap=not screen.is_terminal)
 
 
+def _warn(message: str) -> None:
+    console(stderr=True).print(f"warning: {message}", highlight=False)
+
+
 def _final(search, found, quiet: bool, workers):
     if not search.final_seeds or found.best_config is None:
         return None
     from dropcli.experiments import tune_results
 
-    listeners = [_run_reporter(quiet or not workers.is_primary)]
+    listeners = [_run_reporter(quiet or not workers.is_primary, run_lines=not quiet)]
     return tune_results.train_final(search, found.best_config, listeners, workers)
 
 
-def _run_reporter(quiet: bool):
+def _run_reporter(quiet: bool, run_lines: bool):
     from dropcli.cli.options import reporter
 
-    return reporter(quiet)
+    return reporter(quiet, run_lines)
 
 
-def _show(search, found, final, figure: Path | None, top: int) -> None:
-    from dropcli.cli.display.tune_view import top_table, value_name
+def _show(search, found, final, figure: Path | None, top: int, style) -> None:
+    from dropcli.cli.display.tune_view import running_hint, top_table, value_name
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
         screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+    hint = running_hint(found, search.storage, search.study)
+    if hint is not None:
+        screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
@@ -305,8 +325,11 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
         from dropcli.cli.display.figure import save
 
         caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
-        save(tune_view.figure(found, caption), figure)
+        save(tune_view.figure(found, caption, style), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
+        note = tune_view.importance_note(found)
+        if note is not None:
+            screen.print(note, highlight=False, soft_wrap=not screen.is_terminal)
     screen.print(
         f"tune saved to {search.directory} (study {search.study!r} in {shown(search.storage)})",
         highlight=False,

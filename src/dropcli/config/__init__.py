@@ -88,6 +88,8 @@ class DataConfig:
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
     train_limit: int | None = None
     test_limit: int | None = None
+    # Only these classes' examples, labels unchanged (the rest held out: evaluate --ood heldout). None: all.
+    classes: tuple[int, ...] | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -132,14 +134,16 @@ def load_config(
         origin = {key: str(paths[0]) for key in flatten(raw)}
         for later, (key, value) in ((file, item) for file in paths[1:] for item in flatten(read_yaml(file)).items()):
             _set_path(raw, key, value, source=str(later))
+            origin.pop(key, None)  # origin's order is the order keys were last set: a clash names the later
             origin[key] = str(later)
         origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
         raw.setdefault("name", path.stem)
     elif base is not None:
-        raw = copy.deepcopy(base)
+        raw = validation.as_today(copy.deepcopy(base))
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
+        origin.pop(key, None)
         origin[key] = origin[architecture.list_place(key)[0]] = f"--set {text}"  # errors about a list name what set its place
     for key, (option, value) in (flags or {}).items():
         if value is not None:
@@ -332,6 +336,8 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
+        if get_origin(kind) is tuple and isinstance(value, (list, tuple)):  # data.classes: a list or null
+            return tuple(_coerce(item, get_args(kind)[0], key, source) for item in value)
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if kind is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
@@ -347,7 +353,7 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", tuple[int, ...]: "a list"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 

@@ -11,6 +11,7 @@ command continues it. Optuna is an optional extra, imported only here: dropcli[t
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -236,21 +237,33 @@ def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -
     return entry if "://" in entry else str(plan.parent / entry)
 
 
-def open_study(search: Search, sampler, pruner, storage=None):
+def open_study(search: Search, sampler, pruner, notice: Callable[[str], None] | None = None, storage=None):
     """The study in its storage (opened here unless given), made on first use; refused if it was
-    made for another search."""
+    made for another search, before anything is written to the storage. `notice` hears of a cut
+    journal record set aside."""
     optuna = optuna_module()
-    storage = storage if storage is not None else open_storage(optuna, search.storage)
+    storage = storage if storage is not None else open_storage(optuna, search.storage, notice)
     directions = [tune_objectives.DIRECTIONS[name] for name in search.objectives]
     with database_errors(search.storage):
-        if _stored_directions(optuna, storage, search.study) not in (None, directions):
+        stored = _stored_directions(optuna, storage, search.study)
+        if stored not in (None, directions):
             raise DropcliError(
                 f"study {search.study!r} in {shown(search.storage)} scores other objectives than --objective {','.join(search.objectives)}; "
                 "give the objectives it began with to continue it, or name a new --study"
             )
-        study = optuna.create_study(
-            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, load_if_exists=True, directions=directions
-        )
+        if stored is not None:
+            # Loaded, not created: Optuna's create_study(load_if_exists=True) first appends a
+            # create-study record, which a refused rerun must not leave in the journal.
+            study = optuna.load_study(study_name=search.study, storage=storage, sampler=sampler, pruner=pruner)
+        else:
+            study = optuna.create_study(
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                study_name=search.study,
+                load_if_exists=True,
+                directions=directions,
+            )
         _check_spec(search, study)
         how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
         if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)

@@ -25,6 +25,9 @@ from dropcli.runs.listeners import Listener
 # Optuna's trial states, as tables and best.yaml name them.
 STATES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 FINAL_DIR = "final"
+# Below this many complete trials the importance of each key is noise (a few trials split by a
+# fitted model): it is withheld, and tune says so.
+MIN_TRIALS_FOR_IMPORTANCE = 8
 
 
 @dataclass(frozen=True)
@@ -96,15 +99,17 @@ def _row(trial, retried: bool) -> TrialRow:
 
 def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
     """Optuna's importance of each key for validation accuracy (PED-ANOVA); None before there are
-    enough complete trials to say."""
-    if len(complete) < 2:
+    MIN_TRIALS_FOR_IMPORTANCE complete trials."""
+    if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return None
     from optuna.importance import get_param_importances
 
+    # Optuna warns when too few trials tell the keys apart ("importances will be equal"): the
+    # figure says how many trials the importance rests on instead. Of the first objective, where
+    # there are several: PED-ANOVA ranks keys by how they reach low values of a target it is
+    # given (and warns so too), hence the sign of a maximised one.
     with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError), warnings.catch_warnings():
-        # Of the first objective, where there are several: PED-ANOVA ranks keys by how they reach
-        # low values of a target it is given (and warns so), hence the sign of a maximised one.
-        warnings.filterwarnings("ignore", message="PedAnovaImportanceEvaluator computes")
+        warnings.simplefilter("ignore", UserWarning)
         sign = -1 if study.directions[0].name == "MAXIMIZE" else 1
         target = (lambda trial: sign * trial.values[0]) if len(study.directions) > 1 else None
         return dict(get_param_importances(study, target=target))

@@ -64,8 +64,8 @@ def search(
     study, the number of trials this process trained, and why it stopped early ("timeout") or None.
     `scorer` scores each finished trial's model on the validation split (needed for ECE objectives)."""
     optuna = optuna_module()
-    storage = open_storage(optuna, search.storage)
-    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), storage)
+    storage = open_storage(optuna, search.storage, _notice_to(listeners))
+    study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), _notice_to(listeners), storage)
     deadline = None if search.timeout is None else time.monotonic() + search.timeout
     datasets, trained = Datasets(workers), 0
     with database_errors(search.storage):
@@ -88,8 +88,7 @@ def search(
                 try:
                     stopped = _run_trial(study, trial, search, datasets, listeners, deadline, scorer)
                 except optuna.exceptions.UpdateFinishedTrialError:
-                    _notice(
-                        listeners,
+                    _notice_to(listeners)(
                         f"trial {trial.number}: another process found its heartbeat late and retries it; this one goes on",
                     )
                     continue
@@ -114,6 +113,14 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
             storage.record_heartbeat(trial._trial_id)  # before the lock goes: never a running trial without one
             trial.set_user_attr("heartbeat", True)
         return trial, existing
+
+
+def _notice_to(listeners: list[Listener]) -> Callable[[str], None]:
+    def notice(message: str) -> None:
+        for listener in listeners:
+            listener.notice(message)
+
+    return notice
 
 
 def interrupted(trial) -> bool:
@@ -198,7 +205,7 @@ def _run_trial(
     except Pruned:
         _tell(study, trial, run_dir, TrialState.PRUNED)
     except Diverged as error:
-        _notice(listeners, f"trial {trial.number}: {error}; the search goes on")
+        _notice_to(listeners)(f"trial {trial.number}: {error}; the search goes on")
         _tell(study, trial, run_dir, TrialState.FAIL, reason="diverged")
     except OutOfTime:
         _tell(study, trial, run_dir, TrialState.FAIL, reason="--timeout", interrupted=True)
@@ -220,11 +227,6 @@ def _wait_until_free(run_dir: Path) -> None:
     lost) waits for that process to find its trial taken over, at its next epoch, and let go."""
     while files.in_use(run_dir):
         time.sleep(0.5)
-
-
-def _notice(listeners: list[Listener], text: str) -> None:
-    for listener in listeners:
-        listener.notice(text)
 
 
 def _scores(scorer, run_dir: Path, device, data, config) -> dict[str, float] | None:

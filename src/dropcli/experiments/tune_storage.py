@@ -20,10 +20,11 @@ import importlib.util
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dropcli.errors import DropcliError, first_line
+from dropcli.experiments import tune_journal
 
 JOURNAL = "study.journal"  # the default storage, in the study directory
 HEARTBEAT_ENV = "DROPCLI_HEARTBEAT"
@@ -91,9 +92,10 @@ def heartbeat_seconds() -> int:
     return seconds
 
 
-def open_storage(optuna, storage: str):
+def open_storage(optuna, storage: str, notice: Callable[[str], None] | None = None):
     """The Optuna storage --storage names: a database with heartbeats on (retry_stale retries
-    a trial whose worker died), or a journal file."""
+    a trial whose worker died), or a journal file, checked first (tune_journal.py; `notice` hears
+    of a cut record set aside)."""
     if is_database(storage):
         return _database(optuna, storage)
     from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -101,6 +103,9 @@ def open_storage(optuna, storage: str):
     path = Path(storage)
     if path.is_dir():
         raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
+    set_aside = tune_journal.set_aside_cut_record(path)
+    if set_aside is not None and notice is not None:
+        notice(set_aside)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))

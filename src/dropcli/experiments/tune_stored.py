@@ -2,6 +2,7 @@
 needs neither the plan nor the command that began it, since the study keeps its config and
 space (tune.SPEC_ATTR) and, from this version on, its pruner, sampler and trials (HOW_ATTR)."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from dropcli.experiments.tune import (
 NOT_RECORDED = "not recorded"  # a study begun before dropcli kept its pruner and sampler
 
 
-def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> Search:
+def stored_search(overrides: list[str], flags: dict, given: dict[str, Any], notice: Callable[[str], None]) -> Search:
     """The search a study in storage was run with. `given` is tune's command line, as for
-    tune.resolve: its storage, study and run_dir say where the study is."""
+    tune.resolve: its storage, study and run_dir say where the study is. `notice` hears of a cut
+    record set aside (tune_journal.py)."""
     directory = given["run_dir"]
     storage = given["storage"] or (str(directory / JOURNAL) if directory is not None else None)
     if storage is None:
@@ -35,7 +37,7 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
     if "://" not in storage and not Path(storage).is_file():
         raise DropcliError(f"--summary: there is no study in {storage}; name the study directory with --run-dir DIR")
     optuna = optuna_module()
-    opened = open_storage(optuna, storage)
+    opened = open_storage(optuna, storage, notice)
     name = _study_name(optuna, opened, storage, given["study"])
     attrs = optuna.load_study(study_name=name, storage=opened).user_attrs
     spec = upgraded_spec(attrs.get(SPEC_ATTR))

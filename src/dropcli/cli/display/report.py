@@ -24,9 +24,10 @@ from dropcli.training.records import EpochMetrics, RunResult
 class Reporter(Listener):
     """Shows each run's progress and results on a console, in live, plain or quiet mode."""
 
-    def __init__(self, console: Console, quiet: bool = False):
+    def __init__(self, console: Console, quiet: bool = False, run_lines: bool = True):
         self.console = console
         self.quiet = quiet
+        self.run_lines = run_lines  # each finished run's result and directory
         self.live_mode = console.is_terminal and not quiet
         self.total_epochs = 0
         self.batch_size = 0
@@ -92,7 +93,7 @@ class Reporter(Listener):
                 self.bar.remove_task(self.task)
             self.live.stop()
         self.live = self.table = self.bar = self.task = None
-        if result.summary is not None and result.summary["status"] == "finished":
+        if self.run_lines and result.summary is not None and result.summary["status"] == "finished":
             # The sentence wraps between words; the path has a line of its own, whole, to copy.
             self.console.print(summary_line(result), highlight=False, soft_wrap=False)
             self.console.print(f"run saved to {escape(str(result.run_dir))}", highlight=False, soft_wrap=True)

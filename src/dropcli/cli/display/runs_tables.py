@@ -9,6 +9,10 @@ from dropcli.cli.display.report import TRAIN_ACC_EPOCH
 from dropcli.config.architecture import short
 
 RUN_MIN_WIDTH = 12  # the run column folds, down to this
+# No column shows the highest test accuracy of any epoch: choosing an epoch by it selects on the test set.
+BEST_CAPTION = (
+    "best val acc: the highest of any epoch; - without a validation split (picking by test accuracy selects on the test set)"
+)
 
 
 def runs_table(infos, root, keys: list[str], console: Console) -> Table:
@@ -19,7 +23,7 @@ def runs_table(infos, root, keys: list[str], console: Console) -> Table:
     caption names them (--json and --csv show every key).
     """
     keys = [key for key in keys if key != "model.kind"]  # the model column shows it
-    header = ["run", "model", *keys, "epochs", "best\ntest acc", "final\ntest acc", "status"]
+    header = ["run", "model", *keys, "epochs", "best\nval acc", "final\ntest acc", "status"]
     rows = [_row(info, root, keys) for info in infos]
     widths = [
         max(len(line) for text in [name, *(row[i] for row in rows)] for line in text.split("\n")) for i, name in enumerate(header)
@@ -30,7 +34,8 @@ def runs_table(infos, root, keys: list[str], console: Console) -> Table:
     # Where the console is too narrow, the last keys' columns are left out.
     shown = columns_that_fit(widths[:2] + widths[2 + len(keys) :], widths[2 : 2 + len(keys)], console.width)
     left_out = keys[shown:]
-    caption = f"left out for width: {', '.join(left_out)} (see --json)" if left_out else None
+    captions = [BEST_CAPTION] + ([f"left out for width: {', '.join(left_out)} (see --json)"] if left_out else [])
+    caption = "\n".join(captions)
     table = Table(title=f"runs under {escape(str(root))}", caption=caption, header_style="bold")
     table.add_column("run", overflow="fold", min_width=RUN_MIN_WIDTH)  # a path may fold over lines
     for name in ("model", *keys[:shown]):
@@ -49,7 +54,7 @@ def _row(info, root, keys: list[str]) -> list[str]:
         info.model,
         *(value_text(info.settings.get(key)) for key in keys),
         f"{info.epochs_done}/{info.epochs_planned}",
-        _optional(info.best_test_acc),
+        _optional(info.best_val_acc),
         _optional(info.final_test_acc),
         info.status,
     ]

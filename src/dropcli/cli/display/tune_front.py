@@ -3,8 +3,7 @@ seeds' score on every objective."""
 
 from rich.table import Table
 
-from dropcli.cli.display.figure import load_pyplot
-from dropcli.cli.display.plots import WIDTH, finish
+from dropcli.cli.display.figure import Style, finish, panels, top_legend
 from dropcli.experiments.tune_objectives import DIRECTIONS
 from dropcli.experiments.tune_results import Found
 
@@ -27,10 +26,10 @@ def front_table(result: Found, objectives: tuple[str, ...]) -> Table:
     return table
 
 
-def front_figure(result: Found, objectives: tuple[str, ...], caption: str):
+def front_figure(result: Found, objectives: tuple[str, ...], caption: str, style: Style | None = None):
     """The first two objectives of every complete trial, the front joined up and the picked point ringed."""
-    pyplot = load_pyplot()
-    fig, axes = pyplot.subplots(figsize=(WIDTH * 0.6, 3.2))
+    style = style or Style()
+    fig, (axes,) = panels(1, style, aspect=0.75)
     complete = [row for row in result.rows if row.state == "complete"]
     x, y = objectives[0], objectives[1]
     axes.plot(
@@ -59,9 +58,10 @@ def front_figure(result: Found, objectives: tuple[str, ...], caption: str):
             color="C3",
             label=f"best.yaml (trial {result.best.number})",
         )
-    axes.set(xlabel=f"validation {x}", ylabel=f"validation {y}", title=f"{x} against {y}")
-    axes.legend(loc="best", fontsize="small")
-    finish(fig, caption)
+    axes.set(xlabel=f"validation {x}", ylabel=f"validation {y}")
+    axes.grid(alpha=0.3)
+    top_legend(fig, *axes.get_legend_handles_labels(), style, most_columns=3)
+    finish(fig, caption, style)
     return fig
 
 

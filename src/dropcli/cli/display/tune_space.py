@@ -4,47 +4,38 @@ Only complete trials are drawn: a pruned trial's value is of an earlier epoch.""
 
 import math
 
-from dropcli.cli.display.figure import load_pyplot
-from dropcli.cli.display.plots import WIDTH, finish
+from dropcli.cli.display.figure import Style, finish, panels
 from dropcli.experiments import Grid
 from dropcli.experiments.tune_results import Found, TrialRow
 
-PANELS_PER_ROW = 3
 
-
-def slice_figure(result: Found, space: list[Grid], objective: str, caption: str):
+def slice_figure(result: Found, space: list[Grid], objective: str, caption: str, style: Style | None = None):
     """One panel per key of the space: each complete trial's value of the first objective
     against the value it drew, coloured by trial number (later trials lighter)."""
-    pyplot = load_pyplot()
-    rows_of_panels = math.ceil(len(space) / PANELS_PER_ROW)
-    columns = min(len(space), PANELS_PER_ROW)
-    fig, axes = pyplot.subplots(rows_of_panels, columns, figsize=(WIDTH, 2.6 * rows_of_panels), squeeze=False, sharey=True)
+    style = style or Style()
+    fig, axes = panels(len(space), style, aspect=0.75, min_width=2.0)
     complete = _complete(result)
-    for index, grid in enumerate(space):
-        panel = axes[index // PANELS_PER_ROW][index % PANELS_PER_ROW]
+    for panel, grid in zip(axes, space):
         xs, ticks = _positions(grid, complete)
         panel.scatter(xs, [row.value for row in complete], c=[row.number for row in complete], cmap="viridis", s=14)
         _x_axis(panel, grid, ticks)
-        panel.set(xlabel=grid.key)
-        if index % PANELS_PER_ROW == 0:
-            panel.set(ylabel=f"validation {objective}")
-    for index in range(len(space), rows_of_panels * columns):
-        axes[index // PANELS_PER_ROW][index % PANELS_PER_ROW].set_axis_off()
-    finish(fig, f"{caption}; dots coloured by trial number, later trials lighter")
+        panel.set(xlabel=grid.key, ylabel=f"validation {objective}")
+        panel.grid(alpha=0.3)
+    finish(fig, f"{caption}; dots coloured by trial number, later trials lighter", style)
     return fig
 
 
-def contour_figure(result: Found, space: list[Grid], objective: str, caption: str):
+def contour_figure(result: Found, space: list[Grid], objective: str, caption: str, style: Style | None = None):
     """The first objective over the two keys that matter most (by importance, else the first
     two): filled contours where enough trials are complete, each trial a dot."""
-    pyplot = load_pyplot()
-    fig, panel = pyplot.subplots(figsize=(WIDTH * 0.6, 3.4))
+    style = style or Style()
+    fig, (panel,) = panels(1, style, aspect=0.8)
     ranked = sorted(space, key=lambda g: -(result.importances or {}).get(g.key, 0.0))
     complete = _complete(result)
     if len(ranked) < 2:
         panel.text(0.5, 0.5, "a contour needs two keys in the space", ha="center", va="center")
         panel.set_axis_off()
-        finish(fig, caption)
+        finish(fig, caption, style)
         return fig
     x_grid, y_grid = ranked[0], ranked[1]
     # A log range is drawn by the logarithm of its values, so that contours are spaced as the search drew them.
@@ -57,8 +48,8 @@ def contour_figure(result: Found, space: list[Grid], objective: str, caption: st
     for set_ticks, ticks in ((panel.set_xticks, x_ticks), (panel.set_yticks, y_ticks)):
         if ticks is not None:
             set_ticks(range(len(ticks)), ticks)
-    panel.set(xlabel=_name(x_grid), ylabel=_name(y_grid), title=f"validation {objective} by {x_grid.key} and {y_grid.key}")
-    finish(fig, caption)
+    panel.set(xlabel=_name(x_grid), ylabel=_name(y_grid))
+    finish(fig, f"{caption}; colour: validation {objective}", style)
     return fig
 
 
