@@ -1,108 +1,284 @@
-"""Compute that search needs: tune with pruning against random search without it (`make bench-tune`).
+"""Search strategies replayed on a table of learning curves (`make bench-tune`).
 
-On one space and one budget of epochs per trial, on a slice of the real Fashion-MNIST (a
-validation split only; small, so that it runs in minutes on a shared 2-core machine):
+The table (benchmarks/tune-curves/curves.csv; how it was made: benchmarks/tune-curves/plan.yaml)
+holds a few hundred random configurations of a space close to the best-any search's, each trained
+to its last epoch once, with its validation accuracy after every epoch. A strategy (a sampler and
+a pruner, through Optuna itself and dropcli's own pruner and sampler settings) searches that space:
+each value it asks for is answered by the nearest configuration of the table (categorical keys
+must match first, then the closest rates and log learning rate), whose curve is reported epoch by
+epoch to the pruner exactly as tune's trials report theirs, until the pruner stops it or its last
+epoch ends it. Each strategy runs with --seeds different seeds within a budget of epochs.
 
-- random search with no pruner trains N trials to their last epoch (as `sweep --sample` would);
-  its best validation accuracy is the target, and the epochs it trained until it first reached
-  it are its cost;
-- `dropcli tune` (TPE, and a pruner) searches the same space, up to 3N trials; its cost is the
-  epochs it trained, pruned trials included, until a finished trial first reached the target.
-
-Each search is repeated with seeds 0..R-1 (`--repeats`; the seed draws the values and
-initialises the nets) and the costs are summed. The issue's target: pruning reaches the same
-validation accuracy with at most a third of the epochs.
+Printed: the anytime table (the best final validation accuracy found against the epochs spent,
+median and 90 % band over seeds) and, for each strategy, the epochs it needs to reach a fixed
+target (the 95th percentile of the table's final accuracies), as a ratio to random search
+without pruning, with a bootstrap interval over the seeds. --figure draws the anytime curves.
 """
 
 import argparse
-import os
-import subprocess
+import concurrent.futures
+import csv
+import math
+import random
+import statistics
 import sys
-import tempfile
+import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
+import numpy
+import optuna
 
-# A first search's space: wide ranges, as one sets them before knowing where the good values are.
-SPACE_TEXTS = ["optim.lr=0.0001:3:log", "model.dropout=0:0.9", "optim.momentum=0,0.5,0.9,0.99", "model.hidden=64,256x256,1024"]
+from dropcli.config import load_config
+from dropcli.experiments import tune_pruning, tune_sampling
+from dropcli.experiments.tune_pruning import Pruning
 
-
-def search(name: str, options: list[str], count: int, args, scratch: Path, seed: int) -> list:
-    """Run one search into its own directory and return its Optuna trials, in order."""
-    import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    directory = scratch / name
-    command = [sys.executable, "-m", "dropcli", "tune", "--device", "cpu", "--seed", str(seed), "--trials", str(count)]
-    command += [part for text in args.space or SPACE_TEXTS for part in ("--space", text)] + options
-    command += ["--set", f"train.epochs={args.epochs}", "--set", f"data.train_limit={args.train_limit}"]
-    command += ["--set", "data.val_split=0.3", "--run-dir", str(directory), "-q"]
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    storage = JournalStorage(JournalFileBackend(str(directory / "study.journal")))
-    return optuna.load_study(study_name="default", storage=storage).get_trials(deepcopy=False)
-
-
-def epochs_to_reach(trials: list, target: float) -> int | None:
-    """Epochs trained, trial by trial, until a finished trial's validation accuracy reached `target`."""
-    spent = 0
-    for trial in trials:
-        spent += trial.user_attrs.get("epochs") or 0
-        if trial.state.name == "COMPLETE" and trial.value >= target:
-            return spent
-    return None
+HERE = Path(__file__).parent
+TABLE = HERE / "tune-curves" / "curves.csv"
+PLAN = HERE / "tune-curves" / "plan.yaml"
+FLOATS = ("model.dropout_input", "model.dropout_1", "model.dropout_2", "optim.lr")
+CATEGORIES = (
+    "model.hidden",
+    "optim.momentum_final",
+    "optim.weight_decay",
+    "optim.schedule",
+    "data.augment.flip",
+    "data.augment.shift",
+)
 
 
-def compare(args, scratch: Path, seed: int) -> list[tuple]:
-    """One repeat: random search, then tune until it reaches random search's best (or runs out of trials)."""
-    random = search(f"random-{seed}", ["--pruner", "none", "--sampler", "random"], args.trials, args, scratch, seed)
-    target = max(t.value for t in random if t.state.name == "COMPLETE")
-    options = ["--pruner", args.pruner, "--sampler", "tpe"]
-    tuned = search(f"pruned-{seed}", options, args.trials * args.pruned_factor, args, scratch, seed)
-    rows = []
-    for name, trials in ((f"tune: TPE + {args.pruner}", tuned), ("random search, no pruner", random)):
-        best = max((t.value for t in trials if t.state.name == "COMPLETE"), default=0.0)
-        pruned = sum(t.state.name == "PRUNED" for t in trials)
-        total = sum(t.user_attrs.get("epochs") or 0 for t in trials)
-        rows.append((seed, name, len(trials), best, target, pruned, total, epochs_to_reach(trials, target)))
-    return rows
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    sampler: str  # random, tpe (dropcli's: multivariate, start-up scaled to the pruner), tpe-optuna (Optuna's defaults)
+    pruner: str
+    grace: float | None  # None: dropcli's default; 1: judged from the first epoch (tune before grace existed)
+
+
+STRATEGIES = (
+    Strategy("random, no pruner", "random", "none", None),
+    Strategy("random + asha, grace", "random", "asha", None),
+    Strategy("random + asha, no grace", "random", "asha", 1),
+    Strategy("tpe, no pruner", "tpe", "none", None),
+    Strategy("tpe + median, grace", "tpe", "median", None),
+    Strategy("tpe + median, no grace", "tpe", "median", 1),
+    Strategy("tpe + asha, grace", "tpe", "asha", None),
+    Strategy("tpe + asha, no grace", "tpe", "asha", 1),
+    Strategy("tpe + hyperband, grace", "tpe", "hyperband", None),
+    Strategy("tpe + hyperband, no grace", "tpe", "hyperband", 1),
+    Strategy("optuna's tpe + asha, no grace (tune before)", "tpe-optuna", "asha", 1),
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    rows: list[dict]
+    curves: list[list[float | None]]  # validation accuracy after epoch 1..E; None after a divergence
+    epochs: int
+    space: dict  # key -> ("float", low, high, log) or ("categorical", choices)
+    floats: numpy.ndarray = None  # (rows, real keys) scaled to [0, 1], for nearest()
+    categories: numpy.ndarray = None  # (rows, categorical keys) as text
+
+
+def read_table(path: Path) -> Table:
+    with open(path) as handle:
+        records = list(csv.DictReader(handle))
+    epochs = sum(1 for key in records[0] if key.startswith("val_"))
+    rows = [{**{k: float(r[k]) for k in FLOATS}, **{k: r[k] for k in CATEGORIES}} for r in records]
+    curves = [[float(r[f"val_{e}"]) if r[f"val_{e}"] else None for e in range(1, epochs + 1)] for r in records]
+    space = {k: ("float", min(r[k] for r in rows), max(r[k] for r in rows), k == "optim.lr") for k in FLOATS}
+    space.update({k: ("categorical", sorted({r[k] for r in rows})) for k in CATEGORIES})
+    table = Table(rows, curves, epochs, space)
+    floats = numpy.array([[_scaled(table, k, r[k]) for k in FLOATS] for r in rows])
+    categories = numpy.array([[r[k] for k in CATEGORIES] for r in rows])
+    return Table(rows, curves, epochs, space, floats, categories)
+
+
+def nearest(table: Table, params: dict) -> int:
+    """The table's configuration closest to the values asked for: fewest categorical mismatches,
+    then the smallest distance over the real keys scaled to [0, 1] (the learning rate on a log scale)."""
+    mismatches = sum(table.categories[:, j] != str(params[key]) for j, key in enumerate(CATEGORIES))
+    point = numpy.array([_scaled(table, key, params[key]) for key in FLOATS])
+    spread = ((table.floats - point) ** 2).sum(axis=1)
+    return int(numpy.lexsort((spread, mismatches))[0])
+
+
+def _scaled(table: Table, key: str, value: float) -> float:
+    _, low, high, log = table.space[key]
+    if log:
+        return (math.log(value) - math.log(low)) / (math.log(high) - math.log(low))
+    return (value - low) / (high - low)
+
+
+def ask(trial, table: Table) -> dict:
+    params = {}
+    for key, kind in table.space.items():
+        if kind[0] == "float":
+            params[key] = trial.suggest_float(key, kind[1], kind[2], log=kind[3])
+        else:
+            params[key] = trial.suggest_categorical(key, kind[1])
+    return params
+
+
+def sampler_of(strategy: Strategy, seed: int, pruning: Pruning, config, table: Table, trials: int):
+    if strategy.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if strategy.sampler == "tpe-optuna":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    startup = tune_sampling.startup_trials(strategy.pruner, pruning, config, table.epochs, trials)
+    return tune_sampling.tpe(optuna, seed, startup)
+
+
+def replay(table: Table, strategy: Strategy, seed: int, budget: int, config) -> list[tuple[int, float]]:
+    """One search within `budget` epochs: (epochs spent, best final val acc so far) after each trial."""
+    pruning = Pruning(grace=strategy.grace)
+    pruner = tune_pruning.pruner(optuna, strategy.pruner, pruning, config, table.epochs)
+    expected_trials = budget // table.epochs * 3
+    sampler = sampler_of(strategy, seed, pruning, config, table, expected_trials)
+    study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner, study_name=f"replay-{seed}")
+    spent, best, history = 0, 0.0, []
+    while spent < budget:
+        trial = study.ask()
+        curve = table.curves[nearest(table, ask(trial, table))]
+        state, value = optuna.trial.TrialState.COMPLETE, None
+        for epoch, accuracy in enumerate(curve, start=1):
+            spent += 1
+            if accuracy is None:  # diverged: failed, as tune records it
+                state = optuna.trial.TrialState.FAIL
+                break
+            trial.report(accuracy, epoch)
+            if epoch < table.epochs and trial.should_prune():  # never at the last epoch, as tune
+                state = optuna.trial.TrialState.PRUNED
+                break
+            value = accuracy
+        study.tell(trial, value if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        if state == optuna.trial.TrialState.COMPLETE:
+            best = max(best, value)
+        history.append((spent, best))
+    return history
+
+
+def best_at(history: list[tuple[int, float]], epochs: int) -> float:
+    found = 0.0
+    for spent, best in history:
+        if spent > epochs:
+            break
+        found = best
+    return found
+
+
+def epochs_to(history: list[tuple[int, float]], target: float) -> float:
+    """Epochs spent when a complete trial first reached `target`; infinity within the budget if never."""
+    return next((spent for spent, best in history if best >= target), math.inf)
+
+
+def bootstrap_ratio(strategy: list[float], baseline: list[float], draws: int, rng: random.Random) -> tuple[float, float, float]:
+    """Median epochs to the target, strategy over baseline, and its 90 % bootstrap interval over seeds."""
+    ratio = statistics.median(strategy) / statistics.median(baseline)
+    ratios = sorted(
+        statistics.median(rng.choices(strategy, k=len(strategy))) / statistics.median(rng.choices(baseline, k=len(baseline)))
+        for _ in range(draws)
+    )
+    return ratio, ratios[int(0.05 * draws)], ratios[int(0.95 * draws) - 1]
+
+
+def quantile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--trials", type=int, default=24, help="random search's trials; tune may take --pruned-factor times as many"
-    )
-    parser.add_argument("--pruned-factor", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--train-limit", type=int, default=10000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--pruner", default="asha", help="tune's pruner: asha, hyperband or median")
-    parser.add_argument("--space", action="append", metavar="KEY=...", help="instead of the default space; repeatable")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=Path, default=TABLE)
+    parser.add_argument("--seeds", type=int, default=100)
+    parser.add_argument("--budget", type=int, default=40, help="the budget, in full trainings' epochs (default 40 trainings)")
+    parser.add_argument("--only", nargs="*", help="names of strategies to run (default: all)")
+    parser.add_argument("--figure", type=Path, help="draw the anytime curves (PNG)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes replaying at once")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        rows = [row for seed in range(args.repeats) for row in compare(args, Path(scratch), seed)]
-    title = (
-        f"up to {args.epochs} epochs a trial, Fashion-MNIST train_limit {args.train_limit} (val_split 0.3), "
-        f"{os.cpu_count()} cores; target: random search's best"
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.simplefilter("ignore")
+    table = read_table(args.table)
+    config = load_config(base=_plan_config())
+    finals = [c[-1] for c in table.curves if c[-1] is not None]
+    target = quantile(finals, 0.95)
+    budget = args.budget * table.epochs
+    strategies = [s for s in STRATEGIES if not args.only or s.name in args.only]
+    print(
+        f"table: {len(table.rows)} curves of {table.epochs} epochs ({args.table}); target: val acc {target:.4f} "
+        f"(95th percentile of the final ones; best {max(finals):.4f}); budget {budget} epochs; {args.seeds} seeds each"
     )
-    table = Table(title=title, header_style="bold")
-    for column in ("seed", "search", "trials", "best val acc", "target", "pruned", "epochs in all", "epochs to the target"):
-        table.add_column(column, justify="left" if column == "search" else "right")
-    for seed, name, count, best, target, pruned, total, reached in rows:
-        shown = "not reached" if reached is None else str(reached)
-        table.add_row(str(seed), name, str(count), f"{best:.4f}", f"{target:.4f}", str(pruned), str(total), shown)
-    console = Console(width=160)
-    console.print(table)
-    # A search that never reached the target is charged every epoch it trained (and fails the target).
-    tuned = [row[7] if row[7] is not None else row[6] for row in rows if row[1].startswith("tune")]
-    random = [row[7] for row in rows if not row[1].startswith("tune")]
-    ratio = sum(tuned) / sum(random)
-    verdict = "met" if ratio <= 1 / 3 and None not in [row[7] for row in rows] else "NOT met"
-    console.print(
-        f"over {args.repeats} seeds, tune reached random search's best with {sum(tuned)} epochs, random search with "
-        f"{sum(random)}: {ratio:.2f} of them (target: at most 1/3): {verdict}"
+    print(f"default grace here: epoch {tune_pruning.grace_epochs(Pruning(), config, table.epochs)}")
+    started = time.perf_counter()
+    with concurrent.futures.ProcessPoolExecutor(args.jobs) as pool:
+        futures = {
+            s.name: [pool.submit(replay, table, s, seed, budget, config) for seed in range(args.seeds)] for s in strategies
+        }
+        histories = {name: [future.result() for future in runs] for name, runs in futures.items()}
+    print(f"replayed in {time.perf_counter() - started:.0f} s with {args.jobs} processes", file=sys.stderr)
+    report(histories, target, budget, table.epochs)
+    if args.figure:
+        draw(histories, budget, target, args.figure)
+
+
+def _plan_config() -> dict:
+    import yaml
+
+    return yaml.safe_load(PLAN.read_text())["config"]
+
+
+def report(histories: dict, target: float, budget: int, epochs: int) -> None:
+    marks = [budget * k // 8 for k in (1, 2, 4, 8)]
+    print("\nbest final val acc found after N epochs: median [5th, 95th percentile] over seeds")
+    print(f"{'strategy':46}" + "".join(f"{m:>24}" for m in marks))
+    for name, runs in histories.items():
+        cells = []
+        for mark in marks:
+            found = [best_at(h, mark) for h in runs]
+            cells.append(f"{statistics.median(found):.4f} [{quantile(found, 0.05):.4f}, {quantile(found, 0.95):.4f}]")
+        print(f"{name:46}" + "".join(f"{c:>24}" for c in cells))
+    baseline = [epochs_to(h, target) for h in histories["random, no pruner"]] if "random, no pruner" in histories else None
+    print(
+        f"\nepochs to reach val acc {target:.4f}: median, share of seeds that reached it, ratio to random search without pruning [90 % bootstrap]"
     )
+    rng = random.Random(0)
+    for name, runs in histories.items():
+        needed = [epochs_to(h, target) for h in runs]
+        reached = sum(math.isfinite(n) for n in needed) / len(needed)
+        median = statistics.median(needed)
+        line = f"{name:46} {median:>8}  reached {reached:4.0%}"
+        if baseline is not None and math.isfinite(statistics.median(baseline)):
+            ratio, low, high = bootstrap_ratio(needed, baseline, 2000, rng)
+            line += f"  ratio {ratio:.2f} [{low:.2f}, {high:.2f}]"
+        print(line)
+
+
+def draw(histories: dict, budget: int, target: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = list(range(0, budget + 1, max(1, budget // 100)))
+    figure, axes = plt.subplots(figsize=(9, 5.5))
+    for name, runs in histories.items():
+        found = [[best_at(h, x) for h in runs] for x in grid]
+        median = [statistics.median(f) for f in found]
+        line = axes.plot(grid, median, label=name, linestyle="-" if "grace" not in name or "no grace" not in name else "--")[0]
+        axes.fill_between(
+            grid, [quantile(f, 0.05) for f in found], [quantile(f, 0.95) for f in found], alpha=0.08, color=line.get_color()
+        )
+    axes.axhline(target, color="black", linewidth=0.8, linestyle=":", label=f"target {target:.4f}")
+    low = min(statistics.median([best_at(h, budget // 8) for h in runs]) for runs in histories.values())
+    axes.set_ylim(low - 0.01, target + 0.015)
+    axes.set_xlabel("epochs spent")
+    axes.set_ylabel("best final validation accuracy found")
+    axes.set_title("Search strategies replayed on the learning-curve table (median, 5-95 % band over seeds)")
+    axes.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    print(f"figure saved to {path}")
 
 
 if __name__ == "__main__":

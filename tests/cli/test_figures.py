@@ -197,7 +197,7 @@ def test_a_caption_over_runs_of_different_sizes_says_they_differ(tmp_path):
         summary["data"]["train"] = train
         path.write_text(json.dumps(summary))
     figure = plots.runs_figure([("a", [tmp_path / "a"]), ("b", [tmp_path / "b"])])
-    text = " ".join(t.get_text() for t in figure.texts)
+    text = " ".join(t.get_text() for t in figure.texts).replace("\n", " ")  # the caption wraps between words
     assert "data sizes differ between runs" in text and "600 train" not in text
 
 
@@ -317,6 +317,7 @@ def fake_study(methods=("deterministic", "mc dropout K=1", "mc dropout K=3"), ru
         scores={},
         member_scores={},
         passes={method: int(method[-1]) if "K=" in method else 1 for method in methods},
+        multiply_adds={method: 2e5 * (0.75 + 0.25 * int(method[-1]) if "K=" in method else 1) for method in methods},
         level=0.95,
         intervals={},
         threshold_intervals={},
@@ -375,7 +376,7 @@ def test_the_threshold_figure_leaves_out_thin_thresholds_and_draws_the_bootstrap
     study = fake_study(replicates=50)
     banded = uncertainty_plots.selective_curves(study)
     above = banded.axes[0]
-    assert above.get_ylabel() == "accuracy, confidence ≥ t"
+    assert above.get_ylabel() == "accuracy,\nconfidence ≥ t"
     kept = study.scores["deterministic", shifts.NONE].thresholds
     thin = [t for t, (a, f) in kept.items() if a is not None and f * len(study.labels) < uncertainty_plots.MIN_THRESHOLD_EXAMPLES]
     assert thin  # e.g. 0.99: too few examples to say
@@ -392,3 +393,57 @@ def test_the_compute_figure_names_the_ks_drawn():
 
     figure = uncertainty_plots.compute_curves(fake_study())
     assert "drawn: mc dropout K = 1, 3" in " ".join(caption_texts(figure)).replace("\n", " ")
+
+
+# --- tune's figure --------------------------------------------------------------------------------
+
+
+def found(complete: int, pruned: int):
+    from dropcli.experiments.tune_results import Found, TrialRow
+
+    rows = [
+        TrialRow(n, "complete", 0.8 + n / 100, 3, {"optim.lr": 0.1 * (n + 1), "model.dropout": 0.5}, f"trial-{n:04d}")
+        for n in range(complete)
+    ]
+    rows += [
+        TrialRow(complete + n, "pruned", 0.5 + n / 100, 1, {"optim.lr": 2.0, "model.dropout": 0.2}, None) for n in range(pruned)
+    ]
+    importances = {"optim.lr": 0.7, "model.dropout": 0.3} if complete >= 8 else None
+    return Found(rows, rows[complete - 1], None, {"complete": complete, "pruned": pruned}, importances)
+
+
+def test_tunes_history_tells_pruned_trials_from_complete_ones_and_importance_says_its_trials(tmp_path):
+    from dropcli.cli.display import tune_view
+
+    figure = tune_view.figure(found(8, 3), "study x")
+    history, importance = figure.axes
+    lines = {line.get_label(): line for line in history.get_lines()}
+    pruned = lines["pruned: value at its last epoch"]
+    assert list(pruned.get_ydata()) == [0.5, 0.51, 0.52] and pruned.get_marker() == "x"
+    assert len(lines["complete: final value"].get_ydata()) == 8
+    assert importance.get_title() == "importance of each key (8 complete trials)"
+    assert {label.get_text() for label in importance.get_yticklabels()} == {"learning rate", "dropout rate p"}
+    assert tune_view.importance_note(found(8, 3)) is None
+    save(figure, tmp_path / "tune.png")
+    assert_decodes(tmp_path / "tune.png")
+
+
+def test_tunes_importance_is_withheld_below_its_minimum_and_says_so_in_one_line():
+    from dropcli.cli.display import tune_view
+    from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE
+
+    few = found(3, 2)
+    figure = tune_view.figure(few, "study x")
+    assert len(figure.axes) == 1  # the history alone
+    note = tune_view.importance_note(few)
+    assert (
+        note == f"importance of each key withheld: it rests on 3 complete trials, and needs at least {MIN_TRIALS_FOR_IMPORTANCE}"
+    )
+
+
+@pytest.mark.parametrize("command", ["plot", "compare", "sweep", "evaluate", "tune"])
+def test_every_command_that_draws_takes_the_paper_options(invoke, command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    for option in ("--width", "--font-size", "--no-footer"):
+        assert option in result.output, (command, option)

@@ -53,6 +53,8 @@ def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke,
         assert summary["status"] == {"PRUNED": "pruned", "COMPLETE": "finished"}[trial.state.name]
         assert summary["epochs"] == trial.user_attrs["epochs"] == (3 if trial.state.name == "COMPLETE" else trial.last_step)
     assert (in_tmp / "t.svg").stat().st_size > 0
+    complete = states.count("COMPLETE")  # under 8: the importance of each key is withheld, in one line
+    assert f"importance of each key withheld: it rests on {complete} complete trial" in result.output
     listed = invoke("runs", directory, "--status", "pruned", "--json")
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == states.count("PRUNED")
     best = directory / "best.yaml"
@@ -91,7 +93,7 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     assert alone.exit_code == 0, alone.output
     assert alone.output.splitlines()[-2] == shown.output.splitlines()[-2]  # the same best line
     best = (in_tmp / "runs" / "tune-default" / "best.yaml").read_text()
-    assert "optim.lr=0.01:1:log" in best and "pruner: median; sampler: random" in best
+    assert "optim.lr=0.01:1:log" in best and "pruner: median (grace 1 epoch); sampler: random" in best
     refused = invoke("tune", "--summary", "--run-dir", "runs/tune-default", "--study", "other")
     assert refused.exit_code == 2 and "--study other: no such study" in refused.stderr and "it holds default" in refused.stderr
 

@@ -61,7 +61,7 @@ def test_a_study_of_accuracy_and_ece_prints_its_front_and_picks_by_the_rule(in_t
     assert search.objectives == OBJECTIVES  # the study keeps its objectives
     from dropcli.experiments.tune import open_study
 
-    rows = found(open_study(search, None, None), search).front
+    rows = found(open_study(search, None, None), search=search).front
     lowest = min(rows, key=lambda row: row.objective_values[1])
     best = (directory / "best.yaml").read_text()
     assert f"# Best: trial {lowest.number}, validation accuracy" in best and "picked as the best ece on the front" in best

@@ -175,3 +175,21 @@ def test_a_dry_run_says_what_the_machine_offers_and_what_auto_picks(in_tmp, invo
     assert "precision: fp32 (auto: cpu has no AVX512_BF16" in result.output
     refused = invoke("train", *small_args(epochs=1), "--set", "train.precision=bf16", "--dry-run")
     assert "precision: bf16 would be refused here" in refused.output
+
+
+@NEEDS_BF16
+def test_mc_dropout_passes_run_in_bf16_and_score_in_fp32():
+    from dropcli.model.mlp import build_model
+    from dropcli.uncertainty import methods
+
+    model = build_model(load_config(None, ["model.hidden=64x32"]).model)
+    X = torch.rand(200, 784)
+    probabilities = {}
+    for name in ("fp32", "bf16"):
+        torch.manual_seed(1)  # the same masks both ways
+        probabilities[name] = methods.mc_probabilities(model, X, 8, name)
+    bf16 = probabilities["bf16"]
+    assert bf16.dtype == torch.float32  # averaged and scored in fp32, whatever the passes ran in
+    torch.testing.assert_close(bf16.sum(dim=1), torch.ones(200))
+    assert not torch.equal(bf16, probabilities["fp32"])  # the passes did run in bf16
+    torch.testing.assert_close(bf16, probabilities["fp32"], rtol=0, atol=0.02)

@@ -59,6 +59,7 @@ CASES = [
     ["model.kind=scratch", "model.hidden=64x48x32", "optim.momentum=0.9"],
     ["model.kind=scratch", "model.hidden=96", "model.dropout=0.4", "model.dropout_input=0.1"],
     ["model.kind=builtin", "model.hidden=96"],
+    ["model.kind=scratch", "train.label_smoothing=0.1"],  # against F.cross_entropy's label_smoothing
 ]
 
 

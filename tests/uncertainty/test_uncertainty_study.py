@@ -85,7 +85,9 @@ def test_adaptive_ece_on_a_toy_case():
 
 
 def test_accuracy_above_a_confidence_threshold():
-    p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]])
+    # float64, so that the confidence 0.6 is the threshold 0.6 exactly (in float32 it is 0.6000000238,
+    # above it, and the test would pass with > as with >=).
+    p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]], dtype=torch.float64)
     labels = torch.tensor([0, 1, 1, 0])
     scores = calibration.score(p, labels)
     assert scores.thresholds[0.0] == (0.75, 1.0)

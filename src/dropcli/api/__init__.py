@@ -24,6 +24,10 @@ from dropcli.model.dropout import dropout
 from dropcli.training.records import EpochMetrics
 from dropcli.uncertainty.predict import Prediction
 
+# config/__init__.py is at the house's 400-line limit, so Config's docstring is given where the API names it.
+Config.__doc__ = """A run's settings, frozen and validated: build one with `load_config`. Its sections are
+`model` (kind, hidden, dropout, ...), `optim`, `train`, `data` and `metrics`; docs/config.md lists every key."""
+
 __all__ = [
     "Config",
     "DropcliError",

@@ -26,6 +26,7 @@ class Experiment:
     grids: list  # dropcli.experiments.Grid: each key and the values tried
     cells: list  # dropcli.experiments.Cell
     sampled: int | None = None  # a random search's number of draws
+    log_keys: tuple[str, ...] = ()  # keys of a random search drawn on a log scale
 
     @property
     def keys(self) -> list[str]:
@@ -61,23 +62,23 @@ class Experiment:
         """Every finished trial as a `Run`, cell by cell."""
         return [load_run(self.directory / name) for cell in self.cells for name in cell.runs if name not in cell.failed]
 
-    def curves(self):
+    def curves(self, style=None):
         """Loss and accuracy against epoch, one colour per cell, mean ± std over seeds: the
-        figure `compare --plot` saves as curves.png (a matplotlib Figure)."""
+        figure `compare --plot` saves as curves.png (a matplotlib Figure; `style`, a
+        dropcli.cli.display.figure.Style, sizes it: one column of a paper by default)."""
         from dropcli.cli.display import plots
 
         groups = [(_label(cell.values), [self.directory / n for n in cell.runs if n not in cell.failed]) for cell in self.cells]
-        return detached(plots.runs_figure([group for group in groups if group[1]]))
+        return detached(plots.runs_figure([group for group in groups if group[1]], style))
 
-    def figure(self):
+    def figure(self, style=None):
         """Accuracy against the value for one key, heatmaps for two, a panel per key otherwise:
-        the figure `sweep --plot` saves as sweep.png (a matplotlib Figure)."""
+        the figure `sweep --plot` saves as sweep.png (a matplotlib Figure; `style` as for `curves`)."""
         from dropcli.cli.display import sweep_plots
 
         keys = list(self.cells[0].values)
-        log_keys = [grid.key for grid in self.grids if grid.span is not None and grid.span[2]]  # sampled on a log scale
         caption = sweep_plots.experiment_caption(self.config, self.cells, self.directory, keys)
-        return detached(sweep_plots.sweep_figure(self.cells, keys, caption, bool(self.sampled), log_keys))
+        return detached(sweep_plots.sweep_figure(self.cells, keys, caption, bool(self.sampled), list(self.log_keys), style))
 
 
 def _label(values: dict[str, Any]) -> str:
@@ -103,7 +104,7 @@ def compare(
     runs/compare-NAME-TIME); the same call with the same `run_dir` continues an interrupted
     comparison. `progress` as for `train`.
 
-    >>> table = compare(["scratch", "builtin"], load_config("smoke"), seeds=2).rows()
+    Example: table = compare(["scratch", "builtin"], load_config("smoke"), seeds=2).rows()
     """
     from dropcli.experiments import Grid
 
@@ -128,7 +129,7 @@ def sweep(
     of that many draws instead, where a value may also be a range "LOW:HIGH" or "LOW:HIGH:log"
     ({"optim.lr": "0.01:1:log"}). Other arguments as for `compare`.
 
-    >>> sweep({"model.dropout": [0, 0.5]}, load_config("smoke")).rows()
+    Example: sweep({"model.dropout": [0, 0.5]}, load_config("smoke")).rows()
     """
     from dropcli import experiments
 
@@ -136,9 +137,10 @@ def sweep(
         raise DropcliError("sweep needs a grid: a mapping of config keys to their values, e.g. {'model.dropout': [0, 0.5]}")
     grids = [_grid(key, values) for key, values in grid.items()]
     config = config or load_config()
+    log_keys = [grid.key for grid in grids if grid.span is not None and grid.span[2]]
     if sample:
         grids = experiments.sample(grids, sample, config.seed)
-    return run_experiment(config, grids, seeds, sample, _path(run_dir), "sweep", progress)
+    return run_experiment(config, grids, seeds, sample, _path(run_dir), "sweep", progress, log_keys)
 
 
 def _grid(key: str, values: Any):
@@ -156,7 +158,14 @@ def _path(run_dir: PathLike | None) -> Path | None:
 
 
 def run_experiment(
-    config: Config, grids: list, seeds: int, sampled: int | None, run_dir: Path | None, kind: str, progress: Progress
+    config: Config,
+    grids: list,
+    seeds: int,
+    sampled: int | None,
+    run_dir: Path | None,
+    kind: str,
+    progress: Progress,
+    log_keys: Sequence[str] = (),
 ) -> Experiment:
     """Plan, check and train an experiment (kind: "compare" or "sweep"); its results files are
     written in the directory. Under torchrun the trials are dealt over the workers and rank 0
@@ -182,7 +191,7 @@ def run_experiment(
             # Each worker says when its trials finish; rank 0 alone shows their epochs.
             listeners = listeners_of(progress, quiet=not workers.is_primary)
             cells = trials.run(spec, planned, directory, listeners, workers)
-    return Experiment(directory, config, grids, cells, sampled)
+    return Experiment(directory, config, grids, cells, sampled, tuple(log_keys))
 
 
 def default_dir(kind: str, config: Config) -> Path:

@@ -15,6 +15,15 @@ from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
 
 
+class Predictions(list):
+    """What `predict` returns: a list of `Prediction`, one per image, with the `checkpoint`
+    that made them and the `class_names` of the run's data set."""
+
+    def __init__(self, predictions: list, checkpoint: Path, class_names: Sequence[str]):
+        super().__init__(predictions)
+        self.checkpoint, self.class_names = checkpoint, tuple(class_names)
+
+
 class ImageWarning(UserWarning):
     """An image file that most likely needs (or does not need) `invert`: the model expects a
     light garment on a black background."""
@@ -59,12 +68,12 @@ class Evaluation:
         head = {"checkpoint": str(self.study.members[0].checkpoint), **dataclasses.asdict(single)} if single else {}
         return {**head, "uncertainty": study.to_json(self.study)}
 
-    def reliability(self):
+    def reliability(self, style=None):
         """The reliability diagrams, a panel per method and shift (a matplotlib Figure): the
-        figure `evaluate -o FIG.png` saves as FIG-reliability.png."""
+        figure `evaluate -o FIG.png` saves as FIG-reliability.png (`style` as for `curves`)."""
         from dropcli.cli.display import uncertainty_plots
 
-        return detached(uncertainty_plots.reliability(self.study))
+        return detached(uncertainty_plots.reliability(self.study, style))
 
 
 def _targets(runs: "Run | PathLike | Sequence[Run | PathLike]") -> list[Path]:
@@ -104,7 +113,7 @@ def evaluate(
     last_layer: bool = False,
     bootstrap: int = 200,
     level: float = 0.95,
-    ood: str | None = None,
+    ood: "str | Sequence[str] | None" = None,
     predictions: PathLike | None = None,
     device: str | None = None,
     data_dir: PathLike | None = None,
@@ -119,29 +128,57 @@ def evaluate(
     ["rotate=0:180:15", "noise=0.1,0.3"]; `bootstrap` resamples give intervals (0: none).
     `progress` True shows a bar for long Monte Carlo scoring. Returns an `Evaluation`.
 
-    >>> evaluate(run, mc_samples=20, shift=["rotate=0,30"], bootstrap=0).rows()
+    Example: evaluate(run, mc_samples=20, shift=["rotate=0,30"], bootstrap=0).rows()
     """
-    from dropcli.uncertainty import shifts, study
+    from dropcli.uncertainty import study
+
+    options = {"split": split, "mc_samples": mc_samples, "shift": shift, "temperature": temperature, "mc_sweep": mc_sweep}
+    options.update(ensemble_sizes=ensemble_sizes, last_layer=last_layer, bootstrap=bootstrap, level=level, ood=ood)
+    request = study.Request(_targets(runs), **check_request(**options))
+    path = None if predictions is None else Path(predictions)
+    with _monte_carlo_progress(progress) as tell:
+        outcome = study.evaluate(request, _flags(device, data_dir), path, tell)
+    return Evaluation(outcome.study, outcome.evaluation, outcome.written)
+
+
+def check_request(
+    split: str,
+    mc_samples: int | None,
+    shift: Sequence[str] | str | None,
+    temperature: bool,
+    mc_sweep: "str | Sequence[int] | None",
+    ensemble_sizes: "str | Sequence[int] | None",
+    last_layer: bool,
+    bootstrap: int,
+    level: float,
+    ood: "str | Sequence[str] | None",
+) -> dict[str, Any]:
+    """`evaluate`'s options checked, as the fields of a study request; DropcliError (with the
+    command line's option names) for the first that is wrong."""
+    from dropcli.uncertainty import shifts
 
     if split not in SPLITS:
         raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
     if mc_samples is not None and mc_samples < 1:
         raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
-    if isinstance(shift, str):
-        shift = [shift]
-    points = shifts.parse_all(list(shift or []))
+    points = shifts.parse_all([shift] if isinstance(shift, str) else list(shift or []))
     sweep, sizes = counts("--mc-sweep", mc_sweep), counts("--ensemble-sizes", ensemble_sizes)
     if last_layer and not (mc_samples or sweep):
         raise DropcliError("--last-layer is MC dropout with only the last noise layer on: give --mc-samples K or --mc-sweep too")
     if bootstrap < 0 or not 0.5 <= level <= 0.999:
         raise DropcliError(f"--bootstrap {bootstrap} --level {level}: B must be >= 0 and the level between 0.5 and 0.999")
-    request = study.Request(
-        _targets(runs), split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, bootstrap, level, ood
-    )
-    path = None if predictions is None else Path(predictions)
-    with _monte_carlo_progress(progress) as tell:
-        outcome = study.evaluate(request, _flags(device, data_dir), path, tell)
-    return Evaluation(outcome.study, outcome.evaluation, outcome.written)
+    return {
+        "split": split,
+        "mc_samples": mc_samples or 0,
+        "shifts": points,
+        "temperature": temperature,
+        "mc_sweep": sweep,
+        "ensemble_sizes": sizes,
+        "last_layer": last_layer,
+        "bootstrap": bootstrap,
+        "level": level,
+        "ood": tuple([ood] if isinstance(ood, str) else ood or ()),
+    }
 
 
 def _monte_carlo_progress(progress):
@@ -164,7 +201,7 @@ def predict(
     mc_samples: int = 0,
     device: str | None = None,
     data_dir: PathLike | None = None,
-) -> list:
+) -> Predictions:
     """Class probabilities of a saved model, a `Prediction` per image (`.top(3)`, `.entropy`).
 
     `run`: a `Run`, a run directory or a checkpoint (.pt). `images`: PNG or JPEG files (made
@@ -173,19 +210,20 @@ def predict(
     (n, 784), pixels in [0, 1]. `index`: test-set images of the run's data set, with their true
     class. With `mc_samples` K > 0, Monte Carlo dropout: K passes averaged, and the entropy.
 
-    >>> [p.top(1) for p in predict(run, index=[0, 1, 2], mc_samples=20)]
+    Example: [p.top(1) for p in predict(run, index=[0, 1, 2], mc_samples=20)]
     """
     import torch
 
     from dropcli import config as config_module
     from dropcli import runs
+    from dropcli.data import dataset
     from dropcli.parallel.workers import Workers
     from dropcli.uncertainty import evaluation
     from dropcli.uncertainty import predict as predicting
 
     tensor = images is not None and not isinstance(images, (str, Path, list, tuple))
     files = [] if tensor else [Path(image) for image in ([images] if isinstance(images, (str, Path)) else images or [])]
-    if images is None and not index:
+    if not tensor and not files and not index:
         raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
     if mc_samples < 0:
         raise DropcliError(f"--mc-samples {mc_samples}: K must be 0 (no Monte Carlo dropout) or more")
@@ -201,7 +239,9 @@ def predict(
             advice = "it was inverted with --invert: leave that out" if invert else "add --invert"
             message = f"{image} has a light background, but the model expects a light garment on black; {advice}"
             warnings.warn(ImageWarning(message), stacklevel=2)
-    return predicting.predict(config, payload, X, Workers().device(config.device), sources, true_classes, mc_samples)
+    device = Workers().device(config.device)
+    predictions = predicting.predict(config, payload, X, device, sources, true_classes, mc_samples)
+    return Predictions(predictions, path, dataset(config.data.name).class_names)
 
 
 def _image_rows(images: Any):

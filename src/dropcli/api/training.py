@@ -32,8 +32,7 @@ def load_config(
     {"optim.lr": 0.05, "model.dropout": [0.2, 0.5]}, or is a list of "KEY=VALUE" strings
     written as `--set` takes them. A bad key or value raises DropcliError naming it.
 
-    >>> load_config("smoke", {"model.kind": "builtin", "train.epochs": 3}).train.epochs
-    3
+    Example: load_config("smoke", {"model.kind": "builtin", "train.epochs": 3})
     """
     if isinstance(source, Config):
         raw, paths = config_module.to_dict(source), None
@@ -104,9 +103,9 @@ class Run:
         """The history as a pandas DataFrame indexed by epoch (needs pandas)."""
         return data_frame(self.metrics()).set_index("epoch")
 
-    def curves(self):
+    def curves(self, style=None):
         """The learning-curve figure of this run (a matplotlib Figure), as `dropcli plot` draws it."""
-        return curves([self])
+        return curves([self], style)
 
 
 def load_run(directory: PathLike) -> Run:
@@ -141,8 +140,7 @@ def train(config: Config, run_dir: PathLike | None = None, *, progress: Progress
     made. On Ctrl-C the KeyboardInterrupt goes on with a `kept` attribute saying what was kept
     (a run that finished no epoch is removed); a file that cannot be written raises WriteError.
 
-    >>> run = train(load_config("smoke"), progress=False)
-    >>> run.final["test_acc"], run.model
+    Example: run = train(load_config("smoke"), progress=False); run.final["test_acc"], run.model
     """
     if not isinstance(config, Config):
         raise DropcliError(f"train takes a Config (from load_config), got {type(config).__name__}")
@@ -237,16 +235,18 @@ def kept_on_stop(kept: Callable[[], str]) -> Iterator[None]:
         raise WriteError(f"{error}; {kept()}") from None
 
 
-def curves(runs: "Run | PathLike | Sequence[Run | PathLike]"):
+def curves(runs: "Run | PathLike | Sequence[Run | PathLike]", style=None):
     """The chapter's figure for runs (or experiment directories, which give their trials): loss
     and accuracy against epoch, one colour per setting, mean ± std over seeds. A matplotlib
-    Figure, the one `dropcli plot` saves; in a notebook it shows inline."""
+    Figure, the one `dropcli plot` saves; in a notebook it shows inline. `style`
+    (dropcli.cli.display.figure.Style: width in inches, font size, footer) sizes it for a paper;
+    by default one column."""
     from dropcli.cli.display import plots
     from dropcli.experiments import trial_dirs
 
     items = [runs] if isinstance(runs, (Run, str, Path)) else list(runs)
     directories = [item.directory if isinstance(item, Run) else Path(item) for item in items]
-    return detached(plots.runs_figure(plots.run_groups(trial_dirs(directories))))
+    return detached(plots.runs_figure(plots.run_groups(trial_dirs(directories)), style))
 
 
 def detached(figure):

@@ -211,12 +211,9 @@ def load(options: dict) -> Config:
 
 def open_data(cfg: Config, workers=None):
     """The torch device (this worker's, under torchrun) and the data on it; may raise DropcliError."""
-    from dropcli import data
-    from dropcli.parallel.workers import Workers
+    from dropcli.api import training
 
-    check_extras(cfg)
-    torch_device = (workers or Workers()).device(cfg.device)
-    return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+    return training.open_data(cfg, workers)
 
 
 def describe(cfg: Config, data, device) -> None:
@@ -261,10 +258,11 @@ def reporter(quiet: bool, run_lines: bool = True):
 
 
 @contextlib.contextmanager
-def interrupts_reported(kept: Callable[[], str]):
+def interrupts_reported(kept: Callable[[], str] | None = None):
     """On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130 or 143; when a file
     cannot be written (a full disk), say so and what was kept, and exit 1. `kept()` says what
-    was kept, looked at after the stop."""
+    was kept, looked at after the stop; without it, the API's functions have said it (the
+    interrupt's `kept`, the WriteError's message)."""
     from dropcli.files import WriteError
     from dropcli.runtime import Terminated, sigterm_as_interrupt
 
@@ -273,7 +271,10 @@ def interrupts_reported(kept: Callable[[], str]):
             yield
     except KeyboardInterrupt as interrupt:
         if rank_zero():  # every worker is interrupted; one says what was kept
-            typer.echo(f"interrupted; {kept()}", err=True)
+            said = kept() if kept is not None else getattr(interrupt, "kept", "stopped before training began; nothing is kept")
+            typer.echo(f"interrupted; {said}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
+        if kept is None:
+            raise
         raise WriteError(f"{error}; {kept()}") from None

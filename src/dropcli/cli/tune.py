@@ -44,7 +44,16 @@ def tune(
         typer.Option(
             "--plan",
             metavar="FILE",
-            help="A study file (YAML: config, space, trials, timeout, pruner, sampler, storage, study, final_seeds); flags given here override it.",
+            help="A study file (YAML: config, space, trials, timeout, pruner, sampler, storage, study, final_seeds, enqueue); flags given here override it.",
+        ),
+    ] = None,
+    enqueue: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enqueue",
+            metavar="FILE|NAME",
+            help="A known config (a file or a shipped config's name, e.g. best) as one of the study's first trials: "
+            "its values of the space's keys. Repeatable; each is put in the study once.",
         ),
     ] = None,
     trials: Annotated[
@@ -67,6 +76,27 @@ def tune(
         typer.Option(
             "--pruner",
             help=f"{', '.join(PRUNERS)}: what stops trials early, from each epoch's validation accuracy. Default: median.",
+        ),
+    ] = None,
+    grace: Annotated[
+        float | None,
+        typer.Option(
+            "--grace",
+            metavar="EPOCHS|FRACTION",
+            help="The first epoch a trial may be pruned at (25), or a fraction of the epochs (0.25). "
+            "Default: after any warm-up or momentum ramp, and not before a quarter of the epochs.",
+        ),
+    ] = None,
+    reduction: Annotated[
+        int | None,
+        typer.Option("--reduction", metavar="N", help="asha, hyperband: keep the top 1/N at each rung. Default: 3."),
+    ] = None,
+    bootstrap: Annotated[
+        int | None,
+        typer.Option(
+            "--bootstrap",
+            metavar="N",
+            help="asha, hyperband: prune nobody at a rung before N trials have reached it. Default: 0.",
         ),
     ] = None,
     sampler: Annotated[
@@ -165,6 +195,9 @@ def tune(
         "trials": trials,
         "timeout": timeout,
         "pruner": pruner,
+        "grace": grace,
+        "reduction": reduction,
+        "bootstrap": bootstrap,
         "sampler": sampler,
         "storage": storage,
         "study": study,
@@ -172,6 +205,7 @@ def tune(
         "run_dir": run_dir,
         "objective": objective,
         "pick": pick,
+        "enqueue": enqueue,
     }
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
@@ -211,7 +245,7 @@ def tune(
 
 def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.cli.display.tune_view import TuneView
-    from dropcli.experiments import tune_results, tune_search
+    from dropcli.experiments import tune_pruning, tune_results, tune_search
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
         trained, stopped = (
@@ -231,7 +265,8 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
     study = open_study(search, None, None, _warn)
-    result = tune_results.found(study, search)
+    rung_epochs = tune_pruning.rung_epochs(search.pruner, search.pruning, search.config, search.max_epochs)
+    result = tune_results.found(study, rung_epochs, search)
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
@@ -299,19 +334,20 @@ def _show(search, found, final, figure: Path | None, top: int, style) -> None:
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
-        screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+        screen.print(top_table(found, top), soft_wrap=not screen.is_terminal)
     hint = running_hint(found, search.storage, search.study)
     if hint is not None:
         screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
+        best = search.directory / BEST_CONFIG
         screen.print(
-            f"best: trial {found.best.number}, {value_name(search.objectives[0])} {found.best.value:.4f}; its settings: "
-            f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
+            f"best: trial {found.best.number}, {value_name(search.objectives[0])} {found.best.value:.4f}; its settings are in {best}; train them with:",
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
+        screen.print(f"  dropcli train -c {best}", highlight=False, soft_wrap=True)  # a command to copy: whole, on its own line
     if final is not None and final.test_acc is not None:
         std = f" ± {final.test_acc.std:.4f}" if final.test_acc.std is not None else ""
         screen.print(
@@ -320,11 +356,12 @@ def _show(search, found, final, figure: Path | None, top: int, style) -> None:
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
+    _show_rungs(screen, found)
     if figure is not None:
         from dropcli.cli.display import tune_view
         from dropcli.cli.display.figure import save
 
-        caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner}, sampler {search.sampler}"
+        caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner_text}, sampler {search.sampler}"
         save(tune_view.figure(found, caption, style), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
         note = tune_view.importance_note(found)
@@ -335,6 +372,27 @@ def _show(search, found, final, figure: Path | None, top: int, style) -> None:
         highlight=False,
         soft_wrap=not screen.is_terminal,
     )
+
+
+def _show_rungs(screen, found) -> None:
+    """Whether pruning could be trusted: how each rung ranked the complete trials against their final value."""
+    said = [
+        f"epoch {rung.epoch}: {rung.spearman:+.2f} ({rung.trials} trials)"
+        if rung.spearman is not None
+        else f"epoch {rung.epoch}: -"
+        for rung in found.rungs
+    ]
+    if said:
+        screen.print(
+            f"rungs against the final val acc (Spearman rank correlation over complete trials; 1 = the rung ranks them "
+            f"as their end does): {', '.join(said)}",
+            highlight=False,
+            soft_wrap=not screen.is_terminal,
+        )
+    from dropcli.runtime import count_text
+
+    epochs = count_text(found.epochs_trained, "epoch")
+    screen.print(f"compute: {epochs} trained in all (a continued run's counted once)", highlight=False)
 
 
 def _kept(search, launch: str) -> str:

@@ -48,8 +48,7 @@ class OptimConfig:
     momentum_final: float | None = None
     momentum_epochs: int = 0
     betas: tuple[float, float] = (0.9, 0.999)  # adam and adamw only
-    # After each step, rescale each hidden unit's incoming weight vector to norm <= max_norm.
-    max_norm: float | None = None
+    max_norm: float | None = None  # after each step, each hidden unit's incoming weights rescaled to norm <= max_norm
     schedule: str = "constant"  # see vocabulary.SCHEDULES
     warmup_epochs: int = 0  # linear warm-up from lr / (warmup_epochs + 1); onecycle's rise
     step_epochs: int = 30  # step schedule: multiply by step_gamma every step_epochs epochs
@@ -64,9 +63,10 @@ class TrainConfig:
     precision: str = "fp32"  # see vocabulary.PRECISIONS
     compile: bool = False  # torch.compile the model (skipped with a warning where it cannot run)
     engine: str = "autograd"  # how a step is computed: see vocabulary.ENGINES
-    # Stop after this many epochs without improvement of the monitored metric (needs a
-    # validation split), and report the best checkpoint. None: train every epoch.
+    # Stop after this many epochs without improvement on validation, reporting the best epoch; None: never.
     early_stopping: int | None = None
+    # Targets: 1 - label_smoothing on the true class, the rest spread over all (Szegedy et al. 2016).
+    label_smoothing: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,7 @@ def recipe_checks(config) -> list[tuple[str, bool, str]]:
         ("optim.step_epochs", optim.step_epochs >= 1, ">= 1"),
         ("optim.step_gamma", 0 < optim.step_gamma <= 1, "above 0 and at most 1"),
         ("train.early_stopping", train.early_stopping is None or train.early_stopping >= 1, "null or >= 1"),
+        ("train.label_smoothing", 0 <= train.label_smoothing < 1, "at least 0 and below 1"),
         (
             "train.early_stopping",
             train.early_stopping is None or config.data.val_split > 0,

@@ -18,10 +18,25 @@ from typing import Any
 
 from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
 from dropcli.errors import DropcliError, first_line
-from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan, tune_objectives
+from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan, tune_enqueue, tune_objectives, tune_pruning
+from dropcli.experiments.tune_enqueue import Known
+from dropcli.experiments.tune_pruning import Pruning
 from dropcli.experiments.tune_storage import JOURNAL, database_errors, open_storage, shown
 
-PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds", "objective", "pick")
+PLAN_KEYS = (
+    "config",
+    "space",
+    "trials",
+    "timeout",
+    "pruner",
+    "sampler",
+    "storage",
+    "study",
+    "final_seeds",
+    "enqueue",
+    "objective",
+    "pick",
+)
 PRUNERS = ("median", "asha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "grid")
 SPEC_ATTR = "dropcli"  # what a study must keep: config and space (spec_of)
@@ -50,13 +65,24 @@ class Search:
     study: str
     directory: Path  # the trials' run directories, best.yaml, final/
     final_seeds: int
+    pruning: Pruning = Pruning()  # the pruner's grace period, reduction factor and bootstrap count
+    enqueue: tuple[Known, ...] = ()  # known configs, the study's first trials (tune_enqueue)
     objectives: tuple[str, ...] = ("accuracy",)  # on the validation split; several make a Pareto front
     pick: str | None = None  # which point of the front best.yaml takes (tune_objectives.parse_pick)
 
     @property
     def max_epochs(self) -> int:
-        epochs = next((g.values for g in self.space if g.key == "train.epochs"), (self.config.train.epochs,))
-        return max(epochs)
+        return _max_epochs(self.config, self.space)
+
+    @property
+    def grace(self) -> int:
+        """The first epoch a trial may be judged at (tune_pruning)."""
+        return tune_pruning.grace_epochs(self.pruning, self.config, self.max_epochs)
+
+    @property
+    def pruner_text(self) -> str:
+        """The pruner with its settings: asha (grace 16 epochs, reduction 3)."""
+        return self.pruning.text(self.pruner, self.config, self.max_epochs)
 
 
 def optuna_module():
@@ -96,12 +122,17 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
     if not study or "/" in study or study.startswith("."):
         raise DropcliError(f"--study {study!r}: a study name is one path component, e.g. --study lr-search")
     directory = given["run_dir"] or Path("runs") / f"tune-{study}"
+    pruner, pruning = tune_pruning.resolve(
+        tune_objectives.pruner_for(objectives, given["pruner"] or raw.get("pruner")), given, plan
+    )
+    pruner = _choice("pruner", pruner, PRUNERS, plan)
+    tune_pruning.check(pruner, pruning, config, _max_epochs(config, space_grids), given)
     return Search(
         config=config,
         space=space_grids,
         trials=trials,
         timeout=_timeout(given["timeout"] if given["timeout"] is not None else raw.get("timeout"), plan),
-        pruner=_choice("pruner", tune_objectives.pruner_for(objectives, given["pruner"] or raw.get("pruner")), PRUNERS, plan),
+        pruner=pruner,
         sampler=sampler,
         storage=_storage(given["storage"], raw.get("storage"), plan, directory),
         study=study,
@@ -109,6 +140,8 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
         final_seeds=given["final_seeds"] or sweep_plan.count(plan, raw, "final_seeds") or 0,
         objectives=objectives,
         pick=_pick(given.get("pick") or raw.get("pick"), objectives),
+        pruning=pruning,
+        enqueue=tune_enqueue.resolve(given.get("enqueue"), raw.get("enqueue"), plan, space_grids),
     )
 
 
@@ -116,6 +149,11 @@ def _pick(text: Any, objectives: tuple[str, ...]) -> str | None:
     if text is not None:
         tune_objectives.parse_pick(str(text), objectives)  # checked now, applied to the front at the end
     return None if text is None else str(text)
+
+
+def _max_epochs(config: Config, space: list[Grid]) -> int:
+    epochs = next((g.values for g in space if g.key == "train.epochs"), (config.train.epochs,))
+    return max(epochs)
 
 
 def parse_space(text: str) -> Grid:
@@ -265,7 +303,7 @@ def open_study(search: Search, sampler, pruner, notice: Callable[[str], None] | 
                 directions=directions,
             )
         _check_spec(search, study)
-        how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials}
+        how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials, **pruning_of(search)}
         if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
             study.set_user_attr(HOW_ATTR, how)
     return study
@@ -289,6 +327,11 @@ def _check_spec(search: Search, study) -> None:
             f"study {search.study!r} in {shown(search.storage)} was started with another config or space; "
             "run it with the same ones to continue it, or name a new --study"
         )
+
+
+def pruning_of(search: Search) -> dict[str, Any]:
+    """The pruner's settings as the study keeps them (HOW_ATTR), for --summary alone."""
+    return {"grace": search.pruning.grace, "reduction": search.pruning.reduction, "bootstrap": search.pruning.bootstrap}
 
 
 def spec_of(search: Search) -> dict[str, Any]:
@@ -361,7 +404,7 @@ def best_config_text(search: Search, config: Config, best: dict[str, Any], count
         f"# The best settings dropcli tune found in study {search.study!r} ({shown(search.storage)}),",
         f"# chosen on validation {' and '.join(search.objectives)} only; the test set was never used to choose.",
         f"# Space: {space_text(search.space)}",
-        f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner}; sampler: {search.sampler}",
+        f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner_text}; sampler: {search.sampler}",
         f"# Best: trial {best['number']}, validation {_values_text(search.objectives, best)} after {count_text(best['epochs'], 'epoch')} "
         f"(data.val_split {search.config.data.val_split:g}; its run: {best['run']})",
         *(

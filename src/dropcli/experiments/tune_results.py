@@ -5,9 +5,11 @@ Only validation accuracy chooses; the test set is scored once, by the final runs
 """
 
 import contextlib
+import dataclasses
 import json
 import statistics
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,8 @@ from dropcli.config import Config, replace
 from dropcli.experiments import RESULTS_JSON, Cell, Stat, Trial, spec_of, trials, tune_objectives
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import BEST_CONFIG, Search, best_config_text, config_of
-from dropcli.experiments.tune_search import interrupted
+from dropcli.experiments.tune_pruning import RungAgreement, rung_agreement
+from dropcli.experiments.tune_search import interrupted, trained_epochs
 from dropcli.parallel.workers import Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener
@@ -49,12 +52,14 @@ class Found:
     best_config: Config | None
     counts: dict[str, int]  # state -> trials
     importances: dict[str, float] | None  # key -> share of the variation explained; None with too few trials
+    rungs: list[RungAgreement] = dataclasses.field(default_factory=list)  # how well each rung predicted the final value
+    epochs_trained: int = 0  # the study's compute: every trial's epochs, a continued run's counted once
     front: list[TrialRow] | None = None  # with several objectives: the Pareto front's trials, by number
     picked: str | None = None  # with several objectives: the rule that chose `best` on the front
     objectives: tuple[str, ...] = ("accuracy",)  # what the trials were scored by; value is the first
 
 
-def found(study, search: Search | None = None) -> Found:
+def found(study, rung_epochs: Sequence[int] = (), search: Search | None = None) -> Found:
     """The study's trials as rows, its best trial (by the first objective's direction, or the
     point of the Pareto front that --pick names), and the importance of each key."""
     objectives = search.objectives if search is not None else ("accuracy",)
@@ -78,7 +83,20 @@ def found(study, search: Search | None = None) -> Found:
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
     best_config = config_of(best_trial.user_attrs) if best_trial else None
-    return Found(rows, best, best_config, counts, _importances(study, complete), front, picked, objectives)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    rungs = rung_agreement([t.intermediate_values for t in done], [t.values[0] for t in done], list(rung_epochs))
+    return Found(
+        rows,
+        best,
+        best_config,
+        counts,
+        _importances(study, complete),
+        rungs,
+        sum(trained_epochs(t) for t in trials),
+        front,
+        picked,
+        objectives,
+    )
 
 
 def _row(trial, retried: bool) -> TrialRow:

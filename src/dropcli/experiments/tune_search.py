@@ -19,7 +19,7 @@ from typing import Any
 from dropcli import files, runs
 from dropcli.config import to_dict
 from dropcli.errors import DropcliError
-from dropcli.experiments import tune_objectives
+from dropcli.experiments import tune_enqueue, tune_objectives, tune_pruning, tune_sampling
 from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import Search, label, open_study, optuna_module, trial_config
 from dropcli.experiments.tune_storage import (
@@ -69,6 +69,9 @@ def search(
     deadline = None if search.timeout is None else time.monotonic() + search.timeout
     datasets, trained = Datasets(workers), 0
     with database_errors(search.storage):
+        with budget_lock(storage, search.storage, search.study):
+            tune_enqueue.enqueue(study, search.enqueue)
+            _enqueue_interrupted(study)
         while True:
             if deadline is not None and time.monotonic() >= deadline:
                 return study, trained, "timeout"
@@ -82,7 +85,7 @@ def search(
             # A sampler seeded by the trial's number: the same study draws the same values, and
             # processes that ask at the same moment still draw different ones.
             study.sampler = _sampler(optuna, search, trial.number)
-            position = len([t for t in counted(existing) if t.state.name != "WAITING"]) + 1
+            position = len(counted(existing)) + 1
             on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size, search.objectives[0]))
             with heartbeats(storage, trial._trial_id):  # Optuna's Trial names its storage id only privately
                 try:
@@ -106,7 +109,8 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
         room = search.trials - len(counted(existing))
         if room <= 0:
             return None, existing
-        if _enqueue_interrupted(study, existing, room):
+        # A trial another process left interrupted (Ctrl-C) is taken up here, while this one runs.
+        if _enqueue_interrupted(study):
             existing = study.get_trials(deepcopy=False)
         trial = ask(study)
         if beats(storage):
@@ -130,9 +134,10 @@ def interrupted(trial) -> bool:
 
 def counted(trials: list) -> list:
     """The trials that count towards --trials: not those interrupted, nor those another trial
-    retries (a worker killed outright: its trial is failed once its heartbeat is stale, and retried)."""
+    retries (a worker killed outright: its trial is failed once its heartbeat is stale, and
+    retried); a waiting trial (a continuation, a config enqueued) counts once it starts."""
     retried = {t.user_attrs.get("retry_of") for t in trials}
-    return [t for t in trials if not interrupted(t) and t.number not in retried]
+    return [t for t in trials if not interrupted(t) and t.number not in retried and t.state.name != "WAITING"]
 
 
 def _running_elsewhere(trials: list) -> bool:
@@ -189,8 +194,12 @@ def _run_trial(
     if "retry_of" in trial.user_attrs:
         _wait_until_free(run_dir)
     try:
-        resume_from = _resumed(trial, run_dir, reported)
-        if resume_from is not None and reported is not None and trial.should_prune():
+        resume_from = _resumed(trial, run_dir)
+        if (
+            resume_from is not None
+            and reported is not None
+            and _replayed_prunes(study, trial, run_dir, resume_from["epoch"], config.train.epochs, reported)
+        ):
             _summary_says_pruned(run_dir, f"pruned by the {search.pruner} pruner after epoch {resume_from['epoch']}")
             raise Pruned("judged on the epochs it had")
         device, data = datasets.get(config)
@@ -239,17 +248,36 @@ def _scores(scorer, run_dir: Path, device, data, config) -> dict[str, float] | N
     return scorer(model, data.val.X, data.val.y)
 
 
-def _resumed(trial, run_dir: Path, reported: str | None) -> dict[str, Any] | None:
-    """The checkpoint of an interrupted trial's run, its epochs reported to the new trial again
-    (the pruner judges them as before); None for a new run."""
+def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
+    """The checkpoint of an interrupted trial's run (None for a new run). The trial records the
+    epoch it continues from, so that the epochs before it are counted once (trained_epochs)."""
     last = run_dir / runs.LAST_CHECKPOINT
     if not last.is_file():
         return None
     checkpoint = checkpoints.load(last)
-    for record in runs.read_metrics(run_dir, allow_empty=True)[: checkpoint["epoch"]]:
-        if reported is not None:
-            trial.report(record[reported], record["epoch"])
+    trial.set_user_attr("resumed_at", checkpoint["epoch"])
     return checkpoint
+
+
+def _replayed_prunes(study, trial, run_dir: Path, last: int, epochs: int, reported: str = "val_acc") -> bool:
+    """Reports the continued run's epochs to the trial one by one, each judged as it was the first
+    time (so each rung holds its own epoch's value, as in a trial never interrupted). An epoch the
+    interrupted trial had been judged at was not pruned then and is not now; one it saved but was
+    not judged at (stopped in between) is judged now. True when the pruner stops the trial."""
+    retry_of = trial.user_attrs.get("retry_of")
+    judged = set(study.trials[retry_of].intermediate_values) if retry_of is not None else set()
+    for record in runs.read_metrics(run_dir, allow_empty=True)[:last]:
+        trial.report(record[reported], record["epoch"])
+        prune = record["epoch"] < epochs and trial.should_prune()
+        if prune and record["epoch"] not in judged:
+            return True
+    return False
+
+
+def trained_epochs(trial) -> int:
+    """The epochs this trial trained itself: a continued run's earlier epochs belong to the trial
+    that was interrupted, so that the study's compute counts each epoch once."""
+    return max(0, (trial.user_attrs.get("epochs") or 0) - (trial.user_attrs.get("resumed_at") or 0))
 
 
 def _summary_says_pruned(run_dir: Path, reason: str) -> None:
@@ -279,12 +307,13 @@ def _tell(study, trial, run_dir: Path, state, value: float | None = None, reason
             raise
 
 
-def _enqueue_interrupted(study, trials: list, room: int) -> int:
-    """Interrupted trials not yet taken up again (up to `room`, the trials the budget has left)
-    become waiting trials with their values and run directories, so the next trials asked for
-    continue them, in this session or in another process still running. Returns how many."""
+def _enqueue_interrupted(study) -> int:
+    """Each interrupted trial not yet taken up again becomes a waiting trial with its values and
+    run directory, so the next trials asked for continue it (in this session, or in another
+    process still running). Returns how many."""
+    trials = study.get_trials(deepcopy=False)
     taken = {t.user_attrs.get("retry_of") for t in trials}
-    waiting = [t for t in trials if interrupted(t) and t.number not in taken and "run" in t.user_attrs][:room]
+    waiting = [t for t in trials if interrupted(t) and t.number not in taken and "run" in t.user_attrs]
     for trial in waiting:
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "run": trial.user_attrs["run"]})
     return len(waiting)
@@ -301,7 +330,8 @@ class _Judge(Listener):
     def epoch_finished(self, metrics) -> None:
         if self.reported is not None:
             self.trial.report(getattr(metrics, self.reported), metrics.epoch)
-        if self.reported is not None and self.trial.should_prune():
+        # Never judged at its last epoch: stopping the trial then would save nothing.
+        if self.reported is not None and metrics.epoch < self.epochs and self.trial.should_prune():
             raise Pruned(f"pruned by the {self.pruner} pruner after epoch {metrics.epoch} (val acc {metrics.val_acc:.4f})")
         # The trial's last epoch ends it whatever the time: nothing would be left to continue.
         if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch < self.epochs:
@@ -316,16 +346,9 @@ def _sampler(optuna, search: Search, number: int):
         # One seed for every trial: it shuffles the grid, and trial k takes the k-th point of that order.
         grid = {g.key: [label(v) for v in g.values] for g in search.space}
         return optuna.samplers.GridSampler(grid, seed=search.config.seed)
-    # constant_liar: trials still running count as middling, so processes sharing a study spread out.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    startup = tune_sampling.startup_trials(search.pruner, search.pruning, search.config, search.max_epochs, search.trials)
+    return tune_sampling.tpe(optuna, seed, startup)
 
 
 def _pruner(optuna, search: Search):
-    if search.pruner == "median":
-        return optuna.pruners.MedianPruner()
-    if search.pruner == "asha":
-        # Rungs at epochs 1, 3, 9, 27, ...: at each, a trial goes on if it is in the top third so far.
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    if search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=search.max_epochs, reduction_factor=3)
-    return optuna.pruners.NopPruner()
+    return tune_pruning.pruner(optuna, search.pruner, search.pruning, search.config, search.max_epochs)

@@ -19,6 +19,7 @@ from dropcli.experiments.tune import (
     optuna_module,
     upgraded_spec,
 )
+from dropcli.experiments.tune_pruning import Pruning
 
 NOT_RECORDED = "not recorded"  # a study begun before dropcli kept its pruner and sampler
 
@@ -61,7 +62,16 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any], noti
         final_seeds=0,
         objectives=objectives,
         pick=given.get("pick"),
+        pruning=_pruning(how),
     )
+
+
+def _pruning(how: dict[str, Any]) -> Pruning:
+    """The pruner's settings as stored; a study run before they were kept judged from epoch 1 with
+    reduction 3 (min_resource 1; the median pruner without warm-up)."""
+    if "reduction" not in how:
+        return Pruning(grace=1)
+    return Pruning(grace=how.get("grace"), reduction=how["reduction"], bootstrap=how.get("bootstrap", 0))
 
 
 def _study_name(optuna, storage, where: str, name: str | None) -> str:

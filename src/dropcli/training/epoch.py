@@ -121,9 +121,9 @@ def train_one_epoch(
     device = split.X.device
     world = workers.world_size
     if config.train.engine == "fused":
-        step = FusedStep(model, optimizer, config.train.precision)
+        step = FusedStep(model, optimizer, config.train.precision, config.train.label_smoothing)
     else:
-        step = _AutogradStep(model, optimizer, config.train.precision, world)
+        step = _AutogradStep(model, optimizer, config.train.precision, world, config.train.label_smoothing)
     order = torch.randperm(len(split), generator=state.order_generator).to(device)
     n_batches = -(-len(split) // batch_size)
     if on_progress is not None:
@@ -163,17 +163,22 @@ def train_one_epoch(
 class _AutogradStep:
     """One step the chapter's way: forward through the model, backward, optimizer.step()."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str, world: int):
+    def __init__(
+        self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str, world: int, label_smoothing: float = 0.0
+    ):
         self.model, self.optimizer, self.precision, self.world = model, optimizer, precision, world
+        self.label_smoothing = label_smoothing
 
     def __call__(self, X: torch.Tensor, y: torch.Tensor, global_size: int) -> tuple[torch.Tensor, torch.Tensor]:
         with autocast(X.device, self.precision):  # the forward pass only, as autocast asks
             logits = self.model(X)  # (batch, 10)
             if self.world == 1:
-                loss = F.cross_entropy(logits, y)
+                loss = F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
             else:
                 # DDP averages gradients over workers: scaled so, they are the global batch's mean.
-                loss = F.cross_entropy(logits, y, reduction="sum") * (self.world / global_size)
+                loss = F.cross_entropy(logits, y, reduction="sum", label_smoothing=self.label_smoothing) * (
+                    self.world / global_size
+                )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

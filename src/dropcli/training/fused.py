@@ -65,7 +65,8 @@ class FusedStep:
     place. One process only, so the batch is the whole global batch (`global_size` is len(X)).
     `precision` "bf16" runs the matrix products in bf16 (the weights stay fp32)."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32"):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32", label_smoothing: float = 0.0):
+        self.label_smoothing = label_smoothing  # train.label_smoothing
         hidden = hidden_layers(model)
         layers = [*hidden, model.output]
         if not all(type(layer) is nn.Linear for layer in layers):
@@ -89,12 +90,18 @@ class FusedStep:
         inputs = self._forward(X)  # what each layer read, masked and unscaled
         logits = inputs.pop().float()  # (batch, 10); the loss and its gradient in fp32 at any precision
         log_p = torch.log_softmax(logits, dim=1)
+        smoothing = self.label_smoothing
         loss = F.nll_loss(log_p, y)
+        if smoothing:  # the target: 1 - smoothing on the true class, smoothing spread over all
+            loss = (1 - smoothing) * loss - smoothing * log_p.mean(dim=1).mean()
         ones = self._ones.get(len(y))
         if ones is None:
             ones = self._ones[len(y)] = logits.new_ones(len(y))
-        # batch * d loss / d logits = softmax - one_hot(y); the 1 / batch rides on the update.
-        grad = log_p.exp_().scatter_add_(1, y.unsqueeze(1), -ones.unsqueeze(1))
+        # batch * d loss / d logits = softmax - target; the 1 / batch rides on the update.
+        grad = log_p.exp_()
+        if smoothing:
+            grad.sub_(smoothing / logits.shape[1])
+        grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) * ones.unsqueeze(1))
         self._backward(grad.to(self.dtype), inputs, ones)
         return loss, logits
 
@@ -153,7 +160,9 @@ class FusedStep:
             weight.grad = weight_grad.float().mul_(scale / batch)
             bias.grad = bias_grad.div_(batch)
             return
-        weight.add_(weight_grad, alpha=step * scale)  # the update itself in fp32
+        # The update itself in fp32. (add_ of a bf16 tensor into an fp32 one converts element by
+        # element, several times slower than converting first.)
+        weight.add_(weight_grad.float(), alpha=step * scale)
         bias.add_(bias_grad, alpha=step)
         self._refresh(index)
 

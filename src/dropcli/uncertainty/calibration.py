@@ -22,7 +22,7 @@ back to the host once. The definitions (also in docs/uncertainty.md):
   predictive entropy (ties: the earlier example first), score accuracy on those alone;
 - accuracy above a confidence threshold t: accuracy on the examples with max_c p_c >= t, and
   the fraction of examples that is (Ovadia et al. 2019, fig. 3's "accuracy vs confidence");
-- AURC (Geifman et al. 2018): the area under the risk-coverage curve of selective prediction by
+- AURC (Geifman et al. 2019): the area under the risk-coverage curve of selective prediction by
   predictive entropy, (1/n) sum over k = 1..n of the error rate of the k most certain examples;
   examples of equal entropy count in a random order, in expectation (so ties, such as many
   predictions of probability 1, cannot favour any example); 0 best, the error rate of a

@@ -102,32 +102,35 @@ def seconds_per_example(lineup: lineup_module.Lineup, members, X: torch.Tensor) 
     def mc(member, k: int, last: bool = False) -> None:
         methods.mc_sweep(member.model, probe, [k], precision, last_layer_only=last)
 
-    timed: dict[str, float] = {}
+    work: dict[str, list] = {}
     for name in lineup.names:
         sizes = [m for m in lineup.ensemble_sizes if name.startswith(lineup_module.ensemble_name(lineup, m))]
         group = members[: sizes[0]] if sizes else [first]
         if name.endswith(methods.MC_DROPOUT) or name.startswith(methods.MC_DROPOUT) or name.startswith("last-layer"):
             k = top if (sizes or "temperature" in name or name.startswith("last-layer")) else _k_of(lineup, name)
-            work = [lambda member=member, k=k, last=name.startswith("last-layer"): mc(member, k, last) for member in group]
+            work[name] = [lambda member=member, k=k, last=name.startswith("last-layer"): mc(member, k, last) for member in group]
         else:
-            work = [lambda member=member: deterministic(member) for member in group]
-        timed[name] = _median_seconds(work, probe.device) / len(probe)
-    return timed
+            work[name] = [lambda member=member: deterministic(member) for member in group]
+    return {name: seconds / len(probe) for name, seconds in _median_seconds(work, probe.device).items()}
 
 
 def _k_of(lineup: lineup_module.Lineup, name: str) -> int:
     return next(k for k in lineup.mc_samples if lineup_module.mc_name(lineup, k) == name)
 
 
-def _median_seconds(work, device: torch.device) -> float:
-    for step in work:  # a first call pays one-off set-up costs
-        step()
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        for step in work:
+def _median_seconds(work: dict[str, list], device: torch.device) -> dict[str, float]:
+    """Each row's median of three timings, the rows taken in turn in each round: on a shared
+    machine a burst of load then spreads over every row instead of landing on one."""
+    for steps in work.values():  # a first call pays one-off set-up costs
+        for step in steps:
             step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        timings.append(time.perf_counter() - started)
-    return sorted(timings)[1]
+    timings: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(3):
+        for name, steps in work.items():
+            started = time.perf_counter()
+            for step in steps:
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            timings[name].append(time.perf_counter() - started)
+    return {name: sorted(values)[1] for name, values in timings.items()}

@@ -189,6 +189,15 @@ def _plan(request: Request, members, directory: Path, labels: torch.Tensor, vals
         study.notes.append(f"no MC dropout rows: {members[0].config.model.kind} nets have no noise layer to leave on")
     if request.temperature and len(members) > 1 and not _shared(vals):
         study.notes.append("no temperature-scaled ensembles: the runs hold out different validation splits (set data.val_seed)")
+    for m in request.ensemble_sizes:  # sizes asked for: the default ensemble is all the runs
+        count, left = divmod(len(members), m)
+        if count < 3 or left:
+            spare = (
+                f"; the last {left} runs are in none, so these rows and the single-model rows average different runs"
+                if left
+                else ""
+            )
+            study.notes.append(f"ensembles of {m}: {count} disjoint of {len(members)} runs{' (no spread)' * (count == 1)}{spare}")
     if len(members) > 1 and request.split == "test" and not _shared(vals) and vals:
         study.notes.append("the runs trained on different subsets (each held out its own validation split)")
     study.notes += _left_out_of_ensembles(lineup, len(members))

@@ -3,6 +3,8 @@ paper (--width, --font-size, --no-footer), panels in as many columns as the widt
 legend above and a caption line below that fit the width, the format chosen by the output's
 suffix, fonts a publisher accepts, and saving that never leaves a half-written file."""
 
+import math
+import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,7 +68,8 @@ def load_pyplot(style: Style | None = None):
         import matplotlib
     except ImportError:
         raise DropcliError("plotting needs matplotlib: pip install 'dropcli[plot]' (or pip install matplotlib)") from None
-    matplotlib.use("Agg")  # files only: no window, works on a server
+    if "ipykernel" not in sys.modules:  # a notebook keeps its own backend, which shows figures inline
+        matplotlib.use("Agg")  # files only: no window, works on a server
     import matplotlib.pyplot as pyplot
 
     pyplot.rcParams.update(STYLE | _fonts(style or Style()))
@@ -111,8 +114,6 @@ def panels(count: int, style: Style, aspect: float = 0.7, min_width: float = 2.0
     """A figure `style.width` wide holding `count` panels in as many columns as fit at
     `min_width` inches each (a one-column figure stacks them), each panel `aspect` as tall as
     wide; (figure, the panels in reading order). Spare places are hidden."""
-    import math
-
     pyplot = load_pyplot(style)
     columns = panel_columns(count, style, min_width)
     rows = math.ceil(count / columns)
@@ -161,8 +162,8 @@ def top_legend(figure, handles, labels, style: Style, most_columns: int = 4):
 
 def finish(figure, caption: str, style: Style) -> None:
     """Lay the figure out: the title and legends on top and the caption below (--no-footer
-    leaves out both title and caption), each wrapped or folded to the width; the figure grows by their height, so the panels
-    keep theirs."""
+    leaves out both title and caption), each wrapped or folded to the width; the figure grows by
+    their height, so the panels keep theirs."""
     renderer = figure.canvas.get_renderer()
     dpi = figure.dpi
     title = figure._suptitle  # matplotlib keeps the suptitle here; there is no public getter
@@ -183,7 +184,7 @@ def finish(figure, caption: str, style: Style) -> None:
             color="0.25",
         )
     gap = 0.04  # inches between the parts
-    top = [part for part in ([title] if title is not None else []) + list(figure.legends)]
+    top = ([title] if title is not None else []) + list(figure.legends)
     heights = [part.get_window_extent(renderer).height / dpi + gap for part in top]
     bottom = caption_text.get_window_extent(renderer).height / dpi + 2 * gap if caption_text is not None else gap
     panels_height = figure.get_figheight()
@@ -199,10 +200,17 @@ def finish(figure, caption: str, style: Style) -> None:
         y -= height / total
     if caption_text is not None:
         caption_text.set_y(gap / total)
-    figure.tight_layout(rect=(0, bottom / total, 1, y), pad=0.3)
+    # Titles above inset axes (the reliability strips) find their place only when drawn: lay
+    # out again with them in place, until nothing moves.
+    for _ in range(4):
+        before = [ax.get_position().bounds for ax in figure.axes]
+        figure.tight_layout(rect=(0, bottom / total, 1, y), pad=0.3)
+        figure.draw_without_rendering()
+        if [ax.get_position().bounds for ax in figure.axes] == before:
+            break
 
 
 def wrapped(text: str, width: float, points: float) -> str:
     """`text` broken between words into lines that fit `width` inches at `points` type."""
-    characters = max(20, int(width * 72 / (points * 0.52)))  # an average character is about half an em
+    characters = max(20, int(width * 72 / (points * 0.56)))  # an average character is about half an em
     return "\n".join(textwrap.fill(line, characters) for line in text.split("\n"))

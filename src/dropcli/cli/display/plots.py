@@ -74,8 +74,8 @@ def _marker(index: int, groups: int, epochs: int) -> dict:
         "marker": GROUP_MARKERS[index % len(GROUP_MARKERS)],
         "markerfacecolor": "none",
         "markevery": max(1, epochs // 8),
-        "linewidth": 1.1 + 0.8 * under,
-        "markersize": 3.5 + 2.0 * under,
+        "linewidth": 1.1 + 0.5 * under,
+        "markersize": 3.5 + 1.5 * under,
     }
 
 

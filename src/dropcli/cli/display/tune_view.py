@@ -7,11 +7,11 @@ Only validation numbers are shown while searching: the test set is not what sett
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column as TableColumn
 
-from dropcli.cli.display.console import columns_that_fit
+from dropcli.cli.display.console import console
 from dropcli.cli.display.figure import Style, finish, panels, top_legend
-from dropcli.cli.display.runs_tables import RUN_MIN_WIDTH
+from dropcli.cli.display.fit import Column, Fitted, number
 from dropcli.config.architecture import short
 from dropcli.config.labels import readable
 from dropcli.experiments.tune_objectives import DIRECTIONS
@@ -34,12 +34,14 @@ class TuneView(Listener):
 
     def __enter__(self) -> "TuneView":
         if self.console.is_terminal and not self.quiet:
+            # The status is a sentence: it wraps between words, while the numbers beside it
+            # (trials done, elapsed time) keep their width whole at 80 columns.
             self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
+                TextColumn("{task.description}", table_column=TableColumn(no_wrap=True)),
+                BarColumn(bar_width=12),
+                MofNCompleteColumn(table_column=TableColumn(no_wrap=True)),
+                TimeElapsedColumn(table_column=TableColumn(no_wrap=True, min_width=7)),
+                TextColumn("{task.fields[status]}", table_column=TableColumn(no_wrap=False, ratio=1)),
                 console=self.console,
             )
             self.bar.start()
@@ -99,7 +101,7 @@ class TuneView(Listener):
         (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
 
     def notice(self, message: str) -> None:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
+        console(stderr=True).print(f"warning: {message}")
 
 
 def trial_status(progress: SearchProgress) -> str:
@@ -113,12 +115,14 @@ def trial_status(progress: SearchProgress) -> str:
     return f"{best}, {progress.pruned} pruned{left}"
 
 
-def top_table(result: Found, top: int, width: int) -> Table:
-    """The best trials by validation accuracy (complete ones first, then pruned by their last value).
+def top_table(result: Found, top: int, width: int | None = None) -> Fitted:
+    """The best trials by validation accuracy (complete ones first, then pruned by their last
+    value), and any trial still marked running.
 
-    No number or word is broken: a key's column is headed by its last part where that is unique
-    (lr for optim.lr) and the last keys' columns are left out where `width` is too narrow, the
-    caption naming them; only the run column folds.
+    No number or word is broken (fit.py): a key's column is headed by its last part where that
+    is unique (lr for optim.lr); where the terminal is too narrow, constant columns and then the
+    last keys' are left out, the caption naming them. `width` is not needed: the table fits
+    where it is printed.
     """
     keys = list(dict.fromkeys(key for row in result.rows for key in row.values))
     objective = result.objectives[0]  # ranked in its direction: a lower NLL or ECE is better
@@ -128,35 +132,20 @@ def top_table(result: Found, top: int, width: int) -> Table:
         key=lambda row: (row.state != "complete", -sign * row.value),
     )[:top]
     ranked += [row for row in result.rows if row.state == "running" and row not in ranked]  # a stale one must be seen
-    value_heading = value_name(objective)
-    rows = [
-        [
-            str(row.number),
-            row.state,
-            "-" if row.value is None else f"{row.value:.4f}",
-            "-" if row.epochs is None else str(row.epochs),
-            *(_value(row.values.get(key)) for key in keys),
-            row.run or "-",
-        ]
-        for row in ranked
+    columns = [
+        Column("trial", [str(row.number) for row in ranked], keep=True),
+        Column("state", [row.state for row in ranked], justify="left", keep=True),
+        Column(value_name(objective), ["-" if row.value is None else f"{row.value:.4f}" for row in ranked], keep=True),
+        Column("epochs", ["-" if row.epochs is None else str(row.epochs) for row in ranked]),
+        *(
+            Column(heading, [_value(row.values.get(key)) for row in ranked], justify="left", name=key)
+            for key, heading in zip(keys, _headings(keys))
+        ),
+        Column("run", [row.run or "-" for row in ranked], justify="left", keep=True, fold=True),
     ]
-    header = ["trial", "state", value_heading, "epochs", *_headings(keys), "run"]
-    widths = [max(len(text) for text in [name, *(row[i] for row in rows)]) for i, name in enumerate(header)]
-    widths[-1] = RUN_MIN_WIDTH
-    shown = columns_that_fit(widths[:4] + widths[-1:], widths[4:-1], width)
     counts = ", ".join(f"{count} {state}" for state, count in result.counts.items())
-    left_out = keys[shown:]
-    table = Table(
-        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation {objective}",
-        caption=f"left out for width: {', '.join(left_out)} (widen the terminal to see them)" if left_out else None,
-        header_style="bold",
-    )
-    for name in header[: 4 + shown]:
-        table.add_column(name, justify="right" if name in ("trial", value_heading, "epochs") else "left", no_wrap=True)
-    table.add_column("run", overflow="fold", min_width=RUN_MIN_WIDTH)  # a run directory's name may fold
-    for row in rows:
-        table.add_row(*(escape(text) for text in [*row[: 4 + shown], row[-1]]))
-    return table
+    title = f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation {objective}"
+    return Fitted(columns, title=title)
 
 
 def value_name(objective: str) -> str:
@@ -194,7 +183,7 @@ def _value(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return number(value)
     return short(value)
 
 

@@ -2,6 +2,7 @@
 value; accuracy, ECE and NLL against the size of each shift, a line per method (Ovadia et al. 2019,
 fig. 1); the metrics against forward passes per example (compute-matched); selective prediction."""
 
+import math
 import re
 from pathlib import Path
 
@@ -80,27 +81,26 @@ def reliability(study, style: Style | None = None):
     the gap to the diagonal, under a strip of how many examples each bin holds. A bin with fewer
     than MIN_BIN_EXAMPLES draws no bar (its accuracy is noise). With several runs the bins are
     pooled over them; the ECE in each title is the tables' (the mean of per-run ECEs). As many
-    shift values are drawn as four rows of panels hold at the width; the caption names them."""
+    shift values are drawn as three rows of panels hold at the width; the caption names them."""
     style = style or Style()
     chosen = headline(study)
-    shifts = picked_shifts(study, max(1, panel_columns(len(chosen) * len(study.shifts), style, 1.55) * 4 // len(chosen)))
-    pairs = [(method, shift) for shift in shifts for method in chosen]
-    figure, axes = panels(len(pairs), style, aspect=1.2, min_width=1.55, sharex=True, sharey=True)
-    columns = panel_columns(len(pairs), style, 1.55)
-    for index, ((method, shift), ax) in enumerate(zip(pairs, axes)):
-        _reliability_panel(ax, study, method, shift, style, several_shifts=len(shifts) > 1)
-        if index % columns == 0:
-            ax.set_ylabel("accuracy in bin")
-        if index + columns >= len(pairs):
+    columns = panel_columns(len(chosen) * len(study.shifts), style, 1.55)
+    rows_per_shift = math.ceil(len(chosen) / columns)  # each shift value starts a row: its name labels the row
+    shifts = picked_shifts(study, max(1, 3 // rows_per_shift))
+    slots = [(method, shift) for shift in shifts for method in chosen + [None] * (rows_per_shift * columns - len(chosen))]
+    figure, axes = panels(len(slots), style, aspect=1.2, min_width=1.55, sharex=True, sharey=True)
+    for index, ((method, shift), ax) in enumerate(zip(slots, axes)):
+        if method is None:
+            ax.set_visible(False)
+            continue
+        _reliability_panel(ax, study, method, shift, style)
+        if index % columns == 0:  # the shift value names the row (two lines of title would crowd it)
+            ax.set_ylabel(f"{shift.label}\naccuracy in bin" if len(shifts) > 1 else "accuracy in bin")
+        if index + columns >= len(slots) or slots[index + columns][0] is None:
             ax.set_xlabel("confidence")
     figure.suptitle(f"Reliability diagrams, {study.split} set")
     top_legend(figure, *_reliability_legend(), style, most_columns=2)
-    drawn = (
-        ""
-        if len(shifts) == len(study.shifts)
-        else f"; drawn at {', '.join(s.label for s in shifts)} of {len(study.shifts)} shift values"
-    )
-    finish(figure, caption(study, intervals=False) + drawn, style)
+    finish(figure, caption(study, intervals=False) + _left_out(study, shifts), style)
     return figure
 
 
@@ -118,8 +118,8 @@ def _reliability_legend():
     return handles, labels
 
 
-def _reliability_panel(ax, study, method, shift, style: Style, several_shifts: bool) -> None:
-    from matplotlib.ticker import FixedLocator
+def _reliability_panel(ax, study, method, shift, style: Style) -> None:
+    from matplotlib.ticker import FixedFormatter, FixedLocator
 
     scores = study.scores[method, shift]
     filled = [b for b in scores.bins if b.count]
@@ -138,6 +138,7 @@ def _reliability_panel(ax, study, method, shift, style: Style, several_shifts: b
     strip.set_yscale("log")
     strip.set_ylim(0.7, max([b.count for b in filled], default=1) * 2)
     strip.yaxis.set_major_locator(FixedLocator([10, 1000]))
+    strip.yaxis.set_major_formatter(FixedFormatter(["10", "1k"]))
     strip.yaxis.set_minor_locator(FixedLocator([]))
     strip.tick_params(labelbottom=False, labelsize=style.small - 1, length=2)
     strip.spines[["top", "right"]].set_visible(False)
@@ -150,9 +151,8 @@ def _reliability_panel(ax, study, method, shift, style: Style, several_shifts: b
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     runs = len(study.member_scores[method, shift])
     ece = f"ECE {scores.ece:.3f}" + (f" (mean of {runs})" if runs > 1 else "")
-    label = f"{method}, {shift.label}" if several_shifts else method
     side = ax.get_position().width * style.width
-    strip.set_title(wrapped(f"{label}\n{ece}", side * 1.1, style.small), fontsize=style.small)
+    strip.set_title(wrapped(f"{method}\n{ece}", side * 1.3, style.small), fontsize=style.small)  # may run over the y labels' room
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"])
@@ -208,7 +208,7 @@ def compute_curves(study, style: Style | None = None):
                     errors = [[v - b.low for v, b in zip(y, bounds)], [b.high - v for v, b in zip(y, bounds)]]
                 ax.errorbar(x, y, yerr=errors, capsize=2, label=name, **method_style(number))
             ax.set_xscale("log", base=2)
-            _label_matrix(ax, row, column, len(metrics), label, "multiply-adds per example (millions)", shift, len(shifts))
+            _label_matrix(ax, row, column, len(metrics), label, "multiply-adds per example (M)", shift, len(shifts))
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("At equal compute: each method against its multiply-adds per test example")
     finish(figure, f"{caption(study)}; drawn: {drawn_counts(study)}{_left_out(study, shifts)}", style)
@@ -242,9 +242,9 @@ def selective_curves(study, style: Style | None = None):
     style = style or Style()
     shifts = _shifts_that_fit(study, style)
     labels = (
-        ("accuracy, confidence ≥ t", "confidence threshold t"),
-        ("fraction, confidence ≥ t", "confidence threshold t"),
-        ("selective accuracy", "coverage (most certain first)"),
+        ("accuracy,\nconfidence ≥ t", "confidence threshold t"),
+        ("fraction,\nconfidence ≥ t", "confidence threshold t"),
+        ("selective\naccuracy", "coverage"),
     )
     figure, axes = grid(len(labels), len(shifts), style)
     n = len(study.labels)
@@ -268,11 +268,14 @@ def selective_curves(study, style: Style | None = None):
             coverages = sorted(scores.selective)
             coverage.plot(coverages, [scores.selective[c] for c in coverages], **look)
         for row, (y, x) in enumerate(labels):
-            _label_matrix(axes[row][column], row, column, len(labels), y, x, shift, len(shifts))
+            _label_matrix(axes[row][column], row, column, len(labels), y, x, shift, len(shifts), every_row=True)
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("Selective prediction" + (" under shift" if len(study.shifts) > 1 else ""))
     bands = f"; bands: {study.level:.0%} bootstrap interval" if study.threshold_intervals else ""
-    text = f"{caption(study, intervals=False)}; thresholds keeping < {MIN_THRESHOLD_EXAMPLES} examples left out{bands}"
+    text = (
+        f"{caption(study, intervals=False)}; thresholds keeping < {MIN_THRESHOLD_EXAMPLES} examples left out{bands}; "
+        "coverage: the most certain examples by entropy first"
+    )
     finish(figure, text + _left_out(study, shifts), style)
     return figure
 
@@ -288,12 +291,13 @@ def _left_out(study, shifts) -> str:
     return f"; drawn at {', '.join(s.label for s in shifts)} of {len(study.shifts)} shift values (--width wider for more)"
 
 
-def _label_matrix(ax, row, column, rows, y_label, x_label, shift=None, columns=1) -> None:
+def _label_matrix(ax, row, column, rows, y_label, x_label, shift=None, columns=1, every_row=False) -> None:
     """Labels of a grid whose rows are metrics: the y label on the first column, the x label on
-    the last row, the shift value over each column's top panel where there are several."""
+    the last row (on each, where `every_row`: the rows' x differ), the shift value over each
+    column's top panel where there are several."""
     if column == 0:
         ax.set_ylabel(y_label)
-    if row == rows - 1:
+    if row == rows - 1 or every_row:
         ax.set_xlabel(x_label)
     if row == 0 and shift is not None and (columns > 1 or shift.family != "none"):
         ax.set_title(shift.label)

@@ -1,0 +1,59 @@
+"""tune --enqueue and a plan's enqueue: list: known configs are the study's first trials, once."""
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+
+SEARCH = ["--set", "data.val_split=0.2", "--space", "optim.lr=0.001:1:log", "--space", "model.hidden=32x32,64"]
+
+
+def study_trials(journal):
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return optuna.load_study(study_name="default", storage=JournalStorage(JournalFileBackend(str(journal)))).get_trials()
+
+
+def test_enqueued_configs_are_the_first_trials_and_are_put_in_once(in_tmp, invoke, small_args):
+    (in_tmp / "known.yaml").write_text("model: {hidden: [64]}\noptim: {lr: 0.05}\n")
+    (in_tmp / "other.yaml").write_text("model: {hidden: [32, 32]}\n")
+    args = ["tune", *small_args(epochs=2), *SEARCH, "--sampler", "random", "--pruner", "none", "-q"]
+    first = invoke(*args, "--trials", 2, "--enqueue", "known.yaml", "--enqueue", "other.yaml")
+    assert first.exit_code == 0, first.output
+    journal = in_tmp / "runs" / "tune-default" / "study.journal"
+    trials = study_trials(journal)
+    assert trials[0].params == {"model.hidden": "64", "optim.lr": 0.05}
+    assert trials[0].user_attrs["enqueued"] == "known.yaml" and trials[1].user_attrs["enqueued"] == "other.yaml"
+    assert trials[0].user_attrs["config"]["model"]["hidden"] == [64]  # trained as it says
+    again = invoke(*args, "--trials", 3, "--enqueue", "known.yaml", "--enqueue", "other.yaml")
+    assert again.exit_code == 0, again.output
+    trials = study_trials(journal)
+    assert len(trials) == 3 and "enqueued" not in trials[2].user_attrs  # each config once; the third drawn
+
+
+def test_a_plans_enqueue_list_names_files_beside_it(in_tmp, invoke, small_args):
+    (in_tmp / "study").mkdir()
+    (in_tmp / "study" / "known.yaml").write_text("model: {hidden: [32, 32]}\noptim: {lr: 0.2}\n")
+    (in_tmp / "study" / "plan.yaml").write_text(
+        "space:\n  optim.lr: '0.001:1:log'\n  model.hidden: [32x32, 64]\ntrials: 1\npruner: none\nenqueue: [known.yaml]\n"
+    )
+    result = invoke("tune", "--plan", in_tmp / "study" / "plan.yaml", *small_args(epochs=1), "--set", "data.val_split=0.2")
+    assert result.exit_code == 0, result.output
+    (trial,) = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert trial.params == {"optim.lr": 0.2, "model.hidden": "32x32"}
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("model: {hidden: [64]}\noptim: {lr: 5}", "optim.lr=5 is outside the space's range 0.001:1"),
+        ("model: {hidden: [128]}", "model.hidden=128 is not among the space's values (32x32, 64); add it"),
+        ("optim: {lr: -1}", "--enqueue known.yaml: "),
+    ],
+)
+def test_a_config_the_space_cannot_draw_is_refused_before_anything_is_written(in_tmp, invoke, small_args, text, words):
+    (in_tmp / "known.yaml").write_text(text + "\n")
+    result = invoke("tune", *small_args(), *SEARCH, "--trials", 2, "--enqueue", "known.yaml")
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert not (in_tmp / "runs").exists()

@@ -1,0 +1,148 @@
+"""tune's pruning: the grace period, the pruners' settings, never at the last epoch, the rungs'
+agreement with the final value, and a continued trial judged exactly as one never interrupted."""
+
+import pytest
+
+from dropcli import runs
+from dropcli.config import load_config
+from dropcli.experiments import tune_pruning
+from dropcli.experiments.tune_pruning import Pruning
+
+optuna = pytest.importorskip("optuna")
+
+SEARCH = ["--set", "data.val_split=0.2", "--space", "optim.lr=0.001:1:log", "--space", "model.hidden=32x32,64"]
+
+
+def study_trials(journal, name="default"):
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalFileBackend(str(journal)))).get_trials()
+
+
+@pytest.mark.parametrize(
+    "keys, epochs, grace",
+    [
+        ({"optim.momentum_final": 0.99, "optim.momentum_epochs": 15}, 40, 16),  # after the ramp (best-any's base)
+        ({"optim.momentum_final": 0.99, "optim.momentum_epochs": 15}, 100, 25),  # not before a quarter
+        ({"optim.warmup_epochs": 5}, 12, 6),
+        ({}, 10, 3),
+        ({"optim.momentum_epochs": 15}, 8, 2),  # no momentum_final: no ramp
+    ],
+)
+def test_the_default_grace_follows_the_ramp_and_a_quarter_of_the_epochs(keys, epochs, grace):
+    config = load_config(overrides=[f"{key}={value}" for key, value in keys.items()])
+    assert tune_pruning.grace_epochs(Pruning(), config, epochs) == grace
+
+
+def test_a_grace_is_epochs_or_a_fraction_of_them():
+    config = load_config()
+    assert tune_pruning.grace_epochs(Pruning(grace=25), config, 100) == 25
+    assert tune_pruning.grace_epochs(Pruning(grace=0.3), config, 40) == 12
+
+
+@pytest.mark.parametrize("name", ["asha", "hyperband", "median"])
+def test_no_trial_is_pruned_before_the_grace_period(name):
+    """The worst trial goes on until the grace period's epoch, and is stopped there (hyperband: if
+    its bracket's first rung is there; the other's is at the last epoch, never judged)."""
+    config = load_config()
+    pruner = tune_pruning.pruner(optuna, name, Pruning(grace=3, reduction=2), config, 6)
+    study = optuna.create_study(direction="maximize", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+    for good in range(8):  # complete trials, good at every epoch
+        trial = study.ask()
+        for epoch in range(1, 7):
+            trial.report(0.8 + good / 100, epoch)
+            trial.should_prune()
+        study.tell(trial, 0.8 + good / 100)
+    worst = study.ask()
+    asked = []
+    for epoch in range(1, 6):
+        worst.report(0.1, epoch)
+        asked.append(worst.should_prune())
+    assert asked[:2] == [False, False]
+    assert asked[2] or name == "hyperband"
+
+
+def test_the_last_epoch_is_never_judged(in_tmp, invoke, small_args, monkeypatch):
+    monkeypatch.setattr(
+        optuna.trial.Trial, "should_prune", lambda trial: True
+    )  # a pruner that stops everything it is asked about
+    result = invoke("tune", *small_args(epochs=1), *SEARCH, "--trials", 2, "--pruner", "median", "-q")
+    assert result.exit_code == 0, result.output
+    assert [t.state.name for t in study_trials(in_tmp / "runs" / "tune-default" / "study.journal")] == ["COMPLETE"] * 2
+
+
+def test_a_plans_pruner_mapping_sets_grace_reduction_and_bootstrap(in_tmp, invoke, small_args):
+    plan = in_tmp / "plan.yaml"
+    plan.write_text(
+        "space:\n  optim.lr: '0.001:1:log'\ntrials: 3\nsampler: random\n"
+        "pruner: {name: asha, grace: 2, reduction: 2, bootstrap: 1}\n"
+    )
+    result = invoke("tune", "--plan", plan, *small_args(epochs=4), "--set", "data.val_split=0.2")
+    assert result.exit_code == 0, result.output
+    best = (in_tmp / "runs" / "tune-default" / "best.yaml").read_text()
+    assert "pruner: asha (grace 2 epochs, reduction 2, bootstrap 1)" in best
+    assert "rungs against the final val acc" in result.output and "epoch 2:" in result.output
+    for trial in study_trials(in_tmp / "runs" / "tune-default" / "study.journal"):
+        assert trial.state.name == "COMPLETE" or trial.last_step >= 2  # none judged before the grace period
+    # --grace on the command line overrides the plan's
+    again = invoke("tune", "--plan", plan, *small_args(epochs=4), "--set", "data.val_split=0.2", "--grace", 3, "--summary")
+    assert again.exit_code == 0, again.output
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--pruner", "asha", "--grace", 4], "the grace must end before it"),
+        (["--pruner", "asha", "--grace", 2.5], "a whole number"),
+        (["--pruner", "median", "--reduction", 3], "--reduction is a setting of the asha and hyperband pruners"),
+        (["--pruner", "asha", "--reduction", 1], "N a whole number >= 2"),
+    ],
+)
+def test_bad_pruner_settings_are_one_line_and_exit_2(in_tmp, invoke, small_args, extra, words):
+    result = invoke("tune", *small_args(epochs=4), *SEARCH, "--trials", 2, *extra)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and words in lines[0], result.output
+    assert not (in_tmp / "runs").exists()
+
+
+def test_spearman_against_a_hand_count():
+    assert tune_pruning.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1)
+    assert tune_pruning.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
+    # ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): Pearson of the ranks
+    assert tune_pruning.spearman([0.1, 0.5, 0.5, 0.9], [1, 2, 3, 4]) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
+    assert tune_pruning.spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def rungs_of(trial) -> dict:
+    return {key: value for key, value in trial.system_attrs.items() if key.startswith("completed_rung")}
+
+
+def test_a_continued_trial_reports_every_epoch_as_one_never_interrupted(in_tmp, invoke, small_args, monkeypatch):
+    """Interrupted after its rung at epoch 2 (epoch 3 saved, not yet judged) and continued: its rungs
+    hold epochs 1 and 2's values, as the same trial's trained in one go, and its epochs count once."""
+    from dropcli.experiments import tune_search
+
+    args = [*small_args(epochs=5), *SEARCH, "--trials", 1, "--pruner", "asha", "--grace", 1, "--reduction", 2, "-q"]
+    assert invoke("tune", *args, "--run-dir", "whole").exit_code == 0
+    (whole,) = study_trials(in_tmp / "whole" / "study.journal")
+
+    real = tune_search._Judge.epoch_finished
+
+    def interrupt_at_epoch_3(judge, metrics):
+        if metrics.epoch == 3:
+            raise KeyboardInterrupt
+        real(judge, metrics)
+
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", interrupt_at_epoch_3)
+    assert invoke("tune", *args, "--run-dir", "parts").exit_code == 130
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", real)
+    resumed = invoke("tune", *args, "--run-dir", "parts")
+    assert resumed.exit_code == 0, resumed.output
+    first, retry = study_trials(in_tmp / "parts" / "study.journal")
+    assert retry.user_attrs["retry_of"] == 0 and retry.state.name == "COMPLETE"
+    assert retry.intermediate_values == whole.intermediate_values
+    assert rungs_of(retry) == rungs_of(whole) and len(rungs_of(whole)) == 3  # rungs at epochs 1, 2 and 4
+    metrics = runs.read_metrics(in_tmp / "parts" / "trial-0000")
+    assert rungs_of(retry)["completed_rung_1"] == metrics[1]["val_acc"]  # epoch 2's, not the last epoch's
+    assert "compute: 5 epochs trained in all" in resumed.output  # 3 by the interrupted trial, 2 by its continuation
