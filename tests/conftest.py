@@ -285,3 +285,13 @@ def wait_for_epochs():
         raise AssertionError("training did not get far enough in time")
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (postgres_server.py), started on first use and stopped at the end
+    of the session; postgres.url(name) makes a database and gives its URL."""
+    from postgres_server import running_server
+
+    with running_server() as server:
+        yield server
