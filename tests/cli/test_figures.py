@@ -318,7 +318,6 @@ def fake_study(methods=("deterministic", "mc dropout K=1", "mc dropout K=3"), ru
         scores={},
         member_scores={},
         passes={method: int(method[-1]) if "K=" in method else 1 for method in methods},
-        multiply_adds={method: 2e5 * (0.75 + 0.25 * int(method[-1]) if "K=" in method else 1) for method in methods},
         level=0.95,
         intervals={},
         threshold_intervals={},
