@@ -57,12 +57,12 @@ PAPER_HIDDEN = "1024x1024x1024"  # the dropout paper's MNIST net (Srivastava et 
 
 
 def dropcli_epoch(config: Config, dataset: data.Splits) -> Callable[[], None]:
-    """One dropcli epoch: train_one_epoch, then evaluate on the test set."""
+    """One dropcli epoch: train_one_epoch, then evaluate on the test set (in the config's precision, as a run does)."""
     state = new_state(config, dataset.train.X.device)
 
     def epoch() -> None:
         train_one_epoch(state, dataset.train, config, epoch=1)
-        evaluate(state.model, dataset.test)
+        evaluate(state.model, dataset.test, precision=config.train.precision)
 
     return epoch
 
@@ -111,19 +111,24 @@ def matmul_flops(config: Config, n_examples: int, training: bool) -> int:
     return 2 * n_examples * (sum(macs) + (sum(macs) + sum(macs[1:])) * training)
 
 
-def roofline_epoch(config: Config, n_train: int, n_test: int, device: torch.device) -> tuple[Callable[[], None], int]:
-    """The epoch's matrix products and nothing else, and their FLOPs: per training batch a
-    forward product and a weight update (W.addmm_) per layer and the input gradient of every
-    layer but the first; per evaluation batch the forward products."""
+def roofline_epoch(
+    config: Config, n_train: int, n_test: int, device: torch.device, dtype: torch.dtype = torch.float32
+) -> tuple[Callable[[], None], int]:
+    """The epoch's matrix products and nothing else, in `dtype`, and their FLOPs: per training
+    batch a forward product and a weight update (W.addmm_) per layer and the input gradient of
+    every layer but the first; per evaluation batch the forward products."""
     sizes = layer_sizes(config)
-    weights = [torch.randn(n_out, n_in, device=device) * 0.01 for n_in, n_out in zip(sizes, sizes[1:])]
-    biases = [torch.zeros(n_out, device=device) for n_out in sizes[1:]]
+    weights = [(torch.randn(n_out, n_in, device=device) * 0.01).to(dtype) for n_in, n_out in zip(sizes, sizes[1:])]
+    biases = [torch.zeros(n_out, device=device, dtype=dtype) for n_out in sizes[1:]]
     batch, last = config.train.batch_size, n_train % config.train.batch_size
     plan = [(batch, True)] * (n_train // batch) + [(last, True)] * (last > 0)
     plan += [(min(EVAL_BATCH_SIZE, n_test - start), False) for start in range(0, n_test, EVAL_BATCH_SIZE)]
     # Each layer's input and output gradient, one set per batch size, made once.
     tensors = {
-        size: ([torch.rand(size, n, device=device) for n in sizes[:-1]], [torch.randn(size, n, device=device) for n in sizes[1:]])
+        size: (
+            [torch.rand(size, n, device=device).to(dtype) for n in sizes[:-1]],
+            [torch.randn(size, n, device=device).to(dtype) for n in sizes[1:]],
+        )
         for size, _ in plan
     }
 

@@ -147,7 +147,7 @@ def _handlers(handlers: dict) -> Iterator[None]:
 
 
 def autocast(device: torch.device, precision: str):
-    """bf16 autocast for "bf16", nothing for "fp32"."""
-    if precision == "fp32":
+    """bf16 autocast for "bf16", nothing for "fp32" (runs resolve "auto" to one of them first)."""
+    if precision != "bf16":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

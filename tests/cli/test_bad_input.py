@@ -62,6 +62,15 @@ def wrong_shape(payload):
     payload["model"]["hidden_1.weight"] = torch.zeros(3, 3)
 
 
+def last_unreadable_best_kept(tmp):
+    """The finished run, as one with a validation split would be (a best.pt), whose last.pt is unreadable."""
+    with_run()(tmp)
+    checkpoint_dir = tmp / "r" / runs.CHECKPOINT_DIR
+    shutil.copy(checkpoint_dir / "last.pt", checkpoint_dir / "best.pt")
+    (checkpoint_dir / "last.pt").write_bytes(RANDOM_BYTES)
+    return []
+
+
 def cut_metrics(tmp):
     with_run()(tmp)
     path = tmp / "r" / runs.METRICS_FILE
@@ -442,10 +451,17 @@ CASES = [
     # evaluate says what to do instead
     (
         "evaluate-last-unreadable",
-        run_file("checkpoints/last.pt", RANDOM_BYTES),
+        last_unreadable_best_kept,
         ["evaluate", "r"],
         2,
         "r/checkpoints/best.pt is fine: dropcli evaluate r/checkpoints/best.pt",
+    ),
+    (  # no validation split: no best.pt to fall back on
+        "evaluate-last-unreadable-no-best",
+        run_file("checkpoints/last.pt", RANDOM_BYTES),
+        ["evaluate", "r"],
+        2,
+        "the run has no best.pt (no validation split): train it again",
     ),
     ("evaluate-diverged-at-once", diverged_at_once, ["evaluate", "r"], 2, "the run diverged before saving any checkpoint"),
     ("evaluate-not-a-run", write("d/notes.txt", "mine"), ["evaluate", "d"], 2, "d: nothing to evaluate, not a run directory"),

@@ -24,7 +24,7 @@ def test_train_writes_a_run_directory(in_tmp, invoke, small_args):
     assert result.exit_code == 0, result.output
     run_dir = in_tmp / "runs" / "first"
     assert sorted(p.name for p in run_dir.iterdir()) == ["checkpoints", "config.yaml", "metrics.jsonl", "summary.json"]
-    assert sorted(p.name for p in (run_dir / runs.CHECKPOINT_DIR).iterdir()) == ["best.pt", "last.pt"]
+    assert sorted(p.name for p in (run_dir / runs.CHECKPOINT_DIR).iterdir()) == ["last.pt"]  # no validation split: no best
     config = yaml.safe_load((run_dir / runs.CONFIG_FILE).read_text())
     assert config["model"]["kind"] == "builtin" and config["train"]["epochs"] == 2
     metrics = [json.loads(line) for line in (run_dir / runs.METRICS_FILE).read_text().splitlines()]
@@ -48,6 +48,19 @@ def test_quiet_prints_only_the_summary(in_tmp, invoke, small_args):
     assert result.exit_code == 0
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2 and lines[0].startswith("scratch: test acc") and lines[1].startswith("run saved to runs/")
+
+
+def test_quiet_experiments_print_only_their_final_summary(in_tmp, invoke, small_args):
+    args = [*small_args(epochs=1, train=300, test=100), "-q"]
+    swept = invoke("sweep", *args, "--grid", "model.dropout_1=0,0.5")
+    assert swept.exit_code == 0, swept.output
+    assert "run saved to" not in swept.stdout and "test acc 0." not in swept.stdout and "trial 1 of" not in swept.stdout
+    assert swept.stdout.strip().splitlines()[-1].startswith("sweep saved to runs/")
+    tuned = invoke("tune", *args, "--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1:log", "--trials", 2)
+    assert tuned.exit_code == 0, tuned.output
+    assert "run saved to" not in tuned.stdout and "epoch 1/1" not in tuned.stdout and "trial #" not in tuned.stdout
+    assert tuned.stderr == ""  # nor Optuna's warnings
+    assert tuned.stdout.strip().splitlines()[-1].startswith("tune saved to runs/tune-default")
 
 
 def test_two_runs_with_one_seed_write_identical_metrics(in_tmp, invoke, small_args):

@@ -54,18 +54,30 @@ def test_runs_table_keeps_whole_paths_and_prints_no_python_values():
 
 def test_runs_table_fits_80_and_100_columns_without_breaking_a_number_or_word():
     keys = ["model.hidden", "model.dropout", "data.train_limit", "optim.lr", "metrics.activation_stats"]
-    settings = {"model.hidden": [1024, 1024], "model.dropout": [0.5, 0.2], "data.train_limit": 2000, "optim.lr": 0.05}
-    infos = [
-        info(f"sweep-long-name-20261205-081709/trial_{n}", **settings, **{"metrics.activation_stats": True}) for n in range(3)
-    ]
+
+    def settings(n: int) -> dict:
+        return {
+            "model.hidden": [1024] * (n + 1),
+            "model.dropout": [0.5] * (n + 1),
+            "data.train_limit": 2000 * n,
+            "optim.lr": 0.0638612345 * (n + 1),
+            "metrics.activation_stats": n == 1,
+        }
+
+    infos = [info(f"sweep-long-name-20261205-081709/trial_{n}", **settings(n)) for n in range(3)]
     for width in (80, 100):
         text = runs_table(infos, keys, width)
         lines = text.splitlines()
         assert max(map(len, lines)) <= width
-        rows = [line for line in lines if line.startswith("│") and "0.6100" in line]
-        assert len(rows) == 3 and all("scratch" in row and "finished" in row and "2/2" in row for row in rows)
-        assert "left out for width:" in text and "metrics.activation_stats" in text  # named in the caption
-    assert "1024x1024" in runs_table(infos, keys, 100)
+        assert "runs under runs/sweep-long-name-20261205-081709" in text  # the shared directory once, in the title
+        rows = [line for line in lines if line.startswith("│") and "0.6000" in line]
+        assert len(rows) == 3 and all(f"trial_{n} " in row and "finished" in row for n, row in enumerate(rows))
+        assert "1024x1024x1024" in rows[2] and "0.5,0.5,0.5" in rows[2]  # whole, on one line
+        # Columns that hold one value in every row go before any that tell the runs apart.
+        caption = " ".join(text.split()).partition("left out for width:")[2]
+        assert "model (scratch in every row)" in caption and "epochs (2/2 in every row)" in caption
+        assert "model.hidden" not in caption
+    assert " 0.06386 " in runs_table(infos, keys, 100)  # a tuned rate in 4 significant figures
 
 
 def test_tune_table_fits_80_and_100_columns_without_breaking_a_number_or_word():

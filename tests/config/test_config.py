@@ -99,9 +99,9 @@ def test_replace_changes_one_key_and_validates():
         ("model: {mask_mode: bytes}\n", r"model.mask_mode must be one of bool, bits, bernoulli"),
         ("device: gpu\n", r"device must be auto, cpu, cuda, cuda:N \(N < 10000\) or mps, got 'gpu'"),
         ("data: {val_split: 1.0}\n", r"data.val_split must be at least 0 and below 1"),
-        ("train: {precision: fp16}\n", r"train.precision must be one of fp32, bf16, got 'fp16'"),
+        ("train: {precision: fp16}\n", r"train.precision must be one of fp32, bf16, auto, got 'fp16'"),
         ("train: {compile: yes please}\n", r"train.compile must be true or false, got 'yes please'"),
-        ("train: {monitor: val_acc}\n", r"train.monitor must be a test_ metric or auto unless data.val_split > 0"),
+        ("train: {monitor: val_acc}\n", r"train.monitor must be auto unless data.val_split > 0"),
         ("optim: {weight_decay: -0.1}\n", r"optim.weight_decay must be a finite number >= 0"),
         ("model: {kind: gaussian, dropout_1: 1.0}\n", r"model.dropout must be rates below 1 for gaussian noise"),
         ("metrics: {activation_stats: 1}\n", r"metrics.activation_stats must be true or false, got 1"),
@@ -180,3 +180,19 @@ def test_replacing_the_widths_keeps_one_rate_for_all_layers():
     per_layer = load_config(None, ["model.dropout=[0.2,0.5]"])
     with pytest.raises(DropcliError, match="model.dropout has 2 rates for 3 hidden layers"):
         replace(per_layer, "model.hidden", "64x64x64")
+
+
+@pytest.mark.parametrize(
+    "files, caused, words",
+    [
+        (["a.yaml", "b.yaml"], "b.yaml", "model.hidden 64 (1 hidden layer) leaves 2 rates in model.dropout (set by {a.yaml})"),
+        (["b.yaml", "a.yaml"], "a.yaml", "model.dropout has 2 rates for 1 hidden layer (model.hidden 64, set by {b.yaml})"),
+    ],
+)
+def test_a_clash_between_merged_files_names_the_file_whose_key_caused_it(tmp_path, files, caused, words):
+    (tmp_path / "a.yaml").write_text("model: {dropout: [0.2, 0.5]}\n")
+    (tmp_path / "b.yaml").write_text("model: {hidden: [64]}\n")
+    with pytest.raises(DropcliError) as caught:
+        load_config([tmp_path / name for name in files])
+    expected = words.replace("{a.yaml}", str(tmp_path / "a.yaml")).replace("{b.yaml}", str(tmp_path / "b.yaml"))
+    assert str(caught.value).startswith(f"{tmp_path / caused}: {expected}")

@@ -53,6 +53,8 @@ def test_a_tiny_tune_prunes_and_writes_a_config_that_train_takes(in_tmp, invoke,
         assert summary["status"] == {"PRUNED": "pruned", "COMPLETE": "finished"}[trial.state.name]
         assert summary["epochs"] == trial.user_attrs["epochs"] == (3 if trial.state.name == "COMPLETE" else trial.last_step)
     assert (in_tmp / "t.svg").stat().st_size > 0
+    complete = states.count("COMPLETE")  # under 8: the importance of each key is withheld, in one line
+    assert f"importance of each key withheld: it rests on {complete} complete trial" in result.output
     listed = invoke("runs", directory, "--status", "pruned", "--json")
     assert listed.exit_code == 0 and len(json.loads(listed.output)) == states.count("PRUNED")
     best = directory / "best.yaml"
@@ -244,7 +246,7 @@ def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_
         str(tmp_path / "study"),
         "-q",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PYTHONPATH: this checkout (conftest.py)
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert all(process.returncode == 0 for process in processes), outputs
@@ -272,7 +274,7 @@ def test_under_torchrun_each_worker_takes_trials_from_the_study(tmp_path, fake_d
         str(tmp_path / "study"),
         "-q",
     ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PYTHONPATH: this checkout (conftest.py)
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     counts = re.search(r"this command trained 6 trials \((\d+) \+ (\d+) on 2 workers\)", done.stdout)

@@ -67,7 +67,9 @@ def test_diff_of_two_runs(some_runs, invoke):
     assert "config keys that differ" in result.stdout and "model.kind" in result.stdout and "optim.lr" in result.stdout
     assert "test acc" in result.stdout and "reported epoch" in result.stdout and "None" not in result.stdout
     same = invoke("runs", "--diff", some_runs / "plain", some_runs / "plain")
-    assert same.exit_code == 0 and same.stdout.splitlines()[0] == "config keys that differ: none"  # a line of its own
+    assert (
+        same.exit_code == 0 and same.stdout.splitlines()[2] == "config keys that differ: none"
+    )  # a line of its own, after A: and B:
     result = invoke("runs", "--diff", some_runs / "s", some_runs / "plain")
     assert result.exit_code == 2 and "not a run directory" in result.stderr
     result = invoke("runs", "--diff", some_runs / "plain", some_runs / "plain", "--json", "--where", "model.kind=scratch")

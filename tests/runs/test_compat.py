@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import mc_dropout_by_hand
 from dropcli import runs
 from dropcli.runs import checkpoints
 
@@ -68,6 +69,18 @@ def test_an_old_run_resumes_exactly(old_run, invoke, fake_data, without_times, i
     assert without_times(metrics(FIXTURE)) == whole[:2]
     saved = yaml.safe_load((old_run / runs.CONFIG_FILE).read_text())["model"]
     assert (saved["hidden"], saved["dropout"]) == ([4, 3], [0.5, 0.5]) and "hidden_1" not in saved
+    # Its checkpoint's best epoch was chosen by test accuracy: not carried on (no validation split, no best).
+    assert checkpoints.load(FIXTURE / runs.LAST_CHECKPOINT)["best"]["metric"] == "test_acc"
+    assert json.loads((old_run / runs.SUMMARY_FILE).read_text())["best"] is None
+
+
+def test_an_old_run_that_monitored_a_test_metric_still_lists_and_evaluates(old_run, invoke, fake_data, in_tmp):
+    config = old_run / runs.CONFIG_FILE
+    config.write_text(config.read_text().replace("monitor: auto", "monitor: test_acc"))
+    assert "monitor: test_acc" in config.read_text()  # allowed when such runs were saved; refused today
+    listed = json.loads(invoke("runs", in_tmp / "runs", "--json").stdout)
+    assert [(record["run"], record["status"]) for record in listed] == [("old", "finished")]
+    assert invoke("evaluate", old_run, "--data-dir", fake_data, "--json").exit_code == 0
 
 
 def test_an_old_run_evaluates_as_it_reported(old_run, invoke, fake_data):
@@ -95,6 +108,9 @@ def test_old_and_new_runs_list_filter_diff_and_plot_together(old_run, invoke, sm
     diff = invoke("runs", "--diff", old_run, new)
     assert diff.exit_code == 0 and "model.hidden" in diff.stdout and "4x3" in diff.stdout
     scored = invoke("evaluate", new, "--mc-samples", "3", "--json")  # Monte Carlo dropout at depth 3
-    assert scored.exit_code == 0 and 0 <= json.loads(scored.stdout)["mc_accuracy"] <= 1
+    assert scored.exit_code == 0
+    accuracy, nll = mc_dropout_by_hand(new, passes=3)
+    assert json.loads(scored.stdout)["mc_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert json.loads(scored.stdout)["mc_loss"] == pytest.approx(nll, rel=1e-5)
     plotted = invoke("plot", old_run, new, "-o", in_tmp / "both.png")
     assert plotted.exit_code == 0 and (in_tmp / "both.png").stat().st_size > 10_000

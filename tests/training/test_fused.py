@@ -119,7 +119,6 @@ def test_one_fused_step_moves_each_weight_by_minus_lr_times_its_gradient(fake_da
     [
         ("model.kind=dropconnect", "train.engine must be autograd for model.kind dropconnect"),
         ("model.kind=gaussian", "train.engine must be autograd for model.kind gaussian"),
-        ("train.precision=bf16", "train.engine must be autograd with train.precision bf16"),
         ("train.compile=true", "train.engine must be autograd with train.compile"),
         ("metrics.activation_stats=true", "train.engine must be autograd with metrics.activation_stats"),
     ],

@@ -85,7 +85,9 @@ def test_adaptive_ece_on_a_toy_case():
 
 
 def test_accuracy_above_a_confidence_threshold():
-    p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]])
+    # float64, so that the confidence 0.6 is the threshold 0.6 exactly (in float32 it is 0.6000000238,
+    # above it, and the test would pass with > as with >=).
+    p = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]], dtype=torch.float64)
     labels = torch.tensor([0, 1, 1, 0])
     scores = calibration.score(p, labels)
     assert scores.thresholds[0.0] == (0.75, 1.0)
@@ -233,8 +235,17 @@ def test_the_full_study_in_one_call(three_runs, invoke, in_tmp):
     for suffix in ("reliability", "shift", "compute", "selective"):
         assert (in_tmp / f"f-{suffix}.png").stat().st_size > 10_000
     # The terminal tables carry the intervals and the out-of-distribution table.
-    text = invoke("evaluate", three_runs, "--mc-samples", "2", "--bootstrap", "20", "--ood", ood_dir).stdout
+    text = invoke("evaluate", three_runs, "--mc-samples", "2", "--bootstrap", "40", "--ood", ood_dir).stdout
     assert "±" in text and "AUROC" in text and "mutual information" in text
+
+
+def test_ensembles_that_leave_runs_out_say_so(three_runs, invoke):
+    result = invoke("evaluate", three_runs, "--ensemble-sizes", "2", "--bootstrap", "0")
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "ensemble M=2: 1 disjoint ensemble of 2 runs, so the last 1 run of 3 is in none" in said, result.stdout
+    study = json.loads(invoke("evaluate", three_runs, "--ensemble-sizes", "1,3", "--bootstrap", "0", "--json").stdout)
+    assert not any("in none" in note for note in study["uncertainty"]["notes"])  # 1 and 3 divide 3 runs
 
 
 def test_plain_nets_get_no_mc_dropout_rows(in_tmp, invoke, small_args):
@@ -254,11 +265,16 @@ BAD = [
     (["--last-layer"], "--last-layer is MC dropout with only the last noise layer on"),
     (["--ood", "nowhere"], "--ood nowhere: not a directory, nor one of fashion-mnist, mnist, kmnist"),
     (["--ood", "."], "--ood .: no t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz in ."),
+    (["--bootstrap", "1"], "--bootstrap 1: a 95% interval needs at least 40 resamples"),
+    (["--bootstrap", "39"], "--bootstrap 39: a 95% interval needs at least 40 resamples"),
+    (["--bootstrap", "199", "--level", "0.99"], "--bootstrap 199: a 99% interval needs at least 200 resamples"),
+    (["--ood", "empty"], "--ood empty: empty/t10k-images-idx3-ubyte holds no images"),
 ]
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_study_options_are_one_line_and_write_nothing(three_runs, invoke, in_tmp, args, message):
+    write_ood_images(in_tmp / "empty", n=0)  # a test file of 0 images
     before = sorted(in_tmp.rglob("*"))
     result = invoke("evaluate", three_runs, *args, "-o", "fig.png", "--predictions", "p.npz")
     assert result.exit_code == 2 and message in result.stderr, result.output

@@ -14,6 +14,7 @@ from dropcli.cli.app import rank_zero
 from dropcli.cli.display.console import console
 from dropcli.config import Config, load_config, to_yaml
 from dropcli.config.vocabulary import DATA_SETS, ENGINES, MODEL_KINDS, one_of
+from dropcli.errors import DropcliError
 
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda, cuda:N or mps (sets device).")]
 DataDirOption = Annotated[
@@ -129,6 +130,54 @@ EXPERIMENT_OPTIONS = {
 }
 
 
+# How a figure is sized and typeset for a paper: every command that draws one takes these.
+FIGURE_OPTIONS = {
+    "width": Option(
+        Annotated[
+            float,
+            typer.Option(
+                "--width",
+                min=1.5,
+                max=20.0,
+                metavar="INCHES",
+                help="The figure's width as printed: 3.25 for one column of a two-column paper, 6.75 for two. "
+                "The file is this wide, so include it at 100%.",
+            ),
+        ],
+        3.25,
+    ),
+    "font_size": Option(
+        Annotated[
+            float,
+            typer.Option("--font-size", min=4.0, max=24.0, metavar="POINTS", help="Type size of the figure's labels as printed."),
+        ],
+        8.0,
+    ),
+    "footer": Option(
+        Annotated[
+            bool,
+            typer.Option(
+                "--footer/--no-footer",
+                help="The line under the figure that says what was trained (a paper's caption may say it).",
+            ),
+        ],
+        True,
+    ),
+}
+
+
+def figure_style(options: dict, drawn: bool = True, draws: str = "--plot"):
+    """The figure style the options ask for; DropcliError where they are given but nothing is drawn
+    (`draws` names the option that would draw one)."""
+    from dropcli.cli.display.figure import Style
+
+    names = {"width": "--width", "font_size": "--font-size", "footer": "--no-footer"}
+    given = [names[name] for name, option in FIGURE_OPTIONS.items() if options.get(name, option.default) != option.default]
+    if given and not drawn:
+        raise DropcliError(f"{given[0]} sizes a figure, and none is drawn: give {draws} too, or leave {given[0]} out")
+    return Style(options["width"], options["font_size"], options["footer"])
+
+
 def with_options(options: dict[str, Option]):
     """Add `options` to a command's keyword parameters, so commands share one declaration.
 
@@ -162,12 +211,9 @@ def load(options: dict) -> Config:
 
 def open_data(cfg: Config, workers=None):
     """The torch device (this worker's, under torchrun) and the data on it; may raise DropcliError."""
-    from dropcli import data
-    from dropcli.parallel.workers import Workers
+    from dropcli.api import training
 
-    check_extras(cfg)
-    torch_device = (workers or Workers()).device(cfg.device)
-    return torch_device, data.load(cfg.data, cfg.seed, torch_device)
+    return training.open_data(cfg, workers)
 
 
 def describe(cfg: Config, data, device) -> None:
@@ -176,7 +222,23 @@ def describe(cfg: Config, data, device) -> None:
     typer.echo(to_yaml(cfg), nl=False)
     typer.echo(f"data: {data.source} ({len(data.train):,} training{val}, {len(data.test):,} test images)")
     typer.echo(f"device: {device}")
+    _describe_precision(cfg, device)
     typer.echo("dry run: nothing trained, nothing written")
+
+
+def _describe_precision(cfg: Config, device) -> None:
+    """What the machine offers for bf16, and the precision the run would train in."""
+    from dropcli.training.precision import bf16_offer, choose_precision, shown_cpu_flags
+
+    offer = bf16_offer(device)
+    if device.type == "cpu":
+        typer.echo(f"cpu flags: {shown_cpu_flags()}")
+    typer.echo(f"bf16 products: {'native' if offer.bf16 else 'not native'}, {offer.what}")
+    if cfg.train.precision == "bf16" and not offer.bf16:
+        typer.echo("precision: bf16 would be refused here; use fp32 or auto")
+        return
+    choice = choose_precision(cfg, device)
+    typer.echo(f"precision: {choice.used} ({choice.why})")
 
 
 def check_extras(cfg: Config) -> None:
@@ -187,18 +249,20 @@ def check_extras(cfg: Config) -> None:
         check_available()
 
 
-def reporter(quiet: bool):
-    """The terminal display of runs: live on a terminal, a line per epoch elsewhere."""
+def reporter(quiet: bool, run_lines: bool = True):
+    """The terminal display of runs: live on a terminal, a line per epoch elsewhere; `run_lines`
+    False keeps even each run's closing lines back (an experiment's -q: its table is the summary)."""
     from dropcli.cli.display.report import Reporter
 
-    return Reporter(console(), quiet=quiet)
+    return Reporter(console(), quiet=quiet, run_lines=run_lines)
 
 
 @contextlib.contextmanager
-def interrupts_reported(kept: Callable[[], str]):
+def interrupts_reported(kept: Callable[[], str] | None = None):
     """On Ctrl-C or SIGTERM, stop at once, say what was kept, and exit 130 or 143; when a file
     cannot be written (a full disk), say so and what was kept, and exit 1. `kept()` says what
-    was kept, looked at after the stop."""
+    was kept, looked at after the stop; without it, the API's functions have said it (the
+    interrupt's `kept`, the WriteError's message)."""
     from dropcli.files import WriteError
     from dropcli.runtime import Terminated, sigterm_as_interrupt
 
@@ -207,7 +271,10 @@ def interrupts_reported(kept: Callable[[], str]):
             yield
     except KeyboardInterrupt as interrupt:
         if rank_zero():  # every worker is interrupted; one says what was kept
-            typer.echo(f"interrupted; {kept()}", err=True)
+            said = kept() if kept is not None else getattr(interrupt, "kept", "stopped before training began; nothing is kept")
+            typer.echo(f"interrupted; {said}", err=True)
         raise typer.Exit(143 if isinstance(interrupt, Terminated) else 130) from None
     except WriteError as error:
+        if kept is None:
+            raise
         raise WriteError(f"{error}; {kept()}") from None

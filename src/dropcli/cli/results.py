@@ -8,8 +8,7 @@ import typer
 
 from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.display.console import console
-from dropcli.cli.options import DataDirOption, DeviceOption, flags
-from dropcli.config import load_config
+from dropcli.cli.options import FIGURE_OPTIONS, DataDirOption, DeviceOption, figure_style, with_options
 from dropcli.config.vocabulary import SPLITS, one_of
 from dropcli.errors import DropcliError
 
@@ -20,6 +19,7 @@ from dropcli.errors import DropcliError
     "--predictions p.npz; compute-matched, with intervals: dropcli evaluate runs/study --mc-sweep 1,3,10,50 --ensemble-sizes 1,3,5 "
     "--temperature --last-layer --bootstrap 1000 --shift rotate=0,15,45,90 --ood mnist -o study.png",
 )
+@with_options(FIGURE_OPTIONS)
 def evaluate(
     targets: Annotated[
         list[Path],
@@ -49,7 +49,9 @@ def evaluate(
             "--shift",
             metavar="FAMILY=START:STOP:STEP",
             help="Score on shifted copies of the split: rotate (degrees), translate "
-            "(pixels) or noise (Gaussian std on [0, 1] pixels), STOP included, or FAMILY=V1,V2. Repeatable, e.g. "
+            "(pixels), noise (Gaussian std on [0, 1] pixels), blur (sigma, pixels), contrast (fraction taken away, 0-1), "
+            "elastic (largest displacement, pixels) or speckle (std of multiplicative noise), STOP included, or "
+            "FAMILY=V1,V2. Repeatable, e.g. "
             "--shift rotate=0:180:15 --shift noise=0.1,0.3.",
         ),
     ] = None,
@@ -118,16 +120,18 @@ def evaluate(
         typer.Option("--level", min=0.5, max=0.999, help="Coverage of the bootstrap intervals, e.g. --level 0.9."),
     ] = 0.95,
     ood: Annotated[
-        str | None,
+        list[str] | None,
         typer.Option(
             "--ood",
             metavar="DIR|NAME",
             help="Out-of-distribution detection against another IDX data set's test images: a directory holding "
-            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist. "
-            "AUROC and AUPR by max probability, entropy and mutual information.",
+            "t10k-images-idx3-ubyte\\[.gz], or mnist / kmnist where dropcli finds them, e.g. --ood ~/data/mnist; heldout, "
+            "the classes the runs were not trained on (data.classes); or images made on the spot: noise, constant, inverted. "
+            "Repeatable, e.g. --ood heldout --ood noise. AUROC, AUPR and FPR@95 by max probability, entropy and mutual information.",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    **options,
 ) -> None:
     """Score saved models: accuracy and calibration, per method and shift.
 
@@ -135,54 +139,31 @@ def evaluate(
     """
     import json
 
+    from dropcli.api import scoring
     from dropcli.cli.display import uncertainty_plots
-    from dropcli.cli.display.report import evaluation_tables, monte_carlo_progress
+    from dropcli.cli.display.report import evaluation_tables
     from dropcli.cli.display.uncertainty_tables import tables
-    from dropcli.uncertainty import shifts, study
 
-    if split not in SPLITS:
-        raise DropcliError(f"--split must be one of {one_of(SPLITS)}, got {split!r}")
-    if mc_samples is not None and mc_samples < 1:
-        raise DropcliError(f"--mc-samples {mc_samples}: K must be at least 1 (leave the option out for no Monte Carlo dropout)")
-    points = shifts.parse_all(shift or [])
-    sweep, sizes = _counts("--mc-sweep", mc_sweep), _counts("--ensemble-sizes", ensemble_sizes)
-    if last_layer and not (mc_samples or sweep):
-        raise DropcliError("--last-layer is MC dropout with only the last noise layer on: give --mc-samples K or --mc-sweep too")
-    request = study.Request(
-        targets, split, mc_samples or 0, points, temperature, False, sweep, sizes, last_layer, replicates, level, ood
-    )
+    request = {"split": split, "mc_samples": mc_samples, "shift": shift, "temperature": temperature, "mc_sweep": mc_sweep}
+    request.update(ensemble_sizes=ensemble_sizes, last_layer=last_layer, bootstrap=replicates, level=level, ood=ood)
+    scoring.check_request(**request)  # bad options are refused before -o is checked, as they were
+    style = figure_style(options, drawn=output is not None, draws="-o FIG.png")
     if output is not None:
         uncertainty_plots.check_output(output)
-    with monte_carlo_progress(console(stderr=True)) as progress:
-        outcome = study.evaluate(request, flags({"device": device, "data_dir": data_dir}), predictions, progress)
+    outcome = scoring.evaluate(targets, **request, predictions=predictions, device=device, data_dir=data_dir, progress=True)
     if output is not None:
-        outcome.written[:0] = uncertainty_plots.write(outcome.study, output)
+        outcome.written[:0] = uncertainty_plots.write(outcome.study, output, style)
     if not rank_zero():
         return  # under torchrun each worker scores the same checkpoints: one report is enough
     if as_json:
-        single = outcome.evaluation
-        head = {"checkpoint": str(outcome.study.members[0].checkpoint), **dataclasses.asdict(single)} if single else {}
-        typer.echo(json.dumps({**head, "uncertainty": study.to_json(outcome.study)}, indent=2))
+        typer.echo(json.dumps(outcome.to_json(), indent=2))
     else:
         screen = console()
-        if outcome.evaluation is not None:
-            screen.print(*evaluation_tables(outcome.evaluation, outcome.study.members[0].checkpoint))
+        if outcome.per_class is not None:
+            screen.print(*evaluation_tables(outcome.per_class, outcome.study.members[0].checkpoint))
         screen.print(*tables(outcome.study))
     for path in outcome.written:
         typer.echo(f"wrote {path}", err=as_json)
-
-
-def _counts(option: str, text: str | None) -> tuple[int, ...]:
-    """The positive whole numbers of a comma list such as "1,3,10"; () for none."""
-    if text is None:
-        return ()
-    try:
-        values = tuple(int(part) for part in text.split(","))
-    except ValueError:
-        values = ()
-    if not values or min(values) < 1 or len(set(values)) != len(values):
-        raise DropcliError(f"{option} {text}: expected distinct whole numbers >= 1 separated by commas, e.g. {option} 1,3,10")
-    return values
 
 
 @app.command(
@@ -227,35 +208,29 @@ def predict(
 
     The model expects what Fashion-MNIST holds: one garment, centred, as a 28 x 28 grey image with the garment light on a black background. An image file is converted to grey, padded to a square with its border colour and resized to 28 x 28; a photo of a dark garment on a white background needs --invert. Reading image files needs Pillow (pip install 'dropcli\\[images]').
     """
-    import dataclasses
     import json
+    import warnings
 
-    from dropcli import runs
+    from dropcli.api import scoring
     from dropcli.cli.display.report import prediction_table
-    from dropcli.data import dataset
-    from dropcli.parallel.workers import Workers
-    from dropcli.uncertainty import evaluation
-    from dropcli.uncertainty import predict as predicting
 
-    if not images and not index:
-        raise DropcliError("name an image file (PNG or JPEG) or a test-set image with --index N")
-    path, payload = evaluation.load_target(target)
-    cfg = load_config(base=payload["config"], flags=flags({"device": device, "data_dir": data_dir}))
-    X, sources, true_classes = predicting.inputs(cfg, images or [], index or [], invert, runs.data_source(path))
-    for image, row in zip(images or [], X):
-        if predicting.light_background(row):
-            advice = "it was inverted with --invert: leave that out" if invert else "add --invert"
-            typer.echo(
-                f"note: {image} has a light background, but the model expects a light garment on black; {advice}", err=True
-            )
-    device = Workers().device(cfg.device)
-    predictions = predicting.predict(cfg, payload, X, device, sources, true_classes, mc_samples)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", scoring.ImageWarning)
+        predictions = scoring.predict(
+            target, images, index=index, invert=invert, mc_samples=mc_samples, device=device, data_dir=data_dir
+        )
+    for warning in caught:
+        if issubclass(warning.category, scoring.ImageWarning):
+            typer.echo(f"note: {warning.message}", err=True)
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    path = predictions.checkpoint
     if as_json:
         typer.echo(
             json.dumps(
                 {
                     "checkpoint": str(path),
-                    "classes": list(dataset(cfg.data.name).class_names),
+                    "classes": list(predictions.class_names),
                     "predictions": [{k: v for k, v in dataclasses.asdict(p).items() if k != "class_names"} for p in predictions],
                 },
                 indent=2,
@@ -265,7 +240,11 @@ def predict(
     console().print(prediction_table(predictions, top, path))
 
 
-@app.command(cls=Command, epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf")
+@app.command(
+    cls=Command,
+    epilog="Example: dropcli plot runs/cmp/kind=scratch_seed0 runs/cmp/kind=builtin_seed0 -o curves.pdf --width 6.75",
+)
+@with_options(FIGURE_OPTIONS)
 def plot(
     run_dirs: Annotated[
         list[Path],
@@ -277,13 +256,18 @@ def plot(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="File to write; its suffix chooses the format: .png, .pdf or .svg.")
     ] = Path("curves.png"),
+    **options,
 ) -> None:
-    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one)."""
-    from dropcli.cli.display import figure, plots
-    from dropcli.experiments import trial_dirs
+    """Draw the chapter's figure: loss and accuracy against epoch (train, test and validation when the runs have one).
 
+    Sized for a paper: one column (3.25 inches) by default, --width 6.75 for two; the file is exactly that wide.
+    """
+    from dropcli.api import training
+    from dropcli.cli.display import figure
+
+    style = figure_style(options)
     figure.check_output(output)
-    figure.save(plots.runs_figure(plots.run_groups(trial_dirs(run_dirs))), output)
+    figure.save(training.curves(run_dirs, style), output)
     typer.echo(f"wrote {output}")
 
 

@@ -5,14 +5,15 @@ from typing import Annotated
 
 import typer
 
-from dropcli.cli.app import Command, app
+from dropcli.cli.app import Command, app, rank_zero
 from dropcli.cli.display.console import console
 from dropcli.cli.options import (
     CONFIG_OPTIONS,
     EXPERIMENT_OPTIONS,
+    FIGURE_OPTIONS,
     QUIET_OPTION,
-    check_extras,
     describe,
+    figure_style,
     flags,
     interrupts_reported,
     load,
@@ -49,41 +50,36 @@ def train(
 
     Under torchrun this is data-parallel training (DDP): train.batch_size is the global batch, split evenly over the workers, and rank 0 writes the run.
     """
-    from dropcli import parallel, runs
-    from dropcli.parallel.workers import launch_command
-    from dropcli.runs import loop
-    from dropcli.runs.resume import prepare_resume
-    from dropcli.training.state import check_trainable
+    from dropcli.api import training
 
     if resume is not None and (options["config"] or run_dir is not None):
         raise DropcliError("--resume continues a run with its own config and directory; drop --config and --run-dir")
+    if dry_run:
+        _describe_run(resume, options)
+        return
+    with interrupts_reported():
+        if resume is not None:
+            training.resume_run(resume, options["set_"] or [], flags(options), reporter(options["quiet"]))
+        else:
+            training.train(load(options), run_dir, progress=reporter(options["quiet"]))
+
+
+def _describe_run(resume: Path | None, options: dict) -> None:
+    """What `train` would do, for --dry-run: the resolved config, the data found and the device."""
+    from dropcli import parallel
+    from dropcli.runs.resume import prepare_resume
+
     with parallel.start() as workers:
         if resume is not None:
-            # Rank 0 reads the run (other nodes may not have it) and hands it to every worker.
-            cfg, checkpoint = workers.on_primary(lambda: prepare_resume(resume, options["set_"] or [], flags(options)))
+            cfg = workers.on_primary(lambda: prepare_resume(resume, options["set_"] or [], flags(options)))[0]
         else:
-            cfg, checkpoint = load(options), None
+            cfg = load(options)
         torch_device, data = workers.agreed(lambda: open_data(cfg, workers))
-        if dry_run:
-            describe(cfg, data, torch_device)
-            return
-        check_trainable(cfg, torch_device, workers)  # before a run directory is made
-        if resume is not None:
-            directory = resume
-        else:
-            directory = workers.on_primary(
-                lambda: runs.create_dir(run_dir) if run_dir else runs.unique_dir(runs.RUNS_DIR, runs.default_stem(cfg))
-            )
-        made_here = resume is None and workers.is_primary  # only rank 0 may remove what it made
-        kept = lambda: runs.after_stop(directory, launch_command(), made_here)  # noqa: E731
-        # Under DDP every worker trains the same run: only rank 0 reports it.
-        with interrupts_reported(kept):
-            listeners = [reporter(options["quiet"])] if workers.is_primary else []
-            loop.train_run(cfg, data, torch_device, directory, listeners, resume_from=checkpoint, workers=workers)
+        describe(cfg, data, torch_device)
 
 
 @app.command(cls=Command, epilog="Example: dropcli compare scratch builtin -c configs/default.yaml --seeds 3")
-@with_options(EXPERIMENT_OPTIONS)
+@with_options({**EXPERIMENT_OPTIONS, **FIGURE_OPTIONS})
 def compare(
     models: Annotated[list[str], typer.Argument(help=f"Models to train side by side: {one_of(MODEL_KINDS)}.")],
     plot: Annotated[
@@ -102,14 +98,16 @@ def compare(
     from dropcli.experiments import Grid
 
     grids = [Grid("model.kind", tuple(models), source="MODELS")]
-    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], _curves if plot else None)
+    style = figure_style(options, drawn=plot)
+    draw = (lambda result: _curves(result, style)) if plot else None
+    _experiment(load(options), grids, options, "compare", lambda cells: [compare_table(cells)], draw)
 
 
 @app.command(
     cls=Command,
     epilog="Example: dropcli sweep --grid model.dropout=0,0.2,0.5 --grid model.hidden=256x256,1024x1024x1024 --seeds 2; or: dropcli sweep --plan study.yaml",
 )
-@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"]})
+@with_options({**EXPERIMENT_OPTIONS, "model": CONFIG_OPTIONS["model"], **FIGURE_OPTIONS})
 def sweep(
     grid: Annotated[
         list[str] | None,
@@ -155,54 +153,55 @@ def sweep(
     options["seeds"], sample_count = planned.seeds, planned.sample
     cfg, grids = planned.config, planned.grids
     keys = [g.key for g in grids]
+    log_keys = [g.key for g in grids if g.span is not None and g.span[2]]  # ranges sampled on a log scale
     if sample_count:
         grids = sample(grids, sample_count, cfg.seed)
     view = lambda cells: sweep_tables(cells, keys, matrices=not sample_count)  # noqa: E731 (random search: a row per trial)
-    log_keys = [g.key for g in grids if g.span is not None and g.span[2]]  # ranges sampled on a log scale
-    draw = _sweep_figure(bool(sample_count), log_keys) if plot else None
-    _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count, dry_run=dry_run)
+    style = figure_style(options, drawn=plot)
+    draw = (lambda result: _sweep_figure(result, style)) if plot else None
+    _experiment(cfg, grids, options, "sweep", view, draw, sampled=sample_count, dry_run=dry_run, log_keys=log_keys)
 
 
 def _experiment(
-    cfg: Config, grids, options: dict, kind: str, view, draw, sampled: int | None = None, dry_run: bool = False
+    cfg: Config,
+    grids,
+    options: dict,
+    kind: str,
+    view,
+    draw,
+    sampled: int | None = None,
+    dry_run: bool = False,
+    log_keys: list[str] = (),
 ) -> None:
     """Plan, check and run an experiment (compare or sweep); print `view(cells)`; `draw` a figure.
 
     Under torchrun the trials are dealt over the workers and only rank 0 prints and writes the
     results. Every trial's config, device, data and memory are checked before the first trains.
     """
-    from dropcli import experiments, parallel
+    from dropcli import experiments
+    from dropcli.api.experiments import run_experiment
     from dropcli.cli.display import figure
-    from dropcli.experiments import trials
-    from dropcli.parallel.workers import launch_command
 
     seeds, run_dir = options["seeds"] or 1, options["run_dir"]
-    planned = experiments.plan(cfg, grids, seeds, zipped=sampled is not None)
-    spec = experiments.spec_of(cfg, grids, seeds, sampled)
     if dry_run:
-        _describe_plan(planned, grids, seeds, run_dir)
+        _describe_plan(experiments.plan(cfg, grids, seeds, zipped=sampled is not None), grids, seeds, run_dir)
         return
     if draw is not None:
         figure.check_available()
-    check_extras(cfg)
-    with parallel.start() as workers:
-        trials.check_resources(planned, workers)
-        # Every worker must name the same directory: rank 0 picks (and makes) the default one.
-        directory = run_dir or workers.on_primary(lambda: _default_dir(kind, cfg))
-        with interrupts_reported(lambda: trials.after_stop(directory, launch_command())):
-            # Each worker says when its trials finish; rank 0 alone shows their epochs.
-            listeners = [reporter(options["quiet"] or not workers.is_primary)]
-            cells = trials.run(spec, planned, directory, listeners, workers)
-        if workers.is_primary:
-            screen = console()
-            screen.print(*view(cells))
-            if draw is not None:
-                draw(cells, directory, cfg)
-            screen.print(f"{kind} saved to {directory}", highlight=False)
-    failed = experiments.failures(cells)
+    # --quiet: not even each run's closing lines; the experiment's table is the summary.
+    progress = True if not options["quiet"] else reporter(True, run_lines=False)
+    with interrupts_reported():
+        result = run_experiment(cfg, grids, seeds, sampled, run_dir, kind, progress, log_keys)
+    if rank_zero():  # under torchrun, rank 0 alone prints and writes the results
+        screen = console()
+        screen.print(*view(result.cells))
+        if draw is not None:
+            screen.print(f"figure saved to {draw(result)}", highlight=False, soft_wrap=True)
+        screen.print(f"{kind} saved to {result.directory}", highlight=False)
+    failed = result.failed
     if failed:
         raise DropcliError(
-            f"{len(failed)} of {len(planned)} trials diverged ({', '.join(failed)}); the tables show the rest, "
+            f"{len(failed)} of {sum(len(cell.runs) for cell in result.cells)} trials diverged ({', '.join(failed)}); the tables show the rest, "
             "and each diverged run's summary.json says where it failed",
             exit_code=3,
         )
@@ -220,27 +219,15 @@ def _describe_plan(planned, grids, seeds: int, run_dir: Path | None) -> None:
     typer.echo(f"{count}{where}; dry run: nothing trained, nothing written")
 
 
-def _default_dir(kind: str, cfg: Config) -> Path:
-    from dropcli import runs
+def _curves(result, style) -> Path:
+    from dropcli.cli.display import figure
 
-    return runs.unique_dir(runs.RUNS_DIR, f"{kind}-{cfg.name}-{runs.timestamp()}")
-
-
-def _curves(cells, directory: Path, config: Config) -> None:
-    from dropcli.cli.display import figure, plots
-
-    groups = [
-        (str(cell.values["model.kind"]), [directory / name for name in cell.runs if name not in cell.failed]) for cell in cells
-    ]
-    figure.save(plots.runs_figure([group for group in groups if group[1]]), directory / "curves.png")
+    figure.save(result.curves(style), result.directory / "curves.png")
+    return result.directory / "curves.png"
 
 
-def _sweep_figure(sampled: bool, log_keys: list[str]):
-    def draw(cells, directory: Path, config: Config) -> None:
-        from dropcli.cli.display import figure, sweep_plots
+def _sweep_figure(result, style) -> Path:
+    from dropcli.cli.display import figure
 
-        keys = list(cells[0].values)
-        caption = sweep_plots.experiment_caption(config, cells, directory, keys)
-        figure.save(sweep_plots.sweep_figure(cells, keys, caption, sampled, log_keys), directory / "sweep.png")
-
-    return draw
+    figure.save(result.figure(style), result.directory / "sweep.png")
+    return result.directory / "sweep.png"

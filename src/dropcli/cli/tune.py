@@ -6,9 +6,20 @@ from typing import Annotated
 import typer
 
 from dropcli.cli.app import Command, app
-from dropcli.cli.options import CONFIG_OPTIONS, QUIET_OPTION, check_extras, console, flags, interrupts_reported, with_options
+from dropcli.cli.options import (
+    CONFIG_OPTIONS,
+    FIGURE_OPTIONS,
+    QUIET_OPTION,
+    check_extras,
+    console,
+    figure_style,
+    flags,
+    interrupts_reported,
+    with_options,
+)
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
+from dropcli.experiments.tune_storage import shown
 
 EXAMPLE = (
     "Example: dropcli tune -c smoke --set data.val_split=0.1 --space optim.lr=0.01:1:log "
@@ -18,7 +29,7 @@ EXAMPLE = (
 
 
 @app.command(cls=Command, epilog=EXAMPLE)
-@with_options({**CONFIG_OPTIONS, **QUIET_OPTION})
+@with_options({**CONFIG_OPTIONS, **QUIET_OPTION, **FIGURE_OPTIONS})
 def tune(
     space: Annotated[
         list[str] | None,
@@ -125,6 +136,39 @@ def tune(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the table of the best trials.")] = 10,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective",
+            metavar="NAME[,NAME...]",
+            help="What a trial is scored by on validation: accuracy (default), nll, ece, aece; several (accuracy,ece) make a Pareto front.",
+        ),
+    ] = None,
+    pick: Annotated[
+        str | None,
+        typer.Option(
+            "--pick",
+            metavar="TRIAL|OBJECTIVE|OBJECTIVE<=BOUND",
+            help="With several objectives, the point of the front best.yaml takes: a trial's number, the best on one objective, "
+            "or the best on the first within a bound (ece<=0.03). Default: the best on the first objective.",
+        ),
+    ] = None,
+    pareto: Annotated[
+        Path | None,
+        typer.Option("--pareto", metavar="FILE", help="With several objectives, draw the Pareto front (.png, .pdf or .svg)."),
+    ] = None,
+    slice_figure: Annotated[
+        Path | None,
+        typer.Option(
+            "--slice", metavar="FILE", help="Draw the first objective against each key of the space (.png, .pdf or .svg)."
+        ),
+    ] = None,
+    contour: Annotated[
+        Path | None,
+        typer.Option(
+            "--contour", metavar="FILE", help="Draw the first objective over the two most important keys (.png, .pdf or .svg)."
+        ),
+    ] = None,
     summary: Annotated[
         bool,
         typer.Option(
@@ -144,6 +188,8 @@ def tune(
     from dropcli.parallel.workers import launch_command
 
     tuning.optuna_module()
+    drawn = any(path is not None for path in (figure, pareto, slice_figure, contour))
+    style = figure_style(options, drawn=drawn, draws="--figure FILE (or --pareto, --slice, --contour)")
     given = {
         "space": space,
         "trials": trials,
@@ -157,21 +203,25 @@ def tune(
         "study": study,
         "final_seeds": final_seeds,
         "run_dir": run_dir,
+        "objective": objective,
+        "pick": pick,
         "enqueue": enqueue,
     }
     if summary and plan is None and not space and options["config"] is None:
         from dropcli.experiments.tune_stored import stored_search
 
-        search = stored_search(options["set_"] or [], flags(options), given)  # the study keeps its config and space
+        search = stored_search(options["set_"] or [], flags(options), given, _warn)  # the study keeps its config and space
     else:
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
         raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
-    if figure is not None:
-        from dropcli.cli.display.figure import check_available, check_output
+    drawings = {"--pareto": pareto, "--slice": slice_figure, "--contour": contour}
+    for option, path in {"--figure": figure, **drawings}.items():
+        if path is not None:
+            from dropcli.cli.display.figure import check_available, check_output
 
-        check_output(figure, "--figure")
-        check_available()
+            check_output(path, option)
+            check_available()
     check_extras(search.config)
     with parallel.start() as workers:
         if not summary:  # --summary trains nothing: no device or data needed
@@ -184,8 +234,13 @@ def tune(
         with interrupts_reported(lambda: _kept(search, launch_command())):
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
+            if summary:  # the final seeds as the last session left them
+                from dropcli.experiments.tune_results import kept_final
+
+                final = kept_final(search)
         if workers.is_primary:
-            _show(search, found, final, figure, top)
+            _show(search, found, final, figure, top, style)
+            _show_objectives(search, found, final, drawings, style)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -193,7 +248,10 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.experiments import tune_pruning, tune_results, tune_search
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
-        trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+        trained, stopped = (
+            (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers, _scorer())[1:]
+        )
+        view.search_ended(stopped)
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
         screen = console()
@@ -206,11 +264,52 @@ def _search(search, quiet: bool, workers, summary: bool = False):
             )
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
-    study = open_study(search, None, None)
-    result = tune_results.found(study, tune_pruning.rung_epochs(search.pruner, search.pruning, search.config, search.max_epochs))
+    study = open_study(search, None, None, _warn)
+    rung_epochs = tune_pruning.rung_epochs(search.pruner, search.pruning, search.config, search.max_epochs)
+    result = tune_results.found(study, rung_epochs, search)
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
+
+
+def _scorer():
+    from dropcli.uncertainty.objectives import split_scores
+
+    return split_scores
+
+
+def _show_objectives(search, found, final, drawings: dict[str, Path | None], style) -> None:
+    """A study of several objectives: its front, and the front's figure; with --final-seeds, every
+    objective on test; the slice and contour figures."""
+    from dropcli.cli.display import tune_front, tune_space
+    from dropcli.cli.display.figure import save
+    from dropcli.experiments.tune import space_text
+
+    screen = console()
+    if found.front is not None and found.front:
+        screen.print(tune_front.front_table(found, search.objectives), soft_wrap=not screen.is_terminal)
+    caption = f"study {search.study}: {space_text(search.space)}"
+    objective = search.objectives[0]
+    draw = {
+        "--pareto": lambda: tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}", style),
+        "--slice": lambda: tune_space.slice_figure(found, search.space, objective, caption, style),
+        "--contour": lambda: tune_space.contour_figure(found, search.space, objective, caption, style),
+    }
+    for option, path in drawings.items():
+        if path is None or (option == "--pareto" and not found.front):
+            continue
+        save(draw[option](), path)
+        screen.print(f"{option[2:]} figure saved to {path}", highlight=False)
+    if final is not None and final.seeds and search.objectives != ("accuracy",):
+        from dropcli.experiments.tune_results import final_scores
+        from dropcli.parallel.workers import ONE_PROCESS
+
+        scores = final_scores(search, found.best_config, _scorer(), ONE_PROCESS, final.seeds)
+        screen.print(tune_front.final_line(scores, final.seeds), highlight=False, soft_wrap=not screen.is_terminal)
+
+
+def _warn(message: str) -> None:
+    console(stderr=True).print(f"warning: {message}", highlight=False)
 
 
 def _final(search, found, quiet: bool, workers):
@@ -218,33 +317,37 @@ def _final(search, found, quiet: bool, workers):
         return None
     from dropcli.experiments import tune_results
 
-    listeners = [_run_reporter(quiet or not workers.is_primary)]
+    listeners = [_run_reporter(quiet or not workers.is_primary, run_lines=not quiet)]
     return tune_results.train_final(search, found.best_config, listeners, workers)
 
 
-def _run_reporter(quiet: bool):
+def _run_reporter(quiet: bool, run_lines: bool):
     from dropcli.cli.options import reporter
 
-    return reporter(quiet)
+    return reporter(quiet, run_lines)
 
 
-def _show(search, found, final, figure: Path | None, top: int) -> None:
-    from dropcli.cli.display.tune_view import top_table
+def _show(search, found, final, figure: Path | None, top: int, style) -> None:
+    from dropcli.cli.display.tune_view import running_hint, top_table, value_name
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
     if found.rows:
         # In a terminal the title and caption wrap between words; in a log each stays one line.
-        screen.print(top_table(found, top, screen.width), soft_wrap=not screen.is_terminal)
+        screen.print(top_table(found, top), soft_wrap=not screen.is_terminal)
+    hint = running_hint(found, search.storage, search.study)
+    if hint is not None:
+        screen.print(hint, highlight=False, soft_wrap=not screen.is_terminal)
     if found.best is None:
         screen.print("no trial has finished yet, so there is no best.yaml", highlight=False)
     else:
+        best = search.directory / BEST_CONFIG
         screen.print(
-            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings: "
-            f"{search.directory / BEST_CONFIG} (dropcli train -c {search.directory / BEST_CONFIG})",
+            f"best: trial {found.best.number}, {value_name(search.objectives[0])} {found.best.value:.4f}; its settings are in {best}; train them with:",
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
+        screen.print(f"  dropcli train -c {best}", highlight=False, soft_wrap=True)  # a command to copy: whole, on its own line
     if final is not None and final.test_acc is not None:
         std = f" ± {final.test_acc.std:.4f}" if final.test_acc.std is not None else ""
         screen.print(
@@ -253,40 +356,25 @@ def _show(search, found, final, figure: Path | None, top: int) -> None:
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
-    _show_rungs(screen, found)
+    from dropcli.cli.display.tune_view import pruning_lines
+
+    for line in pruning_lines(found):
+        screen.print(line, highlight=False, soft_wrap=not screen.is_terminal)
     if figure is not None:
         from dropcli.cli.display import tune_view
         from dropcli.cli.display.figure import save
 
         caption = f"study {search.study}: {space_text(search.space)}; pruner {search.pruner_text}, sampler {search.sampler}"
-        save(tune_view.figure(found, caption), figure)
+        save(tune_view.figure(found, caption, style), figure)
         screen.print(f"figure saved to {figure}", highlight=False)
+        note = tune_view.importance_note(found)
+        if note is not None:
+            screen.print(note, highlight=False, soft_wrap=not screen.is_terminal)
     screen.print(
-        f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
+        f"tune saved to {search.directory} (study {search.study!r} in {shown(search.storage)})",
         highlight=False,
         soft_wrap=not screen.is_terminal,
     )
-
-
-def _show_rungs(screen, found) -> None:
-    """Whether pruning could be trusted: how each rung ranked the complete trials against their final value."""
-    said = [
-        f"epoch {rung.epoch}: {rung.spearman:+.2f} ({rung.trials} trials)"
-        if rung.spearman is not None
-        else f"epoch {rung.epoch}: -"
-        for rung in found.rungs
-    ]
-    if said:
-        screen.print(
-            f"rungs against the final val acc (Spearman rank correlation over complete trials; 1 = the rung ranks them "
-            f"as their end does): {', '.join(said)}",
-            highlight=False,
-            soft_wrap=not screen.is_terminal,
-        )
-    from dropcli.runtime import count_text
-
-    epochs = count_text(found.epochs_trained, "epoch")
-    screen.print(f"compute: {epochs} trained in all (a continued run's counted once)", highlight=False)
 
 
 def _kept(search, launch: str) -> str:
@@ -294,6 +382,6 @@ def _kept(search, launch: str) -> str:
         return "no trial was started and nothing is kept; run the same command again"
     how = "the same command" if launch == "dropcli" else f"the same command ({launch} ...)"
     return (
-        f"the study is kept in {search.storage} and its trials' runs in {search.directory}; "
+        f"the study is kept in {shown(search.storage)} and its trials' runs in {search.directory}; "
         f"continue with {how}: the interrupted trial goes on from its last epoch"
     )

@@ -48,8 +48,7 @@ class OptimConfig:
     momentum_final: float | None = None
     momentum_epochs: int = 0
     betas: tuple[float, float] = (0.9, 0.999)  # adam and adamw only
-    # After each step, rescale each hidden unit's incoming weight vector to norm <= max_norm.
-    max_norm: float | None = None
+    max_norm: float | None = None  # after each step, each hidden unit's incoming weights rescaled to norm <= max_norm
     schedule: str = "constant"  # see vocabulary.SCHEDULES
     warmup_epochs: int = 0  # linear warm-up from lr / (warmup_epochs + 1); onecycle's rise
     step_epochs: int = 30  # step schedule: multiply by step_gamma every step_epochs epochs
@@ -64,8 +63,7 @@ class TrainConfig:
     precision: str = "fp32"  # see vocabulary.PRECISIONS
     compile: bool = False  # torch.compile the model (skipped with a warning where it cannot run)
     engine: str = "autograd"  # how a step is computed: see vocabulary.ENGINES
-    # Stop after this many epochs without improvement of the monitored metric (needs a
-    # validation split), and report the best checkpoint. None: train every epoch.
+    # Stop after this many epochs without improvement on validation, reporting the best epoch; None: never.
     early_stopping: int | None = None
     label_smoothing: float = 0.0  # training targets: 1 - e on the true class, e spread over all (evaluation: plain)
     average: str = "none"  # the weights evaluated and saved as the run's model: vocabulary.AVERAGES
@@ -92,16 +90,15 @@ class DataConfig:
     # Use only the first N examples of a split: for quick runs and CI smoke tests.
     train_limit: int | None = None
     test_limit: int | None = None
+    # Only these classes' examples, labels unchanged (the rest held out: evaluate --ood heldout). None: all.
+    classes: tuple[int, ...] | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    # Per epoch and hidden layer: the variance of activations before and after the noise
-    # layer (in train mode) and the fraction of zeros. Costs a little time per batch.
-    activation_stats: bool = False
-    # Also write TensorBoard event files into the run directory (needs dropcli[tensorboard]).
-    tensorboard: bool = False
+    activation_stats: bool = False  # per epoch and noise layer: activation variance before/after, zeros (costs a little)
+    tensorboard: bool = False  # also TensorBoard event files in the run directory (needs dropcli[tensorboard])
     flip_average: bool = False  # also score each epoch with test-time flip averaging, beside the plain accuracy
 
 
@@ -137,14 +134,16 @@ def load_config(
         origin = {key: str(paths[0]) for key in flatten(raw)}
         for later, (key, value) in ((file, item) for file in paths[1:] for item in flatten(read_yaml(file)).items()):
             _set_path(raw, key, value, source=str(later))
+            origin.pop(key, None)  # origin's order is the order keys were last set: a clash names the later
             origin[key] = str(later)
         origin.update({architecture.list_place(key)[0]: origin[key] for key in list(origin)})
         raw.setdefault("name", path.stem)
     elif base is not None:
-        raw = copy.deepcopy(base)
+        raw = validation.as_today(copy.deepcopy(base))
     for text in overrides:
         key, value = _parse_override(text)
         _set_path(raw, key, value, source=f"--set {text}")
+        origin.pop(key, None)
         origin[key] = origin[architecture.list_place(key)[0]] = f"--set {text}"  # errors about a list name what set its place
     for key, (option, value) in (flags or {}).items():
         if value is not None:
@@ -337,6 +336,8 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     if value is None and type(None) in allowed:
         return None
     for kind in allowed:
+        if get_origin(kind) is tuple and isinstance(value, (list, tuple)):  # data.classes: a list or null
+            return tuple(_coerce(item, get_args(kind)[0], key, source) for item in value)
         if kind is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
         if kind is float and isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
@@ -352,7 +353,7 @@ def _coerce(value: Any, annotation: Any, key: str, source: str) -> Any:
     raise DropcliError(f"{source}: {key} must be {wanted}, got {_short(value)}")
 
 
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", tuple[int, ...]: "a list"}
 _FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 

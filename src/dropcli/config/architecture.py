@@ -28,6 +28,27 @@ WIDTHS_TEXT = re.compile(r"\s*\d+(\s*x\s*\d+)*\s*")
 MAX_LAYERS = 1000
 
 
+def _rates_clash(rates: list, hidden: list, origin: dict[str, str], source) -> DropcliError:
+    """The error for as many rates as layers, naming the source that set the later of the two
+    keys (origin holds keys in the order they were last set): with -c a.yaml -c b.yaml, b's
+    model.hidden when b changed the depth under a's rates."""
+    layers = f"{len(hidden)} hidden layer{'s' if len(hidden) != 1 else ''}"
+    fix = "give one rate per hidden layer, or one number for all, e.g. model.dropout=0.5"
+    order = list(origin)
+    hidden_later = "model.hidden" in origin and (
+        "model.dropout" not in origin or order.index("model.hidden") > order.index("model.dropout")
+    )
+    if hidden_later and source("hidden") != source("dropout"):
+        return DropcliError(
+            f"{source('hidden')}: model.hidden {short(tuple(hidden))} ({layers}) leaves {len(rates)} rates in "
+            f"model.dropout (set by {source('dropout')}); {fix}"
+        )
+    where = f", set by {source('hidden')}" if "model.hidden" in origin and source("hidden") != source("dropout") else ""
+    return DropcliError(
+        f"{source('dropout')}: model.dropout has {len(rates)} rates for {layers} (model.hidden {short(tuple(hidden))}{where}); {fix}"
+    )
+
+
 def resolve(raw: dict[str, Any], origin: dict[str, str], default_source: str) -> dict[str, Any]:
     """The model section with `hidden` and `dropout` as tuples and no aliases.
 
@@ -47,10 +68,7 @@ def resolve(raw: dict[str, Any], origin: dict[str, str], default_source: str) ->
     elif isinstance(rates_given, (list, tuple)) and rates_given and all(_is_number(rate) for rate in rates_given):
         rates = list(rates_given)
         if len(rates) != len(hidden):
-            raise DropcliError(
-                f"{source('dropout')}: model.dropout has {len(rates)} rates for {len(hidden)} hidden layers "
-                f"(model.hidden {short(tuple(hidden))}); give one rate per hidden layer, or one number for all, e.g. model.dropout=0.5"
-            )
+            raise _rates_clash(rates, hidden, origin, source)
     else:
         raise DropcliError(
             f"{source('dropout')}: model.dropout must be a number or a list of numbers, one per hidden layer, got {rates_given!r:.60}"

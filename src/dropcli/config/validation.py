@@ -5,6 +5,7 @@ config/__init__.py turns the first failed one into a one-line error naming the k
 
 import math
 import re
+from typing import Any
 
 from dropcli.config.vocabulary import (
     AVERAGES,
@@ -17,6 +18,7 @@ from dropcli.config.vocabulary import (
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULES,
+    TEST_MONITORS,
     one_of,
 )
 
@@ -44,17 +46,26 @@ def checks(config) -> list[tuple[str, bool, str]]:
         ("model.dropout", config.model.kind != "gaussian" or max(config.model.dropout) < 1, "rates below 1 for gaussian noise"),
         ("train.epochs", config.train.epochs >= 1, ">= 1"),
         ("train.batch_size", config.train.batch_size >= 1, ">= 1"),
-        ("train.monitor", config.train.monitor in MONITORS, f"one of {one_of(MONITORS)}"),
+        (
+            "train.monitor",
+            config.train.monitor in MONITORS,
+            f"one of {one_of(MONITORS)} (the best epoch is chosen on the validation set: choosing it by a test score would select on the test set)",
+        ),
         ("train.precision", config.train.precision in PRECISIONS, f"one of {one_of(PRECISIONS)}"),
         (
             "train.monitor",
-            not config.train.monitor.startswith("val_") or config.data.val_split > 0,
-            "a test_ metric or auto unless data.val_split > 0",
+            config.train.monitor == "auto" or config.data.val_split > 0,
+            "auto unless data.val_split > 0 (without a validation split there is no best epoch: the last is reported)",
         ),
         ("data.name", config.data.name in DATA_SETS, f"one of {one_of(DATA_SETS)}"),
         ("data.val_split", 0 <= config.data.val_split < 1, "at least 0 and below 1"),
         ("data.train_limit", config.data.train_limit is None or config.data.train_limit >= 1, "null or >= 1"),
         ("data.test_limit", config.data.test_limit is None or config.data.test_limit >= 1, "null or >= 1"),
+        (
+            "data.classes",
+            _classes_ok(config.data.classes),
+            "null or a list of 2 to 10 distinct class numbers 0-9, e.g. [0,1,2,3,4,5]",
+        ),
         ("device", DEVICE_PATTERN.fullmatch(config.device) is not None, "auto, cpu, cuda, cuda:N (N < 10000) or mps"),
         *recipe_checks(config),
         *engine_checks(config),
@@ -112,7 +123,6 @@ def engine_checks(config) -> list[tuple[str, bool, str]]:
             autograd or config.model.kind in FUSED_KINDS,
             f"autograd for model.kind {config.model.kind} (fused runs {one_of(FUSED_KINDS)})",
         ),
-        ("train.engine", autograd or train.precision == "fp32", "autograd with train.precision bf16 (fused is fp32)"),
         ("train.engine", autograd or not train.compile, "autograd with train.compile (fused is its own compiled step)"),
         (
             "train.engine",
@@ -120,3 +130,16 @@ def engine_checks(config) -> list[tuple[str, bool, str]]:
             "autograd with metrics.activation_stats (they hook the model's modules, which fused does not call)",
         ),
     ]
+
+
+def as_today(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved config's train.monitor of a test metric (allowed before the best epoch was chosen on
+    validation only) read as "auto", so the old run still lists, evaluates and resumes."""
+    train = saved.get("train")
+    if isinstance(train, dict) and train.get("monitor") in TEST_MONITORS:
+        train["monitor"] = "auto"
+    return saved
+
+
+def _classes_ok(classes: tuple[int, ...] | None) -> bool:
+    return classes is None or (2 <= len(set(classes)) == len(classes) and all(0 <= c <= 9 for c in classes))

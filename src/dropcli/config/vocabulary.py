@@ -38,9 +38,12 @@ DATA_SETS = {
     "kmnist": "Kuzushiji-MNIST: cursive Japanese characters",
 }
 
-# train.monitor: the metric that picks checkpoints/best.pt. "auto" is val_acc with a
-# validation split, else test_acc.
-MONITORS = ("auto", "test_acc", "test_loss", "val_acc", "val_loss")
+# train.monitor: the validation metric that picks checkpoints/best.pt. "auto" is val_acc. Never
+# a test metric: an epoch chosen by its test score is selected on the test set, whose score then
+# overstates the run. Without a validation split there is no best epoch: the last is reported.
+MONITORS = ("auto", "val_acc", "val_loss")
+# What runs saved before the rule may hold: read as "auto" (see config.load_config).
+TEST_MONITORS = ("test_acc", "test_loss")
 
 
 def higher_is_better(metric: str) -> bool:
@@ -66,7 +69,7 @@ SCHEDULES = {
 # train.engine: how each training step is computed (see training/epoch.py and training/fused.py).
 ENGINES = {
     "autograd": "the model's modules, autograd and torch.optim (the chapter's code)",
-    "fused": "the same step written out by hand: fewer passes over memory (fp32, one process)",
+    "fused": "the same step written out by hand: fewer passes over memory (one process; fp32 or bf16)",
 }
 # The model kinds the fused engine runs: those whose noise is unit dropout.
 FUSED_KINDS = ("scratch", "builtin", "none")
@@ -78,8 +81,14 @@ AVERAGES = {
     "swa": "the mean of the weights at the end of each epoch from train.swa_start on (stochastic weight averaging)",
 }
 
-# train.precision: fp32, or bf16 autocast of the forward pass.
-PRECISIONS = ("fp32", "bf16")
+# train.precision: how the matrix products run (see training/precision.py). "auto" is resolved
+# when a run starts, to bf16 where the device has fast bf16 products and they measure faster,
+# else fp32; the run's config.yaml and checkpoints hold the resolved one.
+PRECISIONS = {
+    "fp32": "32-bit floats throughout",
+    "bf16": "bf16 matrix products, fp32 weights and update (fused: its bf16 step; autograd: autocast of the forward)",
+    "auto": "bf16 where the device has fast bf16 products and they measure faster here, else fp32",
+}
 
 # evaluate --split
 SPLITS = ("test", "train", "val")

@@ -277,6 +277,8 @@ def read_idx(path: Path, magic: int, count: int | None) -> torch.Tensor:
     if len(content) != size:
         state = "truncated" if len(content) < size else "has trailing bytes"
         raise DropcliError(f"{path}: {state}: {len(content)} bytes, expected {size}; replace it with a fresh copy")
+    if size == header_size:  # no images at all: frombuffer refuses an empty buffer
+        return torch.empty(dims, dtype=torch.uint8)
     data = torch.frombuffer(bytearray(content[header_size:]), dtype=torch.uint8)
     return data.reshape(dims)
 
@@ -291,13 +293,26 @@ def prepare(
     directory: Path, raw: dict[str, tuple[torch.Tensor, torch.Tensor]], config: DataConfig, seed: int, device: torch.device
 ) -> Splits:
     """The splits `config` asks for from files already read; `seed` draws the validation split
-    (config.val_seed instead, when it is set)."""
-    train_images, train_labels = raw["train"]
-    test_images, test_labels = raw["test"]
+    (config.val_seed instead, when it is set). With config.classes, every split holds those
+    classes' examples only (the limits count them), labels unchanged."""
+    train_images, train_labels = of_classes(*raw["train"], config.classes)
+    test_images, test_labels = of_classes(*raw["test"], config.classes)
     train = _to_split(train_images[: config.train_limit], train_labels[: config.train_limit], device)
     test = _to_split(test_images[: config.test_limit], test_labels[: config.test_limit], device)
     train, val = _split_off_validation(train, config.val_split, seed if config.val_seed is None else config.val_seed)
     return Splits(train=train, test=test, val=val, source=directory)
+
+
+def of_classes(
+    images: torch.Tensor, labels: torch.Tensor, classes: tuple[int, ...] | None, keep: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples whose label is one of `classes` (`keep`), or the others (not `keep`: the
+    held-out classes); all of them when `classes` is None and `keep`."""
+    if classes is None:
+        return (images, labels) if keep else (images[:0], labels[:0])
+    inside = torch.isin(labels.long(), torch.tensor(classes, dtype=torch.long))
+    chosen = inside if keep else ~inside
+    return images[chosen], labels[chosen]
 
 
 def _to_split(images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> Split:

@@ -30,6 +30,10 @@ class Pruning:
     reduction: int = 3  # asha and hyperband: keep the top 1/reduction at each rung
     bootstrap: int = 0  # asha and hyperband: trials each rung waits for before it prunes any
 
+    def stored(self) -> dict[str, Any]:
+        """The settings as a study keeps them (tune.HOW_ATTR), for --summary alone."""
+        return {"grace": self.grace, "reduction": self.reduction, "bootstrap": self.bootstrap}
+
     def text(self, name: str, config: Config, max_epochs: int) -> str:
         """The pruner as best.yaml and the summary say it: asha (grace 16 epochs, reduction 3)."""
         if name in ("none", "not recorded"):
@@ -43,10 +47,22 @@ class Pruning:
         return f"{name} ({', '.join(parts)})"
 
 
-def resolve(entry: Any, given: dict[str, Any], plan: Path | None) -> tuple[Any, Pruning]:
-    """The pruner's name (unchecked, as the plan or --pruner gave it) and its settings: a plan's
-    `pruner:` is a name or a mapping of PRUNER_KEYS; --pruner, --grace, --reduction and
-    --bootstrap override it."""
+def resolve(entry: Any, given: dict[str, Any], plan: Path | None, config: Config, space: list, choose) -> tuple[str, Pruning]:
+    """The pruner's name (checked by `choose`) and its settings, checked against the config and
+    space: a plan's `pruner:` is a name or a mapping of PRUNER_KEYS; --pruner, --grace,
+    --reduction and --bootstrap override it."""
+    name, pruning = _settings(entry, given, plan)
+    name = choose(name)
+    check(name, pruning, config, max_epochs(config, space), given)
+    return name, pruning
+
+
+def max_epochs(config: Config, space: list) -> int:
+    """The most epochs a trial of the space trains (train.epochs may be a key of the space)."""
+    return max(next((g.values for g in space if g.key == "train.epochs"), (config.train.epochs,)))
+
+
+def _settings(entry: Any, given: dict[str, Any], plan: Path | None) -> tuple[Any, Pruning]:
     if isinstance(entry, dict):
         unknown = [key for key in entry if key not in PRUNER_KEYS]
         if unknown:

@@ -2,12 +2,13 @@
 needs neither the plan nor the command that began it, since the study keeps its config and
 space (tune.SPEC_ATTR) and, from this version on, its pruner, sampler and trials (HOW_ATTR)."""
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from dropcli.config import load_config, unflatten
 from dropcli.errors import DropcliError
-from dropcli.experiments import Grid
+from dropcli.experiments import Grid, tune_objectives
 from dropcli.experiments.tune import (
     HOW_ATTR,
     JOURNAL,
@@ -23,9 +24,10 @@ from dropcli.experiments.tune_pruning import Pruning
 NOT_RECORDED = "not recorded"  # a study begun before dropcli kept its pruner and sampler
 
 
-def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> Search:
+def stored_search(overrides: list[str], flags: dict, given: dict[str, Any], notice: Callable[[str], None]) -> Search:
     """The search a study in storage was run with. `given` is tune's command line, as for
-    tune.resolve: its storage, study and run_dir say where the study is."""
+    tune.resolve: its storage, study and run_dir say where the study is. `notice` hears of a cut
+    record set aside (tune_journal.py)."""
     directory = given["run_dir"]
     storage = given["storage"] or (str(directory / JOURNAL) if directory is not None else None)
     if storage is None:
@@ -36,7 +38,7 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
     if "://" not in storage and not Path(storage).is_file():
         raise DropcliError(f"--summary: there is no study in {storage}; name the study directory with --run-dir DIR")
     optuna = optuna_module()
-    opened = open_storage(optuna, storage)
+    opened = open_storage(optuna, storage, notice)
     name = _study_name(optuna, opened, storage, given["study"])
     attrs = optuna.load_study(study_name=name, storage=opened).user_attrs
     spec = upgraded_spec(attrs.get(SPEC_ATTR))
@@ -44,6 +46,9 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         raise DropcliError(f"study {name!r} in {storage} was not made by dropcli tune; give its --plan or -c and --space")
     config = load_config(base=unflatten(spec["config"]), overrides=overrides, flags=flags)
     how = attrs.get(HOW_ATTR) or {}
+    objectives = tuple(spec.get("objectives", ["accuracy"]))
+    if given.get("pick") is not None:
+        tune_objectives.parse_pick(given["pick"], objectives)
     return Search(
         config=config,
         space=checked_space(config, [_grid(key, values) for key, values in spec["space"].items()]),
@@ -55,6 +60,8 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any]) -> S
         study=name,
         directory=directory if directory is not None else Path("runs") / f"tune-{name}",  # as tune.resolve's default
         final_seeds=0,
+        objectives=objectives,
+        pick=given.get("pick"),
         pruning=_pruning(how),
     )
 

@@ -145,7 +145,7 @@ class RunInfo:
     model: str
     epochs_done: int
     epochs_planned: int
-    best_test_acc: float | None
+    best_val_acc: float | None  # the highest of any epoch; None without a validation split
     final_test_acc: float | None
     status: str  # one of STATUSES, "unreadable: why" or "summary missing (N epochs on disk)"
     settings: dict[str, Any]  # the run's config, flattened: {"model.kind": "scratch", ...}
@@ -184,7 +184,8 @@ def run_info(run_dir: Path) -> RunInfo:
         model=str(model.get("kind", "?")) if isinstance(model, dict) else "?",
         epochs_done=len(metrics),
         epochs_planned=train.get("epochs", 0) if isinstance(train, dict) else 0,
-        best_test_acc=max((m["test_acc"] for m in metrics if m["test_acc"] is not None), default=None),
+        # Never the highest test accuracy: picking an epoch by it selects on the test set.
+        best_val_acc=max((m["val_acc"] for m in metrics if m.get("val_acc") is not None), default=None),
         final_test_acc=metrics[-1]["test_acc"] if metrics else None,
         status=status,
         settings=flatten(config),

@@ -148,8 +148,15 @@ def _same(found: Any, wanted: Any) -> bool:
         wanted_items = wanted if isinstance(wanted, list) else [wanted] * len(found)
         return len(wanted_items) == len(found) and all(_same(a, b) for a, b in zip(found, wanted_items))
     if isinstance(found, (int, float)) and isinstance(wanted, (int, float)) and not isinstance(found, bool):
-        return math.isclose(found, wanted)
+        return math.isclose(found, wanted) or _as_shown(found, wanted)
     return found == wanted
+
+
+def _as_shown(found: float, wanted: float) -> bool:
+    """A value written as `dropcli runs` shows it (4 significant figures) matches the setting
+    shown so: a tuned rate of 0.0638612... is found by --where optim.lr=0.06386."""
+    shown = f"{wanted:.4g}"
+    return float(shown) == wanted and f"{found:.4g}" == shown
 
 
 def _text(value: Any) -> str:

@@ -18,7 +18,7 @@ import torch
 
 import dropcli
 from dropcli import files, runs
-from dropcli.config import Config, to_yaml
+from dropcli.config import Config, replace, to_yaml
 from dropcli.config.vocabulary import higher_is_better
 from dropcli.data import Splits
 from dropcli.parallel.workers import ONE_PROCESS, Workers
@@ -27,6 +27,7 @@ from dropcli.runs.listeners import Listener, StopRun
 from dropcli.runtime import device_name, interrupts_deferred, signal_name
 from dropcli.training import averaging
 from dropcli.training.epoch import Diverged, evaluate, run_epoch
+from dropcli.training.precision import Choice, choose_precision
 from dropcli.training.records import EpochMetrics, RunResult, TrainState
 from dropcli.training.state import compile_model, new_state
 from dropcli.training.stats import recording
@@ -45,8 +46,11 @@ def train_run(
 
     `run_dir` is locked while the run trains: a second process that tries to write into it
     (a second --resume, say) is refused. Under torchrun (DDP) all workers train and only rank 0
-    writes the run directory and has listeners.
+    writes the run directory and has listeners. train.precision "auto" is resolved here (see
+    training/precision.py): the run's config.yaml and checkpoints hold the precision used, and
+    summary.json's "precision" says what was asked, what was used and why.
     """
+    config, precision = _resolved_precision(config, device, resume_from, workers)
     with _held(run_dir, workers):
         state, best = _start(config, data, device, resume_from, workers, listeners)
         writer = RunFiles(run_dir, workers, config, state)
@@ -66,10 +70,11 @@ def train_run(
                     _tell_epoch(listeners, metrics)
                     if stops_early(config, best, epoch):
                         break  # early stopping: the remaining epochs are never trained
-            summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started)
+            summary = _finished_summary(config, data, device, state, writer, best, time.perf_counter() - started, precision)
         except (Diverged, KeyboardInterrupt, files.WriteError, StopRun) as stop:
             kept = state.history[: writer.saved]
             summary = _summary(config, data, device, kept, best, time.perf_counter() - started, *_stopped(stop))
+            summary["precision"] = dataclasses.asdict(precision)
             with contextlib.suppress(files.WriteError):  # a full disk may refuse the summary too
                 writer.write_summary(summary)
             raise
@@ -78,6 +83,16 @@ def train_run(
             for listener in listeners:
                 listener.run_finished(result)
     return result
+
+
+def _resolved_precision(
+    config: Config, device: torch.device, resume_from: dict[str, Any] | None, workers: Workers
+) -> tuple[Config, Choice]:
+    """`config` with train.precision as the run uses it, and the choice (asked, used, why).
+    Under torchrun rank 0 chooses for all: workers timing apart could choose apart."""
+    resumed = resume_from["config"]["train"]["precision"] if resume_from is not None else None
+    choice = workers.on_primary(lambda: choose_precision(config, device, resumed))
+    return replace(config, "train.precision", choice.used), choice
 
 
 def _start(
@@ -97,7 +112,14 @@ def _start(
         state.use_compiled(compiled)
         for listener in listeners if problem else ():
             listener.notice(problem)
-    return state, None if resume_from is None else resume_from["best"]
+    return state, _kept_best(resume_from, monitor_of(config, data))
+
+
+def _kept_best(resume_from: dict[str, Any] | None, monitor: str | None) -> dict[str, Any] | None:
+    """The resumed checkpoint's best epoch, unless it was chosen by another metric: a run saved
+    before the best epoch was chosen on validation only may hold one chosen by test accuracy."""
+    best = None if resume_from is None else resume_from["best"]
+    return best if best is not None and best["metric"] == monitor else None
 
 
 def _optional_listeners(config: Config, run_dir: Path, workers: Workers) -> list[Listener]:
@@ -128,7 +150,9 @@ def _progress(listeners: Sequence[Listener]) -> Callable[[int, int, int, float |
     return tell
 
 
-def _improves(metrics: EpochMetrics, monitor: str, best: dict[str, Any] | None) -> bool:
+def _improves(metrics: EpochMetrics, monitor: str | None, best: dict[str, Any] | None) -> bool:
+    if monitor is None:
+        return False  # no validation split: no epoch is "best", none is chosen by its test score
     value = getattr(metrics, monitor)
     if best is None:
         return True
@@ -141,11 +165,12 @@ def stops_early(config: Config, best: dict[str, Any], epoch: int) -> bool:
     return patience is not None and epoch - best["epoch"] >= patience
 
 
-def monitor_of(config: Config, data: Splits) -> str:
-    """The metric that picks checkpoints/best.pt."""
-    if config.train.monitor != "auto":
-        return config.train.monitor
-    return "val_acc" if data.val is not None else "test_acc"
+def monitor_of(config: Config, data: Splits) -> str | None:
+    """The validation metric that picks checkpoints/best.pt; None without a validation split (no
+    best.pt: picking an epoch by its test score would select on the test set)."""
+    if data.val is None:
+        return None
+    return "val_acc" if config.train.monitor == "auto" else config.train.monitor
 
 
 @contextlib.contextmanager
@@ -212,9 +237,11 @@ def _finished_summary(
     writer: RunFiles,
     best: dict[str, Any],
     wall_seconds: float,
+    precision: Choice,
 ) -> dict[str, Any]:
     """summary.json of a finished run, with the training set scored in eval mode (for the gap)."""
     summary = _summary(config, data, device, state.history, best, wall_seconds, "finished")
+    summary["precision"] = dataclasses.asdict(precision)
     if config.train.early_stopping is not None:
         # What is reported is the best checkpoint, chosen on the validation set.
         summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
@@ -226,6 +253,14 @@ def _finished_summary(
     summary["workers"] = state.workers.world_size
     writer.write_summary(summary)
     return summary
+
+
+def _selection(config: Config, data: Splits) -> str:
+    """How the run's best epoch (checkpoints/best.pt) is chosen, in words, for summary.json."""
+    monitor = monitor_of(config, data)
+    if monitor is None:
+        return "none: no validation split, so no best epoch (choosing one by test accuracy would select on the test set)"
+    return f"by {monitor}, on the validation set"
 
 
 def _stopped(stop: BaseException) -> tuple[str, str]:
@@ -259,6 +294,7 @@ def _summary(
         "epochs_planned": config.train.epochs,
         "final": dataclasses.asdict(history[-1]) if history else None,
         "best": best,
+        "selection": _selection(config, data),
         "seconds": sum(m.seconds for m in history),  # the epochs themselves
         "wall_seconds": wall_seconds,  # this session of the run, set-up included
         "seconds_per_epoch": statistics.mean(m.seconds for m in history) if history else None,

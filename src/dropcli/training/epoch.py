@@ -128,7 +128,8 @@ def train_one_epoch(
     """Epoch `epoch`'s pass over `split` in a fresh random order; returns (mean loss, accuracy).
 
     config.train.engine says how each step is computed: "autograd" (the model's modules,
-    autograd and the optimizer) or "fused" (fused.py; one process, fp32). Under torchrun
+    autograd and the optimizer) or "fused" (fused.py; one process). config.train.precision bf16 runs the products in bf16:
+    the fused step's own bf16 path, or autocast of the autograd engine's forward pass. Under torchrun
     (`state.workers` > 1, the model wrapped in DDP) every worker draws the same order and trains
     on its share of each global batch; the loss and accuracy returned are those of the whole
     epoch, the same on every worker. Raises Diverged at the first progress report whose loss is
@@ -140,7 +141,7 @@ def train_one_epoch(
     device = split.X.device
     world = workers.world_size
     if config.train.engine == "fused":
-        step = FusedStep(model, optimizer, config.train.label_smoothing)
+        step = FusedStep(model, optimizer, config.train.precision, config.train.label_smoothing)
     else:
         step = _AutogradStep(model, optimizer, config.train.precision, world, config.train.label_smoothing)
     order = torch.randperm(len(split), generator=state.order_generator).to(device)

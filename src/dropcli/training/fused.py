@@ -12,10 +12,20 @@ in-place passes over the activations:
   alpha=-lr * scale / batch), and the bias update into one addmv_: no gradient tensors, no
   optimizer pass, no pass for the mean's 1 / batch. Other optimizers get `.grad` and step().
 
-It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in fp32 in one process:
-config/validation.py's engine_checks refuse other kinds, bf16 and torch.compile, and
-training/state.py's check_trainable refuses torchrun. tests/training/test_fused.py holds it to the
-autograd engine.
+With train.precision bf16 the same step runs its matrix products in bf16 (oneDNN's on a CPU with
+AVX512_BF16 or AMX): the activations, the masks and the products' inputs are bf16, while the
+weights stay fp32 master copies that the update (and the optimizer, and max-norm) works on; the
+products read bf16 copies of them, refreshed as each step starts (so whatever moved the weights
+since, max-norm included, is seen). The masks are the fp32 step's own (they are
+drawn from the same generator in the same order, whatever the dtype), so a bf16 run differs from
+an fp32 run only by rounding. SGD's update then cannot ride on the weight-gradient product (the
+product is bf16, the weight fp32): it is one add_ of the bf16 product into the fp32 weight.
+
+It covers the kinds whose noise is unit dropout (vocabulary.FUSED_KINDS) in one process:
+config/validation.py's engine_checks refuse other kinds and torch.compile,
+training/state.py's check_trainable refuses torchrun, and training/precision.py refuses bf16 where
+the device has no fast bf16 products. tests/training/test_fused.py holds it to the autograd engine
+and tests/training/test_bf16.py holds bf16 to fp32.
 """
 
 import torch
@@ -53,9 +63,10 @@ class _Noise:
 
 class FusedStep:
     """`step(X, y, global_size) -> (loss, logits)`: one training step of `model`, updating it in
-    place. One process only, so the batch is the whole global batch (`global_size` is len(X))."""
+    place. One process only, so the batch is the whole global batch (`global_size` is len(X)).
+    `precision` "bf16" runs the matrix products in bf16 (the weights stay fp32)."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, label_smoothing: float = 0.0):
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: str = "fp32", label_smoothing: float = 0.0):
         self.label_smoothing = label_smoothing  # train.label_smoothing
         hidden = hidden_layers(model)
         layers = [*hidden, model.output]
@@ -67,12 +78,21 @@ class FusedStep:
         noise = noise_layers(model)
         self.noise = [_Noise(noise.get(INPUT_SLOT)), *(_Noise(noise[slot]) for slot in noise_slots(len(hidden)))]
         self.optimizer = optimizer
+        self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        # What the products read: the fp32 weights themselves, or bf16 copies of them.
+        self.product_weights, self.product_biases = self.weights, self.biases
+        if self.dtype != torch.float32:
+            self.product_weights = [torch.empty_like(weight, dtype=self.dtype) for weight in self.weights]
+            self.product_biases = [torch.empty_like(bias, dtype=self.dtype) for bias in self.biases]
         self._ones: dict[int, torch.Tensor] = {}  # batch size -> (batch,) ones, for bias gradients as products
 
     @torch.no_grad()
     def __call__(self, X: torch.Tensor, y: torch.Tensor, global_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.product_weights is not self.weights:
+            torch._foreach_copy_(self.product_weights, self.weights)
+            torch._foreach_copy_(self.product_biases, self.biases)
         inputs = self._forward(X)  # what each layer read, masked and unscaled
-        logits = inputs.pop()  # (batch, 10)
+        logits = inputs.pop().float()  # (batch, 10); the loss and its gradient in fp32 at any precision
         log_p = torch.log_softmax(logits, dim=1)
         smoothing = self.label_smoothing
         loss = F.nll_loss(log_p, y)
@@ -86,14 +106,15 @@ class FusedStep:
         if smoothing:
             grad.sub_(smoothing / logits.shape[1])
         grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) * ones.unsqueeze(1))
-        self._backward(grad, inputs, ones)
+        self._backward(grad.to(self.dtype), inputs, ones)
         return loss, logits
 
     def _forward(self, X: torch.Tensor) -> list[torch.Tensor]:
         """Each layer's (masked, unscaled) input, then the logits."""
-        A = X if self.noise[0].p == 0 else X.clone()  # the batch may be the caller's tensor: mask a copy
+        # The batch may be the caller's tensor: mask a copy (a bf16 cast is one).
+        A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p == 0 else X.clone()
         outputs = []
-        for index, (weight, bias, noise) in enumerate(zip(self.weights, self.biases, self.noise)):
+        for index, (weight, bias, noise) in enumerate(zip(self.product_weights, self.product_biases, self.noise)):
             if index > 0:
                 A = A.relu_()  # (batch, hidden)
             noise.apply_(A)
@@ -115,10 +136,12 @@ class FusedStep:
             weight, bias, A, scale = self.weights[index], self.biases[index], inputs[index], self.noise[index].scale
             grad_input = None
             if index > 0:  # the gradient at the previous layer's pre-activation, before this layer's weights change
-                grad_input = torch.addmm(A, grad, weight, beta=0, alpha=scale)  # beta=0: A is not read
+                grad_input = torch.addmm(A, grad, self.product_weights[index], beta=0, alpha=scale)  # beta=0: A is not read
                 grad_input = torch.ops.aten.threshold_backward(grad_input, A, 0)
             grad_t = grad.t()
-            if plain_sgd:
+            if self.dtype != torch.float32:
+                self._update_from_bf16(index, grad_t, A, scale, step if plain_sgd else None)
+            elif plain_sgd:
                 weight.addmm_(grad_t, A, alpha=step * scale)
                 bias.addmv_(grad_t, ones, alpha=step)
             else:
@@ -127,3 +150,18 @@ class FusedStep:
             grad = grad_input
         if not plain_sgd:
             self.optimizer.step()
+
+    def _update_from_bf16(self, index: int, grad_t: torch.Tensor, A: torch.Tensor, scale: float, step: float | None) -> None:
+        """Layer `index`'s fp32 weight and bias from bf16 gradients (batch * the mean's): moved by
+        `step` times them (plain SGD), or given them as .grad for the optimizer (`step` None)."""
+        weight, bias, batch = self.weights[index], self.biases[index], grad_t.shape[1]
+        weight_grad = torch.mm(grad_t, A)  # (out, in), bf16 products accumulated in fp32 by oneDNN
+        bias_grad = grad_t.sum(1, dtype=torch.float32)  # (out,)
+        if step is None:
+            weight.grad = weight_grad.float().mul_(scale / batch)
+            bias.grad = bias_grad.div_(batch)
+            return
+        # The update itself in fp32. (add_ of a bf16 tensor into an fp32 one converts element by
+        # element, several times slower than converting first.)
+        weight.add_(weight_grad.float(), alpha=step * scale)
+        bias.add_(bias_grad, alpha=step)

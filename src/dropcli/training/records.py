@@ -13,6 +13,8 @@ from dropcli.parallel.workers import ONE_PROCESS, Workers
 
 @dataclass(frozen=True)
 class EpochMetrics:
+    """One finished epoch's losses, accuracies (train mode for train_*, eval mode for test_ and val_) and speed."""
+
     epoch: int
     train_loss: float  # mean over the epoch's examples (a short last batch weighs less), in train mode (dropout on)
     train_acc: float

@@ -13,6 +13,7 @@ from dropcli.parallel.workers import ONE_PROCESS, Workers
 from dropcli.runtime import check_memory, derived_seed, seed_everything
 from dropcli.training import averaging
 from dropcli.training.epoch import EVAL_BATCH_SIZE
+from dropcli.training.precision import check_precision
 from dropcli.training.records import TrainState
 from dropcli.training.schedules import build_optimizer
 
@@ -41,8 +42,10 @@ def new_state(config: Config, device: torch.device, workers: Workers = ONE_PROCE
 
 def check_trainable(config: Config, device: torch.device, workers: Workers = ONE_PROCESS) -> None:
     """Raise DropcliError if `config` cannot train here: the model clearly does not fit in
-    memory, or, under torchrun, the batch does not split evenly or the engine is fused.
-    Cheap: callers run it before they make a run directory."""
+    memory, bf16 is asked for where the device would only emulate it, or, under torchrun, the
+    batch does not split evenly or the engine is fused. Cheap: callers run it before they make a
+    run directory."""
+    check_precision(config.train.precision, device)
     check_memory(memory_needed(config), device, "training this model (model.hidden, train.batch_size)")
     if config.train.batch_size % workers.world_size:
         raise DropcliError(

@@ -66,6 +66,18 @@ def replicates(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor, bin
     return total / len(parts)
 
 
+@torch.no_grad()
+def unit_values(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor) -> torch.Tensor:
+    """(parts, replicates, 3): each part's accuracy, NLL and Brier (seeds.UNIT_METRICS) on each
+    replicate, float32 on the CPU, for seeds.py's two-level bootstrap."""
+    n = weights_.shape[1]
+    out = []
+    for part in parts:
+        columns = torch.stack([part["correct"], part["nll"], part["brier"]], dim=1).to(weights_)  # (n, 3)
+        out.append((weights_ @ columns / n).float().cpu())
+    return torch.stack(out)
+
+
 def _one(part: dict[str, torch.Tensor], w: torch.Tensor, bins: int) -> torch.Tensor:
     n = w.shape[1]
     columns = torch.stack([part["correct"], part["nll"], part["brier"], part["entropy"]], dim=1).to(w)  # (n, 4)
@@ -73,8 +85,12 @@ def _one(part: dict[str, torch.Tensor], w: torch.Tensor, bins: int) -> torch.Ten
     correct, confidence = part["correct"].to(w), part["confidence"].to(w)
     # Equal-width bins: the per-bin sums of each replicate as one product with the bins' indicator.
     indicator = torch.nn.functional.one_hot(calibration.bin_index(confidence, bins), bins).to(w)  # (n, bins)
-    gaps = w @ (indicator * correct[:, None]) - w @ (indicator * confidence[:, None])  # (replicates, bins)
-    ece = gaps.abs().sum(dim=1) / n
+    correct_sums, confidence_sums = (
+        w @ (indicator * correct[:, None]),
+        w @ (indicator * confidence[:, None]),
+    )  # (replicates, bins)
+    ece = (correct_sums - confidence_sums).abs().sum(dim=1) / n
+    debiased = calibration.debiased_ece(w @ indicator, confidence_sums, correct_sums, n)
     # Equal-mass bins: in confidence order, a drawn copy's rank is where it falls in the running
     # count; each example goes to the bin of its copies' middle rank (copies of one example
     # straddle a bin edge only at that edge).
@@ -86,7 +102,17 @@ def _one(part: dict[str, torch.Tensor], w: torch.Tensor, bins: int) -> torch.Ten
     signed = w_sorted.mul_((correct - confidence)[order])
     adaptive = torch.zeros(len(w), bins, dtype=w.dtype, device=w.device).scatter_add_(1, index, signed).abs().sum(dim=1) / n
     accuracy, nll, brier, entropy = means.unbind(dim=1)
-    by_name = {"accuracy": accuracy, "nll": nll, "brier": brier, "ece": ece, "ece_adaptive": adaptive, "entropy": entropy}
+    aurc = calibration.aurc(part["entropy"].to(w), correct, w)
+    by_name = {
+        "accuracy": accuracy,
+        "nll": nll,
+        "brier": brier,
+        "ece": ece,
+        "ece_adaptive": adaptive,
+        "entropy": entropy,
+        "aurc": aurc,
+        "ece_debiased": debiased,
+    }
     return torch.stack([by_name[metric] for metric in calibration.METRICS], dim=1)
 
 
@@ -100,3 +126,44 @@ def intervals(values: torch.Tensor, level: float = 0.95) -> list[Interval]:
 def interval(values: torch.Tensor, level: float = 0.95) -> Interval:
     """The percentile interval of `values` (replicates,)."""
     return intervals(values[:, None], level)[0]
+
+
+@torch.no_grad()
+def threshold_accuracies(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor) -> torch.Tensor:
+    """(replicates, len(calibration.THRESHOLDS)): accuracy on the examples whose confidence is
+    >= t in each replicate, the mean over `parts` (from `per_example`); NaN where a replicate
+    keeps no example above t."""
+    t = torch.tensor(calibration.THRESHOLDS, dtype=weights_.dtype, device=weights_.device)
+    total = torch.zeros(len(weights_), len(t), dtype=weights_.dtype, device=weights_.device)
+    for part in parts:
+        above = (part["confidence"].to(weights_)[:, None] >= t).to(weights_)  # (n, thresholds)
+        kept = weights_ @ above  # (replicates, thresholds)
+        total += (weights_ @ (above * part["correct"].to(weights_)[:, None])) / kept
+    return total / len(parts)
+
+
+def nan_intervals(values: torch.Tensor, level: float = 0.95) -> list[Interval | None]:
+    """The percentile interval of each column of `values` (replicates, columns) over the
+    replicates that are not NaN; None for a column with none."""
+    quantiles = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype, device=values.device)
+    low, high = torch.nanquantile(values, quantiles, dim=0).tolist()
+    return [None if a != a else Interval(a, b) for a, b in zip(low, high)]  # a != a: NaN
+
+
+@torch.no_grad()
+def selective_accuracies(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor) -> torch.Tensor:
+    """(replicates, len(calibration.COVERAGES)): selective accuracy at each coverage in each
+    replicate, the mean over `parts` (from `per_example`): of the round(c * n) drawn copies with
+    the lowest entropy (ties: the earlier example first, as calibration's), the fraction correct."""
+    n = weights_.shape[1]
+    kept = torch.tensor([max(1, round(c * n)) for c in calibration.COVERAGES], dtype=weights_.dtype, device=weights_.device)
+    total = torch.zeros(len(weights_), len(kept), dtype=weights_.dtype, device=weights_.device)
+    for part in parts:
+        order = torch.sort(part["entropy"], stable=True).indices
+        w = weights_[:, order]  # (replicates, n), most certain first
+        before = w.cumsum(dim=1) - w  # copies ahead of each example
+        correct = part["correct"].to(weights_)[order]
+        for index, k in enumerate(kept):
+            copies = (k - before).clamp_(min=0).minimum(w)  # of each example's copies, those among the first k
+            total[:, index] += copies @ correct / k
+    return total / len(parts)

@@ -21,7 +21,17 @@ back to the host once. The definitions (also in docs/uncertainty.md):
 - selective accuracy at coverage c: keep the fraction c of examples with the lowest
   predictive entropy (ties: the earlier example first), score accuracy on those alone;
 - accuracy above a confidence threshold t: accuracy on the examples with max_c p_c >= t, and
-  the fraction of examples that is (Ovadia et al. 2019, fig. 3's "accuracy vs confidence").
+  the fraction of examples that is (Ovadia et al. 2019, fig. 3's "accuracy vs confidence");
+- AURC (Geifman et al. 2019): the area under the risk-coverage curve of selective prediction by
+  predictive entropy, (1/n) sum over k = 1..n of the error rate of the k most certain examples;
+  examples of equal entropy count in a random order, in expectation (so ties, such as many
+  predictions of probability 1, cannot favour any example); 0 best, the error rate of a
+  random ranking about the error rate itself;
+- debiased ECE: the l2 calibration error over the same equal-width bins with each bin's
+  squared gap debiased (Kumar et al. 2019): sqrt(max(0, sum_b (n_b / n) [(acc_b - conf_b)^2
+  - acc_b (1 - acc_b) / (n_b - 1)])). The plug-in gap is inflated by the binomial noise of a
+  bin's accuracy; this removes that noise's expected square, so a calibrated net scores near
+  0 however few its examples. It is an l2 quantity: compare it with itself, not with ECE.
 """
 
 from dataclasses import dataclass, field
@@ -32,7 +42,7 @@ BINS = 15
 COVERAGES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 THRESHOLDS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 PROBABILITY_FLOOR = 1e-12
-METRICS = ("accuracy", "nll", "brier", "ece", "ece_adaptive", "entropy")
+METRICS = ("accuracy", "nll", "brier", "ece", "ece_adaptive", "entropy", "aurc", "ece_debiased")
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class Scores:
     ece: float
     ece_adaptive: float
     entropy: float
+    aurc: float
+    ece_debiased: float
     selective: dict[float, float]  # coverage -> accuracy on the kept examples
     bins: list[Bin]
     # threshold t -> (accuracy on the examples with confidence >= t or None when there are none, their fraction)
@@ -80,7 +92,10 @@ def score(probabilities: torch.Tensor, labels: torch.Tensor, bins: int = BINS, c
     kept = above.sum(dim=1)
     hits = (above * correct).sum(dim=1)
     # One transfer to the host for everything.
-    head = torch.stack([correct.mean(), nll.mean(), brier.mean(), gaps, adaptive, entropy.mean()]).tolist()
+    ones = torch.ones(1, n, dtype=p.dtype, device=p.device)
+    aurc_ = aurc(entropy, correct, ones)[0]
+    debiased = debiased_ece(counts[None].double(), confidence_sums[None], correct_sums[None], n)[0]
+    head = torch.stack([correct.mean(), nll.mean(), brier.mean(), gaps, adaptive, entropy.mean(), aurc_, debiased]).tolist()
     kept, hits = kept.tolist(), hits.tolist()
     thresholds = {t: (hits[i] / kept[i] if kept[i] else None, kept[i] / n) for i, t in enumerate(THRESHOLDS)}
     counts, confidence_sums, correct_sums = counts.tolist(), confidence_sums.tolist(), correct_sums.tolist()
@@ -105,6 +120,36 @@ def adaptive_ece(confidence: torch.Tensor, correct: torch.Tensor, bins: int = BI
     index = torch.arange(n, device=confidence.device) * bins // n  # (n,): the bin of each rank
     gaps = torch.bincount(index, correct[order], minlength=bins) - torch.bincount(index, confidence[order], minlength=bins)
     return gaps.abs().sum() / n
+
+
+def aurc(entropy: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """(replicates,) AURC of examples ranked by `entropy` (n,), lowest first, `correct` (n,) 0 or 1,
+    each example counted `weights` (replicates, n) times.
+
+    Examples of one entropy form a group; within a group the order is random, so the expected
+    errors among its first j are the errors before it plus j times its error rate r. The group's
+    terms, sum over j = 1..m of (E + j r) / (B + j) with B examples and E errors before it, are
+    (E - r B)(H(B + m) - H(B)) + r m, H the harmonic numbers: digamma differences.
+    """
+    values, group = torch.unique(entropy, return_inverse=True)  # ascending: the most certain first
+    w = weights.double()
+    m = torch.zeros(len(w), len(values), dtype=w.dtype, device=w.device).index_add_(1, group, w)  # (replicates, groups)
+    e = torch.zeros_like(m).index_add_(1, group, w * (1 - correct.double()))
+    before, errors_before = m.cumsum(dim=1) - m, e.cumsum(dim=1) - e
+    rate = torch.where(m > 0, e / m.clamp_min(1), torch.zeros_like(m))
+    harmonic = torch.special.digamma(before + m + 1) - torch.special.digamma(before + 1)
+    return ((errors_before - rate * before) * harmonic + rate * m).sum(dim=1) / w.sum(dim=1)
+
+
+def debiased_ece(counts: torch.Tensor, confidence_sums: torch.Tensor, correct_sums: torch.Tensor, n) -> torch.Tensor:
+    """(replicates,) the debiased l2 ECE from each replicate's per-bin counts and sums (replicates, bins)."""
+    filled = counts > 0
+    accuracy = torch.where(filled, correct_sums / counts.clamp_min(1), 0)
+    confidence = torch.where(filled, confidence_sums / counts.clamp_min(1), 0)
+    # A bin of one example has accuracy 0 or 1: no binomial noise to remove (and no n_b - 1 to divide by).
+    noise = torch.where(counts > 1, accuracy * (1 - accuracy) / (counts - 1).clamp_min(1), 0)
+    squared = (counts / n * ((accuracy - confidence).square() - noise)).sum(dim=1)
+    return squared.clamp_min(0).sqrt()
 
 
 def entropy_of(p: torch.Tensor) -> torch.Tensor:

@@ -51,6 +51,8 @@ def load_target(target: Path) -> tuple[Path, dict[str, Any]]:
     try:
         return last, checkpoints.load(last)
     except DropcliError as error:
+        if not best.is_file():
+            raise DropcliError(f"{error}; the run has no best.pt (no validation split): train it again") from None
         try:
             checkpoints.load(best)
         except DropcliError:

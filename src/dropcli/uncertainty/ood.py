@@ -1,10 +1,15 @@
 """Out-of-distribution detection: tell the test images of the training data set from another set's.
 
-`evaluate --ood DIR_OR_NAME` reads the other set's test images (an IDX data set: a directory
-holding t10k-images-idx3-ubyte[.gz], or the name of one dropcli knows, e.g. mnist, kmnist), scores
-them with each method and asks how well an uncertainty score separates them from the in-
-distribution test images. Out-of-distribution is the positive class; a higher score means "more
-likely out". Scores:
+`evaluate --ood SOURCE` (repeatable) scores other images with each method and asks how well an
+uncertainty score separates them from the in-distribution test images. A source is
+- another IDX data set's test images: a directory holding t10k-images-idx3-ubyte[.gz], or the
+  name of one dropcli knows (mnist, kmnist);
+- `heldout`: the test images of the classes the runs were not trained on (data.classes), the
+  open-set benchmark that needs no other data set;
+- a far-OOD sanity set made on the spot, as many images as the in-distribution test set, the
+  same for every method and run (a fixed seed): `noise` (every pixel uniform in [0, 1]),
+  `constant` (each image one uniform grey level) or `inverted` (1 - the in-distribution test images).
+Out-of-distribution is the positive class; a higher score means "more likely out". Scores:
 - max probability: 1 - max_c p_c (the baseline of Hendrycks & Gimpel 2017);
 - entropy: the predictive entropy of the averaged probabilities;
 - mutual information: entropy of the mean minus the mean entropy of the passes (or members), the
@@ -12,8 +17,11 @@ likely out". Scores:
 Measures (ties count half, as in the rank formula):
 - AUROC: the chance that a random out-of-distribution image scores above a random in-distribution
   one (Mann-Whitney U / (n_in n_out));
-- AUPR: average precision with out-of-distribution as positive, a threshold per distinct score.
-Both take weights, so bootstrap.weights gives their intervals.
+- AUPR: average precision with out-of-distribution as positive, a threshold per distinct score;
+- FPR@95: the fraction of in-distribution images flagged at the highest threshold that flags at
+  least 95 % of the out-of-distribution ones (everything scoring at or above it is flagged; lower
+  is better).
+All take weights, so bootstrap.weights gives their intervals.
 """
 
 from pathlib import Path
@@ -23,7 +31,48 @@ import torch
 from dropcli.errors import DropcliError
 
 SCORES = ("max probability", "entropy", "mutual information")
+MEASURES = ("auroc", "aupr", "fpr95")
 IMAGES_FILE = "t10k-images-idx3-ubyte"
+HELD_OUT = "heldout"
+SYNTHETIC = ("noise", "constant", "inverted")
+SYNTHETIC_SEED = 20261206  # fixed: every method and run sees the same made-up images
+RECALL = 0.95  # FPR@95's true positive rate
+
+
+def check_sources(sources: tuple[str, ...], classes: tuple[int, ...] | None) -> None:
+    """Refuse, before any work, a source named twice or held-out classes the runs do not have."""
+    repeated = [source for index, source in enumerate(sources) if source in sources[:index]]
+    if repeated:
+        raise DropcliError(f"--ood {repeated[0]} is named twice; name each source once")
+    if HELD_OUT in sources and (classes is None or len(classes) == 10):
+        raise DropcliError(
+            f"--ood {HELD_OUT}: the runs were trained on every class (data.classes); train on some, "
+            "e.g. --set data.classes=[0,1,2,3,4,5], to hold the others out"
+        )
+
+
+def outside_images(source: str, raw, config, inside: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """What `source` names, as (its label, (n, 784) images in [0, 1] on `inside`'s device): `raw`
+    and `config` are the runs' data set as read and their DataConfig, `inside` the scored test images."""
+    from dropcli import data
+
+    if source == HELD_OUT:
+        images, _ = data.of_classes(*raw["test"], config.classes, keep=False)
+        images = images[: config.test_limit]
+        return f"held-out classes {sorted(set(range(10)) - set(config.classes))}", images.reshape(len(images), -1).to(
+            inside.device
+        ).float().div_(255)
+    if source in SYNTHETIC:
+        generator = torch.Generator().manual_seed(SYNTHETIC_SEED)
+        n = len(inside)
+        made = {
+            "noise": lambda: torch.rand(n, inside.shape[1], generator=generator),
+            "constant": lambda: torch.rand(n, 1, generator=generator).expand(n, inside.shape[1]).contiguous(),
+            "inverted": lambda: 1 - inside.cpu(),
+        }[source]()
+        return source, made.to(device=inside.device, dtype=inside.dtype)
+    path, images = read_images(source)
+    return str(path), images.to(inside.device)
 
 
 def read_images(source: str | Path) -> tuple[Path, torch.Tensor]:
@@ -35,8 +84,8 @@ def read_images(source: str | Path) -> tuple[Path, torch.Tensor]:
     if not directory.is_dir():
         if str(source) not in data.DATASETS:
             raise DropcliError(
-                f"--ood {source}: not a directory, nor one of {', '.join(data.DATASETS)}; name a directory holding "
-                f"{IMAGES_FILE}[.gz] (an IDX data set's test images)"
+                f"--ood {source}: not a directory, nor one of {', '.join([*data.DATASETS, HELD_OUT, *SYNTHETIC])}; name a "
+                f"directory holding {IMAGES_FILE}[.gz] (an IDX data set's test images)"
             )
         directory = data.find(None, str(source))
         if directory is None:
@@ -54,6 +103,8 @@ def read_images(source: str | Path) -> tuple[Path, torch.Tensor]:
             f"--ood {source}: no {IMAGES_FILE} or {IMAGES_FILE}.gz in {directory}; name an IDX data set's directory"
         )
     images = data.read_idx(path, data.IMAGES_MAGIC, None)
+    if len(images) == 0:
+        raise DropcliError(f"--ood {source}: {path} holds no images; name a data set whose test file holds some")
     return path, images.reshape(len(images), -1).float().div_(255)
 
 
@@ -102,3 +153,16 @@ def aupr(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None) -> 
     false = per_in.flip(1).cumsum(dim=1)
     precision = true / (true + false).clamp_min(torch.finfo(true.dtype).tiny)
     return (precision * per_out.flip(1)).sum(dim=1) / per_out.sum(dim=1)
+
+
+def fpr_at_recall(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None, recall: float = RECALL) -> torch.Tensor:
+    """(replicates,) the false positive rate at the highest threshold (a distinct score) that flags
+    at least `recall` of the out-of-distribution weight."""
+    per_in, per_out = _groups(inside.double(), outside.double(), _weights(inside, w_in), _weights(outside, w_out))
+    # From the highest score down: the weight flagged when the threshold is each score.
+    true = per_out.flip(1).cumsum(dim=1) / per_out.sum(dim=1, keepdim=True)
+    false = per_in.flip(1).cumsum(dim=1) / per_in.sum(dim=1, keepdim=True)
+    # Rounding can leave the last cumulative share a hair below 1: the last threshold always counts.
+    reached = (true >= recall - 1e-12) | (torch.arange(true.shape[1], device=true.device) == true.shape[1] - 1)
+    first = reached.int().argmax(dim=1, keepdim=True)  # the first (highest) threshold that reaches it
+    return false.gather(1, first).squeeze(1)

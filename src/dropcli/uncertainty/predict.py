@@ -26,6 +26,8 @@ SIDE = 28  # Fashion-MNIST's images are 28 x 28
 
 @dataclass(frozen=True)
 class Prediction:
+    """One image's class probabilities: `top(k)` the most probable, `entropy` with Monte Carlo dropout."""
+
     source: str  # the image file, or "test image N"
     probabilities: list[float]  # one per class, in class_names order
     true_class: int | None  # known for a test-set image

@@ -8,6 +8,7 @@ are scored on the device (calibration.py), with bootstrap intervals over the tes
 module returns data; the CLI prints and draws it.
 """
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from dropcli.errors import DropcliError
+from dropcli.runtime import count_text
 from dropcli.uncertainty import bootstrap, calibration, ensembles, methods, shifts
 from dropcli.uncertainty import lineup as lineup_module
 from dropcli.uncertainty.calibration import Scores
@@ -38,7 +40,7 @@ class Request:
     last_layer: bool = False  # also MC dropout with only the last noise layer on
     bootstrap: int = 0  # replicates for the intervals; 0: none
     level: float = 0.95  # the intervals' coverage
-    ood: str | None = None  # a directory or data set name: out-of-distribution detection
+    ood: str | tuple[str, ...] | None = None  # out-of-distribution sets: directories, data set names, heldout, noise, ...
 
 
 @dataclass(frozen=True)
@@ -49,19 +51,6 @@ class Block:
     shift: Shift
     member: int
     probabilities: torch.Tensor  # (n, classes) on the CPU
-
-
-@dataclass(frozen=True)
-class Detection:
-    """How well one score of one method tells out- from in-distribution images: the mean over runs
-    (or ensembles), its bootstrap interval, and the spread (std) over them."""
-
-    auroc: float
-    aupr: float
-    auroc_interval: bootstrap.Interval | None
-    aupr_interval: bootstrap.Interval | None
-    auroc_spread: float | None
-    aupr_spread: float | None
 
 
 @dataclass
@@ -78,6 +67,10 @@ class Study:
     member_scores: dict[tuple[str, Shift], list[Scores]] = field(default_factory=dict)  # per run (or ensemble)
     predictions: list[Block] = field(default_factory=list)
     passes: dict[str, int] = field(default_factory=dict)  # forward passes per example of each method
+    # compute.py: multiply-adds and measured seconds per test example, runs trained, per method
+    multiply_adds: dict[str, int] = field(default_factory=dict)
+    seconds_per_example: dict[str, float] = field(default_factory=dict)
+    runs_trained: dict[str, int] = field(default_factory=dict)
     level: float = 0.95
     replicates: int = 0
     # (method, shift) -> per metric (calibration.METRICS order): bootstrap interval; std over runs or ensembles
@@ -85,8 +78,14 @@ class Study:
     spread: dict[tuple[str, Shift], list[float]] = field(default_factory=dict)
     # (method, shift) -> (replicates, metrics): paired across methods and shifts (not in --json)
     bootstrap_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
-    ood_source: Path | None = None
-    ood: dict[tuple[str, str], Detection] = field(default_factory=dict)  # (method, score) -> detection
+    # (method, shift) -> per calibration.THRESHOLDS: interval of the accuracy above it (None: no replicate keeps any)
+    threshold_intervals: dict[tuple[str, Shift], list[bootstrap.Interval | None]] = field(default_factory=dict)
+    # (method, shift) -> per calibration.COVERAGES: interval of the selective accuracy
+    selective_intervals: dict[tuple[str, Shift], list[bootstrap.Interval]] = field(default_factory=dict)
+    # (method, shift) -> (units, replicates, 3): each run's (or ensemble's) values, for seeds.py (not in --json)
+    unit_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
+    ood_sources: list[str] = field(default_factory=list)  # each out-of-distribution set's label, in order
+    ood: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (set, method, score) -> detection.Detection
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,12 +97,15 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     (run, shift) scored.
     """
     from dropcli import data, runs
-    from dropcli.uncertainty import evaluation
+    from dropcli.uncertainty import compute, detection, evaluation
     from dropcli.uncertainty import ood as ood_module
 
     members = ensembles.load(request.targets, flags)
     check(request, members)
-    outside = ood_module.read_images(request.ood) if request.ood is not None else None
+    sources = ood_sources(request)
+    ood_module.check_sources(sources, members[0].config.data.classes)
+    # Another data set's files are read (and refused) before any work.
+    read = {s: ood_module.read_images(s) for s in sources if s != ood_module.HELD_OUT and s not in ood_module.SYNTHETIC}
     first = members[0]
     device = next(first.model.parameters()).device
     # The data set the runs were trained on (the ensemble check makes it one), never the default.
@@ -115,6 +117,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
         [data.prepare(directory, raw, m.config.data, m.config.seed, device).val for m in members] if request.temperature else []
     )
     study, lineup = _plan(request, members, directory, subset.y.cpu(), vals)
+    study.multiply_adds, study.runs_trained = compute.multiply_adds(lineup, first.model), compute.runs_trained(lineup)
     steps = len(members) * len(request.shifts)
     estimate = 0.0
     if lineup.mc_samples:
@@ -135,10 +138,23 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
             _keep(study, outputs, shift)
         if progress is not None:
             progress((number + 1) * len(members), steps, estimate)
-    if outside is not None:
-        study.ood_source = outside[0]
-        _detect(study, lineup, subset.X, outside[1].to(device), fitted, request.bootstrap)
+    study.seconds_per_example = compute.seconds_per_example(lineup, members, subset.X)
+    if sources:
+        inside, _ = lineup_module.all_outputs(lineup, members, subset.X, fitted)
+        for source in sources:
+            label, images = (
+                (str(read[source][0]), read[source][1].to(device))
+                if source in read
+                else ood_module.outside_images(source, raw, first.config.data, subset.X)
+            )
+            study.ood_sources.append(label)
+            detection.detect(study, lineup, inside, label, images, fitted, request.bootstrap)
     return study, (device, dataset)
+
+
+def ood_sources(request: Request) -> tuple[str, ...]:
+    """The out-of-distribution sets `request.ood` names, in order (one name or several)."""
+    return (request.ood,) if isinstance(request.ood, str) else tuple(request.ood or ())
 
 
 def _ticker(progress: Progress | None, before: int, steps: int, estimate: float) -> Callable[[int, float], None] | None:
@@ -175,17 +191,54 @@ def _plan(request: Request, members, directory: Path, labels: torch.Tensor, vals
         study.notes.append(f"no MC dropout rows: {members[0].config.model.kind} nets have no noise layer to leave on")
     if request.temperature and len(members) > 1 and not _shared(vals):
         study.notes.append("no temperature-scaled ensembles: the runs hold out different validation splits (set data.val_seed)")
+    for m in request.ensemble_sizes:  # sizes asked for: the default ensemble is all the runs
+        count, left = divmod(len(members), m)
+        if count < 3 or left:
+            spare = (
+                f"; the last {left} runs are in none, so these rows and the single-model rows average different runs"
+                if left
+                else ""
+            )
+            study.notes.append(f"ensembles of {m}: {count} disjoint of {len(members)} runs{' (no spread)' * (count == 1)}{spare}")
     if len(members) > 1 and request.split == "test" and not _shared(vals) and vals:
         study.notes.append("the runs trained on different subsets (each held out its own validation split)")
+    study.notes += _left_out_of_ensembles(lineup, len(members))
     return study, lineup
+
+
+def _left_out_of_ensembles(lineup: lineup_module.Lineup, runs: int) -> list[str]:
+    """Where M does not divide the runs, the last runs are in no ensemble of M, while the
+    single-model rows average them all: said, so the rows are read as what they are."""
+    notes = []
+    for m in lineup.ensemble_sizes:
+        left = runs % m
+        if left:
+            name = lineup_module.ensemble_name(lineup, m)
+            notes.append(
+                f"{name}: {count_text(runs // m, 'disjoint ensemble')} of {m} runs, so the last "
+                f"{count_text(left, 'run')} of {runs} {'is' if left == 1 else 'are'} in none"
+            )
+    return notes
 
 
 def _shared(vals) -> bool:
     return bool(vals) and all(torch.equal(v.y, vals[0].y) and torch.equal(v.X, vals[0].X) for v in vals[1:])
 
 
+def replicates_needed(level: float) -> int:
+    """The fewest replicates whose percentile interval at `level` has a replicate beyond each
+    end: (1 - level) / 2 of them at least one. Fewer, and an end is the extreme replicate (one
+    replicate gives a zero-width interval that need not hold its estimate)."""
+    return math.ceil(2 / (1 - level) - 1e-9)
+
+
 def check(request: Request, members: list[ensembles.Member]) -> None:
     """Refuse what the study cannot do for these runs."""
+    if request.bootstrap and request.bootstrap < replicates_needed(request.level):
+        raise DropcliError(
+            f"--bootstrap {request.bootstrap}: a {request.level:.0%} interval needs at least {replicates_needed(request.level)} "
+            f"resamples (one beyond each end), e.g. --bootstrap 1000; or --bootstrap 0 for no intervals"
+        )
     if len(members) > 1 and request.split != "test":
         raise DropcliError(
             f"--split {request.split}: an ensemble is scored on the test split (each run's validation split differs with its seed)"
@@ -221,9 +274,15 @@ def _score_shift(study: Study, outputs, y: torch.Tensor, shift: Shift, weights: 
             values = torch.tensor([[getattr(s, metric) for metric in calibration.METRICS] for s in scored], dtype=torch.float64)
             study.spread[method, shift] = values.std(dim=0).tolist()
         if weights is not None:
-            values = bootstrap.replicates([bootstrap.per_example(p, y) for p, _ in parts], weights)
+            examples = [bootstrap.per_example(p, y) for p, _ in parts]
+            values = bootstrap.replicates(examples, weights)
+            study.unit_values[method, shift] = bootstrap.unit_values(examples, weights)
             study.bootstrap_values[method, shift] = values.cpu()
             study.intervals[method, shift] = bootstrap.intervals(values, study.level)
+            above = bootstrap.threshold_accuracies(examples, weights)
+            study.threshold_intervals[method, shift] = bootstrap.nan_intervals(above, study.level)
+            selective = bootstrap.selective_accuracies(examples, weights)
+            study.selective_intervals[method, shift] = bootstrap.intervals(selective, study.level)
 
 
 def _keep(study: Study, outputs, shift: Shift) -> None:
@@ -234,43 +293,10 @@ def _keep(study: Study, outputs, shift: Shift) -> None:
             study.predictions.append(Block(method, shift, index if single else -1, p.cpu()))
 
 
-def _detect(study: Study, lineup, inside_X: torch.Tensor, outside_X: torch.Tensor, fitted, replicates: int) -> None:
-    from dropcli.uncertainty import ood
-
-    inside, _ = lineup_module.all_outputs(lineup, study.members, inside_X, fitted)
-    outside, _ = lineup_module.all_outputs(lineup, study.members, outside_X, fitted)
-    w_in = bootstrap.weights(len(inside_X), replicates, inside_X.device) if replicates else None
-    w_out = bootstrap.weights(len(outside_X), replicates, inside_X.device, seed=bootstrap.SEED + 1) if replicates else None
-    for method in study.methods:
-        per_part: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
-        for (p_in, h_in), (p_out, h_out) in zip(inside[method], outside[method]):
-            scores_in, scores_out = ood.scores(p_in, h_in), ood.scores(p_out, h_out)
-            for name in scores_in:
-                pair = (
-                    torch.cat([ood.auroc(scores_in[name], scores_out[name]), ood.aupr(scores_in[name], scores_out[name])]),
-                    torch.stack(
-                        [
-                            ood.auroc(scores_in[name], scores_out[name], w_in, w_out),
-                            ood.aupr(scores_in[name], scores_out[name], w_in, w_out),
-                        ],
-                        dim=1,
-                    )
-                    if replicates
-                    else None,
-                )
-                per_part.setdefault(name, []).append(pair)
-        for name, pairs in per_part.items():
-            points = torch.stack([point for point, _ in pairs])  # (parts, 2)
-            auroc_interval = aupr_interval = None
-            if replicates:
-                auroc_interval, aupr_interval = bootstrap.intervals(torch.stack([r for _, r in pairs]).mean(dim=0), study.level)
-            spread = points.std(dim=0).tolist() if len(pairs) > 1 else [None, None]
-            mean = points.mean(dim=0).tolist()
-            study.ood[method, name] = Detection(mean[0], mean[1], auroc_interval, aupr_interval, *spread)
-
-
 def to_json(study: Study) -> dict[str, Any]:
     """Everything the study measured, as plain JSON values."""
+    from dropcli.uncertainty import compute, detection
+
     return {
         "checkpoints": [str(m.checkpoint) for m in study.members],
         "seeds": [m.config.seed for m in study.members],
@@ -282,6 +308,12 @@ def to_json(study: Study) -> dict[str, Any]:
         "temperatures": study.temperatures,
         "methods": study.methods,
         "forward_passes": study.passes,
+        "compute": {
+            "multiply_adds_per_example": study.multiply_adds,
+            "seconds_per_example": study.seconds_per_example,
+            "runs_trained": study.runs_trained,
+            "training": compute.training(study.members),
+        },
         "bootstrap": {"replicates": study.replicates, "level": study.level} if study.replicates else None,
         "notes": study.notes,
         "shifts": [{"family": s.family, "value": s.value} for s in study.shifts],
@@ -289,6 +321,7 @@ def to_json(study: Study) -> dict[str, Any]:
             {
                 "method": method,
                 "forward_passes": study.passes[method],
+                "multiply_adds": study.multiply_adds.get(method),
                 "shift": {"family": shift.family, "value": shift.value},
                 **_scores_json(study.scores[method, shift]),
                 "interval": _by_metric([[i.low, i.high] for i in study.intervals[method, shift]])
@@ -303,23 +336,19 @@ def to_json(study: Study) -> dict[str, Any]:
             for method in study.methods
         ],
         "ood": {
-            "data": str(study.ood_source),
-            "results": [{"method": method, "score": score, **_detection_json(d)} for (method, score), d in study.ood.items()],
+            "data": study.ood_sources,
+            "results": [
+                {"data": source, "method": method, "score": score, **detection.to_json(d)}
+                for (source, method, score), d in study.ood.items()
+            ],
         }
-        if study.ood_source is not None
+        if study.ood_sources
         else None,
     }
 
 
 def _by_metric(values: list) -> dict[str, Any]:
     return dict(zip(calibration.METRICS, values))
-
-
-def _detection_json(d: Detection) -> dict[str, Any]:
-    out = {"auroc": d.auroc, "aupr": d.aupr, "auroc_spread": d.auroc_spread, "aupr_spread": d.aupr_spread}
-    for name, interval in (("auroc_interval", d.auroc_interval), ("aupr_interval", d.aupr_interval)):
-        out[name] = [interval.low, interval.high] if interval is not None else None
-    return out
 
 
 def _scores_json(scores: Scores, bins: bool = True) -> dict[str, Any]:

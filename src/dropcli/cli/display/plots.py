@@ -10,16 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropcli.cli.display.figure import load_pyplot
-from dropcli.config.architecture import short
+from dropcli.cli.display.figure import Style, finish, panels, top_legend
+from dropcli.config.labels import readable, value_text
 from dropcli.runtime import count_text
 
-# A figure 6.5 inches wide (a page's text width) at 9-point type stays readable when a paper
-# shrinks it to one column.
-WIDTH = 6.5
 # Line style per split: the same in both panels, so one legend explains them.
 SPLIT_STYLES = {"train": "-", "val": ":", "test": "--"}
 SPLIT_LABELS = {"train": "train (dropout on, epoch mean)", "val": "validation (eval)", "test": "test (eval)"}
+# Open markers of a different shape per group: where two groups' curves coincide, both still show.
+GROUP_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 @dataclass(frozen=True)
@@ -30,22 +29,22 @@ class RunCurves:
     histories: list[list[dict[str, Any]]]  # one per run (seed): metrics.jsonl's records
 
 
-def learning_curves(groups: list[RunCurves], caption: str = ""):
-    """A matplotlib Figure: loss (left) and accuracy (right) against epoch, train, test and, when
-    the runs have one, validation; one colour per group, mean ± std over its runs."""
-    pyplot = load_pyplot()
-    figure, (loss_axes, acc_axes) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9))
-    colours = pyplot.rcParams["axes.prop_cycle"].by_key()["color"]
+def learning_curves(groups: list[RunCurves], caption: str = "", style: Style | None = None):
+    """A matplotlib Figure: loss and accuracy against epoch (side by side where the width holds
+    both, else stacked), train, test and, when the runs have one, validation; one colour and one
+    marker shape per group, mean ± std over its runs."""
+    style = style or Style()
+    figure, (loss_axes, acc_axes) = panels(2, style, aspect=0.62, min_width=2.3)
+    colours = [f"C{index}" for index in range(10)]
     splits_drawn = []
     for index, group in enumerate(groups):
         colour = colours[index % len(colours)]
-        for split, style in SPLIT_STYLES.items():
+        for split, line_style in SPLIT_STYLES.items():
             for axes, metric in ((loss_axes, f"{split}_loss"), (acc_axes, f"{split}_acc")):
                 epochs, means, stds = _mean_over_runs(group.histories, metric)
                 if not epochs:
                     continue
-                marker = "o" if len(epochs) == 1 else None  # one epoch is a point: a line alone would not show
-                axes.plot(epochs, means, style, color=colour, linewidth=1.4, marker=marker, markersize=4)
+                axes.plot(epochs, means, line_style, color=colour, **_marker(index, len(groups), len(epochs)))
                 if any(std > 0 for std in stds):
                     lower = [m - s for m, s in zip(means, stds)]
                     upper = [m + s for m, s in zip(means, stds)]
@@ -59,39 +58,42 @@ def learning_curves(groups: list[RunCurves], caption: str = ""):
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.grid(alpha=0.3)
     loss_axes.set_ylim(bottom=0)
-    entries, columns = _legends(figure, groups, colours, splits_drawn)
-    finish(figure, caption, legend_rows=math.ceil(entries / columns))
+    _legends(figure, groups, colours, splits_drawn, style)
+    finish(figure, caption, style)
     return figure
 
 
-# Legend text that fits a row of the figure's width at the legend's 8-point type.
-LEGEND_CHARACTERS = 105
+def _marker(index: int, groups: int, epochs: int) -> dict:
+    """Markers where curves could hide each other (several groups) or a line would not show (one
+    epoch). With several groups an earlier one is drawn wider and its markers larger: where two
+    coincide, the earlier shows as a rim around the later."""
+    if groups == 1:
+        return {"marker": "o"} if epochs == 1 else {}
+    under = min(groups - 1 - index, 2)  # how many groups may be drawn over this one (at most 2 widths more)
+    return {
+        "marker": GROUP_MARKERS[index % len(GROUP_MARKERS)],
+        "markerfacecolor": "none",
+        "markevery": max(1, epochs // 8),
+        "linewidth": 1.1 + 0.5 * under,
+        "markersize": 3.5 + 1.5 * under,
+    }
 
 
-def _legends(figure, groups: list[RunCurves], colours: list[str], splits: list[str]) -> tuple[int, int]:
-    """Above the panels, where they cover no data: the line styles (splits), then the colours
-    (groups), in as many columns as the longest label lets fit the width. Returns (entries, columns)."""
+def _legends(figure, groups: list[RunCurves], colours: list[str], splits: list[str], style: Style) -> None:
+    """Above the panels, where they cover no data: a row of line styles (splits), then one of
+    colours and markers (groups), each in as many columns as fit the width."""
     from matplotlib.lines import Line2D
 
     handles = [Line2D([], [], color="0.3", linestyle=SPLIT_STYLES[split], label=SPLIT_LABELS[split]) for split in splits]
+    top_legend(figure, handles, [handle.get_label() for handle in handles], style, most_columns=3)
     if len(groups) > 1:
-        seeds = max(len(group.histories) for group in groups)
-        for index, group in enumerate(groups):
-            handles.append(Line2D([], [], color=colours[index % len(colours)], linewidth=2, label=group.label))
-        if seeds > 1:
+        handles = [
+            Line2D([], [], color=colours[index % len(colours)], label=group.label, **_marker(index, len(groups), 2))
+            for index, group in enumerate(groups)
+        ]
+        if max(len(group.histories) for group in groups) > 1:
             handles.append(Line2D([], [], color="none", label="(bands: ± std over seeds)"))
-    longest = max(len(handle.get_label()) for handle in handles)
-    columns = max(1, min(len(handles), 3, LEGEND_CHARACTERS // (longest + 8)))  # 8: the line sample and spacing
-    figure.legend(
-        handles=handles,
-        loc="upper center",
-        ncol=columns,
-        frameon=False,
-        bbox_to_anchor=(0.5, 1.0),
-        handlelength=2.2,
-        columnspacing=1.2,
-    )
-    return len(handles), columns
+        top_legend(figure, handles, [handle.get_label() for handle in handles], style, most_columns=3)
 
 
 def _mean_over_runs(histories: list[list[dict[str, Any]]], metric: str) -> tuple[list[int], list[float], list[float]]:
@@ -134,16 +136,6 @@ def seed_text(seeds: list[int]) -> str:
     return f"seeds {listed} (mean ± std)"
 
 
-def finish(figure, caption: str, legend_rows: int = 0) -> None:
-    """Lay the figure out with its caption line at the bottom (and room for legend rows on top)."""
-    height = figure.get_figheight()
-    if caption:
-        figure.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=7.5, color="0.25", wrap=True)
-    bottom = 0.22 / height if caption else 0.0
-    top = 1 - legend_rows * 0.19 / height
-    figure.tight_layout(rect=(0, bottom, 1, top))
-
-
 def nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
 
@@ -155,7 +147,8 @@ NOT_SETTINGS = ("seed", "name", "data.root", "device", "metrics.tensorboard")
 
 def run_groups(run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
     """The runs grouped by setting (every config key but the seed and where things lie), each
-    group labelled by the values that tell it apart, e.g. "model.kind=scratch"; in given order."""
+    group labelled by the settings that tell it apart, in readable names and 4 significant
+    figures, e.g. "learning rate = 0.1, dropout rate p = 0.5" (a comparison of models: "scratch"); in given order."""
     from dropcli import runs
 
     settings = {run_dir: runs.run_info(run_dir).settings for run_dir in run_dirs}
@@ -163,7 +156,7 @@ def run_groups(run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
     differing = [key for key in keys if len({repr(values.get(key)) for values in settings.values()}) > 1]
     groups: dict[str, list[Path]] = {}
     for run_dir, values in settings.items():
-        label = ", ".join(f"{key.rsplit('.', 1)[-1]}={short(values.get(key))}" for key in differing) or run_dir.name
+        label = ", ".join(f"{readable(key)} = {value_text(key, values.get(key))}" for key in differing) or run_dir.name
         if differing == ["model.kind"]:
             label = str(values["model.kind"])
         if not differing and len(run_dirs) > 1 and len({repr(v.get("seed")) for v in settings.values()}) == len(run_dirs):
@@ -172,7 +165,7 @@ def run_groups(run_dirs: list[Path]) -> list[tuple[str, list[Path]]]:
     return list(groups.items())
 
 
-def runs_figure(groups: list[tuple[str, list[Path]]]):
+def runs_figure(groups: list[tuple[str, list[Path]]], style: Style | None = None):
     """The learning-curve figure of groups of run directories, with a caption read from their
     configs and summaries."""
     from dropcli import runs
@@ -195,4 +188,4 @@ def runs_figure(groups: list[tuple[str, list[Path]]]):
         data,
         [info.settings.get("seed", 0) for info in infos],
     )
-    return learning_curves(curves, text)
+    return learning_curves(curves, text, style)

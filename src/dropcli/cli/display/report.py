@@ -11,9 +11,10 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from dropcli.cli.display.console import console
 from dropcli.cli.display.epoch_table import TRAIN_ACC_EPOCH, EpochTable, lr_text, slots_of
+from dropcli.cli.display.fit import Column, Fitted
 from dropcli.config.architecture import short
 from dropcli.experiments import Cell, Stat, matrix
 from dropcli.runs.listeners import Listener
@@ -24,9 +25,10 @@ from dropcli.training.records import EpochMetrics, RunResult
 class Reporter(Listener):
     """Shows each run's progress and results on a console, in live, plain or quiet mode."""
 
-    def __init__(self, console: Console, quiet: bool = False):
+    def __init__(self, console: Console, quiet: bool = False, run_lines: bool = True):
         self.console = console
         self.quiet = quiet
+        self.run_lines = run_lines  # each finished run's result and directory
         self.live_mode = console.is_terminal and not quiet
         self.total_epochs = 0
         self.batch_size = 0
@@ -44,7 +46,7 @@ class Reporter(Listener):
             return
         self.console.print(
             f"[bold]{config.model.kind}[/] on {escape(config.name)}: {count_text(config.train.epochs, 'epoch')} -> {escape(str(run_dir))}",
-            soft_wrap=True,
+            soft_wrap=not self.console.is_terminal,
         )
         if self.live_mode:
             self.table = EpochTable(config, self.console.width)
@@ -92,13 +94,13 @@ class Reporter(Listener):
                 self.bar.remove_task(self.task)
             self.live.stop()
         self.live = self.table = self.bar = self.task = None
-        if result.summary is not None and result.summary["status"] == "finished":
+        if self.run_lines and result.summary is not None and result.summary["status"] == "finished":
             # The sentence wraps between words; the path has a line of its own, whole, to copy.
             self.console.print(summary_line(result), highlight=False, soft_wrap=False)
             self.console.print(f"run saved to {escape(str(result.run_dir))}", highlight=False, soft_wrap=True)
 
     def notice(self, message: str) -> None:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
+        console(stderr=True).print(f"warning: {message}")
 
 
 # "train acc" is two things: the epoch's mean with dropout on (each epoch, TRAIN_ACC_EPOCH), and
@@ -143,25 +145,22 @@ def summary_line(result: RunResult) -> str:
     )
 
 
-def compare_table(cells: list[Cell]) -> Table:
-    """One row per model of a comparison: every statistic, mean ± std over seeds."""
-    table = Table(header_style="bold")
-    table.add_column("model")
-    for name in ("seeds", "train loss", "test loss", "test acc", TRAIN_ACC_EVAL, "gap", "s/epoch", "samples/s"):
-        table.add_column(name, justify="right")
-    for cell in cells:
-        table.add_row(
-            cell.values["model.kind"],
-            _seeds(cell),
-            _stat(cell.train_loss, ".4f"),
-            _stat(cell.test_loss, ".4f"),
-            _stat(cell.test_acc, ".4f"),
-            _stat(cell.train_acc, ".4f"),
-            _stat(cell.gap, "+.4f"),
-            _stat(cell.seconds_per_epoch, ".2f"),
-            _stat(cell.samples_per_s, ",.0f"),
-        )
-    return table
+def compare_table(cells: list[Cell]) -> Fitted:
+    """One row per model of a comparison: every statistic, mean ± std over seeds (on one line);
+    timings are the first left out of a narrow terminal."""
+    return Fitted(
+        [
+            Column("model", [cell.values["model.kind"] for cell in cells], justify="left", keep=True),
+            Column("seeds", [_seeds(cell) for cell in cells]),
+            Column("train loss", [_stat(cell.train_loss, ".4f") for cell in cells]),
+            Column("test loss", [_stat(cell.test_loss, ".4f") for cell in cells]),
+            Column("test acc", [_stat(cell.test_acc, ".4f") for cell in cells], keep=True),
+            Column(TRAIN_ACC_EVAL, [_stat(cell.train_acc, ".4f") for cell in cells]),
+            Column("gap", [_stat(cell.gap, "+.4f") for cell in cells]),
+            Column("s/epoch", [_stat(cell.seconds_per_epoch, ".2f") for cell in cells], timing=True),
+            Column("samples/s", [_stat(cell.samples_per_s, ",.0f") for cell in cells], timing=True),
+        ]
+    )
 
 
 def _seeds(cell: Cell) -> str:
@@ -182,17 +181,21 @@ def evaluation_tables(result, checkpoint) -> list:
         f"{checkpoint} (epoch {result.epoch}) on {result.split}, {result.precision}: "
         f"loss {result.loss:.4f}, accuracy {result.accuracy:.4f}\n{scored_text(result)}"
     )
-    per_class = Table(title="accuracy per class", header_style="bold")
-    per_class.add_column("class")
-    per_class.add_column("accuracy", justify="right")
-    for name, accuracy in zip(result.class_names, result.per_class_accuracy):
-        per_class.add_row(name, f"{accuracy:.4f}")
-    confusion = Table(title="confusion matrix (rows: true class, columns: predicted)", header_style="bold")
-    confusion.add_column("")
-    for index in range(len(result.class_names)):
-        confusion.add_column(str(index), justify="right")
-    for index, (name, row) in enumerate(zip(result.class_names, result.confusion)):
-        confusion.add_row(f"{index} {name}", *map(str, row))
+    names = [f"{index} {name}" for index, name in enumerate(result.class_names)]
+    per_class = Fitted(
+        [
+            Column("class", names, justify="left", keep=True),
+            Column("accuracy", [f"{accuracy:.4f}" for accuracy in result.per_class_accuracy], keep=True),
+        ],
+        title="accuracy per class",
+    )
+    # Rows and columns by the class's number (named above): ten counts of up to 5 digits beside
+    # a class name would not fit 80 columns.
+    counts = [Column(str(index), [str(row[index]) for row in result.confusion], keep=True) for index in range(len(names))]
+    confusion = Fitted(
+        [Column("", [str(index) for index in range(len(names))], justify="left", keep=True), *counts],
+        title="confusion matrix (rows: true class, columns: predicted; classes numbered as above)",
+    )
     parts = [header, per_class, confusion]
     if result.mc_samples:
         parts.append(
@@ -210,28 +213,28 @@ def scored_text(result) -> str:
     return f"scored {result.images:,} of the {result.file_images:,} images of the {file} file{limited}"
 
 
-def prediction_table(predictions, top: int, checkpoint) -> Table:
-    """A row per input of `dropcli predict`: its most probable classes, and what else is known."""
-    with_truth = any(p.true_class is not None for p in predictions)
-    with_entropy = any(p.entropy is not None for p in predictions)
-    table = Table(title=f"{escape(str(checkpoint))}: class probabilities", header_style="bold")
-    table.add_column("input", overflow="fold")
-    table.add_column(f"top {top}" if top > 1 else "most probable")
-    if with_truth:
-        table.add_column("true class")
-    if with_entropy:
-        table.add_column("entropy (nats, max 2.30)", justify="right")
-    for p in predictions:
-        row = [escape(p.source), ", ".join(f"{name} {probability:.3f}" for name, probability in p.top(top))]
-        if with_truth:
-            row.append(p.true_name or "-")
-        if with_entropy:
-            row.append(f"{p.entropy:.3f}")
-        table.add_row(*row)
-    return table
+def prediction_table(predictions, top: int, checkpoint) -> Fitted:
+    """A row per input of `dropcli predict`: its most probable classes (one a line, the name and
+    its probability together), and what else is known."""
+    columns = [
+        Column("input", [p.source for p in predictions], justify="left", keep=True, fold=True),
+        Column(
+            f"top {top}" if top > 1 else "most probable",
+            ["\n".join(f"{name} {probability:.3f}" for name, probability in p.top(top)) for p in predictions],
+            justify="left",
+            keep=True,
+        ),
+    ]
+    if any(p.true_class is not None for p in predictions):
+        columns.append(Column("true class", [p.true_name or "-" for p in predictions], justify="left"))
+    caption = None
+    if any(p.entropy is not None for p in predictions):
+        columns.append(Column("entropy", ["-" if p.entropy is None else f"{p.entropy:.3f}" for p in predictions]))
+        caption = "entropy in nats: 0 for certain, at most 2.30 (ln 10) when every class is equally likely"
+    return Fitted(columns, title=f"{checkpoint}: class probabilities", caption=caption)
 
 
-def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> list[Table]:
+def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> list[Fitted]:
     """With two grid keys, a matrix (rows: first key, columns: second) for test accuracy and one
     for the generalisation gap; otherwise (or without `matrices`) one row per cell."""
     with_val = any(cell.val_acc is not None for cell in cells)
@@ -240,32 +243,27 @@ def sweep_tables(cells: list[Cell], keys: list[str], matrices: bool = True) -> l
         if with_val:  # first: the numbers to choose settings by
             shown.insert(0, ("val_acc", "final validation accuracy (choose by this one)"))
         return [_sweep_matrix(cells, keys, field, title) for field, title in shown]
-    table = Table(title="sweep", header_style="bold")
-    for column in [*keys, "seeds", *(["val acc"] if with_val else []), "test acc", TRAIN_ACC_EVAL, "gap"]:
-        table.add_column(column, justify="right")
-    for cell in cells:
-        val = [_stat(cell.val_acc, ".4f")] if with_val else []
-        table.add_row(
-            *map(short, cell.values.values()),
-            _seeds(cell),
-            *val,
-            _stat(cell.test_acc, ".4f"),
-            _stat(cell.train_acc, ".4f"),
-            _stat(cell.gap, "+.4f"),
-        )
-    return [table]
+    columns = [Column(key, [short(cell.values[key]) for cell in cells], keep=True) for key in keys]
+    columns.append(Column("seeds", [_seeds(cell) for cell in cells]))
+    if with_val:
+        columns.append(Column("val acc", [_stat(cell.val_acc, ".4f") for cell in cells], keep=True))
+    columns += [
+        Column("test acc", [_stat(cell.test_acc, ".4f") for cell in cells], keep=True),
+        Column(TRAIN_ACC_EVAL, [_stat(cell.train_acc, ".4f") for cell in cells]),
+        Column("gap", [_stat(cell.gap, "+.4f") for cell in cells]),
+    ]
+    return [Fitted(columns, title="sweep")]
 
 
-def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) -> Table:
+def _sweep_matrix(cells: list[Cell], keys: list[str], field: str, title: str) -> Fitted:
     rows, columns, grid = matrix(cells, keys, field)
     spec = "+.4f" if field == "gap" else ".4f"
-    table = Table(title=f"{title} (rows: {keys[0]}, columns: {keys[1]})", header_style="bold")
-    table.add_column(f"{keys[0]} \\ {keys[1]}")
-    for column in columns:
-        table.add_column(short(column), justify="right")
-    for row, values in zip(rows, grid):
-        table.add_row(short(row), *("diverged" if value is None else format(value, spec) for value in values))
-    return table
+    first = Column(f"{keys[0]} \\ {keys[1]}", [short(row) for row in rows], justify="left", keep=True)
+    values = [
+        Column(short(column), ["diverged" if row[index] is None else format(row[index], spec) for row in grid])
+        for index, column in enumerate(columns)
+    ]
+    return Fitted([first, *values], title=f"{title} (rows: {keys[0]}, columns: {keys[1]})")
 
 
 @contextlib.contextmanager

@@ -7,14 +7,15 @@ Only validation numbers are shown while searching: the test set is not what sett
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from rich.table import Column as TableColumn
 
-from dropcli.cli.display.console import columns_that_fit
-from dropcli.cli.display.figure import load_pyplot
-from dropcli.cli.display.plots import WIDTH, finish
-from dropcli.cli.display.runs_tables import RUN_MIN_WIDTH
+from dropcli.cli.display.console import console
+from dropcli.cli.display.figure import Style, finish, panels, top_legend
+from dropcli.cli.display.fit import Column, Fitted, number
 from dropcli.config.architecture import short
-from dropcli.experiments.tune_results import Found
+from dropcli.config.labels import readable
+from dropcli.experiments.tune_objectives import DIRECTIONS
+from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
 from dropcli.runtime import count_text, duration_text
@@ -33,12 +34,14 @@ class TuneView(Listener):
 
     def __enter__(self) -> "TuneView":
         if self.console.is_terminal and not self.quiet:
+            # The status is a sentence: it wraps between words, while the numbers beside it
+            # (trials done, elapsed time) keep their width whole at 80 columns.
             self.bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[status]}"),
-                TimeElapsedColumn(),
+                TextColumn("{task.description}", table_column=TableColumn(no_wrap=True)),
+                BarColumn(bar_width=12),
+                MofNCompleteColumn(table_column=TableColumn(no_wrap=True)),
+                TimeElapsedColumn(table_column=TableColumn(no_wrap=True, min_width=7)),
+                TextColumn("{task.fields[status]}", table_column=TableColumn(no_wrap=False, ratio=1)),
                 console=self.console,
             )
             self.bar.start()
@@ -48,6 +51,17 @@ class TuneView(Listener):
         if self.bar is not None:
             self.bar.stop()
         self.bar = None
+
+    def search_ended(self, stopped: str | None) -> None:
+        """The trials bar's last state: full and "all trials done", or where --timeout left it
+        (not the estimate shown as the last trial began)."""
+        if self.bar is None or self.trials_task is None:
+            return
+        task = next(task for task in self.bar.tasks if task.id == self.trials_task)
+        if stopped is None:
+            self.bar.update(self.trials_task, completed=task.total, status="all trials done")
+        else:
+            self.bar.update(self.trials_task, status=f"stopped by --{stopped}; the same command continues")
 
     def trial_begins(self, progress: SearchProgress) -> None:
         self.number = progress.number
@@ -79,14 +93,15 @@ class TuneView(Listener):
         if summary is None or self.quiet:
             return
         val = (summary.get("final") or {}).get("val_acc")
-        how = summary["status"] if summary["status"] != "finished" else "done"
-        line = f"trial #{self.number} {how} after {count_text(summary['epochs'], 'epoch')}" + (
-            f": val acc {val:.4f}" if val is not None else ""
-        )
+        if summary["status"] == "finished":
+            line = f"trial #{self.number} done after {count_text(summary['epochs'], 'epoch')}"
+        else:  # judged after an epoch: of how many it would have trained
+            line = f"trial #{self.number} {summary['status']} after epoch {summary['epochs']} of {self.total_epochs}"
+        line += f": val acc {val:.4f}" if val is not None else ""
         (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
 
     def notice(self, message: str) -> None:
-        Console(stderr=True, highlight=False, soft_wrap=True).print(f"warning: {message}")
+        console(stderr=True).print(f"warning: {message}")
 
 
 def trial_status(progress: SearchProgress) -> str:
@@ -100,46 +115,62 @@ def trial_status(progress: SearchProgress) -> str:
     return f"{best}, {progress.pruned} pruned{left}"
 
 
-def top_table(result: Found, top: int, width: int) -> Table:
-    """The best trials by validation accuracy (complete ones first, then pruned by their last value).
+def top_table(result: Found, top: int, width: int | None = None) -> Fitted:
+    """The best trials by validation accuracy (complete ones first, then pruned by their last
+    value), and any trial still marked running.
 
-    No number or word is broken: a key's column is headed by its last part where that is unique
-    (lr for optim.lr) and the last keys' columns are left out where `width` is too narrow, the
-    caption naming them; only the run column folds.
+    No number or word is broken (fit.py): a key's column is headed by its last part where that
+    is unique (lr for optim.lr); where the terminal is too narrow, constant columns and then the
+    last keys' are left out, the caption naming them. `width` is not needed: the table fits
+    where it is printed.
     """
     keys = list(dict.fromkeys(key for row in result.rows for key in row.values))
+    objective = result.objectives[0]  # ranked in its direction: a lower NLL or ECE is better
+    sign = 1 if DIRECTIONS[objective] == "maximize" else -1
     ranked = sorted(
         (row for row in result.rows if row.value is not None),
-        key=lambda row: (row.state != "complete", -row.value),
+        key=lambda row: (row.state != "complete", -sign * row.value),
     )[:top]
-    rows = [
-        [
-            str(row.number),
-            row.state,
-            f"{row.value:.4f}",
-            "-" if row.epochs is None else str(row.epochs),
-            *(_value(row.values.get(key)) for key in keys),
-            row.run or "-",
-        ]
-        for row in ranked
+    ranked += [row for row in result.rows if row.state == "running" and row not in ranked]  # a stale one must be seen
+    columns = [
+        Column("trial", [str(row.number) for row in ranked], keep=True),
+        Column("state", [row.state for row in ranked], justify="left", keep=True),
+        Column(value_name(objective), ["-" if row.value is None else f"{row.value:.4f}" for row in ranked], keep=True),
+        Column("epochs", ["-" if row.epochs is None else str(row.epochs) for row in ranked]),
+        *(
+            Column(heading, [_value(row.values.get(key)) for row in ranked], justify="left", name=key)
+            for key, heading in zip(keys, _headings(keys))
+        ),
+        Column("run", [row.run or "-" for row in ranked], justify="left", keep=True, fold=True),
     ]
-    header = ["trial", "state", "val acc", "epochs", *_headings(keys), "run"]
-    widths = [max(len(text) for text in [name, *(row[i] for row in rows)]) for i, name in enumerate(header)]
-    widths[-1] = RUN_MIN_WIDTH
-    shown = columns_that_fit(widths[:4] + widths[-1:], widths[4:-1], width)
     counts = ", ".join(f"{count} {state}" for state, count in result.counts.items())
-    left_out = keys[shown:]
-    table = Table(
-        title=f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation accuracy",
-        caption=f"left out for width: {', '.join(left_out)} (widen the terminal to see them)" if left_out else None,
-        header_style="bold",
+    title = f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation {objective}"
+    return Fitted(columns, title=title)
+
+
+def value_name(objective: str) -> str:
+    """A trial's value as tables name it: val acc, val nll, val ece, val aece."""
+    return "val acc" if objective == "accuracy" else f"val {objective}"
+
+
+def running_hint(result: Found, storage: str, study: str) -> str | None:
+    """For trials the study holds as running: what that means and how to clear a stale one."""
+    running = [row.number for row in result.rows if row.state == "running"]
+    if not running:
+        return None
+    numbers = ", ".join(map(str, running))
+    marked = f"{'trials' if len(running) > 1 else 'trial'} {numbers} {'are' if len(running) > 1 else 'is'} marked running."
+    if "://" in storage:  # a database keeps heartbeats (tune_storage.py)
+        return (
+            f"{marked} If its process was killed, its heartbeat stops: once that is stale (twice DROPCLI_HEARTBEAT, "
+            "60 s by default) the next tune process on this study marks it failed and trains it again in its place"
+        )
+    return (
+        f"{marked} "
+        "If no tune process is training it now (its process was killed), it is stale: it counts towards --trials and "
+        f"is never continued. Mark it failed with: optuna tell --storage {storage} --storage-class JournalFileBackend --study-name {study} "
+        f"--trial-number {running[0]} --state fail (then raise --trials by one to train another in its place)"
     )
-    for name in header[: 4 + shown]:
-        table.add_column(name, justify="right" if name in ("trial", "val acc", "epochs") else "left", no_wrap=True)
-    table.add_column("run", overflow="fold", min_width=RUN_MIN_WIDTH)  # a run directory's name may fold
-    for row in rows:
-        table.add_row(*(escape(text) for text in [*row[: 4 + shown], row[-1]]))
-    return table
 
 
 def _headings(keys: list[str]) -> list[str]:
@@ -152,18 +183,37 @@ def _value(value) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return number(value)
     return short(value)
 
 
-def figure(result: Found, caption: str):
-    """Left: each trial's validation accuracy against its number (pruned ones at their last
-    report) and the best so far; right: how much of the variation each key explains."""
-    pyplot = load_pyplot()
-    fig, (history, importance) = pyplot.subplots(1, 2, figsize=(WIDTH, 2.9), gridspec_kw={"width_ratios": [3, 2]})
-    for state, marker, colour in (("complete", "o", "C0"), ("pruned", "x", "C1")):
+def importance_note(result: Found) -> str | None:
+    """One line where the importance of each key is withheld for too few complete trials; None where it is drawn."""
+    if result.importances:
+        return None
+    complete = result.counts.get("complete", 0)
+    return (
+        f"importance of each key withheld: it rests on {count_text(complete, 'complete trial')}, "
+        f"and needs at least {MIN_TRIALS_FOR_IMPORTANCE}"
+    )
+
+
+def figure(result: Found, caption: str, style: Style | None = None):
+    """The optimisation history: each complete trial's final validation accuracy and each pruned
+    trial's at the epoch it was stopped, against the trial's number, with the best so far; beside
+    or below it, how much of the variation each key explains, over how many complete trials
+    (withheld below MIN_TRIALS_FOR_IMPORTANCE: the figure is then the history alone)."""
+    style = style or Style()
+    figure, axes = panels(2 if result.importances else 1, style, aspect=0.62, min_width=2.3)
+    history = axes[0]
+    kinds = (
+        ("complete", "o", "C0", "complete: final value"),
+        ("pruned", "x", "C1", "pruned: value at its last epoch"),
+    )
+    for state, marker, colour, label in kinds:
         rows = [row for row in result.rows if row.state == state and row.value is not None]
-        history.plot([r.number for r in rows], [r.value for r in rows], marker, color=colour, label=state, markersize=4)
+        if rows:
+            history.plot([r.number for r in rows], [r.value for r in rows], marker, color=colour, label=label)
     best, numbers, bests = None, [], []
     for row in result.rows:
         if row.state == "complete":
@@ -171,15 +221,38 @@ def figure(result: Found, caption: str):
         if best is not None:
             numbers.append(row.number)
             bests.append(best)
-    history.step(numbers, bests, where="post", color="C2", label="best so far")
-    history.set(xlabel="trial", ylabel="validation accuracy", title="optimisation history")
-    history.legend(loc="best")
+    history.step(numbers, bests, where="post", color="C2", label="best complete so far")
+    history.set(xlabel="trial number", ylabel="validation accuracy", title="optimisation history")
+    history.xaxis.get_major_locator().set_params(integer=True)
+    history.grid(alpha=0.3)
+    top_legend(figure, *history.get_legend_handles_labels(), style, most_columns=3)
     if result.importances:
+        importance = axes[1]
         keys = list(result.importances)[::-1]
-        importance.barh(keys, [result.importances[key] for key in keys], color="C0")
-        importance.set(xlabel="importance (share)", title="importance of each key")
-    else:
-        importance.text(0.5, 0.5, "too few complete trials\nto rank the keys", ha="center", va="center")
-        importance.set_axis_off()
-    finish(fig, caption)
-    return fig
+        importance.barh([readable(key) for key in keys], [result.importances[key] for key in keys], color="C0")
+        complete = result.counts.get("complete", 0)
+        importance.set(xlabel="share of the variation explained", title=f"importance of each key ({complete} complete trials)")
+    finish(figure, caption, style)
+    return figure
+
+
+def pruning_lines(found) -> list[str]:
+    """Whether pruning could be trusted (how each rung ranked the complete trials against their
+    final value), and the study's compute."""
+    from dropcli.runtime import count_text
+
+    said = [
+        f"epoch {rung.epoch}: {rung.spearman:+.2f} ({rung.trials} trials)"
+        if rung.spearman is not None
+        else f"epoch {rung.epoch}: -"
+        for rung in found.rungs
+    ]
+    lines = (
+        [
+            "rungs against the final val acc (Spearman rank correlation over complete trials; 1 = the rung ranks them "
+            f"as their end does): {', '.join(said)}"
+        ]
+        if said
+        else []
+    )
+    return [*lines, f"compute: {count_text(found.epochs_trained, 'epoch')} trained in all (a continued run's counted once)"]

@@ -1,13 +1,12 @@
 """Rich tables of evaluate's uncertainty study (study.py): a table per metric, method x shift."""
 
-from rich.table import Table
-
+from dropcli.cli.display.fit import Column, Fitted
 from dropcli.runtime import count_text
 from dropcli.uncertainty.calibration import METRICS
 
 # Column heading and one-line definition of each metric (also in --help and docs/uncertainty.md).
 METRIC_TITLES = {
-    "accuracy": ("accu-\nracy", "fraction of examples whose most probable class is right; higher is better"),
+    "accuracy": ("accuracy", "fraction of examples whose most probable class is right; higher is better"),
     "nll": ("NLL", "mean -log p(true class), nats; lower is better"),
     "brier": ("Brier", "squared error of p against the one-hot label, summed over classes, mean over examples; lower is better"),
     "ece": (
@@ -15,12 +14,15 @@ METRIC_TITLES = {
         "15 equal-width bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; lower is better",
     ),
     "ece_adaptive": (
-        "adaptive\nECE",
+        "adaptive ECE",
         "15 equal-mass bins of top-label confidence, mean |accuracy - confidence| weighted by bin size; lower is better",
     ),
     "entropy": ("entropy", "mean predictive entropy, nats"),
 }
-OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"))
+# The terminal's metric tables: what fits 80 columns. AURC heads the selective-prediction table;
+# the debiased ECE is in --json (and the study's CSV).
+TABLE_METRICS = tuple(METRIC_TITLES)
+OOD_MEASURES = (("auroc", "AUROC"), ("aupr", "AUPR"), ("fpr95", "FPR@95"))
 OOD_SCORES = {"max probability": "1 - max p", "entropy": "entropy", "mutual information": "MI"}
 
 
@@ -55,10 +57,9 @@ def tables(study) -> list:
     if len(study.shifts) == 1 or study.intervals or len(study.methods) > 5:
         parts += [_methods_by_metric(study, shift) for shift in study.shifts]
     else:
-        parts += [_metric_by_shift(study, metric) for metric in METRICS]
+        parts += [_metric_by_shift(study, metric) for metric in TABLE_METRICS]
     parts.append(_selective(study, study.shifts[0]))
-    if study.ood:
-        parts.append(_detection(study))
+    parts += [_detection(study, source) for source in study.ood_sources]
     return parts
 
 
@@ -70,67 +71,58 @@ def cell(study, method, shift, metric: str) -> str:
     return f"{value}\n±{study.intervals[method, shift][METRICS.index(metric)].half_width:.4f}"
 
 
-def _methods_by_metric(study, shift) -> Table:
-    table = Table(title=f"calibration on {study.split} ({shift.label})", header_style="bold")
+def _methods_by_metric(study, shift) -> Fitted:
     # The passes go under the method's name: a column of their own would not fit 80 columns.
-    table.add_column("method\n(forward passes)", overflow="fold")
-    for metric in METRICS:
-        table.add_column(METRIC_TITLES[metric][0], justify="right")
+    names = []
     for method in study.methods:
         passes = study.passes.get(method, 1)
-        name = f"{method}\n({passes} pass{'es' if passes > 1 else ''})"
-        table.add_row(name, *(cell(study, method, shift, metric) for metric in METRICS))
-    return table
+        names.append(f"{method}\n({passes} pass{'es' if passes > 1 else ''})")
+    columns = [Column("method (forward passes)", names, justify="left", keep=True, prose=True)]
+    for metric in TABLE_METRICS:
+        columns.append(Column(METRIC_TITLES[metric][0], [cell(study, m, shift, metric) for m in study.methods]))
+    return Fitted(columns, title=f"calibration on {study.split} ({shift.label})")
 
 
-def _detection(study) -> Table:
-    scores = list(dict.fromkeys(score for _, score in study.ood))
-    table = Table(
-        title=f"out-of-distribution detection: {study.split} images against {study.ood_source}, by each score "
-        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); higher is "
-        "better; mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else ""),
-        header_style="bold",
+def _detection(study, source: str) -> Fitted:
+    scores = list(dict.fromkeys(score for found, _, score in study.ood if found == source))
+    title = (
+        f"out-of-distribution detection: {study.split} images against {source}, by each score "
+        "(1 - max p; entropy; MI, mutual information: entropy minus the mean entropy of the passes or members); AUROC and "
+        "AUPR: higher is better; FPR@95, in-distribution images flagged where 95 % of the others are: lower is better; "
+        "mean over runs" + (f", ± half the {study.level:.0%} bootstrap interval" if study.replicates else "")
     )
-    table.add_column("method", min_width=10, overflow="fold")
+    columns = [Column("method", list(study.methods), justify="left", keep=True, prose=True)]  # wraps between words
     for score in scores:
-        for _, title in OOD_MEASURES:
-            table.add_column(f"{title}\n{OOD_SCORES[score]}", justify="right")
-    for method in study.methods:
-        row = []
-        for score in scores:
-            found = study.ood.get((method, score))
-            for key, _ in OOD_MEASURES:
-                if found is None:
-                    row.append("")
-                    continue
-                interval = getattr(found, f"{key}_interval")
-                row.append(f"{getattr(found, key):.4f}" + (f"\n±{interval.half_width:.4f}" if interval else ""))
-        table.add_row(method, *row)
-    return table
+        for key, title_of_measure in OOD_MEASURES:
+            texts = []
+            for method in study.methods:
+                found = study.ood.get((source, method, score))
+                interval = getattr(found, f"{key}_interval") if found else None
+                texts.append(
+                    "" if found is None else f"{getattr(found, key):.4f}" + (f"\n±{interval.half_width:.4f}" if interval else "")
+                )
+            columns.append(Column(f"{title_of_measure} {OOD_SCORES[score]}", texts))
+    return Fitted(columns, title=title)
 
 
-def _metric_by_shift(study, metric: str) -> Table:
+def _metric_by_shift(study, metric: str) -> Fitted:
     # A row per shift value, a column per method: 13 angles would not fit across a terminal.
     title, meaning = METRIC_TITLES[metric]
-    title = title.replace("-\n", "").replace("\n", " ")
-    table = Table(title=f"{title} ({meaning})", header_style="bold")
-    table.add_column("shift", no_wrap=True)
+    columns = [Column("shift", [shift.label for shift in study.shifts], justify="left", keep=True)]
     for method in study.methods:
-        table.add_column(method, justify="right")
-    for shift in study.shifts:
-        table.add_row(shift.label, *(cell(study, method, shift, metric) for method in study.methods))
-    return table
+        columns.append(Column(method, [cell(study, method, shift, metric) for shift in study.shifts]))
+    return Fitted(columns, title=f"{title} ({meaning})")
 
 
-def _selective(study, shift) -> Table:
+def _selective(study, shift) -> Fitted:
     coverages = list(study.scores[study.methods[0], shift].selective)
-    table = Table(
-        title=f"selective prediction ({shift.label}): accuracy on the most certain examples (lowest predictive entropy), by coverage",
-        header_style="bold",
-    )
-    table.add_column("method", no_wrap=True)
+    columns = [Column("method", list(study.methods), justify="left", keep=True, prose=True)]  # wraps between words
     for coverage in coverages:
-        table.add_column(f"{coverage:.0%}", justify="right")
-    for method in study.methods:
-        table.add_row(method, *(f"{study.scores[method, shift].selective[c]:.4f}" for c in coverages))
-    return table
+        values = [f"{study.scores[method, shift].selective[coverage]:.4f}" for method in study.methods]
+        columns.append(Column(f"{coverage:.0%}", values, keep=coverage == 1))
+    columns.append(Column("AURC", [cell(study, method, shift, "aurc") for method in study.methods], keep=True))
+    return Fitted(
+        columns,
+        title=f"selective prediction ({shift.label}): accuracy on the most certain examples (lowest predictive entropy), by coverage; "
+        "AURC, the error rate of the most certain examples averaged over every coverage (lower is better)",
+    )

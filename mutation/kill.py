@@ -1,0 +1,53 @@
+"""The test command of one mutant: `python -m mutation.kill PYTEST_ARGS...` runs the module's
+tests and prints a verdict that mutation/run.py reads back from cosmic-ray's session.
+
+Only an assertion kills a mutant (a test's assert, pytest.fail, pytest.raises that did not
+raise): a mutant that merely crashes the tests (a TypeError, a missing name) is not caught by
+anything that checks a number, so it exits 0 and counts as a survivor, marked "crashed".
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ASSERTIONS = ("AssertionError", "Failed")  # pytest.fail and "DID NOT RAISE" are Failed
+
+
+def pytest_runtest_makereport(item, call):
+    """(Loaded as a pytest plugin by main.) Record the type of each test's failure."""
+    if call.excinfo is None:
+        return
+    with open(os.environ["MUTATION_FAILURES"], "a") as file:
+        file.write(json.dumps({"test": item.nodeid, "when": call.when, "type": call.excinfo.typename}) + "\n")
+
+
+def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
+    with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as record:
+        env = {**os.environ, "MUTATION_FAILURES": record.name, "OMP_NUM_THREADS": "1"}
+        command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation.kill", *args]
+        done = subprocess.run([*command, *(["-x"] if stop_early else [])], env=env, capture_output=True, text=True)
+        return done.returncode, [json.loads(line) for line in record.read().splitlines()]
+
+
+def main(args: list[str]) -> int:
+    code, found = failures(args, stop_early=True)
+    if code not in (0, 1):  # collection failed (the mutant breaks an import), or pytest itself did
+        print(f"verdict: crashed only (pytest exit {code})")
+        return 0
+    if not found:
+        print("verdict: passed")
+        return 0
+    if not any(f["type"] in ASSERTIONS for f in found):
+        code, found = failures(args, stop_early=False)  # the first failure crashed: does any test assert?
+    killer = next((f for f in found if f["type"] in ASSERTIONS), None)
+    if killer is not None:
+        print(f"verdict: killed by {killer['test']}")
+        return 1
+    print(f"verdict: crashed only ({found[0]['type']} in {found[0]['test']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

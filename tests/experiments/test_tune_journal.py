@@ -1,0 +1,129 @@
+"""A study's journal cut short by a kill or a full disk: the cut record is set aside and kept,
+nothing whole is lost, and the study goes on; a file that is not a journal is one line."""
+
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna")
+
+SEARCH = ["--set", "data.val_split=0.2", "--space", "optim.lr=0.001:1:log", "--pruner", "none"]
+
+
+def study_state(journal: Path) -> tuple:
+    """What a study holds, as plain values: its attributes and each trial's state, values and attributes."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(journal)))
+    studies = optuna.get_all_study_names(storage)
+    if not studies:
+        return ()
+    study = optuna.load_study(study_name=studies[0], storage=storage)
+    trials = [(t.number, t.state.name, t.values, t.params, t.user_attrs) for t in study.get_trials(deepcopy=False)]
+    return (studies, study.user_attrs, trials)
+
+
+@pytest.fixture
+def journal(in_tmp, invoke, small_args) -> Path:
+    """A real journal: a dropcli tune study of two one-epoch trials."""
+    result = invoke("tune", *small_args(epochs=1, train=300, test=100), *SEARCH, "--trials", 2, "-q")
+    assert result.exit_code == 0, result.output
+    return in_tmp / "runs" / "tune-default" / "study.journal"
+
+
+def test_a_journal_cut_at_every_byte_of_its_last_record_loses_nothing_whole(journal, tmp_path):
+    from dropcli.experiments.tune_journal import set_aside_cut_record
+
+    content = journal.read_bytes()
+    start = content.rstrip(b"\n").rfind(b"\n") + 1  # where the last record begins
+    before, whole = study_state_of(content[:start], tmp_path / "before"), study_state(journal)
+    assert before != whole and len(content) - start > 20
+    for cut in range(start + 1, len(content)):
+        path = tmp_path / f"cut{cut}" / "study.journal"
+        path.parent.mkdir()
+        path.write_bytes(content[:cut])
+        said = set_aside_cut_record(path)
+        if cut == len(content) - 1:  # only the newline is missing: the record is whole and kept
+            assert said is None and study_state(path) == whole
+            continue
+        assert said is not None and "set aside in study.journal.cut-1" in said and "\n" not in said
+        assert (path.parent / "study.journal.cut-1").read_bytes() == content[start:cut]  # the cut bytes are kept
+        assert study_state(path) == before  # every whole record, nothing more
+        append_and_read(path)  # and the study takes new records: the next tune is not poisoned
+
+
+def study_state_of(content: bytes, directory: Path) -> tuple:
+    directory.mkdir()
+    (directory / "study.journal").write_bytes(content)
+    return study_state(directory / "study.journal")
+
+
+def append_and_read(path: Path) -> None:
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(study_name="default", storage=JournalStorage(JournalFileBackend(str(path))))
+    study.set_user_attr("appended", True)
+    assert study_state(path)[1]["appended"] is True
+
+
+def test_after_a_cut_the_same_command_goes_on_and_summary_says_so_in_one_line(journal, invoke, small_args):
+    content = journal.read_bytes()
+    journal.write_bytes(content[:-7])  # a kill in the middle of the last write
+    shown = invoke("tune", "--summary", "--run-dir", journal.parent)
+    assert shown.exit_code == 0, shown.output
+    warnings = [line for line in shown.stderr.splitlines() if "cut short" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: ") and "study.journal.cut-1" in warnings[0]
+    assert (journal.parent / "study.journal.cut-1").is_file()
+    more = invoke("tune", *small_args(epochs=1, train=300, test=100), *SEARCH, "--trials", 3, "-q")
+    assert more.exit_code == 0 and "this command trained" in more.output, more.output
+    again = invoke("tune", "--summary", "--run-dir", journal.parent)
+    assert again.exit_code == 0 and "cut short" not in again.stderr, again.output
+    assert len(study_state(journal)[2]) == 3
+
+
+@pytest.mark.parametrize("newlines", [True, False])
+def test_a_journal_of_random_bytes_is_one_line_naming_it(in_tmp, invoke, newlines):
+    journal = in_tmp / "study.journal"
+    noise = random.Random(0).randbytes(4000)
+    noise = noise if newlines else noise.replace(b"\n", b" ")
+    journal.write_bytes(noise)
+    result = invoke("tune", "--summary", "--storage", journal)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"{journal} is not an Optuna journal" in lines[0], result.output
+    assert journal.read_bytes() == noise and not list(in_tmp.glob("*.cut-*"))  # left as it was
+
+
+def test_a_refused_rerun_writes_nothing_to_the_journal(journal, invoke, small_args):
+    content = journal.read_bytes()
+    other = invoke("tune", *small_args(epochs=1, train=300, test=100), *SEARCH, "--space", "optim.momentum=0:0.9", "--trials", 3)
+    assert other.exit_code == 2 and "was started with another config or space" in other.output, other.output
+    assert journal.read_bytes() == content
+
+
+def test_a_trial_left_running_is_shown_with_how_to_clear_it(journal, invoke):
+    import shlex
+    import subprocess
+    import sys
+
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    study = optuna.load_study(study_name="default", storage=JournalStorage(JournalFileBackend(str(journal))))
+    study.ask().report(0.5, 1)  # what a tune killed with SIGKILL mid-trial leaves
+    shown = invoke("tune", "--summary", "--run-dir", journal.parent)
+    assert shown.exit_code == 0, shown.output
+    row = next((line for line in shown.stdout.splitlines() if line.startswith("│     2 ")), shown.stdout)
+    assert "running" in row and "0.5000" in row
+    hint = next(line for line in shown.stdout.splitlines() if "marked running" in line)
+    assert hint.startswith("trial 2 is marked running. If no tune process is training it now")
+    command = hint.partition("Mark it failed with: ")[2].partition(" (then")[0]
+    words = shlex.split(command)
+    assert words[:2] == ["optuna", "tell"]
+    told = subprocess.run([sys.executable, "-c", "from optuna.cli import main; main()", *words[1:]], capture_output=True)
+    assert told.returncode == 0, told.stderr  # the command it gives works on this journal
+    again = invoke("tune", "--summary", "--run-dir", journal.parent)
+    assert "marked running" not in again.stdout and "failed" in again.stdout

@@ -1,0 +1,99 @@
+"""evaluate --ood's sources beyond another data set (held-out classes, noise, constant and inverted
+images) and FPR@95 against references computed by hand."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dropcli.uncertainty import ood
+
+
+def fpr_reference(inside: np.ndarray, outside: np.ndarray, recall: float = 0.95) -> float:
+    """Thresholds from the highest distinct score down; the first flagging >= recall of outside."""
+    for threshold in sorted(set(inside) | set(outside), reverse=True):
+        if (outside >= threshold).mean() >= recall:
+            return float((inside >= threshold).mean())
+    raise AssertionError("unreachable: the lowest threshold flags everything")
+
+
+def test_fpr95_on_a_hand_computed_case():
+    # 20 out-of-distribution scores 1..20: the threshold 2 flags 19 of 20 (95 %); 3 flags only 90 %.
+    outside = torch.arange(1.0, 21.0)
+    inside = torch.tensor([0.5, 1.5, 2.0, 2.5, 10.0])  # at or above 2: 2.0, 2.5, 10.0
+    assert float(ood.fpr_at_recall(inside, outside)) == pytest.approx(3 / 5)
+    # Perfect separation: nothing in-distribution is flagged; full overlap of one value: all are.
+    assert float(ood.fpr_at_recall(torch.tensor([0.1, 0.2]), torch.tensor([0.5, 0.9]))) == 0.0
+    assert float(ood.fpr_at_recall(torch.tensor([0.5, 0.5]), torch.tensor([0.5]))) == 1.0
+
+
+def test_fpr95_matches_the_reference_with_ties_and_as_weights():
+    generator = np.random.default_rng(1)
+    inside = generator.integers(0, 30, 400).astype(np.float64)  # many ties
+    outside = generator.integers(10, 40, 250).astype(np.float64)
+    got = float(ood.fpr_at_recall(torch.tensor(inside), torch.tensor(outside)))
+    assert got == pytest.approx(fpr_reference(inside, outside), abs=1e-12)
+    # A weighted replicate is the resampled sets.
+    drawn_in, drawn_out = generator.integers(0, 400, 400), generator.integers(0, 250, 250)
+    w_in = torch.tensor(np.bincount(drawn_in, minlength=400), dtype=torch.float64)[None]
+    w_out = torch.tensor(np.bincount(drawn_out, minlength=250), dtype=torch.float64)[None]
+    weighted = float(ood.fpr_at_recall(torch.tensor(inside), torch.tensor(outside), w_in, w_out))
+    assert weighted == pytest.approx(fpr_reference(inside[drawn_in], outside[drawn_out]), abs=1e-12)
+
+
+def test_made_up_sets_are_seeded_and_what_they_say():
+    inside = torch.rand(50, 784, generator=torch.Generator().manual_seed(0))
+    label, noise = ood.outside_images("noise", None, None, inside)
+    assert label == "noise" and noise.shape == (50, 784) and 0 <= noise.min() and noise.max() <= 1
+    assert torch.equal(noise, ood.outside_images("noise", None, None, inside)[1])  # the same images every time
+    _, constant = ood.outside_images("constant", None, None, inside)
+    assert torch.equal(constant, constant[:, :1].expand(-1, 784)) and constant[:, 0].unique().numel() == 50
+    _, inverted = ood.outside_images("inverted", None, None, inside)
+    assert torch.equal(inverted, 1 - inside)
+
+
+@pytest.fixture
+def runs_on_six_classes(in_tmp, invoke, small_args):
+    args = [*small_args(2, train=1500, test=400), "--set", "data.classes=[0,1,2,3,4,5]", "--set", "data.val_split=0.1"]
+    result = invoke("compare", "scratch", *args, "--seeds", 2, "--run-dir", "six", "-q")
+    assert result.exit_code == 0, result.output
+    return in_tmp / "six"
+
+
+def test_held_out_classes_and_made_up_sets_in_one_call(runs_on_six_classes, invoke):
+    sources = ["--ood", "heldout", "--ood", "noise", "--ood", "constant", "--ood", "inverted"]
+    result = invoke("evaluate", runs_on_six_classes, "--mc-samples", "3", "--bootstrap", "40", *sources, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)["uncertainty"]["ood"]
+    assert report["data"] == ["held-out classes [6, 7, 8, 9]", "noise", "constant", "inverted"]
+    rows = {(r["data"], r["method"], r["score"]): r for r in report["results"]}
+    for source in report["data"]:
+        for method in ("deterministic", "mc dropout", "ensemble"):
+            for score in ("max probability", "entropy"):
+                row = rows[source, method, score]
+                for measure in ("auroc", "aupr", "fpr95"):
+                    low, high = row[f"{measure}_interval"]
+                    assert 0 <= low <= row[measure] <= high <= 1, (source, method, score, measure)
+        assert (source, "mc dropout", "mutual information") in rows and (
+            source,
+            "deterministic",
+            "mutual information",
+        ) not in rows
+    # Per run: two runs, each with its three measures; the row is their mean.
+    per_run = rows["noise", "deterministic", "entropy"]["per_run"]
+    assert len(per_run) == 2 and np.mean([r["auroc"] for r in per_run]) == pytest.approx(
+        rows["noise", "deterministic", "entropy"]["auroc"]
+    )
+    text = invoke("evaluate", runs_on_six_classes, "--bootstrap", "0", "--ood", "heldout").stdout
+    assert "FPR@95" in text and "held-out classes [6, 7, 8, 9]" in text
+
+
+def test_held_out_classes_of_runs_trained_on_all_are_refused(in_tmp, invoke, small_args):
+    result = invoke("train", *small_args(1, train=600, test=100), "--run-dir", "all", "-q")
+    assert result.exit_code == 0, result.output
+    result = invoke("evaluate", in_tmp / "all", "--ood", "heldout", "--predictions", "p.npz")
+    assert result.exit_code == 2 and result.stderr.startswith("error: --ood heldout: the runs were trained on every class")
+    assert result.stderr.count("\n") == 1 and not (in_tmp / "p.npz").exists()
+    result = invoke("evaluate", in_tmp / "all", "--ood", "noise", "--ood", "noise")
+    assert result.exit_code == 2 and "--ood noise is named twice" in result.stderr
