@@ -92,8 +92,8 @@ def test_the_study_is_as_planned(study):
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"]
     assert trials[0].user_attrs["interrupted"] and trials[1].user_attrs["run"] == trials[0].user_attrs["run"]
     assert len({t.value for t in complete(trials)}) > 1  # the argmax tests below can tell max from min
-    best = max(complete(trials), key=lambda t: t.value)
-    assert best.value - run_metrics(directory, best)[-1]["test_acc"] > 0.3  # validation and test disagree
+    # A trial never scores the test set at all: no epoch of any trial's run has a test score.
+    assert all(m["test_acc"] is None and m["test_loss"] is None for t in trials for m in run_metrics(directory, t))
 
 
 def test_each_trial_value_is_its_runs_validation_accuracy(study):
@@ -101,7 +101,6 @@ def test_each_trial_value_is_its_runs_validation_accuracy(study):
     for trial in complete(trials):
         last = run_metrics(directory, trial)[-1]
         assert last["epoch"] == 3 and trial.value == last["val_acc"]
-        assert last["val_acc"] != last["test_acc"]  # the value is not the test score
         summary = json.loads((directory / trial.user_attrs["run"] / runs.SUMMARY_FILE).read_text())
         assert summary["final"]["val_acc"] == trial.value
 
