@@ -6,6 +6,7 @@ MODULES: dict[str, list[str]] = {
     "experiments/tune_search.py": [
         "tests/experiments/test_tune_honesty.py",
         "tests/experiments/test_tune.py",
+        "tests/experiments/test_tune_pruning.py",
         "-m",
         "not system",
     ],
@@ -17,6 +18,32 @@ MODULES: dict[str, list[str]] = {
     ],
     "experiments/tune.py": ["tests/experiments/test_tune_honesty.py", "tests/experiments/test_tune.py", "-m", "not system"],
     "experiments/tune_stored.py": ["tests/experiments/test_tune.py", "-m", "not system"],
+    "experiments/tune_pruning.py": [
+        "tests/experiments/test_tune_honesty.py",
+        "tests/experiments/test_tune_pruning.py",
+        "-m",
+        "not system",
+    ],
+    "experiments/tune_sampling.py": [
+        "tests/experiments/test_tune_honesty.py",
+        "tests/experiments/test_tune.py",
+        "-m",
+        "not system",
+    ],
+    "experiments/tune_objectives.py": [
+        "tests/experiments/test_tune_objectives.py",
+        "tests/experiments/test_tune_honesty.py",
+        "-m",
+        "not system",
+    ],
+    "experiments/tune_enqueue.py": [
+        "tests/experiments/test_tune_enqueue.py",
+        "tests/experiments/test_tune_honesty.py",
+        "-m",
+        "not system",
+    ],
+    "experiments/tune_journal.py": ["tests/experiments/test_tune_journal.py", "-m", "not system"],
+    "experiments/tune_storage.py": ["tests/experiments/test_tune_storage.py", "-m", "not system"],
     "uncertainty/calibration.py": [
         "tests/uncertainty/test_calibration_mean.py",
         "tests/uncertainty/test_uncertainty.py",

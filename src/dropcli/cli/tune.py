@@ -279,27 +279,14 @@ def _scorer():
 
 
 def _show_objectives(search, found, final, drawings: dict[str, Path | None], style) -> None:
-    """A study of several objectives: its front, and the front's figure; with --final-seeds, every
-    objective on test; the slice and contour figures."""
-    from dropcli.cli.display import tune_front, tune_space
-    from dropcli.cli.display.figure import save
-    from dropcli.experiments.tune import space_text
+    """A study of several objectives: its front; the --pareto, --slice and --contour figures; with
+    final seeds, every objective on test."""
+    from dropcli.cli.display import tune_front
 
     screen = console()
-    if found.front is not None and found.front:
+    if found.front:
         screen.print(tune_front.front_table(found, search.objectives), soft_wrap=not screen.is_terminal)
-    caption = f"study {search.study}: {space_text(search.space)}"
-    objective = search.objectives[0]
-    draw = {
-        "--pareto": lambda: tune_front.front_figure(found, search.objectives, f"study {search.study}: {found.picked}", style),
-        "--slice": lambda: tune_space.slice_figure(found, search.space, objective, caption, style),
-        "--contour": lambda: tune_space.contour_figure(found, search.space, objective, caption, style),
-    }
-    for option, path in drawings.items():
-        if path is None or (option == "--pareto" and not found.front):
-            continue
-        save(draw[option](), path)
-        screen.print(f"{option[2:]} figure saved to {path}", highlight=False)
+    tune_front.draw(search, found, drawings, style, screen)
     if final is not None and final.seeds and search.objectives != ("accuracy",):
         from dropcli.experiments.tune_results import final_scores
         from dropcli.parallel.workers import ONE_PROCESS

@@ -69,3 +69,23 @@ def final_line(scores: dict[str, tuple[float, float | None]], seeds: int) -> str
     """final: every objective on the test set, mean ± std over the seeds."""
     parts = [f"{name} {mean:.4f}" + (f" ± {std:.4f}" if std is not None else "") for name, (mean, std) in scores.items()]
     return f"final, every objective on the test set over {seeds} seed{'s' if seeds != 1 else ''}: {', '.join(parts)}"
+
+
+def draw(search, result: Found, drawings: dict, style: Style, screen) -> None:
+    """The figures asked for: --pareto (several objectives only), --slice, --contour."""
+    from dropcli.cli.display import tune_space
+    from dropcli.cli.display.figure import save
+    from dropcli.experiments.tune import space_text
+
+    caption = f"study {search.study}: {space_text(search.space)}"
+    objective = search.objectives[0]
+    figures = {
+        "--pareto": lambda: front_figure(result, search.objectives, f"study {search.study}: {result.picked}", style),
+        "--slice": lambda: tune_space.slice_figure(result, search.space, objective, caption, style),
+        "--contour": lambda: tune_space.contour_figure(result, search.space, objective, caption, style),
+    }
+    for option, path in drawings.items():
+        if path is None or (option == "--pareto" and not result.front):
+            continue
+        save(figures[option](), path)
+        screen.print(f"{option[2:]} figure saved to {path}", highlight=False)

@@ -150,7 +150,7 @@ def _reliability_panel(ax, study, method, shift, style: Style) -> None:
     ax.bar(left, gaps, bottom=accuracy, width=width, align="edge", fill=False, hatch="///", edgecolor="tab:red", linewidth=0.4)
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     runs = len(study.member_scores[method, shift])
-    ece = f"ECE {scores.ece:.3f}" + (f" (mean of {runs})" if runs > 1 else "")
+    ece = f"ECE {scores.ece:.4f}" + (f" (mean of {runs})" if runs > 1 else "")  # as the tables print it
     side = ax.get_position().width * style.width
     strip.set_title(wrapped(f"{method}\n{ece}", side * 1.3, style.small), fontsize=style.small)  # may run over the y labels' room
     ax.set_xlim(0, 1)
