@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune profile mutate bench-precision study-uncertainty study-uncertainty-tiny notebook clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune bench-tune-storage profile mutate bench-precision study-uncertainty study-uncertainty-tiny notebook clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -50,6 +50,10 @@ bench-sweep: data
 # Search strategies (samplers, pruners, grace) replayed through Optuna on a committed table of learning curves.
 bench-tune: data
 	$(BIN)/python benchmarks/tune.py --figure docs/figures/tune-anytime.png
+
+# Trials per hour with 1 and 2 workers on one PostgreSQL study; the database's cost per trial against a journal file.
+bench-tune-storage: data
+	$(BIN)/python benchmarks/tune_storage.py
 
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     table = MODULES
     names = args.modules.split(",") if args.modules else list(table)
-    unknown = [name for name in names if name not in table]
+    unknown = [name for name in names if name not in table or not isinstance(table[name], list)]
     if unknown:
         parser.error(f"not in mutation/modules.py: {', '.join(unknown)}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -164,8 +164,8 @@ def _write_report(args, results: dict) -> None:
         "",
         f"Command: python -m mutation.run {' '.join(sys.argv[1:])}",
         "",
-        "| module | mutants | tested | killed | crashed | timeout | survived | equivalent | killed of non-equivalent |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | tested | killed | crashed | timeout | survived | equivalent | killed of non-equivalent | killed or crashed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
         if "error" in result:
@@ -174,10 +174,11 @@ def _write_report(args, results: dict) -> None:
         counts = {kind: sum(1 for m in result["mutants"] if m["kind"] == kind) for kind in KINDS}
         scored = sum(counts.values()) - counts["equivalent"]
         share = f"{counts['killed'] / scored:.0%}" if scored else "-"
+        caught = f"{(counts['killed'] + counts['crashed']) / scored:.0%}" if scored else "-"
         lines.append(
             f"| {name} | {result['total']} | {len(result['mutants'])} | "
             + " | ".join(str(counts[kind]) for kind in KINDS)
-            + f" | {share} |"
+            + f" | {share} | {caught} |"
         )
     for name, result in results.items():
         alive = [m for m in result.get("mutants", []) if m["kind"] in ("survived", "crashed", "timeout")]

@@ -176,15 +176,86 @@ def without_times():
     return strip
 
 
+def mc_dropout_by_hand(run_dir: Path, passes: int) -> tuple[float, float]:
+    """(accuracy, NLL) of MC dropout on a run's test set, computed here rather than by dropcli: the
+    last checkpoint's net with dropout on, masks from the run's seed, pass k on rows k*n ... k*n+n-1
+    of one forward (as evaluate draws them), the softmax of the passes averaged."""
+    from dropcli.config import load_config
+    from dropcli.runs import checkpoints
+
+    payload = checkpoints.load(run_dir / runs.LAST_CHECKPOINT)
+    config = load_config(base=payload["config"])
+    test = data.load(config.data, config.seed, torch.device("cpu")).test
+    model = checkpoints.load_model(payload, torch.device("cpu"))
+    torch.manual_seed(config.seed)
+    model.train()
+    with torch.no_grad():
+        p = torch.softmax(model(test.X.repeat(passes, 1)), dim=1).view(passes, len(test.y), -1).double().mean(dim=0)  # (n, 10)
+    accuracy = (p.argmax(dim=1) == test.y).double().mean().item()
+    return accuracy, -p.gather(1, test.y[:, None]).clamp_min(1e-12).log().mean().item()
+
+
+# A child dropcli that, once a run's epoch `epoch` is saved (in a run directory named `run`, or
+# any but `not_run`), touches `marker` and waits there until it is signalled: a test that kills it
+# after seeing the marker (or an earlier epoch) cannot miss the run's end on a slow machine.
+HELD_DROPCLI = """
+import os, pathlib, sys, time
+from dropcli.runs import loop
+held, real = {held!r}, loop.RunFiles.save_epoch
+def save_epoch(self, state, best, improved):
+    real(self, state, best, improved)
+    name = self.run_dir.name
+    if state.epoch == held["epoch"] and held.get("not_run") != name and held.get("run", name) == name:
+        pathlib.Path(held["marker"]).touch()
+        time.sleep({patience})
+        os._exit(3)  # never signalled: the test failed before it could; the run does not go on
+loop.RunFiles.save_epoch = save_epoch
+from dropcli.cli import main
+sys.argv = ["dropcli", *sys.argv[1:]]
+main()
+"""
+
+
+def held_dropcli(marker: Path, epoch: int, **run) -> list[str]:
+    """`python -m dropcli` that stops after epoch `epoch` (see HELD_DROPCLI); run: run=NAME or not_run=NAME."""
+    import sys
+
+    held = {"marker": str(marker), "epoch": epoch, **run}
+    return [sys.executable, "-c", HELD_DROPCLI.format(held=held, patience=PATIENCE_S)]
+
+
+def trained_files(directory: Path) -> dict[str, int]:
+    """Every checkpoint and metrics file under `directory`, with its modification time: what a run
+    that trains writes, and a rerun with nothing left to train must leave as it was."""
+    found = [*directory.rglob("*.pt"), *directory.rglob(runs.METRICS_FILE)]
+    assert found, f"nothing trained under {directory}"
+    return {str(path): path.stat().st_mtime_ns for path in found}
+
+
+def wait_for_file(path: Path, process, timeout: float = PATIENCE_S) -> None:
+    """Until `path` exists; fails at once if `process` has ended."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, f"{path} did not appear in time"
+        time.sleep(0.005)
+
+
 @pytest.fixture
 def start_training():
-    """start_training(args, run_dir): a real `dropcli train` in a child process, to signal or kill."""
+    """start_training(args, run_dir, hold_after=None): a real `dropcli train` in a child process,
+    to signal or kill; with hold_after=N it waits after epoch N (held_dropcli) until signalled."""
     import signal
     import subprocess
     import sys
 
-    def start(args, run_dir):
-        command = [sys.executable, "-m", "dropcli", "train", *map(str, args), "--run-dir", str(run_dir), "-q"]
+    def start(args, run_dir, hold_after=None):
+        program = [sys.executable, "-m", "dropcli"]
+        if hold_after is not None:
+            program = held_dropcli(Path(f"{run_dir}.held"), hold_after, run=Path(run_dir).name)
+        command = [*program, "train", *map(str, args), "--run-dir", str(run_dir), "-q"]
         # A shell running this suite in the background starts it with SIGINT ignored, and children
         # inherit that; give the child the default, as a terminal would.
         return subprocess.Popen(
@@ -214,3 +285,13 @@ def wait_for_epochs():
         raise AssertionError("training did not get far enough in time")
 
     return wait
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (postgres_server.py), started on first use and stopped at the end
+    of the session; postgres.url(name) makes a database and gives its URL."""
+    from postgres_server import running_server
+
+    with running_server() as server:
+        yield server

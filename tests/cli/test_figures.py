@@ -1,5 +1,6 @@
 """Figures: every kind decodes, is not blank, has the format its suffix names, and labels what it shows."""
 
+import math
 import shutil
 from pathlib import Path
 
@@ -317,10 +318,11 @@ def fake_study(methods=("deterministic", "mc dropout K=1", "mc dropout K=3"), ru
         scores={},
         member_scores={},
         passes={method: int(method[-1]) if "K=" in method else 1 for method in methods},
-        multiply_adds={method: 2e5 * (0.75 + 0.25 * int(method[-1]) if "K=" in method else 1) for method in methods},
         level=0.95,
         intervals={},
         threshold_intervals={},
+        selective_intervals={},
+        multiply_adds={},  # none counted: the compute axis falls back to forward passes
     )
     weights = bootstrap.weights(n, replicates) if replicates else None
     for number, method in enumerate(methods):
@@ -339,6 +341,8 @@ def fake_study(methods=("deterministic", "mc dropout K=1", "mc dropout K=3"), ru
             study.intervals[method, shifts.NONE] = bootstrap.intervals(bootstrap.replicates(examples, weights))
             above = bootstrap.threshold_accuracies(examples, weights)
             study.threshold_intervals[method, shifts.NONE] = bootstrap.nan_intervals(above)
+            selective = bootstrap.selective_accuracies(examples, weights)
+            study.selective_intervals[method, shifts.NONE] = bootstrap.intervals(selective)
     return study
 
 
@@ -361,8 +365,8 @@ def test_a_reliability_diagram_counts_each_bin_and_draws_no_bar_from_a_nearly_em
         assert len(panel.containers[0]) == len(filled) - len(sparse)  # no bar from a nearly empty bin
         left_out += len(sparse)
         # The title's ECE is the table's (the mean of per-run ECEs), not the pooled bins' ECE.
-        assert f"ECE {scores.ece:.3f} (mean of 2)" in strip.get_title().replace("\n", " ")
-        assert f"{calibration.pooled_ece(scores.bins):.3f}" != f"{scores.ece:.3f}"
+        assert f"ECE {scores.ece:.4f} (mean of 2)" in strip.get_title().replace("\n", " ")  # digit for digit the table's
+        assert f"{calibration.pooled_ece(scores.bins):.4f}" != f"{scores.ece:.4f}"
     assert left_out  # the study has nearly empty bins to leave out
     save(figure, tmp_path / "reliability.png")
     assert_decodes(tmp_path / "reliability.png")
@@ -383,6 +387,8 @@ def test_the_threshold_figure_leaves_out_thin_thresholds_and_draws_the_bootstrap
     drawn = set(above.get_lines()[0].get_xdata())
     assert drawn and not drawn & set(thin)
     assert len(above.collections) == 2 and not plain.axes[0].collections  # a band per method drawn, with --bootstrap only
+    coverage = banded.axes[2]
+    assert coverage.get_ylabel() == "selective\naccuracy" and len(coverage.collections) == 2 and not plain.axes[2].collections
     assert "bands: 95% bootstrap interval" in " ".join(caption_texts(banded))
     save(banded, tmp_path / "selective.png")
     assert_decodes(tmp_path / "selective.png")
@@ -447,3 +453,31 @@ def test_every_command_that_draws_takes_the_paper_options(invoke, command):
     assert result.exit_code == 0
     for option in ("--width", "--font-size", "--no-footer"):
         assert option in result.output, (command, option)
+
+
+def test_the_bands_replicates_are_the_resampled_sets_selective_and_threshold_accuracy():
+    """The bands' bootstrap against calibration's own scores: unit weights give the estimate, and
+    a replicate's weights give the scores of the resampled set."""
+    import torch
+
+    from dropcli.uncertainty import bootstrap, calibration
+
+    generator = torch.Generator().manual_seed(4)
+    p = torch.softmax(2 * torch.randn(500, 10, generator=generator), dim=1)
+    y = torch.randint(0, 10, (500,), generator=generator)
+    drawn = torch.randint(0, 500, (500,), generator=generator)
+    weights = torch.stack([torch.ones(500), torch.bincount(drawn, minlength=500)]).double()
+    examples = [bootstrap.per_example(p, y)]
+    selective = bootstrap.selective_accuracies(examples, weights)
+    above = bootstrap.threshold_accuracies(examples, weights)
+    for row, scores in enumerate((calibration.score(p, y), calibration.score(p[drawn], y[drawn]))):
+        assert selective[row].tolist() == pytest.approx([scores.selective[c] for c in calibration.COVERAGES], abs=1e-12)
+        expected = [math.nan if a is None else a for a, _ in scores.thresholds.values()]
+        assert above[row].tolist() == pytest.approx(expected, abs=1e-12, nan_ok=True)
+
+
+def test_titles_and_captions_wrap_between_words_never_inside_one():
+    from dropcli.cli.display.figure import wrapped
+
+    text = wrapped("At equal compute: each method against its multiply-adds per test example", 3.25, 8)
+    assert len(text.splitlines()) == 2 and "multiply-adds" in text.split()  # not "multiply-" and "adds"

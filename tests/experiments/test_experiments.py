@@ -4,14 +4,12 @@ rest, and an interrupted experiment continues where it stopped."""
 import json
 import signal
 import subprocess
-import sys
-import time
 
 import pytest
 import torch
 import yaml
 
-from conftest import PATIENCE_S
+from conftest import held_dropcli, trained_files, wait_for_file
 from dropcli import runs
 
 STAT_TIMES = ("seconds_per_epoch", "samples_per_s")
@@ -36,18 +34,17 @@ def test_an_interrupted_compare_continues_and_ends_as_an_uninterrupted_one(in_tm
     args = ["compare", "scratch", "builtin", "--seeds", "2", *small_args(3, train=3000, test=500), "-q"]
     assert invoke(*args, "--run-dir", in_tmp / "whole").exit_code == 0
     killed = in_tmp / "killed"
+    # Killed in the second trial: the child waits after that trial's first epoch until it is.
+    held = in_tmp / "held"
     process = subprocess.Popen(
-        [sys.executable, "-m", "dropcli", *args, "--run-dir", str(killed)],
+        [*held_dropcli(held, 1, not_run="kind=scratch_seed0"), *args, "--run-dir", str(killed)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     first = killed / "kind=scratch_seed0" / runs.SUMMARY_FILE
-    deadline = time.monotonic() + PATIENCE_S
-    while not first.exists():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the first trial did not finish in time"
-        time.sleep(0.005)
+    wait_for_file(held, process)
+    assert first.exists()  # the first trial finished before the second began
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert not (killed / "results.json").exists(), "the comparison ended before it could be killed"
@@ -228,7 +225,9 @@ def test_a_sweep_over_architectures_names_them(in_tmp, invoke, small_args):
     rows = (in_tmp / "s" / "results.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["32x32", "48x32x16", "64"]
     # The same command again continues the same plan: nothing is left to train.
+    trained = trained_files(in_tmp / "s")
     assert invoke(*args, "-q").exit_code == 0
+    assert trained_files(in_tmp / "s") == trained
 
 
 def test_random_search_draws_architectures_from_a_list(in_tmp, invoke, small_args):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from conftest import trained_files
 from dropcli.experiments import sweep_plan
 
 STUDY = """\
@@ -40,8 +41,10 @@ def test_a_plan_runs_the_same_sweep_as_its_flags(in_tmp, invoke, fake_data):
     cells = [json.loads((in_tmp / name / "results.json").read_text())["cells"] for name in ("by-plan", "by-flags")]
     assert [(c["runs"], c["test_acc"]) for c in cells[0]] == [(c["runs"], c["test_acc"]) for c in cells[1]]
     # The flags continue the plan's experiment: the same plan, nothing left to train.
+    trained = trained_files(in_tmp / "by-plan")
     again = invoke("sweep", *flags, *common, "--run-dir", "by-plan")
     assert again.exit_code == 0, again.output
+    assert trained_files(in_tmp / "by-plan") == trained
 
 
 def test_flags_override_the_plan(tmp_path):

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import mc_dropout_by_hand
 from dropcli import runs
 from dropcli.runs import checkpoints
 
@@ -107,6 +108,9 @@ def test_old_and_new_runs_list_filter_diff_and_plot_together(old_run, invoke, sm
     diff = invoke("runs", "--diff", old_run, new)
     assert diff.exit_code == 0 and "model.hidden" in diff.stdout and "4x3" in diff.stdout
     scored = invoke("evaluate", new, "--mc-samples", "3", "--json")  # Monte Carlo dropout at depth 3
-    assert scored.exit_code == 0 and 0 <= json.loads(scored.stdout)["mc_accuracy"] <= 1
+    assert scored.exit_code == 0
+    accuracy, nll = mc_dropout_by_hand(new, passes=3)
+    assert json.loads(scored.stdout)["mc_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert json.loads(scored.stdout)["mc_loss"] == pytest.approx(nll, rel=1e-5)
     plotted = invoke("plot", old_run, new, "-o", in_tmp / "both.png")
     assert plotted.exit_code == 0 and (in_tmp / "both.png").stat().st_size > 10_000

@@ -56,7 +56,9 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
     epochs = 12
     assert invoke("train", *small_args(epochs, **RUN_SIZE), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
     killed = in_tmp / "killed"
-    process = start_training(small_args(epochs, **RUN_SIZE), killed)
+    # Killed at some moment after epoch 3, and before epoch 7 ends whatever the machine's load:
+    # there the child waits to be killed.
+    process = start_training(small_args(epochs, **RUN_SIZE), killed, hold_after=7)
     wait_for_epochs(killed, 3, process)
     process.kill()
     process.wait()

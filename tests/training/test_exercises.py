@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from conftest import mc_dropout_by_hand
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.config.vocabulary import MODEL_KINDS
@@ -135,7 +136,9 @@ def test_weight_decay_reaches_the_optimizer():
 def test_mc_dropout_evaluate(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(train=1000, test=300), "--run-dir", "r", "-q").exit_code == 0
     report = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
-    assert report["mc_samples"] == 4 and 0 <= report["mc_accuracy"] <= 1 and report["mc_loss"] > 0
+    accuracy, nll = mc_dropout_by_hand(in_tmp / "r", passes=4)
+    assert report["mc_samples"] == 4 and report["mc_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+    assert report["mc_loss"] == pytest.approx(nll, rel=1e-5)
     again = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "4").stdout)
     assert again["mc_accuracy"] == report["mc_accuracy"]  # seeded
     one_pass = json.loads(invoke("evaluate", "r", "--json", "--mc-samples", "1").stdout)

@@ -117,3 +117,14 @@ def test_evaluate_level_gives_the_intervals_of_that_level(in_tmp, invoke, small_
     for column, metric in enumerate(calibration.METRICS):
         values = replicates[:, column].tolist()
         assert row["interval"][metric] == pytest.approx([quantile_by_hand(values, 0.1), quantile_by_hand(values, 0.9)], abs=1e-9)
+
+
+def test_the_monte_carlo_progress_of_a_member_runs_from_0_to_1(build):
+    member = SimpleNamespace(model=build("builtin"), config=load_config(None, ["seed=0"]))
+    plan = lineup.plan(
+        [5], [], temperature=False, last_layer=True, swept_mc=False, swept_ensembles=False, ensemble_temperature=False
+    )
+    heard = []
+    lineup.member_outputs(plan, member, torch.rand(40, 784, generator=torch.Generator().manual_seed(1)), None, heard.append)
+    # Two sweeps (all noise layers, then the last only), each of its share: up to 1/2, then up to 1.
+    assert heard == sorted(heard) and heard[-1] == 1.0 and 0.5 in heard and heard[0] > 0

@@ -154,11 +154,12 @@ def test_an_ensemble_of_one_run_is_that_run(two_runs, invoke):
     runs = sorted(p for p in two_runs.iterdir() if p.is_dir())
     alone = study_json(invoke, runs[0])
     assert alone["uncertainty"]["methods"] == ["deterministic"]
-    (two_runs / "one").mkdir()
-    (two_runs / "one" / "plan.json").write_text("{}")
-    (two_runs / "one" / runs[0].name).symlink_to(runs[0])
-    one = study_json(invoke, two_runs / "one")
-    assert one["uncertainty"]["results"][0] == alone["uncertainty"]["results"][0]
+    # Ensembles of one, scored as ensembles: each is its run, metric for metric.
+    both = study_json(invoke, two_runs, "--ensemble-sizes", 1)
+    (single,) = rows(both, "deterministic")
+    (ensembles,) = rows(both, "ensemble M=1")
+    assert len(ensembles["per_run"]) == 2 and ensembles["per_run"] == single["per_run"]
+    assert single["per_run"][0]["nll"] == alone["uncertainty"]["results"][0]["nll"]
     # The single run's loss and accuracy are what evaluate always reported.
     assert (alone["loss"], alone["accuracy"]) == pytest.approx(
         (rows(alone, "deterministic")[0]["nll"], rows(alone, "deterministic")[0]["accuracy"])

@@ -19,6 +19,7 @@ from dropcli.cli.options import (
 )
 from dropcli.errors import DropcliError
 from dropcli.experiments.tune import PRUNERS, SAMPLERS
+from dropcli.experiments.tune_storage import shown
 
 EXAMPLE = (
     "Example: dropcli tune -c smoke --set data.val_split=0.1 --space optim.lr=0.01:1:log "
@@ -135,6 +136,39 @@ def tune(
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the table of the best trials.")] = 10,
+    objective: Annotated[
+        str | None,
+        typer.Option(
+            "--objective",
+            metavar="NAME[,NAME...]",
+            help="What a trial is scored by on validation: accuracy (default), nll, ece, aece; several (accuracy,ece) make a Pareto front.",
+        ),
+    ] = None,
+    pick: Annotated[
+        str | None,
+        typer.Option(
+            "--pick",
+            metavar="TRIAL|OBJECTIVE|OBJECTIVE<=BOUND",
+            help="With several objectives, the point of the front best.yaml takes: a trial's number, the best on one objective, "
+            "or the best on the first within a bound (ece<=0.03). Default: the best on the first objective.",
+        ),
+    ] = None,
+    pareto: Annotated[
+        Path | None,
+        typer.Option("--pareto", metavar="FILE", help="With several objectives, draw the Pareto front (.png, .pdf or .svg)."),
+    ] = None,
+    slice_figure: Annotated[
+        Path | None,
+        typer.Option(
+            "--slice", metavar="FILE", help="Draw the first objective against each key of the space (.png, .pdf or .svg)."
+        ),
+    ] = None,
+    contour: Annotated[
+        Path | None,
+        typer.Option(
+            "--contour", metavar="FILE", help="Draw the first objective over the two most important keys (.png, .pdf or .svg)."
+        ),
+    ] = None,
     summary: Annotated[
         bool,
         typer.Option(
@@ -154,7 +188,8 @@ def tune(
     from dropcli.parallel.workers import launch_command
 
     tuning.optuna_module()
-    style = figure_style(options, drawn=figure is not None, draws="--figure FILE")
+    drawn = any(path is not None for path in (figure, pareto, slice_figure, contour))
+    style = figure_style(options, drawn=drawn, draws="--figure FILE (or --pareto, --slice, --contour)")
     given = {
         "space": space,
         "trials": trials,
@@ -168,6 +203,8 @@ def tune(
         "study": study,
         "final_seeds": final_seeds,
         "run_dir": run_dir,
+        "objective": objective,
+        "pick": pick,
         "enqueue": enqueue,
     }
     if summary and plan is None and not space and options["config"] is None:
@@ -178,11 +215,13 @@ def tune(
         search = tuning.resolve(plan, options["config"], options["set_"] or [], flags(options), given)
     if summary and "://" not in search.storage and not Path(search.storage).is_file():
         raise DropcliError(f"--summary: there is no study in {search.storage} yet; run tune without --summary to start it")
-    if figure is not None:
-        from dropcli.cli.display.figure import check_available, check_output
+    drawings = {"--pareto": pareto, "--slice": slice_figure, "--contour": contour}
+    for option, path in {"--figure": figure, **drawings}.items():
+        if path is not None:
+            from dropcli.cli.display.figure import check_available, check_output
 
-        check_output(figure, "--figure")
-        check_available()
+            check_output(path, option)
+            check_available()
     check_extras(search.config)
     with parallel.start() as workers:
         if not summary:  # --summary trains nothing: no device or data needed
@@ -195,8 +234,13 @@ def tune(
         with interrupts_reported(lambda: _kept(search, launch_command())):
             found, complete = _search(search, options["quiet"] or summary, workers, summary)
             final = _final(search, found, options["quiet"], workers) if complete and not summary else None
+            if summary:  # the final seeds as the last session left them
+                from dropcli.experiments.tune_results import kept_final
+
+                final = kept_final(search)
         if workers.is_primary:
             _show(search, found, final, figure, top, style)
+            _show_objectives(search, found, final, drawings, style)
 
 
 def _search(search, quiet: bool, workers, summary: bool = False):
@@ -204,7 +248,9 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.experiments import tune_pruning, tune_results, tune_search
 
     with TuneView(console(), quiet=quiet or not workers.is_primary) as view:
-        trained, stopped = (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers)[1:]
+        trained, stopped = (
+            (0, "summary") if summary else tune_search.search(search, [view], view.trial_begins, workers, _scorer())[1:]
+        )
         view.search_ended(stopped)
     counts = workers.gather(trained)  # and every worker's trials are told before rank 0 reads the study
     if workers.is_primary:
@@ -219,10 +265,34 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     from dropcli.experiments.tune import open_study  # the study as every worker left it
 
     study = open_study(search, None, None, _warn)
-    result = tune_results.found(study, tune_pruning.rung_epochs(search.pruner, search.pruning, search.config, search.max_epochs))
+    rung_epochs = tune_pruning.rung_epochs(search.pruner, search.pruning, search.config, search.max_epochs)
+    result = tune_results.found(study, rung_epochs, search)
     if workers.is_primary:
         tune_results.write_best(search, result)
     return result, stopped is None
+
+
+def _scorer():
+    from dropcli.uncertainty.objectives import split_scores
+
+    return split_scores
+
+
+def _show_objectives(search, found, final, drawings: dict[str, Path | None], style) -> None:
+    """A study of several objectives: its front; the --pareto, --slice and --contour figures; with
+    final seeds, every objective on test."""
+    from dropcli.cli.display import tune_front
+
+    screen = console()
+    if found.front:
+        screen.print(tune_front.front_table(found, search.objectives), soft_wrap=not screen.is_terminal)
+    tune_front.draw(search, found, drawings, style, screen)
+    if final is not None and final.seeds and search.objectives != ("accuracy",):
+        from dropcli.experiments.tune_results import final_scores
+        from dropcli.parallel.workers import ONE_PROCESS
+
+        scores = final_scores(search, found.best_config, _scorer(), ONE_PROCESS, final.seeds)
+        screen.print(tune_front.final_line(scores, final.seeds), highlight=False, soft_wrap=not screen.is_terminal)
 
 
 def _warn(message: str) -> None:
@@ -245,7 +315,7 @@ def _run_reporter(quiet: bool, run_lines: bool):
 
 
 def _show(search, found, final, figure: Path | None, top: int, style) -> None:
-    from dropcli.cli.display.tune_view import running_hint, top_table
+    from dropcli.cli.display.tune_view import running_hint, top_table, value_name
     from dropcli.experiments.tune import BEST_CONFIG, space_text
 
     screen = console()
@@ -260,7 +330,7 @@ def _show(search, found, final, figure: Path | None, top: int, style) -> None:
     else:
         best = search.directory / BEST_CONFIG
         screen.print(
-            f"best: trial {found.best.number}, val acc {found.best.value:.4f}; its settings are in {best}; train them with:",
+            f"best: trial {found.best.number}, {value_name(search.objectives[0])} {found.best.value:.4f}; its settings are in {best}; train them with:",
             highlight=False,
             soft_wrap=not screen.is_terminal,
         )
@@ -285,7 +355,7 @@ def _show(search, found, final, figure: Path | None, top: int, style) -> None:
         if note is not None:
             screen.print(note, highlight=False, soft_wrap=not screen.is_terminal)
     screen.print(
-        f"tune saved to {search.directory} (study {search.study!r} in {search.storage})",
+        f"tune saved to {search.directory} (study {search.study!r} in {shown(search.storage)})",
         highlight=False,
         soft_wrap=not screen.is_terminal,
     )
@@ -317,6 +387,6 @@ def _kept(search, launch: str) -> str:
         return "no trial was started and nothing is kept; run the same command again"
     how = "the same command" if launch == "dropcli" else f"the same command ({launch} ...)"
     return (
-        f"the study is kept in {search.storage} and its trials' runs in {search.directory}; "
+        f"the study is kept in {shown(search.storage)} and its trials' runs in {search.directory}; "
         f"continue with {how}: the interrupted trial goes on from its last epoch"
     )

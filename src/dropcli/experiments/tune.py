@@ -9,23 +9,36 @@ names another (a file, or an RDB URL that several processes or machines share), 
 command continues it. Optuna is an optional extra, imported only here: dropcli[tune].
 """
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropcli.config import Config, architecture, flatten, get, load_config, replace, to_dict, to_yaml, unflatten, upgraded
-from dropcli.errors import DropcliError, first_line
-from dropcli.experiments import Grid, check_keys, parse_grid, sweep_plan, tune_enqueue, tune_journal, tune_pruning
+from dropcli.config import Config, architecture, flatten, load_config, replace, to_dict, to_yaml, unflatten, upgraded
+from dropcli.errors import DropcliError
+from dropcli.experiments import Grid, parse_grid, sweep_plan, tune_enqueue, tune_objectives, tune_pruning
+from dropcli.experiments.search_space import checked_space
 from dropcli.experiments.tune_enqueue import Known
 from dropcli.experiments.tune_pruning import Pruning
+from dropcli.experiments.tune_storage import JOURNAL, database_errors, open_storage, shown
 
-PLAN_KEYS = ("config", "space", "trials", "timeout", "pruner", "sampler", "storage", "study", "final_seeds", "enqueue")
+PLAN_KEYS = (
+    "config",
+    "space",
+    "trials",
+    "timeout",
+    "pruner",
+    "sampler",
+    "storage",
+    "study",
+    "final_seeds",
+    "enqueue",
+    "objective",
+    "pick",
+)
 PRUNERS = ("median", "asha", "hyperband", "none")
 SAMPLERS = ("tpe", "random", "grid")
-JOURNAL = "study.journal"  # the default storage, in the study directory
 SPEC_ATTR = "dropcli"  # what a study must keep: config and space (spec_of)
 HOW_ATTR = "dropcli_search"  # its pruner, sampler and trials as last run, which may change
 BEST_CONFIG = "best.yaml"
@@ -54,6 +67,8 @@ class Search:
     final_seeds: int
     pruning: Pruning = Pruning()  # the pruner's grace period, reduction factor and bootstrap count
     enqueue: tuple[Known, ...] = ()  # known configs, the study's first trials (tune_enqueue)
+    objectives: tuple[str, ...] = ("accuracy",)  # on the validation split; several make a Pareto front
+    pick: str | None = None  # which point of the front best.yaml takes (tune_objectives.parse_pick)
 
     @property
     def max_epochs(self) -> int:
@@ -98,13 +113,18 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
     trials = given["trials"] or sweep_plan.count(plan, raw, "trials")
     if trials is None:
         raise DropcliError("tune needs a number of trials: --trials N (or trials: N in the plan file)")
+    objectives = tune_objectives.parse(
+        given.get("objective") or raw.get("objective"), "--objective" if given.get("objective") else f"{plan}: objective"
+    )
     sampler = _choice("sampler", given["sampler"] or raw.get("sampler", "tpe"), SAMPLERS, plan)
     _check_grid_sampler(sampler, space_grids, trials)
     study = str(given["study"] or raw.get("study") or config.name)
     if not study or "/" in study or study.startswith("."):
         raise DropcliError(f"--study {study!r}: a study name is one path component, e.g. --study lr-search")
     directory = given["run_dir"] or Path("runs") / f"tune-{study}"
-    pruner, pruning = tune_pruning.resolve(given["pruner"] or raw.get("pruner", "median"), given, plan)
+    pruner, pruning = tune_pruning.resolve(
+        tune_objectives.pruner_for(objectives, given["pruner"] or raw.get("pruner")), given, plan
+    )
     pruner = _choice("pruner", pruner, PRUNERS, plan)
     tune_pruning.check(pruner, pruning, config, _max_epochs(config, space_grids), given)
     return Search(
@@ -118,9 +138,17 @@ def resolve(plan: Path | None, config_path: Path | None, overrides: list[str], f
         study=study,
         directory=directory,
         final_seeds=given["final_seeds"] or sweep_plan.count(plan, raw, "final_seeds") or 0,
+        objectives=objectives,
+        pick=_pick(given.get("pick") or raw.get("pick"), objectives),
         pruning=pruning,
         enqueue=tune_enqueue.resolve(given.get("enqueue"), raw.get("enqueue"), plan, space_grids),
     )
+
+
+def _pick(text: Any, objectives: tuple[str, ...]) -> str | None:
+    if text is not None:
+        tune_objectives.parse_pick(str(text), objectives)  # checked now, applied to the front at the end
+    return None if text is None else str(text)
 
 
 def _max_epochs(config: Config, space: list[Grid]) -> int:
@@ -141,73 +169,6 @@ def _checked_section(plan: Path | None, section: Any) -> Any:
         if key in NOT_SPACE_KEYS:
             raise DropcliError(f"{plan}: space {key}: {NOT_SPACE_KEYS[key]}")
     return section
-
-
-def checked_space(config: Config, space: list[Grid]) -> list[Grid]:
-    """The space with each list's values as the config holds them (checked like any setting, each
-    named once) and each range's ends checked; model.hidden first, so that per-layer rates
-    (model.dropout_1, ...) apply to the trial's own net. Refuses a space that varies nothing."""
-    if not space:
-        raise DropcliError("tune needs a space: --space KEY=LOW:HIGH[:log] or --space KEY=V1,V2 (repeatable), or --plan FILE")
-    check_keys([grid.key for grid in space], "--space")
-    checked = []
-    for grid in sorted(space, key=lambda g: g.key != "model.hidden"):
-        if grid.span is not None:
-            _check_ends(config, grid)
-            checked.append(grid)
-            continue
-        values = tuple(_config_value(config, grid, value) for value in grid.values)
-        repeated = sorted({architecture.short(v) for v in values if values.count(v) > 1})
-        if repeated:
-            raise DropcliError(f"{grid.source} names {', '.join(repeated)} more than once; name each value once")
-        checked.append(dataclasses.replace(grid, values=values))
-    _check_every_net(config, checked)
-    if all(grid.span is None and len(grid.values) == 1 for grid in checked):
-        raise DropcliError(
-            f"the space fixes every key ({', '.join(g.key for g in checked)}: one value each), so there is nothing to search; "
-            "give a key a range LOW:HIGH or two values, or set fixed values with --set"
-        )
-    return checked
-
-
-def _check_ends(config: Config, grid: Grid) -> None:
-    for end in grid.span[:2]:
-        replace(config, grid.key, end, source=f"{grid.source}={end:g}")
-
-
-def _check_every_net(config: Config, space: list[Grid]) -> None:
-    """Where the space draws the net (model.hidden), every other key's values must fit each net it
-    may draw (a second layer's rate needs two layers), or a trial would fail in mid-study."""
-    if not space or space[0].key != "model.hidden" or space[0].span is not None:
-        return
-    for hidden in space[0].values:
-        net = replace(config, "model.hidden", hidden)
-        for grid in space[1:]:
-            place = architecture.list_place(grid.key)[1]
-            if place is not None and place >= len(hidden):
-                from dropcli.runtime import count_text  # runtime imports torch; tune --help must not
-
-                raise DropcliError(
-                    f"{grid.source} sets hidden layer {place + 1}, and the space also draws model.hidden={architecture.short(hidden)} "
-                    f"({count_text(len(hidden), 'layer')}); draw nets with at least {place + 1} layers, or leave {grid.key} out"
-                )
-            try:
-                if grid.span is not None:
-                    _check_ends(net, grid)
-                else:
-                    for value in grid.values:
-                        _config_value(net, grid, value)
-            except DropcliError as error:
-                raise DropcliError(
-                    f"with model.hidden={architecture.short(hidden)} (drawn by --space): {first_line(error)}"
-                ) from None
-
-
-def _config_value(config: Config, grid: Grid, value: Any) -> Any:
-    normal = get(replace(config, grid.key, value, source=f"{grid.source}={architecture.short(value)}"), grid.key)
-    if grid.key == "model.dropout" and not isinstance(value, (list, tuple)):
-        return normal[0]  # one rate for every layer, whatever the depth of the trial's net
-    return normal
 
 
 def _choice(what: str, value: Any, choices: tuple[str, ...], plan: Path | None) -> str:
@@ -247,32 +208,58 @@ def _storage(flag: str | None, entry: Any, plan: Path | None, directory: Path) -
     return entry if "://" in entry else str(plan.parent / entry)
 
 
-def open_study(search: Search, sampler, pruner, notice: Callable[[str], None]):
-    """The study in its storage, made on first use; refused if it was made for another search,
-    before anything is written to the storage. `notice` hears of a cut record set aside."""
+def open_study(search: Search, sampler, pruner, notice: Callable[[str], None] | None = None, storage=None):
+    """The study in its storage (opened here unless given), made on first use; refused if it was
+    made for another search, before anything is written to the storage. `notice` hears of a cut
+    journal record set aside."""
     optuna = optuna_module()
-    storage = open_storage(optuna, search.storage, notice)
+    storage = storage if storage is not None else open_storage(optuna, search.storage, notice)
+    directions = [tune_objectives.DIRECTIONS[name] for name in search.objectives]
+    with database_errors(search.storage):
+        stored = _stored_directions(optuna, storage, search.study)
+        if stored not in (None, directions):
+            raise DropcliError(
+                f"study {search.study!r} in {shown(search.storage)} scores other objectives than --objective {','.join(search.objectives)}; "
+                "give the objectives it began with to continue it, or name a new --study"
+            )
+        if stored is not None:
+            # Loaded, not created: Optuna's create_study(load_if_exists=True) first appends a
+            # create-study record, which a refused rerun must not leave in the journal.
+            study = optuna.load_study(study_name=search.study, storage=storage, sampler=sampler, pruner=pruner)
+        else:
+            study = optuna.create_study(
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                study_name=search.study,
+                load_if_exists=True,
+                directions=directions,
+            )
+        _check_spec(search, study)
+        how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials, **pruning_of(search)}
+        if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
+            study.set_user_attr(HOW_ATTR, how)
+    return study
+
+
+def _stored_directions(optuna, storage, name: str) -> list[str] | None:
+    """The directions of the study `name` already in the storage; None for a new one."""
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        if summary.study_name == name:
+            return [direction.name.lower() for direction in summary.directions]
+    return None
+
+
+def _check_spec(search: Search, study) -> None:
     spec = spec_of(search)
-    if search.study in optuna.get_all_study_names(storage):
-        # Loaded, not created: Optuna's create_study(load_if_exists=True) first appends a
-        # create-study record, which a refused rerun must not leave in the journal.
-        study = optuna.load_study(study_name=search.study, storage=storage, sampler=sampler, pruner=pruner)
-    else:
-        study = optuna.create_study(
-            storage=storage, sampler=sampler, pruner=pruner, study_name=search.study, direction="maximize", load_if_exists=True
-        )
     found = study.user_attrs.get(SPEC_ATTR)
     if found is None:
         study.set_user_attr(SPEC_ATTR, spec)
     elif upgraded_spec(found) != spec:
         raise DropcliError(
-            f"study {search.study!r} in {search.storage} was started with another config or space; "
+            f"study {search.study!r} in {shown(search.storage)} was started with another config or space; "
             "run it with the same ones to continue it, or name a new --study"
         )
-    how = {"pruner": search.pruner, "sampler": search.sampler, "trials": search.trials, **pruning_of(search)}
-    if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)
-        study.set_user_attr(HOW_ATTR, how)
-    return study
 
 
 def pruning_of(search: Search) -> dict[str, Any]:
@@ -280,36 +267,14 @@ def pruning_of(search: Search) -> dict[str, Any]:
     return {"grace": search.pruning.grace, "reduction": search.pruning.reduction, "bootstrap": search.pruning.bootstrap}
 
 
-def open_storage(optuna, storage: str, notice: Callable[[str], None]):
-    """The storage: an RDB URL, or a journal file checked first (tune_journal.py)."""
-    if "://" in storage:
-        try:
-            return optuna.storages.RDBStorage(storage)
-        except Exception as error:  # a bad URL, a server that does not answer, a missing driver: all one answer
-            raise DropcliError(
-                f"--storage {storage}: cannot open it ({first_line(error, 160)}); check the URL, that the server "
-                "answers and that its driver is installed, e.g. sqlite:///study.db, or leave --storage out for a local journal"
-            ) from None
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    path = Path(storage)
-    if path.is_dir():
-        raise DropcliError(f"--storage {path} is a directory; name a journal file, e.g. {path / JOURNAL}")
-    set_aside = tune_journal.set_aside_cut_record(path)
-    if set_aside is not None:
-        notice(set_aside)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
-    except OSError as error:
-        raise DropcliError(f"--storage {path}: cannot open it ({error.strerror or error}); choose a writable place") from None
-
-
 def spec_of(search: Search) -> dict[str, Any]:
     """What one study must keep: the base config (less where it trains) and the space."""
     config = {key: value for key, value in flatten(to_dict(search.config)).items() if key not in SESSION_KEYS}
     space = {grid.key: list(grid.span) if grid.span else [_plain(v) for v in grid.values] for grid in search.space}
-    return {"config": _plain(config), "space": space}
+    spec = {"config": _plain(config), "space": space}
+    if search.objectives != ("accuracy",):  # a study begun before --objective has none, and scores accuracy
+        spec["objectives"] = list(search.objectives)
+    return spec
 
 
 def upgraded_spec(spec: Any) -> Any:
@@ -369,15 +334,25 @@ def best_config_text(search: Search, config: Config, best: dict[str, Any], count
     final = replace(replace(config, "data.val_split", 0.0), "name", f"{search.study}-best")
     states = ", ".join(f"{count} {state}" for state, count in counts.items() if count)
     header = [
-        f"# The best settings dropcli tune found in study {search.study!r} ({search.storage}),",
-        "# chosen on validation accuracy only; the test set was never used to choose.",
+        f"# The best settings dropcli tune found in study {search.study!r} ({shown(search.storage)}),",
+        f"# chosen on validation {' and '.join(search.objectives)} only; the test set was never used to choose.",
         f"# Space: {space_text(search.space)}",
         f"# Trials: {sum(counts.values())} ({states}); pruner: {search.pruner_text}; sampler: {search.sampler}",
-        f"# Best: trial {best['number']}, validation accuracy {best['value']:.4f} after {count_text(best['epochs'], 'epoch')} "
+        f"# Best: trial {best['number']}, validation {_values_text(search.objectives, best)} after {count_text(best['epochs'], 'epoch')} "
         f"(data.val_split {search.config.data.val_split:g}; its run: {best['run']})",
+        *(
+            [f"# A point of the Pareto front of {', '.join(search.objectives)}, picked as {best['picked']}"]
+            if "picked" in best
+            else []
+        ),
         "# This file trains on the whole training set (data.val_split 0): dropcli train -c THIS_FILE",
     ]
     return "\n".join(header) + "\n" + to_yaml(final)
+
+
+def _values_text(objectives: tuple[str, ...], best: dict[str, Any]) -> str:
+    values = best.get("values") or [best["value"]]
+    return ", ".join(f"{name} {value:.4f}" for name, value in zip(objectives, values))
 
 
 def config_of(attrs: dict[str, Any]) -> Config:

@@ -6,19 +6,23 @@ Only validation accuracy chooses; the test set is scored once, by the final runs
 
 import contextlib
 import dataclasses
+import json
+import statistics
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dropcli import files
+from dropcli import files, runs
 from dropcli.config import Config, replace
-from dropcli.experiments import Cell, Trial, spec_of, trials
+from dropcli.experiments import RESULTS_JSON, Cell, Stat, Trial, spec_of, trials, tune_objectives
+from dropcli.experiments.trials import Datasets
 from dropcli.experiments.tune import BEST_CONFIG, Search, best_config_text, config_of
 from dropcli.experiments.tune_pruning import RungAgreement, rung_agreement
 from dropcli.experiments.tune_search import interrupted, trained_epochs
 from dropcli.parallel.workers import Workers
+from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener
 
 # Optuna's trial states, as tables and best.yaml name them.
@@ -37,6 +41,8 @@ class TrialRow:
     epochs: int | None  # epochs its run trained
     values: dict[str, Any]  # Optuna's values of the space's keys (a list value as its label)
     run: str | None  # its run directory, under the study directory
+    scores: dict[str, float] | None = None  # a finished trial's accuracy, nll, ece, aece on validation
+    objective_values: list[float] | None = None  # a complete trial's values, one per objective (value is the first)
 
 
 @dataclass(frozen=True)
@@ -48,34 +54,65 @@ class Found:
     importances: dict[str, float] | None  # key -> share of the variation explained; None with too few trials
     rungs: list[RungAgreement] = dataclasses.field(default_factory=list)  # how well each rung predicted the final value
     epochs_trained: int = 0  # the study's compute: every trial's epochs, a continued run's counted once
+    front: list[TrialRow] | None = None  # with several objectives: the Pareto front's trials, by number
+    picked: str | None = None  # with several objectives: the rule that chose `best` on the front
+    objectives: tuple[str, ...] = ("accuracy",)  # what the trials were scored by; value is the first
 
 
-def found(study, rung_epochs: Sequence[int] = ()) -> Found:
-    rows = [_row(trial) for trial in study.get_trials(deepcopy=False)]
+def found(study, rung_epochs: Sequence[int] = (), search: Search | None = None) -> Found:
+    """The study's trials as rows, its best trial (by the first objective's direction, or the
+    point of the Pareto front that --pick names), and the importance of each key."""
+    objectives = search.objectives if search is not None else ("accuracy",)
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}  # a killed worker's trial, taken up by another
+    rows = [_row(trial, trial.number in retried) for trial in trials]
     complete = [row for row in rows if row.state == "complete"]
-    best = max(complete, key=lambda row: row.value, default=None)
+    front, picked = None, None
+    if len(objectives) > 1:
+        points = tune_objectives.front([(row.number, row.objective_values) for row in complete], objectives)
+        front = [row for row in complete if row.number in {number for number, _ in points}]
+        pick = tune_objectives.parse_pick(search.pick, objectives)
+        chosen = tune_objectives.picked(points, objectives, pick)
+        best = next((row for row in complete if chosen and row.number == chosen[0]), None)
+        picked = (pick or tune_objectives.Pick()).text(objectives)
+    else:
+        sign = 1 if tune_objectives.DIRECTIONS[objectives[0]] == "maximize" else -1
+        best = max(complete, key=lambda row: sign * row.value, default=None)
     best_trial = study.trials[best.number] if best else None
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.state] = counts.get(row.state, 0) + 1
-    trials = study.get_trials(deepcopy=False)
+    best_config = config_of(best_trial.user_attrs) if best_trial else None
     done = [t for t in trials if t.state.name == "COMPLETE"]
-    rungs = rung_agreement([t.intermediate_values for t in done], [t.value for t in done], list(rung_epochs))
+    rungs = rung_agreement([t.intermediate_values for t in done], [t.values[0] for t in done], list(rung_epochs))
     return Found(
         rows,
         best,
-        config_of(best_trial.user_attrs) if best_trial else None,
+        best_config,
         counts,
         _importances(study, complete),
         rungs,
         sum(trained_epochs(t) for t in trials),
+        front,
+        picked,
+        objectives,
     )
 
 
-def _row(trial) -> TrialRow:
-    state = "interrupted" if interrupted(trial) else STATES.get(trial.state.name, trial.state.name.lower())
-    value = trial.value if trial.state.name == "COMPLETE" else trial.intermediate_values.get(trial.last_step)
-    return TrialRow(trial.number, state, value, trial.user_attrs.get("epochs"), dict(trial.params), trial.user_attrs.get("run"))
+def _row(trial, retried: bool) -> TrialRow:
+    state = "interrupted" if interrupted(trial) or retried else STATES.get(trial.state.name, trial.state.name.lower())
+    complete = trial.state.name == "COMPLETE"
+    value = trial.values[0] if complete else trial.intermediate_values.get(trial.last_step)
+    return TrialRow(
+        trial.number,
+        state,
+        value,
+        trial.user_attrs.get("epochs"),
+        dict(trial.params),
+        trial.user_attrs.get("run"),
+        trial.user_attrs.get(tune_objectives.SCORES_ATTR),
+        list(trial.values) if complete else None,
+    )
 
 
 def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
@@ -86,10 +123,14 @@ def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:
     from optuna.importance import get_param_importances
 
     # Optuna warns when too few trials tell the keys apart ("importances will be equal"): the
-    # figure says how many trials the importance rests on instead.
+    # figure says how many trials the importance rests on instead. Of the first objective, where
+    # there are several: PED-ANOVA ranks keys by how they reach low values of a target it is
+    # given (and warns so too), hence the sign of a maximised one.
     with contextlib.suppress(ValueError, RuntimeError, ZeroDivisionError), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return dict(get_param_importances(study))
+        sign = -1 if study.directions[0].name == "MAXIMIZE" else 1
+        target = (lambda trial: sign * trial.values[0]) if len(study.directions) > 1 else None
+        return dict(get_param_importances(study, target=target))
     return None
 
 
@@ -98,6 +139,9 @@ def write_best(search: Search, result: Found) -> Path | None:
     if result.best is None:
         return None
     best = {"number": result.best.number, "value": result.best.value, "epochs": result.best.epochs, "run": result.best.run}
+    best["values"] = result.best.objective_values
+    if result.picked is not None:
+        best["picked"] = result.picked
     path = search.directory / BEST_CONFIG
     search.directory.mkdir(parents=True, exist_ok=True)
     files.write_text(path, best_config_text(search, result.best_config, best, result.counts))
@@ -112,3 +156,33 @@ def train_final(search: Search, config: Config, listeners: list[Listener], worke
     planned = [Trial({}, seed, replace(final, "seed", seed), f"seed{seed}") for seed in range(final.seed, final.seed + seeds)]
     trials.check_resources(planned, workers)
     return trials.run(spec_of(final, [], seeds), planned, search.directory / FINAL_DIR, listeners, workers)[0]
+
+
+def kept_final(search: Search) -> Cell | None:
+    """The final seeds' result as the last session left it (final/results.json), for --summary."""
+    path = search.directory / FINAL_DIR / RESULTS_JSON
+    if not path.is_file():
+        return None
+    cell = json.loads(path.read_text())["cells"][0]
+    plain = ("values", "seeds", "runs", "failed")
+    return Cell(**{key: value if key in plain or value is None else Stat(**value) for key, value in cell.items()})
+
+
+def final_scores(
+    search: Search, config: Config, scorer, workers: Workers, seeds: int | None = None
+) -> dict[str, tuple[float, float | None]]:
+    """Every objective's score of the final seeds' models on the test set: mean and standard
+    deviation over the seeds (None for one seed)."""
+    final = replace(config, "data.val_split", 0.0)
+    device, data = Datasets(workers).get(final)
+    per_seed = []
+    for seed in range(final.seed, final.seed + (seeds or search.final_seeds)):
+        payload = checkpoints.load(search.directory / FINAL_DIR / f"seed{seed}" / runs.LAST_CHECKPOINT)
+        per_seed.append(scorer(checkpoints.load_model(payload, device), data.test.X, data.test.y))
+    return {
+        name: (
+            statistics.mean(s[name] for s in per_seed),
+            statistics.stdev(s[name] for s in per_seed) if len(per_seed) > 1 else None,
+        )
+        for name in tune_objectives.DIRECTIONS
+    }

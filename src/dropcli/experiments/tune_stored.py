@@ -8,7 +8,7 @@ from typing import Any
 
 from dropcli.config import load_config, unflatten
 from dropcli.errors import DropcliError
-from dropcli.experiments import Grid
+from dropcli.experiments import Grid, tune_objectives
 from dropcli.experiments.tune import (
     HOW_ATTR,
     JOURNAL,
@@ -46,6 +46,9 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any], noti
         raise DropcliError(f"study {name!r} in {storage} was not made by dropcli tune; give its --plan or -c and --space")
     config = load_config(base=unflatten(spec["config"]), overrides=overrides, flags=flags)
     how = attrs.get(HOW_ATTR) or {}
+    objectives = tuple(spec.get("objectives", ["accuracy"]))
+    if given.get("pick") is not None:
+        tune_objectives.parse_pick(given["pick"], objectives)
     return Search(
         config=config,
         space=checked_space(config, [_grid(key, values) for key, values in spec["space"].items()]),
@@ -57,6 +60,8 @@ def stored_search(overrides: list[str], flags: dict, given: dict[str, Any], noti
         study=name,
         directory=directory if directory is not None else Path("runs") / f"tune-{name}",  # as tune.resolve's default
         final_seeds=0,
+        objectives=objectives,
+        pick=given.get("pick"),
         pruning=_pruning(how),
     )
 

@@ -148,3 +148,22 @@ def nan_intervals(values: torch.Tensor, level: float = 0.95) -> list[Interval | 
     quantiles = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=values.dtype, device=values.device)
     low, high = torch.nanquantile(values, quantiles, dim=0).tolist()
     return [None if a != a else Interval(a, b) for a, b in zip(low, high)]  # a != a: NaN
+
+
+@torch.no_grad()
+def selective_accuracies(parts: list[dict[str, torch.Tensor]], weights_: torch.Tensor) -> torch.Tensor:
+    """(replicates, len(calibration.COVERAGES)): selective accuracy at each coverage in each
+    replicate, the mean over `parts` (from `per_example`): of the round(c * n) drawn copies with
+    the lowest entropy (ties: the earlier example first, as calibration's), the fraction correct."""
+    n = weights_.shape[1]
+    kept = torch.tensor([max(1, round(c * n)) for c in calibration.COVERAGES], dtype=weights_.dtype, device=weights_.device)
+    total = torch.zeros(len(weights_), len(kept), dtype=weights_.dtype, device=weights_.device)
+    for part in parts:
+        order = torch.sort(part["entropy"], stable=True).indices
+        w = weights_[:, order]  # (replicates, n), most certain first
+        before = w.cumsum(dim=1) - w  # copies ahead of each example
+        correct = part["correct"].to(weights_)[order]
+        for index, k in enumerate(kept):
+            copies = (k - before).clamp_(min=0).minimum(w)  # of each example's copies, those among the first k
+            total[:, index] += copies @ correct / k
+    return total / len(parts)

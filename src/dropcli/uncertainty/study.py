@@ -80,6 +80,8 @@ class Study:
     bootstrap_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
     # (method, shift) -> per calibration.THRESHOLDS: interval of the accuracy above it (None: no replicate keeps any)
     threshold_intervals: dict[tuple[str, Shift], list[bootstrap.Interval | None]] = field(default_factory=dict)
+    # (method, shift) -> per calibration.COVERAGES: interval of the selective accuracy
+    selective_intervals: dict[tuple[str, Shift], list[bootstrap.Interval]] = field(default_factory=dict)
     # (method, shift) -> (units, replicates, 3): each run's (or ensemble's) values, for seeds.py (not in --json)
     unit_values: dict[tuple[str, Shift], torch.Tensor] = field(default_factory=dict)
     ood_sources: list[str] = field(default_factory=list)  # each out-of-distribution set's label, in order
@@ -279,6 +281,8 @@ def _score_shift(study: Study, outputs, y: torch.Tensor, shift: Shift, weights: 
             study.intervals[method, shift] = bootstrap.intervals(values, study.level)
             above = bootstrap.threshold_accuracies(examples, weights)
             study.threshold_intervals[method, shift] = bootstrap.nan_intervals(above, study.level)
+            selective = bootstrap.selective_accuracies(examples, weights)
+            study.selective_intervals[method, shift] = bootstrap.intervals(selective, study.level)
 
 
 def _keep(study: Study, outputs, shift: Shift) -> None:

@@ -213,4 +213,4 @@ def finish(figure, caption: str, style: Style) -> None:
 def wrapped(text: str, width: float, points: float) -> str:
     """`text` broken between words into lines that fit `width` inches at `points` type."""
     characters = max(20, int(width * 72 / (points * 0.56)))  # an average character is about half an em
-    return "\n".join(textwrap.fill(line, characters) for line in text.split("\n"))
+    return "\n".join(textwrap.fill(line, characters, break_on_hyphens=False) for line in text.split("\n"))

@@ -14,6 +14,7 @@ from dropcli.cli.display.figure import Style, finish, panels, top_legend
 from dropcli.cli.display.fit import Column, Fitted, number
 from dropcli.config.architecture import short
 from dropcli.config.labels import readable
+from dropcli.experiments.tune_objectives import DIRECTIONS
 from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
@@ -124,15 +125,17 @@ def top_table(result: Found, top: int, width: int | None = None) -> Fitted:
     where it is printed.
     """
     keys = list(dict.fromkeys(key for row in result.rows for key in row.values))
+    objective = result.objectives[0]  # ranked in its direction: a lower NLL or ECE is better
+    sign = 1 if DIRECTIONS[objective] == "maximize" else -1
     ranked = sorted(
         (row for row in result.rows if row.value is not None),
-        key=lambda row: (row.state != "complete", -row.value),
+        key=lambda row: (row.state != "complete", -sign * row.value),
     )[:top]
     ranked += [row for row in result.rows if row.state == "running" and row not in ranked]  # a stale one must be seen
     columns = [
         Column("trial", [str(row.number) for row in ranked], keep=True),
         Column("state", [row.state for row in ranked], justify="left", keep=True),
-        Column("val acc", ["-" if row.value is None else f"{row.value:.4f}" for row in ranked], keep=True),
+        Column(value_name(objective), ["-" if row.value is None else f"{row.value:.4f}" for row in ranked], keep=True),
         Column("epochs", ["-" if row.epochs is None else str(row.epochs) for row in ranked]),
         *(
             Column(heading, [_value(row.values.get(key)) for row in ranked], justify="left", name=key)
@@ -141,8 +144,13 @@ def top_table(result: Found, top: int, width: int | None = None) -> Fitted:
         Column("run", [row.run or "-" for row in ranked], justify="left", keep=True, fold=True),
     ]
     counts = ", ".join(f"{count} {state}" for state, count in result.counts.items())
-    title = f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation accuracy"
+    title = f"the {len(ranked)} best of {len(result.rows)} trials ({counts}), by validation {objective}"
     return Fitted(columns, title=title)
+
+
+def value_name(objective: str) -> str:
+    """A trial's value as tables name it: val acc, val nll, val ece, val aece."""
+    return "val acc" if objective == "accuracy" else f"val {objective}"
 
 
 def running_hint(result: Found, storage: str, study: str) -> str | None:
@@ -151,11 +159,16 @@ def running_hint(result: Found, storage: str, study: str) -> str | None:
     if not running:
         return None
     numbers = ", ".join(map(str, running))
-    kind = "" if "://" in storage else " --storage-class JournalFileBackend"
+    marked = f"{'trials' if len(running) > 1 else 'trial'} {numbers} {'are' if len(running) > 1 else 'is'} marked running."
+    if "://" in storage:  # a database keeps heartbeats (tune_storage.py)
+        return (
+            f"{marked} If its process was killed, its heartbeat stops: once that is stale (twice DROPCLI_HEARTBEAT, "
+            "60 s by default) the next tune process on this study marks it failed and trains it again in its place"
+        )
     return (
-        f"{'trials' if len(running) > 1 else 'trial'} {numbers} {'are' if len(running) > 1 else 'is'} marked running. "
+        f"{marked} "
         "If no tune process is training it now (its process was killed), it is stale: it counts towards --trials and "
-        f"is never continued. Mark it failed with: optuna tell --storage {storage}{kind} --study-name {study} "
+        f"is never continued. Mark it failed with: optuna tell --storage {storage} --storage-class JournalFileBackend --study-name {study} "
         f"--trial-number {running[0]} --state fail (then raise --trials by one to train another in its place)"
     )
 

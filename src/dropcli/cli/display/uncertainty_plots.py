@@ -12,7 +12,7 @@ from dropcli.errors import DropcliError
 from dropcli.files import check_writable
 from dropcli.runtime import count_text
 from dropcli.uncertainty import methods
-from dropcli.uncertainty.calibration import METRICS
+from dropcli.uncertainty.calibration import COVERAGES, METRICS
 
 SHIFT_AXES = {
     "rotate": "rotation angle (degrees)",
@@ -150,7 +150,7 @@ def _reliability_panel(ax, study, method, shift, style: Style) -> None:
     ax.bar(left, gaps, bottom=accuracy, width=width, align="edge", fill=False, hatch="///", edgecolor="tab:red", linewidth=0.4)
     ax.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     runs = len(study.member_scores[method, shift])
-    ece = f"ECE {scores.ece:.3f}" + (f" (mean of {runs})" if runs > 1 else "")
+    ece = f"ECE {scores.ece:.4f}" + (f" (mean of {runs})" if runs > 1 else "")  # as the tables print it
     side = ax.get_position().width * style.width
     strip.set_title(wrapped(f"{method}\n{ece}", side * 1.3, style.small), fontsize=style.small)  # may run over the y labels' room
     ax.set_xlim(0, 1)
@@ -164,7 +164,7 @@ def shift_curves(study, style: Style | None = None):
     family's values, a line per method, with a band for the bootstrap interval."""
     style = style or Style()
     families = curve_families(study)
-    figure, axes = grid(len(CURVES), len(families), style, sharex="col")
+    figure, axes, alone = _metric_grid(len(CURVES), len(families), style, sharex="col")
     for column, shift_family in enumerate(families):
         points = [s for s in study.shifts if s.family == shift_family]
         x = [s.value for s in points]
@@ -176,7 +176,7 @@ def shift_curves(study, style: Style | None = None):
                 if all((method, s) in study.intervals for s in points):
                     bounds = [study.intervals[method, s][METRICS.index(metric)] for s in points]
                     ax.fill_between(x, [b.low for b in bounds], [b.high for b in bounds], color=line.get_color(), alpha=0.2)
-            _label_matrix(ax, row, column, len(CURVES), label, SHIFT_AXES[shift_family])
+            _label_matrix(ax, row, column, len(CURVES), label, SHIFT_AXES[shift_family], alone=alone)
             if shift_family == "rotate":
                 ax.set_xticks(x[:: max(1, len(points) // 5)])
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
@@ -191,9 +191,12 @@ def compute_curves(study, style: Style | None = None):
     share the layers before the first noise layer), a line per method family (MC dropout over K,
     ensembles over M), bars for the intervals; the caption names the Ks and Ms drawn."""
     style = style or Style()
+    load_pyplot(style)
+    from matplotlib.ticker import FuncFormatter
+
     shifts = _shifts_that_fit(study, style)
     metrics = (("nll", "NLL (nats)"), ("brier", "Brier"), ("accuracy", "accuracy"))
-    figure, axes = grid(len(metrics), len(shifts), style, sharex=True)
+    figure, axes, alone = _metric_grid(len(metrics), len(shifts), style, sharex=True)
     families = list(dict.fromkeys(family(m) for m in study.methods))
     for column, shift in enumerate(shifts):
         for row, (metric, label) in enumerate(metrics):
@@ -208,7 +211,8 @@ def compute_curves(study, style: Style | None = None):
                     errors = [[v - b.low for v, b in zip(y, bounds)], [b.high - v for v, b in zip(y, bounds)]]
                 ax.errorbar(x, y, yerr=errors, capsize=2, label=name, **method_style(number))
             ax.set_xscale("log", base=2)
-            _label_matrix(ax, row, column, len(metrics), label, "multiply-adds per example (M)", shift, len(shifts))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.5, 1, 2: not 2^-1
+            _label_matrix(ax, row, column, len(metrics), label, "multiply-adds per example (M)", shift, len(shifts), alone=alone)
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("At equal compute: each method against its multiply-adds per test example")
     finish(figure, f"{caption(study)}; drawn: {drawn_counts(study)}{_left_out(study, shifts)}", style)
@@ -236,9 +240,9 @@ def drawn_counts(study) -> str:
 
 def selective_curves(study, style: Style | None = None):
     """A Figure, a column per shift value (as many as fit): accuracy on the examples above a
-    confidence threshold (only thresholds that keep MIN_THRESHOLD_EXAMPLES examples; the
-    bootstrap band with --bootstrap), the fraction of examples that is, and accuracy against
-    coverage (most certain first)."""
+    confidence threshold (only thresholds that keep MIN_THRESHOLD_EXAMPLES examples), the
+    fraction of examples that is, and accuracy against coverage (most certain first); the
+    accuracies with their bootstrap band under --bootstrap."""
     style = style or Style()
     shifts = _shifts_that_fit(study, style)
     labels = (
@@ -246,7 +250,7 @@ def selective_curves(study, style: Style | None = None):
         ("fraction,\nconfidence ≥ t", "confidence threshold t"),
         ("selective\naccuracy", "coverage"),
     )
-    figure, axes = grid(len(labels), len(shifts), style)
+    figure, axes, alone = _metric_grid(len(labels), len(shifts), style)
     n = len(study.labels)
     for column, shift in enumerate(shifts):
         above, fraction, coverage = (axes[row][column] for row in range(3))
@@ -267,8 +271,12 @@ def selective_curves(study, style: Style | None = None):
             fraction.plot(list(scores.thresholds), [f for _, f in scores.thresholds.values()], **look)
             coverages = sorted(scores.selective)
             coverage.plot(coverages, [scores.selective[c] for c in coverages], **look)
+            intervals = dict(zip(COVERAGES, study.selective_intervals.get((method, shift), [])))
+            if intervals:
+                low, high = [intervals[c].low for c in coverages], [intervals[c].high for c in coverages]
+                coverage.fill_between(coverages, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         for row, (y, x) in enumerate(labels):
-            _label_matrix(axes[row][column], row, column, len(labels), y, x, shift, len(shifts), every_row=True)
+            _label_matrix(axes[row][column], row, column, len(labels), y, x, shift, len(shifts), every_row=True, alone=alone)
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("Selective prediction" + (" under shift" if len(study.shifts) > 1 else ""))
     bands = f"; bands: {study.level:.0%} bootstrap interval" if study.threshold_intervals else ""
@@ -291,15 +299,26 @@ def _left_out(study, shifts) -> str:
     return f"; drawn at {', '.join(s.label for s in shifts)} of {len(study.shifts)} shift values (--width wider for more)"
 
 
-def _label_matrix(ax, row, column, rows, y_label, x_label, shift=None, columns=1, every_row=False) -> None:
+def _metric_grid(metrics: int, columns: int, style: Style, **options):
+    """Panels for `metrics` rows by `columns` (shift values or families): a grid, or, for one
+    column where the width holds the metrics side by side, one row of them; (figure, the panels
+    as axes[metric][column], whether each panel labels itself)."""
+    if columns == 1 and panel_columns(metrics, style, 1.5) == metrics:
+        figure, axes = grid(1, metrics, style, aspect=0.9, **options)
+        return figure, [[ax] for ax in axes[0]], True
+    figure, axes = grid(metrics, columns, style, **options)
+    return figure, axes, False
+
+
+def _label_matrix(ax, row, column, rows, y_label, x_label, shift=None, columns=1, every_row=False, alone=False) -> None:
     """Labels of a grid whose rows are metrics: the y label on the first column, the x label on
     the last row (on each, where `every_row`: the rows' x differ), the shift value over each
-    column's top panel where there are several."""
-    if column == 0:
+    column's top panel where there are several; every label on every panel where `alone`."""
+    if column == 0 or alone:
         ax.set_ylabel(y_label)
-    if row == rows - 1 or every_row:
+    if row == rows - 1 or every_row or alone:
         ax.set_xlabel(x_label)
-    if row == 0 and shift is not None and (columns > 1 or shift.family != "none"):
+    if (row == 0 or alone) and shift is not None and (columns > 1 or shift.family != "none"):
         ax.set_title(shift.label)
     ax.grid(alpha=0.3)
 
