@@ -33,9 +33,11 @@ def remount(mount_point, options):
 
 
 def test_a_full_disk_stops_with_one_line_keeps_the_last_good_epoch_and_resumes(tmpfs, in_tmp, invoke, small_args, without_times):
-    # Two 1 MiB checkpoints plus a temporary third fill 3 MiB during the second epoch's writes.
+    # Two 1 MiB checkpoints (last and, with a validation split, best) plus a temporary third fill
+    # 3 MiB during the second epoch's writes.
     run_dir = tmpfs / "r"
-    result = invoke("train", *small_args(epochs=4), "--run-dir", run_dir, "-q")
+    with_val = [*small_args(epochs=4), "--set", "data.val_split=0.2"]
+    result = invoke("train", *with_val, "--run-dir", run_dir, "-q")
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
@@ -48,7 +50,7 @@ def test_a_full_disk_stops_with_one_line_keeps_the_last_good_epoch_and_resumes(t
     remount(tmpfs, "size=50m")
     result = invoke("train", "--resume", run_dir, "-q")
     assert result.exit_code == 0, result.output
-    assert invoke("train", *small_args(epochs=4), "--run-dir", in_tmp / "whole", "-q").exit_code == 0
+    assert invoke("train", *with_val, "--run-dir", in_tmp / "whole", "-q").exit_code == 0
     assert without_times(runs.read_metrics(run_dir)) == without_times(runs.read_metrics(in_tmp / "whole"))
 
 

@@ -168,7 +168,8 @@ def test_plot_draws_seeds_of_one_setting_as_one_colour(in_tmp, invoke, small_arg
     assert groups == [("scratch", run_dirs[:2]), ("builtin", run_dirs[2:])]
     figure = plots.runs_figure(groups)
     assert len({line.get_color() for line in figure.axes[1].get_lines()}) == 2
-    assert any("3,000 train / 500 test images" in text.get_text() and "seeds 1-2" in text.get_text() for text in figure.texts)
+    captions = [" ".join(text.get_text().split()) for text in figure.texts]  # wrapped to the figure's width
+    assert any("3,000 train / 500 test images" in text and "seeds 1-2" in text for text in captions)
     result = invoke("plot", *run_dirs, "-o", in_tmp / "curves.pdf")
     assert result.exit_code == 0
     assert (in_tmp / "curves.pdf").read_bytes()[:4] == b"%PDF"
