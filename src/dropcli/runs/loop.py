@@ -223,10 +223,16 @@ class RunFiles:
 
 
 def _json_line(metrics: EpochMetrics) -> str:
+    return files.json_line(_record(metrics))
+
+
+def _record(metrics: EpochMetrics) -> dict[str, Any]:
+    """An epoch as metrics.jsonl and summary.json write it: flip_acc only with metrics.flip_average,
+    so other runs' records are as before."""
     record = dataclasses.asdict(metrics)
-    if record["flip_acc"] is None:  # written only with metrics.flip_average: other runs' lines are as before
+    if record["flip_acc"] is None:
         del record["flip_acc"]
-    return files.json_line(record)
+    return record
 
 
 def _finished_summary(
@@ -244,7 +250,7 @@ def _finished_summary(
     summary["precision"] = dataclasses.asdict(precision)
     if config.train.early_stopping is not None:
         # What is reported is the best checkpoint, chosen on the validation set.
-        summary["final"] = dataclasses.asdict(state.history[best["epoch"] - 1])
+        summary["final"] = _record(state.history[best["epoch"] - 1])
         summary["reason"] = f"early stopping: reported epoch {best['epoch']}, the best {best['metric']}; trained {state.epoch}"
         averaging.model_of_run(state).load_state_dict(writer.best_weights())
     scored = averaging.scoring_module(state)
@@ -292,7 +298,7 @@ def _summary(
         "seed": config.seed,
         "epochs": len(history),
         "epochs_planned": config.train.epochs,
-        "final": dataclasses.asdict(history[-1]) if history else None,
+        "final": _record(history[-1]) if history else None,
         "best": best,
         "selection": _selection(config, data),
         "seconds": sum(m.seconds for m in history),  # the epochs themselves
