@@ -222,12 +222,16 @@ def _run_trial(
         _tell(study, trial, run_dir, TrialState.FAIL, reason="--timeout", interrupted=True)
         return True
     except (KeyboardInterrupt, DropcliError) as error:
+        from optuna.exceptions import UpdateFinishedTrialError
+
         try:
             _tell(study, trial, run_dir, TrialState.FAIL, reason=type(error).__name__, interrupted=True)
         except Exception as fault:
             # Ctrl-C in mid-query leaves the connection unusable: the trial stays running, and once
-            # its heartbeat is stale another worker (or the next session) retries it.
-            if database_fault(fault) is None:
+            # its heartbeat is stale another worker (or the next session) retries it. A trial another
+            # worker already took over (its heartbeat was late) needs no telling. Either way the
+            # interruption, not the failed tell, is what this process reports (was: exit 0 on Ctrl-C).
+            if not isinstance(fault, UpdateFinishedTrialError) and database_fault(fault) is None:
                 raise
         raise
     return False
