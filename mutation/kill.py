@@ -1,26 +1,37 @@
-"""The test command of one mutant: `python -m mutation.kill PYTEST_ARGS...` runs the module's
-tests and prints a verdict that mutation/run.py reads back from cosmic-ray's session.
+"""The test command of one mutant: `python -m mutation.kill [--covering DIR/NAME] PYTEST_ARGS...`
+runs the module's tests and prints a verdict that mutation/run.py reads back from cosmic-ray's
+session. With --covering, the tests that run the mutated lines (mutation/covering.py's map in
+DIR/NAME.covering.json, the unmutated module in DIR/NAME.pristine.py) go first; only a mutant
+they do not kill runs the whole subset.
 
 Only an assertion kills a mutant (a test's assert, pytest.fail, pytest.raises that did not
 raise): a mutant that merely crashes the tests (a TypeError, a missing name) is not caught by
 anything that checks a number, so it exits 0 and counts as a survivor, marked "crashed".
 """
 
+import difflib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+
+import pytest
+
+from mutation import covering
 
 ASSERTIONS = ("AssertionError", "Failed")  # pytest.fail and "DID NOT RAISE" are Failed
 
 
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """(Loaded as a pytest plugin by main.) Record the type of each test's failure."""
-    if call.excinfo is None:
-        return
-    with open(os.environ["MUTATION_FAILURES"], "a") as file:
-        file.write(json.dumps({"test": item.nodeid, "when": call.when, "type": call.excinfo.typename}) + "\n")
+    """(Loaded as a pytest plugin by main.) Record the type of each test's failure (a skip or an
+    expected failure is none)."""
+    report = (yield).get_result()
+    if report.failed and call.excinfo is not None:
+        with open(os.environ["MUTATION_FAILURES"], "a") as file:
+            file.write(json.dumps({"test": item.nodeid, "when": call.when, "type": call.excinfo.typename}) + "\n")
 
 
 def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
@@ -32,6 +43,29 @@ def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
 
 
 def main(args: list[str]) -> int:
+    if args[:1] == ["--covering"]:
+        selected = _covering_tests(Path(args[1]))
+        args = args[2:]
+        if selected:
+            code, found = failures(selected, stop_early=True)
+            killer = next((f for f in found if f["type"] in ASSERTIONS), None)
+            if code in (0, 1) and killer is not None:
+                print(f"verdict: killed by {killer['test']} (of {len(selected)} covering tests)")
+                return 1
+    return _verdict(args)
+
+
+def _covering_tests(prefix: Path) -> list[str] | None:
+    """The tests that run the lines this mutant changed, or None: run the whole subset."""
+    pristine = Path(f"{prefix}.pristine.py").read_text()
+    recorded = json.loads(Path(f"{prefix}.covering.json").read_text())
+    mutated = Path(recorded["module"]).read_text()
+    opcodes = difflib.SequenceMatcher(None, pristine.splitlines(), mutated.splitlines()).get_opcodes()
+    changed = sorted({i + 1 for tag, i1, i2, _, _ in opcodes if tag != "equal" for i in range(i1, max(i2, i1 + 1))})
+    return covering.tests_for(recorded["lines"], pristine, changed) if changed else None
+
+
+def _verdict(args: list[str]) -> int:
     code, found = failures(args, stop_early=True)
     if code not in (0, 1):  # collection failed (the mutant breaks an import), or pytest itself did
         print(f"verdict: crashed only (pytest exit {code})")

@@ -14,6 +14,7 @@ mutation/modules.py with the reason), and shows each survivor's diff.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import random
@@ -23,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+from mutation import filters
 from mutation.modules import EQUIVALENT, MODULES
 
 HERE = Path(__file__).resolve().parent
@@ -68,18 +70,20 @@ def _copy_of_checkout(target: Path) -> Path:
 
 def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     started = time.monotonic()
-    test_command = [sys.executable, "-m", "mutation.kill", *tests]
-    baseline = subprocess.run(test_command, cwd=copy, capture_output=True, text=True)
+    prefix = args.out.resolve() / name.replace("/", "-")
+    module = f"{PACKAGE}/{name}"
+    baseline = _record_covering(copy, module, tests, prefix)
     seconds = time.monotonic() - started
-    if baseline.returncode != 0 or "verdict: passed" not in baseline.stdout:
+    if baseline.returncode != 0:
         print(f"{name}: its tests fail on the unmutated code; no mutants run\n{baseline.stdout}", flush=True)
         return {"error": "tests fail on the unmutated code", "baseline_s": seconds}
-    session = args.out / (name.replace("/", "-") + ".sqlite")
+    test_command = [sys.executable, "-m", "mutation.kill", "--covering", str(prefix), *tests]
+    session = Path(f"{prefix}.sqlite")
     session.unlink(missing_ok=True)
-    config = args.out / (name.replace("/", "-") + ".toml")
+    config = Path(f"{prefix}.toml")
     config.write_text(
         "[cosmic-ray]\n"
-        f'module-path = "{PACKAGE}/{name}"\n'
+        f'module-path = "{module}"\n'
         f"timeout = {max(60.0, 3 * seconds):.0f}.0\n"
         "excluded-modules = []\n"
         f"test-command = {json.dumps(' '.join(map(_quoted, test_command)))}\n"
@@ -87,28 +91,61 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     )
     cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
     subprocess.run([*cosmic, "init", str(config), str(session)], cwd=copy, check=True)
-    total = _sample(session, args.sample, args.seed)
-    print(f"{name}: {min(total, args.sample or total)} of {total} mutants; tests take {seconds:.0f} s", flush=True)
+    total, left_out, drawn = _sample(session, (copy / module).read_text(), args.sample, args.seed)
+    print(
+        f"{name}: {drawn} of {total} mutants ({left_out} left out by mutation/filters.py); tests take {seconds:.0f} s", flush=True
+    )
     subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=copy, check=True)
-    return {"total": total, "baseline_s": seconds, "mutants": _results(session, name), "wall_s": time.monotonic() - started}
+    return {
+        "total": total,
+        "left_out": left_out,
+        "baseline_s": seconds,
+        "mutants": _results(session, name),
+        "wall_s": time.monotonic() - started,
+    }
+
+
+def _record_covering(copy: Path, module: str, tests: list[str], prefix: Path) -> subprocess.CompletedProcess:
+    """Run the module's tests on the unmutated code, recording which tests run which lines
+    (mutation/covering.py) into PREFIX.covering.json, and keep the module as PREFIX.pristine.py."""
+    shutil.copy2(copy / module, f"{prefix}.pristine.py")
+    lines = Path(f"{prefix}.lines.json")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MUTATION_COVERING": str(lines), "MUTATION_MODULE": module}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation.covering", *tests]
+    done = subprocess.run(command, cwd=copy, env=env, capture_output=True, text=True)
+    if done.returncode == 0:
+        Path(f"{prefix}.covering.json").write_text(json.dumps({"module": module, "lines": json.loads(lines.read_text())}))
+    return done
 
 
 def _quoted(word: str) -> str:
     return word if word.replace("/", "").replace(".", "").replace("-", "").replace("_", "").isalnum() else json.dumps(word)
 
 
-def _sample(session: Path, size: int | None, seed: int) -> int:
-    """Mark all but `size` mutants, drawn with `seed`, as skipped; the number of mutants in all."""
+def _sample(session: Path, source: str, size: int | None, seed: int) -> tuple[int, int, int]:
+    """Mark as skipped the mutants mutation/filters.py leaves out, then all but `size` of the
+    rest, drawn with `seed`; the number of mutants in all, left out, and to test."""
     from cosmic_ray.work_db import use_db
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
+    annotations = filters.annotation_spans(source)
     with use_db(str(session)) as db:
         items = sorted(db.work_items, key=lambda w: [(m.start_pos, m.operator_name, m.occurrence) for m in w.mutations])
-        if size is not None and size < len(items):
-            kept = {item.job_id for item in random.Random(seed).sample(items, size)}
-            skipped = [item.job_id for item in items if item.job_id not in kept]
-            db.set_multiple_results(skipped, WorkResult(output="not drawn (--sample)", worker_outcome=WorkerOutcome.SKIPPED))
-        return len(items)
+        kept, left_out = [], {}
+        for item in items:
+            mutation = item.mutations[0]
+            reason = filters.reason_left_out(mutation.operator_name, *mutation.start_pos, annotations)
+            if reason is None:
+                kept.append(item)
+            else:
+                left_out.setdefault(reason, []).append(item.job_id)
+        for reason, job_ids in left_out.items():
+            db.set_multiple_results(job_ids, WorkResult(output=f"left out: {reason}", worker_outcome=WorkerOutcome.SKIPPED))
+        drawn = kept if size is None or size >= len(kept) else random.Random(seed).sample(kept, size)
+        chosen = {item.job_id for item in drawn}
+        skipped = [item.job_id for item in kept if item.job_id not in chosen]
+        db.set_multiple_results(skipped, WorkResult(output="not drawn (--sample)", worker_outcome=WorkerOutcome.SKIPPED))
+        return len(items), len(items) - len(kept), len(drawn)
 
 
 def _results(session: Path, name: str) -> list[dict]:
@@ -149,6 +186,20 @@ def _kind(result) -> str:
     return "survived"
 
 
+def _lower_bound(killed: int, tested: int, confidence: float = 0.95) -> float:
+    """The one-sided Clopper-Pearson lower bound on the kill rate of all the module's mutants,
+    from `killed` of `tested` drawn at random: the p at which `killed` or more kills would have
+    a chance of 1 - confidence."""
+    if killed == 0:
+        return 0.0
+    low, high = 0.0, killed / tested
+    for _ in range(60):  # bisection; the tail grows with p
+        p = (low + high) / 2
+        tail = sum(math.comb(tested, k) * p**k * (1 - p) ** (tested - k) for k in range(killed, tested + 1))
+        low, high = (p, high) if tail < 1 - confidence else (low, p)
+    return low
+
+
 def _changed_lines(diff: str) -> tuple[str, str]:
     lines = diff.splitlines()
     removed = [line[1:].strip() for line in lines if line.startswith("-") and not line.startswith("---")]
@@ -164,8 +215,8 @@ def _write_report(args, results: dict) -> None:
         "",
         f"Command: python -m mutation.run {' '.join(sys.argv[1:])}",
         "",
-        "| module | mutants | tested | killed | crashed | timeout | survived | equivalent | killed of non-equivalent | killed or crashed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | left out | tested | killed | crashed | timeout | survived | equivalent | killed of non-equivalent (one-sided 95 % lower bound) | killed or crashed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
         if "error" in result:
@@ -173,10 +224,10 @@ def _write_report(args, results: dict) -> None:
             continue
         counts = {kind: sum(1 for m in result["mutants"] if m["kind"] == kind) for kind in KINDS}
         scored = sum(counts.values()) - counts["equivalent"]
-        share = f"{counts['killed'] / scored:.0%}" if scored else "-"
+        share = f"{counts['killed'] / scored:.0%} (≥ {_lower_bound(counts['killed'], scored):.0%})" if scored else "-"
         caught = f"{(counts['killed'] + counts['crashed']) / scored:.0%}" if scored else "-"
         lines.append(
-            f"| {name} | {result['total']} | {len(result['mutants'])} | "
+            f"| {name} | {result['total']} | {result['left_out']} | {len(result['mutants'])} | "
             + " | ".join(str(counts[kind]) for kind in KINDS)
             + f" | {share} | {caught} |"
         )

@@ -1,0 +1,94 @@
+"""The parts of `make mutate` (mutation/) that decide a mutant's fate: which are left out before
+the draw, which tests try it first, what counts as a kill, and the bound on the kill rate."""
+
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from mutation import covering, filters, kill
+from mutation.run import _lower_bound
+
+SOURCE = textwrap.dedent(
+    """\
+    def f(x: int | None, y: float = 2.0) -> list[int] | None:
+        z = x * y
+        return [z,
+                z - 1]
+
+    LIMIT: int | None = 3
+    """
+)
+
+
+def test_arithmetic_made_bitwise_and_annotations_are_left_out_and_nothing_else():
+    spans = filters.annotation_spans(SOURCE)
+    reason = filters.reason_left_out
+    assert reason("core/ReplaceBinaryOperator_Mul_BitXor", 2, 8, spans) == "arithmetic made bitwise: raises on floats and tensors"
+    assert reason("core/ReplaceUnaryOperator_USub_Invert", 2, 8, spans) is not None
+    assert reason("core/ReplaceBinaryOperator_Mul_Div", 2, 8, spans) is None
+    assert reason("core/ReplaceBinaryOperator_BitOr_BitAnd", 2, 8, spans) is None  # sets and masks
+    assert reason("core/ReplaceBinaryOperator_BitOr_Add", 1, 12, spans) == "inside a type annotation"  # int | None
+    assert reason("core/ReplaceBinaryOperator_BitOr_Add", 1, 44, spans) == "inside a type annotation"  # return
+    assert reason("core/ReplaceBinaryOperator_BitOr_Add", 6, 11, spans) == "inside a type annotation"  # LIMIT: ...
+    assert reason("core/NumberReplacer", 1, 34, spans) is None  # the default 2.0 is no annotation
+
+
+def test_a_mutant_is_tried_first_on_the_tests_that_run_its_statement():
+    lines = {"2": ["t::a", "t::b"], "3": ["t::b"], "4": ["t::c"], "1": [""], "6": [""]}
+    assert covering.tests_for(lines, SOURCE, [2]) == ["t::a", "t::b"]
+    # the return statement spans lines 3-4: a change on its second line reaches the tests of both
+    assert covering.tests_for(lines, SOURCE, [4]) == ["t::b", "t::c"]
+    assert covering.tests_for(lines, SOURCE, [1]) is None  # run at import: the whole subset
+    assert covering.tests_for({"2": ["t::a"]}, SOURCE, [3]) is None  # run by no test: the whole subset
+
+
+def test_a_skip_or_an_expected_failure_is_no_failure_and_only_an_assertion_kills(tmp_path, monkeypatch):
+    tests = tmp_path / "test_sample.py"
+    tests.write_text(
+        textwrap.dedent(
+            """\
+            import pytest
+
+            def test_skipped():
+                pytest.skip("no device")
+
+            @pytest.mark.xfail(strict=False)
+            def test_expected_to_fail():
+                assert False
+
+            def test_raises():
+                raise TypeError("a crash")
+
+            def test_asserts():
+                assert 1 == 2
+            """
+        )
+    )
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
+    code, found = kill.failures([str(tests)], stop_early=False)
+    assert code == 1
+    assert sorted((f["test"].split("::")[1], f["type"]) for f in found) == [
+        ("test_asserts", "AssertionError"),
+        ("test_raises", "TypeError"),
+    ]
+
+
+def test_the_kill_rate_bound_is_the_one_sided_clopper_pearson_bound():
+    assert abs(_lower_bound(4, 4) - 0.05 ** (1 / 4)) < 1e-9  # all killed: p**n = 0.05
+    assert _lower_bound(0, 10) == 0.0
+    low = _lower_bound(45, 50)
+    tail = sum(math.comb(50, k) * low**k * (1 - low) ** (50 - k) for k in range(45, 51))
+    assert abs(tail - 0.05) < 1e-6 and low < 0.9
+
+
+def test_the_kill_module_runs_as_a_command(tmp_path):
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mutation.kill", str(tmp_path / "test_ok.py")],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0 and "verdict: passed" in done.stdout
