@@ -434,6 +434,22 @@ def test_tunes_history_tells_pruned_trials_from_complete_ones_and_importance_say
     assert_decodes(tmp_path / "tune.png")
 
 
+def test_tunes_history_under_nll_names_it_and_its_best_so_far_is_the_lowest():
+    import dataclasses
+
+    from dropcli.cli.display import tune_view
+    from dropcli.experiments.tune_results import TrialRow
+
+    values = [0.40, 0.30, 0.35, 0.25]  # validation NLL: lower is better
+    rows = [TrialRow(n, "complete", value, 3, {"optim.lr": 0.1}, f"trial-{n:04d}") for n, value in enumerate(values)]
+    nll = dataclasses.replace(found(4, 0), rows=rows, best=rows[3], objectives=("nll",))
+    history = tune_view.figure(nll, "study x").axes[0]
+    assert history.get_ylabel() == "validation NLL (nats)"
+    best = {line.get_label(): line for line in history.get_lines()}["best complete so far"]
+    assert list(best.get_ydata()) == [0.40, 0.30, 0.30, 0.25]
+    assert tune_view.figure(found(8, 3), "study x").axes[0].get_ylabel() == "validation accuracy"
+
+
 def test_tunes_importance_is_withheld_below_its_minimum_and_says_so_in_one_line():
     from dropcli.cli.display import tune_view
     from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE

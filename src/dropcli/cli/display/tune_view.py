@@ -14,11 +14,14 @@ from dropcli.cli.display.figure import Style, finish, panels, top_legend
 from dropcli.cli.display.fit import Column, Fitted, number
 from dropcli.config.architecture import short
 from dropcli.config.labels import readable
+from dropcli.experiments import tune_objectives
 from dropcli.experiments.tune_objectives import DIRECTIONS
 from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, Found
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
 from dropcli.runtime import count_text, duration_text
+
+AXIS_NAMES = {"accuracy": "accuracy", "nll": "NLL (nats)", "ece": "ECE", "aece": "adaptive ECE"}  # the history's y axis
 
 
 class TuneView(Listener):
@@ -199,8 +202,8 @@ def importance_note(result: Found) -> str | None:
 
 
 def figure(result: Found, caption: str, style: Style | None = None):
-    """The optimisation history: each complete trial's final validation accuracy and each pruned
-    trial's at the epoch it was stopped, against the trial's number, with the best so far; beside
+    """The optimisation history: each complete trial's final value (validation accuracy, or the
+    study's first objective) and each pruned trial's at the epoch it was stopped, against the trial's number, with the best so far; beside
     or below it, how much of the variation each key explains, over how many complete trials
     (withheld below MIN_TRIALS_FOR_IMPORTANCE: the figure is then the history alone)."""
     style = style or Style()
@@ -214,15 +217,16 @@ def figure(result: Found, caption: str, style: Style | None = None):
         rows = [row for row in result.rows if row.state == state and row.value is not None]
         if rows:
             history.plot([r.number for r in rows], [r.value for r in rows], marker, color=colour, label=label)
+    objective = result.objectives[0]  # a trial's value is its first objective's
     best, numbers, bests = None, [], []
     for row in result.rows:
         if row.state == "complete":
-            best = row.value if best is None else max(best, row.value)
+            best = row.value if best is None or tune_objectives.better(objective, row.value, best) else best
         if best is not None:
             numbers.append(row.number)
             bests.append(best)
     history.step(numbers, bests, where="post", color="C2", label="best complete so far")
-    history.set(xlabel="trial number", ylabel="validation accuracy", title="optimisation history")
+    history.set(xlabel="trial number", ylabel=f"validation {AXIS_NAMES[objective]}", title="optimisation history")
     history.xaxis.get_major_locator().set_params(integer=True)
     history.grid(alpha=0.3)
     top_legend(figure, *history.get_legend_handles_labels(), style, most_columns=3)
