@@ -217,6 +217,25 @@ def test_an_interrupted_trial_its_pruner_stops_on_resume_is_listed_as_pruned(in_
     assert summary["status"] == "pruned" and summary["epochs"] == 2
 
 
+def test_ctrl_c_on_a_trial_another_worker_already_took_over_still_stops_the_search(in_tmp, invoke, small_args, monkeypatch):
+    """Under load a worker's heartbeat can be late enough that another worker fails its trial and
+    takes it over; Ctrl-C then finds the trial finished, and telling it fails. The interruption,
+    not that failed tell, is what the command reports (it once went on to the next trial)."""
+    from optuna.trial import TrialState
+
+    from dropcli.experiments import tune_search
+
+    def taken_over_then_interrupted(judge, metrics):
+        judge.trial.study._storage.set_trial_state_values(judge.trial._trial_id, TrialState.FAIL)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_search._Judge, "epoch_finished", taken_over_then_interrupted)
+    stopped = invoke("tune", *small_args(epochs=3), *SEARCH, "--trials", 2, "--pruner", "none", "-q")
+    assert stopped.exit_code == 130, stopped.output
+    trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert [t.state.name for t in trials] == ["FAIL"]  # the search stopped: no second trial began
+
+
 @pytest.mark.system
 def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_path, fake_data):
     journal = tmp_path / "shared.journal"
