@@ -23,6 +23,14 @@ CHECKOUT_SRC = Path(__file__).resolve().parents[1] / "src"
 PATIENCE_S = 300
 
 
+def only(items):
+    """The one item of `items`, checked by an assertion (an unpacking `(x,) = items` that fails
+    raises a ValueError, which mutation testing rightly does not count as a test catching a bug)."""
+    items = list(items)
+    assert len(items) == 1, f"expected exactly one, got {len(items)}: {items!r:.300}"
+    return items[0]
+
+
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
     header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in tensor.shape)
     return header + tensor.to(torch.uint8).numpy().tobytes()

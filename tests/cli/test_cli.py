@@ -8,6 +8,7 @@ import pytest
 import torch
 import yaml
 
+from conftest import only
 from dropcli import runs
 
 
@@ -39,7 +40,7 @@ def test_train_writes_a_run_directory(in_tmp, invoke, small_args):
 
 def test_default_run_directory_name(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(), "--quiet").exit_code == 0
-    (run_dir,) = (in_tmp / "runs").iterdir()
+    run_dir = only((in_tmp / "runs").iterdir())
     assert run_dir.name.startswith("default-scratch-")
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import held_dropcli, trained_files, wait_for_file
+from conftest import held_dropcli, only, trained_files, wait_for_file
 from dropcli import runs
 
 STAT_TIMES = ("seconds_per_epoch", "samples_per_s")
@@ -75,7 +75,7 @@ def test_every_kind_of_grid_key_takes_effect(in_tmp, invoke, small_args, grid, c
     key = grid.split("=")[0]
     assert len(cells) == 2 and cells[0]["values"][key] != cells[1]["values"][key]
     for cell in cells:
-        (name,) = cell["runs"]
+        name = only(cell["runs"])
         config, summary = trial_config(in_tmp / "s", name), read_json(in_tmp / "s" / name / runs.SUMMARY_FILE)
         assert check(summary, config), (cell, summary)
 

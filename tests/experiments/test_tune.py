@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import only
 from dropcli import runs
 
 pytest.importorskip("optuna")
@@ -157,7 +158,7 @@ def test_timeout_stops_a_trial_only_where_epochs_are_left(in_tmp, invoke, small_
     monkeypatch.setattr(tune_search._Judge, "epoch_finished", slow)
     result = invoke("tune", *small_args(epochs=epochs), *SEARCH, "--trials", 3, "--timeout", 1, "-q")
     assert result.exit_code == 0, result.output
-    (trial,) = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    trial = only(study_trials(in_tmp / "runs" / "tune-default" / "study.journal"))
     assert trial.state.name == state and trial.user_attrs["epochs"] == 1  # a finished trial is not 'interrupted'
     assert bool(trial.user_attrs.get("interrupted")) == (state == "FAIL")
 

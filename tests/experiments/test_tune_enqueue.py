@@ -2,6 +2,8 @@
 
 import pytest
 
+from conftest import only
+
 optuna = pytest.importorskip("optuna")
 
 SEARCH = ["--set", "data.val_split=0.2", "--space", "optim.lr=0.001:1:log", "--space", "model.hidden=32x32,64"]
@@ -38,7 +40,7 @@ def test_a_plans_enqueue_list_names_files_beside_it(in_tmp, invoke, small_args):
     )
     result = invoke("tune", "--plan", in_tmp / "study" / "plan.yaml", *small_args(epochs=1), "--set", "data.val_split=0.2")
     assert result.exit_code == 0, result.output
-    (trial,) = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    trial = only(study_trials(in_tmp / "runs" / "tune-default" / "study.journal"))
     assert trial.params == {"optim.lr": 0.2, "model.hidden": "32x32"}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PATIENCE_S
+from conftest import PATIENCE_S, only
 from dropcli import runs
 
 pytest.importorskip("optuna")
@@ -107,7 +107,7 @@ def test_a_worker_killed_mid_trial_has_its_trial_retried_by_another(postgres, fa
     run_dir = wait_for_a_trained_epoch(tmp_path / "study", doomed)
     doomed.send_signal(signal.SIGKILL)  # no handler runs: the trial is left running in the study
     doomed.wait(timeout=PATIENCE_S)
-    (lost,) = study_trials(url)
+    lost = only(study_trials(url))
     assert lost.state.name == "RUNNING"
     results = finished([start(command), start(command)])
     assert all(code == 0 for code, _, _ in results), results

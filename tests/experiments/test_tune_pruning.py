@@ -3,6 +3,7 @@ agreement with the final value, and a continued trial judged exactly as one neve
 
 import pytest
 
+from conftest import only
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.experiments import tune_pruning
@@ -136,7 +137,7 @@ def test_a_continued_trial_reports_every_epoch_as_one_never_interrupted(in_tmp, 
 
     args = [*small_args(epochs=5), *SEARCH, "--trials", 1, "--pruner", "asha", "--grace", 1, "--reduction", 2, "-q"]
     assert invoke("tune", *args, "--run-dir", "whole").exit_code == 0
-    (whole,) = study_trials(in_tmp / "whole" / "study.journal")
+    whole = only(study_trials(in_tmp / "whole" / "study.journal"))
 
     real = tune_search._Judge.epoch_finished
 

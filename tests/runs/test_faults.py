@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import PATIENCE_S
+from conftest import PATIENCE_S, only
 from dropcli import runs
 from dropcli.runs import checkpoints
 
@@ -40,7 +40,7 @@ def test_a_full_disk_stops_with_one_line_keeps_the_last_good_epoch_and_resumes(t
     result = invoke("train", *with_val, "--run-dir", run_dir, "-q")
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    (line,) = result.stderr.strip().splitlines()
+    line = only(result.stderr.strip().splitlines())
     assert line.startswith("error: cannot write ") and "No space left on device" in line
     assert f"continue with: dropcli train --resume {run_dir}" in line
     saved = checkpoints.load(run_dir / runs.LAST_CHECKPOINT)
@@ -80,7 +80,7 @@ def test_a_disk_full_before_anything_is_written_says_nothing_was_trained(tmpfs, 
     fill(tmpfs)
     result = invoke("train", *small_args(epochs=1), *(["--run-dir", "runs/r"] if named else []), "-q")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    (line,) = result.stderr.strip().splitlines()
+    line = only(result.stderr.strip().splitlines())
     assert "No space left on device" in line and "nothing was trained and nothing is kept; run the same command again" in line
     assert "--resume" not in line
     assert list((tmpfs / "runs").iterdir()) == []  # no empty run directory blocks the same command

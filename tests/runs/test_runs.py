@@ -7,7 +7,7 @@ import signal
 import pytest
 import torch
 
-from conftest import PATIENCE_S
+from conftest import PATIENCE_S, only
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.files import WriteError
@@ -265,7 +265,7 @@ def test_resume_refuses_a_longer_schedule_planned_over_the_total(in_tmp, invoke,
     before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
     result = invoke("train", "--resume", run_dir, "--set", "train.epochs=4")
     assert result.exit_code == 2 and "Traceback" not in result.output
-    (line,) = result.stderr.strip().splitlines()
+    line = only(result.stderr.strip().splitlines())
     assert "the cosine learning-rate schedule was planned for 2 epochs" in line
     assert f"dropcli train -c {run_dir / 'config.yaml'} --set train.epochs=4" in line
     assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before

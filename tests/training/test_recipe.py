@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import only
 from dropcli import data, runs
 from dropcli.config import AugmentConfig, load_config
 from dropcli.data import augment
@@ -147,7 +148,7 @@ def test_shifts_and_flips_move_pixels_and_repeat_with_the_seed():
     assert positions <= {28 * 14 + 3, 28 * 14 + 24}
     shifted = augment.shift_and_flip(X, AugmentConfig(shift=2), torch.Generator().manual_seed(0))
     for row in shifted:
-        (index,) = row.nonzero()[:, 0].tolist()
+        index = only(row.nonzero()[:, 0].tolist())
         assert abs(index // 28 - 14) <= 2 and abs(index % 28 - 3) <= 2
     again = augment.shift_and_flip(X, AugmentConfig(shift=2), torch.Generator().manual_seed(0))
     assert torch.equal(shifted, again)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import only
 from dropcli.config import load_config
 from dropcli.uncertainty import bootstrap, calibration, lineup, methods
 
@@ -110,7 +111,7 @@ def test_evaluate_level_gives_the_intervals_of_that_level(in_tmp, invoke, small_
     assert invoke("train", *small_args(1), "--run-dir", "r", "-q").exit_code == 0
     result = invoke("evaluate", "r", "--bootstrap", 60, "--level", 0.8, "--predictions", "p.npz", "--json")
     assert result.exit_code == 0, result.output
-    (row,) = json.loads(result.stdout)["uncertainty"]["results"]
+    row = only(json.loads(result.stdout)["uncertainty"]["results"])
     saved = np.load(in_tmp / "p.npz")
     p, y = torch.from_numpy(saved["probabilities"]), torch.from_numpy(saved["label"]).long()
     replicates = bootstrap.replicates([bootstrap.per_example(p, y)], bootstrap.weights(len(y), 60))

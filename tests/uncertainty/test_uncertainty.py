@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import only
 from dropcli.uncertainty import calibration, methods, shifts
 
 RUN = ["--set", "data.val_split=0.1"]
@@ -156,8 +157,8 @@ def test_an_ensemble_of_one_run_is_that_run(two_runs, invoke):
     assert alone["uncertainty"]["methods"] == ["deterministic"]
     # Ensembles of one, scored as ensembles: each is its run, metric for metric.
     both = study_json(invoke, two_runs, "--ensemble-sizes", 1)
-    (single,) = rows(both, "deterministic")
-    (ensembles,) = rows(both, "ensemble M=1")
+    single = only(rows(both, "deterministic"))
+    ensembles = only(rows(both, "ensemble M=1"))
     assert len(ensembles["per_run"]) == 2 and ensembles["per_run"] == single["per_run"]
     assert single["per_run"][0]["nll"] == alone["uncertainty"]["results"][0]["nll"]
     # The single run's loss and accuracy are what evaluate always reported.
@@ -268,7 +269,7 @@ def test_temperature_lowers_validation_nll_of_a_run(in_tmp, invoke, small_args, 
     from dropcli.uncertainty import ensembles
 
     train(invoke, small_args, "r", 0)
-    (member,) = ensembles.load([in_tmp / "r"], _flags({"device": "cpu", "data_dir": fake_data}))
+    member = only(ensembles.load([in_tmp / "r"], _flags({"device": "cpu", "data_dir": fake_data})))
     val = data.load(member.config.data, member.config.seed, torch.device("cpu")).val
     z = methods.logits(member.model, val.X)
     temperature = methods.fit_temperature(z, val.y)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import idx_bytes
+from conftest import idx_bytes, only
 from dropcli import data
 from dropcli.uncertainty import bootstrap, calibration, methods, ood
 
@@ -141,7 +141,7 @@ def test_mc_sweep_shares_its_passes_and_matches_mc_dropout(build):
     torch.manual_seed(0)
     swept = methods.mc_sweep(model, X, [1, 3, 5])
     torch.manual_seed(0)
-    (alone,) = methods.mc_sweep(model, X, [5])
+    alone = only(methods.mc_sweep(model, X, [5]))
     assert torch.equal(swept[2][0], alone[0]) and torch.equal(swept[2][1], alone[1])
     torch.manual_seed(0)
     assert torch.allclose(alone[0], methods.mc_probabilities(model, X, 5), atol=1e-6)
@@ -163,7 +163,7 @@ def test_a_sweep_past_one_batched_forward_goes_in_groups_and_carries_its_sums(bu
     torch.manual_seed(0)
     swept = methods.mc_sweep(noisy, X, [7, 12])  # K = 7 ends inside the second group
     torch.manual_seed(0)
-    (alone,) = methods.mc_sweep(noisy, X, [12])
+    alone = only(methods.mc_sweep(noisy, X, [12]))
     assert torch.equal(swept[1][0], alone[0]) and torch.equal(swept[1][1], alone[1])
     assert not torch.allclose(swept[0][0], swept[1][0], atol=1e-4)
 
