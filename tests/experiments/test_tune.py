@@ -145,6 +145,41 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
 
 
+def test_the_best_so_far_follows_the_objectives_direction():
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from dropcli.experiments.tune_search import _progress
+
+    ended = [
+        SimpleNamespace(number=n, state=SimpleNamespace(name="COMPLETE"), duration=timedelta(seconds=9), value=v)
+        for n, v in enumerate([0.40, 0.25, 0.30])
+    ]
+    assert _progress(ended, 4, 9, 3, workers=1, objective="nll").best_number == 1  # the lowest NLL
+    assert _progress(ended, 4, 9, 3, workers=1, objective="accuracy").best_number == 0  # the highest accuracy
+
+
+def test_each_trial_is_announced_with_its_place_in_the_search(in_tmp, invoke, small_args):
+    result = invoke("tune", *small_args(epochs=1), *SEARCH, "--trials", 2, "--pruner", "none")
+    assert result.exit_code == 0, result.output
+    assert "trial 1 of 2 (#0)" in result.output and "trial 2 of 2 (#1)" in result.output, result.output
+
+
+def test_a_trial_another_retries_is_listed_as_interrupted_and_a_value_is_the_first_objectives():
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from dropcli.experiments.tune_results import _row
+
+    space = {"params": {"optim.lr": 0.1}, "distributions": {"optim.lr": FloatDistribution(0.01, 1)}}
+    killed = create_trial(state=TrialState.FAIL, **space)  # its worker died: no "interrupted" mark
+    assert _row(killed, retried=True).state == "interrupted"
+    assert _row(killed, retried=False).state == "failed"
+    two_objectives = create_trial(state=TrialState.COMPLETE, values=[0.81, 0.05], **space)
+    row = _row(two_objectives, retried=False)
+    assert row.value == 0.81 and row.objective_values == [0.81, 0.05]
+
+
 @pytest.mark.parametrize("epochs, state", [(1, "COMPLETE"), (2, "FAIL")])
 def test_timeout_stops_a_trial_only_where_epochs_are_left(in_tmp, invoke, small_args, monkeypatch, epochs, state):
     from dropcli.experiments import tune_search
@@ -216,6 +251,10 @@ def test_an_interrupted_trial_its_pruner_stops_on_resume_is_listed_as_pruned(in_
     assert invoke(*args).exit_code == 0
     summary = json.loads((in_tmp / "runs" / "tune-default" / "trial-0000" / runs.SUMMARY_FILE).read_text())
     assert summary["status"] == "pruned" and summary["epochs"] == 2
+    # Epoch 1 was judged (and kept) before the interruption, so the pruner's "stop" there is not
+    # acted on again: the continuation reports epoch 1, then is stopped at epoch 2.
+    retry = next(t for t in study_trials(in_tmp / "runs" / "tune-default" / "study.journal") if t.user_attrs.get("retry_of") == 0)
+    assert retry.state.name == "PRUNED" and sorted(retry.intermediate_values) == [1, 2]
 
 
 def test_ctrl_c_on_a_trial_another_worker_already_took_over_still_stops_the_search(in_tmp, invoke, small_args, monkeypatch):
