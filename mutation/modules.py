@@ -15,6 +15,7 @@ MODULES: dict[str, list[str]] = {
         "tests/experiments/test_tune_honesty.py",
         "tests/experiments/test_tune.py",
         "tests/experiments/test_tune_objectives.py",
+        "tests/experiments/test_tune_results.py",
         "-m",
         "not system",
     ],
@@ -141,5 +142,17 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "if self.reported is not None and metrics.epoch < self.epochs and self.trial.should_prune():",
         "added": "if self.reported is not None and metrics.epoch != self.epochs and self.trial.should_prune():",
         "reason": "an epoch is never past the last (1 <= epoch <= epochs), so < is !=",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[0]] == "maximize" else -1',
+        "added": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[ -1]] == "maximize" else -1',
+        "reason": "this branch has one objective, so objectives[-1] is objectives[0]",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'sign = -1 if study.directions[0].name == "MAXIMIZE" else 1',
+        "added": 'sign = -1 if study.directions[0].name == "MAXIMIZE" else 2',
+        "reason": "sign * value only ranks trials for PED-ANOVA: a positive factor ranks them alike",
     },
 ]

@@ -1,0 +1,43 @@
+"""tune's results read from a study: which key matters, in the objective's direction."""
+
+import math
+import random
+
+import pytest
+
+from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, _importances
+
+optuna = pytest.importorskip("optuna")
+
+
+def two_objective_study(first_direction: str):
+    """Forty trials of keys x and y: the best values of the first objective all lie at x near 0.9,
+    the worst at y near 0.1, so which key matters depends on which end is the good one. The second
+    objective is noise."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    study = optuna.create_study(directions=[first_direction, "minimize"])
+    draw = random.Random(0)
+    space = {"x": FloatDistribution(0, 1), "y": FloatDistribution(0, 1)}
+    for _ in range(40):
+        x, y = draw.random(), draw.random()
+        accuracy = 0.8 + 0.1 * math.exp(-(((x - 0.9) / 0.05) ** 2)) - 0.3 * math.exp(-(((y - 0.1) / 0.05) ** 2))
+        value = accuracy if first_direction == "maximize" else 1 - accuracy  # an error rate: lower is better
+        values = [value, draw.random()]
+        study.add_trial(create_trial(state=TrialState.COMPLETE, values=values, params={"x": x, "y": y}, distributions=space))
+    return study
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_importance_in_a_study_of_several_objectives_is_the_first_objectives_in_its_direction(direction):
+    study = two_objective_study(direction)
+    importances = _importances(study, [None] * len(study.trials))
+    assert importances is not None and set(importances) == {"x", "y"}
+    assert importances["x"] > importances["y"], importances  # what reaches the good end is x, not y
+
+
+def test_importance_is_withheld_below_its_minimum_of_complete_trials_and_given_at_it():
+    study = two_objective_study("maximize")
+    assert _importances(study, [None] * (MIN_TRIALS_FOR_IMPORTANCE - 1)) is None
+    assert _importances(study, [None] * MIN_TRIALS_FOR_IMPORTANCE) is not None
