@@ -44,6 +44,10 @@ def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
 
 def main(args: list[str]) -> int:
     if args[:1] == ["--covering"]:
+        broken = _does_not_compile(Path(args[1]))
+        if broken is not None:
+            print(f"verdict: incompetent (the mutant does not compile: {broken})")
+            return 0
         selected = _covering_tests(Path(args[1]))
         args = args[2:]
         if selected:
@@ -53,6 +57,16 @@ def main(args: list[str]) -> int:
                 print(f"verdict: killed by {killer['test']} (of {len(selected)} covering tests)")
                 return 1
     return _verdict(args)
+
+
+def _does_not_compile(prefix: Path) -> str | None:
+    """Why the mutated module is not Python (cosmic-ray can turn `{**spec}` into `{-spec}`), or None."""
+    module = Path(json.loads(Path(f"{prefix}.covering.json").read_text())["module"])
+    try:
+        compile(module.read_text(), str(module), "exec")
+    except SyntaxError as error:
+        return f"{error.msg}, line {error.lineno}"
+    return None
 
 
 def _covering_tests(prefix: Path) -> list[str] | None:

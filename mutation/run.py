@@ -7,8 +7,10 @@ module's tests, in a copy of the checkout (cosmic-ray edits the files it mutates
 module takes days on two cores). Before its mutants, each module's tests run on the unmutated
 code: they must pass, and three times their time (at least a minute) bounds each mutant's run.
 The report (DIR/report.md, DIR/report.json) counts per module: killed (a test's assertion failed),
-crashed (the tests only raised: not a kill), timed out, survived, and equivalent (listed in
-mutation/modules.py with the reason), and shows each survivor's diff.
+crashed (the tests only raised: not a kill), timed out, survived, equivalent (listed in
+mutation/modules.py with the reason) and incompetent (the mutant does not compile), and shows
+each survivor's diff; the last two are left out of the score. --report-only rewrites it from the
+sessions already in DIR.
 """
 
 import argparse
@@ -30,7 +32,8 @@ from mutation.modules import EQUIVALENT, MODULES
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 PACKAGE = "src/dropcli"
-KINDS = ("killed", "crashed", "timeout", "survived", "equivalent")
+KINDS = ("killed", "crashed", "timeout", "survived", "equivalent", "incompetent")
+UNSCORED = ("equivalent", "incompetent")  # no test could tell them from the module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,12 +42,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", type=int, help="mutants per module (default: every one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPOSITORY / "mutation-report")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the report from the sessions in --out; test nothing")
     args = parser.parse_args(argv)
     table = MODULES
     names = args.modules.split(",") if args.modules else list(table)
     unknown = [name for name in names if name not in table or not isinstance(table[name], list)]
     if unknown:
         parser.error(f"not in mutation/modules.py: {', '.join(unknown)}")
+    if args.report_only:  # e.g. after an equivalent mutant is listed in modules.py
+        found = [name for name in names if _session(args, name).is_file()]
+        _write_report(args, {name: _stored(_session(args, name), name) for name in found})
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     copy = _copy_of_checkout(args.out / "checkout")
     results = {}
@@ -103,6 +111,20 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
         "mutants": _results(session, name),
         "wall_s": time.monotonic() - started,
     }
+
+
+def _session(args, name: str) -> Path:
+    return args.out.resolve() / (name.replace("/", "-") + ".sqlite")
+
+
+def _stored(session: Path, name: str) -> dict:
+    """A module's result read back from its cosmic-ray session."""
+    from cosmic_ray.work_db import use_db
+
+    with use_db(str(session)) as db:
+        outputs = [result.output or "" for _, result in db.completed_work_items]
+        total = sum(1 for _ in db.work_items)
+    return {"total": total, "left_out": sum(o.startswith("left out") for o in outputs), "mutants": _results(session, name)}
 
 
 def _record_covering(copy: Path, module: str, tests: list[str], prefix: Path) -> subprocess.CompletedProcess:
@@ -179,6 +201,8 @@ def _kind(result) -> str:
     output = result.output or ""
     if "verdict: killed" in output:
         return "killed"
+    if "verdict: incompetent" in output or "(SyntaxError in " in output:  # the latter: runs before the verdict existed
+        return "incompetent"
     if output.strip() == "timeout":
         return "timeout"
     if "verdict: crashed" in output:
@@ -215,15 +239,15 @@ def _write_report(args, results: dict) -> None:
         "",
         f"Command: python -m mutation.run {' '.join(sys.argv[1:])}",
         "",
-        "| module | mutants | left out | tested | killed | crashed | timeout | survived | equivalent | killed of non-equivalent (one-sided 95 % lower bound) | killed or crashed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | left out | tested | killed | crashed | timeout | survived | equivalent | incompetent | killed of the rest (one-sided 95 % lower bound) | killed or crashed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
         if "error" in result:
             lines.append(f"| {name} | {result['error']} |||||||")
             continue
         counts = {kind: sum(1 for m in result["mutants"] if m["kind"] == kind) for kind in KINDS}
-        scored = sum(counts.values()) - counts["equivalent"]
+        scored = sum(counts.values()) - sum(counts[kind] for kind in UNSCORED)
         share = f"{counts['killed'] / scored:.0%} (≥ {_lower_bound(counts['killed'], scored):.0%})" if scored else "-"
         caught = f"{(counts['killed'] + counts['crashed']) / scored:.0%}" if scored else "-"
         lines.append(

@@ -92,3 +92,14 @@ def test_the_kill_module_runs_as_a_command(tmp_path):
         text=True,
     )
     assert done.returncode == 0 and "verdict: passed" in done.stdout
+
+
+def test_a_mutant_that_does_not_compile_is_incompetent_not_a_crash(tmp_path, monkeypatch, capsys):
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "module.py").write_text("spec = {}\nout = {-spec, 'a': 1}\n")  # cosmic-ray's `{**spec}` -> `{-spec}`
+    (tmp_path / "m.covering.json").write_text(json.dumps({"module": "module.py", "lines": {}}))
+    (tmp_path / "m.pristine.py").write_text("spec = {}\nout = {**spec, 'a': 1}\n")
+    assert kill.main(["--covering", str(tmp_path / "m"), "tests"]) == 0
+    assert capsys.readouterr().out.startswith("verdict: incompetent (the mutant does not compile")

@@ -343,6 +343,16 @@ def test_under_torchrun_each_worker_takes_trials_from_the_study(tmp_path, fake_d
     assert (tmp_path / "study" / "best.yaml").is_file()
 
 
+def test_a_study_read_from_its_storage_alone_keeps_its_runs_where_tune_would(in_tmp, invoke, small_args):
+    from dropcli.experiments.tune_stored import stored_search
+
+    journal = in_tmp / "shared.journal"
+    args = [*small_args(epochs=1), *SEARCH, "--trials", 1, "--storage", journal, "--study", "wide", "-q"]
+    assert invoke("tune", *args, "--run-dir", in_tmp / "elsewhere").exit_code == 0
+    search = stored_search([], {}, {"storage": str(journal), "study": "wide", "run_dir": None}, print)
+    assert search.directory == Path("runs") / "tune-wide" and search.study == "wide"
+
+
 @pytest.mark.parametrize(
     "extra, words",
     [
@@ -352,6 +362,7 @@ def test_under_torchrun_each_worker_takes_trials_from_the_study(tmp_path, fake_d
         (["--set", "data.val_split=0.2", "--space", "optim.lr=0.1", "--space", "model.hidden=64"], "fixes every key"),
         (["--set", "data.val_split=0.2", "--space", "seed=0,1"], "--final-seeds"),
         (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--sampler", "grid"], "lists of values"),
+        (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01,0.1", "--sampler", "grid", "--trials", 3], "only 2 points"),
         (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--pruner", "often"], "choose one of median"),
         (["--set", "data.val_split=0.2", "--space", "model.dropout=0:1.5"], "model.dropout"),
         (["--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--space", "optim.lr=0.2:2"], "more than once"),
