@@ -20,7 +20,12 @@ MODULES: dict[str, list[str]] = {
         "not system",
     ],
     "experiments/tune.py": ["tests/experiments/test_tune_honesty.py", "tests/experiments/test_tune.py", "-m", "not system"],
-    "experiments/tune_stored.py": ["tests/experiments/test_tune.py", "-m", "not system"],
+    "experiments/tune_stored.py": [
+        "tests/experiments/test_tune.py",
+        "tests/experiments/test_tune_pruning.py",
+        "-m",
+        "not system",
+    ],
     "experiments/tune_pruning.py": [
         "tests/experiments/test_tune_honesty.py",
         "tests/experiments/test_tune_pruning.py",
@@ -154,5 +159,11 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": 'sign = -1 if study.directions[0].name == "MAXIMIZE" else 1',
         "added": 'sign = -1 if study.directions[0].name == "MAXIMIZE" else 2',
         "reason": "sign * value only ranks trials for PED-ANOVA: a positive factor ranks them alike",
+    },
+    {
+        "module": "experiments/tune_stored.py",
+        "removed": "return name or names[0]",
+        "added": "return name or names[ -1]",
+        "reason": "without --study the storage holds exactly one study (else refused above), so names[-1] is names[0]",
     },
 ]

@@ -158,3 +158,18 @@ def test_a_continued_trial_reports_every_epoch_as_one_never_interrupted(in_tmp, 
     metrics = runs.read_metrics(in_tmp / "parts" / "trial-0000")
     assert rungs_of(retry)["completed_rung_1"] == metrics[1]["val_acc"]  # epoch 2's, not the last epoch's
     assert "compute: 5 epochs trained in all" in resumed.output  # 3 by the interrupted trial, 2 by its continuation
+
+
+def test_the_pruners_text_says_epoch_for_one_and_epochs_for_more():
+    config = load_config(overrides=["train.epochs=8"])
+    assert Pruning(grace=1).text("median", config, 8) == "median (grace 1 epoch)"
+    assert Pruning(grace=2, reduction=4, bootstrap=2).text("asha", config, 8) == "asha (grace 2 epochs, reduction 4, bootstrap 2)"
+    assert Pruning(grace=2).text("hyperband", config, 8) == "hyperband (grace 2 epochs, reduction 3)"  # no bootstrap said
+
+
+def test_a_studys_stored_pruner_settings_read_back_and_an_old_studys_judged_from_epoch_1():
+    from dropcli.experiments.tune_stored import _pruning
+
+    assert _pruning({}) == Pruning(grace=1)  # stored before the settings were kept
+    assert _pruning(Pruning(grace=5, reduction=4).stored()) == Pruning(grace=5, reduction=4, bootstrap=0)
+    assert _pruning({"grace": None, "reduction": 2}) == Pruning(grace=None, reduction=2, bootstrap=0)
