@@ -33,6 +33,7 @@ MODULES: dict[str, list[str]] = {
         "not system",
     ],
     "experiments/tune_sampling.py": [
+        "tests/experiments/test_tune_pruning.py",
         "tests/experiments/test_tune_honesty.py",
         "tests/experiments/test_tune.py",
         "-m",
@@ -165,5 +166,11 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "return name or names[0]",
         "added": "return name or names[ -1]",
         "reason": "without --study the storage holds exactly one study (else refused above), so names[-1] is names[0]",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "@functools.cache",
+        "added": "",
+        "reason": "the cache keeps one subclass per pruner class; without it each call makes an identical one, and nothing compares them",
     },
 ]

@@ -225,7 +225,7 @@ def _lower_bound(killed: int, tested: int, confidence: float = 0.95) -> float:
 
 
 def _changed_lines(diff: str) -> tuple[str, str]:
-    lines = diff.splitlines()
+    lines = [line for line in diff.splitlines() if line[1:].strip()]  # blank lines a mutant moves say nothing
     removed = [line[1:].strip() for line in lines if line.startswith("-") and not line.startswith("---")]
     added = [line[1:].strip() for line in lines if line.startswith("+") and not line.startswith("+++")]
     return " / ".join(removed), " / ".join(added)

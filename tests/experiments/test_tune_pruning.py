@@ -173,3 +173,39 @@ def test_a_studys_stored_pruner_settings_read_back_and_an_old_studys_judged_from
     assert _pruning({}) == Pruning(grace=1)  # stored before the settings were kept
     assert _pruning(Pruning(grace=5, reduction=4).stored()) == Pruning(grace=5, reduction=4, bootstrap=0)
     assert _pruning({"grace": None, "reduction": 2}) == Pruning(grace=None, reduction=2, bootstrap=0)
+
+
+def test_the_rungs_a_trial_is_judged_at_before_its_last_epoch():
+    config = load_config(overrides=["train.epochs=20"])
+    assert tune_pruning.rung_epochs("none", Pruning(), config, 20) == [5, 10, 15]  # the quarters, shown for none
+    assert tune_pruning.rung_epochs("median", Pruning(grace=5), config, 20) == [5]
+    assert tune_pruning.rung_epochs("median", Pruning(grace=20), config, 20) == []  # never at the last epoch
+    assert tune_pruning.rung_epochs("median", Pruning(grace=30), config, 20) == []  # nor after it
+    assert tune_pruning.rung_epochs("asha", Pruning(grace=2, reduction=3), config, 20) == [2, 6, 18]
+    assert tune_pruning.rung_epochs("hyperband", Pruning(grace=4, reduction=2), config, 16) == [4, 8]
+
+
+def test_the_share_of_trials_expected_to_finish_under_each_pruner():
+    config = load_config(overrides=["train.epochs=20"])
+    assert tune_pruning.complete_fraction("none", Pruning(), config, 20) == 1.0
+    assert tune_pruning.complete_fraction("median", Pruning(grace=5), config, 20) == 0.5
+    assert tune_pruning.complete_fraction("asha", Pruning(grace=2, reduction=3), config, 20) == pytest.approx(1 / 27)  # 3 rungs
+    assert tune_pruning.complete_fraction("hyperband", Pruning(grace=5, reduction=2), config, 20) == pytest.approx(1 / 4)
+
+
+def test_tpes_random_start_expects_ten_complete_trials_within_a_quarter_of_the_budget():
+    from dropcli.experiments import tune_sampling
+
+    config = load_config(overrides=["train.epochs=20"])
+    assert tune_sampling.startup_trials("none", Pruning(), config, 20, trials=200) == 10
+    assert tune_sampling.startup_trials("median", Pruning(grace=5), config, 20, trials=200) == 20  # half finish
+    quarter = tune_sampling.startup_trials("asha", Pruning(grace=2, reduction=3), config, 20, trials=101)
+    assert quarter == 25 and isinstance(quarter, int)  # 270 wanted, a quarter of 101 allowed
+    assert tune_sampling.startup_trials("asha", Pruning(grace=2, reduction=3), config, 20, trials=20) == 10
+
+
+def test_tpe_models_the_keys_jointly_and_lies_about_running_trials():
+    from dropcli.experiments import tune_sampling
+
+    sampler = tune_sampling.tpe(pytest.importorskip("optuna"), seed=0, startup=12)
+    assert sampler._multivariate and sampler._constant_liar and sampler._n_startup_trials == 12
