@@ -34,6 +34,13 @@ def pytest_runtest_makereport(item, call):
             file.write(json.dumps({"test": item.nodeid, "when": call.when, "type": call.excinfo.typename}) + "\n")
 
 
+def pytest_collectreport(report):
+    """(Plugin.) A test file that cannot be collected (the mutant breaks an import) is a failure too."""
+    if report.failed:
+        with open(os.environ["MUTATION_FAILURES"], "a") as file:
+            file.write(json.dumps({"test": report.nodeid, "when": "collect", "type": "CollectError"}) + "\n")
+
+
 def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as record:
         env = {**os.environ, "MUTATION_FAILURES": record.name, "OMP_NUM_THREADS": "1"}
@@ -84,8 +91,8 @@ def _verdict(args: list[str]) -> int:
     if code not in (0, 1):  # collection failed (the mutant breaks an import), or pytest itself did
         print(f"verdict: crashed only (pytest exit {code})")
         return 0
-    if not found:
-        print("verdict: passed")
+    if not found:  # exit 1 with no failure recorded would be a failure this plugin missed: not a pass
+        print("verdict: passed" if code == 0 else "verdict: crashed only (pytest exit 1, no failure recorded)")
         return 0
     if not any(f["type"] in ASSERTIONS for f in found):
         code, found = failures(args, stop_early=False)  # the first failure crashed: does any test assert?

@@ -103,3 +103,20 @@ def test_a_mutant_that_does_not_compile_is_incompetent_not_a_crash(tmp_path, mon
     (tmp_path / "m.pristine.py").write_text("spec = {}\nout = {**spec, 'a': 1}\n")
     assert kill.main(["--covering", str(tmp_path / "m"), "tests"]) == 0
     assert capsys.readouterr().out.startswith("verdict: incompetent (the mutant does not compile")
+
+
+def test_pytest_failing_with_no_failure_recorded_is_a_crash_not_a_pass(monkeypatch, capsys):
+    """A test file that cannot be collected once made pytest exit 1 with nothing recorded, which
+    read as "passed": a mutant that breaks an import survived."""
+    monkeypatch.setattr(kill, "failures", lambda args, stop_early: (1, []))
+    assert kill.main(["tests"]) == 0
+    assert capsys.readouterr().out.startswith("verdict: crashed only (pytest exit 1, no failure recorded)")
+
+
+def test_a_test_file_that_cannot_be_imported_is_recorded_as_a_collection_error(tmp_path):
+    (tmp_path / "test_ok.py").write_text("def test_ok():\n    assert True\n")
+    (tmp_path / "test_broken.py").write_text("import no_such_module_anywhere\n")
+    code, found = kill.failures([str(tmp_path / "test_ok.py"), str(tmp_path / "test_broken.py")], stop_early=False)
+    assert code != 0 and {"test": "test_broken.py", "when": "collect", "type": "CollectError"} in [
+        {**f, "test": Path(f["test"]).name} for f in found
+    ], found
