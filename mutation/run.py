@@ -10,7 +10,8 @@ The report (DIR/report.md, DIR/report.json) counts per module: killed (a test's 
 crashed (the tests only raised: not a kill), timed out, survived, equivalent (listed in
 mutation/modules.py with the reason) and incompetent (the mutant does not compile), and shows
 each survivor's diff; the last two are left out of the score. --report-only rewrites it from the
-sessions already in DIR.
+sessions already in DIR; --retest tests again, with the tests as they are now, the mutants of
+DIR's sessions that were not killed (the same sample, so not a fresh score).
 """
 
 import argparse
@@ -21,6 +22,7 @@ import os
 import platform
 import random
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPOSITORY / "mutation-report")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the sessions in --out; test nothing")
+    parser.add_argument("--retest", action="store_true", help="test again the mutants in --out's sessions that were not killed")
     args = parser.parse_args(argv)
     table = MODULES
     names = args.modules.split(",") if args.modules else list(table)
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         found = [name for name in names if _session(args, name).is_file()]
         _write_report(args, {name: _stored(_session(args, name), name) for name in found})
         return 0
+    if args.retest:
+        names = [name for name in names if _session(args, name).is_file()]
     args.out.mkdir(parents=True, exist_ok=True)
     copy = _copy_of_checkout(args.out / "checkout")
     results = {}
@@ -77,6 +82,8 @@ def _copy_of_checkout(target: Path) -> Path:
 
 
 def _module(copy: Path, name: str, tests: list[str], args) -> dict:
+    """Draw the module's mutants and test them; with --retest, test again those of the session
+    already in --out that were not killed, with the tests as they are now."""
     started = time.monotonic()
     prefix = args.out.resolve() / name.replace("/", "-")
     module = f"{PACKAGE}/{name}"
@@ -86,9 +93,7 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
         print(f"{name}: its tests fail on the unmutated code; no mutants run\n{baseline.stdout}", flush=True)
         return {"error": "tests fail on the unmutated code", "baseline_s": seconds}
     test_command = [sys.executable, "-m", "mutation.kill", "--covering", str(prefix), *tests]
-    session = Path(f"{prefix}.sqlite")
-    session.unlink(missing_ok=True)
-    config = Path(f"{prefix}.toml")
+    session, config = Path(f"{prefix}.sqlite"), Path(f"{prefix}.toml")
     config.write_text(
         "[cosmic-ray]\n"
         f'module-path = "{module}"\n'
@@ -98,19 +103,27 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
         '[cosmic-ray.distributor]\nname = "local"\n'
     )
     cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
-    subprocess.run([*cosmic, "init", str(config), str(session)], cwd=copy, check=True)
-    total, left_out, drawn = _sample(session, (copy / module).read_text(), args.sample, args.seed)
-    print(
-        f"{name}: {drawn} of {total} mutants ({left_out} left out by mutation/filters.py); tests take {seconds:.0f} s", flush=True
-    )
+    if args.retest:
+        print(f"{name}: {_forget_the_not_killed(session)} mutants not killed, tested again", flush=True)
+    else:
+        session.unlink(missing_ok=True)
+        subprocess.run([*cosmic, "init", str(config), str(session)], cwd=copy, check=True)
+        total, left_out, drawn = _sample(session, (copy / module).read_text(), args.sample, args.seed)
+        print(
+            f"{name}: {drawn} of {total} mutants ({left_out} left out by mutation/filters.py); tests take {seconds:.0f} s",
+            flush=True,
+        )
     subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=copy, check=True)
-    return {
-        "total": total,
-        "left_out": left_out,
-        "baseline_s": seconds,
-        "mutants": _results(session, name),
-        "wall_s": time.monotonic() - started,
-    }
+    return {**_stored(session, name), "baseline_s": seconds, "wall_s": time.monotonic() - started}
+
+
+def _forget_the_not_killed(session: Path) -> int:
+    """Remove the results of the tested mutants that were not killed, so that exec tests them again."""
+    with sqlite3.connect(session) as database:
+        rows = database.execute("SELECT job_id, output FROM work_results").fetchall()
+        again = [job for job, output in rows if _kind_of(output or "") not in ("killed", "skipped")]
+        database.executemany("DELETE FROM work_results WHERE job_id = ?", [(job,) for job in again])
+    return len(again)
 
 
 def _session(args, name: str) -> Path:
@@ -198,7 +211,12 @@ def _results(session: Path, name: str) -> list[dict]:
 
 
 def _kind(result) -> str:
-    output = result.output or ""
+    return _kind_of(result.output or "")
+
+
+def _kind_of(output: str) -> str:
+    if output.startswith(("left out", "not drawn")):
+        return "skipped"
     if "verdict: killed" in output:
         return "killed"
     if "verdict: incompetent" in output or "(SyntaxError in " in output:  # the latter: runs before the verdict existed
