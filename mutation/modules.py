@@ -68,6 +68,7 @@ MODULES: dict[str, list[str]] = {
         "tests/uncertainty/test_seeds.py",
         "tests/uncertainty/test_uncertainty_study.py",
         "tests/uncertainty/test_composite_rows.py",
+        "tests/cli/test_figures.py",
         "-k",
         "weights or replicate or interval or aurc or debiased or unit or grouped",
     ],

@@ -107,6 +107,22 @@ def test_the_interval_is_the_replicates_quantiles_at_the_level_asked(level):
         assert interval.high == pytest.approx(quantile_by_hand(replicates, (1 + level) / 2), abs=1e-12)
 
 
+@pytest.mark.parametrize("level", [0.8, 0.95])
+def test_an_interval_over_replicates_with_gaps_is_the_quantiles_of_those_present(level):
+    values = torch.randn(61, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    values[::4, 0] = float("nan")  # a threshold no example reaches in some replicates
+    values[:, 2] = float("nan")  # nor in any
+    first, second, none = bootstrap.nan_intervals(values, level)
+    present = [v for v in values[:, 0].tolist() if v == v]
+    assert (first.low, first.high) == pytest.approx(
+        (quantile_by_hand(present, (1 - level) / 2), quantile_by_hand(present, (1 + level) / 2)), abs=1e-12
+    )
+    column = values[:, 1].tolist()
+    assert second.high == pytest.approx(quantile_by_hand(column, (1 + level) / 2), abs=1e-12)
+    assert none is None
+    assert first.half_width == pytest.approx((first.high - first.low) / 2)
+
+
 def test_evaluate_level_gives_the_intervals_of_that_level(in_tmp, invoke, small_args):
     assert invoke("train", *small_args(1), "--run-dir", "r", "-q").exit_code == 0
     result = invoke("evaluate", "r", "--bootstrap", 60, "--level", 0.8, "--predictions", "p.npz", "--json")
