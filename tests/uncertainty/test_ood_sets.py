@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from dropcli.errors import DropcliError
 from dropcli.uncertainty import ood
 
 
@@ -97,3 +98,12 @@ def test_held_out_classes_of_runs_trained_on_all_are_refused(in_tmp, invoke, sma
     assert result.stderr.count("\n") == 1 and not (in_tmp / "p.npz").exists()
     result = invoke("evaluate", in_tmp / "all", "--ood", "noise", "--ood", "noise")
     assert result.exit_code == 2 and "--ood noise is named twice" in result.stderr
+
+
+def test_held_out_classes_need_runs_trained_on_fewer_than_ten():
+    ood.check_sources((ood.HELD_OUT, "noise"), (0, 1, 2, 3, 4, 5))  # four classes held out: fine
+    for classes in (None, tuple(range(10))):  # every class trained on: none held out
+        with pytest.raises(DropcliError, match="trained on every class"):
+            ood.check_sources((ood.HELD_OUT,), classes)
+    with pytest.raises(DropcliError, match="named twice"):
+        ood.check_sources(("noise", "noise"), None)
