@@ -95,6 +95,19 @@ def test_accuracy_above_a_confidence_threshold():
     assert scores.thresholds[0.99] == (None, 0.0)
 
 
+def test_every_threshold_the_tables_show_has_its_accuracy_and_coverage_by_hand():
+    p, y = random_predictions(2000, 3)
+    confidence, correct = p.max(dim=1).values.double(), (p.argmax(dim=1) == y).double()
+    scores = calibration.score(p, y)
+    shown = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)  # docs/uncertainty.md's table
+    assert list(scores.thresholds) == list(shown)
+    for t in shown:
+        kept = confidence >= t
+        by_hand = (float(correct[kept].mean()) if kept.any() else None, float(kept.double().mean()))
+        accuracy, coverage = scores.thresholds.get(t, ("missing", None))
+        assert coverage == pytest.approx(by_hand[1]) and (accuracy == by_hand[0] or accuracy == pytest.approx(by_hand[0])), t
+
+
 def random_predictions(n: int, seed: int):
     generator = torch.Generator().manual_seed(seed)
     p = torch.softmax(2 * torch.randn(n, 10, generator=generator), dim=1)
