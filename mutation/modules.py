@@ -88,8 +88,9 @@ MODULES: dict[str, list[str]] = {
         "tests/uncertainty/test_uncertainty.py",
         "tests/uncertainty/test_uncertainty_study.py",
         "tests/uncertainty/test_composite_rows.py",
+        "tests/cli/test_reliability.py",
         "-k",
-        "temperature or mc_ or sweep or last_layer or plus",
+        "temperature or mc_ or sweep or last_layer or plus or progress or whatever_k",
     ],
     "uncertainty/ensembles.py": ["tests/uncertainty/test_uncertainty.py", "-m", "not system"],
     "uncertainty/study.py": [
@@ -181,5 +182,23 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "@functools.cache",
         "added": "",
         "reason": "the cache keeps one subclass per pruner class; without it each call makes an identical one, and nothing compares them",
+    },
+    {
+        "module": "uncertainty/ensembles.py",
+        "removed": "if len(set(seeds)) != len(seeds):",
+        "added": "if len(set(seeds)) < len(seeds):",
+        "reason": "a set of the seeds is never larger than their list, so != is <",
+    },
+    {
+        "module": "uncertainty/methods.py",
+        "removed": "return chunk, min(samples, max(1, ROWS_PER_PASS // chunk))",
+        "added": "return chunk, min(samples, max(1, ROWS_PER_PASS * chunk))",
+        "reason": "chunk is n <= ROWS_PER_PASS // samples (then ROWS_PER_PASS // chunk >= samples either way) or 1 (x // 1 = x * 1)",
+    },
+    {
+        "module": "uncertainty/methods.py",
+        "removed": "return chunk, min(samples, max(1, ROWS_PER_PASS // chunk))",
+        "added": "return chunk, min(samples, max(1, ROWS_PER_PASS ** chunk))",
+        "reason": "as above: where chunk > 1 both exceed samples, and x ** 1 = x // 1",
     },
 ]

@@ -145,3 +145,21 @@ def test_the_monte_carlo_progress_of_a_member_runs_from_0_to_1(build):
     lineup.member_outputs(plan, member, torch.rand(40, 784, generator=torch.Generator().manual_seed(1)), None, heard.append)
     # Two sweeps (all noise layers, then the last only), each of its share: up to 1/2, then up to 1.
     assert heard == sorted(heard) and heard[-1] == 1.0 and 0.5 in heard and heard[0] > 0
+
+
+def test_the_last_layer_row_is_mc_dropout_with_only_the_last_layers_noise(build):
+    members = [
+        SimpleNamespace(model=build("builtin", seed=seed), config=load_config(None, [f"seed={seed}"])) for seed in range(2)
+    ]
+    X = torch.rand(100, 784, generator=torch.Generator().manual_seed(6))
+    plan = lineup.plan(
+        K, [], temperature=False, last_layer=True, swept_mc=True, swept_ensembles=False, ensemble_temperature=False
+    )
+    outputs, _ = lineup.all_outputs(plan, members, X, None)
+    for i, member in enumerate(members):
+        torch.manual_seed(member.config.seed)  # the line-up's draws: the full sweep first, then the last layer's
+        full = methods.mc_sweep(member.model, X, K)
+        ((last, last_inner),) = methods.mc_sweep(member.model, X, K[-1:], last_layer_only=True)
+        row, inner = outputs[f"last-layer {methods.MC_DROPOUT}"][i]
+        assert torch.allclose(row, last) and torch.allclose(inner, last_inner)
+        assert not torch.allclose(row, full[-1][0], atol=1e-3)  # not the full MC dropout of the same K

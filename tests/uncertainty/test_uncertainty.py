@@ -3,12 +3,15 @@
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from conftest import only
+from dropcli.config import load_config
+from dropcli.errors import DropcliError
 from dropcli.uncertainty import calibration, methods, shifts
 
 RUN = ["--set", "data.val_split=0.1"]
@@ -327,3 +330,16 @@ def test_runs_that_differ_beyond_the_seed_are_refused(in_tmp, invoke, small_args
         assert result.exit_code == 2 and message in result.stderr, result.output
         assert result.stderr.count("\n") == 1
     assert sorted(in_tmp.rglob("*")) == before
+
+
+def test_an_ensembles_runs_must_have_trained_the_same_epochs_in_either_order():
+    from dropcli.uncertainty.ensembles import check_same_recipe
+
+    configs = [load_config(None, ["seed=0"]), load_config(None, ["seed=1"])]
+    paths = [Path("a/last.pt"), Path("b/last.pt")]
+    check_same_recipe(paths, configs, [3, 3])
+    for epochs in ([3, 2], [2, 3]):
+        with pytest.raises(DropcliError, match="epochs trained"):
+            check_same_recipe(paths, configs, epochs)
+    with pytest.raises(DropcliError, match="two runs share a seed"):
+        check_same_recipe(paths, [configs[0], configs[0]], [3, 3])

@@ -313,3 +313,24 @@ def test_help_documents_every_option_with_an_example():
         "--shift rotate=0,15,45,90 --ood mnist",
     ):
         assert example in text, example
+
+
+def test_mc_sweep_progress_is_the_share_of_rows_done(build, monkeypatch):
+    monkeypatch.setattr(methods, "ROWS_PER_PASS", 16)  # 6 examples, K = 4: chunks of 4 and 2 examples, 4 copies each
+    fractions = []
+    methods.mc_sweep(build("builtin"), torch.rand(6, 784), [2, 4], done=fractions.append)
+    assert fractions == [pytest.approx(16 / 24), pytest.approx(1.0)]
+    fractions.clear()
+    model, X = build("dropconnect"), torch.rand(6, 784)
+    torch.manual_seed(0)
+    swept = methods.mc_sweep(model, X, [2, 4], done=fractions.append)  # a pass at a time: one weight mask each
+    assert fractions == [pytest.approx(k / 4) for k in (1, 2, 3, 4)]
+    torch.manual_seed(0)
+    model.train()
+    with torch.no_grad():
+        passes = torch.stack([torch.softmax(model(X), dim=1).double() for _ in range(4)])  # (4, n, classes)
+    model.eval()
+    entropies = calibration.entropy_of(passes.view(-1, 10)).view(4, 6)
+    for (p, inner), k in zip(swept, [2, 4]):
+        assert torch.allclose(p.double(), passes[:k].mean(dim=0), atol=1e-6)
+        assert torch.allclose(inner, entropies[:k].mean(dim=0), atol=1e-9)
