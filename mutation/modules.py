@@ -94,6 +94,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "uncertainty/ensembles.py": ["tests/uncertainty/test_uncertainty.py", "-m", "not system"],
     "uncertainty/study.py": [
+        "tests/uncertainty/test_ood_sets.py",
         "tests/uncertainty/test_uncertainty.py",
         "tests/uncertainty/test_uncertainty_study.py",
         "tests/uncertainty/test_composite_rows.py",
@@ -200,5 +201,17 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "return chunk, min(samples, max(1, ROWS_PER_PASS // chunk))",
         "added": "return chunk, min(samples, max(1, ROWS_PER_PASS ** chunk))",
         "reason": "as above: where chunk > 1 both exceed samples, and x ** 1 = x // 1",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "member = result.members[0]",
+        "added": "member = result.members[ -1]",
+        "reason": "this branch has one run (len(result.members) == 1), so [-1] is [0]",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "replicates: int = 0",
+        "added": "replicates: int = 1",
+        "reason": "run() always sets a Study's replicates from the request; the default is never read",
     },
 ]

@@ -334,3 +334,16 @@ def test_mc_sweep_progress_is_the_share_of_rows_done(build, monkeypatch):
     for (p, inner), k in zip(swept, [2, 4]):
         assert torch.allclose(p.double(), passes[:k].mean(dim=0), atol=1e-6)
         assert torch.allclose(inner, entropies[:k].mean(dim=0), atol=1e-9)
+
+
+def test_runs_share_a_validation_set_only_when_its_images_and_labels_are_the_same():
+    from types import SimpleNamespace
+
+    from dropcli.uncertainty.study import _shared
+
+    X, y = torch.rand(5, 784), torch.tensor([0, 1, 2, 3, 4])
+    same = SimpleNamespace(X=X.clone(), y=y.clone())
+    assert _shared([SimpleNamespace(X=X, y=y), same, same])
+    assert not _shared([SimpleNamespace(X=X, y=y), SimpleNamespace(X=X, y=y.flip(0))])  # other labels
+    assert not _shared([SimpleNamespace(X=X, y=y), SimpleNamespace(X=X + 1, y=y)])  # other images
+    assert not _shared([])
