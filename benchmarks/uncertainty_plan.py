@@ -20,6 +20,7 @@ multiplies every group's seeds (at least 2 remain).
 
 import argparse
 import csv
+import dataclasses
 import json
 import shlex
 import subprocess
@@ -33,6 +34,19 @@ import yaml
 from benchmarks import uncertainty_headline, uncertainty_round2
 from dropcli.uncertainty import calibration, shifts, study
 
+PARTS = ".study-parts"  # under the runs directory: each group's scored shift families (not committed)
+# The Study fields keyed by (method, shift) or by out-of-distribution set: a part's add to the whole.
+MERGED_BY_KEY = (
+    "scores",
+    "member_scores",
+    "spread",
+    "intervals",
+    "bootstrap_values",
+    "threshold_intervals",
+    "selective_intervals",
+    "unit_values",
+    "ood",
+)
 PLAN_KEYS = {"runs", "out", "figures", "config", "bootstrap", "select", "train", "shifts", "evaluate"}
 EVALUATE_KEYS = {"runs", "mc_sweep", "ensemble_sizes", "temperature", "last_layer", "shifts", "ood"}
 
@@ -184,7 +198,7 @@ def evaluate(name: str, spec: dict, plan: dict, runs_dir: Path, out: Path, figur
         return
     log.write(command_line(request, spec, plan, prefix))
     started = time.perf_counter()
-    result, _ = study.run(request, flags({"device": device, "data_dir": None}))
+    result = scored_in_parts(request, runs_dir / PARTS / name, flags({"device": device, "data_dir": None}))
     print(f"{name}: {time.perf_counter() - started:.0f} s", flush=True)
     write_csv(out / f"{name}.csv", rows(result))
     write_csv(out / f"{name}-runs.csv", per_run_rows(result))
@@ -202,6 +216,44 @@ def evaluate(name: str, spec: dict, plan: dict, runs_dir: Path, out: Path, figur
     partial = out / f".{name}.json.partial"
     partial.write_text(json.dumps(report, indent=1))
     partial.replace(out / f"{name}.json")
+
+
+def scored_in_parts(request: study.Request, parts: Path, flags: dict):
+    """The group's study, scored one shift family at a time (the out-of-distribution sets with the
+    last), each family's result kept in PARTS/NN-FAMILY.pt once scored: a stopped study keeps
+    every family it finished (a group takes hours), and the rerun scores only the rest. The parts
+    share the bootstrap's resamples (drawn from a fixed seed), so paired comparisons across
+    families hold as in one run."""
+    families: dict[str, list] = {}
+    for shift in request.shifts:
+        families.setdefault(shift.family, []).append(shift)
+    results = []
+    for index, (family, members) in enumerate(families.items()):
+        path = parts / f"{index:02d}-{family}.pt"
+        if path.is_file():
+            results.append(torch.load(path, weights_only=False))
+            continue
+        last = index == len(families) - 1
+        part, _ = study.run(dataclasses.replace(request, shifts=members, ood=request.ood if last else ()), flags)
+        parts.mkdir(parents=True, exist_ok=True)
+        torch.save(part, path.with_suffix(".partial"))
+        path.with_suffix(".partial").replace(path)  # whole or absent
+        print(f"  {family}: scored ({len(members)} sets)", flush=True)
+        results.append(part)
+    return merged(results)
+
+
+def merged(results: list):
+    """One study from studies of the same runs and methods on different shifted sets."""
+    whole = results[0]
+    for part in results[1:]:
+        whole.shifts += part.shifts
+        for name in MERGED_BY_KEY:
+            getattr(whole, name).update(getattr(part, name))
+        whole.predictions += part.predictions
+        whole.ood_sources += part.ood_sources
+        whole.notes += [note for note in part.notes if note not in whole.notes]
+    return whole
 
 
 def write_csv(path: Path, table: list[list]) -> None:

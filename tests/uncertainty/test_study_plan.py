@@ -70,3 +70,32 @@ def test_the_tiny_plan_writes_every_output_and_a_rerun_skips_the_work(fake_data,
     assert second.returncode == 0, second.stderr[-3000:]
     assert (out / "dropout.json").stat().st_mtime_ns == before
     assert (out / "commands.sh").read_text().count("# skipped") == 4
+    # Each group was scored a shift family at a time, each family kept: a stopped group keeps them,
+    # and its rerun scores nothing again, giving the same numbers as one evaluate of every shift.
+    parts = tmp_path / "runs" / ".study-parts" / "plain"
+    assert sorted(path.name for path in parts.iterdir()) == ["00-rotate.pt", "01-blur.pt"]
+    (out / "plain.json").unlink()
+    third = run_plan(fake_data, tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "scored" not in third.stdout, third.stdout
+    whole = json.loads((out / "plain.json").read_text())["results"]
+    line = next(
+        line
+        for line in (out / "commands.sh").read_text().splitlines()
+        if line.startswith("dropcli evaluate") and "/plain " in line
+    )
+    words = [word for word in line.split() if word != "dropcli"]
+    data = ["--data-dir", str(fake_data)]
+    once = subprocess.run(
+        [sys.executable, "-m", "dropcli", *words[:-2], *data, "-o", str(tmp_path / "once.png")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=4 * PATIENCE_S,
+    )
+    assert once.returncode == 0, once.stderr[-3000:]
+    single = json.loads(once.stdout)["uncertainty"]["results"]
+    by_key = {(row["method"], row["shift"]["family"], row["shift"]["value"]): row for row in single}
+    assert len(whole) == len(single) > 2
+    for row in whole:  # every number the same, intervals included: the parts share the resamples
+        assert row == by_key[row["method"], row["shift"]["family"], row["shift"]["value"]], row["method"]
