@@ -214,4 +214,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "replicates: int = 1",
         "reason": "run() always sets a Study's replicates from the request; the default is never read",
     },
+    {
+        "module": "training/fused.py",
+        "removed": "grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) * ones.unsqueeze(1))",
+        "added": "grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) / ones.unsqueeze(1))",
+        "reason": "ones holds 1.0 in every entry: x * 1 and x / 1 are the same number",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p == 0 else X.clone()",
+        "added": "A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p <= 0 else X.clone()",
+        "reason": "a dropout rate is never below 0 (the config refuses it), so p <= 0 is p == 0",
+    },
 ]

@@ -44,10 +44,22 @@ def test_a_plans_enqueue_list_names_files_beside_it(in_tmp, invoke, small_args):
     assert trial.params == {"optim.lr": 0.2, "model.hidden": "32x32"}
 
 
+def test_the_ends_of_a_range_may_be_enqueued(in_tmp, invoke, small_args):
+    (in_tmp / "low.yaml").write_text("model: {hidden: [64]}\noptim: {lr: 0.001}\n")
+    (in_tmp / "high.yaml").write_text("model: {hidden: [64]}\noptim: {lr: 1}\n")
+    result = invoke(
+        "tune", *small_args(epochs=1), *SEARCH, "--trials", 2, "--enqueue", "low.yaml", "--enqueue", "high.yaml", "-q"
+    )
+    assert result.exit_code == 0, result.output
+    lrs = sorted(t.params["optim.lr"] for t in study_trials(in_tmp / "runs" / "tune-default" / "study.journal"))
+    assert lrs == [0.001, 1.0]
+
+
 @pytest.mark.parametrize(
     "text, words",
     [
         ("model: {hidden: [64]}\noptim: {lr: 5}", "optim.lr=5 is outside the space's range 0.001:1"),
+        ("model: {hidden: [64]}\noptim: {lr: 0.0005}", "optim.lr=0.0005 is outside the space's range 0.001:1"),  # below
         ("model: {hidden: [128]}", "model.hidden=128 is not among the space's values (32x32, 64); add it"),
         ("optim: {lr: -1}", "--enqueue known.yaml: "),
     ],

@@ -127,3 +127,21 @@ def test_a_trial_left_running_is_shown_with_how_to_clear_it(journal, invoke):
     assert told.returncode == 0, told.stderr  # the command it gives works on this journal
     again = invoke("tune", "--summary", "--run-dir", journal.parent)
     assert "marked running" not in again.stdout and "failed" in again.stdout
+
+
+def test_a_last_line_that_is_no_record_is_named_by_its_number(journal, invoke):
+    whole = journal.read_bytes()
+    lines = whole.count(b"\n")
+    journal.write_bytes(whole + b"not a record")
+    result = invoke("tune", "--summary", "--storage", journal)
+    assert result.exit_code == 2, result.output
+    assert f"(line {lines + 1} is not a journal record)" in result.output, result.output
+
+
+def test_a_second_cut_is_set_aside_beside_the_first(tmp_path):
+    from dropcli.experiments.tune_journal import _free_name
+
+    path = tmp_path / "study.journal"
+    assert _free_name(path).name == "study.journal.cut-1"
+    (tmp_path / "study.journal.cut-1").write_bytes(b"{")
+    assert _free_name(path).name == "study.journal.cut-2"

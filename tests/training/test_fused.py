@@ -114,6 +114,18 @@ def test_one_fused_step_moves_each_weight_by_minus_lr_times_its_gradient(fake_da
         torch.testing.assert_close(new, old.detach() - 0.5 * old.grad, rtol=1e-4, atol=1e-6)
 
 
+def test_a_fused_step_with_input_dropout_leaves_the_callers_batch_as_it_was(fake_data):
+    config = load_config(
+        None,
+        [f"data.root={fake_data}", "data.train_limit=64", "data.test_limit=100", "train.batch_size=64"]
+        + ["train.engine=fused", "model.dropout_input=0.3"],
+    )
+    dataset = data.load(config.data, config.seed, CPU)
+    images = dataset.train.X.clone()
+    train_one_epoch(new_state(config, CPU), dataset.train, config, epoch=1)
+    assert torch.equal(dataset.train.X, images)  # the input mask went on a copy, not on the data set
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
