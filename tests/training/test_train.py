@@ -128,3 +128,41 @@ def test_bits_mask_mode_trains_exactly_like_bool(fake_data, without_times):
     with_bool, _, _ = run(small_config(fake_data, "model.mask_mode=bool"))
     with_bits, _, _ = run(small_config(fake_data, "model.mask_mode=bits"))
     assert without_times(with_bool) == without_times(with_bits)
+
+
+class _Shard:
+    """Rank `rank` of `world_size` workers whose sums are this worker's alone (all_reduce is the identity)."""
+
+    local_rank, local_world_size = 0, 1
+
+    def __init__(self, rank: int, world_size: int):
+        self.rank, self.world_size = rank, world_size
+
+    def all_reduce(self, tensor):
+        return tensor
+
+
+def test_each_worker_scores_its_share_and_the_shares_add_up_to_the_whole(fake_data):
+    from dropcli.training.epoch import flip_averaged_accuracy
+
+    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=300", "data.test_limit=101"])
+    model, split = new_state(config, torch.device("cpu")).model, data.load(config.data, config.seed, torch.device("cpu")).test
+    whole = evaluate(model, split, batch_size=16)
+    halves = [evaluate(model, split, batch_size=16, workers=_Shard(rank, 2)) for rank in (0, 1)]
+    assert sum(loss for loss, _ in halves) == pytest.approx(whole[0]) and sum(acc for _, acc in halves) == pytest.approx(whole[1])
+    assert halves[0][1] != pytest.approx(whole[1])  # a share is not the whole
+    flips = [flip_averaged_accuracy(model, split, 16, workers=_Shard(rank, 2)) for rank in (0, 1)]
+    assert sum(flips) == pytest.approx(flip_averaged_accuracy(model, split, 16))
+
+
+def test_an_epochs_reported_train_loss_and_accuracy_are_those_of_its_batches(fake_data):
+    from dropcli.training.epoch import train_one_epoch
+
+    # No dropout and a vanishing learning rate: every batch sees the starting net, in train mode as in eval mode.
+    config = load_config(None, [f"data.root={fake_data}", "data.train_limit=300", "model.kind=none", "optim.lr=1e-12"])
+    dataset = data.load(config.data, config.seed, torch.device("cpu"))
+    state = new_state(config, torch.device("cpu"))
+    expected_loss, expected_accuracy = evaluate(state.model, dataset.train)
+    loss, accuracy = train_one_epoch(state, dataset.train, config, epoch=1)
+    assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == pytest.approx(expected_accuracy)
+    assert 0 < accuracy < 1  # neither a floor nor a ceiling
