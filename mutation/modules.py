@@ -226,4 +226,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p <= 0 else X.clone()",
         "reason": "a dropout rate is never below 0 (the config refuses it), so p <= 0 is p == 0",
     },
+    {
+        "module": "experiments/tune.py",
+        "removed": "if config.data.val_split <= 0:",
+        "added": "if config.data.val_split == 0:",
+        "reason": "a validation split is never below 0 (the config refuses it), so <= 0 is == 0",
+    },
 ]
