@@ -2,6 +2,7 @@
 schedules, augmentation and early stopping; and the chapter's default run, pinned."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,14 @@ def test_input_noise_for_the_other_kinds(build, kind):
         ([], [0.1] * 10),
         (["optim.schedule=step", "optim.step_epochs=3", "optim.step_gamma=0.5"], [0.1] * 3 + [0.05] * 3 + [0.025] * 3 + [0.0125]),
         (["optim.schedule=constant", "optim.warmup_epochs=3"], [0.025, 0.05, 0.075] + [0.1] * 7),
+        (  # the uncertainty study's schedule: one warm-up epoch, then a half cosine over the other nine
+            ["optim.schedule=cosine", "optim.warmup_epochs=1"],
+            [0.05] + [0.05 * (1 + math.cos(math.pi * step / 9)) for step in range(9)],
+        ),
+        (  # onecycle: from lr / 25 up to lr over the first 3 epochs, then a half cosine down to lr / 1e4
+            ["optim.schedule=onecycle", "optim.warmup_epochs=3"],
+            [0.004, 0.052, 0.1] + [1e-5 + (0.1 - 1e-5) * (1 + math.cos(math.pi * step / 7)) / 2 for step in range(1, 8)],
+        ),
     ],
 )
 def test_schedules_give_the_expected_learning_rates(overrides, expected):
