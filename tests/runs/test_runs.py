@@ -282,3 +282,23 @@ def test_resume_continues_a_schedule_that_does_not_depend_on_the_total(in_tmp, i
     assert invoke("train", "--resume", in_tmp / "r", "--set", "train.epochs=3", "-q").exit_code == 0
     assert invoke("train", *small_args(3, **RUN_SIZE), *step, "--run-dir", in_tmp / "whole", "-q").exit_code == 0
     assert without_times(runs.read_metrics(in_tmp / "r")) == without_times(runs.read_metrics(in_tmp / "whole"))
+
+
+def test_a_checkpoint_names_its_run_whether_or_not_it_lies_in_checkpoints(tmp_path):
+    from dropcli.runs.resume import _run_of
+
+    assert _run_of(tmp_path / "run" / runs.CHECKPOINT_DIR / "last.pt") == tmp_path / "run"
+    for folder in ("a", "zz"):  # names either side of "checkpoints": a checkpoint kept elsewhere
+        assert _run_of(tmp_path / folder / "last.pt") == tmp_path / folder
+
+
+def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_trained(tmp_path):
+    from dropcli.config import load_config
+    from dropcli.errors import DropcliError
+    from dropcli.runs.resume import _check_average
+
+    saved = load_config(None, ["train.epochs=8", "train.average=swa"])  # averages from epoch 7
+    _check_average(tmp_path, saved, saved, done=7)  # the same total: nothing moves
+    _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
+    with pytest.raises(DropcliError, match="averages from epoch"):
+        _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=7)
