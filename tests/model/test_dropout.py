@@ -244,3 +244,13 @@ def test_the_bernoulli_draw_leaves_the_generator_where_bernoulli_leaves_it():
     torch.manual_seed(9)
     dropout(x, 0.3, mask_mode="bernoulli")
     assert torch.equal(torch.rand(5), after_torch)
+
+
+def test_under_torch_compile_the_scale_is_the_same_rounded_number_as_a_tensor(monkeypatch):
+    from dropcli.model import dropout as dropout_module
+
+    x = torch.ones(3, dtype=torch.float16)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    scale = dropout_module._scale(0.3, x)
+    assert isinstance(scale, torch.Tensor) and scale.dtype == torch.float16 and scale.dim() == 0
+    assert scale.item() == dropout_module.survivor_scale(0.3, torch.float16)  # 1 / 0.7, rounded to float16
