@@ -78,3 +78,32 @@ def test_a_study_in_a_database_beats_for_its_trials_and_continues_when_rerun(in_
     trials = optuna.load_study(study_name="default", storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
     assert all(t.user_attrs["heartbeat"] for t in trials)  # each beat while it ran: a lost worker's trial would be found
+
+
+def test_the_advisory_lock_number_is_a_bigint_and_the_same_for_the_same_study():
+    from dropcli.experiments.tune_storage import lock_number
+
+    numbers = [lock_number(f"dropcli-tune:study-{index}") for index in range(200)]
+    assert all(-(2**63) <= number < 2**63 for number in numbers)
+    assert min(numbers) < 0 < max(numbers)  # the whole signed range is used, not only its upper half
+    assert lock_number("dropcli-tune:a") == lock_number("dropcli-tune:a") != lock_number("dropcli-tune:b")
+
+
+def test_only_optunas_storage_error_is_looked_through_for_the_databases_own():
+    from dropcli.experiments.tune_storage import database_fault
+
+    server = type("OperationalError", (Exception,), {"__module__": "sqlalchemy.exc"})("the server's words")
+    wrapped = type("StorageInternalError", (Exception,), {})("commit failed")
+    wrapped.__cause__ = server
+    assert database_fault(wrapped) is server and database_fault(server) is server
+    other = KeyError("x")  # a name that sorts before StorageInternalError: not looked through
+    other.__cause__ = server
+    assert database_fault(other) is None
+
+
+def test_a_directory_given_as_storage_names_the_journal_to_give_instead(in_tmp, invoke, small_args):
+    (in_tmp / "studies").mkdir()
+    args = [*small_args(), "--set", "data.val_split=0.2", "--space", "optim.lr=0.01:1", "--trials", 2, "--storage", "studies"]
+    result = invoke("tune", *args)
+    assert result.exit_code == 2, result.output
+    assert "--storage studies is a directory; name a journal file, e.g. studies/study.journal" in result.output

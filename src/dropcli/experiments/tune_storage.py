@@ -181,12 +181,17 @@ def budget_lock(storage, where: str, study: str) -> Iterator[None]:
             yield
 
 
+def lock_number(key: str) -> int:
+    """PostgreSQL's advisory locks take a bigint: the key's hash as a signed 64-bit number, the
+    same in every process."""
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
 @contextlib.contextmanager
 def _server_lock(engine, key: str) -> Iterator[None]:
     """A lock the database server holds for this session: PostgreSQL's advisory lock, MySQL's named lock."""
     if engine.dialect.name == "postgresql":
-        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        with _session_lock(engine, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", number):
+        with _session_lock(engine, "SELECT pg_advisory_lock(:key)", "SELECT pg_advisory_unlock(:key)", lock_number(key)):
             yield
     elif engine.dialect.name in ("mysql", "mariadb"):
         with _session_lock(engine, "SELECT GET_LOCK(:key, -1)", "SELECT RELEASE_LOCK(:key)", key[:64]):
