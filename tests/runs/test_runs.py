@@ -302,3 +302,37 @@ def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_t
     _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
     with pytest.raises(DropcliError, match="averages from epoch"):
         _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=7)
+
+
+def test_a_resumed_worker_continues_its_own_random_stream_or_a_fresh_one_for_another_world():
+    from types import SimpleNamespace
+
+    from dropcli.runs.checkpoints import _restore
+    from dropcli.runtime import derived_seed
+    from dropcli.training.state import new_state
+
+    state = new_state(load_config(None, ["seed=0"]), torch.device("cpu"))
+    saved = torch.get_rng_state()  # _restore sets the global stream: given back at the end
+
+    def streams(count: int) -> list[dict]:  # a distinct torch stream for each worker the checkpoint had
+        return [{"torch": torch.Generator().manual_seed(100 + index).get_state()} for index in range(count)]
+
+    def payload(workers: list[dict]) -> dict:
+        rng = {"torch": torch.Generator().manual_seed(7).get_state(), "data_order": state.order_generator.get_state()}
+        return {
+            "model": state.model.state_dict(),
+            "optimizer": state.optimizer.state_dict(),
+            "rng": {**rng, "workers": workers},
+            "history": [],
+            "config": {"seed": 0},
+            "epoch": 3,
+        }
+
+    _restore(state, payload(streams(2)))  # one process: the checkpoint's own stream
+    assert torch.equal(torch.get_rng_state(), torch.Generator().manual_seed(7).get_state())
+    state.workers = SimpleNamespace(rank=1, world_size=2)
+    _restore(state, payload(streams(2)))  # worker 1 of the same 2: its own stream
+    assert torch.equal(torch.get_rng_state(), streams(2)[1]["torch"])
+    _restore(state, payload(streams(3)))  # 2 workers now, 3 then: a fresh stream for this worker and epoch
+    assert torch.initial_seed() == derived_seed(0, "worker 1 from epoch 3")
+    torch.set_rng_state(saved)
