@@ -34,7 +34,7 @@ import yaml
 from benchmarks import uncertainty_headline, uncertainty_round2
 from dropcli.uncertainty import calibration, shifts, study
 
-PARTS = ".study-parts"  # under the runs directory: each group's scored shift families (not committed)
+PARTS = ".study-parts"  # under the runs directory: each group's scored shifted sets (not committed)
 # The Study fields keyed by (method, shift) or by out-of-distribution set: a part's add to the whole.
 MERGED_BY_KEY = (
     "scores",
@@ -219,26 +219,23 @@ def evaluate(name: str, spec: dict, plan: dict, runs_dir: Path, out: Path, figur
 
 
 def scored_in_parts(request: study.Request, parts: Path, flags: dict):
-    """The group's study, scored one shift family at a time (the out-of-distribution sets with the
-    last), each family's result kept in PARTS/NN-FAMILY.pt once scored: a stopped study keeps
-    every family it finished (a group takes hours), and the rerun scores only the rest. The parts
-    share the bootstrap's resamples (drawn from a fixed seed), so paired comparisons across
-    families hold as in one run."""
-    families: dict[str, list] = {}
-    for shift in request.shifts:
-        families.setdefault(shift.family, []).append(shift)
+    """The group's study, scored one shifted set at a time (the out-of-distribution sets with the
+    last), each set's result kept in PARTS/NN-SHIFT.pt once scored: a stopped study keeps every
+    set it finished (a group takes hours; one set of the dropout group, some 15 minutes on two
+    busy cores), and the rerun scores only the rest. The parts share the bootstrap's resamples
+    (drawn from a fixed seed), so paired comparisons across sets hold as in one run."""
     results = []
-    for index, (family, members) in enumerate(families.items()):
-        path = parts / f"{index:02d}-{family}.pt"
+    for index, shift in enumerate(request.shifts):
+        path = parts / f"{index:02d}-{shift.label}.pt"
         if path.is_file():
             results.append(torch.load(path, weights_only=False))
             continue
-        last = index == len(families) - 1
-        part, _ = study.run(dataclasses.replace(request, shifts=members, ood=request.ood if last else ()), flags)
+        last = index == len(request.shifts) - 1
+        part, _ = study.run(dataclasses.replace(request, shifts=[shift], ood=request.ood if last else ()), flags)
         parts.mkdir(parents=True, exist_ok=True)
         torch.save(part, path.with_suffix(".partial"))
         path.with_suffix(".partial").replace(path)  # whole or absent
-        print(f"  {family}: scored ({len(members)} sets)", flush=True)
+        print(f"  {shift.label}: scored", flush=True)
         results.append(part)
     return merged(results)
 

@@ -70,10 +70,10 @@ def test_the_tiny_plan_writes_every_output_and_a_rerun_skips_the_work(fake_data,
     assert second.returncode == 0, second.stderr[-3000:]
     assert (out / "dropout.json").stat().st_mtime_ns == before
     assert (out / "commands.sh").read_text().count("# skipped") == 4
-    # Each group was scored a shift family at a time, each family kept: a stopped group keeps them,
+    # Each group was scored a shifted set at a time, each set kept: a stopped group keeps them,
     # and its rerun scores nothing again, giving the same numbers as one evaluate of every shift.
     parts = tmp_path / "runs" / ".study-parts" / "plain"
-    assert sorted(path.name for path in parts.iterdir()) == ["00-rotate.pt", "01-blur.pt"]
+    assert sorted(path.name for path in parts.iterdir()) == ["00-rotate=0.pt", "01-rotate=60.pt", "02-blur=1.pt"]
     (out / "plain.json").unlink()
     third = run_plan(fake_data, tmp_path)
     assert third.returncode == 0, third.stderr[-3000:]
