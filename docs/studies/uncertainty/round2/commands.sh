@@ -1,5 +1,5 @@
 # The commands of benchmarks/uncertainty_plan.py's last pass, in order.
-dropcli sweep --grid model.dropout=0.1,0.2,0.3,0.5 --set model.kind=scratch -c docs/studies/uncertainty/base.yaml --device cpu --seeds 2 --run-dir runs/study-uncertainty/select -q
+'#' select.json exists: 'rate 0.1'
 dropcli compare none -c docs/studies/uncertainty/base.yaml --device cpu --seeds 30 --run-dir runs/study-uncertainty/plain -q
 dropcli compare scratch -c docs/studies/uncertainty/base.yaml --device cpu --set model.dropout=0.1 --seeds 30 --run-dir runs/study-uncertainty/dropout -q
 dropcli compare scratch -c docs/studies/uncertainty/base.yaml --device cpu -c docs/studies/uncertainty/ll-dropout.yaml --set 'model.dropout=[0,0.1]' --seeds 10 --run-dir runs/study-uncertainty/ll-dropout -q
