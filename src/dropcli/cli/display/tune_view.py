@@ -203,9 +203,10 @@ def importance_note(result: Found) -> str | None:
 
 def figure(result: Found, caption: str, style: Style | None = None):
     """The optimisation history: each complete trial's final value (validation accuracy, or the
-    study's first objective) and each pruned trial's at the epoch it was stopped, against the trial's number, with the best so far; beside
-    or below it, how much of the variation each key explains, over how many complete trials
-    (withheld below MIN_TRIALS_FOR_IMPORTANCE: the figure is then the history alone)."""
+    study's first objective) and each pruned trial's at the epoch it was stopped, against the
+    trial's number, with the best so far in the objective's direction; beside or below it, how
+    much of the variation each key explains, over how many complete trials (withheld below
+    MIN_TRIALS_FOR_IMPORTANCE: the figure is then the history alone)."""
     style = style or Style()
     figure, axes = panels(2 if result.importances else 1, style, aspect=0.62, min_width=2.3)
     history = axes[0]
