@@ -71,3 +71,11 @@ def test_a_config_the_space_cannot_draw_is_refused_before_anything_is_written(in
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.output
     assert not (in_tmp / "runs").exists()
+
+
+def test_one_rate_on_every_layer_is_enqueued_as_the_spaces_single_rate(in_tmp, invoke, small_args):
+    (in_tmp / "known.yaml").write_text("model: {hidden: [32, 32], dropout: [0.3, 0.3]}\n")
+    space = ["--set", "data.val_split=0.2", "--space", "model.dropout=0.3,0.5"]
+    result = invoke("tune", *small_args(epochs=1), *space, "--trials", 1, "--enqueue", "known.yaml", "-q")
+    assert result.exit_code == 0, result.output
+    assert only(study_trials(in_tmp / "runs" / "tune-default" / "study.journal")).params == {"model.dropout": 0.3}
