@@ -166,3 +166,19 @@ def test_an_epochs_reported_train_loss_and_accuracy_are_those_of_its_batches(fak
     loss, accuracy = train_one_epoch(state, dataset.train, config, epoch=1)
     assert loss == pytest.approx(expected_loss, rel=1e-5) and accuracy == pytest.approx(expected_accuracy)
     assert 0 < accuracy < 1  # neither a floor nor a ceiling
+
+
+def test_under_data_parallel_a_steps_loss_is_scaled_to_the_global_batchs_mean():
+    import copy
+
+    import torch.nn.functional as F
+
+    from dropcli.training.epoch import _AutogradStep
+
+    model = torch.nn.Sequential(torch.nn.Linear(784, 10))
+    before = copy.deepcopy(model)
+    X, y = torch.rand(6, 784, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 3, 4, 5])
+    step = _AutogradStep(model, torch.optim.SGD(model.parameters(), lr=0.1), "fp32", world=2)
+    loss, _ = step(X, y, global_size=9)  # this worker's 6 of a global batch of 9 (DDP then averages over 2)
+    with torch.no_grad():
+        assert float(loss) == pytest.approx(float(F.cross_entropy(before(X), y, reduction="sum")) * 2 / 9, rel=1e-5)
