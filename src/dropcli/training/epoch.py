@@ -214,18 +214,14 @@ def evaluate(
     Under torchrun each worker scores its share of `split` and the sums are added up.
     """
     model.eval()
-    n = len(split)
-    first, last = n * workers.rank // workers.world_size, n * (workers.rank + 1) // workers.world_size
     loss_sum = torch.zeros((), device=split.X.device)
     correct = torch.zeros((), dtype=torch.int64, device=split.X.device)
-    for start in range(first, last, batch_size):
-        end = min(start + batch_size, last)
-        X, y = split.X[start:end], split.y[start:end]
+    for X, y in _share_in_batches(split, batch_size, workers):
         with autocast(split.X.device, precision):
             logits = model(X)  # (batch, 10)
         loss_sum += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(dim=1) == y).sum()
-    return workers.all_reduce(loss_sum).item() / n, workers.all_reduce(correct).item() / n
+    return workers.all_reduce(loss_sum).item() / len(split), workers.all_reduce(correct).item() / len(split)
 
 
 @torch.no_grad()
@@ -235,14 +231,20 @@ def flip_averaged_accuracy(
     """Accuracy on `split` in eval mode, each image classified by the mean of its and its mirror
     image's softmax (test-time flip averaging)."""
     model.eval()
-    n = len(split)
-    first, last = n * workers.rank // workers.world_size, n * (workers.rank + 1) // workers.world_size
     correct = torch.zeros((), dtype=torch.int64, device=split.X.device)
-    for start in range(first, last, batch_size):
-        end = min(start + batch_size, last)
-        X, y = split.X[start:end], split.y[start:end]  # (batch, 784), (batch,)
+    for X, y in _share_in_batches(split, batch_size, workers):
         mirrored = X.view(len(X), IMAGE_SIDE, IMAGE_SIDE).flip(-1).reshape(len(X), -1)
         with autocast(split.X.device, precision):
             p = F.softmax(model(X).float(), dim=1) + F.softmax(model(mirrored).float(), dim=1)  # (batch, 10)
         correct += (p.argmax(dim=1) == y).sum()
-    return workers.all_reduce(correct).item() / n
+    return workers.all_reduce(correct).item() / len(split)
+
+
+def _share_in_batches(split: Split, batch_size: int, workers: Workers):
+    """This worker's share of `split` (under torchrun each scores its own, and the sums are added
+    up), in order, as (X, y) batches of at most `batch_size`: (batch, 784), (batch,)."""
+    n = len(split)
+    first, last = n * workers.rank // workers.world_size, n * (workers.rank + 1) // workers.world_size
+    for start in range(first, last, batch_size):
+        end = min(start + batch_size, last)
+        yield split.X[start:end], split.y[start:end]
