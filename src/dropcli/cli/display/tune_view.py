@@ -244,8 +244,6 @@ def figure(result: Found, caption: str, style: Style | None = None):
 def pruning_lines(found) -> list[str]:
     """Whether pruning could be trusted (how each rung ranked the complete trials against their
     final value), and the study's compute."""
-    from dropcli.runtime import count_text
-
     said = [
         f"epoch {rung.epoch}: {rung.spearman:+.2f} ({rung.trials} trials)"
         if rung.spearman is not None
