@@ -51,12 +51,13 @@ def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
 
 def main(args: list[str]) -> int:
     if args[:1] == ["--covering"]:
-        broken = _does_not_compile(Path(args[1]))
+        prefix, args = Path(args[1]), args[2:]
+        recorded = json.loads(Path(f"{prefix}.covering.json").read_text())
+        broken = _does_not_compile(Path(recorded["module"]))
         if broken is not None:
             print(f"verdict: incompetent (the mutant does not compile: {broken})")
             return 0
-        selected = _covering_tests(Path(args[1]))
-        args = args[2:]
+        selected = _covering_tests(recorded, Path(f"{prefix}.pristine.py").read_text())
         if selected:
             code, found = failures(selected, stop_early=True)
             killer = next((f for f in found if f["type"] in ASSERTIONS), None)
@@ -66,9 +67,8 @@ def main(args: list[str]) -> int:
     return _verdict(args)
 
 
-def _does_not_compile(prefix: Path) -> str | None:
+def _does_not_compile(module: Path) -> str | None:
     """Why the mutated module is not Python (cosmic-ray can turn `{**spec}` into `{-spec}`), or None."""
-    module = Path(json.loads(Path(f"{prefix}.covering.json").read_text())["module"])
     try:
         compile(module.read_text(), str(module), "exec")
     except SyntaxError as error:
@@ -76,10 +76,9 @@ def _does_not_compile(prefix: Path) -> str | None:
     return None
 
 
-def _covering_tests(prefix: Path) -> list[str] | None:
-    """The tests that run the lines this mutant changed, or None: run the whole subset."""
-    pristine = Path(f"{prefix}.pristine.py").read_text()
-    recorded = json.loads(Path(f"{prefix}.covering.json").read_text())
+def _covering_tests(recorded: dict, pristine: str) -> list[str] | None:
+    """The tests that run the lines this mutant changed (`recorded`: mutation/covering.py's map and
+    the module's path; `pristine`: the unmutated module), or None: run the whole subset."""
     mutated = Path(recorded["module"]).read_text()
     opcodes = difflib.SequenceMatcher(None, pristine.splitlines(), mutated.splitlines()).get_opcodes()
     changed = sorted({i + 1 for tag, i1, i2, _, _ in opcodes if tag != "equal" for i in range(i1, max(i2, i1 + 1))})
