@@ -85,7 +85,7 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     """Draw the module's mutants and test them; with --retest, test again those of the session
     already in --out that were not killed, with the tests as they are now."""
     started = time.monotonic()
-    prefix = args.out.resolve() / name.replace("/", "-")
+    prefix = _prefix(args, name)
     module = f"{PACKAGE}/{name}"
     baseline = _record_covering(copy, module, tests, prefix)
     seconds = time.monotonic() - started
@@ -126,8 +126,13 @@ def _forget_the_not_killed(session: Path) -> int:
     return len(again)
 
 
+def _prefix(args, name: str) -> Path:
+    """Where a module's files go in --out: PREFIX.sqlite (its session), .toml, .covering.json, .pristine.py."""
+    return args.out.resolve() / name.replace("/", "-")
+
+
 def _session(args, name: str) -> Path:
-    return args.out.resolve() / (name.replace("/", "-") + ".sqlite")
+    return Path(f"{_prefix(args, name)}.sqlite")
 
 
 def _stored(session: Path, name: str) -> dict:
