@@ -31,7 +31,7 @@ def test_the_permutation_test_separates_shifted_samples():
 
 def test_one_unit_is_the_image_bootstrap_and_units_add_their_spread():
     per_example = torch.rand(3, 200, generator=torch.Generator().manual_seed(1))  # three runs' losses
-    weights = bootstrap.weights(200, 400)
+    weights = bootstrap.weights(200, 400, dtype=torch.float64)
     values = (weights @ per_example.double().T / 200).T[:, :, None]  # (units, replicates, 1)
     one = seeds.two_level(values[:1], seeds.draws(1, 400))
     assert torch.allclose(one[:, 0], values[0, :, 0])

@@ -31,12 +31,19 @@ class Interval:
         return (self.high - self.low) / 2
 
 
-def weights(n: int, replicates: int, device: torch.device | str = "cpu", seed: int = SEED) -> torch.Tensor:
-    """(replicates, n) float64: how often each example is drawn in each replicate; each row sums to n."""
+def weights(
+    n: int, replicates: int, device: torch.device | str = "cpu", seed: int = SEED, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """(replicates, n): how often each example is drawn in each replicate; each row sums to n.
+
+    float32 by default: the counts are exact in it, every replicate's sums come out to about 1e-6
+    of their value (far inside any interval's width) and the (replicates, n) arithmetic of a study
+    takes half the memory traffic of float64. Pass float64 to check a replicate against a reference.
+    """
     generator = torch.Generator().manual_seed(seed)
     drawn = torch.randint(0, n, (replicates, n), generator=generator)
-    counts = torch.zeros(replicates, n, dtype=torch.float64)
-    counts.scatter_add_(1, drawn, torch.ones_like(drawn, dtype=torch.float64))
+    counts = torch.zeros(replicates, n, dtype=dtype)
+    counts.scatter_add_(1, drawn, torch.ones_like(drawn, dtype=dtype))
     return counts.to(device)
 
 
@@ -161,9 +168,11 @@ def selective_accuracies(parts: list[dict[str, torch.Tensor]], weights_: torch.T
     for part in parts:
         order = torch.sort(part["entropy"], stable=True).indices
         w = weights_[:, order]  # (replicates, n), most certain first
-        before = w.cumsum(dim=1) - w  # copies ahead of each example
         correct = part["correct"].to(weights_)[order]
-        for index, k in enumerate(kept):
-            copies = (k - before).clamp_(min=0).minimum(w)  # of each example's copies, those among the first k
-            total[:, index] += copies @ correct / k
+        copies = w.cumsum(dim=1)  # copies up to and including each example
+        hits = w.mul_(correct).cumsum(dim=1)
+        # The example whose copies reach the k-th: the first where the running count is >= k; of
+        # its copies, those past k are left out (all right or all wrong, as the example is).
+        last = torch.searchsorted(copies, kept.expand(len(copies), -1).contiguous()).clamp_(max=n - 1)
+        total += (hits.gather(1, last) - (copies.gather(1, last) - kept) * correct[last]) / kept
     return total / len(parts)

@@ -132,13 +132,24 @@ def aurc(entropy: torch.Tensor, correct: torch.Tensor, weights: torch.Tensor) ->
     (E - r B)(H(B + m) - H(B)) + r m, H the harmonic numbers: digamma differences.
     """
     values, group = torch.unique(entropy, return_inverse=True)  # ascending: the most certain first
-    w = weights.double()
-    m = torch.zeros(len(w), len(values), dtype=w.dtype, device=w.device).index_add_(1, group, w)  # (replicates, groups)
-    e = torch.zeros_like(m).index_add_(1, group, w * (1 - correct.double()))
-    before, errors_before = m.cumsum(dim=1) - m, e.cumsum(dim=1) - e
-    rate = torch.where(m > 0, e / m.clamp_min(1), torch.zeros_like(m))
-    harmonic = torch.special.digamma(before + m + 1) - torch.special.digamma(before + 1)
-    return ((errors_before - rate * before) * harmonic + rate * m).sum(dim=1) / w.sum(dim=1)
+    w = weights if weights.is_floating_point() else weights.double()
+    wrong = 1 - correct.to(w)
+    # In place where it can be: each (replicates, groups) temporary costs as much as the arithmetic.
+    if len(values) == len(entropy):  # no ties: a group per example, its error rate its own
+        order = torch.empty_like(group)
+        order[group] = torch.arange(len(group), device=group.device)
+        m, rate = w[:, order], wrong[order]  # (replicates, n), (n,)
+        e = m * rate
+    else:
+        m = torch.zeros(len(w), len(values), dtype=w.dtype, device=w.device).index_add_(1, group, w)  # (replicates, groups)
+        e = torch.zeros_like(m).index_add_(1, group, w * wrong)
+        rate = e / m.clamp_min(1)  # any value where m = 0: that group's terms are 0
+    errors = e.sum(dim=1)  # the sum over groups of r m
+    before = m.cumsum(dim=1).sub_(m)
+    terms = e.cumsum(dim=1).sub_(e).sub_(before * rate)  # E - r B
+    del e
+    harmonic = torch.add(before, m).add_(1).digamma_().sub_(before.add_(1).digamma_())
+    return (terms.mul_(harmonic).sum(dim=1) + errors) / w.sum(dim=1)
 
 
 def debiased_ece(counts: torch.Tensor, confidence_sums: torch.Tensor, correct_sums: torch.Tensor, n) -> torch.Tensor:

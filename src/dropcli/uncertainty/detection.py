@@ -30,18 +30,6 @@ class Detection:
     per_run: list[list[float]] = field(default_factory=list)  # per run (or ensemble): the measures
 
 
-def _measures(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None) -> torch.Tensor:
-    """(replicates, measures): AUROC, AUPR and FPR@95 of one score."""
-    return torch.stack(
-        [
-            ood.auroc(inside, outside, w_in, w_out),
-            ood.aupr(inside, outside, w_in, w_out),
-            ood.fpr_at_recall(inside, outside, w_in, w_out),
-        ],
-        dim=1,
-    )
-
-
 def detect(study, lineup, inside, label: str, outside_X: torch.Tensor, fitted, replicates: int) -> None:
     """Score every method of `study` on `outside_X` against `inside` (all_outputs on the
     in-distribution images, computed once for every set) into study.ood[label, method, score]."""
@@ -55,8 +43,8 @@ def detect(study, lineup, inside, label: str, outside_X: torch.Tensor, fitted, r
         for (p_in, h_in), (p_out, h_out) in zip(inside[method], outside[method]):
             scores_in, scores_out = ood.scores(p_in, h_in), ood.scores(p_out, h_out)
             for name in scores_in:
-                point = _measures(scores_in[name], scores_out[name])[0]
-                resampled = _measures(scores_in[name], scores_out[name], w_in, w_out) if replicates else None
+                point = ood.measures(scores_in[name], scores_out[name])[0]
+                resampled = ood.measures(scores_in[name], scores_out[name], w_in, w_out) if replicates else None
                 per_score.setdefault(name, []).append((point, resampled))
         for name, parts in per_score.items():
             points = torch.stack([point for point, _ in parts])  # (parts, measures)

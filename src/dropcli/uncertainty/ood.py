@@ -121,48 +121,66 @@ def scores(p: torch.Tensor, expected_entropy: torch.Tensor | None) -> dict[str, 
     return out
 
 
-def _groups(inside: torch.Tensor, outside: torch.Tensor, w_in: torch.Tensor, w_out: torch.Tensor):
-    """Weights of in- and out-of-distribution examples per distinct score, scores ascending:
-    (replicates, distinct) each."""
-    values, group = torch.unique(torch.cat([inside, outside]), return_inverse=True)
-    g_in, g_out = group[: len(inside)], group[len(inside) :]
-    shape = (len(w_in), len(values))
-    per_in = torch.zeros(shape, dtype=w_in.dtype, device=w_in.device).index_add_(1, g_in, w_in)
-    per_out = torch.zeros(shape, dtype=w_out.dtype, device=w_out.device).index_add_(1, g_out, w_out)
-    return per_in, per_out
+def measures(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None) -> torch.Tensor:
+    """(replicates, len(MEASURES)): AUROC, AUPR and FPR@95 of `outside` (n_out,) against `inside`
+    (n_in,) scores, each example counted `w_in` (replicates, n_in) and `w_out` (replicates, n_out)
+    times (once without weights), computed in the weights' dtype.
+
+    One sort of the pooled scores serves the three: in ascending order, each distinct score's in-
+    and out-of-distribution weight, and the weight at or below it (running sums, read at the last
+    example of each run of equal scores). The threshold at a score flags everything at or above it.
+    """
+    w_in, w_out = _weights(inside, w_in), _weights(outside, w_out)
+    replicates = max(len(w_in), len(w_out))
+    pooled = torch.cat([inside, outside]).double()
+    order = torch.sort(pooled, stable=True).indices
+    w = torch.cat([w_in.expand(replicates, -1), w_out.expand(replicates, -1)], dim=1)[:, order]  # (replicates, n)
+    per_out = w * (order >= len(inside))
+    per_in = w.sub_(per_out)
+    # In place where it can be: each (replicates, n) temporary costs as much as the arithmetic.
+    up_to_in, up_to_out = per_in.cumsum(dim=1), per_out.cumsum(dim=1)  # weight at or below each
+    counts = torch.unique_consecutive(pooled[order], return_counts=True)[1]
+    if len(counts) < len(pooled):  # ties: one column per distinct score
+        ends = counts.cumsum(0) - 1
+        up_to_in, up_to_out = up_to_in[:, ends], up_to_out[:, ends]
+        per_in, per_out = _steps(up_to_in), _steps(up_to_out)
+    total_in, total_out = up_to_in[:, -1:].clone(), up_to_out[:, -1:].clone()  # (replicates, 1)
+    # AUROC: each out-of-distribution copy against the in-distribution weight below it, ties half.
+    auroc = (per_out * (up_to_in - per_in / 2)).sum(dim=1) / (total_in * total_out).squeeze(1)
+    flagged_in = up_to_in.neg_().add_(total_in).add_(per_in)  # at or above each threshold
+    flagged_out = up_to_out.neg_().add_(total_out).add_(per_out)
+    precision = flagged_out / (flagged_out + flagged_in).clamp_min(torch.finfo(w.dtype).tiny)
+    aupr = precision.mul_(per_out).sum(dim=1) / total_out.squeeze(1)
+    # FPR@95: the highest threshold flagging at least RECALL of the out-of-distribution weight; the
+    # lowest always counts (rounding can leave its share a hair below 1).
+    reached = flagged_out.div_(total_out) >= RECALL - 1e-12
+    reached[:, 0] = True
+    last = (reached * torch.arange(reached.shape[1], device=reached.device)).argmax(dim=1, keepdim=True)
+    fpr = (flagged_in.gather(1, last) / total_in).squeeze(1)
+    return torch.stack([auroc, aupr, fpr], dim=1)
+
+
+def _steps(running: torch.Tensor) -> torch.Tensor:
+    """Each column's increment over the one before: running sums back to the amounts."""
+    return torch.diff(running, dim=1, prepend=torch.zeros_like(running[:, :1]))
 
 
 def _weights(scores_: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
-    return torch.ones(1, len(scores_), dtype=torch.float64, device=scores_.device) if weights is None else weights.double()
+    return torch.ones(1, len(scores_), dtype=torch.float64, device=scores_.device) if weights is None else weights
 
 
 def auroc(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None) -> torch.Tensor:
-    """(replicates,) AUROC of `outside` (n_out,) against `inside` (n_in,) scores; one value without weights."""
-    per_in, per_out = _groups(inside.double(), outside.double(), _weights(inside, w_in), _weights(outside, w_out))
-    below = per_in.cumsum(dim=1) - per_in  # in-distribution weight strictly below each score
-    u = (per_out * (below + per_in / 2)).sum(dim=1)
-    return u / (per_in.sum(dim=1) * per_out.sum(dim=1))
+    """(replicates,) AUROC of `outside` against `inside` (see `measures`); one value without weights."""
+    return measures(inside, outside, w_in, w_out)[:, 0]
 
 
 def aupr(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None) -> torch.Tensor:
     """(replicates,) average precision, out-of-distribution positive: sum over thresholds of
-    precision times the recall gained there."""
-    per_in, per_out = _groups(inside.double(), outside.double(), _weights(inside, w_in), _weights(outside, w_out))
-    # Thresholds from the highest score down: everything at or above a score is flagged.
-    true = per_out.flip(1).cumsum(dim=1)
-    false = per_in.flip(1).cumsum(dim=1)
-    precision = true / (true + false).clamp_min(torch.finfo(true.dtype).tiny)
-    return (precision * per_out.flip(1)).sum(dim=1) / per_out.sum(dim=1)
+    precision times the recall gained there (see `measures`)."""
+    return measures(inside, outside, w_in, w_out)[:, 1]
 
 
-def fpr_at_recall(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None, recall: float = RECALL) -> torch.Tensor:
+def fpr_at_recall(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None) -> torch.Tensor:
     """(replicates,) the false positive rate at the highest threshold (a distinct score) that flags
-    at least `recall` of the out-of-distribution weight."""
-    per_in, per_out = _groups(inside.double(), outside.double(), _weights(inside, w_in), _weights(outside, w_out))
-    # From the highest score down: the weight flagged when the threshold is each score.
-    true = per_out.flip(1).cumsum(dim=1) / per_out.sum(dim=1, keepdim=True)
-    false = per_in.flip(1).cumsum(dim=1) / per_in.sum(dim=1, keepdim=True)
-    # Rounding can leave the last cumulative share a hair below 1: the last threshold always counts.
-    reached = (true >= recall - 1e-12) | (torch.arange(true.shape[1], device=true.device) == true.shape[1] - 1)
-    first = reached.int().argmax(dim=1, keepdim=True)  # the first (highest) threshold that reaches it
-    return false.gather(1, first).squeeze(1)
+    at least RECALL of the out-of-distribution weight (see `measures`)."""
+    return measures(inside, outside, w_in, w_out)[:, 2]
