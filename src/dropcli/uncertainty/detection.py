@@ -4,6 +4,7 @@ bootstrap interval (in- and out-of-distribution images resampled separately) and
 runs (or ensembles)."""
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
@@ -44,7 +45,11 @@ def detect(study, lineup, inside, label: str, outside_X: torch.Tensor, fitted, r
             scores_in, scores_out = ood.scores(p_in, h_in), ood.scores(p_out, h_out)
             for name in scores_in:
                 point = ood.measures(scores_in[name], scores_out[name])[0]
-                resampled = ood.measures(scores_in[name], scores_out[name], w_in, w_out) if replicates else None
+                resampled = (
+                    bootstrap.in_chunks(partial(ood.measures, scores_in[name], scores_out[name]), w_in, w_out)
+                    if replicates
+                    else None
+                )
                 per_score.setdefault(name, []).append((point, resampled))
         for name, parts in per_score.items():
             points = torch.stack([point for point, _ in parts])  # (parts, measures)
