@@ -221,17 +221,20 @@ def evaluate(name: str, spec: dict, plan: dict, runs_dir: Path, out: Path, figur
 def scored_in_parts(request: study.Request, parts: Path, flags: dict):
     """The group's study, scored one shifted set at a time (the out-of-distribution sets with the
     last), each set's result kept in PARTS/NN-SHIFT.pt once scored: a stopped study keeps every
-    set it finished (a group takes hours; one set of the dropout group, some 15 minutes on two
-    busy cores), and the rerun scores only the rest. The parts share the bootstrap's resamples
-    (drawn from a fixed seed), so paired comparisons across sets hold as in one run."""
-    results = []
+    set it finished (a group takes hours; one set of the dropout group, some 4 minutes on two
+    cores), and the rerun scores only the rest. The parts share the bootstrap's resamples
+    (drawn from a fixed seed), so paired comparisons across sets hold as in one run, and the
+    temperatures fitted for the first set scored (deterministic: the same for every set)."""
+    results, fitted = [], None
     for index, shift in enumerate(request.shifts):
         path = parts / f"{index:02d}-{shift.label}.pt"
         if path.is_file():
             results.append(torch.load(path, weights_only=False))
+            fitted = fitted or results[-1].fitted  # None in parts kept before it was kept
             continue
         last = index == len(request.shifts) - 1
-        part, _ = study.run(dataclasses.replace(request, shifts=[shift], ood=request.ood if last else ()), flags)
+        part, _ = study.run(dataclasses.replace(request, shifts=[shift], ood=request.ood if last else ()), flags, fitted=fitted)
+        fitted = part.fitted
         parts.mkdir(parents=True, exist_ok=True)
         torch.save(part, path.with_suffix(".partial"))
         path.with_suffix(".partial").replace(path)  # whole or absent

@@ -87,11 +87,12 @@ class Study:
     ood_sources: list[str] = field(default_factory=list)  # each out-of-distribution set's label, in order
     ood: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # (set, method, score) -> detection.Detection
     notes: list[str] = field(default_factory=list)
+    fitted: dict | None = None  # lineup.fit_temperatures' temperatures (not in --json)
 
 
-def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress | None = None) -> tuple[Study, Any]:
-    """The study `request` asks for, and the device and data it ran on (for evaluation.py's tables).
-
+def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress | None = None, fitted=None) -> tuple[Study, Any]:
+    """The study `request` asks for, and the device and data it ran on (for evaluation.py's tables);
+    `fitted`, an earlier study's `fitted` on the same runs, is used instead of fitting again.
     Raises DropcliError before any work for a bad request (see `check`), or for Monte Carlo
     dropout estimated to take too long; `progress(done, total, estimated seconds)` hears each
     (run, shift) scored.
@@ -126,13 +127,13 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
         estimate = evaluation.check_mc_time(first.model, subset.X, passes, first.config.train.precision, steps, fitting)
     if progress is not None:
         progress(0, steps, estimate)  # before the work: what it will take
-    fitted = lineup_module.fit_temperatures(lineup, members, vals, _shared(vals)) if request.temperature else None
-    if fitted is not None:
-        study.temperatures = [t["temperature"] for t in fitted["members"]]
+    if request.temperature:
+        study.fitted = fitted or lineup_module.fit_temperatures(lineup, members, vals, _shared(vals))
+        study.temperatures = [t["temperature"] for t in study.fitted["members"]]
     weights = bootstrap.weights(len(subset.y), request.bootstrap, device) if request.bootstrap else None
     for number, shift in enumerate(request.shifts):
         tick = _ticker(progress, number * len(members), steps, estimate)
-        outputs, per_member = lineup_module.all_outputs(lineup, members, shifts.apply(subset.X, shift), fitted, tick)
+        outputs, per_member = lineup_module.all_outputs(lineup, members, shifts.apply(subset.X, shift), study.fitted, tick)
         _score_shift(study, outputs, subset.y, shift, weights)
         if request.keep_predictions:
             _keep(study, outputs, shift)
@@ -140,7 +141,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
             progress((number + 1) * len(members), steps, estimate)
     study.seconds_per_example = compute.seconds_per_example(lineup, members, subset.X)
     if sources:
-        inside, _ = lineup_module.all_outputs(lineup, members, subset.X, fitted)
+        inside, _ = lineup_module.all_outputs(lineup, members, subset.X, study.fitted)
         for source in sources:
             label, images = (
                 (str(read[source][0]), read[source][1].to(device))
@@ -148,7 +149,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
                 else ood_module.outside_images(source, raw, first.config.data, subset.X)
             )
             study.ood_sources.append(label)
-            detection.detect(study, lineup, inside, label, images, fitted, request.bootstrap)
+            detection.detect(study, lineup, inside, label, images, study.fitted, request.bootstrap)
     return study, (device, dataset)
 
 
