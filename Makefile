@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-tune bench-tune-storage profile mutate bench-precision study-uncertainty study-uncertainty-tiny notebook clean
+.PHONY: train test test-fast lint data smoke bench bench-dropout bench-sweep bench-eval bench-bootstrap bench-tune bench-tune-storage profile mutate bench-precision study-uncertainty study-uncertainty-tiny notebook clean
 
 train: data
 	$(BIN)/dropcli train --config configs/default.yaml
@@ -58,6 +58,10 @@ bench-tune-storage: data
 # evaluate --mc-samples 50 over 13 rotations of the test set, against plain forward passes.
 bench-eval: data
 	$(BIN)/python benchmarks/evaluation.py
+
+# The bootstrap arithmetic of one study row (1,000 resamples of 10,000 images): float32 in chunks vs float64 at once.
+bench-bootstrap: $(INSTALLED)
+	$(BIN)/python -m benchmarks.bootstrap
 
 # The uncertainty study, round 2 (docs/uncertainty.md): every run and evaluation of its plan, hours
 # of CPU; a rerun skips what is done. The tiny version checks the machinery in minutes, into /tmp.
