@@ -401,6 +401,22 @@ def test_the_compute_figure_names_the_ks_drawn():
     assert "drawn: mc dropout K = 1, 3" in " ".join(caption_texts(figure)).replace("\n", " ")
 
 
+def test_the_shift_figure_draws_every_shift_family_with_its_axis_named():
+    from dropcli.cli.display import uncertainty_plots
+    from dropcli.uncertainty import shifts
+
+    study = fake_study()
+    for family in shifts.FAMILIES:  # the corruptions too: blur at three intensities once crashed it
+        for value in (0.25, 0.5):
+            shift = shifts.Shift(family, value)
+            study.shifts.append(shift)
+            for method in study.methods:
+                study.scores[method, shift] = study.scores[method, shifts.NONE]
+    figure = uncertainty_plots.shift_curves(study)
+    labels = {ax.get_xlabel() for ax in figure.axes}
+    assert {uncertainty_plots.SHIFT_AXES[family] for family in shifts.FAMILIES} <= labels
+
+
 # --- tune's figure --------------------------------------------------------------------------------
 
 

@@ -17,7 +17,11 @@ from dropcli.uncertainty.calibration import COVERAGES, METRICS
 SHIFT_AXES = {
     "rotate": "rotation angle (degrees)",
     "translate": "translation (pixels)",
-    "noise": "Gaussian noise std (pixel intensity, [0, 1] scale)",
+    "noise": "Gaussian noise std (pixels on [0, 1])",
+    "blur": "Gaussian blur sigma (pixels)",
+    "contrast": "share of the contrast taken away",
+    "elastic": "largest elastic displacement (pixels)",
+    "speckle": "speckle noise std (times the pixel)",
 }
 CURVES = (("accuracy", "accuracy"), ("ece", "ECE (15 bins)"), ("nll", "NLL (nats)"))
 # A reliability bin with fewer examples draws no bar: its accuracy is noise (the strip above
@@ -161,10 +165,17 @@ def _reliability_panel(ax, study, method, shift, style: Style) -> None:
 
 def shift_curves(study, style: Style | None = None):
     """A Figure: a row each for accuracy, ECE and NLL, a column per shift family, against the
-    family's values, a line per method, with a band for the bootstrap interval."""
+    family's values, a line per method, with a band for the bootstrap interval. Families that do
+    not fit side by side (at least 1.1 inches each) go down the page instead: a row per family,
+    a column per metric, the family's axis named under each row."""
     style = style or Style()
     families = curve_families(study)
-    figure, axes, alone = _metric_grid(len(CURVES), len(families), style, sharex="col")
+    across = panel_columns(len(families), style, 1.1) == len(families)
+    if across:
+        figure, axes, alone = _metric_grid(len(CURVES), len(families), style, sharex="col")
+    else:
+        figure, by_family = grid(len(families), len(CURVES), style, aspect=0.75)
+        axes, alone = [list(column) for column in zip(*by_family)], False  # axes[metric][family]
     for column, shift_family in enumerate(families):
         points = [s for s in study.shifts if s.family == shift_family]
         x = [s.value for s in points]
@@ -176,7 +187,12 @@ def shift_curves(study, style: Style | None = None):
                 if all((method, s) in study.intervals for s in points):
                     bounds = [study.intervals[method, s][METRICS.index(metric)] for s in points]
                     ax.fill_between(x, [b.low for b in bounds], [b.high for b in bounds], color=line.get_color(), alpha=0.2)
-            _label_matrix(ax, row, column, len(CURVES), label, SHIFT_AXES[shift_family], alone=alone)
+            if across:
+                _label_matrix(ax, row, column, len(CURVES), label, SHIFT_AXES[shift_family], alone=alone)
+            else:  # the family's axis once, under the middle panel of its row; the metrics on top
+                ax.set_xlabel(SHIFT_AXES[shift_family] if row == len(CURVES) // 2 else "")
+                ax.set_title(label if column == 0 else "")
+                ax.grid(alpha=0.3)
             if shift_family == "rotate":
                 ax.set_xticks(x[:: max(1, len(points) // 5)])
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
