@@ -4,32 +4,34 @@ runs, over each shift family's intensity, for every method, with seed-level band
 
     python -m benchmarks.uncertainty_headline OUT FIG.png NAME [NAME ...]
 
-A line per evaluation and method (each method at its largest K or M); x = 0 is the unshifted test
+A line per evaluation and method (each method at its largest K or M, combinations left out); x = 0 is the unshifted test
 set (rotate=0). The band is the 95 % two-level bootstrap interval of the paired difference (runs,
 then test images; uncertainty/seeds.py), an ensemble paired with the mean of its members' nets.
 Needs OUT/NAME-units.pt (written by benchmarks/uncertainty_plan.py, not committed).
 """
 
-import math
 import re
 import sys
 from pathlib import Path
 
 from benchmarks.uncertainty_round2 import Evaluation
-from dropcli.cli.display.figure import load_pyplot, save
+from dropcli.cli.display.figure import Style, finish, load_pyplot, panel_columns, panels, save, top_legend
 from dropcli.uncertainty import seeds
 
 NLL = seeds.UNIT_METRICS.index("nll")
 ORIGIN = "rotate=0"
+TWO_COLUMNS = 6.75  # inches: the full width of a two-column paper
 
 
 def representatives(methods: list[str]) -> list[str]:
-    """Each method family at its largest K or M, the deterministic net (the reference) left out."""
+    """Each method family at its largest K or M; left out: the deterministic net (the reference) and
+    the combinations ("ensemble M=10 + temperature"), which the tables have: with them the figure
+    held some 16 lines."""
     size = lambda m: int(re.search(r"[KM]=(\d+)", m).group(1)) if re.search(r"[KM]=(\d+)", m) else 0  # noqa: E731
     best: dict[str, str] = {}
     for method in methods:
         family = re.sub(r" [KM]=\d+", "", method)
-        if method != "deterministic" and (family not in best or size(method) > size(best[family])):
+        if method != "deterministic" and " + " not in method and (family not in best or size(method) > size(best[family])):
             best[family] = method
     return list(best.values())
 
@@ -53,42 +55,34 @@ def draw(out: Path, path: Path, names: list[str]) -> Path | None:
     families = list(dict.fromkeys(s.split("=")[0] for e in evaluations for s in e.shifts if s != "no shift"))
     if not evaluations or not families:
         return None
-    pyplot = load_pyplot()
-    columns = min(4, len(families))
-    rows = math.ceil(len(families) / columns)
-    figure, axes = pyplot.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows + 0.6), squeeze=False)
+    style = Style(width=TWO_COLUMNS)  # the study's headline: the full width of a page
+    figure, axes = panels(len(families), style, aspect=0.8, min_width=1.6)
+    columns = panel_columns(len(families), style, 1.6)
     styles = dict(zip((e.name for e in evaluations), ("-", "--", ":", "-.")))
-    colours = pyplot.get_cmap("tab20").colors
-    for ax, family in zip(axes.flat, families):
+    colours = load_pyplot(style).get_cmap("tab20").colors
+    for number_of_panel, (ax, family) in enumerate(zip(axes, families)):
         for number, evaluation in enumerate(evaluations):
             points = [ORIGIN, *(s for s in evaluation.shifts if s.split("=")[0] == family and s != ORIGIN)]
             x = [float(s.split("=")[1]) for s in points]
             for index, method in enumerate(representatives(evaluation.methods)):
                 found = [paired_difference(evaluation, method, s) for s in points]
                 colour = colours[(3 * number + index) % len(colours)]
+                line_style = styles.get(evaluation.name, "-")
                 label = f"{evaluation.name}: {method}"
-                ax.plot(
-                    x,
-                    [f[0] for f in found],
-                    styles.get(evaluation.name, "-"),
-                    color=colour,
-                    marker="o",
-                    markersize=3,
-                    label=label,
-                )
+                ax.plot(x, [f[0] for f in found], line_style, color=colour, marker="o", markersize=2.5, label=label)
                 ax.fill_between(x, [f[1] for f in found], [f[2] for f in found], color=colour, alpha=0.12)
         ax.axhline(0, color="gray", linewidth=0.8)
         ax.set_xlabel(f"{family} intensity")
-        ax.set_ylabel("NLL − deterministic net's (nats)")
+        if number_of_panel % columns == 0:
+            ax.set_ylabel("NLL − the net's (nats)")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(families) :]:
-        ax.axis("off")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    # Below the panels (the saved figure's tight box takes it in): inside, it would hide the x labels.
-    figure.legend(handles, labels, loc="upper center", ncol=4, fontsize="x-small", bbox_to_anchor=(0.5, 0.0))
-    figure.suptitle(
-        "Change in NLL against the deterministic net of the same runs; bands: 95 % two-level bootstrap (runs, then images)"
+    top_legend(figure, *axes[0].get_legend_handles_labels(), style, most_columns=3)
+    figure.suptitle("Change in NLL against the deterministic net of the same runs, over shift intensity")
+    caption = (
+        "Each method at its largest K or M; an ensemble against the mean of its members' nets. x = 0: the test set "
+        "as it is. Bands: 95 % two-level bootstrap interval (runs, then test images)."
     )
+    finish(figure, caption, style)
     save(figure, path)
     return path
 
