@@ -193,7 +193,7 @@ def shift_curves(study, style: Style | None = None):
                 ax.set_xlabel(SHIFT_AXES[shift_family] if row == len(CURVES) // 2 else "")
                 ax.set_title(label if column == 0 else "")
                 ax.grid(alpha=0.3)
-            if shift_family == "rotate":
+            if shift_family == "rotate" and across:  # down the page, matplotlib's own ticks fit
                 ax.set_xticks(x[:: max(1, len(points) // 5)])
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("Accuracy and calibration under shift")
