@@ -123,7 +123,7 @@ def run(request: Request, flags: dict[str, tuple[str, Any]], progress: Progress 
     estimate = 0.0
     if lineup.mc_samples:
         passes = lineup.mc_samples[-1] * (2 if lineup.last_layer else 1)
-        fitting = lineup.mc_samples[-1] * sum(len(val.y) for val in vals)  # fit_temperatures' MC passes
+        fitting = 0 if fitted else lineup.mc_samples[-1] * sum(len(val.y) for val in vals)  # fit_temperatures' MC passes
         estimate = evaluation.check_mc_time(first.model, subset.X, passes, first.config.train.precision, steps, fitting)
     if progress is not None:
         progress(0, steps, estimate)  # before the work: what it will take
