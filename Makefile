@@ -83,14 +83,16 @@ profile: data
 # Mutation testing (cosmic-ray, the `mutate` extra) of the modules whose bugs give wrong numbers, each
 # against its tests (mutation/modules.py); report in mutation-report/. Every mutant of every module
 # takes days on two cores: make mutate SAMPLE=10 tests 10 per module, drawn with SEED; MODULES=a.py,b.py;
-# RETEST=1 tests again the mutants of mutation-report/'s sessions that were not killed (docs/testing.md).
+# RETEST=1 tests again the mutants of mutation-report/'s sessions that were not killed; RESUME=1 goes on
+# with a stopped run, testing the drawn mutants not yet tested (docs/testing.md).
 SAMPLE ?=
 SEED ?= 0
 MODULES ?=
 RETEST ?=
+RESUME ?=
 mutate: data
 	$(BIN)/python -c "import cosmic_ray, coverage" 2> /dev/null || $(BIN)/python -m pip install --quiet -e '.[test,plot,mutate]'
-	nice $(BIN)/python -m mutation.run --seed $(SEED) $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(MODULES),--modules $(MODULES)) $(if $(RETEST),--retest)
+	nice $(BIN)/python -m mutation.run --seed $(SEED) $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(MODULES),--modules $(MODULES)) $(if $(RETEST),--retest) $(if $(RESUME),--resume)
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

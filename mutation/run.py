@@ -46,7 +46,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPOSITORY / "mutation-report")
     parser.add_argument("--report-only", action="store_true", help="rewrite the report from the sessions in --out; test nothing")
     parser.add_argument("--retest", action="store_true", help="test again the mutants in --out's sessions that were not killed")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="go on with a stopped run: test the drawn mutants in --out's sessions not yet tested",
+    )
     args = parser.parse_args(argv)
+    if args.retest and args.resume:
+        parser.error("--retest and --resume: pick one")
     table = MODULES
     names = args.modules.split(",") if args.modules else list(table)
     unknown = [name for name in names if name not in table or not isinstance(table[name], list)]
@@ -87,6 +94,11 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     started = time.monotonic()
     prefix = _prefix(args, name)
     module = f"{PACKAGE}/{name}"
+    pristine = Path(f"{prefix}.pristine.py")  # the module its session's mutants were drawn from
+    drawn_from = pristine.read_text() if pristine.is_file() else None
+    if args.resume and _session_is_done(prefix) and drawn_from == (copy / module).read_text():
+        print(f"{name}: every drawn mutant tested already", flush=True)
+        return _stored(Path(f"{prefix}.sqlite"), name)
     baseline = _record_covering(copy, module, tests, prefix)
     seconds = time.monotonic() - started
     if baseline.returncode != 0:
@@ -105,7 +117,11 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
     if args.retest:
         print(f"{name}: {_forget_the_not_killed(session)} mutants not killed, tested again", flush=True)
+    elif args.resume and session.is_file() and drawn_from == (copy / module).read_text():
+        print(f"{name}: {_pending(session)} drawn mutants not yet tested, tested now", flush=True)
     else:
+        if args.resume and session.is_file():
+            print(f"{name}: the module changed since its mutants were drawn; drawn again", flush=True)
         session.unlink(missing_ok=True)
         subprocess.run([*cosmic, "init", str(config), str(session)], cwd=copy, check=True)
         total, left_out, drawn = _sample(session, (copy / module).read_text(), args.sample, args.seed)
@@ -115,6 +131,18 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
         )
     subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=copy, check=True)
     return {**_stored(session, name), "baseline_s": seconds, "wall_s": time.monotonic() - started}
+
+
+def _session_is_done(prefix: Path) -> bool:
+    session = Path(f"{prefix}.sqlite")
+    return session.is_file() and _pending(session) == 0
+
+
+def _pending(session: Path) -> int:
+    from cosmic_ray.work_db import use_db
+
+    with use_db(str(session)) as db:
+        return sum(1 for _ in db.pending_work_items)
 
 
 def _forget_the_not_killed(session: Path) -> int:

@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from mutation import covering, filters, kill
 from mutation.run import _lower_bound
 
@@ -120,3 +121,31 @@ def test_a_test_file_that_cannot_be_imported_is_recorded_as_a_collection_error(t
     assert code != 0 and {"test": "test_broken.py", "when": "collect", "type": "CollectError"} in [
         {**f, "test": Path(f["test"]).name} for f in found
     ], found
+
+
+def test_a_stopped_run_resumes_with_the_drawn_mutants_not_yet_tested(tmp_path):
+    """A sampled run of every module outlasts a session: --resume tests only what is left."""
+    pytest.importorskip("cosmic_ray")
+    from cosmic_ray.work_db import use_db
+    from cosmic_ray.work_item import WorkerOutcome, WorkResult
+    from mutation.run import _pending, _sample, _session_is_done
+
+    (tmp_path / "module.py").write_text("def f(a, b):\n    return a + b if a < b else a - b\n")
+    (tmp_path / "m.toml").write_text(
+        '[cosmic-ray]\nmodule-path = "module.py"\ntimeout = 10.0\nexcluded-modules = []\n'
+        'test-command = "true"\n[cosmic-ray.distributor]\nname = "local"\n'
+    )
+    cosmic = Path(sys.executable).parent / "cosmic-ray"
+    subprocess.run([str(cosmic), "init", "m.toml", "m.sqlite"], cwd=tmp_path, check=True, capture_output=True)
+    session = tmp_path / "m.sqlite"
+    total, left_out, drawn = _sample(session, (tmp_path / "module.py").read_text(), 3, seed=0)
+    assert drawn == 3 and total > left_out + 3
+    assert _pending(session) == 3 and not _session_is_done(tmp_path / "m")
+    with use_db(str(session)) as db:
+        first = next(iter(db.pending_work_items))
+        db.set_result(first.job_id, WorkResult(output="verdict: killed", worker_outcome=WorkerOutcome.NORMAL))
+    assert _pending(session) == 2
+    with use_db(str(session)) as db:
+        for item in list(db.pending_work_items):
+            db.set_result(item.job_id, WorkResult(output="verdict: passed", worker_outcome=WorkerOutcome.NORMAL))
+    assert _session_is_done(tmp_path / "m")
