@@ -23,6 +23,11 @@ ORIGIN = "rotate=0"
 TWO_COLUMNS = 6.75  # inches: the full width of a two-column paper
 
 
+def _family(method: str) -> str:
+    """The method without its size: mc dropout K=50 -> mc dropout."""
+    return re.sub(r" [KM]=\d+", "", method)
+
+
 def representatives(methods: list[str]) -> list[str]:
     """Each method family at its largest K or M; left out: the deterministic net (the reference) and
     the combinations ("ensemble M=10 + temperature"), which the tables have: with them the figure
@@ -30,7 +35,7 @@ def representatives(methods: list[str]) -> list[str]:
     size = lambda m: int(re.search(r"[KM]=(\d+)", m).group(1)) if re.search(r"[KM]=(\d+)", m) else 0  # noqa: E731
     best: dict[str, str] = {}
     for method in methods:
-        family = re.sub(r" [KM]=\d+", "", method)
+        family = _family(method)
         if method != "deterministic" and " + " not in method and (family not in best or size(method) > size(best[family])):
             best[family] = method
     return list(best.values())
@@ -58,15 +63,19 @@ def draw(out: Path, path: Path, names: list[str]) -> Path | None:
     style = Style(width=TWO_COLUMNS)  # the study's headline: the full width of a page
     figure, axes = panels(len(families), style, aspect=0.8, min_width=1.6)
     columns = panel_columns(len(families), style, 1.6)
+    # A colour per method and a line style per group of nets, so that "temperature" reads the same
+    # in every group (colours by position gave two groups' different methods near-equal shades).
     styles = dict(zip((e.name for e in evaluations), ("-", "--", ":", "-.")))
-    colours = load_pyplot(style).get_cmap("tab20").colors
+    palette = load_pyplot(style).get_cmap("tab10").colors
+    families_of_methods = list(dict.fromkeys(_family(m) for e in evaluations for m in representatives(e.methods)))
+    colour_of = {family: palette[i % len(palette)] for i, family in enumerate(families_of_methods)}
     for number_of_panel, (ax, family) in enumerate(zip(axes, families)):
-        for number, evaluation in enumerate(evaluations):
+        for evaluation in evaluations:
             points = [ORIGIN, *(s for s in evaluation.shifts if s.split("=")[0] == family and s != ORIGIN)]
             x = [float(s.split("=")[1]) for s in points]
-            for index, method in enumerate(representatives(evaluation.methods)):
+            for method in representatives(evaluation.methods):
                 found = [paired_difference(evaluation, method, s) for s in points]
-                colour = colours[(3 * number + index) % len(colours)]
+                colour = colour_of[_family(method)]
                 line_style = styles.get(evaluation.name, "-")
                 label = f"{evaluation.name}: {method}"
                 ax.plot(x, [f[0] for f in found], line_style, color=colour, marker="o", markersize=2.5, label=label)
@@ -78,9 +87,12 @@ def draw(out: Path, path: Path, names: list[str]) -> Path | None:
         ax.grid(alpha=0.3)
     top_legend(figure, *axes[0].get_legend_handles_labels(), style, most_columns=3)
     figure.suptitle("Change in NLL against the deterministic net of the same runs, over shift intensity")
+    names = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}
+    lines = ", ".join(f"{names[styles[e.name]]} {e.name}" for e in evaluations)
     caption = (
-        "Each method at its largest K or M; an ensemble against the mean of its members' nets. x = 0: the test set "
-        "as it is. Bands: 95 % two-level bootstrap interval (runs, then test images)."
+        f"Colour: the method; line: the nets ({lines}). Each method at its largest K or M; an ensemble against the "
+        "mean of its members' nets. x = 0: the test set as it is. Bands: 95 % two-level bootstrap interval (runs, "
+        "then test images)."
     )
     finish(figure, caption, style)
     save(figure, path)
