@@ -80,6 +80,15 @@ def count_text(count: int | str, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def seeds_text(seeds: list[int]) -> str:
+    """ "seed 3", "seeds 0-29" for a run of consecutive seeds, else "seeds 0, 2, 5", in number order."""
+    seeds = sorted(set(seeds))
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    consecutive = seeds == list(range(seeds[0], seeds[-1] + 1))
+    return f"seeds {seeds[0]}-{seeds[-1]}" if consecutive else f"seeds {', '.join(map(str, seeds))}"
+
+
 def duration_text(seconds: float) -> str:
     """A time estimate as a person reads it: "90 s", "25 min", "3.5 h", "12 days"."""
     if seconds < 120:

@@ -12,6 +12,7 @@ from dropcli.cli.display.figure import Style, check_output, save
 from dropcli.config.labels import readable, value_text
 from dropcli.errors import DropcliError
 from dropcli.experiments import Cell, Stat
+from dropcli.runtime import seeds_text
 
 
 def history(epochs: int, offset: float, val: bool) -> list[dict]:
@@ -153,6 +154,14 @@ def test_caption_says_what_was_trained():
     assert (
         text == "config smoke · scratch, builtin · 3 epochs · 2,700 train / 300 val / 2,000 test images · seeds 0-2 (mean ± std)"
     )
+
+
+def test_seeds_read_in_number_order_and_a_run_of_them_as_a_range():
+    """Thirty runs' seeds once read "0, 1, 10, 11, ..., 2, 20" (the directories' text order)."""
+    assert seeds_text([0, 1, 10, 11, 2, 3, 4, 5, 6, 7, 8, 9]) == "seeds 0-11"
+    assert seeds_text([5, 0, 2]) == "seeds 0, 2, 5"
+    assert seeds_text([3, 3]) == "seed 3"
+    assert plots.seed_text([2, 1, 0]) == "seeds 0-2 (mean ± std)" and plots.seed_text([7]) == "seed 7"
 
 
 def test_a_range_sampled_on_a_log_scale_gets_a_log_axis_and_one_seed_no_error_bars(tmp_path):

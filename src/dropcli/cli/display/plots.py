@@ -12,7 +12,7 @@ from typing import Any
 
 from dropcli.cli.display.figure import Style, finish, panels, top_legend
 from dropcli.config.labels import readable, value_text
-from dropcli.runtime import count_text
+from dropcli.runtime import count_text, seeds_text
 
 # Line style per split: the same in both panels, so one legend explains them.
 SPLIT_STYLES = {"train": "-", "val": ":", "test": "--"}
@@ -129,11 +129,7 @@ def caption(name: str, models: list[str], epochs: int | str, data: dict[str, Any
 
 
 def seed_text(seeds: list[int]) -> str:
-    seeds = sorted(set(seeds))
-    if len(seeds) == 1:
-        return f"seed {seeds[0]}"
-    listed = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
-    return f"seeds {listed} (mean ± std)"
+    return seeds_text(seeds) + (" (mean ± std)" if len(set(seeds)) > 1 else "")
 
 
 def nan_if_none(value: float | None) -> float:

@@ -10,7 +10,7 @@ from dropcli.cli.display.figure import Style, finish, grid, load_pyplot, panel_c
 from dropcli.data import dataset
 from dropcli.errors import DropcliError
 from dropcli.files import check_writable
-from dropcli.runtime import count_text
+from dropcli.runtime import count_text, seeds_text
 from dropcli.uncertainty import methods
 from dropcli.uncertainty.calibration import COVERAGES, METRICS
 
@@ -46,12 +46,11 @@ def caption(study, intervals: bool = True) -> str:
     first = members[0]
     run = first.checkpoint.parent.parent
     name = run.parent.name if len(members) > 1 else run.name
-    seeds = ", ".join(str(m.config.seed) for m in members)
     mc = f"; MC dropout K = {study.mc_samples}" if study.mc_samples else ""
     bands = f"; bands/bars: {study.level:.0%} bootstrap interval over test examples" if study.intervals and intervals else ""
     return (
         f"{name}: {first.config.model.kind} MLP, {_dropout_text(first.config.model)}, "
-        f"{count_text(first.epoch, 'epoch')}, seed{'s' if len(members) > 1 else ''} {seeds}; "
+        f"{count_text(first.epoch, 'epoch')}, {seeds_text([m.config.seed for m in members])}; "
         f"{dataset(first.config.data.name).title} {study.split}, {len(study.labels):,} images{mc}{bands}"
     )
 

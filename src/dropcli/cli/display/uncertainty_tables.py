@@ -1,7 +1,7 @@
 """Rich tables of evaluate's uncertainty study (study.py): a table per metric, method x shift."""
 
 from dropcli.cli.display.fit import Column, Fitted
-from dropcli.runtime import count_text
+from dropcli.runtime import count_text, seeds_text
 from dropcli.uncertainty.calibration import METRICS
 
 # Column heading and one-line definition of each metric (also in --help and docs/uncertainty.md).
@@ -30,11 +30,7 @@ def header(study) -> str:
     """One line: what was scored, on what."""
     members = study.members
     first = members[0]
-    runs = (
-        str(first.checkpoint)
-        if len(members) == 1
-        else f"{len(members)} runs (seeds {', '.join(str(m.config.seed) for m in members)})"
-    )
+    runs = str(first.checkpoint) if len(members) == 1 else f"{len(members)} runs ({seeds_text([m.config.seed for m in members])})"
     parts = [
         f"{runs}: {first.config.model.kind}, {count_text(first.epoch, 'epoch')}; {len(study.labels):,} {study.split} images of {study.source}"
     ]
