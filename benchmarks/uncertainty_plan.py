@@ -2,7 +2,7 @@
 names, evaluate every group, write the JSON, CSV, tables and figures. A rerun skips what is done.
 
     python -m benchmarks.uncertainty_plan PLAN [--data-dir DIR] [--device DEVICE] [--runs DIR] [--out DIR]
-        [--figures PREFIX] [--set KEY=VALUE ...] [--seeds-scale F]
+        [--figures PREFIX] [--set KEY=VALUE ...] [--seeds-scale F] [--redraw]
 
 Steps, each skipped when its output exists (training: dropcli continues an experiment directory):
 1. select: `dropcli sweep` over model.dropout for plan.select.kind; the rate with the lowest mean
@@ -15,7 +15,9 @@ Steps, each skipped when its output exists (training: dropcli continues an exper
 4. tables: OUT/tables.md and OUT/seed_level.csv (benchmarks/uncertainty_round2.py).
 OUT/commands.sh lists every command as it ran (evaluate's as the equivalent command line).
 --set adds config keys to every run (the tiny check shrinks the study with it); --seeds-scale
-multiplies every group's seeds (at least 2 remain).
+multiplies every group's seeds (at least 2 remain). --redraw draws every evaluated group's
+figures and the headline again from the scored sets kept under RUNS/.study-parts, scoring, training
+and writing nothing else (after a change to how a figure is drawn).
 """
 
 import argparse
@@ -61,10 +63,14 @@ def main() -> None:
     parser.add_argument("--figures", type=Path)
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--seeds-scale", type=float, default=1.0)
+    parser.add_argument("--redraw", action="store_true", help="draw the figures again from the kept parts; nothing else")
     args = parser.parse_args()
     plan = load_plan(args.plan)
     runs_dir, out = args.runs or Path(plan["runs"]), args.out or Path(plan["out"])
     figures = args.figures or Path(plan["figures"])
+    if args.redraw:
+        redraw(plan, runs_dir, out, figures)
+        return
     out.mkdir(parents=True, exist_ok=True)
     log = Log(out / "commands.sh")
     common = [*sum((["-c", c] for c in plan.get("config", [])), []), *sum((["--set", s] for s in args.sets), [])]
@@ -77,6 +83,24 @@ def main() -> None:
     (out / "tables.md").write_text(uncertainty_round2.tables(out, list(plan["evaluate"])))
     print(f"wrote {out / 'tables.md'}")
     figures.parent.mkdir(parents=True, exist_ok=True)
+    headline = uncertainty_headline.draw(out, figures.with_name(f"{figures.name}-headline.png"), list(plan["evaluate"]))
+    if headline is not None:
+        print(f"wrote {headline}")
+
+
+def redraw(plan: dict, runs_dir: Path, out: Path, figures: Path) -> None:
+    from dropcli.cli.display import uncertainty_plots
+
+    for name, spec in plan["evaluate"].items():
+        parts = runs_dir / PARTS / name
+        request = request_of(spec, plan, runs_dir)
+        kept = [parts / f"{index:02d}-{shift.label}.pt" for index, shift in enumerate(request.shifts)]
+        if not (out / f"{name}.json").is_file() or not all(path.is_file() for path in kept):
+            print(f"{name}: not evaluated, or its scored sets are not all kept in {parts}: not drawn", flush=True)
+            continue
+        result = merged([torch.load(path, weights_only=False) for path in kept])
+        for path in uncertainty_plots.write(result, figures.with_name(f"{figures.name}-{name}.png")):
+            print(f"wrote {path}", flush=True)
     headline = uncertainty_headline.draw(out, figures.with_name(f"{figures.name}-headline.png"), list(plan["evaluate"]))
     if headline is not None:
         print(f"wrote {headline}")

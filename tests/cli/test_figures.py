@@ -410,6 +410,30 @@ def test_the_compute_figure_names_the_ks_drawn():
     assert "drawn: mc dropout K = 1, 3" in " ".join(caption_texts(figure)).replace("\n", " ")
 
 
+def test_figures_with_a_column_per_shift_have_no_label_running_into_another():
+    """At the default width two shift columns' "multiply-adds per example (M)" (and the selective
+    figure's "confidence threshold t") overlapped: a label the columns share is written once."""
+    from dropcli.cli.display import uncertainty_plots
+    from dropcli.uncertainty import shifts
+
+    study = fake_study()
+    rotated = shifts.Shift("rotate", 60)
+    study.shifts.append(rotated)
+    for method in study.methods:
+        study.scores[method, rotated] = study.scores[method, shifts.NONE]
+    drawn = {"multiply-adds per example (M)": uncertainty_plots.compute_curves(study)}
+    drawn["confidence threshold t"] = uncertainty_plots.selective_curves(study)
+    for shared, figure in drawn.items():
+        figure.canvas.draw()
+        texts = [t for ax in figure.axes for t in (ax.xaxis.label, ax.yaxis.label, ax.title) if t.get_text()]
+        boxes = [t.get_window_extent() for t in texts]
+        assert [ax.get_xlabel() for ax in figure.axes].count(shared) in (1, 2)  # once a row, not once a panel
+        for i, first in enumerate(boxes):
+            for j in range(i + 1, len(boxes)):
+                assert not first.overlaps(boxes[j]), (texts[i].get_text(), texts[j].get_text())
+            assert first.x0 >= 0 and first.x1 <= figure.bbox.width + 1, texts[i].get_text()  # not cut at an edge
+
+
 def test_the_shift_figure_draws_every_shift_family_with_its_axis_named():
     from dropcli.cli.display import uncertainty_plots
     from dropcli.uncertainty import shifts

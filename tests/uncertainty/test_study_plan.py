@@ -32,7 +32,7 @@ def smaller_plan(tmp_path: Path) -> Path:
     return path
 
 
-def run_plan(fake_data: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+def run_plan(fake_data: Path, tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     command = [
         sys.executable,
         "-m",
@@ -41,6 +41,7 @@ def run_plan(fake_data: Path, tmp_path: Path) -> subprocess.CompletedProcess:
         *("--data-dir", str(fake_data), "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "out")),
         *("--figures", str(tmp_path / "figures" / "u")),
         *("--set", "data.train_limit=900", "--set", "data.test_limit=200", "--set", "train.epochs=2"),
+        *extra,
     ]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=8 * PATIENCE_S)
 
@@ -102,3 +103,12 @@ def test_the_tiny_plan_writes_every_output_and_a_rerun_skips_the_work(fake_data,
     assert len(whole) == len(single) > 2
     for row in whole:  # every number the same, intervals included: the parts share the resamples
         assert row == by_key[row["method"], row["shift"]["family"], row["shift"]["value"]], row["method"]
+
+    # --redraw draws the figures again from the kept sets, and touches nothing else.
+    compute = tmp_path / "figures" / "u-dropout-compute.png"
+    compute.unlink()
+    written = {path: path.stat().st_mtime_ns for path in out.iterdir()}
+    redrawn = run_plan(fake_data, tmp_path, "--redraw")
+    assert redrawn.returncode == 0, redrawn.stderr[-3000:]
+    assert compute.is_file() and "scored" not in redrawn.stdout and "+ dropcli" not in redrawn.stdout
+    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == written

@@ -227,7 +227,18 @@ def compute_curves(study, style: Style | None = None):
                 ax.errorbar(x, y, yerr=errors, capsize=2, label=name, **method_style(number))
             ax.set_xscale("log", base=2)
             ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 0.5, 1, 2: not 2^-1
-            _label_matrix(ax, row, column, len(metrics), label, "multiply-adds per example (M)", shift, len(shifts), alone=alone)
+            _label_matrix(
+                ax,
+                row,
+                column,
+                len(metrics),
+                label,
+                "multiply-adds per example (M)",
+                shift,
+                len(shifts),
+                alone=alone,
+                same_x=True,
+            )
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("At equal compute: each method against its multiply-adds per test example")
     finish(figure, f"{caption(study)}; drawn: {drawn_counts(study)}{_left_out(study, shifts)}", style)
@@ -291,7 +302,9 @@ def selective_curves(study, style: Style | None = None):
                 low, high = [intervals[c].low for c in coverages], [intervals[c].high for c in coverages]
                 coverage.fill_between(coverages, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
         for row, (y, x) in enumerate(labels):
-            _label_matrix(axes[row][column], row, column, len(labels), y, x, shift, len(shifts), every_row=True, alone=alone)
+            _label_matrix(
+                axes[row][column], row, column, len(labels), y, x, shift, len(shifts), every_row=True, alone=alone, same_x=True
+            )
     top_legend(figure, *axes[0][0].get_legend_handles_labels(), style)
     figure.suptitle("Selective prediction" + (" under shift" if len(study.shifts) > 1 else ""))
     bands = f"; bands: {study.level:.0%} bootstrap interval" if study.threshold_intervals else ""
@@ -325,13 +338,17 @@ def _metric_grid(metrics: int, columns: int, style: Style, **options):
     return figure, axes, False
 
 
-def _label_matrix(ax, row, column, rows, y_label, x_label, shift=None, columns=1, every_row=False, alone=False) -> None:
+def _label_matrix(
+    ax, row, column, rows, y_label, x_label, shift=None, columns=1, every_row=False, alone=False, same_x=False
+) -> None:
     """Labels of a grid whose rows are metrics: the y label on the first column, the x label on
     the last row (on each, where `every_row`: the rows' x differ), the shift value over each
-    column's top panel where there are several; every label on every panel where `alone`."""
+    column's top panel where there are several; every label on every panel where `alone`.
+    Where every column has the same x (`same_x`), only the first column names it: side by side at
+    a column's width, the same long label ran into its neighbour's."""
     if column == 0 or alone:
         ax.set_ylabel(y_label)
-    if row == rows - 1 or every_row or alone:
+    if ((row == rows - 1 or every_row) and (column == 0 or not same_x)) or alone:
         ax.set_xlabel(x_label)
     if (row == 0 or alone) and shift is not None and (columns > 1 or shift.family != "none"):
         ax.set_title(shift.label)
