@@ -161,6 +161,18 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "an epoch is never past the last (1 <= epoch <= epochs), so < is !=",
     },
     {
+        "module": "experiments/tune_search.py",
+        "removed": "if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch < self.epochs:",
+        "added": "if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch != self.epochs:",
+        "reason": "an epoch is never past the last (1 <= epoch <= epochs), so < is !=",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": "study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), _notice_to(listeners), storage)",
+        "added": "study = open_study(search, _sampler(optuna, search, 1), _pruner(optuna, search), _notice_to(listeners), storage)",
+        "reason": "the study's first sampler draws nothing: each trial's values are drawn after study.sampler is replaced by one seeded by the trial's number, and the grid sampler's seed does not depend on it",
+    },
+    {
         "module": "experiments/tune_results.py",
         "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[0]] == "maximize" else -1',
         "added": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[ -1]] == "maximize" else -1',

@@ -198,10 +198,20 @@ def test_timeout_stops_a_trial_only_where_epochs_are_left(in_tmp, invoke, small_
     assert bool(trial.user_attrs.get("interrupted")) == (state == "FAIL")
 
 
-def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args):
-    space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
-    args = [*small_args(epochs=2), "--set", "data.val_split=0.2", *space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]
-    result = invoke("tune", *args, "-q")
+@pytest.mark.parametrize("from_a_plan", [False, True])
+def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args, from_a_plan):
+    """From a flag or a plan file: a plan's "grid" is a string YAML made, not the literal a flag
+    gives (a sampler compared with `is` took the plan's grid search for TPE)."""
+    if from_a_plan:
+        (in_tmp / "plan.yaml").write_text(
+            "space:\n  optim.lr: [0.01, 0.1]\n  model.hidden: [32x32, 64]\n  model.dropout_1: [0.1, 0.3]\n"
+            "trials: 8\nsampler: grid\npruner: none\n"
+        )
+        search = ["--plan", "plan.yaml"]
+    else:
+        space = ["--space", "optim.lr=0.01,0.1", "--space", "model.hidden=32x32,64", "--space", "model.dropout_1=0.1,0.3"]
+        search = [*space, "--trials", 8, "--sampler", "grid", "--pruner", "none"]
+    result = invoke("tune", *small_args(epochs=2), "--set", "data.val_split=0.2", *search, "-q")
     assert result.exit_code == 0, result.output
     trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials) == 8
@@ -390,3 +400,18 @@ def test_without_optuna_it_says_how_to_install_it(in_tmp, invoke, small_args, mo
     monkeypatch.setitem(sys.modules, "optuna", None)
     result = invoke("tune", *small_args(), *SEARCH, "--trials", 2)
     assert result.exit_code == 2 and "pip install 'dropcli[tune]'" in result.output
+
+
+def test_only_a_running_trial_with_a_heartbeat_is_waited_for():
+    """A worker waits for trials running in another process (their worker may die and they be
+    retried here), not for finished ones that once had a heartbeat, nor for heartbeat-less ones."""
+    from types import SimpleNamespace
+
+    from dropcli.experiments.tune_search import _running_elsewhere
+
+    def trial(state, heartbeat):
+        return SimpleNamespace(state=SimpleNamespace(name=state), user_attrs={"heartbeat": True} if heartbeat else {})
+
+    assert _running_elsewhere([trial("COMPLETE", True), trial("RUNNING", True)])
+    assert not _running_elsewhere([trial("COMPLETE", True), trial("PRUNED", True), trial("FAIL", True)])
+    assert not _running_elsewhere([trial("RUNNING", False)])  # a journal's trial: nothing would say it is lost
