@@ -168,6 +168,24 @@ EQUIVALENT: list[dict[str, str]] = [
     },
     {
         "module": "experiments/tune_search.py",
+        "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1',
+        "added": 'sign = 1 if tune_objectives.DIRECTIONS[objective] is "maximize" else -1',
+        "reason": "DIRECTIONS' values are string literals of the code, interned: `is` agrees with `==`",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1',
+        "added": 'sign = 2 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1',
+        "reason": "sign only orders the complete trials (max by sign * value): a positive factor orders them alike",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": "if self.deadline is not None and time.monotonic() >= self.deadline and metrics.epoch < self.epochs:",
+        "added": "if self.deadline is not None and time.monotonic() > self.deadline and metrics.epoch < self.epochs:",
+        "reason": "> and >= differ only when the clock reads the deadline to the nanosecond at an epoch's end",
+    },
+    {
+        "module": "experiments/tune_search.py",
         "removed": "study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), _notice_to(listeners), storage)",
         "added": "study = open_study(search, _sampler(optuna, search, 1), _pruner(optuna, search), _notice_to(listeners), storage)",
         "reason": "the study's first sampler draws nothing: each trial's values are drawn after study.sampler is replaced by one seeded by the trial's number, and the grid sampler's seed does not depend on it",

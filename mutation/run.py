@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"not in mutation/modules.py: {', '.join(unknown)}")
     if args.report_only:  # e.g. after an equivalent mutant is listed in modules.py
         found = [name for name in names if _session(args, name).is_file()]
+        if not found:
+            parser.error(f"--report-only: no module's session in {args.out} (a run writes them there)")
         _write_report(args, {name: _stored(_session(args, name), name) for name in found})
         return 0
     if args.retest:

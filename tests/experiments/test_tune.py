@@ -138,8 +138,9 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
 
     ended = [trial(0, "COMPLETE", 600, 0.8), trial(1, "PRUNED", 60), trial(2, "PRUNED", 30)]
     running = trial(3, "RUNNING", 0)  # no duration yet: not counted
+    failed = trial(4, "FAIL", 5000)  # a crash or an interruption says nothing of a trial's pace
     assert _progress(ended[:2], 3, 10, 2, workers=1).remaining_seconds is None  # two trials say too little
-    progress = _progress([*ended, running], 5, 10, 4, workers=1)
+    progress = _progress([*ended, running, failed], 5, 10, 4, workers=1)
     assert progress.remaining_seconds == pytest.approx(230 * 6)  # the mean of 600, 60 and 30 s, six trials left
     assert _progress([*ended, running], 5, 10, 4, workers=2).remaining_seconds == pytest.approx(230 * 3)
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
@@ -178,6 +179,23 @@ def test_a_trial_another_retries_is_listed_as_interrupted_and_a_value_is_the_fir
     two_objectives = create_trial(state=TrialState.COMPLETE, values=[0.81, 0.05], **space)
     row = _row(two_objectives, retried=False)
     assert row.value == 0.81 and row.objective_values == [0.81, 0.05]
+
+
+def test_a_timeout_not_yet_reached_stops_nothing(in_tmp, invoke, small_args):
+    result = invoke("tune", *small_args(epochs=2), *SEARCH, "--trials", 2, "--pruner", "none", "--timeout", 3600, "-q")
+    assert result.exit_code == 0, result.output
+    trials = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert [(t.state.name, t.user_attrs["epochs"]) for t in trials] == [("COMPLETE", 2), ("COMPLETE", 2)]
+
+
+def test_a_trials_own_epochs_are_those_it_trained_after_the_one_it_continues():
+    from types import SimpleNamespace
+
+    from dropcli.experiments.tune_search import trained_epochs
+
+    assert trained_epochs(SimpleNamespace(user_attrs={})) == 0  # failed before its first epoch
+    assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5})) == 5
+    assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5, "resumed_at": 2})) == 3
 
 
 @pytest.mark.parametrize("epochs, state", [(1, "COMPLETE"), (2, "FAIL")])
