@@ -167,6 +167,30 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "an epoch is never past the last (1 <= epoch <= epochs), so < is !=",
     },
     {
+        "module": "experiments/tune_results.py",
+        "removed": "if len(objectives) > 1:",
+        "added": "if len(objectives) != 1:",
+        "reason": "a search has at least one objective, so > 1 is != 1",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "trials = study.get_trials(deepcopy=False)",
+        "added": "trials = study.get_trials(deepcopy=True)",
+        "reason": "the trials are only read: a copy reads the same",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "target = (lambda trial: sign * trial.values[0]) if len(study.directions) > 1 else None",
+        "added": "target = (lambda trial: sign * trial.values[0]) if len(study.directions) >= 1 else None",
+        "reason": "with one objective the target (minus the value of a maximised one) ranks trials as Optuna does by the study's direction without one",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "target = (lambda trial: sign * trial.values[0]) if len(study.directions) > 1 else None",
+        "added": "target = (lambda trial: sign * trial.values[0]) if len(study.directions) > 0 else None",
+        "reason": "as for >= 1: with one objective the target ranks trials as the study's direction does",
+    },
+    {
         "module": "experiments/tune_search.py",
         "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1',
         "added": 'sign = 1 if tune_objectives.DIRECTIONS[objective] is "maximize" else -1',

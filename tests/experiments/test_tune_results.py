@@ -13,7 +13,8 @@ optuna = pytest.importorskip("optuna")
 def two_objective_study(first_direction: str):
     """Forty trials of keys x and y: the best values of the first objective all lie at x near 0.9,
     the worst at y near 0.1, so which key matters depends on which end is the good one. The second
-    objective is noise."""
+    objective is best at y near 0.5: a ranking by both (Optuna's own for several objectives, when
+    given no target) would find y important too."""
     from optuna.distributions import FloatDistribution
     from optuna.trial import TrialState, create_trial
 
@@ -24,7 +25,7 @@ def two_objective_study(first_direction: str):
         x, y = draw.random(), draw.random()
         accuracy = 0.8 + 0.1 * math.exp(-(((x - 0.9) / 0.05) ** 2)) - 0.3 * math.exp(-(((y - 0.1) / 0.05) ** 2))
         value = accuracy if first_direction == "maximize" else 1 - accuracy  # an error rate: lower is better
-        values = [value, draw.random()]
+        values = [value, 1 - math.exp(-(((y - 0.5) / 0.1) ** 2)) + 0.01 * draw.random()]
         study.add_trial(create_trial(state=TrialState.COMPLETE, values=values, params={"x": x, "y": y}, distributions=space))
     return study
 
@@ -41,3 +42,13 @@ def test_importance_is_withheld_below_its_minimum_of_complete_trials_and_given_a
     study = two_objective_study("maximize")
     assert _importances(study, [None] * (MIN_TRIALS_FOR_IMPORTANCE - 1)) is None
     assert _importances(study, [None] * MIN_TRIALS_FOR_IMPORTANCE) is not None
+
+
+def test_the_final_seeds_scores_are_a_mean_and_a_spread_with_none_for_one_seed():
+    from dropcli.experiments import tune_objectives
+    from dropcli.experiments.tune_results import mean_and_spread
+
+    scores = [{name: 0.80 + seed / 100 for name in tune_objectives.DIRECTIONS} for seed in range(3)]
+    mean, spread = mean_and_spread(scores)["accuracy"]
+    assert mean == pytest.approx(0.81) and spread == pytest.approx(0.01)  # sample standard deviation
+    assert mean_and_spread(scores[:1])["accuracy"] == (0.80, None)

@@ -180,6 +180,11 @@ def final_scores(
     for seed in range(final.seed, final.seed + (seeds or search.final_seeds)):
         payload = checkpoints.load(search.directory / FINAL_DIR / f"seed{seed}" / runs.LAST_CHECKPOINT)
         per_seed.append(scorer(checkpoints.load_model(payload, device), data.test.X, data.test.y))
+    return mean_and_spread(per_seed)
+
+
+def mean_and_spread(per_seed: list[dict[str, float]]) -> dict[str, tuple[float, float | None]]:
+    """Each objective's mean over the seeds' scores and their standard deviation (None for one seed)."""
     return {
         name: (
             statistics.mean(s[name] for s in per_seed),
