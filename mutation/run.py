@@ -98,8 +98,11 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     module = f"{PACKAGE}/{name}"
     pristine = Path(f"{prefix}.pristine.py")  # the module its session's mutants were drawn from
     drawn_from = pristine.read_text() if pristine.is_file() else None
-    if args.resume and _session_is_done(prefix) and drawn_from == (copy / module).read_text():
-        print(f"{name}: every drawn mutant tested already", flush=True)
+    if args.resume and _session_is_done(prefix):  # a finished measurement stands, even if the code moved on since
+        changed = (
+            "" if drawn_from == (copy / module).read_text() else " (the module has changed since: its result is of the code then)"
+        )
+        print(f"{name}: every drawn mutant tested already{changed}", flush=True)
         return _stored(Path(f"{prefix}.sqlite"), name)
     baseline = _record_covering(copy, module, tests, prefix)
     seconds = time.monotonic() - started
