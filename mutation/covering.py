@@ -1,6 +1,6 @@
 """Which tests run which lines of a mutated module, so that a mutant is tried first on the tests
-that can reach it (mutation/kill.py); a mutant they do not kill still faces the module's whole
-subset, so the selection saves time and never turns a kill into a survivor.
+that can reach it (mutation/kill.py); a mutant they do not kill still faces the rest of the
+module's subset, so the selection saves time and never turns a kill into a survivor.
 
 Loaded as a pytest plugin (`-p mutation.covering`) in a run of the module's subset on the
 unmutated code: coverage.py measures the module with one context per test (setup, call and

@@ -2,7 +2,8 @@
 runs the module's tests and prints a verdict that mutation/run.py reads back from cosmic-ray's
 session. With --covering, the tests that run the mutated lines (mutation/covering.py's map in
 DIR/NAME.covering.json, the unmutated module in DIR/NAME.pristine.py) go first; only a mutant
-they do not kill runs the whole subset.
+they do not kill runs the rest of the subset (all of it, covering tests too, if one of them
+crashed: the verdict then says what crashed).
 
 Only an assertion kills a mutant (a test's assert, pytest.fail, pytest.raises that did not
 raise): a mutant that merely crashes the tests (a TypeError, a missing name) is not caught by
@@ -64,6 +65,8 @@ def main(args: list[str]) -> int:
             if code in (0, 1) and killer is not None:
                 print(f"verdict: killed by {killer['test']} (of {len(selected)} covering tests)")
                 return 1
+            if code == 0 and not found:  # they passed: only the rest of the subset is left to run
+                return _verdict([*args, *(f"--deselect={test}" for test in selected)], nothing_left_passes=True)
     return _verdict(args)
 
 
@@ -85,8 +88,13 @@ def _covering_tests(recorded: dict, pristine: str) -> list[str] | None:
     return covering.tests_for(recorded["lines"], pristine, changed) if changed else None
 
 
-def _verdict(args: list[str]) -> int:
+def _verdict(args: list[str], nothing_left_passes: bool = False) -> int:
+    """`nothing_left_passes`: the tests that run the mutant passed and are deselected; pytest's
+    "no tests ran" (exit 5) then means every test of the subset passed."""
     code, found = failures(args, stop_early=True)
+    if code == 5 and nothing_left_passes:
+        print("verdict: passed")
+        return 0
     if code not in (0, 1):  # collection failed (the mutant breaks an import), or pytest itself did
         print(f"verdict: crashed only (pytest exit {code})")
         return 0

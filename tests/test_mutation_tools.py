@@ -149,3 +149,22 @@ def test_a_stopped_run_resumes_with_the_drawn_mutants_not_yet_tested(tmp_path):
         for item in list(db.pending_work_items):
             db.set_result(item.job_id, WorkResult(output="verdict: passed", worker_outcome=WorkerOutcome.NORMAL))
     assert _session_is_done(tmp_path / "m")
+
+
+def test_a_mutant_its_covering_tests_pass_faces_only_the_rest_of_the_subset(tmp_path, monkeypatch, capsys):
+    """The covering tests are not run twice: the rest of the subset runs with them deselected, and
+    a subset with nothing left is a pass (pytest's "no tests ran"), not a crash."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # for pytest's -p mutation.kill
+    (tmp_path / "module.py").write_text("x = 2\n")  # the mutant of "x = 1"
+    (tmp_path / "m.pristine.py").write_text("x = 1\n")
+    (tmp_path / "m.covering.json").write_text(json.dumps({"module": "module.py", "lines": {"1": ["test_a.py::test_runs_it"]}}))
+    (tmp_path / "test_a.py").write_text("def test_runs_it():\n    open('runs.log', 'a').write('ran\\n')\n")
+    (tmp_path / "test_b.py").write_text("def test_elsewhere():\n    assert False\n")
+    assert kill.main(["--covering", str(tmp_path / "m"), "test_a.py", "test_b.py"]) == 1
+    assert capsys.readouterr().out.startswith("verdict: killed by test_b.py::test_elsewhere")
+    assert (tmp_path / "runs.log").read_text() == "ran\n"  # once, as a covering test
+    assert kill.main(["--covering", str(tmp_path / "m"), "test_a.py"]) == 0
+    assert capsys.readouterr().out.startswith("verdict: passed")
