@@ -98,7 +98,11 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     module = f"{PACKAGE}/{name}"
     pristine = Path(f"{prefix}.pristine.py")  # the module its session's mutants were drawn from
     drawn_from = pristine.read_text() if pristine.is_file() else None
-    if args.resume and _session_is_done(prefix):  # a finished measurement stands, even if the code moved on since
+    # A session continues only if its draw finished, with the same --sample and --seed (a run
+    # stopped during the draw leaves every mutant pending: all of them would be tested).
+    marker, draw = Path(f"{prefix}.drawn"), f"sample {args.sample} seed {args.seed}"
+    same_draw = marker.is_file() and marker.read_text() == draw
+    if args.resume and same_draw and _session_is_done(prefix):  # a finished measurement stands, even if the code moved on since
         changed = (
             "" if drawn_from == (copy / module).read_text() else " (the module has changed since: its result is of the code then)"
         )
@@ -122,14 +126,16 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
     if args.retest:
         print(f"{name}: {_forget_the_not_killed(session)} mutants not killed, tested again", flush=True)
-    elif args.resume and session.is_file() and drawn_from == (copy / module).read_text():
+    elif args.resume and same_draw and session.is_file() and drawn_from == (copy / module).read_text():
         print(f"{name}: {_pending(session)} drawn mutants not yet tested, tested now", flush=True)
     else:
         if args.resume and session.is_file():
-            print(f"{name}: the module changed since its mutants were drawn; drawn again", flush=True)
+            print(f"{name}: its draw was not finished, or was another, or the module changed since: drawn again", flush=True)
+        marker.unlink(missing_ok=True)
         session.unlink(missing_ok=True)
         subprocess.run([*cosmic, "init", str(config), str(session)], cwd=copy, check=True)
         total, left_out, drawn = _sample(session, (copy / module).read_text(), args.sample, args.seed)
+        marker.write_text(draw)
         print(
             f"{name}: {drawn} of {total} mutants ({left_out} left out by mutation/filters.py); tests take {seconds:.0f} s",
             flush=True,
