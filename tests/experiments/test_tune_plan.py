@@ -68,3 +68,9 @@ def test_a_study_keeps_how_it_was_last_searched_and_a_summary_alone_writes_nothi
 def test_a_study_of_accuracy_alone_keeps_no_objectives_in_its_spec_as_before_objectives_existed(tmp_path):
     assert "objectives" not in tune.spec_of(resolved(tmp_path, ""))
     assert tune.spec_of(resolved(tmp_path, "objective: [accuracy, ece]\n"))["objectives"] == ["accuracy", "ece"]
+
+
+def test_a_study_is_named_by_the_plan_or_else_after_its_config(tmp_path):
+    search = resolved(tmp_path, "")
+    assert search.study == search.config.name and search.directory == Path("runs") / f"tune-{search.config.name}"
+    assert resolved(tmp_path, "study: lr-search\n").study == "lr-search"
