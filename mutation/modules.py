@@ -216,6 +216,30 @@ EQUIVALENT: list[dict[str, str]] = [
     },
     {
         "module": "experiments/tune.py",
+        "removed": 'if sampler != "grid":',
+        "added": 'if sampler > "grid":',
+        "reason": 'the samplers are tpe, random and grid: only "grid" is not > "grid"',
+    },
+    {
+        "module": "experiments/tune.py",
+        "removed": 'if search.objectives != ("accuracy",):  # a study begun before --objective has none, and scores accuracy',
+        "added": 'if search.objectives > ("accuracy",):  # a study begun before --objective has none, and scores accuracy',
+        "reason": 'every objective name sorts at or after "accuracy", so every other tuple of them is > ("accuracy",)',
+    },
+    {
+        "module": "experiments/tune.py",
+        "removed": "for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):",
+        "added": "for summary in optuna.get_all_study_summaries(storage, include_best_trial=True):",
+        "reason": "only the names and directions are read: the best trial is fetched and unused",
+    },
+    {
+        "module": "experiments/tune.py",
+        "removed": "if sampler is not None and study.user_attrs.get(HOW_ATTR) != how:  # for --summary alone (tune_stored.py)",
+        "added": "if sampler is not None and study.user_attrs.get(HOW_ATTR) is not how:  # for --summary alone (tune_stored.py)",
+        "reason": "the settings are then written again when unchanged: the same value, one more storage record, nothing reads how often",
+    },
+    {
+        "module": "experiments/tune.py",
         "removed": "@dataclass(frozen=True)",
         "added": "@dataclass(frozen=False)",
         "reason": "no code assigns to a Search or hashes one; frozen only guards against a future mistake",

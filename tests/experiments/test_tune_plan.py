@@ -74,3 +74,14 @@ def test_a_study_is_named_by_the_plan_or_else_after_its_config(tmp_path):
     search = resolved(tmp_path, "")
     assert search.study == search.config.name and search.directory == Path("runs") / f"tune-{search.config.name}"
     assert resolved(tmp_path, "study: lr-search\n").study == "lr-search"
+
+
+@pytest.mark.parametrize("trials, refused", [(1, False), (2, False), (3, True)])
+def test_a_grid_plan_may_ask_for_up_to_as_many_trials_as_points(tmp_path, trials, refused):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"space:\n  optim.lr: [0.01, 0.1]\ntrials: {trials}\nsampler: grid\n")
+    if refused:  # a plan's "grid" is a string YAML made: a check that compared it with `is` skipped plans
+        with pytest.raises(DropcliError, match="the grid has only 2 points"):
+            tune.resolve(plan, None, ["data.val_split=0.2"], {}, NOTHING_GIVEN)
+    else:
+        assert tune.resolve(plan, None, ["data.val_split=0.2"], {}, NOTHING_GIVEN).trials == trials
