@@ -29,6 +29,7 @@ MODULES: dict[str, list[str]] = {
     "experiments/tune_stored.py": [
         "tests/experiments/test_tune.py",
         "tests/experiments/test_tune_pruning.py",
+        "tests/experiments/test_tune_stored.py",
         "-m",
         "not system",
     ],
