@@ -240,6 +240,18 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "the settings are then written again when unchanged: the same value, one more storage record, nothing reads how often",
     },
     {
+        "module": "experiments/tune_stored.py",
+        "removed": "if len(stored) == 3 and isinstance(stored[2], bool) and not isinstance(stored[0], bool):",
+        "added": "if len(stored) >= 3 and isinstance(stored[2], bool) and not isinstance(stored[0], bool):",
+        "reason": "spec_of stores a range as three items; a list of values has a bool third only if it is a list of flags, which its bool first excludes",
+    },
+    {
+        "module": "experiments/tune_stored.py",
+        "removed": "if len(stored) == 3 and isinstance(stored[2], bool) and not isinstance(stored[0], bool):",
+        "added": "if len(stored) == 3 and isinstance(stored[2], bool) and not isinstance(stored[ 1], bool):",
+        "reason": "a stored range's first two items are numbers and a list of flags is all bools: stored[1] is a bool exactly when stored[0] is",
+    },
+    {
         "module": "experiments/tune.py",
         "removed": "@dataclass(frozen=True)",
         "added": "@dataclass(frozen=False)",
