@@ -252,6 +252,12 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "a stored range's first two items are numbers and a list of flags is all bools: stored[1] is a bool exactly when stored[0] is",
     },
     {
+        "module": "experiments/tune_pruning.py",
+        "removed": "pairs = [(curve[epoch], value) for curve, value in zip(curves, final, strict=True) if epoch in curve]",
+        "added": "pairs = [(curve[epoch], value) for curve, value in zip(curves, final, strict=False) if epoch in curve]",
+        "reason": "the curves and the final values are read from the same complete trials: strict has no unequal lengths to refuse",
+    },
+    {
         "module": "experiments/tune.py",
         "removed": "@dataclass(frozen=True)",
         "added": "@dataclass(frozen=False)",

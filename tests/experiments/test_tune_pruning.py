@@ -126,6 +126,31 @@ def test_spearman_against_a_hand_count():
     assert tune_pruning.spearman([1, 1, 1], [1, 2, 3]) is None
 
 
+def test_spearman_at_its_edges():
+    assert tune_pruning.spearman([1, 2], [1, 2]) is None  # two trials say nothing
+    assert tune_pruning.spearman([1, 2, 3], [3, 1, 2]) == pytest.approx(-0.5)  # three do
+    assert tune_pruning.spearman([1, 2, 3], [0.8, 0.8, 0.8]) is None  # every final value the same
+    # Ties among values computed apart (equal, not the same object), ranked at their mean.
+    tied = [x / 10 for x in (5, 9, 5, 7)]
+    assert tune_pruning._ranks(tied) == [0.5, 3.0, 0.5, 2.0]
+    assert tune_pruning._ranks([0.8, 0.8, 0.8]) == [1.0, 1.0, 1.0]  # all tied: the middle rank
+    many = [(i * 37) % 301 for i in range(301)]  # more trials than Python caches small ints for
+    assert sorted(tune_pruning._ranks(many)) == [float(i) for i in range(301)]
+    assert tune_pruning.spearman(many, many) == pytest.approx(1)
+
+
+def test_the_pruner_does_not_see_interrupted_trials_but_sees_the_rest():
+    from types import SimpleNamespace
+
+    def trial(state, interrupted=False):
+        return SimpleNamespace(state=SimpleNamespace(name=state), user_attrs={"interrupted": True} if interrupted else {})
+
+    trials = [trial("COMPLETE"), trial("FAIL", interrupted=True), trial("FAIL"), trial("PRUNED"), trial("RUNNING")]
+    inner = SimpleNamespace(get_all_trials=lambda study_id, deepcopy=True, states=None: trials)
+    seen = tune_pruning._Trials(inner).get_all_trials(0)
+    assert [t.state.name for t in seen] == ["COMPLETE", "FAIL", "PRUNED", "RUNNING"] and trials[1] not in seen
+
+
 def rungs_of(trial) -> dict:
     return {key: value for key, value in trial.system_attrs.items() if key.startswith("completed_rung")}
 
