@@ -1,11 +1,14 @@
 """tune's pruning: the grace period, the pruners' settings, never at the last epoch, the rungs'
 agreement with the final value, and a continued trial judged exactly as one never interrupted."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import only
 from dropcli import runs
 from dropcli.config import load_config
+from dropcli.errors import DropcliError
 from dropcli.experiments import tune_pruning
 from dropcli.experiments.tune_pruning import Pruning
 
@@ -149,6 +152,26 @@ def test_the_pruner_does_not_see_interrupted_trials_but_sees_the_rest():
     inner = SimpleNamespace(get_all_trials=lambda study_id, deepcopy=True, states=None: trials)
     seen = tune_pruning._Trials(inner).get_all_trials(0)
     assert [t.state.name for t in seen] == ["COMPLETE", "FAIL", "PRUNED", "RUNNING"] and trials[1] not in seen
+
+
+@pytest.mark.parametrize(
+    "entry, given, words",
+    [
+        ({"name": "asha", "grace": 1.5}, {}, "plan.yaml: pruner grace 1.5: epochs are a whole number"),
+        ({"name": "asha", "bootstrap": True}, {}, "plan.yaml: pruner bootstrap True: a number of trials"),
+        ({"name": "asha", "bootstrap": -1}, {}, "plan.yaml: pruner bootstrap -1"),
+        ({"name": "asha"}, {"grace": 2.5}, "--grace 2.5: epochs are a whole number"),  # the flag's, named as a flag
+    ],
+)
+def test_a_pruners_bad_settings_are_named_where_they_were_given(entry, given, words):
+    with pytest.raises(DropcliError, match=words):
+        tune_pruning._settings(entry, given, Path("plan.yaml"))
+
+
+def test_a_pruners_settings_from_a_plan_and_the_flags_over_them():
+    name, pruning = tune_pruning._settings({"name": "asha", "grace": 2, "bootstrap": 1}, {"reduction": 4}, Path("plan.yaml"))
+    assert (name, pruning) == ("asha", Pruning(grace=2, reduction=4, bootstrap=1))
+    assert tune_pruning._settings("median", {}, None) == ("median", Pruning(grace=None, reduction=3, bootstrap=0))
 
 
 def rungs_of(trial) -> dict:
