@@ -250,6 +250,8 @@ def test_tpes_random_start_expects_ten_complete_trials_within_a_quarter_of_the_b
     quarter = tune_sampling.startup_trials("asha", Pruning(grace=2, reduction=3), config, 20, trials=101)
     assert quarter == 25 and isinstance(quarter, int)  # 270 wanted, a quarter of 101 allowed
     assert tune_sampling.startup_trials("asha", Pruning(grace=2, reduction=3), config, 20, trials=20) == 10
+    # One rung of reduction 5: a fifth finish, 50 trials for 10 complete (10 // 0.2 is 49.0 in floats)
+    assert tune_sampling.startup_trials("asha", Pruning(grace=4, reduction=5), config, 20, trials=1000) == 50
 
 
 def test_tpe_models_the_keys_jointly_and_lies_about_running_trials():
