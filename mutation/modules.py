@@ -258,6 +258,12 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "the curves and the final values are read from the same complete trials: strict has no unequal lengths to refuse",
     },
     {
+        "module": "experiments/tune_objectives.py",
+        "removed": "for point in points[1:]:",
+        "added": "for point in points[ 0:]:",
+        "reason": "the first point is then compared with itself, and better() is strict: it stays the key",
+    },
+    {
         "module": "experiments/tune.py",
         "removed": "@dataclass(frozen=True)",
         "added": "@dataclass(frozen=False)",

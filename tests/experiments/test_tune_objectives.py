@@ -124,3 +124,21 @@ def test_what_cannot_be_searched_is_one_line(in_tmp, invoke, small_args, extra, 
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and words in lines[0], result.output
     assert not (in_tmp / "runs").exists()
+
+
+def test_a_pick_reads_back_as_its_rule_and_its_rule_is_said_in_words():
+    assert tune_objectives.parse_pick("ece<=0.1", OBJECTIVES) == tune_objectives.Pick(objective="ece", bound=0.1)
+    assert tune_objectives.parse_pick(" 3 ", OBJECTIVES) == tune_objectives.Pick(number=3)
+    assert tune_objectives.Pick().text(OBJECTIVES) == "the best accuracy on the front"
+    assert tune_objectives.Pick(objective="ece").text(OBJECTIVES) == "the best ece on the front"
+    rule = tune_objectives.Pick(objective="ece", bound=0.03).text(OBJECTIVES)
+    assert rule == "the best accuracy on the front with ece <= 0.03"
+    assert tune_objectives.Pick(number=3).text(OBJECTIVES) == "trial 3, named by --pick"
+
+
+def test_a_bad_pick_says_what_to_give_with_an_example_of_the_studys_own():
+    with pytest.raises(DropcliError, match=re.escape("e.g. --pick ece<=0.03")):
+        tune_objectives.parse_pick("nll", OBJECTIVES)
+    with pytest.raises(Exception) as raised:  # one line, never Python's own ValueError
+        tune_objectives.parse_pick("ece<=1e-2.5", OBJECTIVES)
+    assert isinstance(raised.value, DropcliError) and "the bound must be a number" in str(raised.value)
