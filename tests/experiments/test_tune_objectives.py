@@ -37,7 +37,7 @@ def test_pick_takes_the_point_of_the_front_it_names(text, number):
 
 def test_a_pick_off_the_front_or_of_another_objective_is_refused():
     front = tune_objectives.front(POINTS, OBJECTIVES)
-    with pytest.raises(DropcliError, match="trial 0 is not on the front"):
+    with pytest.raises(DropcliError, match=re.escape("trial 0 is not on the front (1, 3)")):
         tune_objectives.picked(front, OBJECTIVES, tune_objectives.parse_pick("0", OBJECTIVES))
     with pytest.raises(DropcliError, match="an objective of the study"):
         tune_objectives.parse_pick("nll", OBJECTIVES)
@@ -142,3 +142,9 @@ def test_a_bad_pick_says_what_to_give_with_an_example_of_the_studys_own():
     with pytest.raises(Exception) as raised:  # one line, never Python's own ValueError
         tune_objectives.parse_pick("ece<=1e-2.5", OBJECTIVES)
     assert isinstance(raised.value, DropcliError) and "the bound must be a number" in str(raised.value)
+
+
+def test_the_pruner_is_median_by_default_where_the_objective_can_be_pruned():
+    assert tune_objectives.pruner_for(("accuracy",), None) == "median"
+    assert tune_objectives.pruner_for(("nll",), "asha") == "asha"
+    assert tune_objectives.pruner_for(("accuracy", "ece"), None) == "none"  # several objectives: no pruner can judge
