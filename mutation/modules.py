@@ -264,6 +264,36 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "the first point is then compared with itself, and better() is strict: it stays the key",
     },
     {
+        "module": "experiments/tune_enqueue.py",
+        "removed": 'if grid.key == "model.dropout" and len(set(value)) == 1:',
+        "added": 'if grid.key <= "model.dropout" and len(set(value)) == 1:',
+        "reason": "the other keys that sort before it hold one value, or lists (data.classes) that never repeat a single value",
+    },
+    {
+        "module": "experiments/tune_enqueue.py",
+        "removed": "value = value[0]  # one rate for every layer, as the space holds it",
+        "added": "value = value[ 1]  # one rate for every layer, as the space holds it",
+        "reason": "every item of the list is the same rate here (a set of one)",
+    },
+    {
+        "module": "experiments/tune_enqueue.py",
+        "removed": "value = value[0]  # one rate for every layer, as the space holds it",
+        "added": "value = value[ -1]  # one rate for every layer, as the space holds it",
+        "reason": "every item of the list is the same rate here (a set of one)",
+    },
+    {
+        "module": "experiments/tune_enqueue.py",
+        "removed": "present = {t.user_attrs.get(ENQUEUED_ATTR) for t in study.get_trials(deepcopy=False)}",
+        "added": "present = {t.user_attrs.get(ENQUEUED_ATTR) for t in study.get_trials(deepcopy=True)}",
+        "reason": "the trials are only read: a copy reads the same",
+    },
+    {
+        "module": "experiments/tune_enqueue.py",
+        "removed": "@dataclass(frozen=True)",
+        "added": "@dataclass(frozen=False)",
+        "reason": "no code assigns to a Known config; frozen only guards against a future mistake",
+    },
+    {
         "module": "experiments/tune.py",
         "removed": "@dataclass(frozen=True)",
         "added": "@dataclass(frozen=False)",

@@ -79,3 +79,21 @@ def test_one_rate_on_every_layer_is_enqueued_as_the_spaces_single_rate(in_tmp, i
     result = invoke("tune", *small_args(epochs=1), *space, "--trials", 1, "--enqueue", "known.yaml", "-q")
     assert result.exit_code == 0, result.output
     assert only(study_trials(in_tmp / "runs" / "tune-default" / "study.journal")).params == {"model.dropout": 0.3}
+
+
+def test_rates_that_differ_by_layer_are_refused_by_a_space_of_single_rates(in_tmp, invoke, small_args):
+    (in_tmp / "known.yaml").write_text("model: {hidden: [32, 32], dropout: [0.3, 0.5]}\n")
+    space = ["--set", "data.val_split=0.2", "--space", "model.dropout=0.3,0.5"]
+    result = invoke("tune", *small_args(epochs=1), *space, "--trials", 1, "--enqueue", "known.yaml", "-q")
+    assert result.exit_code == 2 and "is not among the space's values (0.3, 0.5)" in result.output, result.output
+
+
+@pytest.mark.parametrize("entry", ["best", [1], [""], ["best", None]])
+def test_a_plans_enqueue_must_be_a_list_of_names(entry):
+    from pathlib import Path
+
+    from dropcli.errors import DropcliError
+    from dropcli.experiments import tune_enqueue
+
+    with pytest.raises(DropcliError, match="enqueue must be a list of config files or shipped names"):
+        tune_enqueue.resolve(None, entry, Path("plan.yaml"), [])
