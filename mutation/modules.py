@@ -266,8 +266,8 @@ EQUIVALENT: list[dict[str, str]] = [
     {
         "module": "experiments/tune_enqueue.py",
         "removed": 'if grid.key == "model.dropout" and len(set(value)) == 1:',
-        "added": 'if grid.key <= "model.dropout" and len(set(value)) == 1:',
-        "reason": "the other keys that sort before it hold one value, or lists (data.classes) that never repeat a single value",
+        "added": 'if grid.key == "model.dropout" and len(set(value)) <= 1:',
+        "reason": "a config's per-layer rates are never an empty list (a net has a hidden layer), so a set of them has at least one",
     },
     {
         "module": "experiments/tune_enqueue.py",

@@ -97,3 +97,19 @@ def test_a_plans_enqueue_must_be_a_list_of_names(entry):
 
     with pytest.raises(DropcliError, match="enqueue must be a list of config files or shipped names"):
         tune_enqueue.resolve(None, entry, Path("plan.yaml"), [])
+
+
+def test_a_config_whose_net_has_no_layer_for_a_key_of_the_space_is_refused(in_tmp, invoke, small_args):
+    (in_tmp / "known.yaml").write_text("model: {hidden: [64]}\n")  # one hidden layer: no dropout_2
+    space = ["--set", "data.val_split=0.2", "--space", "model.dropout_2=0.3,0.5"]
+    result = invoke("tune", *small_args(epochs=1), *space, "--trials", 1, "--enqueue", "known.yaml", "-q")
+    assert result.exit_code == 2 and "enqueue configs whose nets the space's keys fit" in result.output, result.output
+
+
+def test_a_config_is_enqueued_in_a_space_of_keys_that_are_not_rates(in_tmp, invoke, small_args):
+    (in_tmp / "known.yaml").write_text("model: {hidden: [32]}\ndata: {augment: {shift: 1, flip: true}}\n")
+    space = ["--set", "data.val_split=0.2", "--space", "data.augment.shift=0,1", "--space", "data.augment.flip=true,false"]
+    result = invoke("tune", *small_args(epochs=1), *space, "--trials", 1, "--enqueue", "known.yaml", "-q")
+    assert result.exit_code == 0, result.output
+    params = only(study_trials(in_tmp / "runs" / "tune-default" / "study.journal")).params
+    assert params == {"data.augment.shift": 1, "data.augment.flip": True}
