@@ -145,3 +145,52 @@ def test_a_second_cut_is_set_aside_beside_the_first(tmp_path):
     assert _free_name(path).name == "study.journal.cut-1"
     (tmp_path / "study.journal.cut-1").write_bytes(b"{")
     assert _free_name(path).name == "study.journal.cut-2"
+
+
+RECORD = b'{"op_code": 0, "worker_id": "w", "study_name": "s", "directions": [1]}\n'
+
+
+def test_a_line_in_the_middle_that_is_no_record_is_named_by_its_number(tmp_path):
+    from dropcli.errors import DropcliError
+    from dropcli.experiments import tune_journal
+
+    path = tmp_path / "study.journal"
+    path.write_bytes(RECORD + b'{"no": "op_code"}\n' + RECORD)  # a JSON object, but no journal record
+    with pytest.raises(DropcliError, match="line 2 is not a journal record"):
+        tune_journal.set_aside_cut_record(path)
+
+
+def test_a_one_byte_file_is_no_journal_and_an_empty_one_is_a_new_one(tmp_path):
+    from dropcli.errors import DropcliError
+    from dropcli.experiments import tune_journal
+
+    path = tmp_path / "study.journal"
+    path.write_bytes(b"")
+    assert tune_journal.set_aside_cut_record(path) is None and path.read_bytes() == b""
+    path.write_bytes(b"x")
+    with pytest.raises(DropcliError, match="is not an Optuna journal"):
+        tune_journal.set_aside_cut_record(path)
+
+
+def test_a_journal_that_cannot_be_written_is_one_line_naming_it(tmp_path, monkeypatch):
+    """Mending a journal (a newline added, a cut record truncated away) that fails to write
+    is refused with the file's name, not an OSError."""
+    from dropcli.errors import DropcliError
+    from dropcli.experiments import tune_journal
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    path = tmp_path / "study.journal"
+    path.write_bytes(RECORD + RECORD[:-1])  # the last record whole, its newline not written
+    opened = Path.open
+    monkeypatch.setattr(Path, "open", lambda self, mode="r", *a, **k: fail() if "a" in mode else opened(self, mode, *a, **k))
+    with pytest.raises(Exception) as raised:  # one line naming the file, never Python's own OSError
+        tune_journal._set_aside(path)
+    assert isinstance(raised.value, DropcliError) and "study.journal" in str(raised.value)
+    monkeypatch.undo()
+    path.write_bytes(RECORD + RECORD[:20])  # the last record cut
+    monkeypatch.setattr(tune_journal.os, "truncate", fail)
+    with pytest.raises(Exception) as raised:  # one line naming the file, never Python's own OSError
+        tune_journal._set_aside(path)
+    assert isinstance(raised.value, DropcliError) and "study.journal" in str(raised.value)
