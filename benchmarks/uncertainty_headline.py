@@ -16,16 +16,12 @@ from pathlib import Path
 
 from benchmarks.uncertainty_round2 import Evaluation
 from dropcli.cli.display.figure import Style, finish, load_pyplot, panel_columns, panels, save, top_legend
+from dropcli.cli.display.uncertainty_plots import family as method_family
 from dropcli.uncertainty import seeds
 
 NLL = seeds.UNIT_METRICS.index("nll")
 ORIGIN = "rotate=0"
 TWO_COLUMNS = 6.75  # inches: the full width of a two-column paper
-
-
-def _family(method: str) -> str:
-    """The method without its size: mc dropout K=50 -> mc dropout."""
-    return re.sub(r" [KM]=\d+", "", method)
 
 
 def representatives(methods: list[str]) -> list[str]:
@@ -35,7 +31,7 @@ def representatives(methods: list[str]) -> list[str]:
     size = lambda m: int(re.search(r"[KM]=(\d+)", m).group(1)) if re.search(r"[KM]=(\d+)", m) else 0  # noqa: E731
     best: dict[str, str] = {}
     for method in methods:
-        family = _family(method)
+        family = method_family(method)
         if method != "deterministic" and " + " not in method and (family not in best or size(method) > size(best[family])):
             best[family] = method
     return list(best.values())
@@ -67,7 +63,7 @@ def draw(out: Path, path: Path, names: list[str]) -> Path | None:
     # in every group (colours by position gave two groups' different methods near-equal shades).
     styles = dict(zip((e.name for e in evaluations), ("-", "--", ":", "-.")))
     palette = load_pyplot(style).get_cmap("tab10").colors
-    families_of_methods = list(dict.fromkeys(_family(m) for e in evaluations for m in representatives(e.methods)))
+    families_of_methods = list(dict.fromkeys(method_family(m) for e in evaluations for m in representatives(e.methods)))
     colour_of = {family: palette[i % len(palette)] for i, family in enumerate(families_of_methods)}
     for number_of_panel, (ax, family) in enumerate(zip(axes, families)):
         for evaluation in evaluations:
@@ -75,7 +71,7 @@ def draw(out: Path, path: Path, names: list[str]) -> Path | None:
             x = [float(s.split("=")[1]) for s in points]
             for method in representatives(evaluation.methods):
                 found = [paired_difference(evaluation, method, s) for s in points]
-                colour = colour_of[_family(method)]
+                colour = colour_of[method_family(method)]
                 line_style = styles.get(evaluation.name, "-")
                 label = f"{evaluation.name}: {method}"
                 ax.plot(x, [f[0] for f in found], line_style, color=colour, marker="o", markersize=2.5, label=label)

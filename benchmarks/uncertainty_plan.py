@@ -94,7 +94,7 @@ def redraw(plan: dict, runs_dir: Path, out: Path, figures: Path) -> None:
     for name, spec in plan["evaluate"].items():
         parts = runs_dir / PARTS / name
         request = request_of(spec, plan, runs_dir)
-        kept = [parts / f"{index:02d}-{shift.label}.pt" for index, shift in enumerate(request.shifts)]
+        kept = [part_path(parts, index, shift) for index, shift in enumerate(request.shifts)]
         if not (out / f"{name}.json").is_file() or not all(path.is_file() for path in kept):
             print(f"{name}: not evaluated, or its scored sets are not all kept in {parts}: not drawn", flush=True)
             continue
@@ -251,7 +251,7 @@ def scored_in_parts(request: study.Request, parts: Path, flags: dict):
     temperatures fitted for the first set scored (deterministic: the same for every set)."""
     results, fitted = [], None
     for index, shift in enumerate(request.shifts):
-        path = parts / f"{index:02d}-{shift.label}.pt"
+        path = part_path(parts, index, shift)
         if path.is_file():
             results.append(torch.load(path, weights_only=False))
             fitted = fitted or results[-1].fitted  # None in parts kept before it was kept
@@ -265,6 +265,11 @@ def scored_in_parts(request: study.Request, parts: Path, flags: dict):
         print(f"  {shift.label}: scored", flush=True)
         results.append(part)
     return merged(results)
+
+
+def part_path(parts: Path, index: int, shift) -> Path:
+    """Where a group's scored shifted set is kept: PARTS/NN-SHIFT.pt, in the order of its shifts."""
+    return parts / f"{index:02d}-{shift.label}.pt"
 
 
 def merged(results: list):
