@@ -23,6 +23,14 @@ CHECKOUT_SRC = Path(__file__).resolve().parents[1] / "src"
 PATIENCE_S = 300
 
 
+# tune's command line with nothing given (experiments/tune.py's resolve and tune_stored's
+# stored_search take it as `given`): a test sets the entries it needs.
+TUNE_NOTHING_GIVEN = dict.fromkeys(
+    ("space", "trials", "timeout", "pruner", "grace", "reduction", "bootstrap", "sampler", "storage", "study")
+    + ("final_seeds", "run_dir", "objective", "pick", "enqueue")
+)
+
+
 def only(items):
     """The one item of `items`, checked by an assertion (an unpacking `(x,) = items` that fails
     raises a ValueError, which mutation testing rightly does not count as a test catching a bug)."""

@@ -5,22 +5,18 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TUNE_NOTHING_GIVEN
 from dropcli.errors import DropcliError
 from dropcli.experiments import tune
 
 optuna = pytest.importorskip("optuna")
-
-NOTHING_GIVEN = dict.fromkeys(
-    ("space", "trials", "timeout", "pruner", "grace", "reduction", "bootstrap", "sampler", "storage", "study")
-    + ("final_seeds", "run_dir", "objective", "pick", "enqueue")
-)
 
 
 def resolved(tmp_path: Path, plan_text: str, space: str = "  optim.lr: '0.01:1:log'\n") -> tune.Search:
     plan = tmp_path / "study" / "plan.yaml"
     plan.parent.mkdir(exist_ok=True)
     plan.write_text(f"space:\n{space}trials: 2\n{plan_text}")
-    return tune.resolve(plan, None, ["data.val_split=0.2"], {}, NOTHING_GIVEN)
+    return tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
 
 
 def test_a_plans_storage_file_lies_beside_the_plan_and_a_url_is_kept(tmp_path):
@@ -82,6 +78,6 @@ def test_a_grid_plan_may_ask_for_up_to_as_many_trials_as_points(tmp_path, trials
     plan.write_text(f"space:\n  optim.lr: [0.01, 0.1]\ntrials: {trials}\nsampler: grid\n")
     if refused:  # a plan's "grid" is a string YAML made: a check that compared it with `is` skipped plans
         with pytest.raises(DropcliError, match="the grid has only 2 points"):
-            tune.resolve(plan, None, ["data.val_split=0.2"], {}, NOTHING_GIVEN)
+            tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
     else:
-        assert tune.resolve(plan, None, ["data.val_split=0.2"], {}, NOTHING_GIVEN).trials == trials
+        assert tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN).trials == trials

@@ -3,16 +3,12 @@ reads when given only the storage), checked in process against what the study ke
 
 import pytest
 
+from conftest import TUNE_NOTHING_GIVEN
 from dropcli.errors import DropcliError
 from dropcli.experiments import tune, tune_stored
 from dropcli.experiments.tune_pruning import Pruning
 
 optuna = pytest.importorskip("optuna")
-
-NOTHING_GIVEN = dict.fromkeys(
-    ("space", "trials", "timeout", "pruner", "grace", "reduction", "bootstrap", "sampler", "storage", "study")
-    + ("final_seeds", "run_dir", "objective", "pick", "enqueue")
-)
 
 
 def storage_with(tmp_path, *names: str):
@@ -57,10 +53,10 @@ def test_the_pruners_stored_settings_read_back_and_an_old_studys_judged_from_epo
 def test_a_study_from_before_its_settings_were_kept_reads_with_no_trials_asked(tmp_path):
     plan = tmp_path / "plan.yaml"
     plan.write_text("space:\n  optim.lr: '0.01:1:log'\ntrials: 2\n")
-    search = tune.resolve(plan, None, ["data.val_split=0.2"], {}, NOTHING_GIVEN)
+    search = tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
     url, _ = storage_with(tmp_path, "old")
     study = optuna.load_study(study_name="old", storage=url)
     study.set_user_attr(tune.SPEC_ATTR, tune.spec_of(search))  # the spec, and no HOW_ATTR
-    stored = tune_stored.stored_search([], {}, {**NOTHING_GIVEN, "storage": url}, print)
+    stored = tune_stored.stored_search([], {}, {**TUNE_NOTHING_GIVEN, "storage": url}, print)
     assert (stored.study, stored.trials, stored.pruning) == ("old", 0, Pruning(grace=1))
     assert [(g.key, g.span) for g in stored.space] == [("optim.lr", (0.01, 1.0, True))]
