@@ -76,11 +76,76 @@ def test_debiased_ece_against_the_reference_and_near_zero_when_calibrated():
     assert scores.ece_debiased < scores.ece
 
 
-def test_unit_weights_reproduce_aurc_and_the_debiased_ece():
+@pytest.mark.parametrize("n, bins", [(800, 15), (30, 15), (12, 15)])  # 30: two a bin; 12: fewer examples than bins
+def test_unit_weights_reproduce_every_metric(n, bins):
     generator = torch.Generator().manual_seed(6)
-    p = torch.softmax(2 * torch.randn(800, 10, generator=generator), dim=1)
-    labels = torch.randint(0, 10, (800,), generator=generator)
+    p = torch.softmax(2 * torch.randn(n, 10, generator=generator, dtype=torch.float64), dim=1)
+    confidence, predicted = p.max(dim=1)
+    # Right and wrong by turns in confidence order: equal-mass bins hold gaps of both signs, so
+    # the bin each example falls in changes the adaptive ECE.
+    rank = torch.empty(n, dtype=torch.long)
+    rank[torch.sort(confidence, stable=True).indices] = torch.arange(n)
+    labels = torch.where(rank % 2 == 0, predicted, (predicted + 1) % 10)
+    scores = calibration.score(p, labels, bins=bins)
+    values = bootstrap.replicates([bootstrap.per_example(p, labels)], torch.ones(1, n, dtype=torch.float64), bins=bins)[0]
+    for metric in calibration.METRICS:
+        assert float(values[calibration.METRICS.index(metric)]) == pytest.approx(getattr(scores, metric), abs=1e-12), metric
+
+
+def test_debiased_ece_of_an_overconfident_net_with_bins_of_one_two_and_many():
+    """Examples placed in chosen bins (15): one of a single example, one of two, a few of more,
+    the net overconfident, so the debiased error is well above 0 and no clamp hides a wrong term."""
+    placed = [(0.30, [1]), (0.50, [1, 0]), (0.76, [1, 0, 0, 1, 0]), (0.95, [1] * 20 + [0] * 10)]
+    confidences, correct = [], []
+    for start, outcomes in placed:
+        confidences += [start + 0.001 * i for i in range(len(outcomes))]
+        correct += outcomes
+    confidence = torch.tensor(confidences, dtype=torch.float64)
+    p = torch.cat([confidence[:, None], ((1 - confidence) / 9)[:, None].expand(-1, 9)], dim=1)  # class 0 predicted
+    labels = torch.tensor([0 if hit else 1 for hit in correct])
     scores = calibration.score(p, labels)
-    values = bootstrap.replicates([bootstrap.per_example(p, labels)], torch.ones(1, 800, dtype=torch.float64))[0]
-    for metric in ("aurc", "ece_debiased"):
-        assert float(values[calibration.METRICS.index(metric)]) == pytest.approx(getattr(scores, metric), abs=1e-12)
+    assert [b.count for b in scores.bins if b.count] == [1, 2, 5, 30]
+    expected = debiased_reference(confidence.numpy(), np.array(correct, dtype=float))
+    assert expected > 0.1
+    assert scores.ece_debiased == pytest.approx(expected, abs=1e-12)
+
+
+def two_parts(n: int = 60):
+    generator = torch.Generator().manual_seed(8)
+    parts = []
+    for sharpness in (1.0, 3.0):
+        p = torch.softmax(sharpness * torch.randn(n, 10, generator=generator, dtype=torch.float64), dim=1)
+        p[:5] = p[:5].round(decimals=1)  # ties in entropy, which keep the examples' order
+        parts.append(bootstrap.per_example(p, torch.randint(0, 10, (n,), generator=generator)))
+    return parts
+
+
+def test_a_replicates_selective_accuracy_is_that_of_its_resampled_set_most_certain_first():
+    parts, n = two_parts(), 60
+    w = bootstrap.weights(n, 20, dtype=torch.float64)
+    got = bootstrap.selective_accuracies(parts, w)
+    for r in range(len(w)):
+        expected = []
+        for part in parts:
+            order = torch.sort(part["entropy"], stable=True).indices
+            copies = torch.repeat_interleave(part["correct"][order], w[r, order].long())  # the drawn copies in order
+            expected.append([copies[: max(1, round(c * n))].mean().item() for c in calibration.COVERAGES])
+        assert got[r].tolist() == pytest.approx(np.mean(expected, axis=0).tolist(), abs=1e-12), r
+
+
+def test_a_replicates_threshold_accuracy_keeps_a_confidence_equal_to_the_threshold():
+    p = torch.tensor([[0.5, 0.5, 0.0], [0.9, 0.1, 0.0], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]], dtype=torch.float64)
+    labels = torch.tensor([0, 1, 0, 2])
+    scores = calibration.score(p, labels)
+    got = bootstrap.threshold_accuracies([bootstrap.per_example(p, labels)], torch.ones(1, 4, dtype=torch.float64))[0]
+    for t, value in zip(calibration.THRESHOLDS, got.tolist()):
+        accuracy = scores.thresholds[t][0]
+        assert (value != value) if accuracy is None else value == pytest.approx(accuracy, abs=1e-12), t
+    assert scores.thresholds[0.9][0] == 0.0  # the example at exactly 0.9, a mistake, is kept
+
+
+def test_bootstrap_weights_draw_every_example_and_n_copies_a_replicate():
+    w = bootstrap.weights(5, 400)
+    assert w.sum(dim=1).tolist() == [5.0] * 400
+    assert (w.sum(dim=0) > 0).all()  # no example is never drawn
+    assert w.mean(dim=0).tolist() == pytest.approx([1.0] * 5, abs=0.15)  # each drawn once a replicate on average

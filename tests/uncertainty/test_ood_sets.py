@@ -2,11 +2,13 @@
 images) and FPR@95 against references computed by hand."""
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from conftest import write_fashion_mnist
 from dropcli.errors import DropcliError
 from dropcli.uncertainty import ood
 
@@ -107,3 +109,23 @@ def test_held_out_classes_need_runs_trained_on_fewer_than_ten():
             ood.check_sources((ood.HELD_OUT,), classes)
     with pytest.raises(DropcliError, match="named twice"):
         ood.check_sources(("noise", "noise"), None)
+
+
+def test_held_out_classes_named_on_a_real_command_line_are_the_classes_held_out():
+    source = "".join(["held", "out"])  # made at run time, as sys.argv's strings are: not the interned constant
+    assert source == ood.HELD_OUT and source is not ood.HELD_OUT
+    images = torch.arange(6 * 784).remainder(256).to(torch.uint8).reshape(6, 28, 28)
+    labels = torch.tensor([0, 7, 1, 8, 9, 2], dtype=torch.uint8)
+    config = SimpleNamespace(classes=(0, 1, 2, 3, 4, 5), test_limit=None)
+    label, outside = ood.outside_images(source, {"test": (images, labels)}, config, torch.zeros(3, 784))
+    assert label == "held-out classes [6, 7, 8, 9]"
+    assert torch.equal(outside, images[[1, 3, 4]].reshape(3, 784).float() / 255)
+
+
+def test_an_ood_data_set_named_is_read_from_torchvisions_layout(in_tmp, monkeypatch):
+    monkeypatch.setenv("DROPCLI_DATA", str(in_tmp / "store"))  # not ./mnist: a directory of that name would be read as one
+    write_fashion_mnist(in_tmp / "store" / "mnist" / "MNIST" / "raw", gz=True, sizes={"train": 20, "test": 7})
+    path, images = ood.read_images("mnist")
+    assert path == in_tmp / "store" / "mnist" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
+    assert images.shape == (7, 784) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
+    assert images.max() > 0.5  # scaled from bytes to [0, 1], not left in 0..255 nor all zero
