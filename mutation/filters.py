@@ -3,12 +3,14 @@ change nothing: no assertion could ever catch them, so they would only count as 
 
 - arithmetic made bitwise (`a / b` -> `a >> b`, `a * b` -> `a ^ b`, `-x` -> `~x`): the modules
   mutated here compute with floats and tensors, on which these operators raise a TypeError;
-- a change inside a type annotation (`Tensor | None` -> `Tensor + None`): it raises at import,
-  or changes nothing where annotations are not evaluated.
+- a change inside a type annotation (`Tensor | None` -> `Tensor + None`), or inside a module's
+  type alias (`Part = tuple[Tensor, Tensor | None]`): it raises at import, or changes nothing
+  where annotations are not evaluated.
 """
 
 import ast
 
+GENERICS = ("tuple", "list", "dict", "set", "frozenset", "type")  # a module-level X = tuple[...] is a type alias
 ARITHMETIC = ("Add", "Sub", "Mul", "Div", "FloorDiv", "Mod", "Pow")
 BITWISE = ("RShift", "LShift", "BitOr", "BitAnd", "BitXor")
 
@@ -41,5 +43,17 @@ def annotation_spans(source: str) -> list[tuple[int, int, int, int]]:
             found.append(node.annotation)
         if isinstance(node, ast.AnnAssign):
             found.append(node.annotation)
+        if isinstance(node, ast.Module):
+            found += [statement.value for statement in node.body if _is_type_alias(statement)]
         spans += [(a.lineno, a.col_offset, a.end_lineno, a.end_col_offset) for a in found]
     return spans
+
+
+def _is_type_alias(statement: ast.stmt) -> bool:
+    value = getattr(statement, "value", None)
+    return (
+        isinstance(statement, ast.Assign)
+        and isinstance(value, ast.Subscript)
+        and isinstance(value.value, ast.Name)
+        and value.value.id in GENERICS
+    )

@@ -521,4 +521,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "reached = flagged_out.div_(total_out) > RECALL - 1e-12",
         "reason": "> and >= differ only where the flagged share is exactly RECALL less 1e-12, which no ratio of whole-number weights of a real set reaches",
     },
+    {
+        "module": "uncertainty/lineup.py",
+        "removed": "methods.temperature_of_probabilities(torch.stack([probabilities[i] for i in group]).mean(dim=0), vals[0].y)",
+        "added": "methods.temperature_of_probabilities(torch.stack([probabilities[i] for i in group]).mean(dim=0), vals[ -1].y)",
+        "reason": "ensembles are temperature-scaled only where the runs share one validation split (`shared`), so every run's validation labels are the same",
+    },
 ]

@@ -6,6 +6,7 @@ checks run unchanged. Each class is a fixed random template plus noise, so a mod
 
 import gzip
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -311,3 +312,28 @@ def postgres():
 
     with running_server() as server:
         yield server
+
+
+def wait_for_a_trained_epoch(run_dir: Path, process) -> Path:
+    """Until a trial's run has written an epoch (the trial is then mid-way): its directory."""
+    deadline = time.monotonic() + PATIENCE_S
+    while time.monotonic() < deadline:
+        for metrics in run_dir.glob(f"trial-*/{runs.METRICS_FILE}"):
+            if metrics.read_text().strip():
+                return metrics.parent
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    raise AssertionError("no trial trained an epoch in time")
+
+
+def assert_exactly(trials: list, budget: int) -> list:
+    """A tune study's trials: it holds `budget` counted trials, all complete, none running or waiting, each
+    number and run directory once; returns them."""
+    from dropcli.experiments.tune_search import counted
+
+    kept = counted(trials)
+    assert len(kept) == budget and all(t.state.name == "COMPLETE" for t in kept), [(t.number, t.state.name) for t in trials]
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    assert sorted(t.number for t in trials) == list(range(len(trials)))
+    assert len({t.user_attrs["run"] for t in kept}) == budget
+    return kept

@@ -19,6 +19,8 @@ SOURCE = textwrap.dedent(
                 z - 1]
 
     LIMIT: int | None = 3
+    Part = tuple[int, float | None]
+    MASK = 1 | 2
     """
 )
 
@@ -34,6 +36,8 @@ def test_arithmetic_made_bitwise_and_annotations_are_left_out_and_nothing_else()
     assert reason("core/ReplaceBinaryOperator_BitOr_Add", 1, 44, spans) == "inside a type annotation"  # return
     assert reason("core/ReplaceBinaryOperator_BitOr_Add", 6, 11, spans) == "inside a type annotation"  # LIMIT: ...
     assert reason("core/NumberReplacer", 1, 34, spans) is None  # the default 2.0 is no annotation
+    assert reason("core/ReplaceBinaryOperator_BitOr_Sub", 7, 24, spans) == "inside a type annotation"  # a type alias
+    assert reason("core/ReplaceBinaryOperator_BitOr_Sub", 8, 9, spans) is None  # MASK = 1 | 2 is a number
 
 
 def test_a_mutant_is_tried_first_on_the_tests_that_run_its_statement():

@@ -147,10 +147,11 @@ def locked(directory: Path, what: str = "run directory") -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def in_use(directory: Path) -> bool:
-    """Whether a process holds `directory`'s lock right now (a run still training)."""
+def in_use(path: Path) -> bool:
+    """Whether a process holds `path`'s lock right now (a run directory still training, a tune
+    trial's lease)."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return False
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import only
+from conftest import assert_exactly, only, wait_for_a_trained_epoch
 from dropcli import runs
 
 pytest.importorskip("optuna")
@@ -343,6 +343,33 @@ def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_
     assert sorted(t.number for t in trials) == list(range(8))
     assert all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.user_attrs["run"] for t in trials}) == 8
+
+
+@pytest.mark.system
+def test_a_process_killed_mid_trial_on_a_journal_has_its_trial_continued_by_the_next(tmp_path, fake_data):
+    import signal
+
+    journal = tmp_path / "study.journal"
+    data = ["--data-dir", str(fake_data), "--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200"]
+    command = [sys.executable, "-m", "dropcli", "tune", *data, "--set", "train.epochs=3", *SEARCH, "--trials", "2"]
+    command += ["--pruner", "none", "--storage", str(journal), "--run-dir", str(tmp_path / "study"), "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # PYTHONPATH: this checkout (conftest.py)
+    doomed = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    run_dir = wait_for_a_trained_epoch(tmp_path / "study", doomed)
+    doomed.send_signal(signal.SIGKILL)  # no handler runs: the trial is left running in the study
+    doomed.communicate(timeout=300)
+    lost = only(study_trials(journal))
+    assert lost.state.name == "RUNNING"
+    again = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0 and "this command trained 2 trials" in again.stdout, again
+    trials = study_trials(journal)
+    assert_exactly(trials, 2)
+    assert trials[0].state.name == "FAIL" and trials[0].user_attrs["reason"] == "its process died"
+    continued = only(t for t in trials if t.user_attrs.get("retry_of") == 0)
+    assert continued.params == lost.params and continued.user_attrs["run"] == run_dir.name
+    # From the killed run's last checkpoint: each epoch once.
+    assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1, 2, 3]
+    assert not list((tmp_path / ".study.journal.leases").iterdir())  # every lease let go and cleared
 
 
 @pytest.mark.system

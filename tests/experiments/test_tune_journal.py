@@ -81,7 +81,12 @@ def test_after_a_cut_the_same_command_goes_on_and_summary_says_so_in_one_line(jo
     assert more.exit_code == 0 and "this command trained" in more.output, more.output
     again = invoke("tune", "--summary", "--run-dir", journal.parent)
     assert again.exit_code == 0 and "cut short" not in again.stderr, again.output
-    assert len(study_state(journal)[2]) == 3
+    trials = study_state(journal)[2]
+    # The cut record was trial 1's end: left running, its lease let go, it was continued in its run
+    # (the new trial 2) and not counted twice; trial 3 is the one more --trials 3 asks for.
+    assert [(number, state) for number, state, *_ in trials] == [(0, "COMPLETE"), (1, "FAIL"), (2, "COMPLETE"), (3, "COMPLETE")]
+    assert trials[1][4]["reason"] == "its process died" and trials[2][4]["retry_of"] == 1
+    assert trials[2][4]["run"] == trials[1][4]["run"]
 
 
 @pytest.mark.parametrize("newlines", [True, False])
@@ -119,7 +124,8 @@ def test_a_trial_left_running_is_shown_with_how_to_clear_it(journal, invoke):
     row = next((line for line in shown.stdout.splitlines() if line.startswith("│     2 ")), shown.stdout)
     assert "running" in row and "0.5000" in row
     hint = next(line for line in shown.stdout.splitlines() if "marked running" in line)
-    assert hint.startswith("trial 2 is marked running. If no tune process is training it now")
+    assert hint.startswith("trial 2 is marked running. If its process was killed, the next tune command on this study")
+    assert "A trial begun by an older dropcli holds no lease: if no tune process is training it now" in hint
     command = hint.partition("Mark it failed with: ")[2].partition(" (then")[0]
     words = shlex.split(command)
     assert words[:2] == ["optuna", "tell"]

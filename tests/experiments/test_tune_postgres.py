@@ -8,12 +8,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import PATIENCE_S, only
+from conftest import PATIENCE_S, assert_exactly, only, wait_for_a_trained_epoch
 from dropcli import runs
 
 pytest.importorskip("optuna")
@@ -58,31 +57,6 @@ def study_trials(url: str, name: str = "default"):
     from dropcli.experiments.tune_storage import driver_url
 
     return optuna.load_study(study_name=name, storage=driver_url(url)).get_trials(deepcopy=False)
-
-
-def wait_for_a_trained_epoch(run_dir: Path, process: subprocess.Popen) -> Path:
-    """Until a trial's run has written an epoch (the trial is then mid-way): its directory."""
-    deadline = time.monotonic() + PATIENCE_S
-    while time.monotonic() < deadline:
-        for metrics in run_dir.glob(f"trial-*/{runs.METRICS_FILE}"):
-            if metrics.read_text().strip():
-                return metrics.parent
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.01)
-    raise AssertionError("no trial trained an epoch in time")
-
-
-def assert_exactly(trials: list, budget: int) -> list:
-    """The study holds `budget` counted trials, all complete, none running or waiting, each
-    number and run directory once; returns them."""
-    from dropcli.experiments.tune_search import counted
-
-    kept = counted(trials)
-    assert len(kept) == budget and all(t.state.name == "COMPLETE" for t in kept), [(t.number, t.state.name) for t in trials]
-    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
-    assert sorted(t.number for t in trials) == list(range(len(trials)))
-    assert len({t.user_attrs["run"] for t in kept}) == budget
-    return kept
 
 
 def test_three_workers_train_exactly_the_study_and_a_rerun_continues_it(postgres, fake_data, tmp_path):

@@ -163,3 +163,16 @@ def test_the_last_layer_row_is_mc_dropout_with_only_the_last_layers_noise(build)
         row, inner = outputs[f"last-layer {methods.MC_DROPOUT}"][i]
         assert torch.allclose(row, last) and torch.allclose(inner, last_inner)
         assert not torch.allclose(row, full[-1][0], atol=1e-3)  # not the full MC dropout of the same K
+
+
+def test_a_plain_ensemble_carries_its_members_mean_entropy_and_an_ensemble_of_one_none():
+    plan = lineup.plan([], [1, 2], False, False, swept_mc=False, swept_ensembles=True, ensemble_temperature=False)
+    generator = torch.Generator().manual_seed(3)
+    members = [torch.softmax(torch.randn(5, 10, generator=generator, dtype=torch.float64), dim=1) for _ in range(2)]
+    out = lineup.ensemble_outputs(plan, [{methods.DETERMINISTIC: (p, None)} for p in members], None)
+    assert [inner for _, inner in out[lineup.ensemble_name(plan, 1)]] == [None, None]  # one member: no mutual information
+    p, inner = only(out[lineup.ensemble_name(plan, 2)])
+    assert torch.allclose(p, (members[0] + members[1]) / 2)
+    assert inner is not None and torch.allclose(
+        inner, (calibration.entropy_of(members[0]) + calibration.entropy_of(members[1])) / 2
+    )

@@ -31,6 +31,9 @@ from dropcli.experiments.tune_storage import (
     database_fault,
     fail_stale,
     heartbeats,
+    lease,
+    lease_lost,
+    lease_path,
     open_storage,
 )
 from dropcli.parallel.workers import Workers
@@ -88,7 +91,8 @@ def search(
             study.sampler = _sampler(optuna, search, trial.number)
             position = len(counted(existing)) + 1
             on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size, search.objectives[0]))
-            with heartbeats(storage, trial._trial_id):  # Optuna's Trial names its storage id only privately
+            # Optuna's Trial names its storage id only privately.
+            with heartbeats(storage, trial._trial_id), lease(storage, search.storage, trial):
                 try:
                     stopped = _run_trial(study, trial, search, datasets, listeners, deadline, scorer)
                 except optuna.exceptions.UpdateFinishedTrialError:
@@ -106,6 +110,7 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
     the study holds its budget). Trials whose heartbeat went stale are failed and retried first."""
     with budget_lock(storage, search.storage, search.study):
         fail_stale(optuna, storage, study)
+        _give_up_lost(storage, study, search.storage)
         existing = study.get_trials(deepcopy=False)
         room = search.trials - len(counted(existing))
         if room <= 0:
@@ -118,6 +123,27 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
             storage.record_heartbeat(trial._trial_id)  # before the lock goes: never a running trial without one
             trial.set_user_attr("heartbeat", True)
         return trial, existing
+
+
+def _give_up_lost(storage, study, where: str) -> None:
+    """A journal study's running trials whose process died (their lease let go) are marked
+    interrupted, so that _enqueue_interrupted continues them like trials stopped by Ctrl-C."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    if beats(storage):
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not lease_lost(where, trial):
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # before the state: never a plain failure
+            storage.set_trial_user_attr(trial._trial_id, "reason", "its process died")
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        except UpdateFinishedTrialError:  # it ended as this process looked
+            continue
+        with contextlib.suppress(OSError):
+            lease_path(where, trial._trial_id).unlink()
 
 
 def _notice_to(listeners: list[Listener]) -> Callable[[str], None]:

@@ -5,8 +5,10 @@ A journal file serves one machine (or a shared disk that honours file locks). A 
 machines shares one study. With a database, heartbeats are on: each running trial beats every
 DROPCLI_HEARTBEAT seconds (60 by default), and a trial silent for twice that (its worker killed,
 its machine gone) is failed by the next process that looks and retried as a new trial with the
-same values and run directory. Optuna 5's journal storage keeps no heartbeats, so there a killed
-worker's trial stays running.
+same values and run directory. Optuna 5's journal storage keeps no heartbeats: there each running
+trial holds a lease instead, a lock on a file of its own beside the journal, which the kernel lets
+go however its process ends; a running trial whose lease nobody holds is marked interrupted by the
+next process that looks, and continued like one stopped by Ctrl-C.
 
 Every process counts the study's trials and asks for the next under one lock, so together they
 train exactly the budget: a lock on the journal file (or SQLite's file), an advisory lock in
@@ -23,12 +25,14 @@ import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from dropcli import files
 from dropcli.errors import DropcliError, first_line
 from dropcli.experiments import tune_journal
 
 JOURNAL = "study.journal"  # the default storage, in the study directory
 HEARTBEAT_ENV = "DROPCLI_HEARTBEAT"
 HEARTBEAT_S = 60
+LEASE_ATTR = "lease"  # a journal trial's user attribute: it holds a lease (begun by a dropcli that takes them)
 # RDBStorage's argument for the callback of a stale trial: renamed in Optuna 4.9.
 _CALLBACK = "heartbeat_stale_trial_callback"
 # A URL's scheme without a driver -> the drivers tried for it, in order: (SQLAlchemy's name, module).
@@ -295,3 +299,36 @@ def retry_stale(study, trial) -> None:
     its values and run directory, which the next process to ask takes, continuing the run from its
     last checkpoint where that is on its disk. The failed one is then not counted (retry_of)."""
     study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, "run": trial.user_attrs.get("run")})
+
+
+def lease_path(journal: str, trial_id: int) -> Path:
+    """The file whose lock a journal study's running trial holds: hidden, beside the journal."""
+    path = Path(journal)
+    return path.parent / f".{path.name}.leases" / str(trial_id)
+
+
+@contextlib.contextmanager
+def lease(storage, journal: str, trial) -> Iterator[None]:
+    """While a trial of a journal study runs, this process holds the lock on its lease file
+    (nothing for a database: it beats instead). The trial is marked as holding a lease only once
+    it does, so no other process takes a trial still starting for a lost one."""
+    if beats(storage):
+        yield
+        return
+    path = lease_path(journal, trial._trial_id)
+    path.parent.mkdir(exist_ok=True)
+    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        trial.set_user_attr(LEASE_ATTR, True)
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)  # the lock goes with the descriptor
+
+
+def lease_lost(journal: str, trial) -> bool:
+    """Whether a running journal trial that took a lease has lost its process: no process holds
+    its lease's lock. A trial begun without one (an older dropcli) is never judged lost."""
+    return bool(trial.user_attrs.get(LEASE_ATTR)) and not files.in_use(lease_path(journal, trial._trial_id))

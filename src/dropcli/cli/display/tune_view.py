@@ -169,9 +169,10 @@ def running_hint(result: Found, storage: str, study: str) -> str | None:
             "60 s by default) the next tune process on this study marks it failed and trains it again in its place"
         )
     return (
-        f"{marked} "
-        "If no tune process is training it now (its process was killed), it is stale: it counts towards --trials and "
-        f"is never continued. Mark it failed with: optuna tell --storage {storage} --storage-class JournalFileBackend --study-name {study} "
+        f"{marked} If its process was killed, the next tune command on this study finds its lease let go and "
+        "continues it from its last checkpoint. A trial begun by an older dropcli holds no lease: if no tune process "
+        "is training it now, it counts towards --trials and is never continued. Mark it failed with: "
+        f"optuna tell --storage {storage} --storage-class JournalFileBackend --study-name {study} "
         f"--trial-number {running[0]} --state fail (then raise --trials by one to train another in its place)"
     )
 
