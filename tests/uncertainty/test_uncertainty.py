@@ -343,3 +343,44 @@ def test_an_ensembles_runs_must_have_trained_the_same_epochs_in_either_order():
             check_same_recipe(paths, configs, epochs)
     with pytest.raises(DropcliError, match="two runs share a seed"):
         check_same_recipe(paths, [configs[0], configs[0]], [3, 3])
+
+
+def test_last_layer_mc_dropout_leaves_every_earlier_noise_layer_off(build):
+    """Three noise layers (inputs and two hidden): only the last is on, however many come before."""
+    model = build("scratch", dropout_input=0.5, dropout=(0.5, 0.5))
+    X = torch.rand(30, 784, generator=torch.Generator().manual_seed(4))
+    first, second, last = methods.stochastic_modules(model)
+    torch.manual_seed(0)
+    ((got, _),) = methods.mc_sweep(model, X, [8], last_layer_only=True)
+    # By hand: eval mode with only the last layer's noise, eight passes one at a time, same masks.
+    model.eval()
+    last.train()
+    torch.manual_seed(0)
+    stacked = model[: list(model).index(last)](X).repeat(8, 1)  # the noise-free part once, copied as mc_sweep does
+    with torch.no_grad():
+        expected = torch.softmax(model[list(model).index(last) :](stacked), dim=1).view(8, 30, -1).double().mean(dim=0)
+    model.eval()
+    assert torch.allclose(got.double(), expected, atol=1e-6)
+    assert not first.training and not second.training and not last.training  # all off again afterwards
+
+
+def test_mc_dropout_runs_the_noise_free_first_layer_once_per_example(build):
+    prefix, rest = methods.split_at_first_noise(build("scratch"))
+    assert isinstance(prefix, torch.nn.Sequential) and len(prefix) > 0  # the 784 x 256 product, not repeated K times
+    assert not methods.stochastic_modules(prefix) and methods.stochastic_modules(rest)
+
+
+def test_evaluation_logits_are_float32_without_a_graph_at_any_precision(build):
+    model = build("scratch")
+    X = torch.rand(16, 784, generator=torch.Generator().manual_seed(2))
+    for precision in ("fp32", "bf16"):
+        z = methods.logits(model, X, precision)
+        assert z.dtype == torch.float32 and not z.requires_grad, precision
+
+
+def test_a_temperature_of_two_halves_the_logits():
+    z = torch.randn(20, 10, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(methods.scaled(z, 2.0), torch.softmax(z / 2.0, dim=1))
+    assert torch.equal(methods.scaled(z), torch.softmax(z, dim=1)) and not torch.allclose(
+        methods.scaled(z, 2.0), methods.scaled(z)
+    )
