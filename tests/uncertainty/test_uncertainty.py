@@ -165,9 +165,35 @@ def test_an_ensemble_of_one_run_is_that_run(two_runs, invoke):
     assert len(ensembles["per_run"]) == 2 and ensembles["per_run"] == single["per_run"]
     assert single["per_run"][0]["nll"] == alone["uncertainty"]["results"][0]["nll"]
     # The single run's loss and accuracy are what evaluate always reported.
+    assert {"loss", "accuracy"} <= alone.keys(), alone.keys()
     assert (alone["loss"], alone["accuracy"]) == pytest.approx(
         (rows(alone, "deterministic")[0]["nll"], rows(alone, "deterministic")[0]["accuracy"])
     )
+
+
+def test_progress_counts_each_run_under_each_shift_in_order(two_runs, monkeypatch):
+    from dropcli.uncertainty import shifts, study
+
+    # Every Monte Carlo tick reported (not ten a second), so each shift's ticks are seen.
+    monkeypatch.setattr(
+        study,
+        "_ticker",
+        lambda progress, before, steps, estimate: lambda member, f: progress(before + member + f, steps, estimate),
+    )
+    reports = []
+    # 200 passes of 400 images: more rows than one batched forward takes, so a run's ticks come in parts.
+    request = study.Request([two_runs], mc_samples=200, shifts=shifts.parse("rotate=0,45"))
+    study.run(request, {"device": ("--device", "cpu")}, lambda done, total, estimate: reports.append((done, total)))
+    assert {total for _, total in reports} == {4}  # two runs under two shifts
+    done = [d for d, _ in reports]
+    assert done == sorted(done) and done[0] == 0 and done[-1] == 4
+    assert 2 in done  # the first shift's end: two of four
+    assert any(0 < d < 1 for d in done) and any(2 < d < 3 for d in done)  # ticks within a run, in each shift
+
+
+def test_two_runs_with_their_own_validation_splits_are_said_to_have_trained_on_different_subsets(two_runs, invoke):
+    notes = study_json(invoke, two_runs, "--temperature", "--bootstrap", "0")["uncertainty"]["notes"]
+    assert "the runs trained on different subsets (each held out its own validation split)" in notes
 
 
 def test_temperature_fitting_counts_in_the_monte_carlo_time_bound(two_runs, invoke, monkeypatch):

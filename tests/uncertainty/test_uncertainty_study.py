@@ -257,7 +257,9 @@ def test_ensembles_that_leave_runs_out_say_so(three_runs, invoke):
     assert result.exit_code == 0, result.output
     said = " ".join(result.stdout.split())
     assert "ensemble M=2: 1 disjoint ensemble of 2 runs, so the last 1 run of 3 is in none" in said, result.stdout
-    study = json.loads(invoke("evaluate", three_runs, "--ensemble-sizes", "1,3", "--bootstrap", "0", "--json").stdout)
+    result = invoke("evaluate", three_runs, "--ensemble-sizes", "1,3", "--bootstrap", "0", "--json")
+    assert result.exit_code == 0, result.output  # an ensemble of every run given is allowed
+    study = json.loads(result.stdout)
     assert not any("in none" in note for note in study["uncertainty"]["notes"])  # 1 and 3 divide 3 runs
 
 
@@ -347,3 +349,28 @@ def test_runs_share_a_validation_set_only_when_its_images_and_labels_are_the_sam
     assert not _shared([SimpleNamespace(X=X, y=y), SimpleNamespace(X=X, y=y.flip(0))])  # other labels
     assert not _shared([SimpleNamespace(X=X, y=y), SimpleNamespace(X=X + 1, y=y)])  # other images
     assert not _shared([])
+
+
+def test_the_runs_left_out_of_ensembles_are_counted_with_the_ensembles():
+    from dropcli.uncertainty import lineup, study
+
+    plan = lineup.plan([], [2, 3, 5], False, False, swept_mc=False, swept_ensembles=True, ensemble_temperature=False)
+    assert study._left_out_of_ensembles(plan, 5) == [
+        "ensemble M=2: 2 disjoint ensembles of 2 runs, so the last 1 run of 5 is in none",
+        "ensemble M=3: 1 disjoint ensemble of 3 runs, so the last 2 runs of 5 are in none",
+    ]
+
+
+def test_monte_carlo_ticks_are_passed_on_at_most_ten_a_second(monkeypatch):
+    import itertools
+    from types import SimpleNamespace
+
+    from dropcli.uncertainty import study
+
+    readings = itertools.count()  # a clock that moves 0.06 s each time it is read
+    monkeypatch.setattr(study, "time", SimpleNamespace(monotonic=lambda: 0.06 * next(readings)))
+    heard = []
+    tick = study._ticker(lambda done, steps, estimate: heard.append(done), 4, 8, 1.0)
+    for fraction in (0.1, 0.2, 0.3, 0.4, 0.5):
+        tick(1, fraction)
+    assert heard == [4 + 1 + 0.2, 4 + 1 + 0.4]  # the ticks read 0.1 s or more after the last one passed on
