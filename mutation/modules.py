@@ -561,12 +561,6 @@ EQUIVALENT: list[dict[str, str]] = [
     {
         "module": "uncertainty/study.py",
         "removed": 'if request.split == "val" and members[0].config.data.val_split == 0:',
-        "added": 'if request.split == "val" and members[0].config.data.val_split < 0:',
-        "reason": "several runs are refused for any split but test just above, so with --split val there is one run and [-1] is [0]",
-    },
-    {
-        "module": "uncertainty/study.py",
-        "removed": 'if request.split == "val" and members[0].config.data.val_split == 0:',
         "added": 'if request.split == "val" and members[ -1].config.data.val_split == 0:',
         "reason": "several runs are refused for any split but test just above, so with --split val there is one run and [-1] is [0]",
     },
