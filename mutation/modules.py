@@ -570,4 +570,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'if request.temperature and request.split >= "val":',
         "reason": 'the split is one of test, train and val (checked before), and val sorts last: >= "val" is == "val"',
     },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "bootstrap: int = 0  # replicates for the intervals; 0: none",
+        "added": "bootstrap: int = 1  # replicates for the intervals; 0: none",
+        "reason": "every Request is built by api.scoring.check_request with the bootstrap count given (the CLI's and the API's default is 200); the dataclass default is never read",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "if member.config.data.val_split == 0:",
+        "added": "if member.config.data.val_split <= 0:",
+        "reason": "a config's val_split is refused below 0 when it is loaded, so <= 0 is == 0",
+    },
 ]

@@ -196,6 +196,24 @@ def test_two_runs_with_their_own_validation_splits_are_said_to_have_trained_on_d
     assert "the runs trained on different subsets (each held out its own validation split)" in notes
 
 
+def test_one_run_under_shifts_is_scored_per_shift_without_the_unshifted_tables(two_runs, invoke):
+    run = sorted(p for p in two_runs.iterdir() if p.is_dir())[0]
+    report = study_json(invoke, run, "--shift", "rotate=0,45", "--bootstrap", "0")
+    assert len(rows(report, "deterministic", "rotate", 0.0)) == len(rows(report, "deterministic", "rotate", 45.0)) == 1
+    assert "loss" not in report  # the single run's own tables are for the unshifted split only
+
+
+def test_an_ood_directory_that_holds_no_images_is_refused_before_any_scoring(two_runs, invoke, in_tmp, monkeypatch):
+    from dropcli.uncertainty import lineup
+
+    scored = []
+    monkeypatch.setattr(lineup, "all_outputs", lambda *args, **kwargs: scored.append(1))
+    (in_tmp / "Empty").mkdir()  # its path sorts before "heldout": read, and refused, before any work like any other
+    result = invoke("evaluate", two_runs, "--ood", in_tmp / "Empty", "--ood", "noise", "--bootstrap", "0")
+    assert result.exit_code == 2 and "no t10k-images-idx3-ubyte or t10k-images-idx3-ubyte.gz in" in result.stderr
+    assert scored == []
+
+
 def test_temperature_fitting_counts_in_the_monte_carlo_time_bound(two_runs, invoke, monkeypatch):
     from dropcli.uncertainty import evaluation
 
