@@ -582,4 +582,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if member.config.data.val_split <= 0:",
         "reason": "a config's val_split is refused below 0 when it is loaded, so <= 0 is == 0",
     },
+    {
+        "module": "model/dropout.py",
+        "removed": "@functools.lru_cache(maxsize=256)",
+        "added": "@functools.lru_cache(maxsize= 255)",
+        "reason": "the cache's size changes how many (p, dtype) scales are kept, not the scale computed",
+    },
 ]

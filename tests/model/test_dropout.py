@@ -254,3 +254,26 @@ def test_under_torch_compile_the_scale_is_the_same_rounded_number_as_a_tensor(mo
     scale = dropout_module._scale(0.3, x)
     assert isinstance(scale, torch.Tensor) and scale.dtype == torch.float16 and scale.dim() == 0
     assert scale.item() == dropout_module.survivor_scale(0.3, torch.float16)  # 1 / 0.7, rounded to float16
+
+
+def test_the_bool_mode_keeps_an_element_where_its_uniform_draw_exceeds_p():
+    like = torch.empty(50, 60)
+    torch.manual_seed(4)
+    mask = draw_keep(like, 0.3, "bool")
+    torch.manual_seed(4)
+    assert torch.equal(mask, torch.rand(50, 60) > 0.3)
+
+
+def test_the_int16_draw_takes_one_random_word_per_four_elements():
+    # No random number drawn and left unused: what is drawn next is what follows ceil(n / 4) words.
+    torch.manual_seed(3)
+    draw_keep(torch.empty(1001), 0.3, "int16")
+    after = torch.rand(5)
+    torch.manual_seed(3)
+    torch.empty(251, dtype=torch.int64).random_(-(2**63), None)
+    assert torch.equal(torch.rand(5), after)
+
+
+def test_the_module_takes_p_by_keyword_as_nn_dropout_does():
+    layer = Dropout(p=0.3, mask_mode="int16")
+    assert layer.p == torch.nn.Dropout(p=0.3).p == 0.3 and layer.mask_mode == "int16"
