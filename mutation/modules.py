@@ -110,7 +110,7 @@ MODULES: dict[str, list[str]] = {
         "not system",
     ],
     "model/dropout.py": ["tests/model/test_dropout.py", "-m", "not system"],
-    "training/fused.py": ["tests/training/test_fused.py", "-m", "not system"],
+    "training/fused.py": ["tests/training/test_fused.py", "tests/training/test_bf16.py", "-m", "not system"],
     "training/epoch.py": ["tests/training/test_train.py", "tests/training/test_fused.py", "-m", "not system"],
     "training/schedules.py": ["tests/training/test_recipe.py", "-m", "not system"],
     "runs/resume.py": [
@@ -587,5 +587,35 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "@functools.lru_cache(maxsize=256)",
         "added": "@functools.lru_cache(maxsize= 255)",
         "reason": "the cache's size changes how many (p, dtype) scales are kept, not the scale computed",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "if index > 0:",
+        "added": "if index >= 0:",
+        "reason": "the first layer reads the images, pixel intensities in [0, 1] (shifted or flipped, still in it), which ReLU leaves as they are",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": 'self.dtype = torch.bfloat16 if precision == "bf16" else torch.float32',
+        "added": 'self.dtype = torch.bfloat16 if precision <= "bf16" else torch.float32',
+        "reason": "the precision reaches FusedStep resolved, fp32 or bf16 (auto is resolved when the run starts), and fp32 sorts after bf16",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "self.scale = survivor_scale(self.p, torch.float32) if self.p < 1 else 0.0",
+        "added": "self.scale = survivor_scale(self.p, torch.float32) if self.p < 1 else -1.0",
+        "reason": "p = 1 zeroes every input of the layer, so its product is 0 whatever the scale",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p == 0 else X.clone()",
+        "added": "A = X.to(self.dtype) if self.dtype is not X.dtype else X if self.noise[0].p == 0 else X.clone()",
+        "reason": "torch dtypes are singletons: is not and != agree",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": 'and group["momentum"] == group["weight_decay"] == 0',
+        "added": 'and group["momentum"] <= group["weight_decay"] == 0',
+        "reason": "momentum is never negative, so momentum <= weight_decay == 0 holds exactly where momentum == weight_decay == 0",
     },
 ]

@@ -173,3 +173,32 @@ def test_a_run_may_switch_engines_on_resume(in_tmp, invoke, small_args):
     assert result.exit_code == 0, result.output
     lines = (in_tmp / "r" / runs.METRICS_FILE).read_text().splitlines()
     assert len(lines) == 2 and "engine: fused" in (in_tmp / "r" / runs.CONFIG_FILE).read_text()
+
+
+@pytest.mark.parametrize("momentum, in_place", [(0.0, True), (0.9, False)])
+def test_plain_sgd_moves_the_weights_in_place_and_anything_else_through_the_optimizer(build, momentum, in_place):
+    """Plain SGD (no momentum, no weight decay) adds each layer's update straight into its weights:
+    no .grad is made, nor is the optimizer stepped; anything else hands the optimizer .grad."""
+    from dropcli.training.fused import FusedStep
+
+    model = build("scratch")
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+    stepped = []
+    optimizer.step = lambda *args, **kwargs: stepped.append(1)
+    generator = torch.Generator().manual_seed(0)
+    X, y = torch.rand(16, 784, generator=generator), torch.randint(0, 10, (16,), generator=generator)
+    FusedStep(model, optimizer, "fp32", 0.0)(X, y, 16)
+    assert all((p.grad is None) == in_place for p in model.parameters())
+    assert stepped == ([] if in_place else [1])
+
+
+@pytest.mark.parametrize("dropout_input", [0.0, 0.5])
+def test_a_fused_step_leaves_the_callers_batch_as_it_was(build, dropout_input):
+    from dropcli.training.fused import FusedStep
+
+    model = build("scratch", dropout_input=dropout_input)
+    generator = torch.Generator().manual_seed(1)
+    X, y = torch.rand(16, 784, generator=generator), torch.randint(0, 10, (16,), generator=generator)
+    before = X.clone()
+    FusedStep(model, torch.optim.SGD(model.parameters(), lr=0.1), "fp32", 0.0)(X, y, 16)
+    assert torch.equal(X, before)  # input dropout masks a copy, not the data set's tensor
