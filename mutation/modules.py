@@ -111,7 +111,13 @@ MODULES: dict[str, list[str]] = {
     ],
     "model/dropout.py": ["tests/model/test_dropout.py", "-m", "not system"],
     "training/fused.py": ["tests/training/test_fused.py", "tests/training/test_bf16.py", "-m", "not system"],
-    "training/epoch.py": ["tests/training/test_train.py", "tests/training/test_fused.py", "-m", "not system"],
+    "training/epoch.py": [
+        "tests/training/test_train.py",
+        "tests/training/test_fused.py",
+        "tests/training/test_recipe_keys.py",
+        "-m",
+        "not system",
+    ],
     "training/schedules.py": ["tests/training/test_recipe.py", "-m", "not system"],
     "runs/resume.py": [
         "tests/runs/test_runs.py",
