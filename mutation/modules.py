@@ -624,4 +624,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'and group["momentum"] <= group["weight_decay"] == 0',
         "reason": "momentum is never negative, so momentum <= weight_decay == 0 holds exactly where momentum == weight_decay == 0",
     },
+    {
+        "module": "training/epoch.py",
+        "removed": "if world > 1:",
+        "added": "if world >= 1:",
+        "reason": "with one worker index[0::1] is the whole index, so taking the share for world >= 1 changes nothing",
+    },
 ]
