@@ -115,6 +115,7 @@ MODULES: dict[str, list[str]] = {
         "tests/training/test_train.py",
         "tests/training/test_fused.py",
         "tests/training/test_recipe_keys.py",
+        "tests/training/test_epoch_reports.py",
         "-m",
         "not system",
     ],
