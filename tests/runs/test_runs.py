@@ -297,11 +297,14 @@ def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_t
     from dropcli.errors import DropcliError
     from dropcli.runs.resume import _check_average
 
-    saved = load_config(None, ["train.epochs=8", "train.average=swa"])  # averages from epoch 7
+    saved = load_config(None, ["train.epochs=8", "train.average=swa"])  # averages from epoch 6's end
     _check_average(tmp_path, saved, saved, done=7)  # the same total: nothing moves
     _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
     with pytest.raises(DropcliError, match="averages from epoch"):
         _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=7)
+    longer = load_config(None, ["train.epochs=12", "train.average=swa"])  # averages from epoch 9's end
+    with pytest.raises(DropcliError, match="averages from epoch 9 of 12; with train.epochs=8 it would start at epoch 6"):
+        _check_average(tmp_path, longer, saved, done=7)  # a shorter total moves the start back onto a trained epoch
 
 
 def test_a_resumed_worker_continues_its_own_random_stream_or_a_fresh_one_for_another_world():
@@ -334,5 +337,9 @@ def test_a_resumed_worker_continues_its_own_random_stream_or_a_fresh_one_for_ano
     _restore(state, payload(streams(2)))  # worker 1 of the same 2: its own stream
     assert torch.equal(torch.get_rng_state(), streams(2)[1]["torch"])
     _restore(state, payload(streams(3)))  # 2 workers now, 3 then: a fresh stream for this worker and epoch
+    assert torch.initial_seed() == derived_seed(0, "worker 1 from epoch 3")
+    torch.manual_seed(1)
+    state.workers = SimpleNamespace(rank=1, world_size=4)
+    _restore(state, payload(streams(2)))  # 4 workers now, 2 then: a fresh stream too, not worker 1's of 2
     assert torch.initial_seed() == derived_seed(0, "worker 1 from epoch 3")
     torch.set_rng_state(saved)

@@ -13,7 +13,7 @@ from dropcli import data, runs
 from dropcli.config import AugmentConfig, load_config
 from dropcli.data import augment
 from dropcli.errors import DropcliError
-from dropcli.training.schedules import learning_rate, momentum
+from dropcli.training.schedules import build_optimizer, first_changed_epoch, learning_rate, momentum, start_epoch
 
 
 def optim(*overrides):
@@ -69,6 +69,50 @@ def test_cosine_and_onecycle_shapes():
 def test_momentum_rises_as_in_the_paper():
     config = optim("optim.momentum=0.5", "optim.momentum_final=0.99", "optim.momentum_epochs=10")
     assert [momentum(config, e) for e in (1, 6, 11, 30)] == pytest.approx([0.5, 0.745, 0.99, 0.99])
+
+
+def test_each_epoch_sets_the_sgd_momentum_of_its_place_on_the_ramp():
+    config = optim("optim.momentum=0.5", "optim.momentum_final=0.99", "optim.momentum_epochs=10", "optim.schedule=cosine")
+    optimizer = build_optimizer(config, torch.nn.Linear(2, 2).parameters())
+    for epoch, (lr, beta) in {1: (0.1, 0.5), 6: (0.05 * (1 + math.cos(math.pi * 5 / 10)), 0.745), 11: (None, 0.99)}.items():
+        returned = start_epoch(optimizer, config, epoch, 10 if lr is not None else 20)
+        assert optimizer.param_groups[0]["momentum"] == pytest.approx(beta)
+        assert optimizer.param_groups[0]["lr"] == returned and (lr is None or returned == pytest.approx(lr))
+
+
+@pytest.mark.parametrize("name, kind", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
+def test_the_optimizer_built_is_the_one_named_with_the_configs_settings(name, kind):
+    extra = ["optim.momentum=0.9", "optim.nesterov=true"] if name == "sgd" else ["optim.betas=[0.8, 0.99]"]
+    config = optim(f"optim.name={name}", "optim.lr=0.02", "optim.weight_decay=0.001", *extra)
+    optimizer = build_optimizer(config, torch.nn.Linear(2, 2).parameters())
+    assert type(optimizer) is kind  # AdamW is a subclass of Adam in newer torch: isinstance cannot tell them apart
+    group = optimizer.param_groups[0]
+    assert (group["lr"], group["weight_decay"]) == (0.02, 0.001)
+    if name == "sgd":
+        assert (group["momentum"], group["nesterov"]) == (0.9, True)
+    else:
+        assert group["betas"] == (0.8, 0.99)
+
+
+def test_onecycle_with_a_one_epoch_rise_starts_at_its_peak():
+    config = optim("optim.schedule=onecycle", "optim.warmup_epochs=1")
+    rates = [learning_rate(config, epoch, 10) for epoch in range(1, 11)]
+    assert rates == pytest.approx([0.1] + [1e-5 + (0.1 - 1e-5) * (1 + math.cos(math.pi * step / 9)) / 2 for step in range(1, 10)])
+
+
+@pytest.mark.parametrize(
+    "overrides, done, changed",
+    [
+        (["optim.schedule=cosine"], 1, None),  # a cosine's first epoch is its full rate whatever the total
+        (["optim.schedule=cosine"], 2, 2),
+        (["optim.schedule=cosine"], 5, 2),
+        (["optim.schedule=onecycle", "optim.warmup_epochs=3"], 3, None),  # the rise is set by its epochs alone
+        (["optim.schedule=onecycle", "optim.warmup_epochs=3"], 4, 4),
+        (["optim.schedule=step", "optim.warmup_epochs=2"], 10, None),
+    ],
+)
+def test_the_first_trained_epoch_whose_rate_a_new_total_changes(overrides, done, changed):
+    assert first_changed_epoch(optim(*overrides), 10, 20, done) == changed
 
 
 @pytest.mark.parametrize(

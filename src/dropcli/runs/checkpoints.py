@@ -116,7 +116,7 @@ def _does_not_fit(error: Exception) -> DropcliError:
 
 def _restore(state: TrainState, payload: dict[str, Any]) -> None:
     state.model.load_state_dict(payload.get("trained", payload["model"]))
-    if state.averaged is not None and "averaged" in payload:
+    if state.averaged is not None:  # saved with every ema or swa run's checkpoint: without it the file is damaged
         state.averaged.load_state_dict(payload["averaged"])
     state.optimizer.load_state_dict(payload["optimizer"])
     rng, workers = payload["rng"], state.workers

@@ -67,7 +67,7 @@ def start_epoch(optimizer: torch.optim.Optimizer, config: OptimConfig, epoch: in
     lr = learning_rate(config, epoch, epochs)
     for group in optimizer.param_groups:
         group["lr"] = lr
-        if config.name == "sgd":
+        if config.name == "sgd":  # adam's and adamw's momentum is optim.betas, which no schedule moves
             group["momentum"] = momentum(config, epoch)
     return lr
 
