@@ -196,6 +196,31 @@ def test_a_trials_own_epochs_are_those_it_trained_after_the_one_it_continues():
     assert trained_epochs(SimpleNamespace(user_attrs={})) == 0  # failed before its first epoch
     assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5})) == 5
     assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5, "resumed_at": 2})) == 3
+    # Continuing a trial whose process died (it recorded no epochs): the run's earlier epochs count here.
+    assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5, "resumed_at": 2, "counts_earlier_epochs": True})) == 5
+
+
+@pytest.mark.parametrize("earlier, counted_here", [({"epochs": 2}, False), ({}, True)])
+def test_a_continued_trial_counts_the_earlier_epochs_only_where_the_one_it_continues_did_not(
+    tmp_path, monkeypatch, earlier, counted_here
+):
+    import optuna
+
+    from dropcli.experiments import tune_search
+
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    study.enqueue_trial({}, user_attrs=earlier)  # stopped by Ctrl-C (its epochs recorded) or killed outright (none)
+    first = study.ask()
+    study.tell(first, state=optuna.trial.TrialState.FAIL)
+    study.enqueue_trial({}, user_attrs={"retry_of": first.number})
+    again = study.ask()
+    (tmp_path / runs.LAST_CHECKPOINT).parent.mkdir(parents=True)
+    (tmp_path / runs.LAST_CHECKPOINT).touch()
+    monkeypatch.setattr(tune_search.checkpoints, "load", lambda path: {"epoch": 2})
+    assert tune_search._resumed(study, again, tmp_path) == {"epoch": 2}
+    again.set_user_attr("epochs", 5)
+    attrs = study.trials[again.number].user_attrs
+    assert attrs["resumed_at"] == 2 and tune_search.trained_epochs(study.trials[again.number]) == (5 if counted_here else 3)
 
 
 @pytest.mark.parametrize("epochs, state", [(1, "COMPLETE"), (2, "FAIL")])
@@ -349,6 +374,8 @@ def test_two_processes_share_one_storage_without_losing_or_repeating_trials(tmp_
 def test_a_process_killed_mid_trial_on_a_journal_has_its_trial_continued_by_the_next(tmp_path, fake_data):
     import signal
 
+    from dropcli.experiments.tune_search import trained_epochs
+
     journal = tmp_path / "study.journal"
     data = ["--data-dir", str(fake_data), "--device", "cpu", "--set", "data.train_limit=600", "--set", "data.test_limit=200"]
     command = [sys.executable, "-m", "dropcli", "tune", *data, "--set", "train.epochs=3", *SEARCH, "--trials", "2"]
@@ -369,6 +396,8 @@ def test_a_process_killed_mid_trial_on_a_journal_has_its_trial_continued_by_the_
     assert continued.params == lost.params and continued.user_attrs["run"] == run_dir.name
     # From the killed run's last checkpoint: each epoch once.
     assert [m["epoch"] for m in runs.read_metrics(run_dir)] == [1, 2, 3]
+    # The study's compute: each trial's 3 epochs, the killed process's saved ones counted with its continuation.
+    assert sum(trained_epochs(t) for t in trials) == 6
     assert not list((tmp_path / ".study.journal.leases").iterdir())  # every lease let go and cleared
 
 

@@ -221,7 +221,7 @@ def _run_trial(
     if "retry_of" in trial.user_attrs:
         _wait_until_free(run_dir)
     try:
-        resume_from = _resumed(trial, run_dir)
+        resume_from = _resumed(study, trial, run_dir)
         if (
             resume_from is not None
             and reported is not None
@@ -280,7 +280,7 @@ def _scores(scorer, run_dir: Path, device, data, config) -> dict[str, float] | N
     return scorer(model, data.val.X, data.val.y)
 
 
-def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
+def _resumed(study, trial, run_dir: Path) -> dict[str, Any] | None:
     """The checkpoint of an interrupted trial's run (None for a new run). The trial records the
     epoch it continues from, so that the epochs before it are counted once (trained_epochs)."""
     last = run_dir / runs.LAST_CHECKPOINT
@@ -288,6 +288,10 @@ def _resumed(trial, run_dir: Path) -> dict[str, Any] | None:
         return None
     checkpoint = checkpoints.load(last)
     trial.set_user_attr("resumed_at", checkpoint["epoch"])
+    retry_of = trial.user_attrs.get("retry_of")
+    if retry_of is not None and study.trials[retry_of].user_attrs.get("epochs") is None:
+        # Its process died before it could record the epochs it trained: they count with this trial.
+        trial.set_user_attr("counts_earlier_epochs", True)
     return checkpoint
 
 
@@ -308,8 +312,10 @@ def _replayed_prunes(study, trial, run_dir: Path, last: int, epochs: int, report
 
 def trained_epochs(trial) -> int:
     """The epochs this trial trained itself: a continued run's earlier epochs belong to the trial
-    that was interrupted, so that the study's compute counts each epoch once."""
-    return max(0, (trial.user_attrs.get("epochs") or 0) - (trial.user_attrs.get("resumed_at") or 0))
+    that was interrupted (unless its process died before it could count them), so that the
+    study's compute counts each epoch once."""
+    earlier = 0 if trial.user_attrs.get("counts_earlier_epochs") else trial.user_attrs.get("resumed_at") or 0
+    return max(0, (trial.user_attrs.get("epochs") or 0) - earlier)
 
 
 def _summary_says_pruned(run_dir: Path, reason: str) -> None:
