@@ -194,6 +194,23 @@ def test_the_legend_fits_the_figure_width_with_long_labels(tmp_path):
         assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width
 
 
+def test_labels_and_a_caption_longer_than_the_width_are_wrapped_inside_it():
+    # A run's many settings in one label; a search's space as a caption: digits and commas, no spaces.
+    labels = [
+        f"hidden widths = 512x512x512, input dropout rate = 0.0{n}345, dropout rate p = 0.06775,0.4259,0.3, "
+        "learning rate = 0.05992, weight decay = 0.0001, label smoothing = 0.05"
+        for n in range(2)
+    ]
+    caption = "study x: model.hidden=" + ",".join(["256x256", "512x512", "1024x1024", "2048x2048"] * 3)
+    figure = plots.learning_curves([plots.RunCurves(label, [history(3, 0.1, val=True)]) for label in labels], caption)
+    figure.canvas.draw()
+    texts = [text for legend in figure.legends for text in legend.get_texts()] + figure.texts
+    assert any("\n" in text.get_text() for text in texts)  # wrapped, not cut
+    for artist in [*figure.legends, *figure.texts]:
+        extent = artist.get_window_extent()
+        assert extent.x0 >= 0 and extent.x1 <= figure.bbox.width
+
+
 def test_a_caption_over_runs_of_different_sizes_says_they_differ(tmp_path):
     import json
 
@@ -271,6 +288,19 @@ def test_keys_are_named_for_readers_and_values_never_none():
     assert value_text("optim.max_norm", None) == "off" and value_text("data.train_limit", None) == "all"
     assert value_text("model.hidden", [1024, 1024]) == "1024x1024" and value_text("model.dropout", [0.5, 0.5]) == "0.5"
     assert value_text("model.dropout", [0.2, 0.5]) == "0.2,0.5"
+
+
+def test_every_key_a_search_or_sweep_can_vary_has_a_readable_name():
+    from dropcli.config import load_config, to_dict
+    from dropcli.config.labels import READABLE
+
+    def keys(tree, prefix=""):
+        for key, value in tree.items():
+            yield from keys(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+
+    # data.root (a path) and metrics.* (what is recorded, not how the net is trained) are never axes.
+    wanted = [key for key in keys(to_dict(load_config(None, []))) if key != "data.root" and not key.startswith("metrics.")]
+    assert [key for key in wanted if key not in READABLE] == []
 
 
 def test_a_legend_shows_only_the_settings_that_differ_in_readable_names(tmp_path):
@@ -471,12 +501,12 @@ def test_tunes_history_tells_pruned_trials_from_complete_ones_and_importance_say
     from dropcli.cli.display import tune_view
 
     figure = tune_view.figure(found(8, 3), "study x")
-    history, importance = figure.axes
+    history, spent, importance = figure.axes
     lines = {line.get_label(): line for line in history.get_lines()}
     pruned = lines["pruned: value at its last epoch"]
     assert list(pruned.get_ydata()) == [0.5, 0.51, 0.52] and pruned.get_marker() == "x"
     assert len(lines["complete: final value"].get_ydata()) == 8
-    assert importance.get_title() == "importance of each key (8 complete trials)"
+    assert importance.get_title() == "importance of each key\n(8 complete trials)"
     assert {label.get_text() for label in importance.get_yticklabels()} == {"learning rate", "dropout rate p"}
     assert tune_view.importance_note(found(8, 3)) is None
     save(figure, tmp_path / "tune.png")
@@ -499,13 +529,34 @@ def test_tunes_history_under_nll_names_it_and_its_best_so_far_is_the_lowest():
     assert tune_view.figure(found(8, 3), "study x").axes[0].get_ylabel() == "validation accuracy"
 
 
+def test_tunes_anytime_curve_is_the_best_so_far_against_the_epochs_trained_by_then(tmp_path):
+    import dataclasses
+
+    from dropcli.cli.display import tune_view
+    from dropcli.experiments.tune_results import TrialRow, anytime
+
+    # (state, value, epochs it trained): pruned trials cost epochs but are never the best.
+    trials = [("pruned", 0.70, 3), ("complete", 0.80, 10), ("pruned", 0.95, 4), ("complete", 0.78, 10), ("complete", 0.85, 10)]
+    rows = [TrialRow(n, state, value, None, {}, None, trained=cost) for n, (state, value, cost) in enumerate(trials)]
+    assert anytime(rows) == [(13, 0.80), (17, 0.80), (27, 0.80), (37, 0.85)]
+    assert anytime(rows[::-1]) == anytime(rows)  # in the order the trials began
+    assert anytime(rows, "nll") == [(13, 0.80), (17, 0.80), (27, 0.78), (37, 0.78)]  # lower is better
+    study = dataclasses.replace(found(4, 0), rows=rows, best=rows[4])
+    figure = tune_view.figure(study, "study x")
+    curve = figure.axes[1].get_lines()[0]
+    assert list(curve.get_xdata()) == [13, 17, 27, 37] and list(curve.get_ydata()) == [0.80, 0.80, 0.80, 0.85]
+    assert tune_view.pruning_lines(study)[-1].endswith("the best trial (#4) was found with 37 epochs of them")
+    save(figure, tmp_path / "anytime.png")
+    assert_decodes(tmp_path / "anytime.png")
+
+
 def test_tunes_importance_is_withheld_below_its_minimum_and_says_so_in_one_line():
     from dropcli.cli.display import tune_view
     from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE
 
     few = found(3, 2)
     figure = tune_view.figure(few, "study x")
-    assert len(figure.axes) == 1  # the history alone
+    assert [axes.get_title() for axes in figure.axes] == ["optimisation history", "anytime"]  # no importance
     note = tune_view.importance_note(few)
     assert (
         note == f"importance of each key withheld: it rests on 3 complete trials, and needs at least {MIN_TRIALS_FOR_IMPORTANCE}"

@@ -132,7 +132,9 @@ def tune(
     figure: Annotated[
         Path | None,
         typer.Option(
-            "--figure", metavar="FILE", help="Draw the optimisation history and each key's importance (.png, .pdf or .svg)."
+            "--figure",
+            metavar="FILE",
+            help="Draw the optimisation history, the anytime curve (best so far against epochs trained) and each key's importance (.png, .pdf or .svg).",
         ),
     ] = None,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows in the table of the best trials.")] = 10,

@@ -44,6 +44,7 @@ class TrialRow:
     run: str | None  # its run directory, under the study directory
     scores: dict[str, float] | None = None  # a finished trial's accuracy, nll, ece, aece on validation
     objective_values: list[float] | None = None  # a complete trial's values, one per objective (value is the first)
+    trained: int = 0  # epochs the trial trained itself (a continued run's earlier ones belong to the trial before)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,22 @@ def _row(trial, retried: bool) -> TrialRow:
         trial.user_attrs.get("run"),
         trial.user_attrs.get(tune_objectives.SCORES_ATTR),
         list(trial.values) if complete else None,
+        trained_epochs(trial),
     )
+
+
+def anytime(rows: list[TrialRow], objective: str = "accuracy") -> list[tuple[int, float]]:
+    """The search's anytime curve: after each trial, in the order the trials began, the epochs the
+    study had trained by then and the best complete trial's value so far (points from the first
+    complete trial on). What a search is worth is the best it finds for the compute it spends."""
+    spent, best, points = 0, None, []
+    for row in sorted(rows, key=lambda row: row.number):
+        spent += row.trained
+        if row.state == "complete" and (best is None or tune_objectives.better(objective, row.value, best)):
+            best = row.value
+        if best is not None:
+            points.append((spent, best))
+    return points
 
 
 def _importances(study, complete: list[TrialRow]) -> dict[str, float] | None:

@@ -140,7 +140,8 @@ def panel_columns(count: int, style: Style, min_width: float) -> int:
 
 
 def top_legend(figure, handles, labels, style: Style, most_columns: int = 4):
-    """A legend above the panels in as many columns (up to `most_columns`) as the width holds."""
+    """A legend above the panels in as many columns (up to `most_columns`) as the width holds;
+    in one column, labels still too wide (a run's many settings) are wrapped to the width."""
     renderer = figure.canvas.get_renderer()
     for columns in range(min(len(handles), most_columns), 0, -1):
         legend = figure.legend(
@@ -154,10 +155,19 @@ def top_legend(figure, handles, labels, style: Style, most_columns: int = 4):
             handletextpad=0.5,
             borderaxespad=0.2,
         )
-        if columns == 1 or legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
+        if legend.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
             return legend
+        if columns == 1:
+            break
         legend.remove()
-    return None
+    else:
+        return None
+    characters = max(len(label) for label in labels)
+    while characters > 20 and legend.get_window_extent(renderer).width > 0.98 * figure.bbox.width:
+        characters = max(20, int(characters * 0.9))
+        for text, label in zip(legend.get_texts(), labels, strict=True):
+            text.set_text(wrapped(label, 0, style.small, characters))
+    return legend
 
 
 def finish(figure, caption: str, style: Style) -> None:
@@ -171,18 +181,11 @@ def finish(figure, caption: str, style: Style) -> None:
         title.remove()  # --no-footer: the paper's caption says what the figure is
         title = None
     if title is not None:
-        title.set_text(wrapped(title.get_text(), style.width, style.font_size))
+        _fit_width(title, title.get_text(), figure, style.font_size)
     caption_text = None
     if caption and style.footer:
-        caption_text = figure.text(
-            0.5,
-            0,
-            wrapped(caption, style.width, style.caption_size),
-            ha="center",
-            va="bottom",
-            fontsize=style.caption_size,
-            color="0.25",
-        )
+        caption_text = figure.text(0.5, 0, "", ha="center", va="bottom", fontsize=style.caption_size, color="0.25")
+        _fit_width(caption_text, caption, figure, style.caption_size)
     gap = 0.04  # inches between the parts
     top = ([title] if title is not None else []) + list(figure.legends)
     heights = [part.get_window_extent(renderer).height / dpi + gap for part in top]
@@ -204,13 +207,26 @@ def finish(figure, caption: str, style: Style) -> None:
     # out again with them in place, until nothing moves.
     for _ in range(4):
         before = [ax.get_position().bounds for ax in figure.axes]
-        figure.tight_layout(rect=(0, bottom / total, 1, y), pad=0.3)
+        figure.tight_layout(rect=(0, bottom / total, 1, y), pad=0.3, h_pad=0.8)  # h_pad: a title clear of the x label above
         figure.draw_without_rendering()
         if [ax.get_position().bounds for ax in figure.axes] == before:
             break
 
 
-def wrapped(text: str, width: float, points: float) -> str:
-    """`text` broken between words into lines that fit `width` inches at `points` type."""
-    characters = max(20, int(width * 72 / (points * 0.56)))  # an average character is about half an em
+def wrapped(text: str, width: float, points: float, characters: int | None = None) -> str:
+    """`text` broken between words (a word longer than a line, between characters) into lines
+    that fit `width` inches at `points` type, or into lines of at most `characters`."""
+    characters = characters or max(20, int(width * 72 / (points * 0.56)))  # an average character is about half an em
     return "\n".join(textwrap.fill(line, characters, break_on_hyphens=False) for line in text.split("\n"))
+
+
+def _fit_width(artist, text: str, figure, points: float) -> None:
+    """Set `text` on `artist` wrapped to the figure's width as drawn: the estimate in wrapped()
+    is an average, and a caption of digits and commas (a search's space) is wider than that."""
+    renderer = figure.canvas.get_renderer()
+    characters = max(20, int(figure.get_figwidth() * 72 / (points * 0.56)))
+    while True:
+        artist.set_text(wrapped(text, 0, points, characters))
+        if characters <= 20 or artist.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
+            return
+        characters = max(20, int(characters * 0.9))

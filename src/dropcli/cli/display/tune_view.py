@@ -16,7 +16,7 @@ from dropcli.config.architecture import short
 from dropcli.config.labels import readable
 from dropcli.experiments import tune_objectives
 from dropcli.experiments.tune_objectives import DIRECTIONS
-from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, Found
+from dropcli.experiments.tune_results import MIN_TRIALS_FOR_IMPORTANCE, Found, anytime
 from dropcli.experiments.tune_search import Progress as SearchProgress
 from dropcli.runs.listeners import Listener
 from dropcli.runtime import count_text, duration_text
@@ -205,11 +205,11 @@ def importance_note(result: Found) -> str | None:
 def figure(result: Found, caption: str, style: Style | None = None):
     """The optimisation history: each complete trial's final value (validation accuracy, or the
     study's first objective) and each pruned trial's at the epoch it was stopped, against the
-    trial's number, with the best so far in the objective's direction; beside or below it, how
-    much of the variation each key explains, over how many complete trials (withheld below
-    MIN_TRIALS_FOR_IMPORTANCE: the figure is then the history alone)."""
+    trial's number, with the best so far in the objective's direction; the anytime curve, that
+    best against the epochs the study had trained; and how much of the variation each key
+    explains, over how many complete trials (withheld below MIN_TRIALS_FOR_IMPORTANCE)."""
     style = style or Style()
-    figure, axes = panels(2 if result.importances else 1, style, aspect=0.62, min_width=2.3)
+    figure, axes = panels(3 if result.importances else 2, style, aspect=0.62, min_width=2.3)
     history = axes[0]
     kinds = (
         ("complete", "o", "C0", "complete: final value"),
@@ -232,12 +232,18 @@ def figure(result: Found, caption: str, style: Style | None = None):
     history.xaxis.get_major_locator().set_params(integer=True)
     history.grid(alpha=0.3)
     top_legend(figure, *history.get_legend_handles_labels(), style, most_columns=3)
+    curve = anytime(result.rows, objective)
+    spent = axes[1]
+    if curve:
+        spent.step([epochs for epochs, _ in curve], [best for _, best in curve], where="post", color="C2")
+    spent.set(xlabel="epochs trained, all trials", ylabel=f"best validation {AXIS_NAMES[objective]}", title="anytime")
+    spent.grid(alpha=0.3)
     if result.importances:
-        importance = axes[1]
+        importance = axes[2]
         keys = list(result.importances)[::-1]
         importance.barh([readable(key) for key in keys], [result.importances[key] for key in keys], color="C0")
         complete = result.counts.get("complete", 0)
-        importance.set(xlabel="share of the variation explained", title=f"importance of each key ({complete} complete trials)")
+        importance.set(xlabel="share of the variation explained", title=f"importance of each key\n({complete} complete trials)")
     finish(figure, caption, style)
     return figure
 
@@ -259,4 +265,8 @@ def pruning_lines(found) -> list[str]:
         if said
         else []
     )
-    return [*lines, f"compute: {count_text(found.epochs_trained, 'epoch')} trained in all (a continued run's counted once)"]
+    compute = f"compute: {count_text(found.epochs_trained, 'epoch')} trained in all (a continued run's counted once)"
+    if found.best is not None:
+        by_then = sum(row.trained for row in found.rows if row.number <= found.best.number)
+        compute += f"; the best trial (#{found.best.number}) was found with {count_text(by_then, 'epoch')} of them"
+    return [*lines, compute]
