@@ -4,8 +4,8 @@ The table (benchmarks/tune-curves/curves.csv; how it was made: benchmarks/tune-c
 holds a few hundred random configurations of a space close to the best-any search's, each trained
 to its last epoch once, with its validation accuracy after every epoch. A strategy (a sampler and
 a pruner, through Optuna itself and dropcli's own pruner and sampler settings) searches that space:
-each value it asks for is answered by the nearest configuration of the table (categorical keys
-must match first, then the closest rates and log learning rate), whose curve is reported epoch by
+each value it asks for is answered by the nearest configuration of the table (Gower's distance over
+all keys, the learning rate on a log scale), whose curve is reported epoch by
 epoch to the pruner exactly as tune's trials report theirs, until the pruner stops it or its last
 epoch ends it. Each strategy runs with --seeds different seeds within a budget of epochs.
 
@@ -100,12 +100,15 @@ def read_table(path: Path) -> Table:
 
 
 def nearest(table: Table, params: dict) -> int:
-    """The table's configuration closest to the values asked for: fewest categorical mismatches,
-    then the smallest distance over the real keys scaled to [0, 1] (the learning rate on a log scale)."""
-    mismatches = sum(table.categories[:, j] != str(params[key]) for j, key in enumerate(CATEGORIES))
+    """The table's configuration closest to the values asked for, by Gower's distance: every key
+    adds 0 to 1, a categorical one 1 where it differs, a real one the difference of the values
+    scaled to [0, 1] (the learning rate on a log scale). Matching the categorical keys first would
+    leave the real ones (the learning rate, the rates) no say: the space has 432 categorical
+    combinations, about one row of the table each."""
+    mismatches = (table.categories != numpy.array([str(params[key]) for key in CATEGORIES])).sum(axis=1)
     point = numpy.array([_scaled(table, key, params[key]) for key in FLOATS])
-    spread = ((table.floats - point) ** 2).sum(axis=1)
-    return int(numpy.lexsort((spread, mismatches))[0])
+    distance = mismatches + numpy.abs(table.floats - point).sum(axis=1)
+    return int(numpy.argmin(distance))
 
 
 def _scaled(table: Table, key: str, value: float) -> float:
