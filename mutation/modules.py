@@ -8,6 +8,8 @@ MODULES: dict[str, list[str]] = {
         "tests/experiments/test_tune.py",
         "tests/experiments/test_tune_pruning.py",
         "tests/experiments/test_tune_objectives.py",
+        "tests/experiments/test_tune_storage.py",  # the leases of journal trials
+        "tests/experiments/test_tune_journal.py",
         "-m",
         "not system",
     ],
@@ -686,5 +688,11 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": 'if not isinstance(payload, dict) or payload.get("format") != FORMAT:',
         "added": 'if not isinstance(payload, dict) or payload.get("format") is not FORMAT:',
         "reason": "save writes FORMAT, a small int, and CPython keeps one object for each int from -5 to 256 (a hand-made 1.0 would be refused, not misread)",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": "study = open_study(search, _sampler(optuna, search, -1), _pruner(optuna, search), _notice_to(listeners), storage)",
+        "added": "study = open_study(search, _sampler(optuna, search, - 2), _pruner(optuna, search), _notice_to(listeners), storage)",
+        "reason": "the sampler a process opens the study with is seeded by a fixed label, -1 or -2 alike; each trial's is then seeded by its number",
     },
 ]

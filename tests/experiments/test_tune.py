@@ -82,6 +82,9 @@ def test_a_rerun_continues_the_study_and_more_trials_extend_it(in_tmp, invoke, s
     assert first.exit_code == 0, first.output
     again = invoke("tune", "--plan", plan, "-q")
     assert again.exit_code == 0 and "this command trained 0 trials" in again.output
+    # A budget below what the study holds: nothing more (--timeout: a search that would not stop is cut short).
+    fewer = invoke("tune", "--plan", plan, "--trials", 2, "--timeout", 20, "-q")
+    assert fewer.exit_code == 0 and "this command trained 0 trials" in fewer.output, fewer.output
     more = invoke("tune", "--plan", plan, "--trials", 5, "-q")
     assert more.exit_code == 0 and "this command trained 2 trials" in more.output
     shown = invoke("tune", "--plan", plan, "--trials", 9, "--summary")  # the study as it stands: nothing trained
@@ -144,6 +147,8 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
     assert progress.remaining_seconds == pytest.approx(230 * 6)  # the mean of 600, 60 and 30 s, six trials left
     assert _progress([*ended, running], 5, 10, 4, workers=2).remaining_seconds == pytest.approx(230 * 3)
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
+    more = [*ended, trial(5, "PRUNED", 30)]  # four ended: the mean of all four, not only of three
+    assert _progress(more, 6, 10, 6, workers=1).remaining_seconds == pytest.approx(180 * 5)
 
 
 def test_the_best_so_far_follows_the_objectives_direction():
@@ -196,8 +201,23 @@ def test_a_trials_own_epochs_are_those_it_trained_after_the_one_it_continues():
     assert trained_epochs(SimpleNamespace(user_attrs={})) == 0  # failed before its first epoch
     assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5})) == 5
     assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5, "resumed_at": 2})) == 3
+    # A continued trial that failed before its run recorded an epoch: none of its own, never fewer.
+    assert trained_epochs(SimpleNamespace(user_attrs={"resumed_at": 2})) == 0
     # Continuing a trial whose process died (it recorded no epochs): the run's earlier epochs count here.
     assert trained_epochs(SimpleNamespace(user_attrs={"epochs": 5, "resumed_at": 2, "counts_earlier_epochs": True})) == 5
+
+
+def test_only_a_failed_trial_is_interrupted_even_where_its_attribute_says_so():
+    from types import SimpleNamespace
+
+    from dropcli.experiments.tune_search import interrupted
+
+    def trial(state):
+        return SimpleNamespace(state=SimpleNamespace(name=state), user_attrs={"interrupted": True})
+
+    # A trial that ended as another process marked it lost keeps the attribute (set before the
+    # state, which then could not be): complete, it is not to be continued.
+    assert [interrupted(trial(state)) for state in ("FAIL", "COMPLETE", "PRUNED", "RUNNING")] == [True, False, False, False]
 
 
 @pytest.mark.parametrize("earlier, counted_here", [({"epochs": 2}, False), ({}, True)])
