@@ -695,4 +695,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "study = open_study(search, _sampler(optuna, search, - 2), _pruner(optuna, search), _notice_to(listeners), storage)",
         "reason": "the sampler a process opens the study with is seeded by a fixed label, -1 or -2 alike; each trial's is then seeded by its number",
     },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": "time.sleep(0.5)",
+        "added": "time.sleep( 1.5)",
+        "reason": "the interval at which a retried trial looks again whether its run is free: any interval waits as long as the run is in use",
+    },
 ]

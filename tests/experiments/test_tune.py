@@ -280,6 +280,31 @@ def test_the_grid_sampler_tries_each_point_once(in_tmp, invoke, small_args, from
     assert len({tuple(sorted(t.params.items())) for t in trials}) == len(trials) == 8
 
 
+@pytest.mark.parametrize("from_a_plan", [False, True])
+def test_the_random_sampler_draws_every_trial_when_asked_for(in_tmp, invoke, small_args, monkeypatch, from_a_plan):
+    import optuna
+
+    from dropcli.experiments import tune_sampling
+
+    made = []
+
+    class Recorded(optuna.samplers.RandomSampler):
+        def __init__(self, *args, **kwargs):
+            made.append("random")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.samplers, "RandomSampler", Recorded)
+    monkeypatch.setattr(tune_sampling, "tpe", lambda *args: made.append("tpe") or optuna.samplers.TPESampler())
+    if from_a_plan:  # a plan's "random" is a string YAML made, not the literal a flag gives
+        (in_tmp / "plan.yaml").write_text("space:\n  optim.lr: 0.01:0.1\ntrials: 2\nsampler: random\npruner: none\n")
+        search = ["--plan", "plan.yaml"]
+    else:
+        search = ["--space", "optim.lr=0.01:0.1", "--trials", 2, "--sampler", "random", "--pruner", "none"]
+    result = invoke("tune", *small_args(epochs=1), "--set", "data.val_split=0.2", *search, "-q")
+    assert result.exit_code == 0, result.output
+    assert made == ["random"] * 3  # the one the study is opened with, then one for each trial
+
+
 def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, small_args, monkeypatch):
     from dropcli.experiments import tune_search
 
