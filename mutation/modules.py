@@ -701,4 +701,34 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "time.sleep( 1.5)",
         "reason": "the interval at which a retried trial looks again whether its run is free: any interval waits as long as the run is in use",
     },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "best = next((row for row in complete if chosen and row.number == chosen[0]), None)",
+        "added": "best = next((row for row in complete if chosen and row.number >= chosen[0]), None)",
+        "reason": "the chosen trial is one of the complete rows, which are in number order: the first with a number >= its own is itself",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objectives[0]] == "maximize" else -1',
+        "added": 'sign = 2 if tune_objectives.DIRECTIONS[objectives[0]] == "maximize" else -1',
+        "reason": "the sign only orders the complete trials for max(); twice the value has the same argmax",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'complete = trial.state.name == "COMPLETE"',
+        "added": 'complete = trial.state.name <= "COMPLETE"',
+        "reason": "no other trial state (FAIL, PRUNED, RUNNING, WAITING) sorts before COMPLETE",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'complete = trial.state.name == "COMPLETE"',
+        "added": 'complete = trial.state.name is "COMPLETE"',
+        "reason": "an enum member's name is an interned string, so CPython's `is` agrees with `==` here",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'sign = -1 if study.directions[0].name == "MAXIMIZE" else 1',
+        "added": 'sign = -1 if study.directions[0].name is "MAXIMIZE" else 1',
+        "reason": "an enum member's name is an interned string, so CPython's `is` agrees with `==` here",
+    },
 ]
