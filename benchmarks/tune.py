@@ -71,7 +71,7 @@ STRATEGIES = (
 )
 
 
-DEFAULT = "tpe + median, grace"  # what dropcli tune does without --sampler and --pruner
+DEFAULT = "tpe + asha, grace"  # what dropcli tune does without --sampler and --pruner
 BANDED = ("random, no pruner", DEFAULT)
 
 
@@ -273,11 +273,12 @@ def draw(histories: dict, budget: int, target: float, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     grid = list(range(0, budget + 1, max(1, budget // 100)))
-    figure, axes = plt.subplots(figsize=(9, 5.5))
-    for name, runs in histories.items():
+    figure, axes = plt.subplots(figsize=(11, 5.5))
+    colours = plt.get_cmap("tab20").colors[::2] + ("black",)  # eleven strategies, eleven colours
+    for (name, runs), colour in zip(histories.items(), colours):
         found = [[best_at(h, x) for h in runs] for x in grid]
         median = [statistics.median(f) for f in found]
-        line = axes.plot(grid, median, label=name, linestyle="--" if "no grace" in name else "-")[0]
+        line = axes.plot(grid, median, label=name, color=colour, linestyle="--" if "no grace" in name else "-")[0]
         if name in BANDED:  # bands for two only: eleven would hide one another
             low, high = [quantile(f, 0.05) for f in found], [quantile(f, 0.95) for f in found]
             axes.fill_between(grid, low, high, alpha=0.12, color=line.get_color())
@@ -289,7 +290,7 @@ def draw(histories: dict, budget: int, target: float, path: Path) -> None:
     axes.set_title(
         "Strategies replayed on the learning-curve table: median over seeds (5-95 % band: random, default)", fontsize=10
     )
-    axes.legend(fontsize=7, loc="lower right")
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)  # beside the curves, not over them
     figure.tight_layout()
     figure.savefig(path, dpi=120)
     print(f"figure saved to {path}")

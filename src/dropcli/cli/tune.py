@@ -75,7 +75,7 @@ def tune(
         str | None,
         typer.Option(
             "--pruner",
-            help=f"{', '.join(PRUNERS)}: what stops trials early, from each epoch's validation accuracy. Default: median.",
+            help=f"{', '.join(PRUNERS)}: what stops trials early, from each epoch's validation accuracy. Default: asha.",
         ),
     ] = None,
     grace: Annotated[

@@ -61,10 +61,10 @@ def prunable(objectives: tuple[str, ...]) -> bool:
 
 
 def pruner_for(objectives: tuple[str, ...], pruner: str | None, where: str = "--pruner") -> str:
-    """The pruner to use: as given (median by default) where Optuna can prune, else none; a pruner
+    """The pruner to use: as given (asha by default: make bench-tune) where Optuna can prune, else none; a pruner
     named for objectives it cannot prune is refused."""
     if prunable(objectives):
-        return pruner or "median"
+        return pruner or "asha"
     if pruner not in (None, "none"):
         why = (
             "a study of several objectives" if len(objectives) > 1 else f"{objectives[0]}, scored once after a trial's last epoch"
