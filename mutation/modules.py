@@ -25,6 +25,7 @@ MODULES: dict[str, list[str]] = {
         "tests/experiments/test_tune_honesty.py",
         "tests/experiments/test_tune.py",
         "tests/experiments/test_tune_plan.py",
+        "tests/experiments/test_tune_storage.py",  # open_study against a storage
         "-m",
         "not system",
     ],

@@ -360,3 +360,22 @@ def test_a_lease_left_by_a_killed_process_is_let_go_and_cleared(tmp_path):
     assert study.get_trials()[0].state.name == "FAIL" and not path.exists()
     assert tune_search._enqueue_interrupted(study) == 1  # continued in its run directory by the next trial
     assert study.get_trials()[1].user_attrs == {"retry_of": 0, "run": "trial-0000"}
+
+
+def test_a_study_another_process_creates_first_is_loaded_not_refused(tmp_path, monkeypatch):
+    # Two workers starting at once: both find no study, the other creates it first.
+    import optuna
+
+    from conftest import TUNE_NOTHING_GIVEN
+    from dropcli.experiments import tune
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(f"space:\n  optim.lr: '0.01:1:log'\ntrials: 2\nstorage: {tmp_path / 'study.journal'}\n")
+    search = tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
+    first = tune.open_study(search, optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner(), print)
+    monkeypatch.setattr(tune, "_stored_directions", lambda *args: None)  # looked before the other created it
+    try:
+        second = tune.open_study(search, optuna.samplers.RandomSampler(seed=0), optuna.pruners.NopPruner(), print)
+    except optuna.exceptions.DuplicatedStudyError:
+        pytest.fail("the study the other process created was refused, not loaded")
+    assert second._study_id == first._study_id

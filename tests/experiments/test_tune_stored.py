@@ -60,3 +60,14 @@ def test_a_study_from_before_its_settings_were_kept_reads_with_no_trials_asked(t
     stored = tune_stored.stored_search([], {}, {**TUNE_NOTHING_GIVEN, "storage": url}, print)
     assert (stored.study, stored.trials, stored.pruning) == ("old", 0, Pruning(grace=1))
     assert [(g.key, g.span) for g in stored.space] == [("optim.lr", (0.01, 1.0, True))]
+
+
+@pytest.mark.parametrize("spec", [None, {"config": {}}])  # an Optuna study of one's own; a spec without a space
+def test_a_study_not_made_by_tune_is_named_so(tmp_path, spec):
+    url, _ = storage_with(tmp_path, "theirs")
+    if spec is not None:
+        optuna.load_study(study_name="theirs", storage=url).set_user_attr(tune.SPEC_ATTR, spec)
+    with pytest.raises(Exception) as raised:  # one line for the user, never a KeyError from deeper in
+        tune_stored.stored_search([], {}, {**TUNE_NOTHING_GIVEN, "storage": url}, print)
+    assert isinstance(raised.value, DropcliError), repr(raised.value)
+    assert "study 'theirs' in" in str(raised.value) and "was not made by dropcli tune; give its --plan" in str(raised.value)
