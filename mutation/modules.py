@@ -732,4 +732,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'sign = -1 if study.directions[0].name is "MAXIMIZE" else 1',
         "reason": "an enum member's name is an interned string, so CPython's `is` agrees with `==` here",
     },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "@functools.cache",
+        "added": "",
+        "reason": "without the cache each call makes its own subclass of the same pruner class, which prunes the same; the cache keeps one",
+    },
 ]

@@ -160,6 +160,8 @@ def test_the_pruner_does_not_see_interrupted_trials_but_sees_the_rest():
         ({"name": "asha", "grace": 1.5}, {}, "plan.yaml: pruner grace 1.5: epochs are a whole number"),
         ({"name": "asha", "bootstrap": True}, {}, "plan.yaml: pruner bootstrap True: a number of trials"),
         ({"name": "asha", "bootstrap": -1}, {}, "plan.yaml: pruner bootstrap -1"),
+        ({"name": "asha", "reduction": 2.5}, {}, "plan.yaml: pruner reduction 2.5: keep the top 1/N at each rung"),
+        ({"name": "asha", "reduction": True}, {}, "plan.yaml: pruner reduction True: keep the top 1/N"),
         ({"name": "asha"}, {"grace": 2.5}, "--grace 2.5: epochs are a whole number"),  # the flag's, named as a flag
     ],
 )
