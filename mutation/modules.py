@@ -738,4 +738,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "",
         "reason": "without the cache each call makes its own subclass of the same pruner class, which prunes the same; the cache keeps one",
     },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "sxy = sum((a - mx) * (b - my) for a, b in zip(rx, ry, strict=True))",
+        "added": "sxy = sum((a + mx) * (b - my) for a, b in zip(rx, ry, strict=True))",
+        "reason": "the deviations b - my sum to zero, so adding mx to each a adds mx times zero (to rounding)",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "return max(ramp + 1 if ramp else 1, math.ceil(max_epochs / 4))",
+        "added": "return max(ramp + 1 if ramp else 0, math.ceil(max_epochs / 4))",
+        "reason": "a trial has at least one epoch, so a quarter of them rounded up is at least 1 and the max is the same",
+    },
 ]

@@ -42,6 +42,29 @@ def test_a_grace_is_epochs_or_a_fraction_of_them():
     config = load_config()
     assert tune_pruning.grace_epochs(Pruning(grace=25), config, 100) == 25
     assert tune_pruning.grace_epochs(Pruning(grace=0.3), config, 40) == 12
+    # From a plan: a fraction is taken as one, not refused as epochs that are not whole.
+    try:
+        _, pruning = tune_pruning._settings({"name": "asha", "grace": 0.25}, {}, Path("plan.yaml"))
+    except DropcliError as error:
+        pytest.fail(f"a fraction of the epochs was refused: {error}")
+    assert pruning.grace == 0.25
+
+
+def test_the_median_pruner_judges_once_five_trials_are_complete():
+    """Optuna's default, as docs/tune.md says: with five complete trials a bad one is stopped at the
+    grace period, with four it goes on."""
+    for complete, pruned in ((4, False), (5, True)):
+        pruner = tune_pruning.pruner(optuna, "median", Pruning(grace=2), load_config(), 6)
+        study = optuna.create_study(direction="maximize", pruner=pruner)
+        for _ in range(complete):
+            trial = study.ask()
+            for epoch in range(1, 7):
+                trial.report(0.8, epoch)
+            study.tell(trial, 0.8)
+        bad = study.ask()
+        bad.report(0.1, 1)
+        bad.report(0.1, 2)
+        assert bad.should_prune() == pruned, complete
 
 
 @pytest.mark.parametrize("name", ["asha", "hyperband", "median"])
