@@ -305,6 +305,40 @@ def test_the_random_sampler_draws_every_trial_when_asked_for(in_tmp, invoke, sma
     assert made == ["random"] * 3  # the one the study is opened with, then one for each trial
 
 
+@pytest.mark.parametrize("where", ["just asked", "announced"])
+def test_a_ctrl_c_before_a_trials_run_begins_leaves_it_to_continue_not_running(in_tmp, invoke, small_args, monkeypatch, where):
+    """Ctrl-C as a trial has just been asked for (a real SIGINT, which lands between statements) or
+    as it is announced: the trial is marked interrupted, never left running (a worker on a shared
+    database would otherwise wait for it for ever or count it as trained)."""
+    import signal
+
+    from dropcli.experiments import tune_search
+
+    if where == "just asked":
+        real_ask = tune_search.ask
+
+        def ask(study):
+            trial = real_ask(study)
+            signal.raise_signal(signal.SIGINT)
+            return trial
+
+        monkeypatch.setattr(tune_search, "ask", ask)
+    else:
+
+        def progress(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(tune_search, "_progress", progress)
+    stopped = invoke("tune", *small_args(epochs=1), *SEARCH, "--trials", 1, "--pruner", "none", "-q")
+    assert stopped.exit_code == 130 and "the study is kept" in stopped.output, stopped.output
+    (trial,) = study_trials(in_tmp / "runs" / "tune-default" / "study.journal")
+    assert (trial.state.name, trial.user_attrs.get("interrupted"), trial.user_attrs.get("reason")) == (
+        "FAIL",
+        True,
+        "KeyboardInterrupt",
+    )
+
+
 def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, small_args, monkeypatch):
     from dropcli.experiments import tune_search
 

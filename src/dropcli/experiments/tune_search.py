@@ -40,7 +40,7 @@ from dropcli.parallel.workers import Workers
 from dropcli.runs import checkpoints
 from dropcli.runs.listeners import Listener, OutOfTime, Pruned
 from dropcli.runs.loop import train_run
-from dropcli.runtime import derived_seed
+from dropcli.runtime import derived_seed, interrupts_deferred
 from dropcli.training.epoch import Diverged
 
 
@@ -86,20 +86,26 @@ def search(
                 # A trial running in another process may yet lose its worker and be retried: wait for it.
                 time.sleep(storage.get_heartbeat_interval())
                 continue
-            # A sampler seeded by the trial's number: the same study draws the same values, and
-            # processes that ask at the same moment still draw different ones.
-            study.sampler = _sampler(optuna, search, trial.number)
-            position = len(counted(existing)) + 1
-            on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size, search.objectives[0]))
-            # Optuna's Trial names its storage id only privately.
-            with heartbeats(storage, trial._trial_id), lease(storage, search.storage, trial):
-                try:
-                    stopped = _run_trial(study, trial, search, datasets, listeners, deadline, scorer)
-                except optuna.exceptions.UpdateFinishedTrialError:
-                    _notice_to(listeners)(
-                        f"trial {trial.number}: another process found its heartbeat late and retries it; this one goes on",
-                    )
-                    continue
+            try:
+                # A sampler seeded by the trial's number: the same study draws the same values, and
+                # processes that ask at the same moment still draw different ones.
+                study.sampler = _sampler(optuna, search, trial.number)
+                position = len(counted(existing)) + 1
+                on_trial(_progress(existing, position, search.trials, trial.number, workers.world_size, search.objectives[0]))
+                # Optuna's Trial names its storage id only privately.
+                with heartbeats(storage, trial._trial_id), lease(storage, search.storage, trial):
+                    try:
+                        stopped = _run_trial(study, trial, search, datasets, listeners, deadline, scorer)
+                    except optuna.exceptions.UpdateFinishedTrialError:
+                        _notice_to(listeners)(
+                            f"trial {trial.number}: another process found its heartbeat late and retries it; this one goes on",
+                        )
+                        continue
+            except KeyboardInterrupt as interrupt:
+                # _run_trial tells the study itself; a Ctrl-C before its run began leaves the trial
+                # running, to be marked here so that the next process continues it.
+                _give_up(storage, trial, type(interrupt).__name__)
+                raise
             trained += 1
             if stopped:
                 return study, trained, "timeout"
@@ -118,17 +124,23 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
         # A trial another process left interrupted (Ctrl-C) is taken up here, while this one runs.
         if _enqueue_interrupted(study):
             existing = study.get_trials(deepcopy=False)
-        trial = ask(study)
-        if beats(storage):
-            storage.record_heartbeat(trial._trial_id)  # before the lock goes: never a running trial without one
-            trial.set_user_attr("heartbeat", True)
+        trial = None
+        try:
+            with interrupts_deferred():  # a Ctrl-C here lands once the trial is made and known
+                trial = ask(study)
+                if beats(storage):
+                    storage.record_heartbeat(trial._trial_id)  # before the lock goes: never a running trial without one
+                    trial.set_user_attr("heartbeat", True)
+        except KeyboardInterrupt as interrupt:
+            if trial is not None:
+                _give_up(storage, trial, type(interrupt).__name__)
+            raise
         return trial, existing
 
 
 def _give_up_lost(storage, study, where: str) -> None:
     """A journal study's running trials whose process died (their lease let go) are marked
     interrupted, so that _enqueue_interrupted continues them like trials stopped by Ctrl-C."""
-    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     if beats(storage):
@@ -136,14 +148,28 @@ def _give_up_lost(storage, study, where: str) -> None:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if not lease_lost(where, trial):
             continue
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # before the state: never a plain failure
-            storage.set_trial_user_attr(trial._trial_id, "reason", "its process died")
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        except UpdateFinishedTrialError:  # it ended as this process looked
-            continue
-        with contextlib.suppress(OSError):
-            lease_path(where, trial._trial_id).unlink()
+        if _give_up(storage, trial, "its process died"):
+            with contextlib.suppress(OSError):
+                lease_path(where, trial._trial_id).unlink()
+
+
+def _give_up(storage, trial, reason: str) -> bool:
+    """Mark a running trial interrupted (failed, to be continued by the next process), unless it
+    has ended already (told by the code that trained it, or by another process): True if marked."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # before the state: never a plain failure
+        storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+    except Exception as fault:  # Ctrl-C in mid-query leaves a database connection unusable: its heartbeat will tell
+        if database_fault(fault) is None:
+            raise
+        return False
+    return True
 
 
 def _notice_to(listeners: list[Listener]) -> Callable[[str], None]:
