@@ -750,4 +750,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "return max(ramp + 1 if ramp else 0, math.ceil(max_epochs / 4))",
         "reason": "a trial has at least one epoch, so a quarter of them rounded up is at least 1 and the max is the same",
     },
+    {
+        "module": "experiments/tune_objectives.py",
+        "removed": "if len(set(names)) != len(names):",
+        "added": "if len(set(names)) < len(names):",
+        "reason": "a set of the names is never larger than the list of them",
+    },
 ]

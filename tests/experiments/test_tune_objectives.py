@@ -142,6 +142,15 @@ def test_a_bad_pick_says_what_to_give_with_an_example_of_the_studys_own():
     with pytest.raises(Exception) as raised:  # one line, never Python's own ValueError
         tune_objectives.parse_pick("ece<=1e-2.5", OBJECTIVES)
     assert isinstance(raised.value, DropcliError) and "the bound must be a number" in str(raised.value)
+    assert str(raised.value).endswith("e.g. --pick ece<=0.03")  # the objective it named, with a number
+
+
+def test_a_point_as_good_on_one_objective_and_better_on_the_other_takes_it_off_the_front():
+    # Trials 0 and 1 tie on accuracy; 1 has the lower ECE, so it dominates 0. Trial 2 trades one for the other.
+    points = [(0, [0.90, 0.05]), (1, [0.90, 0.03]), (2, [0.91, 0.06])]
+    assert [number for number, _ in tune_objectives.front(points, OBJECTIVES)] == [1, 2]
+    # By the first objective, a tie keeps the earlier of the tied points.
+    assert tune_objectives.picked([(3, [0.9, 0.05]), (4, [0.9, 0.04])], OBJECTIVES, None)[0] == 3
 
 
 def test_the_pruner_is_asha_by_default_where_the_objective_can_be_pruned():

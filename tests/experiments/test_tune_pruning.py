@@ -50,6 +50,14 @@ def test_a_grace_is_epochs_or_a_fraction_of_them():
     assert pruning.grace == 0.25
 
 
+@pytest.mark.parametrize(
+    "name, kind", [("median", "MedianPruner"), ("asha", "SuccessiveHalvingPruner"), ("hyperband", "HyperbandPruner")]
+)
+def test_each_pruner_named_is_optunas_own(name, kind):
+    pruner = tune_pruning.pruner(optuna, name, Pruning(grace=2), load_config(), 8)
+    assert isinstance(pruner, getattr(optuna.pruners, kind))
+
+
 def test_the_median_pruner_judges_once_five_trials_are_complete():
     """Optuna's default, as docs/tune.md says: with five complete trials a bad one is stopped at the
     grace period, with four it goes on."""
