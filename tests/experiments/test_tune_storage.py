@@ -320,7 +320,7 @@ def test_a_journal_with_a_cut_last_record_is_mended_and_the_caller_told_once(tmp
 def test_a_journal_trial_is_given_up_only_once_no_process_holds_its_lease(tmp_path):
     import optuna
 
-    from dropcli.experiments import tune_search
+    from dropcli.experiments import tune_search, tune_storage
     from dropcli.experiments.tune_storage import lease, lease_path, open_storage
 
     journal = str(tmp_path / "study.journal")
@@ -330,10 +330,10 @@ def test_a_journal_trial_is_given_up_only_once_no_process_holds_its_lease(tmp_pa
     trial = study.ask()
     with lease(storage, journal, trial):
         assert lease_path(journal, trial._trial_id).is_file()
-        tune_search._give_up_lost(storage, study, journal)  # its process holds the lease: still running
+        tune_storage.give_up_lost(storage, study, journal)  # its process holds the lease: still running
         assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]
     # What a process killed outright leaves: the trial running, the lease let go (here with its file gone too).
-    tune_search._give_up_lost(storage, study, journal)
+    tune_storage.give_up_lost(storage, study, journal)
     first, second = study.get_trials()
     assert first.number == older.number and first.state.name == "RUNNING"
     assert second.state.name == "FAIL" and tune_search.interrupted(second)
@@ -344,7 +344,7 @@ def test_a_journal_trial_is_given_up_only_once_no_process_holds_its_lease(tmp_pa
 def test_a_lease_left_by_a_killed_process_is_let_go_and_cleared(tmp_path):
     import optuna
 
-    from dropcli.experiments import tune_search
+    from dropcli.experiments import tune_search, tune_storage
     from dropcli.experiments.tune_storage import LEASE_ATTR, lease_path, open_storage
 
     journal = str(tmp_path / "study.journal")
@@ -356,7 +356,7 @@ def test_a_lease_left_by_a_killed_process_is_let_go_and_cleared(tmp_path):
     path = lease_path(journal, trial._trial_id)
     path.parent.mkdir()
     path.touch()  # the file a killed process leaves, its lock gone with the process
-    tune_search._give_up_lost(storage, study, journal)
+    tune_storage.give_up_lost(storage, study, journal)
     assert study.get_trials()[0].state.name == "FAIL" and not path.exists()
     assert tune_search._enqueue_interrupted(study) == 1  # continued in its run directory by the next trial
     assert study.get_trials()[1].user_attrs == {"retry_of": 0, "run": "trial-0000"}

@@ -30,10 +30,10 @@ from dropcli.experiments.tune_storage import (
     database_errors,
     database_fault,
     fail_stale,
+    give_up,
+    give_up_lost,
     heartbeats,
     lease,
-    lease_lost,
-    lease_path,
     open_storage,
 )
 from dropcli.parallel.workers import Workers
@@ -104,7 +104,7 @@ def search(
             except KeyboardInterrupt as interrupt:
                 # _run_trial tells the study itself; a Ctrl-C before its run began leaves the trial
                 # running, to be marked here so that the next process continues it.
-                _give_up(storage, trial, type(interrupt).__name__)
+                give_up(storage, trial, type(interrupt).__name__)
                 raise
             trained += 1
             if stopped:
@@ -116,7 +116,7 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
     the study holds its budget). Trials whose heartbeat went stale are failed and retried first."""
     with budget_lock(storage, search.storage, search.study):
         fail_stale(optuna, storage, study)
-        _give_up_lost(storage, study, search.storage)
+        give_up_lost(storage, study, search.storage)
         existing = study.get_trials(deepcopy=False)
         room = search.trials - len(counted(existing))
         if room <= 0:
@@ -133,43 +133,9 @@ def _next_trial(optuna, storage, study, search: Search) -> tuple[Any, list]:
                     trial.set_user_attr("heartbeat", True)
         except KeyboardInterrupt as interrupt:
             if trial is not None:
-                _give_up(storage, trial, type(interrupt).__name__)
+                give_up(storage, trial, type(interrupt).__name__)
             raise
         return trial, existing
-
-
-def _give_up_lost(storage, study, where: str) -> None:
-    """A journal study's running trials whose process died (their lease let go) are marked
-    interrupted, so that _enqueue_interrupted continues them like trials stopped by Ctrl-C."""
-    from optuna.trial import TrialState
-
-    if beats(storage):
-        return
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not lease_lost(where, trial):
-            continue
-        if _give_up(storage, trial, "its process died"):
-            with contextlib.suppress(OSError):
-                lease_path(where, trial._trial_id).unlink()
-
-
-def _give_up(storage, trial, reason: str) -> bool:
-    """Mark a running trial interrupted (failed, to be continued by the next process), unless it
-    has ended already (told by the code that trained it, or by another process): True if marked."""
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
-
-    try:
-        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # before the state: never a plain failure
-        storage.set_trial_user_attr(trial._trial_id, "reason", reason)
-        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-    except UpdateFinishedTrialError:
-        return False
-    except Exception as fault:  # Ctrl-C in mid-query leaves a database connection unusable: its heartbeat will tell
-        if database_fault(fault) is None:
-            raise
-        return False
-    return True
 
 
 def _notice_to(listeners: list[Listener]) -> Callable[[str], None]:

@@ -332,3 +332,37 @@ def lease_lost(journal: str, trial) -> bool:
     """Whether a running journal trial that took a lease has lost its process: no process holds
     its lease's lock. A trial begun without one (an older dropcli) is never judged lost."""
     return bool(trial.user_attrs.get(LEASE_ATTR)) and not files.in_use(lease_path(journal, trial._trial_id))
+
+
+def give_up_lost(storage, study, where: str) -> None:
+    """A journal study's running trials whose process died (their lease let go) are marked
+    interrupted, so that tune_search continues them like trials stopped by Ctrl-C."""
+    from optuna.trial import TrialState
+
+    if beats(storage):
+        return
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not lease_lost(where, trial):
+            continue
+        if give_up(storage, trial, "its process died"):
+            with contextlib.suppress(OSError):
+                lease_path(where, trial._trial_id).unlink()
+
+
+def give_up(storage, trial, reason: str) -> bool:
+    """Mark a running trial interrupted (failed, to be continued by the next process), unless it
+    has ended already (told by the code that trained it, or by another process): True if marked."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    try:
+        storage.set_trial_user_attr(trial._trial_id, "interrupted", True)  # before the state: never a plain failure
+        storage.set_trial_user_attr(trial._trial_id, "reason", reason)
+        storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+    except Exception as fault:  # Ctrl-C in mid-query leaves a database connection unusable: its heartbeat will tell
+        if database_fault(fault) is None:
+            raise
+        return False
+    return True
