@@ -6,6 +6,7 @@ suffix, fonts a publisher accepts, and saving that never leaves a half-written f
 import math
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from dropcli.files import atomic, check_writable
 FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
 ONE_COLUMN = 3.25  # inches: one column of a two-column paper (two columns: 6.75)
 DPI = 200
+MIN_LINE = 20  # characters: text is never wrapped narrower
 
 
 @dataclass(frozen=True)
@@ -162,11 +164,12 @@ def top_legend(figure, handles, labels, style: Style, most_columns: int = 4):
         legend.remove()
     else:
         return None
-    characters = max(len(label) for label in labels)
-    while characters > 20 and legend.get_window_extent(renderer).width > 0.98 * figure.bbox.width:
-        characters = max(20, int(characters * 0.9))
+
+    def rewrap(characters: int) -> None:
         for text, label in zip(legend.get_texts(), labels, strict=True):
-            text.set_text(wrapped(label, 0, style.small, characters))
+            text.set_text(_fill(label, characters))
+
+    _narrow_until_it_fits(legend, figure, rewrap, max(len(label) for label in labels))
     return legend
 
 
@@ -213,20 +216,32 @@ def finish(figure, caption: str, style: Style) -> None:
             break
 
 
-def wrapped(text: str, width: float, points: float, characters: int | None = None) -> str:
-    """`text` broken between words (a word longer than a line, between characters) into lines
-    that fit `width` inches at `points` type, or into lines of at most `characters`."""
-    characters = characters or max(20, int(width * 72 / (points * 0.56)))  # an average character is about half an em
+def wrapped(text: str, width: float, points: float) -> str:
+    """`text` broken between words into lines that fit `width` inches at `points` type."""
+    return _fill(text, _characters(width, points))
+
+
+def _characters(width: float, points: float) -> int:
+    return max(MIN_LINE, int(width * 72 / (points * 0.56)))  # an average character is about half an em
+
+
+def _fill(text: str, characters: int) -> str:
+    """`text` in lines of at most `characters`, broken between words (a longer word, inside it)."""
     return "\n".join(textwrap.fill(line, characters, break_on_hyphens=False) for line in text.split("\n"))
 
 
 def _fit_width(artist, text: str, figure, points: float) -> None:
     """Set `text` on `artist` wrapped to the figure's width as drawn: the estimate in wrapped()
     is an average, and a caption of digits and commas (a search's space) is wider than that."""
+    characters = _characters(figure.get_figwidth(), points)
+    artist.set_text(_fill(text, characters))
+    _narrow_until_it_fits(artist, figure, lambda narrower: artist.set_text(_fill(text, narrower)), characters)
+
+
+def _narrow_until_it_fits(artist, figure, rewrap: Callable[[int], None], characters: int) -> None:
+    """Call rewrap() with ever shorter lines (a tenth shorter each time, MIN_LINE at the least)
+    until `artist` as drawn fits the figure's width."""
     renderer = figure.canvas.get_renderer()
-    characters = max(20, int(figure.get_figwidth() * 72 / (points * 0.56)))
-    while True:
-        artist.set_text(wrapped(text, 0, points, characters))
-        if characters <= 20 or artist.get_window_extent(renderer).width <= 0.98 * figure.bbox.width:
-            return
-        characters = max(20, int(characters * 0.9))
+    while characters > MIN_LINE and artist.get_window_extent(renderer).width > 0.98 * figure.bbox.width:
+        characters = max(MIN_LINE, int(characters * 0.9))
+        rewrap(characters)
