@@ -71,7 +71,7 @@ MODULES: dict[str, list[str]] = {
         "-m",
         "not system",
         "-k",
-        "mean_of or hand or reference or ece or weights or replicate or interval or threshold or auroc or aupr or aurc or coverage",
+        "mean_of or hand or reference or ece or weights or replicate or interval or threshold or auroc or aupr or aurc or coverage or autograd",
     ],
     "uncertainty/bootstrap.py": [
         "tests/uncertainty/test_estimators.py",
@@ -755,5 +755,41 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "if len(set(names)) != len(names):",
         "added": "if len(set(names)) < len(names):",
         "reason": "a set of the names is never larger than the list of them",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": 'fault = error.__cause__ if type(error).__name__ == "StorageInternalError" and error.__cause__ else error',
+        "added": 'fault = error.__cause__ if type(error).__name__ is "StorageInternalError" and error.__cause__ else error',
+        "reason": "a class statement's name and an identifier-like literal are both interned by CPython: is and == agree",
+    },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": "driver = PLAIN_DRIVERS[scheme][0][0]",
+        "added": "driver = PLAIN_DRIVERS[scheme][0][ 1]",
+        "reason": "each scheme's first driver has its module's name (psycopg, pymysql): the INSTALL entry looked up is the same",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "if len(values) == len(entropy):  # no ties: a group per example, its error rate its own",
+        "added": "if len(values) is len(entropy):  # no ties: a group per example, its error rate its own",
+        "reason": "the no-ties branch is a shortcut: for groups of one example and whole-number counts the ties branch computes the same AURC (an undrawn example's rate only multiplies a harmonic difference of 0)",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "return -torch.where(p > 0, p * p.clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum(dim=1)",
+        "added": "return -torch.where(p != 0, p * p.clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum(dim=1)",
+        "reason": "probabilities are never negative, so p != 0 is p > 0",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "noise = torch.where(counts > 1, accuracy * (1 - accuracy) / (counts - 1).clamp_min(1), 0)",
+        "added": "noise = torch.where(counts > 0, accuracy * (1 - accuracy) / (counts - 1).clamp_min(1), 0)",
+        "reason": "a bin of one example (or one example's copy) has accuracy 0 or 1, so its noise a(1 - a) is 0 on either side of the where",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "pooled.append(Bin(parts[0].lower, parts[0].upper, count, confidence, accuracy))",
+        "added": "pooled.append(Bin(parts[ 1].lower, parts[0].upper, count, confidence, accuracy))",
+        "reason": "every run's reliability bins have the same edges (the same number of equal-width bins), so the first and the second part's lower edge are one number",
     },
 ]

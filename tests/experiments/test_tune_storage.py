@@ -91,6 +91,8 @@ def test_the_advisory_lock_number_is_a_bigint_and_the_same_for_the_same_study():
     numbers = [lock_number(f"dropcli-tune:study-{index}") for index in range(200)]
     assert all(-(2**63) <= number < 2**63 for number in numbers)
     assert min(numbers) < 0 < max(numbers)  # the whole signed range is used, not only its upper half
+    # All 64 bits, not fewer (fewer bits: more studies sharing one lock): 200 keys of 56 bits would all lie within 2**55.
+    assert max(abs(number) for number in numbers) >= 2**56
     assert lock_number("dropcli-tune:a") == lock_number("dropcli-tune:a") != lock_number("dropcli-tune:b")
 
 
@@ -101,9 +103,9 @@ def test_only_optunas_storage_error_is_looked_through_for_the_databases_own():
     wrapped = type("StorageInternalError", (Exception,), {})("commit failed")
     wrapped.__cause__ = server
     assert database_fault(wrapped) is server and database_fault(server) is server
-    other = KeyError("x")  # a name that sorts before StorageInternalError: not looked through
-    other.__cause__ = server
-    assert database_fault(other) is None
+    for other in (KeyError("x"), ValueError("x")):  # names that sort before and after StorageInternalError: not looked through
+        other.__cause__ = server
+        assert database_fault(other) is None
 
 
 def test_a_directory_given_as_storage_names_the_journal_to_give_instead(in_tmp, invoke, small_args):
@@ -288,6 +290,28 @@ def test_a_running_trial_beats_every_interval_until_it_ends():
     assert len(storage.beats) == ended
 
 
+def test_a_heartbeat_that_fails_ends_the_beating_quietly(monkeypatch):
+    # The server gone: the beat thread stops without a traceback; the trial's next report says it.
+    import threading
+
+    from dropcli.experiments.tune_storage import heartbeats
+
+    class Failing(Beating):
+        def record_heartbeat(self, trial_id):
+            super().record_heartbeat(trial_id)
+            if len(self.beats) > 1:
+                raise ConnectionError("server closed the connection")
+
+    escaped = []
+    monkeypatch.setattr(threading, "excepthook", escaped.append)
+    storage = Failing(0.01)
+    with heartbeats(storage, 7):
+        deadline = time.monotonic() + 30
+        while len(storage.beats) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert storage.beats == [7, 7] and escaped == []
+
+
 def test_a_storage_without_heartbeats_is_neither_beaten_for_nor_searched_for_stale_trials():
     from dropcli.experiments import tune_storage
 
@@ -328,10 +352,16 @@ def test_a_journal_trial_is_given_up_only_once_no_process_holds_its_lease(tmp_pa
     study = optuna.create_study(study_name="s", storage=storage)
     older = study.ask()  # begun by a dropcli without leases: never judged, whatever its process
     trial = study.ask()
-    with lease(storage, journal, trial):
-        assert lease_path(journal, trial._trial_id).is_file()
-        tune_storage.give_up_lost(storage, study, journal)  # its process holds the lease: still running
-        assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]
+    umask = os.umask(0o022)
+    try:
+        with lease(storage, journal, trial):
+            assert lease_path(journal, trial._trial_id).is_file()
+            # rw-r--r--: any process that can read the journal can open the lease to test its lock.
+            assert lease_path(journal, trial._trial_id).stat().st_mode & 0o777 == 0o644
+            tune_storage.give_up_lost(storage, study, journal)  # its process holds the lease: still running
+            assert [t.state.name for t in study.get_trials()] == ["RUNNING", "RUNNING"]
+    finally:
+        os.umask(umask)
     # What a process killed outright leaves: the trial running, the lease let go (here with its file gone too).
     tune_storage.give_up_lost(storage, study, journal)
     first, second = study.get_trials()

@@ -49,6 +49,22 @@ def test_a_weighted_aurc_is_the_resampled_set():
     expected = np.mean(np.cumsum(1 - correct[ranked]) / np.arange(1, 301))
     assert float(got) == pytest.approx(expected, abs=1e-12)
 
+    try:  # the same counts as whole numbers (a bincount's int64): the same AURC
+        counted = calibration.aurc(torch.tensor(entropy), torch.tensor(correct), weights.long())
+    except RuntimeError as error:
+        pytest.fail(f"AURC refused whole-number counts: {error}")
+    assert float(counted) == pytest.approx(expected, abs=1e-12)
+
+
+def test_scoring_a_models_output_keeps_no_autograd_graph():
+    # Probabilities straight from a model (requires_grad): score() saves nothing for a backward
+    # pass, which over 10,000 examples and every threshold would be memory held for nothing.
+    probabilities = torch.softmax(torch.randn(50, 10, generator=torch.Generator().manual_seed(0)).requires_grad_(), dim=1)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        calibration.score(probabilities, torch.arange(50) % 10)
+    assert saved == []
+
 
 def debiased_reference(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
     total = 0.0
