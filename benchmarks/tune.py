@@ -24,7 +24,7 @@ import statistics
 import sys
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy
@@ -54,6 +54,8 @@ class Strategy:
     sampler: str  # random, tpe (dropcli's: multivariate, start-up scaled to the pruner), tpe-optuna (Optuna's defaults)
     pruner: str
     grace: float | None  # None: dropcli's default; 1: judged from the first epoch (tune before grace existed)
+    reduction: int = 3  # asha and hyperband (tune's --reduction)
+    startup: int | None = None  # TPE's random start-up trials; None: as tune chooses them
 
 
 STRATEGIES = (
@@ -133,13 +135,15 @@ def sampler_of(strategy: Strategy, seed: int, pruning: Pruning, config, table: T
         return optuna.samplers.RandomSampler(seed=seed)
     if strategy.sampler == "tpe-optuna":
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-    startup = tune_sampling.startup_trials(strategy.pruner, pruning, config, table.epochs, trials)
+    startup = strategy.startup
+    if startup is None:
+        startup = tune_sampling.startup_trials(strategy.pruner, pruning, config, table.epochs, trials)
     return tune_sampling.tpe(optuna, seed, startup)
 
 
 def replay(table: Table, strategy: Strategy, seed: int, budget: int, config) -> list[tuple[int, float]]:
     """One search within `budget` epochs: (epochs spent, best final val acc so far) after each trial."""
-    pruning = Pruning(grace=strategy.grace)
+    pruning = Pruning(grace=strategy.grace, reduction=strategy.reduction)
     pruner = tune_pruning.pruner(optuna, strategy.pruner, pruning, config, table.epochs)
     expected_trials = budget // table.epochs * 3
     sampler = sampler_of(strategy, seed, pruning, config, table, expected_trials)
@@ -203,6 +207,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="names of strategies to run (default: all)")
     parser.add_argument("--figure", type=Path, help="draw the anytime curves (PNG)")
     parser.add_argument("--jobs", type=int, default=2, help="processes replaying at once")
+    parser.add_argument("--reduction", type=int, default=3, help="asha's and hyperband's reduction factor (default 3, as tune)")
+    parser.add_argument("--startup", type=int, help="TPE's random start-up trials (default: as tune chooses them)")
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.simplefilter("ignore")
@@ -211,7 +217,9 @@ def main() -> None:
     finals = [c[-1] for c in table.curves if c[-1] is not None]
     target = quantile(finals, 0.95)
     budget = args.budget * table.epochs
-    strategies = [s for s in STRATEGIES if not args.only or s.name in args.only]
+    strategies = [
+        replace(s, reduction=args.reduction, startup=args.startup) for s in STRATEGIES if not args.only or s.name in args.only
+    ]
     print(
         f"table: {len(table.rows)} curves of {table.epochs} epochs ({args.table}); target: val acc {target:.4f} "
         f"(95th percentile of the final ones; best {max(finals):.4f}); budget {budget} epochs; {args.seeds} seeds each"

@@ -66,3 +66,23 @@ def test_a_replay_counts_every_epoch_it_spends_and_the_best_of_its_complete_tria
     finals = {curve[-1] for curve in curves}
     assert all(best in finals for _, best in history) and [b for _, b in history] == sorted(b for _, b in history)
     assert bench.epochs_to(history, 0.9) == next((spent for spent, best in history if best >= 0.9), float("inf"))
+
+
+def test_the_reduction_and_start_up_given_reach_the_pruner_and_the_sampler(bench, tmp_path, monkeypatch):
+    from dropcli.config import load_config
+
+    table = bench.read_table(write_table(tmp_path / "t.csv", [row(0.01, 0.1), row(0.5, 0.5)], [[0.5, 0.6]] * 2))
+    config = load_config(base=bench._plan_config())
+    built = []
+    real = bench.tune_pruning.pruner
+    monkeypatch.setattr(
+        bench.tune_pruning,
+        "pruner",
+        lambda optuna, name, pruning, *rest: built.append(pruning) or real(optuna, name, pruning, *rest),
+    )
+    strategy = bench.Strategy("tpe + asha, grace", "tpe", "asha", None, reduction=4, startup=7)
+    bench.replay(table, strategy, seed=0, budget=4, config=config)
+    assert [pruning.reduction for pruning in built] == [4]
+    assert bench.sampler_of(strategy, 0, built[0], config, table, 40)._n_startup_trials == 7
+    default = bench.Strategy("tpe + asha, grace", "tpe", "asha", None)  # as tune chooses: at least 10
+    assert bench.sampler_of(default, 0, built[0], config, table, 40)._n_startup_trials == 10
