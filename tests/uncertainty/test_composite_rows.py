@@ -107,6 +107,16 @@ def test_the_interval_is_the_replicates_quantiles_at_the_level_asked(level):
         assert interval.high == pytest.approx(quantile_by_hand(replicates, (1 + level) / 2), abs=1e-12)
 
 
+def test_an_interval_is_95_percent_unless_asked():
+    values = torch.randn(101, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    at_95 = bootstrap.intervals(values, 0.95)
+    try:
+        plain = (bootstrap.intervals(values), bootstrap.interval(values[:, 0]), bootstrap.nan_intervals(values))
+    except RuntimeError as error:  # e.g. a quantile past 1
+        pytest.fail(f"an interval without a level is not the 95 % one: {error}")
+    assert plain == (at_95, at_95[0], at_95)
+
+
 @pytest.mark.parametrize("level", [0.8, 0.95])
 def test_an_interval_over_replicates_with_gaps_is_the_quantiles_of_those_present(level):
     values = torch.randn(61, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)

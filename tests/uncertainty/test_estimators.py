@@ -92,20 +92,54 @@ def test_debiased_ece_against_the_reference_and_near_zero_when_calibrated():
     assert scores.ece_debiased < scores.ece
 
 
-@pytest.mark.parametrize("n, bins", [(800, 15), (30, 15), (12, 15)])  # 30: two a bin; 12: fewer examples than bins
-def test_unit_weights_reproduce_every_metric(n, bins):
+@pytest.mark.parametrize(
+    "n, bins, run", [(800, 15, 1), (30, 15, 1), (12, 15, 1), (30, 15, 2)]
+)  # 30: two a bin; 12: fewer examples than bins
+def test_unit_weights_reproduce_every_metric(n, bins, run):
     generator = torch.Generator().manual_seed(6)
     p = torch.softmax(2 * torch.randn(n, 10, generator=generator, dtype=torch.float64), dim=1)
     confidence, predicted = p.max(dim=1)
-    # Right and wrong by turns in confidence order: equal-mass bins hold gaps of both signs, so
-    # the bin each example falls in changes the adaptive ECE.
+    # Right and wrong by turns of `run` in confidence order: equal-mass bins hold gaps of both
+    # signs (run 1) or whole bins of each sign by turns (run 2, two a bin), so the bin each
+    # example falls in, the last one's too, changes the adaptive ECE.
     rank = torch.empty(n, dtype=torch.long)
     rank[torch.sort(confidence, stable=True).indices] = torch.arange(n)
-    labels = torch.where(rank % 2 == 0, predicted, (predicted + 1) % 10)
+    labels = torch.where(rank // run % 2 == 0, predicted, (predicted + 1) % 10)
     scores = calibration.score(p, labels, bins=bins)
     values = bootstrap.replicates([bootstrap.per_example(p, labels)], torch.ones(1, n, dtype=torch.float64), bins=bins)[0]
     for metric in calibration.METRICS:
         assert float(values[calibration.METRICS.index(metric)]) == pytest.approx(getattr(scores, metric), abs=1e-12), metric
+
+
+def test_a_replicates_equal_mass_bins_take_tied_confidences_in_example_order():
+    # Three examples to each confidence and two to each equal-mass bin: ties straddle bin edges,
+    # right and wrong within a tie, so which tied example lands in which bin changes the adaptive
+    # ECE. The bootstrap's bins take tied examples in their order, as calibration's do.
+    n = 60
+    confidence = torch.linspace(0.3, 0.95, n // 3, dtype=torch.float64).repeat_interleave(3)
+    confidence = confidence[torch.randperm(n, generator=torch.Generator().manual_seed(9))]
+    p = torch.cat([confidence[:, None], ((1 - confidence) / 9)[:, None].expand(n, 9)], dim=1)
+    labels = torch.arange(n) % 2  # class 0 is every prediction: right and wrong by turns
+    expected = calibration.score(p, labels).ece_adaptive
+    got = bootstrap.replicates([bootstrap.per_example(p, labels)], torch.ones(1, n, dtype=torch.float64))[0]
+    assert float(got[calibration.METRICS.index("ece_adaptive")]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_the_replicates_of_two_runs_are_their_mean_and_their_unit_values_each_ones():
+    generator = torch.Generator().manual_seed(8)
+    labels = torch.randint(0, 10, (200,), generator=generator)
+    runs = [torch.softmax(scale * torch.randn(200, 10, generator=generator, dtype=torch.float64), dim=1) for scale in (1, 4)]
+    scores = [calibration.score(p, labels) for p in runs]
+    parts = [bootstrap.per_example(p, labels) for p in runs]
+    ones = torch.ones(1, 200, dtype=torch.float64)
+    values = bootstrap.replicates(parts, ones)[0]
+    for index, metric in enumerate(calibration.METRICS):
+        expected = (getattr(scores[0], metric) + getattr(scores[1], metric)) / 2
+        assert float(values[index]) == pytest.approx(expected, abs=1e-12), metric
+    units = bootstrap.unit_values(parts, ones)  # (runs, replicates, accuracy / nll / brier)
+    assert units.shape == (2, 1, 3)
+    for run, s in enumerate(scores):
+        assert units[run, 0].tolist() == pytest.approx([s.accuracy, s.nll, s.brier], rel=1e-6)
 
 
 def test_debiased_ece_of_an_overconfident_net_with_bins_of_one_two_and_many():
