@@ -11,7 +11,8 @@ crashed (the tests only raised: not a kill), timed out, survived, equivalent (li
 mutation/modules.py with the reason) and incompetent (the mutant does not compile), and shows
 each survivor's diff; the last two are left out of the score. --report-only rewrites it from the
 sessions already in DIR; --retest tests again, with the tests as they are now, the mutants of
-DIR's sessions that were not killed (the same sample, so not a fresh score).
+DIR's sessions that were not killed (the same sample, so not a fresh score), in the modules
+unchanged since their draw.
 """
 
 import argparse
@@ -107,6 +108,10 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
             "" if drawn_from == (copy / module).read_text() else " (the module has changed since: its result is of the code then)"
         )
         print(f"{name}: every drawn mutant tested already{changed}", flush=True)
+        return _stored(Path(f"{prefix}.sqlite"), name)
+    if args.retest and drawn_from not in (None, (copy / module).read_text()):
+        # cosmic-ray finds a mutant by its operator and position: in changed code it would mutate other lines.
+        print(f"{name}: changed since its mutants were drawn; not tested again (a fresh run draws from it as it is)", flush=True)
         return _stored(Path(f"{prefix}.sqlite"), name)
     baseline = _record_covering(copy, module, tests, prefix)
     seconds = time.monotonic() - started

@@ -172,3 +172,28 @@ def test_a_mutant_its_covering_tests_pass_faces_only_the_rest_of_the_subset(tmp_
     assert (tmp_path / "runs.log").read_text() == "ran\n"  # once, as a covering test
     assert kill.main(["--covering", str(tmp_path / "m"), "test_a.py"]) == 0
     assert capsys.readouterr().out.startswith("verdict: passed")
+
+
+def test_a_module_changed_since_its_draw_is_not_tested_again(tmp_path, capsys):
+    """cosmic-ray finds a mutant by operator and position: --retest on changed code would mutate other lines."""
+    pytest.importorskip("cosmic_ray")
+    from argparse import Namespace
+
+    from mutation import run
+
+    copy, out = tmp_path / "copy", tmp_path / "out"
+    (copy / run.PACKAGE).mkdir(parents=True)
+    out.mkdir()
+    (copy / run.PACKAGE / "m.py").write_text("def f(a, b):\n    return a - b\n")  # the module now
+    (out / "m.py.pristine.py").write_text("def f(a, b):\n    return a + b\n")  # as its mutants were drawn
+    (out / "m.toml").write_text(
+        f'[cosmic-ray]\nmodule-path = "{copy / run.PACKAGE / "m.py"}"\ntimeout = 10.0\nexcluded-modules = []\n'
+        'test-command = "false"\n[cosmic-ray.distributor]\nname = "local"\n'
+    )
+    cosmic = Path(sys.executable).parent / "cosmic-ray"
+    subprocess.run([str(cosmic), "init", str(out / "m.toml"), str(out / "m.py.sqlite")], check=True, capture_output=True)
+    args = Namespace(out=out, retest=True, resume=False, sample=None, seed=0)
+    result = run._module(copy, "m.py", ["test_nothing.py"], args)
+    assert "changed since its mutants were drawn; not tested again" in capsys.readouterr().out
+    assert (out / "m.py.pristine.py").read_text() == "def f(a, b):\n    return a + b\n"  # the draw's code kept
+    assert not (out / "m.py.covering.json").exists() and "mutants" in result
