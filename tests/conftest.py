@@ -6,6 +6,7 @@ checks run unchanged. Each class is a fixed random template plus noise, so a mod
 
 import gzip
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -284,6 +285,15 @@ def start_training():
         )
 
     return start
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """SIGINT raises KeyboardInterrupt in this process, as in a terminal: a shell running this suite
+    in the background starts it with SIGINT ignored, and a real Ctrl-C would do nothing."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture

@@ -306,7 +306,9 @@ def test_the_random_sampler_draws_every_trial_when_asked_for(in_tmp, invoke, sma
 
 
 @pytest.mark.parametrize("where", ["just asked", "announced"])
-def test_a_ctrl_c_before_a_trials_run_begins_leaves_it_to_continue_not_running(in_tmp, invoke, small_args, monkeypatch, where):
+def test_a_ctrl_c_before_a_trials_run_begins_leaves_it_to_continue_not_running(
+    in_tmp, invoke, small_args, monkeypatch, ctrl_c_raises, where
+):
     """Ctrl-C as a trial has just been asked for (a real SIGINT, which lands between statements) or
     as it is announced: the trial is marked interrupted, never left running (a worker on a shared
     database would otherwise wait for it for ever or count it as trained)."""
