@@ -152,9 +152,9 @@ def measures(inside: torch.Tensor, outside: torch.Tensor, w_in=None, w_out=None)
     precision = flagged_out / (flagged_out + flagged_in).clamp_min(torch.finfo(w.dtype).tiny)
     aupr = precision.mul_(per_out).sum(dim=1) / total_out.squeeze(1)
     # FPR@95: the highest threshold flagging at least RECALL of the out-of-distribution weight; the
-    # lowest always counts (rounding can leave its share a hair below 1).
+    # lowest (index 0, argmax's answer where no other has reached it) always counts, as it must:
+    # rounding can leave its share a hair below 1.
     reached = flagged_out.div_(total_out) >= RECALL - 1e-12
-    reached[:, 0] = True
     last = (reached * torch.arange(reached.shape[1], device=reached.device)).argmax(dim=1, keepdim=True)
     fpr = (flagged_in.gather(1, last) / total_in).squeeze(1)
     return torch.stack([auroc, aupr, fpr], dim=1)
