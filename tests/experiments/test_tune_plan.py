@@ -13,6 +13,14 @@ optuna = pytest.importorskip("optuna")
 
 
 def resolved(tmp_path: Path, plan_text: str, space: str = "  optim.lr: '0.01:1:log'\n") -> tune.Search:
+    """The search a valid plan makes: its refusal fails the test (a check gone wrong)."""
+    try:
+        return refused_or_resolved(tmp_path, plan_text, space)
+    except DropcliError as error:
+        pytest.fail(f"a valid plan was refused: {error}")
+
+
+def refused_or_resolved(tmp_path: Path, plan_text: str, space: str = "  optim.lr: '0.01:1:log'\n") -> tune.Search:
     plan = tmp_path / "study" / "plan.yaml"
     plan.parent.mkdir(exist_ok=True)
     plan.write_text(f"space:\n{space}trials: 2\n{plan_text}")
@@ -28,7 +36,7 @@ def test_a_plans_storage_file_lies_beside_the_plan_and_a_url_is_kept(tmp_path):
 @pytest.mark.parametrize("timeout", ["0", "-5", "true", "soon"])
 def test_a_plans_timeout_must_be_seconds_above_zero(tmp_path, timeout):
     with pytest.raises(DropcliError, match="timeout must be a number of seconds above 0"):
-        resolved(tmp_path, f"timeout: {timeout}\n")
+        refused_or_resolved(tmp_path, f"timeout: {timeout}\n")
 
 
 def test_a_plans_timeout_and_final_seeds_are_read_and_final_seeds_default_to_none(tmp_path):
@@ -39,7 +47,7 @@ def test_a_plans_timeout_and_final_seeds_are_read_and_final_seeds_default_to_non
 
 def test_a_plans_space_cannot_search_the_validation_split(tmp_path):
     with pytest.raises(DropcliError, match="space data.val_split"):
-        resolved(tmp_path, "", space="  optim.lr: '0.01:1:log'\n  data.val_split: [0.1, 0.2]\n")
+        refused_or_resolved(tmp_path, "", space="  optim.lr: '0.01:1:log'\n  data.val_split: [0.1, 0.2]\n")
 
 
 def test_a_studys_directions_are_read_from_its_storage_by_name(tmp_path):
@@ -63,7 +71,7 @@ def test_a_study_keeps_how_it_was_last_searched_and_a_summary_alone_writes_nothi
 
 def test_a_study_of_accuracy_alone_keeps_no_objectives_in_its_spec_as_before_objectives_existed(tmp_path):
     assert "objectives" not in tune.spec_of(resolved(tmp_path, ""))
-    assert tune.spec_of(resolved(tmp_path, "objective: [accuracy, ece]\n"))["objectives"] == ["accuracy", "ece"]
+    assert tune.spec_of(resolved(tmp_path, "objective: [accuracy, ece]\n")).get("objectives") == ["accuracy", "ece"]
 
 
 def test_a_study_is_named_by_the_plan_or_else_after_its_config(tmp_path):
@@ -80,4 +88,8 @@ def test_a_grid_plan_may_ask_for_up_to_as_many_trials_as_points(tmp_path, trials
         with pytest.raises(DropcliError, match="the grid has only 2 points"):
             tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
     else:
-        assert tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN).trials == trials
+        try:
+            search = tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
+        except DropcliError as error:
+            pytest.fail(f"{trials} trials of a 2-point grid were refused: {error}")
+        assert search.trials == trials
