@@ -31,7 +31,10 @@ def test_the_front_holds_the_points_no_other_dominates():
 )
 def test_pick_takes_the_point_of_the_front_it_names(text, number):
     front = tune_objectives.front(POINTS, OBJECTIVES)
-    chosen = tune_objectives.picked(front, OBJECTIVES, tune_objectives.parse_pick(text, OBJECTIVES))
+    try:
+        chosen = tune_objectives.picked(front, OBJECTIVES, tune_objectives.parse_pick(text, OBJECTIVES))
+    except DropcliError as error:
+        pytest.fail(f"--pick {text} of a point on the front was refused: {error}")
     assert (chosen[0] if chosen else None) == number
 
 
