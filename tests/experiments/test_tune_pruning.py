@@ -157,13 +157,21 @@ def test_spearman_against_a_hand_count():
     assert tune_pruning.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1)
     # ranks (1, 2.5, 2.5, 4) against (1, 2, 3, 4): Pearson of the ranks
     assert tune_pruning.spearman([0.1, 0.5, 0.5, 0.9], [1, 2, 3, 4]) == pytest.approx(4.5 / (4.5 * 5) ** 0.5)
-    assert tune_pruning.spearman([1, 1, 1], [1, 2, 3]) is None
+
+
+def test_a_rung_or_an_end_where_every_trial_ties_has_no_correlation_and_no_division_by_zero():
+    # The summary shows a rung's agreement for any study; one of ties must read "none", not crash it.
+    # A rung of ties; every final value the same; both.
+    for xs, ys in [([1, 1, 1], [1, 2, 3]), ([1, 2, 3], [0.8, 0.8, 0.8]), ([2, 2, 2], [5, 5, 5])]:
+        try:
+            assert tune_pruning.spearman(xs, ys) is None
+        except ZeroDivisionError:
+            pytest.fail(f"spearman({xs}, {ys}) divided by zero")
 
 
 def test_spearman_at_its_edges():
     assert tune_pruning.spearman([1, 2], [1, 2]) is None  # two trials say nothing
     assert tune_pruning.spearman([1, 2, 3], [3, 1, 2]) == pytest.approx(-0.5)  # three do
-    assert tune_pruning.spearman([1, 2, 3], [0.8, 0.8, 0.8]) is None  # every final value the same
     # Ties among values computed apart (equal, not the same object), ranked at their mean.
     tied = [x / 10 for x in (5, 9, 5, 7)]
     assert tune_pruning._ranks(tied) == [0.5, 3.0, 0.5, 2.0]
