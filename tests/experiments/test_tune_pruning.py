@@ -259,9 +259,9 @@ def test_the_pruners_text_says_epoch_for_one_and_epochs_for_more():
 def test_a_studys_stored_pruner_settings_read_back_and_an_old_studys_judged_from_epoch_1():
     from dropcli.experiments.tune_stored import _pruning
 
-    assert _pruning({}) == Pruning(grace=1)  # stored before the settings were kept
     assert _pruning(Pruning(grace=5, reduction=4).stored()) == Pruning(grace=5, reduction=4, bootstrap=0)
     assert _pruning({"grace": None, "reduction": 2}) == Pruning(grace=None, reduction=2, bootstrap=0)
+    assert _pruning({}) == Pruning(grace=1)  # stored before the settings were kept
 
 
 def test_the_rungs_a_trial_is_judged_at_before_its_last_epoch():
