@@ -573,3 +573,26 @@ def test_only_a_running_trial_with_a_heartbeat_is_waited_for():
     assert _running_elsewhere([trial("COMPLETE", True), trial("RUNNING", True)])
     assert not _running_elsewhere([trial("COMPLETE", True), trial("PRUNED", True), trial("FAIL", True)])
     assert not _running_elsewhere([trial("RUNNING", False)])  # a journal's trial: nothing would say it is lost
+
+
+def test_the_final_seeds_wait_for_a_trial_another_process_still_runs(in_tmp, invoke, small_args):
+    """Two workers on one study: the first to find the budget spent must not train the final seeds
+    on a best that the other's running trial may still beat; the last to finish trains them."""
+    import optuna
+
+    from dropcli.experiments.tune_storage import lease, open_storage
+
+    args = [*small_args(epochs=1), *SEARCH, "--sampler", "random", "--pruner", "none", "-q"]
+    assert invoke("tune", *args, "--trials", 1).exit_code == 0
+    journal = str(in_tmp / "runs" / "tune-default" / "study.journal")
+    storage = open_storage(optuna, journal)
+    other = optuna.load_study(study_name="default", storage=storage).ask()  # another worker's trial
+    with lease(storage, journal, other):  # ... whose process is alive
+        waiting = invoke("tune", *args, "--trials", 2, "--final-seeds", 1)
+    assert waiting.exit_code == 0, waiting.output
+    assert f"--final-seeds waits for trial {other.number}, still running" in waiting.output
+    assert not (in_tmp / "runs" / "tune-default" / "final").exists()
+    optuna.load_study(study_name="default", storage=storage).tell(other, state=optuna.trial.TrialState.PRUNED)  # it ends
+    done = invoke("tune", *args, "--trials", 2, "--final-seeds", 1)
+    assert done.exit_code == 0 and "waits for trial" not in done.output, done.output
+    assert (in_tmp / "runs" / "tune-default" / "final" / "seed0").is_dir()

@@ -271,7 +271,15 @@ def _search(search, quiet: bool, workers, summary: bool = False):
     result = tune_results.found(study, rung_epochs, search)
     if workers.is_primary:
         tune_results.write_best(search, result)
-    return result, stopped is None
+    # Another process's trial may still beat the best: the final seeds wait for the last to end.
+    running = [row.number for row in result.rows if row.state == "running"]
+    if stopped is None and running and search.final_seeds and not summary and workers.is_primary:
+        console().print(
+            f"--final-seeds waits for trial {', '.join(map(str, running))}, still running: the process that ends "
+            "the study's last trial trains them (or run the same command once it has)",
+            highlight=False,
+        )
+    return result, stopped is None and not running
 
 
 def _scorer():
