@@ -104,9 +104,12 @@ def _module(copy: Path, name: str, tests: list[str], args) -> dict:
     marker, draw = Path(f"{prefix}.drawn"), f"sample {args.sample} seed {args.seed}"
     same_draw = marker.is_file() and marker.read_text() == draw
     if args.resume and same_draw and _session_is_done(prefix):  # a finished measurement stands, even if the code moved on since
-        changed = (
-            "" if drawn_from == (copy / module).read_text() else " (the module has changed since: its result is of the code then)"
-        )
+        if drawn_from is None:  # sessions copied back from docs/studies keep no source
+            changed = " (the source it was drawn from is not kept here: its result is of the code then)"
+        elif drawn_from != (copy / module).read_text():
+            changed = " (the module has changed since: its result is of the code then)"
+        else:
+            changed = ""
         print(f"{name}: every drawn mutant tested already{changed}", flush=True)
         return _stored(Path(f"{prefix}.sqlite"), name)
     if args.retest and drawn_from not in (None, (copy / module).read_text()):
