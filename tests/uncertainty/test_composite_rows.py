@@ -186,3 +186,22 @@ def test_a_plain_ensemble_carries_its_members_mean_entropy_and_an_ensemble_of_on
     assert inner is not None and torch.allclose(
         inner, (calibration.entropy_of(members[0]) + calibration.entropy_of(members[1])) / 2
     )
+
+
+def test_a_line_up_of_one_run_has_that_runs_rows(build):
+    """`evaluate RUN` on a single run: each row is the run's own output, MC dropout its passes."""
+    member = SimpleNamespace(model=build("builtin", seed=0), config=load_config(None, ["seed=0"]))
+    X = torch.rand(50, 784, generator=torch.Generator().manual_seed(7))
+    plan = lineup.plan(
+        K, [], temperature=False, last_layer=False, swept_mc=False, swept_ensembles=False, ensemble_temperature=False
+    )
+    try:
+        outputs, per_member = lineup.all_outputs(plan, [member], X, None)
+    except Exception as error:  # a row list built from a second member that is not there
+        pytest.fail(f"a line-up of one run raised {error!r}")
+    assert set(outputs) == set(per_member[0]) and all(len(parts) == 1 for parts in outputs.values())
+    ((deterministic, _),) = outputs[methods.DETERMINISTIC]
+    assert torch.allclose(deterministic, mean_softmax([member], [0], X).float())
+    ((mc, mc_entropy),) = outputs[lineup.mc_name(plan, K[-1])]
+    reference, reference_entropy = mc_by_hand(member.model, X, K[-1], seed=0)
+    assert torch.allclose(mc.double(), reference, atol=1e-6) and torch.allclose(mc_entropy, reference_entropy, atol=1e-6)
