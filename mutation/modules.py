@@ -834,4 +834,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "return torch.softmax(logits_ if temperature == 0.0 else logits_ / temperature, dim=1)",
         "reason": "dividing by 1.0 is exact, so T = 1 gives the plain softmax bit for bit either way; and a temperature is exp(log T) > 0, never 0",
     },
+    {
+        "module": "uncertainty/ensembles.py",
+        "removed": "if len(paths) != len(set(map(str, paths))):",
+        "added": "if len(paths) > len(set(map(str, paths))):",
+        "reason": "a set of the paths is never larger than their list, so != is >",
+    },
 ]

@@ -377,6 +377,22 @@ def test_runs_that_differ_beyond_the_seed_are_refused(in_tmp, invoke, small_args
     assert sorted(in_tmp.rglob("*")) == before
 
 
+def test_an_ensembles_members_load_on_the_device_the_first_runs_config_names(in_tmp, invoke, small_args, monkeypatch):
+    from dropcli.cli.options import flags as _flags
+    from dropcli.parallel.workers import Workers
+    from dropcli.uncertainty import ensembles
+
+    train(invoke, small_args, "r0", 0, "--device", "cpu")
+    train(invoke, small_args, "r1", 1, "--device", "auto")  # the device is free among members: both are CPU here
+    asked = []
+    monkeypatch.setattr(Workers, "device", lambda self, spec: asked.append(spec) or torch.device("cpu"))
+    ensembles.load([in_tmp / "r0", in_tmp / "r1"], _flags({}))
+    assert asked == ["cpu"]
+    asked.clear()
+    ensembles.load([in_tmp / "r1", in_tmp / "r0"], _flags({}))
+    assert asked == ["auto"]
+
+
 def test_an_ensembles_runs_must_have_trained_the_same_epochs_in_either_order():
     from dropcli.uncertainty.ensembles import check_same_recipe
 
