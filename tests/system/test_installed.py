@@ -124,7 +124,7 @@ def test_a_missing_config_name_lists_the_shipped_ones(invoke, tmp_path, monkeypa
     result = invoke("train", "-c", "defualt")
     assert (
         result.exit_code == 2
-        and "no config file or shipped config named 'defualt'; shipped: best, default, long, paper, smoke, srivastava"
+        and "no config file or shipped config named 'defualt'; shipped: best, best-any, default, long, paper, smoke, srivastava"
         in result.stderr
     )
     (tmp_path / "smoke").write_text("name: mine\n")  # a file that exists is a file, even with a shipped name

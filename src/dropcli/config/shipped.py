@@ -10,7 +10,7 @@ SHIPPED_DIR = Path(__file__).parent.parent / "configs"  # package data: the repo
 
 def shipped_configs() -> dict[str, Path]:
     """The configs that come with dropcli, by name: default, smoke, long, ..."""
-    return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"))}
+    return {path.stem: path for path in sorted(SHIPPED_DIR.glob("*.yaml"), key=lambda path: path.stem)}  # best before best-any
 
 
 def resolve_path(text: Path | str) -> Path:
