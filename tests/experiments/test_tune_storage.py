@@ -267,6 +267,28 @@ def test_a_database_that_stops_answering_is_one_line_and_other_errors_pass_throu
     assert type(caught.value) is KeyError  # not dressed up as the database's fault
 
 
+def test_a_database_error_met_while_handling_ctrl_c_is_reported_as_the_ctrl_c():
+    """Ctrl-C in mid-query leaves the connection in a transaction; the next statement on it fails
+    (psycopg: "can't change 'autocommit' now") while the interrupt is handled. Exit 130, not 2."""
+    from dropcli.experiments.tune_storage import database_errors
+
+    fault = type("ProgrammingError", (Exception,), {"__module__": "sqlalchemy.exc"})("can't change 'autocommit' now")
+
+    def marking_the_trial_interrupted():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            try:
+                raise ValueError("a step between")  # the interrupt further down the chain
+            except ValueError:
+                raise fault from None
+
+    with pytest.raises(BaseException) as caught:
+        with database_errors("postgresql://me@db.example/studies"):
+            marking_the_trial_interrupted()
+    assert type(caught.value) is KeyboardInterrupt, caught.value
+
+
 class Beating:
     """A storage that records heartbeats; interval None is a database with heartbeats off."""
 

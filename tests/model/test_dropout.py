@@ -275,5 +275,10 @@ def test_the_int16_draw_takes_one_random_word_per_four_elements():
 
 
 def test_the_module_takes_p_by_keyword_as_nn_dropout_does():
-    layer = Dropout(p=0.3, mask_mode="int16")
+    with pytest.raises(TypeError):
+        Dropout(0.3, "int16")  # the mask mode only by name: a second number or word is a mistake
+    try:
+        layer = Dropout(p=0.3, mask_mode="int16")
+    except TypeError as error:
+        pytest.fail(f"Dropout(p=...) refused, where nn.Dropout(p=...) is not: {error}")
     assert layer.p == torch.nn.Dropout(p=0.3).p == 0.3 and layer.mask_mode == "int16"

@@ -162,11 +162,24 @@ def database_errors(storage: str) -> Iterator[None]:
         fault = database_fault(error)
         if fault is None:
             raise
+        interrupt = _interrupt_behind(error)
+        if interrupt is not None:
+            # Ctrl-C in mid-query leaves the connection unusable, and the next statement on it
+            # fails while the interrupt is handled: the interruption is what happened (exit 130).
+            raise interrupt from None
         raise DropcliError(
             f"--storage {shown(storage)}: the database stopped answering ({first_line(fault, 160)}); the study is kept "
             "in it: once the server answers again, run the same command to continue (a trial cut short is retried "
             "once its heartbeat is stale)"
         ) from None
+
+
+def _interrupt_behind(error: BaseException) -> KeyboardInterrupt | None:
+    """The Ctrl-C during whose handling `error` was raised, if any."""
+    seen = error.__context__
+    while seen is not None and not isinstance(seen, KeyboardInterrupt):
+        seen = seen.__context__
+    return seen
 
 
 @contextlib.contextmanager

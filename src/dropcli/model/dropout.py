@@ -115,14 +115,15 @@ def draw_keep(
         uniform = words.view(torch.int16)[:n].view(shape)  # each on [-2**15, 2**15)
         return torch.ge(uniform, threshold, out=torch.empty(shape, dtype=dtype, device=device))
     if mask_mode == "bernoulli":
+        keep = 1 - p  # one formula for both paths: the CPU's, tested bit for bit, is the GPU's too
         if device.type != "cpu":
-            return torch.empty_like(like, dtype=dtype).bernoulli_(1 - p, generator=generator)
+            return torch.empty_like(like, dtype=dtype).bernoulli_(keep, generator=generator)
         # torch's CPU bernoulli_(q) keeps an element when the low 53 bits of one 64-bit random
         # word, read as a fraction, are below q, one element at a time in memory order. The same
         # words drawn by random_ (in the same layout) and compared at once give the same mask,
         # about three times faster.
         words = _random_bits(torch.empty_like(like, dtype=torch.int64), generator)
-        return torch.lt(words.bitwise_and_(2**53 - 1), math.ceil((1 - p) * 2**53), out=torch.empty_like(like, dtype=dtype))
+        return torch.lt(words.bitwise_and_(2**53 - 1), math.ceil(keep * 2**53), out=torch.empty_like(like, dtype=dtype))
     # Draw in float32 even for fp16/bf16 inputs: their coarse grid would bias the keep rate.
     noise = torch.empty(shape, dtype=torch.float32, device=device).uniform_(generator=generator)
     return torch.gt(noise, p, out=torch.empty(shape, dtype=dtype, device=device))
