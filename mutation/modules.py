@@ -847,4 +847,22 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'if mask_mode >= "int16":',
         "reason": "of the four mask modes (bool, bits, bernoulli, int16; any other is refused first) only int16 sorts at or after int16",
     },
+    {
+        "module": "training/fused.py",
+        "removed": "if self.p == 1:",
+        "added": "if self.p == 2:",
+        "reason": "a shortcut: at p = 1 the mask drawn keeps nothing (and the scale is 0), so multiplying by it zeroes A as zero_() does",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "elif self.p > 0:",
+        "added": "elif self.p != 0:",
+        "reason": "a rate is never negative (refused when the model is built), so > 0 is != 0",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "loss = (1 - smoothing) * loss - smoothing * log_p.mean(dim=1).mean()",
+        "added": "loss = (1 - smoothing) * loss - smoothing * log_p.mean(dim= 0).mean()",
+        "reason": "the mean of a full matrix's row means is the mean of its column means: the mean of every element, but for rounding",
+    },
 ]

@@ -175,14 +175,16 @@ def test_a_run_may_switch_engines_on_resume(in_tmp, invoke, small_args):
     assert len(lines) == 2 and "engine: fused" in (in_tmp / "r" / runs.CONFIG_FILE).read_text()
 
 
-@pytest.mark.parametrize("momentum, in_place", [(0.0, True), (0.9, False)])
-def test_plain_sgd_moves_the_weights_in_place_and_anything_else_through_the_optimizer(build, momentum, in_place):
+@pytest.mark.parametrize(
+    "momentum, weight_decay, in_place", [(0.0, 0.0, True), (0.9, 0.0, False), (0.0, 1e-4, False), (1e-3, 1e-3, False)]
+)
+def test_plain_sgd_moves_the_weights_in_place_and_anything_else_through_the_optimizer(build, momentum, weight_decay, in_place):
     """Plain SGD (no momentum, no weight decay) adds each layer's update straight into its weights:
     no .grad is made, nor is the optimizer stepped; anything else hands the optimizer .grad."""
     from dropcli.training.fused import FusedStep
 
     model = build("scratch")
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=momentum, weight_decay=weight_decay)
     stepped = []
     optimizer.step = lambda *args, **kwargs: stepped.append(1)
     generator = torch.Generator().manual_seed(0)
@@ -192,11 +194,11 @@ def test_plain_sgd_moves_the_weights_in_place_and_anything_else_through_the_opti
     assert stepped == ([] if in_place else [1])
 
 
-@pytest.mark.parametrize("dropout_input", [0.0, 0.5])
-def test_a_fused_step_leaves_the_callers_batch_as_it_was(build, dropout_input):
+@pytest.mark.parametrize("dropout_input, dropout", [(0.0, (0.5, 0.5)), (0.5, (0.5, 0.5)), (0.5, (0.5, 0.0))])
+def test_a_fused_step_leaves_the_callers_batch_as_it_was(build, dropout_input, dropout):
     from dropcli.training.fused import FusedStep
 
-    model = build("scratch", dropout_input=dropout_input)
+    model = build("scratch", dropout_input=dropout_input, dropout=dropout)  # the last: no rate on the last layer
     generator = torch.Generator().manual_seed(1)
     X, y = torch.rand(16, 784, generator=generator), torch.randint(0, 10, (16,), generator=generator)
     before = X.clone()
