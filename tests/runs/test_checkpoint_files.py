@@ -57,9 +57,24 @@ def test_weights_or_an_optimizer_that_do_not_fit_are_one_error(saved):
     wrong_shape = {**payload, "model": {key: value[:1] for key, value in payload["model"].items()}}  # RuntimeError
     groups = payload["optimizer"]["param_groups"]
     two_groups = {**payload, "optimizer": {**payload["optimizer"], "param_groups": groups + groups}}  # ValueError
-    for damaged in (wrong_shape, two_groups):
-        with pytest.raises(DropcliError, match="does not fit its own config"):
+    no_weights = {key: value for key, value in payload.items() if key != "model"}  # KeyError
+    a_list = {**payload, "model": list(payload["model"].values())}  # TypeError
+    for damaged in (wrong_shape, two_groups, no_weights, a_list):
+        with pytest.raises(Exception) as caught:  # not a KeyError or TypeError from deep inside
             checkpoints.restore(state, damaged)
+        assert isinstance(caught.value, DropcliError) and "does not fit its own config" in str(caught.value), caught.value
+
+
+def test_a_model_whose_weights_are_missing_or_of_another_kind_is_one_error(saved):
+    payload, _ = saved
+    for damaged in (
+        {key: value for key, value in payload.items() if key != "model"},  # KeyError
+        {**payload, "model": list(payload["model"].values())},  # TypeError
+        {**payload, "model": {key: value[:1] for key, value in payload["model"].items()}},  # RuntimeError
+    ):
+        with pytest.raises(Exception) as caught:
+            checkpoints.load_model(damaged, torch.device("cpu"))
+        assert isinstance(caught.value, DropcliError) and "does not fit its own config" in str(caught.value), caught.value
 
 
 def test_an_averaged_runs_file_without_its_average_is_damaged():
@@ -91,6 +106,22 @@ def test_cudas_generator_is_read_and_set_on_cuda_alone(monkeypatch, device):
     saved = torch.get_rng_state()
     checkpoints._set_rng(state, {"torch": saved, "cuda": torch.zeros(8, dtype=torch.uint8)})  # a CUDA run's, resumed here
     assert touched == []
+
+
+def test_cudas_generator_is_set_from_the_checkpoint_on_a_cuda_model(monkeypatch):
+    """The CUDA branch, run on a CPU machine: a model whose parameters say cuda (torch.device("cuda")
+    needs no GPU to be named), CUDA's set_rng_state recorded instead of called."""
+    from types import SimpleNamespace
+
+    restored = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda saved, device: restored.append((saved, device)))
+    monkeypatch.setattr(torch, "set_rng_state", lambda saved: None)
+    on_cuda = SimpleNamespace(model=SimpleNamespace(parameters=lambda: iter([SimpleNamespace(device=torch.device("cuda", 0))])))
+    checkpoints._set_rng(on_cuda, {"torch": None, "cuda": "the run's CUDA state"})
+    assert restored == [("the run's CUDA state", torch.device("cuda", 0))]
+    restored.clear()
+    checkpoints._set_rng(on_cuda, {"torch": None, "cuda": None})  # saved off CUDA: nothing to set
+    assert restored == []
 
 
 def test_a_run_of_more_than_256_epochs_is_told_it_has_finished(in_tmp, invoke, small_args):

@@ -34,11 +34,11 @@ class _Clock:
 
 def test_an_epochs_times_are_differences_of_the_clock(fake_data, monkeypatch):
     config, dataset, state = setup(fake_data)
-    monkeypatch.setattr(epoch_module, "time", _Clock(start=1000.0, step=2.5))
+    monkeypatch.setattr(epoch_module, "time", _Clock(start=1000.0, step=7.0))
     metrics = run_epoch(state, dataset, config, 1)
-    # Read three times: at the start (1002.5), after training (1005), at the end (1007.5).
-    assert metrics.seconds == pytest.approx(5.0)
-    assert metrics.samples_per_s == pytest.approx(len(dataset.train) / 2.5)
+    # Read three times: at the start (1007), after training (1014), at the end (1021).
+    assert metrics.seconds == pytest.approx(14.0)
+    assert metrics.samples_per_s == pytest.approx(len(dataset.train) / 7.0)  # 85.7: not rounded down to 85
 
 
 def test_the_divergence_hint_suggests_a_tenth_of_the_learning_rate():
