@@ -126,6 +126,7 @@ MODULES: dict[str, list[str]] = {
     ],
     "training/schedules.py": ["tests/training/test_recipe.py", "-m", "not system"],
     "runs/resume.py": [
+        "tests/training/test_recipe.py::test_early_stopping_stops_and_reports_the_best_checkpoint",
         "tests/runs/test_runs.py",
         "tests/runs/test_compat.py",
         "tests/runs/test_best_epoch.py",
@@ -889,5 +890,11 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "if workers.world_size > 1 and per_worker and len(per_worker) == workers.world_size:",
         "added": "if workers.world_size > 0 and per_worker and len(per_worker) == workers.world_size:",
         "reason": "a run of one process (torchrun with one worker too) saves no per-worker states (loop.py gathers them only for a world above 1), so with one process per_worker is None and the branch is never taken",
+    },
+    {
+        "module": "runs/resume.py",
+        "removed": 'if config.train.epochs == payload["epoch"]',
+        "added": 'if config.train.epochs >= payload["epoch"]',
+        "reason": "inside `if config.train.epochs <= payload['epoch']`: at most and at least the epochs trained is exactly them",
     },
 ]

@@ -72,7 +72,10 @@ def test_momentum_rises_as_in_the_paper():
 
 
 def test_each_epoch_sets_the_sgd_momentum_of_its_place_on_the_ramp():
-    config = optim("optim.momentum=0.5", "optim.momentum_final=0.99", "optim.momentum_epochs=10", "optim.schedule=cosine")
+    # optim.name given as a config file or --set gives it: a string read at run time, equal to "sgd" but not the same object
+    config = optim(
+        "optim.name=sgd", "optim.momentum=0.5", "optim.momentum_final=0.99", "optim.momentum_epochs=10", "optim.schedule=cosine"
+    )
     optimizer = build_optimizer(config, torch.nn.Linear(2, 2).parameters())
     for epoch, (lr, beta) in {1: (0.1, 0.5), 6: (0.05 * (1 + math.cos(math.pi * 5 / 10)), 0.745), 11: (None, 0.99)}.items():
         returned = start_epoch(optimizer, config, epoch, 10 if lr is not None else 20)
@@ -94,6 +97,10 @@ def test_the_optimizer_built_is_the_one_named_with_the_configs_settings(name, ki
         assert group["betas"] == (0.8, 0.99)
 
 
+def test_a_one_epoch_onecycle_trains_at_its_peak():
+    assert learning_rate(optim("optim.schedule=onecycle"), 1, 1) == 0.1  # a rise of round(0.3) = 0 epochs is one
+
+
 def test_onecycle_with_a_one_epoch_rise_starts_at_its_peak():
     config = optim("optim.schedule=onecycle", "optim.warmup_epochs=1")
     rates = [learning_rate(config, epoch, 10) for epoch in range(1, 11)]
@@ -109,6 +116,7 @@ def test_onecycle_with_a_one_epoch_rise_starts_at_its_peak():
         (["optim.schedule=onecycle", "optim.warmup_epochs=3"], 3, None),  # the rise is set by its epochs alone
         (["optim.schedule=onecycle", "optim.warmup_epochs=3"], 4, 4),
         (["optim.schedule=step", "optim.warmup_epochs=2"], 10, None),
+        (["optim.schedule=onecycle"], 1, None),  # the rise (3 of 10, 6 of 20) starts at lr / 25 either way
     ],
 )
 def test_the_first_trained_epoch_whose_rate_a_new_total_changes(overrides, done, changed):
@@ -230,6 +238,8 @@ def test_early_stopping_stops_and_reports_the_best_checkpoint(in_tmp, invoke, sm
     assert len(metrics) == best + 1 + 2 < 40
     assert summary["final"] == metrics[best] and summary["best"]["epoch"] == best + 1
     assert "early stopping: reported epoch" in summary["reason"]
+    result = invoke("train", "--resume", in_tmp / "r", "--set", "train.epochs=60")
+    assert result.exit_code == 2 and f"the run stopped early at epoch {len(metrics)}" in result.stderr, result.output
     # The gap is measured on the best weights too: evaluate best.pt agrees with the summary.
     evaluated = json.loads(invoke("evaluate", in_tmp / "r" / runs.BEST_CHECKPOINT, "--split", "test", "--json").stdout)
     assert evaluated["accuracy"] == summary["final"]["test_acc"]
