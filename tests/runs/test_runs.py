@@ -297,9 +297,15 @@ def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_t
     from dropcli.errors import DropcliError
     from dropcli.runs.resume import _check_average
 
+    def accepted(new, done):
+        try:
+            _check_average(tmp_path, saved, new, done=done)
+        except DropcliError as refusal:
+            pytest.fail(f"refused where no trained epoch's average moves: {refusal}")
+
     saved = load_config(None, ["train.epochs=8", "train.average=swa"])  # averages from epoch 6's end
-    _check_average(tmp_path, saved, saved, done=7)  # the same total: nothing moves
-    _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
+    accepted(saved, done=7)  # the same total: nothing moves
+    accepted(load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
     with pytest.raises(DropcliError, match="averages from epoch"):
         _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=7)
     longer = load_config(None, ["train.epochs=12", "train.average=swa"])  # averages from epoch 9's end
