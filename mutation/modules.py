@@ -897,4 +897,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'if config.train.epochs >= payload["epoch"]',
         "reason": "inside `if config.train.epochs <= payload['epoch']`: at most and at least the epochs trained is exactly them",
     },
+    {
+        "module": "model/dropout.py",
+        "removed": "@staticmethod",
+        "added": "",
+        "reason": "autograd calls a Function's backward on the class, Function.backward(ctx, grad): a plain function takes the same arguments there (only forward is called through apply)",
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": "@functools.lru_cache(maxsize=256)",
+        "added": "@functools.lru_cache(maxsize= 257)",
+        "reason": "a cache's size: the same scale is computed either way, one entry later evicted",
+    },
 ]

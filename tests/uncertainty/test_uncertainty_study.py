@@ -69,6 +69,9 @@ def test_ood_scores_and_mutual_information():
     scores = ood.scores(p, passes_entropy)
     assert scores["max probability"].tolist() == [0.0, 0.5]
     assert scores["mutual information"].tolist() == pytest.approx([0.0, math.log(2)])
+    # Passes unsure themselves: the mutual information is the mean's entropy less theirs.
+    unsure = ood.scores(torch.tensor([[0.5, 0.5]]), torch.tensor([0.3]))
+    assert unsure["mutual information"].tolist() == pytest.approx([math.log(2) - 0.3])
     assert "mutual information" not in ood.scores(p, None)
 
 
