@@ -41,6 +41,21 @@ def only(items):
     return items[0]
 
 
+def refusal(call, *args, **kwargs) -> str:
+    """The one-line refusal (DropcliError) that `call(*args, **kwargs)` raises, its words to check.
+    Any other exception, or none, fails by assertion: a KeyError from deep inside is the bug the
+    test is there to report, not a crash that mutation testing would not count as caught."""
+    from dropcli.errors import DropcliError
+
+    try:
+        call(*args, **kwargs)
+    except DropcliError as error:
+        return str(error)
+    except Exception as error:
+        pytest.fail(f"{call.__name__} raised {error!r} where a one-line refusal was due")
+    pytest.fail(f"{call.__name__} refused nothing")
+
+
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
     header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in tensor.shape)
     return header + tensor.to(torch.uint8).numpy().tobytes()
