@@ -57,6 +57,12 @@ def tests_for(covering: dict[str, list[str]], source: str, changed: list[int]) -
     return sorted(tests)
 
 
+def statement_lines(source: str, changed: list[int]) -> set[int]:
+    """Every line of the statements holding the `changed` lines of `source`."""
+    tree = ast.parse(source)
+    return {n for line in changed for first, last in [_statement_span(tree, line)] for n in range(first, last + 1)}
+
+
 def _statement_span(tree: ast.AST, line: int) -> tuple[int, int]:
     """The lines of the smallest statement that holds `line`."""
     spans = [

@@ -8,6 +8,10 @@ crashed: the verdict then says what crashed).
 Only an assertion kills a mutant (a test's assert, pytest.fail, pytest.raises that did not
 raise): a mutant that merely crashes the tests (a TypeError, a missing name) is not caught by
 anything that checks a number, so it exits 0 and counts as a survivor, marked "crashed".
+One kind of crash is marked "non-viable" instead: every test that runs the changed statement
+failed by an exception raised in that very statement (`path * "name"`, a negative size). Such a
+mutant never computed a value there for a test to check, like one that does not compile; the
+report leaves it out of the score and counts it in its own column.
 """
 
 import difflib
@@ -32,7 +36,17 @@ def pytest_runtest_makereport(item, call):
     report = (yield).get_result()
     if report.failed and call.excinfo is not None:
         with open(os.environ["MUTATION_FAILURES"], "a") as file:
-            file.write(json.dumps({"test": item.nodeid, "when": call.when, "type": call.excinfo.typename}) + "\n")
+            failure = {"test": item.nodeid, "when": call.when, "type": call.excinfo.typename, "line": _raised_at(call.excinfo)}
+            file.write(json.dumps(failure) + "\n")
+
+
+def _raised_at(excinfo) -> int | None:
+    """The line of the mutated module ($MUTATION_MODULE) deepest in the traceback, or None."""
+    if "MUTATION_MODULE" not in os.environ:
+        return None
+    module = os.path.realpath(os.environ["MUTATION_MODULE"])
+    lines = [entry.lineno + 1 for entry in excinfo.traceback if os.path.realpath(str(entry.path)) == module]
+    return lines[-1] if lines else None
 
 
 def pytest_collectreport(report):
@@ -42,9 +56,13 @@ def pytest_collectreport(report):
             file.write(json.dumps({"test": report.nodeid, "when": "collect", "type": "CollectError"}) + "\n")
 
 
-def failures(args: list[str], stop_early: bool) -> tuple[int, list[dict]]:
+def failures(args: list[str], stop_early: bool, module: str | None = None) -> tuple[int, list[dict]]:
+    """pytest's exit code and its failures, each with the line of `module` (the mutated one)
+    that raised, if any."""
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as record:
         env = {**os.environ, "MUTATION_FAILURES": record.name, "OMP_NUM_THREADS": "1"}
+        if module is not None:
+            env["MUTATION_MODULE"] = module
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation.kill", *args]
         done = subprocess.run([*command, *(["-x"] if stop_early else [])], env=env, capture_output=True, text=True)
         return done.returncode, [json.loads(line) for line in record.read().splitlines()]
@@ -58,7 +76,9 @@ def main(args: list[str]) -> int:
         if broken is not None:
             print(f"verdict: incompetent (the mutant does not compile: {broken})")
             return 0
-        selected = _covering_tests(recorded, Path(f"{prefix}.pristine.py").read_text())
+        pristine = Path(f"{prefix}.pristine.py").read_text()
+        changed = _changed_lines(recorded, pristine)
+        selected = covering.tests_for(recorded["lines"], pristine, changed) if changed else None
         if selected:
             code, found = failures(selected, stop_early=True)
             killer = next((f for f in found if f["type"] in ASSERTIONS), None)
@@ -66,8 +86,27 @@ def main(args: list[str]) -> int:
                 print(f"verdict: killed by {killer['test']} (of {len(selected)} covering tests)")
                 return 1
             if code == 0 and not found:  # they passed: only the rest of the subset is left to run
-                return _verdict([*args, *(f"--deselect={test}" for test in selected)], nothing_left_passes=True)
-    return _verdict(args)
+                return _say(*_verdict([*args, *(f"--deselect={test}" for test in selected)], nothing_left_passes=True))
+            exit_code, verdict = _verdict(args)
+            if verdict.startswith("crashed") and _cannot_run(
+                selected, covering.statement_lines(pristine, changed), recorded["module"]
+            ):
+                verdict = f"non-viable (each of the {len(selected)} tests that run the changed statement raised in it)"
+            return _say(exit_code, verdict)
+    return _say(*_verdict(args))
+
+
+def _say(exit_code: int, verdict: str) -> int:
+    print(f"verdict: {verdict}")
+    return exit_code
+
+
+def _cannot_run(selected: list[str], statement: set[int], module: str) -> bool:
+    """Whether every one of the `selected` tests (those that run the changed statement, whose
+    lines are `statement`) failed by an exception raised in it: the statement never completed."""
+    code, found = failures(selected, stop_early=False, module=module)
+    raised_there = {f["test"] for f in found if f["type"] not in ASSERTIONS and f["line"] in statement}
+    return code == 1 and set(selected) <= raised_there and all(f["test"] in raised_there for f in found)
 
 
 def _does_not_compile(module: Path) -> str | None:
@@ -79,36 +118,30 @@ def _does_not_compile(module: Path) -> str | None:
     return None
 
 
-def _covering_tests(recorded: dict, pristine: str) -> list[str] | None:
-    """The tests that run the lines this mutant changed (`recorded`: mutation/covering.py's map and
-    the module's path; `pristine`: the unmutated module), or None: run the whole subset."""
+def _changed_lines(recorded: dict, pristine: str) -> list[int]:
+    """The lines of `pristine` (the unmutated module) that the mutant at recorded["module"] changed."""
     mutated = Path(recorded["module"]).read_text()
     opcodes = difflib.SequenceMatcher(None, pristine.splitlines(), mutated.splitlines()).get_opcodes()
-    changed = sorted({i + 1 for tag, i1, i2, _, _ in opcodes if tag != "equal" for i in range(i1, max(i2, i1 + 1))})
-    return covering.tests_for(recorded["lines"], pristine, changed) if changed else None
+    return sorted({i + 1 for tag, i1, i2, _, _ in opcodes if tag != "equal" for i in range(i1, max(i2, i1 + 1))})
 
 
-def _verdict(args: list[str], nothing_left_passes: bool = False) -> int:
-    """`nothing_left_passes`: the tests that run the mutant passed and are deselected; pytest's
+def _verdict(args: list[str], nothing_left_passes: bool = False) -> tuple[int, str]:
+    """The subset's verdict on the mutant and the exit code that says it to cosmic-ray.
+    `nothing_left_passes`: the tests that run the mutant passed and are deselected; pytest's
     "no tests ran" (exit 5) then means every test of the subset passed."""
     code, found = failures(args, stop_early=True)
     if code == 5 and nothing_left_passes:
-        print("verdict: passed")
-        return 0
+        return 0, "passed"
     if code not in (0, 1):  # collection failed (the mutant breaks an import), or pytest itself did
-        print(f"verdict: crashed only (pytest exit {code})")
-        return 0
+        return 0, f"crashed only (pytest exit {code})"
     if not found:  # exit 1 with no failure recorded would be a failure this plugin missed: not a pass
-        print("verdict: passed" if code == 0 else "verdict: crashed only (pytest exit 1, no failure recorded)")
-        return 0
+        return 0, "passed" if code == 0 else "crashed only (pytest exit 1, no failure recorded)"
     if not any(f["type"] in ASSERTIONS for f in found):
         code, found = failures(args, stop_early=False)  # the first failure crashed: does any test assert?
     killer = next((f for f in found if f["type"] in ASSERTIONS), None)
     if killer is not None:
-        print(f"verdict: killed by {killer['test']}")
-        return 1
-    print(f"verdict: crashed only ({found[0]['type']} in {found[0]['test']})")
-    return 0
+        return 1, f"killed by {killer['test']}"
+    return 0, f"crashed only ({found[0]['type']} in {found[0]['test']})"
 
 
 if __name__ == "__main__":

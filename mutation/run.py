@@ -7,9 +7,11 @@ module's tests, in a copy of the checkout (cosmic-ray edits the files it mutates
 module takes days on two cores). Before its mutants, each module's tests run on the unmutated
 code: they must pass, and three times their time (at least a minute) bounds each mutant's run.
 The report (DIR/report.md, DIR/report.json) counts per module: killed (a test's assertion failed),
-crashed (the tests only raised: not a kill), timed out, survived, equivalent (listed in
+crashed (the tests only raised: not a kill), non-viable (every test that runs the changed
+statement raised in it: it never computed a value), timed out, survived, equivalent (listed in
 mutation/modules.py with the reason) and incompetent (the mutant does not compile), and shows
-each survivor's diff; the last two are left out of the score. --report-only rewrites it from the
+each survivor's diff; non-viable, equivalent and incompetent mutants are left out of the score
+(the report gives it with the non-viable ones counted as not killed too). --report-only rewrites it from the
 sessions already in DIR; --retest tests again, with the tests as they are now, the mutants of
 DIR's sessions that were not killed (the same sample, so not a fresh score), in the modules
 unchanged since their draw.
@@ -35,8 +37,8 @@ from mutation.modules import EQUIVALENT, MODULES
 HERE = Path(__file__).resolve().parent
 REPOSITORY = HERE.parent
 PACKAGE = "src/dropcli"
-KINDS = ("killed", "crashed", "timeout", "survived", "equivalent", "incompetent")
-UNSCORED = ("equivalent", "incompetent")  # no test could tell them from the module
+KINDS = ("killed", "crashed", "non-viable", "timeout", "survived", "equivalent", "incompetent")
+UNSCORED = ("non-viable", "equivalent", "incompetent")  # no test could check a value of theirs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -277,6 +279,8 @@ def _kind_of(output: str) -> str:
         return "timeout"
     if "verdict: crashed" in output:
         return "crashed"
+    if "verdict: non-viable" in output:
+        return "non-viable"
     return "survived"
 
 
@@ -309,8 +313,9 @@ def _write_report(args, results: dict) -> None:
         "",
         f"Command: python -m mutation.run {' '.join(sys.argv[1:])}",
         "",
-        "| module | mutants | left out | tested | killed | crashed | timeout | survived | equivalent | incompetent | killed of the rest (one-sided 95 % lower bound) | killed or crashed |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| module | mutants | left out | tested | killed | crashed | non-viable | timeout | survived | equivalent | incompetent "
+        "| killed of the rest (one-sided 95 % lower bound) | the same with non-viable counted | killed or crashed |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, result in results.items():
         if "error" in result:
@@ -319,14 +324,16 @@ def _write_report(args, results: dict) -> None:
         counts = {kind: sum(1 for m in result["mutants"] if m["kind"] == kind) for kind in KINDS}
         scored = sum(counts.values()) - sum(counts[kind] for kind in UNSCORED)
         share = f"{counts['killed'] / scored:.0%} (≥ {_lower_bound(counts['killed'], scored):.0%})" if scored else "-"
+        strict = scored + counts["non-viable"]
+        share_strict = f"{counts['killed'] / strict:.0%}" if strict else "-"
         caught = f"{(counts['killed'] + counts['crashed']) / scored:.0%}" if scored else "-"
         lines.append(
             f"| {name} | {result['total']} | {result['left_out']} | {len(result['mutants'])} | "
             + " | ".join(str(counts[kind]) for kind in KINDS)
-            + f" | {share} | {caught} |"
+            + f" | {share} | {share_strict} | {caught} |"
         )
     for name, result in results.items():
-        alive = [m for m in result.get("mutants", []) if m["kind"] in ("survived", "crashed", "timeout")]
+        alive = [m for m in result.get("mutants", []) if m["kind"] in ("survived", "crashed", "non-viable", "timeout")]
         if alive:
             lines += ["", f"## {name}: not killed", ""]
             lines += [f"- line {m['line']} ({m['operator']}, {m['kind']}): `{m['removed']}` -> `{m['added']}`" for m in alive]

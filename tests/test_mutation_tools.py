@@ -197,3 +197,62 @@ def test_a_module_changed_since_its_draw_is_not_tested_again(tmp_path, capsys):
     assert "changed since its mutants were drawn; not tested again" in capsys.readouterr().out
     assert (out / "m.py.pristine.py").read_text() == "def f(a, b):\n    return a + b\n"  # the draw's code kept
     assert not (out / "m.py.covering.json").exists() and "mutants" in result
+
+
+def _mutant(tmp_path, monkeypatch, pristine: str, mutated: str, covering: dict, tests: str) -> list[str]:
+    """A mutant of module.py and its tests in tmp_path, set up as mutation/run.py leaves them:
+    the arguments of `python -m mutation.kill` for it."""
+    import json
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))  # for pytest's -p mutation.kill
+    (tmp_path / "module.py").write_text(mutated)
+    (tmp_path / "m.pristine.py").write_text(pristine)
+    (tmp_path / "m.covering.json").write_text(json.dumps({"module": "module.py", "lines": covering}))
+    (tmp_path / "test_a.py").write_text(tests)
+    return ["--covering", str(tmp_path / "m"), "test_a.py"]
+
+
+TESTS_OF_F = (
+    "from pathlib import Path\nimport module\n\n"
+    "def test_f():\n    assert module.f(Path('a')).name == 'x'\n\n"
+    "def test_g():\n    assert module.f(Path('b')).parent == Path('b')\n"
+)
+BOTH = ["test_a.py::test_f", "test_a.py::test_g"]
+
+
+def test_a_mutant_whose_statement_raises_in_every_test_that_runs_it_is_non_viable(tmp_path, monkeypatch, capsys):
+    """`path / "x"` made `path * "x"` never computes a value: no assertion could check one."""
+    args = _mutant(
+        tmp_path,
+        monkeypatch,
+        "def f(path):\n    return path / 'x'\n",
+        "def f(path):\n    return path * 'x'\n",
+        {"2": BOTH},
+        TESTS_OF_F,
+    )
+    assert kill.main(args) == 0
+    assert capsys.readouterr().out.startswith(
+        "verdict: non-viable (each of the 2 tests that run the changed statement raised in it)"
+    )
+
+
+def test_a_mutant_whose_wrong_value_raises_further_on_is_a_crash(tmp_path, monkeypatch, capsys):
+    """The changed statement completes (a wrong index); the IndexError comes from the next line."""
+    pristine = "def f(path):\n    k = 0\n    return (path / 'x', path)[k]\n"
+    args = _mutant(tmp_path, monkeypatch, pristine, pristine.replace("k = 0", "k = 2"), {"2": BOTH, "3": BOTH}, TESTS_OF_F)
+    assert kill.main(args) == 0
+    assert capsys.readouterr().out.startswith("verdict: crashed only (IndexError in test_a.py::test_f)")
+
+
+def test_a_mutant_one_test_runs_through_is_a_crash_not_non_viable(tmp_path, monkeypatch, capsys):
+    """Where a test gets past the changed statement, it computed a value there: not non-viable."""
+    tests = (
+        "from pathlib import Path\nimport module\n\n"
+        "def test_f():\n    assert module.f(Path('a'), 'x').name == 'x'\n\n"
+        "def test_h():\n    assert module.f(6, 3) > 0\n"  # 6 * 3 passes it
+    )
+    covering = {"2": ["test_a.py::test_f", "test_a.py::test_h"]}
+    args = _mutant(tmp_path, monkeypatch, "def f(a, b):\n    return a / b\n", "def f(a, b):\n    return a * b\n", covering, tests)
+    assert kill.main(args) == 0
+    assert capsys.readouterr().out.startswith("verdict: crashed only (TypeError in test_a.py::test_f)")
