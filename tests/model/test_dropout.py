@@ -42,6 +42,20 @@ def test_forward_and_backward_use_the_same_mask(device, mask_mode, p):
     assert 0 < keep.float().mean() < 1
 
 
+@pytest.mark.parametrize("mask_mode", MASK_MODES)
+@pytest.mark.parametrize("shape", [(1, 5), (8, 5), (8, 8), (2, 4, 8)])
+def test_a_batch_of_one_or_eight_and_a_3d_input_keep_one_mask_for_forward_and_backward(mask_mode, shape):
+    # Shapes a (64, 33) batch does not reach: a first dimension of 8 (the packed mask's row
+    # count), 64 elements (8 packed bytes), three dimensions.
+    torch.manual_seed(3)
+    x = (torch.rand(shape) + 0.5).requires_grad_()
+    y = dropout(x, 0.4, mask_mode=mask_mode)
+    keep = keep_mask(y)
+    g = torch.randn_like(y)
+    y.backward(g)
+    assert torch.equal(x.grad, torch.where(keep, g * survivor_scale(0.4, x.dtype), 0))
+
+
 @pytest.mark.parametrize("p", [0.5, 0.75, 0.875])
 def test_survivors_are_scaled_by_one_over_one_minus_p_exactly(p):
     # For these p, 1 / (1 - p) is exact in binary, so multiplying and dividing agree bit for bit.
@@ -106,7 +120,7 @@ def test_bits_mode_matches_bool_mode_for_the_same_draw(device):
     assert torch.equal(x1.grad, x2.grad)
 
 
-@pytest.mark.parametrize("shape", [(1,), (8,), (13, 7), (2, 3, 5, 9), (0, 4)])
+@pytest.mark.parametrize("shape", [(1,), (8,), (64,), (13, 7), (2, 3, 5, 9), (0, 4)])
 def test_pack_bits_round_trip(shape):
     mask = torch.rand(shape) > 0.5
     packed = pack_bits(mask)
