@@ -179,6 +179,24 @@ EQUIVALENT: list[dict[str, str]] = [
     },
     {
         "module": "experiments/tune_search.py",
+        "removed": "existing = study.get_trials(deepcopy=False)",
+        "added": "existing = study.get_trials(deepcopy=True)",
+        "reason": "the trials are only read: a copy reads the same",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'complete = [t for t in existing if t.state.name == "COMPLETE"]',
+        "added": 'complete = [t for t in existing if t.state.name <= "COMPLETE"]',
+        "reason": "COMPLETE sorts first of TrialState's names (COMPLETE, FAIL, PRUNED, RUNNING, WAITING): <= is ==",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'pruned=sum(1 for t in existing if t.state.name == "PRUNED"),',
+        "added": 'pruned=sum(1 for t in existing if t.state.name is "PRUNED"),',
+        "reason": "an enum member's name is an interned string, so CPython's `is` agrees with `==` here",
+    },
+    {
+        "module": "experiments/tune_search.py",
         "removed": "if self.reported is not None and metrics.epoch < self.epochs and self.trial.should_prune():",
         "added": "if self.reported is not None and metrics.epoch != self.epochs and self.trial.should_prune():",
         "reason": "an epoch is never past the last (1 <= epoch <= epochs), so < is !=",

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from conftest import assert_exactly, only, wait_for_a_trained_epoch
 from dropcli import runs
@@ -149,12 +150,14 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
     more = [*ended, trial(5, "PRUNED", 30)]  # four ended: the mean of all four, not only of three
     assert _progress(more, 6, 10, 6, workers=1).remaining_seconds == pytest.approx(180 * 5)
+    assert _progress([*more, running, failed], 7, 10, 7, workers=1).pruned == 3  # neither failed nor complete ones
 
 
 def test_the_best_so_far_follows_the_objectives_direction():
     from datetime import timedelta
     from types import SimpleNamespace
 
+    from dropcli.cli.display.tune_view import trial_status
     from dropcli.experiments.tune_search import _progress
 
     ended = [
@@ -163,6 +166,15 @@ def test_the_best_so_far_follows_the_objectives_direction():
     ]
     assert _progress(ended, 4, 9, 3, workers=1, objective="nll").best_number == 1  # the lowest NLL
     assert _progress(ended, 4, 9, 3, workers=1, objective="accuracy").best_number == 0  # the highest accuracy
+    # Several objectives: the first one's values, in its direction, shown under its name.
+    two = [
+        SimpleNamespace(number=n, state=SimpleNamespace(name="COMPLETE"), duration=None, values=v)
+        for n, v in enumerate([[0.3, 0.9], [0.4, 0.1]])
+    ]
+    progress = _progress(two, 3, 9, 2, workers=1, objective="nll")
+    assert (progress.best_number, progress.best_value) == (0, 0.3)
+    assert trial_status(progress).startswith("best val nll 0.3000 (#0), 0 pruned")
+    assert trial_status(_progress(two, 3, 9, 2, workers=1)).startswith("best val acc 0.4000 (#1)")
 
 
 def test_each_trial_is_announced_with_its_place_in_the_search(in_tmp, invoke, small_args):
@@ -596,3 +608,27 @@ def test_the_final_seeds_wait_for_a_trial_another_process_still_runs(in_tmp, inv
     done = invoke("tune", *args, "--trials", 2, "--final-seeds", 1)
     assert done.exit_code == 0 and "waits for trial" not in done.output, done.output
     assert (in_tmp / "runs" / "tune-default" / "final" / "seed0").is_dir()
+
+
+def test_a_trial_with_early_stopping_is_scored_on_its_best_epochs_model(in_tmp, invoke, small_args):
+    """The model whose validation accuracy the trial reports is the one its NLL or ECE is of: with
+    early stopping the best epoch's (best.pt), else the last's."""
+    from types import SimpleNamespace
+
+    from dropcli.config import load_config
+    from dropcli.experiments.tune_search import _scores
+
+    assert invoke("train", *small_args(epochs=1), "--run-dir", "r", "-q").exit_code == 0
+    payload = torch.load(in_tmp / "r" / runs.LAST_CHECKPOINT, weights_only=True)
+    payload["model"] = {key: 2 * value for key, value in payload["model"].items()}  # best.pt: other weights
+    torch.save(payload, in_tmp / "r" / runs.BEST_CHECKPOINT)
+
+    def weights(model, X, y):
+        return {"sum": sum(parameter.sum().item() for parameter in model.parameters())}
+
+    data = SimpleNamespace(val=SimpleNamespace(X=None, y=None))
+    plain = load_config(None, ["data.val_split=0.2"])
+    stopping = load_config(None, ["data.val_split=0.2", "train.early_stopping=2"])
+    last = _scores(weights, in_tmp / "r", torch.device("cpu"), data, plain)["sum"]
+    best = _scores(weights, in_tmp / "r", torch.device("cpu"), data, stopping)["sum"]
+    assert best == pytest.approx(2 * last) and last != pytest.approx(0)

@@ -84,6 +84,17 @@ def test_a_study_of_accuracy_and_ece_prints_its_front_and_picks_by_the_rule(in_t
     assert f"# Best: trial {most_accurate.number}," in (directory / "best.yaml").read_text()
 
 
+def test_each_trial_begins_with_the_best_so_far_on_the_first_objective(in_tmp, invoke, small_args):
+    result = invoke("tune", *small_args(epochs=1), *SEARCH, "--objective", "nll,accuracy", "--trials", 2, "--sampler", "random")
+    assert result.exit_code == 0, result.output
+    import optuna
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    storage = JournalStorage(JournalFileBackend(str(in_tmp / "runs" / "tune-default" / "study.journal")))
+    first = optuna.load_study(study_name="default", storage=storage).trials[0]
+    assert f"trial 2 of 2 (#1): best val nll {first.values[0]:.4f} (#0)" in result.output, result.output
+
+
 def test_a_study_of_nll_alone_is_pruned_on_it_and_keeps_the_lowest(in_tmp, invoke, small_args):
     result = invoke("tune", *small_args(epochs=2), *SEARCH, "--objective", "nll", "--trials", 3, "--pruner", "median", "-q")
     assert result.exit_code == 0, result.output

@@ -55,6 +55,7 @@ class Progress:
     best_number: int | None
     pruned: int
     remaining_seconds: float | None  # the study's mean trial time times the trials left, over the workers
+    objective: str = "accuracy"  # the first objective, which best_value is of
 
 
 def search(
@@ -183,6 +184,7 @@ def _progress(existing: list, position: int, total: int, number: int, workers: i
         best_number=best.number if best else None,
         pruned=sum(1 for t in existing if t.state.name == "PRUNED"),
         remaining_seconds=None if pace is None else pace * (total - position + 1) / workers,
+        objective=objective,
     )
 
 

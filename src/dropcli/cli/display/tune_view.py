@@ -108,11 +108,13 @@ class TuneView(Listener):
 
 
 def trial_status(progress: SearchProgress) -> str:
-    """ "best val acc 0.8812 (#4), 3 pruned, about 2 min left"."""
+    """ "best val acc 0.8812 (#4), 3 pruned, about 2 min left" ("best val nll 0.3170 ..." where
+    the first objective is NLL)."""
+    name = "acc" if progress.objective == "accuracy" else progress.objective
     best = (
         "no trial done yet"
         if progress.best_value is None
-        else f"best val acc {progress.best_value:.4f} (#{progress.best_number})"
+        else f"best val {name} {progress.best_value:.4f} (#{progress.best_number})"
     )
     left = "" if progress.remaining_seconds is None else f", about {duration_text(progress.remaining_seconds)} left"
     return f"{best}, {progress.pruned} pruned{left}"
