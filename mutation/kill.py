@@ -61,8 +61,8 @@ def failures(args: list[str], stop_early: bool, module: str | None = None) -> tu
     that raised, if any."""
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as record:
         env = {**os.environ, "MUTATION_FAILURES": record.name, "OMP_NUM_THREADS": "1"}
-        if module is not None:
-            env["MUTATION_MODULE"] = module
+        if module is not None:  # absolute: a test may change the working directory (monkeypatch.chdir)
+            env["MUTATION_MODULE"] = os.path.abspath(module)
         command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "mutation.kill", *args]
         done = subprocess.run([*command, *(["-x"] if stop_early else [])], env=env, capture_output=True, text=True)
         return done.returncode, [json.loads(line) for line in record.read().splitlines()]

@@ -216,7 +216,7 @@ def _mutant(tmp_path, monkeypatch, pristine: str, mutated: str, covering: dict, 
 TESTS_OF_F = (
     "from pathlib import Path\nimport module\n\n"
     "def test_f():\n    assert module.f(Path('a')).name == 'x'\n\n"
-    "def test_g():\n    assert module.f(Path('b')).parent == Path('b')\n"
+    "def test_g(tmp_path, monkeypatch):\n    monkeypatch.chdir(tmp_path)\n    assert module.f(Path('b')).parent == Path('b')\n"
 )
 BOTH = ["test_a.py::test_f", "test_a.py::test_g"]
 
