@@ -220,6 +220,20 @@ def test_a_journal_that_cannot_be_made_says_why_in_the_systems_words(tmp_path):
     assert str(caught.value) == f"--storage {where}: cannot open it (File exists); choose a writable place"
 
 
+def test_a_journal_opens_in_a_folder_that_exists_as_in_one_made_for_it(tmp_path):
+    import optuna
+
+    from dropcli.errors import DropcliError
+    from dropcli.experiments.tune_storage import open_storage
+
+    for where in (tmp_path / "study.journal", tmp_path / "new" / "deeper" / "study.journal"):
+        try:
+            open_storage(optuna, str(where))
+        except DropcliError as error:
+            pytest.fail(f"a journal at {where} refused: {error}")
+        assert where.parent.is_dir()
+
+
 def test_an_in_memory_sqlite_study_takes_no_lock(monkeypatch):
     from dropcli.experiments import tune_storage
 
