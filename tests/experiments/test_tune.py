@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import assert_exactly, only, wait_for_a_trained_epoch
+from conftest import assert_exactly, only, refusal, wait_for_a_trained_epoch
 from dropcli import runs
 
 pytest.importorskip("optuna")
@@ -368,9 +368,12 @@ def test_an_interrupted_trial_continues_from_its_last_epoch(in_tmp, invoke, smal
     stopped = invoke(*args)
     assert stopped.exit_code == 130 and "the study is kept" in stopped.output
     monkeypatch.setattr(tune_search._Judge, "epoch_finished", real)
+    waited = []  # only a retried trial waits for its run to be let go by the process that had it
+    monkeypatch.setattr(tune_search, "_wait_until_free", waited.append)
     resumed = invoke(*args)
     assert resumed.exit_code == 0, resumed.output
     directory = in_tmp / "runs" / "tune-default"
+    assert [path.resolve() for path in waited] == [directory / "trial-0000"]
     trials = study_trials(directory / "study.journal")
     assert trials[0].state.name == "FAIL" and trials[0].user_attrs["interrupted"]
     retry = next(t for t in trials if t.user_attrs.get("retry_of") == 0)
@@ -632,3 +635,37 @@ def test_a_trial_with_early_stopping_is_scored_on_its_best_epochs_model(in_tmp, 
     last = _scores(weights, in_tmp / "r", torch.device("cpu"), data, plain)["sum"]
     best = _scores(weights, in_tmp / "r", torch.device("cpu"), data, stopping)["sum"]
     assert best == pytest.approx(2 * last) and last != pytest.approx(0)
+
+
+def test_a_trial_whose_values_do_not_go_together_fails_with_the_reason_and_is_not_retried(monkeypatch):
+    from types import SimpleNamespace
+
+    from dropcli.errors import DropcliError
+    from dropcli.experiments import tune_search
+
+    def refused(search, trial):
+        raise DropcliError("model.dropout_2 sets hidden layer 2 of a net of 1")
+
+    monkeypatch.setattr(tune_search, "trial_config", refused)
+    told, attrs = [], {}
+    study = SimpleNamespace(tell=lambda trial, state: told.append(state.name))
+    trial = SimpleNamespace(set_user_attr=attrs.__setitem__)
+    message = refusal(tune_search._run_trial, study, trial, None, None, [], None)
+    assert message == "model.dropout_2 sets hidden layer 2 of a net of 1"
+    assert told == ["FAIL"] and attrs == {"reason": message}
+
+
+def test_past_the_deadline_a_trial_stops_before_its_last_epoch_and_ends_at_it(monkeypatch):
+    from types import SimpleNamespace
+
+    from dropcli.experiments import tune_search
+    from dropcli.runs.listeners import OutOfTime
+
+    epochs = int("300")  # past 256: a distinct int object from the epoch's own 300
+    judge = tune_search._Judge(trial=None, pruner="none", epochs=epochs, deadline=0.0, reported=None)
+    with pytest.raises(OutOfTime):
+        judge.epoch_finished(SimpleNamespace(epoch=int("299")))
+    try:
+        judge.epoch_finished(SimpleNamespace(epoch=int("300")))
+    except OutOfTime as stopped:
+        pytest.fail(f"a trial's last epoch past the deadline: {stopped}")

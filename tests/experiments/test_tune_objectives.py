@@ -119,8 +119,10 @@ def test_a_study_of_nll_alone_is_pruned_on_it_and_keeps_the_lowest(in_tmp, invok
         if trial.state.name == "COMPLETE":
             record = json.loads((in_tmp / "runs" / "tune-default" / trial.user_attrs["run"] / "summary.json").read_text())
             assert trial.value == record["final"]["val_loss"]
-            assert trial.user_attrs["scores"]["nll"] == pytest.approx(record["final"]["val_loss"], rel=1e-4)
-            assert trial.user_attrs["scores"]["accuracy"] == pytest.approx(record["final"]["val_acc"], abs=1e-9)
+            scores = trial.user_attrs.get("scores")
+            assert scores is not None, f"trial {trial.number} kept no scores"
+            assert scores["nll"] == pytest.approx(record["final"]["val_loss"], rel=1e-4)
+            assert scores["accuracy"] == pytest.approx(record["final"]["val_acc"], abs=1e-9)
 
 
 @pytest.mark.parametrize(
