@@ -11,10 +11,10 @@ crashed (the tests only raised: not a kill), non-viable (every test that runs th
 statement raised in it: it never computed a value), timed out, survived, equivalent (listed in
 mutation/modules.py with the reason) and incompetent (the mutant does not compile), and shows
 each survivor's diff; non-viable, equivalent and incompetent mutants are left out of the score
-(the report gives it with the non-viable ones counted as not killed too). --report-only rewrites it from the
-sessions already in DIR; --retest tests again, with the tests as they are now, the mutants of
-DIR's sessions that were not killed (the same sample, so not a fresh score), in the modules
-unchanged since their draw.
+(the report gives it with the non-viable ones counted as not killed too). --report-only
+rewrites it from the sessions already in DIR; --retest tests again, with the tests as they are
+now, the mutants of DIR's sessions that were not killed (the same sample, so not a fresh
+score), in the modules unchanged since their draw.
 """
 
 import argparse
