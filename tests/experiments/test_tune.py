@@ -655,7 +655,7 @@ def test_a_trial_whose_values_do_not_go_together_fails_with_the_reason_and_is_no
     assert told == ["FAIL"] and attrs == {"reason": message}
 
 
-def test_past_the_deadline_a_trial_stops_before_its_last_epoch_and_ends_at_it(monkeypatch):
+def test_past_the_deadline_a_trial_stops_before_its_last_epoch_and_ends_at_it():
     from types import SimpleNamespace
 
     from dropcli.experiments import tune_search
