@@ -933,4 +933,52 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'elif engine.dialect.name >= "sqlite" and engine.url.database not in (None, "", ":memory:"):',
         "reason": "of SQLAlchemy's own dialects (mssql, mysql and mariadb, oracle, postgresql, sqlite) only sqlite sorts at or after sqlite",
     },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": 'if name != "none" and pruning.grace is not None and grace_epochs(pruning, config, max_epochs) >= max_epochs:',
+        "added": 'if name < "none" and pruning.grace is not None and grace_epochs(pruning, config, max_epochs) >= max_epochs:',
+        "reason": "of the pruners (tune.PRUNERS: median, asha, hyperband, none) every one but none sorts before it",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "return max(1, math.ceil(pruning.grace * max_epochs))",
+        "added": "return max( 0, math.ceil(pruning.grace * max_epochs))",
+        "reason": "a grace is refused unless above 0 and max_epochs is at least 1, so the ceiling is at least 1",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": 'if name == "asha":',
+        "added": 'if name <= "asha":',
+        "reason": "no pruner's name (tune.PRUNERS) sorts before asha",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "return sorted({max(1, math.ceil(max_epochs * k / 4)) for k in (1, 2, 3)} - {max_epochs})",
+        "added": "return sorted({max( 0, math.ceil(max_epochs * k / 4)) for k in (1, 2, 3)} - {max_epochs})",
+        "reason": "max_epochs and k are at least 1, so the ceiling is at least 1",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "return None if sxx == 0 or syy == 0 else sxy / math.sqrt(sxx * syy)",
+        "added": "return None if sxx == 0 or syy <= 0 else sxy / math.sqrt(sxx * syy)",
+        "reason": "syy is a sum of squares, never below 0",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": 'study.notes.append(f"no MC dropout rows: {members[0].config.model.kind} nets have no noise layer to leave on")',
+        "added": 'study.notes.append(f"no MC dropout rows: {members[ -1].config.model.kind} nets have no noise layer to leave on")',
+        "reason": "a study's runs share their recipe, model.kind included (ensembles.check_same_recipe, when they are loaded)",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "f\"{count_text(left, 'run')} of {runs} {'is' if left == 1 else 'are'} in none\"",
+        "added": "f\"{count_text(left, 'run')} of {runs} {'is' if left <= 1 else 'are'} in none\"",
+        "reason": "the note is written only where left is at least 1 (if left:), so <= 1 is == 1",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "accuracy = torch.where(filled, correct_sums / counts.clamp_min(1), 0)",
+        "added": "accuracy = torch.where(filled, correct_sums / counts.clamp_min( 0), 0)",
+        "reason": "a count of 0 is an empty bin, whose 0 / 0 the where() replaces by 0; counts are never negative",
+    },
 ]

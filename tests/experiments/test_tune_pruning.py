@@ -300,3 +300,12 @@ def test_tpe_models_the_keys_jointly_and_lies_about_running_trials():
 
     sampler = tune_sampling.tpe(pytest.importorskip("optuna"), seed=0, startup=12)
     assert sampler._multivariate and sampler._constant_liar and sampler._n_startup_trials == 12
+
+
+def test_a_space_over_train_epochs_sets_the_most_epochs_a_trial_trains_however_the_key_is_spelled():
+    from types import SimpleNamespace
+
+    config = load_config(overrides=["train.epochs=3"])
+    key = "".join(["train.", "epochs"])  # parsed from --space: equal to "train.epochs", not the same object
+    assert tune_pruning.max_epochs(config, [SimpleNamespace(key=key, values=(2, 6))]) == 6
+    assert tune_pruning.max_epochs(config, [SimpleNamespace(key="optim.lr", values=(0.1, 0.2))]) == 3

@@ -116,3 +116,42 @@ def test_a_study_keeps_no_predictions_unless_asked(one_run):
     assert result.predictions == []
     result, _ = study.run(study.Request([one_run], keep_predictions=True), CPU)
     assert result.predictions
+
+
+def test_a_request_asks_for_no_intervals_unless_told_and_is_accepted(build):
+    members = nets(build, 1)
+    assert planned(study.Request([]), members).replicates == 0
+    try:
+        study.check(study.Request([]), members)
+    except study.DropcliError as error:
+        pytest.fail(f"the default request refused: {error}")
+
+
+def test_no_mc_dropout_rows_is_noted_only_for_nets_without_noise(build):
+    with_noise = planned(study.Request([], mc_samples=4), nets(build, 1)).notes
+    assert not any(note.startswith("no MC dropout rows") for note in with_noise)
+    linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # no noise layer at all
+    silent = [SimpleNamespace(model=linear, config=load_config(None, []))]
+    assert (
+        "no MC dropout rows: scratch nets have no noise layer to leave on"
+        in planned(study.Request([], mc_samples=4), silent).notes
+    )
+
+
+def test_temperature_scaled_ensembles_are_noted_missing_only_when_asked_for(build):
+    generator = torch.Generator().manual_seed(0)
+    vals = [
+        SimpleNamespace(X=torch.rand(20, 784, generator=generator), y=torch.randint(0, 10, (20,), generator=generator))
+        for _ in range(2)
+    ]
+    note = "no temperature-scaled ensembles: the runs hold out different validation splits (set data.val_seed)"
+    assert note in planned(study.Request([], temperature=True), nets(build, 2), vals).notes
+    assert note not in planned(study.Request([], temperature=False), nets(build, 2), vals).notes
+
+
+def test_an_ensemble_on_the_test_split_is_accepted_however_test_is_spelled(build):
+    split = "".join(["te", "st"])  # as a command line gives it: equal to "test", not the same object
+    try:
+        study.check(study.Request([], split=split), nets(build, 2))
+    except study.DropcliError as error:
+        pytest.fail(f"an ensemble on --split {split} refused: {error}")

@@ -34,6 +34,7 @@ def test_metrics_against_hand_computed_values():
     assert scores.brier == pytest.approx(3.5 / 4, abs=1e-12)
     # A confidence on an edge goes to the lower bin: 0.5 -> (0.25, 0.5], 0.75 -> (0.5, 0.75], 1 -> (0.75, 1].
     assert [b.count for b in scores.bins] == [0, 1, 1, 2]
+    assert [(b.lower, b.upper) for b in scores.bins] == [(0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.0)]
     assert scores.bins[0].confidence is None and scores.bins[0].accuracy is None
     assert [(b.confidence, b.accuracy) for b in scores.bins[1:]] == [(0.5, 1.0), (0.75, 0.0), (1.0, 0.5)]
     assert scores.ece == pytest.approx((1 * 0.5 + 1 * 0.75 + 2 * 0.5) / 4, abs=1e-12)
@@ -41,6 +42,10 @@ def test_metrics_against_hand_computed_values():
     assert scores.entropy == pytest.approx(sum(entropies) / 4, abs=1e-12)
     # Most certain first (entropy 0: examples 2 then 3), then 1, then 0.
     assert scores.selective == pytest.approx({1.0: 0.5, 0.75: 1 / 3, 0.5: 0.5})
+    # Two examples: half keeps the more certain one (example 1, a mistake), a quarter rounds to
+    # none and keeps it too.
+    two = calibration.score(p[:2], y[:2], bins=4, coverages=(1.0, 0.5, 0.25))
+    assert two.selective == pytest.approx({1.0: 0.5, 0.5: 0.0, 0.25: 0.0})
 
 
 def reference_ece(p: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
