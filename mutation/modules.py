@@ -981,4 +981,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "accuracy = torch.where(filled, correct_sums / counts.clamp_min( 0), 0)",
         "reason": "a count of 0 is an empty bin, whose 0 / 0 the where() replaces by 0; counts are never negative",
     },
+    {
+        "module": "experiments/tune_stored.py",
+        "removed": "final_seeds=0,",
+        "added": "final_seeds= 1,",
+        "reason": "a search read from storage alone serves --summary only, which trains no final seeds (cli/tune.py) and reads their count from final/results.json",
+    },
+    {
+        "module": "experiments/tune_stored.py",
+        "removed": "final_seeds=0,",
+        "added": "final_seeds= -1,",
+        "reason": "a search read from storage alone serves --summary only, which trains no final seeds (cli/tune.py) and reads their count from final/results.json",
+    },
 ]

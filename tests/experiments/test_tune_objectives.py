@@ -130,7 +130,7 @@ def test_a_study_of_nll_alone_is_pruned_on_it_and_keeps_the_lowest(in_tmp, invok
     [
         (["--objective", "accuracy,ece", "--pruner", "asha"], "Optuna cannot prune a study of several objectives"),
         (["--objective", "ece", "--pruner", "median"], "ece, scored once after a trial's last epoch"),
-        (["--objective", "f1"], "'f1' is not an objective; choose from accuracy, nll, ece, aece"),
+        (["--objective", "f1"], "--objective 'f1': 'f1' is not an objective; choose from accuracy, nll, ece, aece"),
         (["--objective", "ece,ece"], "name each objective once"),
         (["--objective", "accuracy,ece", "--pick", "brier<=0.1"], "give a trial number of the front"),
     ],
