@@ -24,6 +24,7 @@ MODULES: dict[str, list[str]] = {
     "experiments/tune.py": [
         "tests/experiments/test_tune_honesty.py",
         "tests/experiments/test_tune.py",
+        "tests/experiments/test_tune_objectives.py",  # --objective as resolve reads it
         "tests/experiments/test_tune_plan.py",
         "tests/experiments/test_tune_storage.py",  # open_study against a storage
         "-m",

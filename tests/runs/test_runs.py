@@ -311,6 +311,20 @@ def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_t
     longer = load_config(None, ["train.epochs=12", "train.average=swa"])  # averages from epoch 9's end
     with pytest.raises(DropcliError, match="averages from epoch 9 of 12; with train.epochs=8 it would start at epoch 6"):
         _check_average(tmp_path, longer, saved, done=7)  # a shorter total moves the start back onto a trained epoch
+    with pytest.raises(DropcliError, match="epoch 6 is already trained"):
+        _check_average(tmp_path, saved, longer, done=6)  # the start moves off epoch 6, which is trained
+    saved = load_config(None, ["train.epochs=400", "train.average=swa"])  # its start is past 256: an int of its own
+    accepted(load_config(None, ["train.epochs=400", "train.average=swa"]), done=350)  # the same total again
+
+
+def test_resume_refuses_a_shorter_schedule_that_changes_the_rates_of_epochs_trained(tmp_path):
+    from dropcli.config import load_config
+    from dropcli.errors import DropcliError
+    from dropcli.runs.resume import _check_schedule
+
+    saved = load_config(None, ["train.epochs=10", "optim.schedule=cosine"])
+    with pytest.raises(DropcliError, match="planned for 10 epochs; with train.epochs=6 epoch 2"):
+        _check_schedule(tmp_path, saved, load_config(None, ["train.epochs=6", "optim.schedule=cosine"]), done=3)
 
 
 def test_a_resumed_worker_continues_its_own_random_stream_or_a_fresh_one_for_another_world():

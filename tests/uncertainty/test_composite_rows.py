@@ -98,7 +98,7 @@ def quantile_by_hand(values: list[float], q: float) -> float:
     return ordered[low] + (position - low) * (ordered[high] - ordered[low])
 
 
-@pytest.mark.parametrize("level", [0.8, 0.95])
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.95])  # 0.5: the lowest --level takes
 def test_the_interval_is_the_replicates_quantiles_at_the_level_asked(level):
     values = torch.randn(101, 3, generator=torch.Generator().manual_seed(int(level * 100)), dtype=torch.float64)
     for column, interval in enumerate(bootstrap.intervals(values, level)):
@@ -117,7 +117,7 @@ def test_an_interval_is_95_percent_unless_asked():
     assert plain == (at_95, at_95[0], at_95)
 
 
-@pytest.mark.parametrize("level", [0.8, 0.95])
+@pytest.mark.parametrize("level", [0.5, 0.8, 0.95])
 def test_an_interval_over_replicates_with_gaps_is_the_quantiles_of_those_present(level):
     values = torch.randn(61, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
     values[::4, 0] = float("nan")  # a threshold no example reaches in some replicates

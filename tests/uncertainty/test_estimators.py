@@ -194,6 +194,21 @@ def test_a_replicates_threshold_accuracy_keeps_a_confidence_equal_to_the_thresho
     assert scores.thresholds[0.9][0] == 0.0  # the example at exactly 0.9, a mistake, is kept
 
 
+def test_a_replicate_of_a_set_of_two_keeps_the_one_more_certain_example_at_the_lower_coverages():
+    p = torch.tensor([[0.6, 0.4], [0.99, 0.01]], dtype=torch.float64)  # the second, more certain, is wrong
+    part = bootstrap.per_example(p, torch.tensor([0, 1]))
+    got = bootstrap.selective_accuracies([part], torch.ones(1, 2, dtype=torch.float64))[0].tolist()
+    # round(c * 2): two examples at coverage 0.8 and above, one (the wrong one) below
+    assert got == [0.5 if c >= 0.8 else 0.0 for c in calibration.COVERAGES]
+
+
+def test_a_replicates_threshold_accuracy_over_several_runs_is_the_mean_of_theirs():
+    parts = two_parts(12)
+    w = bootstrap.weights(12, 7, dtype=torch.float64)
+    each = [bootstrap.threshold_accuracies([part], w) for part in parts]  # each checked against calibration above
+    assert torch.allclose(bootstrap.threshold_accuracies(parts, w), (each[0] + each[1]) / 2, equal_nan=True)
+
+
 def test_bootstrap_weights_draw_every_example_and_n_copies_a_replicate():
     w = bootstrap.weights(5, 400)
     assert w.sum(dim=1).tolist() == [5.0] * 400
