@@ -18,6 +18,7 @@ MODULES: dict[str, list[str]] = {
         "tests/experiments/test_tune.py",
         "tests/experiments/test_tune_objectives.py",
         "tests/experiments/test_tune_results.py",
+        "tests/cli/test_figures.py::test_tunes_anytime_curve_is_the_best_so_far_against_the_epochs_trained_by_then",
         "-m",
         "not system",
     ],
@@ -993,5 +994,23 @@ EQUIVALENT: list[dict[str, str]] = [
         "removed": "final_seeds=0,",
         "added": "final_seeds= -1,",
         "reason": "a search read from storage alone serves --summary only, which trains no final seeds (cli/tune.py) and reads their count from final/results.json",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "trained: int = 0  # epochs the trial trained itself (a continued run's earlier ones belong to the trial before)",
+        "added": "trained: int = 1  # epochs the trial trained itself (a continued run's earlier ones belong to the trial before)",
+        "reason": "the one TrialRow the code builds (_row) gives trained; the default serves tests and callers that draw without it",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'done = [t for t in trials if t.state.name == "COMPLETE"]',
+        "added": 'done = [t for t in trials if t.state.name <= "COMPLETE"]',
+        "reason": "no other trial state (FAIL, PRUNED, RUNNING, WAITING) sorts before COMPLETE",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "return trials.run(spec_of(final, [], seeds), planned, search.directory / FINAL_DIR, listeners, workers)[0]",
+        "added": "return trials.run(spec_of(final, [], seeds), planned, search.directory / FINAL_DIR, listeners, workers)[ -1]",
+        "reason": "the final's plan has no grid keys, so one cell: the first is the last",
     },
 ]
