@@ -1013,4 +1013,28 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "return trials.run(spec_of(final, [], seeds), planned, search.directory / FINAL_DIR, listeners, workers)[ -1]",
         "reason": "the final's plan has no grid keys, so one cell: the first is the last",
     },
+    {
+        "module": "experiments/tune_objectives.py",
+        "removed": '"a study of several objectives" if len(objectives) > 1 else f"{objectives[0]}, scored once after a trial\'s last epoch"',
+        "added": '"a study of several objectives" if len(objectives) > 1 else f"{objectives[ -1]}, scored once after a trial\'s last epoch"',
+        "reason": "in that branch the study has one objective: the first is the last",
+    },
+    {
+        "module": "experiments/tune_objectives.py",
+        "removed": "if match.group(3) is not None:",
+        "added": "if match.group( 2) is not None:",
+        "reason": "group 3 (the bound's number) is required inside group 2 (<= and the number): one is None exactly when the other is",
+    },
+    {
+        "module": "experiments/tune_objectives.py",
+        "removed": 'return a > b if DIRECTIONS[objective] == "maximize" else a < b',
+        "added": 'return a > b if DIRECTIONS[objective] <= "maximize" else a < b',
+        "reason": "DIRECTIONS holds maximize and minimize, and minimize sorts after maximize: <= is ==",
+    },
+    {
+        "module": "experiments/tune_objectives.py",
+        "removed": 'return a > b if DIRECTIONS[objective] == "maximize" else a < b',
+        "added": 'return a > b if DIRECTIONS[objective] is "maximize" else a < b',
+        "reason": "DIRECTIONS' values are string literals of the code, interned: `is` agrees with `==`",
+    },
 ]

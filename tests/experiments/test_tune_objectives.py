@@ -173,3 +173,19 @@ def test_the_pruner_is_asha_by_default_where_the_objective_can_be_pruned():
     assert tune_objectives.pruner_for(("accuracy",), None) == "asha"  # the default bench-tune chose
     assert tune_objectives.pruner_for(("nll",), "median") == "median"
     assert tune_objectives.pruner_for(("accuracy", "ece"), None) == "none"  # several objectives: no pruner can judge
+
+
+def test_a_bad_pick_is_answered_with_an_example_of_the_studys_last_objective():
+    for objectives, example in ((("accuracy",), "accuracy"), (("accuracy", "nll", "ece"), "ece")):
+        message = refusal(tune_objectives.parse_pick, "brier", objectives)
+        assert message.endswith(f"e.g. --pick {example}<=0.03"), message
+
+
+def test_a_pick_by_number_finds_trials_past_256():
+    points = [(300, [0.9, 0.05]), (301, [0.8, 0.02])]
+    number = int("301")  # as --pick gives it: an int of its own, equal to the front's 301
+    try:
+        chosen = tune_objectives.picked(points, OBJECTIVES, tune_objectives.Pick(number=number))
+    except DropcliError as error:
+        pytest.fail(f"--pick 301, on the front, refused: {error}")
+    assert chosen == (301, [0.8, 0.02])

@@ -166,7 +166,8 @@ def test_mc_sweep_shares_its_passes_and_matches_mc_dropout(build):
 
 
 def test_a_sweep_past_one_batched_forward_goes_in_groups_and_carries_its_sums(build, monkeypatch):
-    monkeypatch.setattr(methods, "ROWS_PER_PASS", 16)  # 3 examples: 5 copies a forward, K = 12 takes 3 groups
+    monkeypatch.setattr(methods, "ROWS_PER_PASS", 5)  # one example at a time, 5 copies a forward: K = 12 takes 3 groups
+    assert methods.stacked_shape(3, 12) == (1, 5)
     X = torch.rand(3, 784, generator=torch.Generator().manual_seed(6))
     plain = build("scratch", dropout=(0.0, 0.0))  # every pass the same: each K must average back to it
     expected = methods.scaled(methods.logits(plain, X))
@@ -174,7 +175,7 @@ def test_a_sweep_past_one_batched_forward_goes_in_groups_and_carries_its_sums(bu
     for (p, inner), k in zip(methods.mc_sweep(plain, X, [1, 5, 7, 12], done=fractions.append), [1, 5, 7, 12]):
         assert torch.allclose(p, expected, atol=1e-6), k
         assert torch.allclose(inner, calibration.entropy_of(expected.double()), atol=1e-6), k
-    assert fractions == sorted(fractions) and len(fractions) == 3 and fractions[-1] == 1
+    assert fractions == sorted(fractions) and len(fractions) == 3 * 3 and fractions[-1] == 1  # 3 examples, 3 groups each
     noisy = build("scratch")
     torch.manual_seed(0)
     swept = methods.mc_sweep(noisy, X, [7, 12])  # K = 7 ends inside the second group
