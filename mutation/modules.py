@@ -1037,4 +1037,28 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'return a > b if DIRECTIONS[objective] is "maximize" else a < b',
         "reason": "DIRECTIONS' values are string literals of the code, interned: `is` agrees with `==`",
     },
+    {
+        "module": "training/fused.py",
+        "removed": "self.scale = survivor_scale(self.p, torch.float32) if self.p < 1 else 0.0",
+        "added": "self.scale = survivor_scale(self.p, torch.float32) if self.p < 1 else 1.0",
+        "reason": "at p = 1 apply_ zeroes the whole input, so the scale only multiplies zeros, forward and backward",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p == 0 else X.clone()",
+        "added": "A = X.to(self.dtype) if self.dtype != X.dtype else X if self.noise[0].p < 0 else X.clone()",
+        "reason": "a rate is never below 0: the batch is copied where it could have been read in place, the same numbers",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "if self.dtype != torch.float32:",
+        "added": "if self.dtype is not torch.float32:",
+        "reason": "torch's dtypes are singletons: `is not` agrees with `!=`",
+    },
+    {
+        "module": "uncertainty/lineup.py",
+        "removed": "methods.temperature_of_probabilities(torch.stack([probabilities[i] for i in group]).mean(dim=0), vals[0].y)",
+        "added": "methods.temperature_of_probabilities(torch.stack([probabilities[i] for i in group]).mean(dim=0), vals[ 1].y)",
+        "reason": "under `if shared:` every run holds out the same validation set, so every vals[i].y is the same",
+    },
 ]
