@@ -81,6 +81,10 @@ def test_each_epoch_sets_the_sgd_momentum_of_its_place_on_the_ramp():
         returned = start_epoch(optimizer, config, epoch, 10 if lr is not None else 20)
         assert optimizer.param_groups[0]["momentum"] == pytest.approx(beta)
         assert optimizer.param_groups[0]["lr"] == returned and (lr is None or returned == pytest.approx(lr))
+    adam = optim("optim.name=adam")  # its momentum is optim.betas: no schedule sets one
+    optimizer = build_optimizer(adam, torch.nn.Linear(2, 2).parameters())
+    start_epoch(optimizer, adam, 6, 10)
+    assert "momentum" not in optimizer.param_groups[0]
 
 
 @pytest.mark.parametrize("name, kind", [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam), ("adamw", torch.optim.AdamW)])
