@@ -1061,4 +1061,28 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "methods.temperature_of_probabilities(torch.stack([probabilities[i] for i in group]).mean(dim=0), vals[ 1].y)",
         "reason": "under `if shared:` every run holds out the same validation set, so every vals[i].y is the same",
     },
+    {
+        "module": "model/dropout.py",
+        "removed": "if threshold >= 2**15:  # p rounds to 1",
+        "added": "if threshold == 2**15:  # p rounds to 1",
+        "reason": "p is at most 1, so round(p * 2**16) - 2**15 is at most 2**15: >= is ==",
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": 'if device.type != "cpu":',
+        "added": 'if device.type <= "cpu":',
+        "reason": "on the CPU both paths draw F.dropout's very mask (the CPU path is bernoulli_ redone, tested bit for bit); on a GPU the CPU path's draw runs too, with the same keep probability",
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": 'if device.type != "cpu":',
+        "added": 'if device.type is "cpu":',
+        "reason": "on the CPU both paths draw F.dropout's very mask (the CPU path is bernoulli_ redone, tested bit for bit); on a GPU the CPU path's draw runs too, with the same keep probability",
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": "@functools.lru_cache(maxsize=256)",
+        "added": "",
+        "reason": "the cache saves recomputing 1 / (1 - p) in the dtype; without it the same number is computed each call",
+    },
 ]

@@ -296,3 +296,27 @@ def test_the_module_takes_p_by_keyword_as_nn_dropout_does():
     except TypeError as error:
         pytest.fail(f"Dropout(p=...) refused, where nn.Dropout(p=...) is not: {error}")
     assert layer.p == torch.nn.Dropout(p=0.3).p == 0.3 and layer.mask_mode == "int16"
+
+
+def test_mask_modes_read_from_a_config_at_run_time_draw_as_their_literals_do():
+    # A config file or --set gives mask_mode as a string built at run time: equal, not the same object.
+    x = (torch.rand(8, 9) + 0.5).requires_grad_()  # 8 rows: a mask saved unpacked and read as bits gives wrong gradients
+    for mode in ("bits", "bernoulli"):
+        spelled = "".join(mode)  # a new string object
+        spelled = spelled[:1] + spelled[1:]
+        torch.manual_seed(4)
+        y = dropout(x, 0.3, mask_mode=spelled)
+        torch.manual_seed(4)
+        expected = dropout(x, 0.3, mask_mode=mode)
+        assert torch.equal(y, expected), mode
+        g = torch.randn_like(y)
+        (grad,) = torch.autograd.grad(y, x, g)
+        assert torch.equal(grad, torch.where(keep_mask(y), g * survivor_scale(0.3, x.dtype), 0)), mode
+
+
+def test_the_module_drops_half_by_default_as_nn_dropout_does():
+    try:
+        layer = Dropout()
+    except ValueError as refusal:
+        pytest.fail(f"Dropout() with its default p refused: {refusal}")
+    assert layer.p == torch.nn.Dropout().p == 0.5
