@@ -56,6 +56,17 @@ def refusal(call, *args, **kwargs) -> str:
     pytest.fail(f"{call.__name__} refused nothing")
 
 
+def accepted(what: str, call, *args, **kwargs):
+    """What `call(*args, **kwargs)` returns; a one-line refusal (DropcliError) of it fails by
+    assertion, naming `what` was refused (a valid input refused is the bug such a test reports)."""
+    from dropcli.errors import DropcliError
+
+    try:
+        return call(*args, **kwargs)
+    except DropcliError as error:
+        pytest.fail(f"{what} refused: {error}")
+
+
 def idx_bytes(tensor: torch.Tensor, magic: int) -> bytes:
     header = magic.to_bytes(4, "big") + b"".join(size.to_bytes(4, "big") for size in tensor.shape)
     return header + tensor.to(torch.uint8).numpy().tobytes()

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import refusal
+from conftest import accepted, refusal
 from dropcli.errors import DropcliError
 from dropcli.experiments import tune_objectives
 
@@ -184,8 +184,7 @@ def test_a_bad_pick_is_answered_with_an_example_of_the_studys_last_objective():
 def test_a_pick_by_number_finds_trials_past_256():
     points = [(300, [0.9, 0.05]), (301, [0.8, 0.02])]
     number = int("301")  # as --pick gives it: an int of its own, equal to the front's 301
-    try:
-        chosen = tune_objectives.picked(points, OBJECTIVES, tune_objectives.Pick(number=number))
-    except DropcliError as error:
-        pytest.fail(f"--pick 301, on the front, refused: {error}")
+    chosen = accepted(
+        "--pick 301, on the front,", tune_objectives.picked, points, OBJECTIVES, tune_objectives.Pick(number=number)
+    )
     assert chosen == (301, [0.8, 0.02])

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from conftest import accepted
+
 pytest.importorskip("optuna")
 
 SEARCH = ["--set", "data.val_split=0.2", "--space", "optim.lr=0.001:1:log", "--trials", 2]
@@ -223,14 +225,10 @@ def test_a_journal_that_cannot_be_made_says_why_in_the_systems_words(tmp_path):
 def test_a_journal_opens_in_a_folder_that_exists_as_in_one_made_for_it(tmp_path):
     import optuna
 
-    from dropcli.errors import DropcliError
     from dropcli.experiments.tune_storage import open_storage
 
     for where in (tmp_path / "study.journal", tmp_path / "new" / "deeper" / "study.journal"):
-        try:
-            open_storage(optuna, str(where))
-        except DropcliError as error:
-            pytest.fail(f"a journal at {where} refused: {error}")
+        accepted(f"a journal at {where}", open_storage, optuna, str(where))
         assert where.parent.is_dir()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import write_fashion_mnist
+from conftest import accepted, write_fashion_mnist
 from dropcli.errors import DropcliError
 from dropcli.uncertainty import ood
 
@@ -125,10 +125,7 @@ def test_held_out_classes_named_on_a_real_command_line_are_the_classes_held_out(
 def test_an_ood_data_set_named_is_read_from_torchvisions_layout(in_tmp, monkeypatch):
     monkeypatch.setenv("DROPCLI_DATA", str(in_tmp / "store"))  # not ./mnist: a directory of that name would be read as one
     write_fashion_mnist(in_tmp / "store" / "mnist" / "MNIST" / "raw", gz=True, sizes={"train": 20, "test": 7})
-    try:
-        path, images = ood.read_images("mnist")
-    except DropcliError as error:
-        pytest.fail(f"mnist in torchvision's layout refused: {error}")
+    path, images = accepted("mnist in torchvision's layout", ood.read_images, "mnist")
     assert path == in_tmp / "store" / "mnist" / "MNIST" / "raw" / "t10k-images-idx3-ubyte.gz"
     assert images.shape == (7, 784) and images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
     assert images.max() > 0.5  # scaled from bytes to [0, 1], not left in 0..255 nor all zero

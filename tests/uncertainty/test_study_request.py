@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import accepted
 from dropcli.config import load_config
 from dropcli.uncertainty import calibration, evaluation, shifts, study
 
@@ -121,10 +122,7 @@ def test_a_study_keeps_no_predictions_unless_asked(one_run):
 def test_a_request_asks_for_no_intervals_unless_told_and_is_accepted(build):
     members = nets(build, 1)
     assert planned(study.Request([]), members).replicates == 0
-    try:
-        study.check(study.Request([]), members)
-    except study.DropcliError as error:
-        pytest.fail(f"the default request refused: {error}")
+    accepted("the default request", study.check, study.Request([]), members)
 
 
 def test_no_mc_dropout_rows_is_noted_only_for_nets_without_noise(build):
@@ -151,7 +149,4 @@ def test_temperature_scaled_ensembles_are_noted_missing_only_when_asked_for(buil
 
 def test_an_ensemble_on_the_test_split_is_accepted_however_test_is_spelled(build):
     split = "".join(["te", "st"])  # as a command line gives it: equal to "test", not the same object
-    try:
-        study.check(study.Request([], split=split), nets(build, 2))
-    except study.DropcliError as error:
-        pytest.fail(f"an ensemble on --split {split} refused: {error}")
+    accepted(f"an ensemble on --split {split}", study.check, study.Request([], split=split), nets(build, 2))
