@@ -870,6 +870,12 @@ EQUIVALENT: list[dict[str, str]] = [
         "reason": "of the four mask modes (bool, bits, bernoulli, int16; any other is refused first) only int16 sorts at or after int16",
     },
     {
+        "module": "model/dropout.py",
+        "removed": "if p == 1:",
+        "added": "if p >= 1:",
+        "reason": "p above 1 is refused by _check_arguments two lines up, so >= 1 is == 1",
+    },
+    {
         "module": "training/fused.py",
         "removed": "if self.p == 1:",
         "added": "if self.p == 2:",

@@ -39,6 +39,9 @@ def dropout(
     _check_arguments(p, mask_mode)
     if not training or p == 0:
         return x
+    if p == 1:
+        # No survivors. where() and not x * 0, which is NaN for an inf input; its gradient is 0.
+        return torch.where(torch.zeros_like(x, dtype=torch.bool), x, 0.0)
     return DropoutFunction.apply(x, float(p), generator, mask_mode)
 
 
@@ -71,16 +74,14 @@ class Dropout(nn.Module):
 
 
 class DropoutFunction(torch.autograd.Function):
-    """The op itself. Call it through `dropout()`, which handles eval mode and p == 0."""
+    """The op itself, for 0 < p < 1. Call it through `dropout()`, which handles eval mode,
+    p == 0 and p == 1."""
 
     @staticmethod
     def forward(ctx, x, p, generator, mask_mode):
         ctx.p = p
         ctx.mask_mode = mask_mode
         ctx.shape = x.shape
-        if p == 1:
-            # Multiplying by a zero mask would turn inf inputs into NaN.
-            return torch.zeros_like(x)
         keep = draw_keep(x, p, mask_mode, generator)
         ctx.save_for_backward(pack_bits(keep) if mask_mode == "bits" else keep)
         # x * keep is x or 0 exactly, so each survivor is x * scale rounded once, as in F.dropout.
@@ -88,8 +89,6 @@ class DropoutFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        if ctx.p == 1:
-            return torch.zeros_like(grad), None, None, None
         (saved,) = ctx.saved_tensors
         keep = unpack_bits(saved, ctx.shape) if ctx.mask_mode == "bits" else saved
         # Plain differentiable ops, so double backward works.
