@@ -32,10 +32,8 @@ def test_the_front_holds_the_points_no_other_dominates():
 )
 def test_pick_takes_the_point_of_the_front_it_names(text, number):
     front = tune_objectives.front(POINTS, OBJECTIVES)
-    try:
-        chosen = tune_objectives.picked(front, OBJECTIVES, tune_objectives.parse_pick(text, OBJECTIVES))
-    except DropcliError as error:
-        pytest.fail(f"--pick {text} of a point on the front was refused: {error}")
+    pick = accepted(f"--pick {text}", tune_objectives.parse_pick, text, OBJECTIVES)
+    chosen = accepted(f"--pick {text} of a point on the front", tune_objectives.picked, front, OBJECTIVES, pick)
     assert (chosen[0] if chosen else None) == number
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TUNE_NOTHING_GIVEN
+from conftest import TUNE_NOTHING_GIVEN, accepted
 from dropcli.errors import DropcliError
 from dropcli.experiments import tune
 
@@ -14,10 +14,7 @@ optuna = pytest.importorskip("optuna")
 
 def resolved(tmp_path: Path, plan_text: str, space: str = "  optim.lr: '0.01:1:log'\n") -> tune.Search:
     """The search a valid plan makes: its refusal fails the test (a check gone wrong)."""
-    try:
-        return refused_or_resolved(tmp_path, plan_text, space)
-    except DropcliError as error:
-        pytest.fail(f"a valid plan was refused: {error}")
+    return accepted("a valid plan", refused_or_resolved, tmp_path, plan_text, space)
 
 
 def refused_or_resolved(tmp_path: Path, plan_text: str, space: str = "  optim.lr: '0.01:1:log'\n") -> tune.Search:
@@ -88,8 +85,7 @@ def test_a_grid_plan_may_ask_for_up_to_as_many_trials_as_points(tmp_path, trials
         with pytest.raises(DropcliError, match="the grid has only 2 points"):
             tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
     else:
-        try:
-            search = tune.resolve(plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN)
-        except DropcliError as error:
-            pytest.fail(f"{trials} trials of a 2-point grid were refused: {error}")
+        search = accepted(
+            f"{trials} trials of a 2-point grid", tune.resolve, plan, None, ["data.val_split=0.2"], {}, TUNE_NOTHING_GIVEN
+        )
         assert search.trials == trials

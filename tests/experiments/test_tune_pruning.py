@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import only
+from conftest import accepted, only
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.errors import DropcliError
@@ -43,10 +43,9 @@ def test_a_grace_is_epochs_or_a_fraction_of_them():
     assert tune_pruning.grace_epochs(Pruning(grace=25), config, 100) == 25
     assert tune_pruning.grace_epochs(Pruning(grace=0.3), config, 40) == 12
     # From a plan: a fraction is taken as one, not refused as epochs that are not whole.
-    try:
-        _, pruning = tune_pruning._settings({"name": "asha", "grace": 0.25}, {}, Path("plan.yaml"))
-    except DropcliError as error:
-        pytest.fail(f"a fraction of the epochs was refused: {error}")
+    _, pruning = accepted(
+        "a fraction of the epochs", tune_pruning._settings, {"name": "asha", "grace": 0.25}, {}, Path("plan.yaml")
+    )
     assert pruning.grace == 0.25
 
 

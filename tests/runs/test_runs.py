@@ -7,7 +7,7 @@ import signal
 import pytest
 import torch
 
-from conftest import PATIENCE_S, only
+from conftest import PATIENCE_S, accepted, only
 from dropcli import runs
 from dropcli.config import load_config
 from dropcli.files import WriteError
@@ -297,15 +297,12 @@ def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_t
     from dropcli.errors import DropcliError
     from dropcli.runs.resume import _check_average
 
-    def accepted(new, done):
-        try:
-            _check_average(tmp_path, saved, new, done=done)
-        except DropcliError as refusal:
-            pytest.fail(f"refused where no trained epoch's average moves: {refusal}")
+    def moves_nothing(new, done):
+        accepted(f"a total of {new.train.epochs} after {done} epochs", _check_average, tmp_path, saved, new, done=done)
 
     saved = load_config(None, ["train.epochs=8", "train.average=swa"])  # averages from epoch 6's end
-    accepted(saved, done=7)  # the same total: nothing moves
-    accepted(load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
+    moves_nothing(saved, done=7)  # the same total: nothing moves
+    moves_nothing(load_config(None, ["train.epochs=12", "train.average=swa"]), done=4)  # not yet trained
     with pytest.raises(DropcliError, match="averages from epoch"):
         _check_average(tmp_path, saved, load_config(None, ["train.epochs=12", "train.average=swa"]), done=7)
     longer = load_config(None, ["train.epochs=12", "train.average=swa"])  # averages from epoch 9's end
@@ -314,7 +311,7 @@ def test_swa_refuses_a_new_total_only_where_it_moves_an_averaged_epoch_already_t
     with pytest.raises(DropcliError, match="epoch 6 is already trained"):
         _check_average(tmp_path, saved, longer, done=6)  # the start moves off epoch 6, which is trained
     saved = load_config(None, ["train.epochs=400", "train.average=swa"])  # its start is past 256: an int of its own
-    accepted(load_config(None, ["train.epochs=400", "train.average=swa"]), done=350)  # the same total again
+    moves_nothing(load_config(None, ["train.epochs=400", "train.average=swa"]), done=350)  # the same total again
 
 
 def test_resume_refuses_a_shorter_schedule_that_changes_the_rates_of_epochs_trained(tmp_path):

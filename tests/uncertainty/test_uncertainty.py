@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import only, refusal
+from conftest import accepted, only, refusal
 from dropcli.config import load_config
 from dropcli.errors import DropcliError
 from dropcli.uncertainty import calibration, methods, shifts
@@ -434,10 +434,14 @@ def test_an_ensemble_of_long_runs_or_many_runs_is_not_refused():
 
     configs = [load_config(None, [f"seed={seed}"]) for seed in range(300)]
     # Counts past 256 are distinct int objects (as a checkpoint's epochs are): compared by value.
-    try:
-        check_same_recipe([Path(f"r{seed}/last.pt") for seed in range(300)], configs, [int("300") for _ in range(300)])
-    except DropcliError as refusal:
-        pytest.fail(f"300 runs of 300 epochs, each once and of another seed, refused: {refusal}")
+    paths = [Path(f"r{seed}/last.pt") for seed in range(300)]
+    accepted(
+        "300 runs of 300 epochs, each once and of another seed,",
+        check_same_recipe,
+        paths,
+        configs,
+        [int("300") for _ in range(300)],
+    )
 
 
 def test_last_layer_mc_dropout_leaves_every_earlier_noise_layer_off(build):
