@@ -902,6 +902,24 @@ EQUIVALENT: list[dict[str, str]] = [
     {
         "module": "training/epoch.py",
         "removed": "if world > 1:",
+        "added": "if world != 1:",
+        "reason": "a world size is at least 1, so > 1 is != 1",
+    },
+    {
+        "module": "training/epoch.py",
+        "removed": "X, y = split.X.index_select(0, index), split.y.index_select(0, index)  # (batch, 784), (batch,)",
+        "added": "X, y = split.X.index_select(0, index), split.y.index_select( -1, index)  # (batch, 784), (batch,)",
+        "reason": "the labels are one-dimensional: their dimension -1 is dimension 0",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'seed = derived_seed(search.config.seed, f"tune-sampler-{number}") % 2**32  # numpy\'s seeds are 32-bit',
+        "added": 'seed = derived_seed(search.config.seed, f"tune-sampler-{number}") % 2** 31  # numpy\'s seeds are 32-bit',
+        "reason": "which seed a trial's sampler gets is not specified, only that it is fixed by the config's seed and the trial's number (the same study draws the same values; trials draw different ones): modulo 2**31 is another such function that numpy takes",
+    },
+    {
+        "module": "training/epoch.py",
+        "removed": "if world > 1:",
         "added": "if world > 0:",
         "reason": "with one process, index[rank::world] is index[0::1]: the whole batch, as without the slice",
     },

@@ -147,6 +147,7 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
     progress = _progress([*ended, running, failed], 5, 10, 4, workers=1)
     assert progress.remaining_seconds == pytest.approx(230 * 6)  # the mean of 600, 60 and 30 s, six trials left
     assert _progress([*ended, running], 5, 10, 4, workers=2).remaining_seconds == pytest.approx(230 * 3)
+    assert _progress([*ended, running], 6, 10, 5, workers=4).remaining_seconds == pytest.approx(287.5)  # 230 * 5 / 4
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
     more = [*ended, trial(5, "PRUNED", 30)]  # four ended: the mean of all four, not only of three
     assert _progress(more, 6, 10, 6, workers=1).remaining_seconds == pytest.approx(180 * 5)

@@ -87,6 +87,27 @@ def test_a_study_in_a_database_beats_for_its_trials_and_continues_when_rerun(in_
     assert all(t.user_attrs["heartbeat"] for t in trials)  # each beat while it ran: a lost worker's trial would be found
 
 
+def test_a_budget_held_by_a_trial_running_elsewhere_is_waited_for_not_left(in_tmp, invoke, small_args, monkeypatch):
+    """The budget is full but a trial with a heartbeat still runs in another process (whose worker
+    may yet die, the trial then retried here): the search waits a heartbeat and looks again."""
+    from dropcli.experiments import tune_search
+
+    monkeypatch.setenv("DROPCLI_HEARTBEAT", "1")
+    real, looks = tune_search._next_trial, []
+
+    def next_trial(optuna, storage, study, search):
+        looks.append(time.monotonic())
+        if len(looks) == 1:  # as if another process's running trial held the budget's last place
+            return None, [SimpleNamespace(state=SimpleNamespace(name="RUNNING"), user_attrs={"heartbeat": True})]
+        return real(optuna, storage, study, search)  # that trial gone: the place is free
+
+    monkeypatch.setattr(tune_search, "_next_trial", next_trial)
+    result = invoke("tune", *small_args(epochs=1), *SEARCH[:-1], 1, "--storage", "sqlite:///study.db", "--pruner", "none", "-q")
+    assert result.exit_code == 0 and "this command trained 1 trial" in result.output, result.output
+    # Looked, waited a heartbeat, looked again and trained, then found the budget held.
+    assert len(looks) == 3 and looks[1] - looks[0] >= 1
+
+
 def test_the_advisory_lock_number_is_a_bigint_and_the_same_for_the_same_study():
     from dropcli.experiments.tune_storage import lock_number
 

@@ -77,17 +77,33 @@ def test_under_torchrun_the_progress_loss_is_the_mean_over_workers(fake_data, mo
     state.workers = _OtherWorkerLosesMore()
     local = []
 
+    correct = []
+
     class Recording(epoch_module._AutogradStep):
         def __call__(self, X, y, global_size):
             loss, logits = super().__call__(X, y, global_size)
             local.append(loss.item())
+            correct.append((logits.argmax(dim=1) == y).sum().item())
             return loss, logits
 
     monkeypatch.setattr(epoch_module, "_AutogradStep", Recording)
     reported = []
-    train_one_epoch(state, dataset.train, config, 1, lambda e, done, n, loss: loss is not None and reported.append((done, loss)))
+    loss, accuracy = train_one_epoch(
+        state, dataset.train, config, 1, lambda e, done, n, loss: loss is not None and reported.append((done, loss))
+    )
     # Reports at batches 10 and 12: the mean of this worker's loss and its partner's (one more).
     assert reported == [(10, pytest.approx(local[9] + 0.5)), (12, pytest.approx(local[11] + 0.5))]
+    # The epoch's: over all 600 examples, this worker's 25 of each batch of 50 (its batch loss is
+    # their mean) and its partner's (each sum one more).
+    assert loss == pytest.approx((2 * 25 * sum(local) + 1) / 600)
+    assert accuracy == pytest.approx((2 * sum(correct) + 1) / 600)
+
+
+def test_progress_is_reported_as_the_epoch_starts_every_ten_batches_and_at_its_last(fake_data):
+    config, dataset, state = setup(fake_data, "train.batch_size=24")  # 25 batches
+    reported = []
+    train_one_epoch(state, dataset.train, config, 1, lambda epoch, done, n, loss: reported.append((done, n, loss is None)))
+    assert reported == [(0, 25, True), (10, 25, False), (20, 25, False), (25, 25, False)]
 
 
 def test_augmentation_runs_on_every_batch_when_on_and_never_when_off(fake_data, monkeypatch):

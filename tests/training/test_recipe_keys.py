@@ -86,10 +86,12 @@ def test_swa_is_the_mean_of_the_epochs_ends_from_swa_start(in_tmp, invoke, small
     assert swa[2]["test_loss"] != plain[2]["test_loss"]  # then the average is
 
 
-def test_ema_follows_its_decay_after_every_step(in_tmp, invoke, small_args):
+@pytest.mark.parametrize("max_norm", [None, "0.5"])
+def test_ema_follows_its_decay_after_every_step(in_tmp, invoke, small_args, max_norm):
     """One step an epoch (the whole 600 images a batch): after epoch 2 the average is
-    d * w1 + (1 - d) * w2 of a plain run's weights w1, w2."""
-    one_step = ["--set", "train.batch_size=600", "-q"]
+    d * w1 + (1 - d) * w2 of a plain run's weights w1, w2; with optim.max_norm, of the weights as
+    max-norm leaves them (the two run in one hook after each step)."""
+    one_step = ["--set", "train.batch_size=600", "-q", *(["--set", f"optim.max_norm={max_norm}"] if max_norm else [])]
     for epochs in (1, 2):
         assert invoke("train", *small_args(epochs=epochs), *one_step, "--run-dir", f"plain{epochs}").exit_code == 0
     ema = ["--set", "train.average=ema", "--set", "train.ema_decay=0.75", "--run-dir", "ema"]
