@@ -1100,6 +1100,18 @@ EQUIVALENT: list[dict[str, str]] = [
     {
         "module": "model/dropout.py",
         "removed": 'if device.type != "cpu":',
+        "added": 'if device.type >= "cpu":',
+        "reason": "on the CPU both paths draw F.dropout's very mask (the CPU path is bernoulli_ redone, tested bit for bit); on a GPU the CPU path's draw runs too, with the same keep probability",
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": 'if device.type != "cpu":',
+        "added": 'if device.type is not "cpu":',
+        "reason": "on the CPU both paths draw F.dropout's very mask (the CPU path is bernoulli_ redone, tested bit for bit); on a GPU the CPU path's draw runs too, with the same keep probability",
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": 'if device.type != "cpu":',
         "added": 'if device.type is "cpu":',
         "reason": "on the CPU both paths draw F.dropout's very mask (the CPU path is bernoulli_ redone, tested bit for bit); on a GPU the CPU path's draw runs too, with the same keep probability",
     },

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from dropcli.model.dropout import (
     MASK_MODES,
     Dropout,
+    check_probability,
     draw_keep,
     dropout,
     pack_bits,
@@ -288,6 +289,25 @@ def test_the_int16_draw_takes_one_random_word_per_four_elements():
     assert torch.equal(torch.rand(5), after)
 
 
+def test_the_function_takes_p_and_training_by_keyword_as_f_dropout_does():
+    x = torch.ones(4, 5)
+    with pytest.raises(TypeError):
+        dropout(x, 0.3, True, None, "int16")  # the generator and mask mode only by name
+    try:
+        same = dropout(x, p=0.3, training=False)
+    except TypeError as error:
+        pytest.fail(f"dropout(x, p=..., training=...) refused, where F.dropout(x, p=..., training=...) is not: {error}")
+    assert same is x
+
+
+@pytest.mark.parametrize("p", [0, 0.25, 0.5, 1 - 2**-24, 1, 1.0])
+def test_every_p_from_0_to_1_is_accepted(p):
+    try:
+        check_probability(p)
+    except ValueError as refusal:
+        pytest.fail(f"p={p} refused, where 0 <= p <= 1 is allowed: {refusal}")
+
+
 def test_the_module_takes_p_by_keyword_as_nn_dropout_does():
     with pytest.raises(TypeError):
         Dropout(0.3, "int16")  # the mask mode only by name: a second number or word is a mistake
@@ -301,7 +321,7 @@ def test_the_module_takes_p_by_keyword_as_nn_dropout_does():
 def test_mask_modes_read_from_a_config_at_run_time_draw_as_their_literals_do():
     # A config file or --set gives mask_mode as a string built at run time: equal, not the same object.
     x = (torch.rand(8, 9) + 0.5).requires_grad_()  # 8 rows: a mask saved unpacked and read as bits gives wrong gradients
-    for mode in ("bits", "bernoulli"):
+    for mode in ("bits", "bernoulli", "int16"):
         spelled = "".join(mode)  # a new string object
         spelled = spelled[:1] + spelled[1:]
         torch.manual_seed(4)
