@@ -41,6 +41,36 @@ def test_an_epochs_times_are_differences_of_the_clock(fake_data, monkeypatch):
     assert metrics.samples_per_s == pytest.approx(len(dataset.train) / 7.0)  # 85.7: not rounded down to 85
 
 
+@pytest.mark.parametrize("split", ["test", "val"])
+def test_weights_gone_non_finite_after_the_last_loss_check_stop_the_epoch_at_its_end(fake_data, monkeypatch, split):
+    config, dataset, state = setup(fake_data, "data.val_split=0.1")
+    real = epoch_module.evaluate
+
+    def evaluate(model, scored, **kwargs):  # as if the epoch's last steps had made the weights NaN
+        loss, accuracy = real(model, scored, **kwargs)
+        return (math.nan if scored is getattr(dataset, split) else loss), accuracy
+
+    monkeypatch.setattr(epoch_module, "evaluate", evaluate)
+    name = {"test": "test", "val": "validation"}[split]
+    with pytest.raises(Diverged, match=rf"at epoch 1, its end \(the {name} loss is nan\)"):
+        run_epoch(state, dataset, config, 1)
+
+
+def test_the_fused_engine_named_in_a_config_runs_the_fused_step(fake_data, monkeypatch):
+    calls = []
+
+    class Recording(epoch_module.FusedStep):
+        def __call__(self, X, y, global_size):
+            calls.append(len(X))
+            return super().__call__(X, y, global_size)
+
+    monkeypatch.setattr(epoch_module, "FusedStep", Recording)
+    # --set gives the engine as a string made at run time: equal to "fused", not the same object.
+    config, dataset, state = setup(fake_data, "train.engine=fused", "train.batch_size=100")
+    train_one_epoch(state, dataset.train, config, epoch=1)
+    assert calls == [100] * 6
+
+
 def test_the_divergence_hint_suggests_a_tenth_of_the_learning_rate():
     message = str(Diverged(4, "step 7", lr=0.3))
     assert "at epoch 4, step 7" in message
