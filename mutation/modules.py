@@ -1157,4 +1157,22 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if self.world == 0:",
         "reason": "with one worker the other branch's sum times world / global_size is the sum over the batch divided by its size: cross_entropy's mean, but for rounding",
     },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "sizes = [*request.ensemble_sizes] if request.ensemble_sizes else ([len(members)] if len(members) > 1 else [])",
+        "added": "sizes = [*request.ensemble_sizes] if request.ensemble_sizes else ([len(members)] if len(members) != 1 else [])",
+        "reason": "a study has at least one run (check refuses none), so > 1 is != 1",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "if request.temperature and len(members) > 1 and not _shared(vals):",
+        "added": "if request.temperature and len(members) > 0 and not _shared(vals):",
+        "reason": "with --temperature every run has a validation split (check refuses one without), and one run's one split is shared: for one run the note is never written either way",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "if len(result.members) == 1 and request.shifts == [shifts.NONE]:",
+        "added": "if len(result.members) <= 1 and request.shifts == [shifts.NONE]:",
+        "reason": "a study has at least one run, so <= 1 is == 1",
+    },
 ]

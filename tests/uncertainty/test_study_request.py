@@ -10,7 +10,7 @@ import torch
 
 from conftest import accepted
 from dropcli.config import load_config
-from dropcli.uncertainty import calibration, evaluation, shifts, study
+from dropcli.uncertainty import calibration, evaluation, methods, shifts, study
 
 RUN = ["--set", "data.val_split=0.1"]
 CPU = {"device": ("--device", "cpu")}
@@ -66,10 +66,26 @@ def test_the_spread_is_each_metrics_standard_deviation_over_the_runs_and_none_fo
     generator = torch.Generator().manual_seed(2)
     y = torch.randint(0, 10, (300,), generator=generator)
     parts = [(torch.softmax(3 * torch.randn(300, 10, generator=generator), dim=1), None) for _ in range(3)]
-    result = scored_study({"three": parts, "one": parts[:1]}, y)
+    result = scored_study({"three": parts, "two": parts[:2], "one": parts[:1]}, y)
     assert ("one", shifts.NONE) not in result.spread  # one run has no spread
     by_hand = np.array([[getattr(calibration.score(p, y), metric) for metric in calibration.METRICS] for p, _ in parts])
     assert result.spread["three", shifts.NONE] == pytest.approx(by_hand.std(axis=0, ddof=1).tolist())
+    assert ("two", shifts.NONE) in result.spread  # two runs have one
+    assert result.spread["two", shifts.NONE] == pytest.approx(by_hand[:2].std(axis=0, ddof=1).tolist())
+
+
+def test_kept_predictions_are_each_runs_block_and_one_ensemble_block_as_run_minus_1():
+    generator = torch.Generator().manual_seed(3)
+    parts = [(torch.softmax(torch.randn(5, 10, generator=generator), dim=1), None) for _ in range(2)]
+    ensemble = f"{methods.ENSEMBLE} M=1"  # two ensembles of one run: only the first is kept
+    result = SimpleNamespace(methods=["deterministic", ensemble], predictions=[])
+    study._keep(result, {"deterministic": parts, ensemble: parts}, shifts.NONE)
+    assert [(block.method, block.member) for block in result.predictions] == [
+        ("deterministic", 0),
+        ("deterministic", 1),
+        (ensemble, -1),
+    ]
+    assert torch.equal(result.predictions[2].probabilities, parts[0][0])
 
 
 @pytest.fixture
@@ -130,10 +146,9 @@ def test_no_mc_dropout_rows_is_noted_only_for_nets_without_noise(build):
     assert not any(note.startswith("no MC dropout rows") for note in with_noise)
     linear = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))  # no noise layer at all
     silent = [SimpleNamespace(model=linear, config=load_config(None, []))]
-    assert (
-        "no MC dropout rows: scratch nets have no noise layer to leave on"
-        in planned(study.Request([], mc_samples=4), silent).notes
-    )
+    note = "no MC dropout rows: scratch nets have no noise layer to leave on"
+    for asked in ({"mc_samples": 4}, {"mc_sweep": (1, 3)}, {"last_layer": True}):  # each of the three asks for MC rows
+        assert note in planned(study.Request([], **asked), silent).notes, asked
 
 
 def test_temperature_scaled_ensembles_are_noted_missing_only_when_asked_for(build):

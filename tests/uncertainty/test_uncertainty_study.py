@@ -220,6 +220,7 @@ def test_the_full_study_in_one_call(three_runs, invoke, in_tmp):
     result = invoke("evaluate", three_runs, *args, "--shift", "rotate=0,45", "--ood", ood_dir, "--json", "-o", in_tmp / "f.png")
     assert result.exit_code == 0, result.output
     study = json.loads(result.stdout)["uncertainty"]
+    assert study["bootstrap"] == {"replicates": 50, "level": 0.95}
     assert study["forward_passes"] == {
         "deterministic": 1,
         "temperature": 1,
@@ -274,6 +275,7 @@ def test_plain_nets_get_no_mc_dropout_rows(in_tmp, invoke, small_args):
     study = json.loads(result.stdout)["uncertainty"]
     assert study["methods"] == ["deterministic", "temperature", "ensemble", "ensemble + temperature"]
     assert "no MC dropout rows" in study["notes"][0] and study["results"][0]["interval"] is None
+    assert study["bootstrap"] is None  # --bootstrap 0: no resamples, no level
 
 
 BAD = [
