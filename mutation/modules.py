@@ -1175,4 +1175,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if len(result.members) <= 1 and request.shifts == [shifts.NONE]:",
         "reason": "a study has at least one run, so <= 1 is == 1",
     },
+    {
+        "module": "uncertainty/lineup.py",
+        "removed": "out[mc_name(lineup, k)] = (p, inner if k > 1 else None)  # one pass has no mutual information",
+        "added": "out[mc_name(lineup, k)] = (p, inner if k != 1 else None)  # one pass has no mutual information",
+        "reason": "a number of Monte Carlo passes is at least 1 (check refuses less), so > 1 is != 1",
+    },
+    {
+        "module": "uncertainty/lineup.py",
+        "removed": "out = {name: [outputs[name] for outputs in per_member] for name in per_member[0]}",
+        "added": "out = {name: [outputs[name] for outputs in per_member] for name in per_member[ -1]}",
+        "reason": "member_outputs keys each member's outputs by what the one lineup asks for, whatever the member: the same names, in the same order, for each",
+    },
 ]
