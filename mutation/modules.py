@@ -1187,4 +1187,22 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "out = {name: [outputs[name] for outputs in per_member] for name in per_member[ -1]}",
         "reason": "member_outputs keys each member's outputs by what the one lineup asks for, whatever the member: the same names, in the same order, for each",
     },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'return [t for t in trials if not interrupted(t) and t.number not in retried and t.state.name != "WAITING"]',
+        "added": 'return [t for t in trials if not interrupted(t) and t.number not in retried and t.state.name < "WAITING"]',
+        "reason": "WAITING sorts last of TrialState's names (COMPLETE, FAIL, PRUNED, RUNNING, WAITING): < is !=",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'sign = 1 if tune_objectives.DIRECTIONS[objective] == "maximize" else -1',
+        "added": 'sign = 1 if tune_objectives.DIRECTIONS[objective] <= "maximize" else -1',
+        "reason": "a direction is maximize or minimize, and minimize sorts after maximize: <= is ==",
+    },
+    {
+        "module": "experiments/tune_search.py",
+        "removed": 'if search.sampler == "grid":',
+        "added": 'if search.sampler <= "grid":',
+        "reason": "a sampler is tpe, random or grid (tune refuses others), and only grid sorts at or before grid",
+    },
 ]

@@ -151,6 +151,8 @@ def test_the_time_left_comes_from_the_trials_that_ended_in_any_session():
     assert (progress.best_value, progress.best_number, progress.pruned) == (0.8, 0, 2)
     more = [*ended, trial(5, "PRUNED", 30)]  # four ended: the mean of all four, not only of three
     assert _progress(more, 6, 10, 6, workers=1).remaining_seconds == pytest.approx(180 * 5)
+    odd = [*ended, trial(5, "PRUNED", 31)]  # a mean of 180.25 s: not whole
+    assert _progress(odd, 6, 10, 6, workers=1).remaining_seconds == pytest.approx(180.25 * 5)
     assert _progress([*more, running, failed], 7, 10, 7, workers=1).pruned == 3  # neither failed nor complete ones
 
 

@@ -453,6 +453,42 @@ def test_a_journal_with_a_cut_last_record_is_mended_and_the_caller_told_once(tmp
     assert len(heard) == 1
 
 
+def test_tune_tells_the_user_when_it_mends_a_cut_journal(in_tmp, invoke, small_args):
+    args = ["tune", *small_args(epochs=1), *SEARCH[:-1], 1, "--storage", "study.journal", "--pruner", "none"]
+    first = invoke(*args, "-q")
+    assert first.exit_code == 0, first.output
+    path = in_tmp / "study.journal"
+    path.write_bytes(path.read_bytes() + b'{"op_code": 4, "worker_id"')  # as a writer killed mid-record leaves it
+    again = invoke(*args)
+    assert again.exit_code == 0 and "its last record was cut short" in again.output, again.output
+
+
+def test_a_retried_trial_waits_until_its_run_is_let_go(tmp_path):
+    import threading
+
+    from dropcli import files
+    from dropcli.experiments.tune_search import _wait_until_free
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:  # the process whose heartbeat was late, still training the run
+        with files.locked(tmp_path):
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(60)
+    waiter = threading.Thread(target=_wait_until_free, args=(tmp_path,))
+    waiter.start()
+    waiter.join(1.0)
+    assert waiter.is_alive()  # the run is held: however long, it cannot go on
+    release.set()
+    holder.join(60)
+    waiter.join(60)
+    assert not waiter.is_alive()  # let go: it goes on
+
+
 def test_a_journal_trial_is_given_up_only_once_no_process_holds_its_lease(tmp_path):
     import optuna
 
