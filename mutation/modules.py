@@ -1205,4 +1205,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'if search.sampler <= "grid":',
         "reason": "a sampler is tpe, random or grid (tune refuses others), and only grid sorts at or before grid",
     },
+    {
+        "module": "experiments/tune_objectives.py",
+        "removed": "return chosen[0]",
+        "added": "return chosen[ -1]",
+        "reason": "trial numbers are unique, so the points with the number --pick names are one: chosen[-1] is chosen[0]",
+    },
 ]

@@ -37,6 +37,12 @@ def test_pick_takes_the_point_of_the_front_it_names(text, number):
     assert (chosen[0] if chosen else None) == number
 
 
+@pytest.mark.parametrize("objectives", [("accuracy", "ece"), ("nll", "ece")])
+def test_of_points_alike_on_the_objective_a_pick_takes_the_earliest_trial(objectives):
+    tied = [(4, [0.3, 0.1]), (7, [0.3, 0.1])]  # two trials that scored the same: both on the front
+    assert tune_objectives.picked(tied, objectives, None)[0] == 4  # the first, as max() keeps for one objective
+
+
 def test_a_pick_off_the_front_or_of_another_objective_is_refused():
     front = tune_objectives.front(POINTS, OBJECTIVES)
     with pytest.raises(DropcliError, match=re.escape("trial 0 is not on the front (1, 3)")):

@@ -202,6 +202,18 @@ def test_a_replicate_of_a_set_of_two_keeps_the_one_more_certain_example_at_the_l
     assert got == [0.5 if c >= 0.8 else 0.0 for c in calibration.COVERAGES]
 
 
+def test_a_replicate_keeps_the_earlier_of_examples_equally_certain_as_calibration_does():
+    # 200 predictions all alike (one entropy), the first 100 right and the rest wrong: a coverage
+    # of c keeps the first round(c * 200), whatever order an unstable sort would leave the ties in.
+    p = torch.tensor([[0.7, 0.3]], dtype=torch.float64).expand(200, 2)
+    labels = torch.cat([torch.zeros(100), torch.ones(100)]).long()
+    got = bootstrap.selective_accuracies([bootstrap.per_example(p, labels)], torch.ones(1, 200, dtype=torch.float64))[0]
+    expected = [min(100, round(c * 200)) / round(c * 200) for c in calibration.COVERAGES]
+    assert got.tolist() == pytest.approx(expected, abs=1e-12)
+    scored = calibration.score(p, labels).selective  # the point estimate breaks ties alike
+    assert got.tolist() == pytest.approx([scored[c] for c in calibration.COVERAGES], abs=1e-12)
+
+
 def test_a_replicates_threshold_accuracy_over_several_runs_is_the_mean_of_theirs():
     parts = two_parts(12)
     w = bootstrap.weights(12, 7, dtype=torch.float64)
