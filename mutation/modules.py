@@ -1211,4 +1211,34 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "return chosen[ -1]",
         "reason": "trial numbers are unique, so the points with the number --pick names are one: chosen[-1] is chosen[0]",
     },
+    {
+        "module": "training/fused.py",
+        "removed": "if index > 0:  # the gradient at the previous layer's pre-activation, before this layer's weights change",
+        "added": "if index >= 0:  # the gradient at the previous layer's pre-activation, before this layer's weights change",
+        "reason": "the first layer reads the images, pixel intensities in [0, 1] (shifted or flipped, still in it), which ReLU leaves as they are",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "if index > 0:  # the gradient at the previous layer's pre-activation, before this layer's weights change",
+        "added": "if index > -1:  # the gradient at the previous layer's pre-activation, before this layer's weights change",
+        "reason": "the first layer reads the images, pixel intensities in [0, 1] (shifted or flipped, still in it), which ReLU leaves as they are",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "if self.p == 1:",
+        "added": "if self.p > 1:",
+        "reason": "a rate is never above 1 (refused when the model is built), so > 1 is never true; at p = 1 the mask drawn keeps nothing (and the scale is 0), so multiplying by it zeroes A as zero_() does",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "if not all(type(layer) is nn.Linear for layer in layers):",
+        "added": "if not all(type(layer) == nn.Linear for layer in layers):",
+        "reason": "classes compare by identity (nn.Linear's metaclass is type's): == is is",
+    },
+    {
+        "module": "training/fused.py",
+        "removed": "grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) * ones.unsqueeze(1))",
+        "added": "grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) ** ones.unsqueeze(1))",
+        "reason": "ones holds ones: -((1 - s) ** 1) is -(1 - s) * 1",
+    },
 ]
