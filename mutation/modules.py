@@ -1241,4 +1241,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "grad.scatter_add_(1, y.unsqueeze(1), -(1 - smoothing) ** ones.unsqueeze(1))",
         "reason": "ones holds ones: -((1 - s) ** 1) is -(1 - s) * 1",
     },
+    {
+        "module": "uncertainty/ood.py",
+        "removed": "if len(counts) < len(pooled):  # ties: one column per distinct score",
+        "added": "if len(counts) <= len(pooled):  # ties: one column per distinct score",
+        "reason": "without ties every count is 1: the ends are every column, and _steps of the running sums gives back each column's weight (whole numbers of copies, summed and differenced exactly in float64)",
+    },
 ]

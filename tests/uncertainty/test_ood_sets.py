@@ -134,3 +134,11 @@ def test_an_ood_data_set_named_is_read_from_torchvisions_layout(in_tmp, monkeypa
 def test_steps_turn_running_sums_back_into_the_amounts():
     running = torch.tensor([[1.0, 3.0, 6.0], [0.0, 0.0, 2.0]])
     assert torch.equal(ood._steps(running), torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 2.0]]))
+
+
+def test_mutual_information_is_never_below_zero_where_the_passes_agree():
+    p = torch.tensor([[0.7, 0.2, 0.1], [0.5, 0.25, 0.25]], dtype=torch.float64)
+    entropy = -(p * p.log()).sum(dim=1)
+    # Passes that all agree: their mean entropy is the entropy of their mean, up to a rounding hair.
+    mutual = ood.scores(p, entropy + 1e-12)["mutual information"]
+    assert mutual.tolist() == [0.0, 0.0]
