@@ -1247,4 +1247,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if len(counts) <= len(pooled):  # ties: one column per distinct score",
         "reason": "without ties every count is 1: the ends are every column, and _steps of the running sums gives back each column's weight (whole numbers of copies, summed and differenced exactly in float64)",
     },
+    {
+        "module": "experiments/tune_storage.py",
+        "removed": "fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)",
+        "added": "fd = os.open(path, os.O_RDONLY + os.O_CREAT, 0o644)",
+        "reason": "O_RDONLY is 0 on every POSIX system this runs on (flock is POSIX-only here), so 0 + flag is 0 | flag",
+    },
 ]

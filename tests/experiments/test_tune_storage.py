@@ -58,6 +58,17 @@ def test_a_named_driver_that_is_missing_says_what_to_install(in_tmp, invoke, sma
     assert "its driver is not installed; pip install 'dropcli[tune-mysql]'" in line
 
 
+def test_a_database_url_without_a_driver_says_to_install_the_one_sqlalchemy_names(monkeypatch):
+    import optuna
+
+    from dropcli.errors import DropcliError
+    from dropcli.experiments.tune_storage import open_storage
+
+    monkeypatch.setitem(sys.modules, "pyodbc", None)  # SQLAlchemy's default driver for mssql://, not installed
+    with pytest.raises(DropcliError, match="not installed; install the database driver SQLAlchemy names for it$"):
+        open_storage(optuna, "mssql://me@127.0.0.1:1/studies")
+
+
 def test_a_server_that_does_not_answer_is_one_line_without_the_password(in_tmp, invoke, small_args):
     pytest.importorskip("psycopg")
     line = one_error_line(invoke("tune", *small_args(), *SEARCH, "--storage", "postgresql://me:s3cret@127.0.0.1:1/studies"))
@@ -454,7 +465,8 @@ def test_a_journal_with_a_cut_last_record_is_mended_and_the_caller_told_once(tmp
 
 
 def test_tune_tells_the_user_when_it_mends_a_cut_journal(in_tmp, invoke, small_args):
-    args = ["tune", *small_args(epochs=1), *SEARCH[:-1], 1, "--storage", "study.journal", "--pruner", "none"]
+    # Two trials: the second's lease goes in the folder the first's made.
+    args = ["tune", *small_args(epochs=1), *SEARCH, "--storage", "study.journal", "--pruner", "none"]
     first = invoke(*args, "-q")
     assert first.exit_code == 0, first.output
     path = in_tmp / "study.journal"
