@@ -1253,4 +1253,22 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "fd = os.open(path, os.O_RDONLY + os.O_CREAT, 0o644)",
         "reason": "O_RDONLY is 0 on every POSIX system this runs on (flock is POSIX-only here), so 0 + flag is 0 | flag",
     },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "ramp = max(optim.warmup_epochs, optim.momentum_epochs if optim.momentum_final is not None else 0)",
+        "added": "ramp = max(optim.warmup_epochs, optim.momentum_epochs if optim.momentum_final is not None else -1)",
+        "reason": "warmup_epochs is never negative (the config refuses it), so the max with -1 is the max with 0",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": 'return 1.0 if name == "none" else 0.5',
+        "added": 'return 1.0 if name >= "none" else 0.5',
+        "reason": "here the pruner is median or none, and median sorts before none: >= is ==",
+    },
+    {
+        "module": "experiments/tune_pruning.py",
+        "removed": "grace, rungs = grace_epochs(pruning, config, max_epochs), 0",
+        "added": "grace, rungs = grace_epochs(pruning, config, max_epochs), -1",
+        "reason": "the grace is at most max_epochs and the reduction above 1, so grace * r**-1 < max_epochs: the loop steps from -1 to 0 and goes on as it would have from 0",
+    },
 ]

@@ -50,11 +50,18 @@ def test_a_grace_is_epochs_or_a_fraction_of_them():
 
 
 @pytest.mark.parametrize(
-    "name, kind", [("median", "MedianPruner"), ("asha", "SuccessiveHalvingPruner"), ("hyperband", "HyperbandPruner")]
+    "name, kind",
+    [("median", "MedianPruner"), ("asha", "SuccessiveHalvingPruner"), ("hyperband", "HyperbandPruner"), ("none", "NopPruner")],
 )
 def test_each_pruner_named_is_optunas_own(name, kind):
     pruner = tune_pruning.pruner(optuna, name, Pruning(grace=2), load_config(), 8)
     assert isinstance(pruner, getattr(optuna.pruners, kind))
+
+
+@pytest.mark.parametrize("grace", [0, -0.5, -3])
+def test_a_plans_grace_of_zero_or_less_is_refused(grace):
+    with pytest.raises(DropcliError, match="grace"):
+        tune_pruning._settings({"name": "asha", "grace": grace}, {}, Path("plan.yaml"))
 
 
 def test_the_median_pruner_judges_once_five_trials_are_complete():
