@@ -1269,6 +1269,6 @@ EQUIVALENT: list[dict[str, str]] = [
         "module": "experiments/tune_pruning.py",
         "removed": "grace, rungs = grace_epochs(pruning, config, max_epochs), 0",
         "added": "grace, rungs = grace_epochs(pruning, config, max_epochs), -1",
-        "reason": "the grace is at most max_epochs and the reduction above 1, so grace * r**-1 < max_epochs: the loop steps from -1 to 0 and goes on as it would have from 0",
+        "reason": "a grace is below max_epochs (check refuses one that is not) and the reduction above 1, so grace * r**-1 < max_epochs: the loop steps from -1 to 0 and goes on as it would have from 0",
     },
 ]
