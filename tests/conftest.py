@@ -56,14 +56,16 @@ def refusal(call, *args, **kwargs) -> str:
     pytest.fail(f"{call.__name__} refused nothing")
 
 
-def accepted(what: str, call, *args, **kwargs):
-    """What `call(*args, **kwargs)` returns; a one-line refusal (DropcliError) of it fails by
-    assertion, naming `what` was refused (a valid input refused is the bug such a test reports)."""
+def accepted(what: str, call, *args, refused_by=None, **kwargs):
+    """What `call(*args, **kwargs)` returns; a refusal of it fails by assertion, naming `what` was
+    refused (a valid input refused is the bug such a test reports). A refusal is a DropcliError,
+    or what `refused_by` names for code that refuses as torch does (ValueError, TypeError)."""
     from dropcli.errors import DropcliError
 
+    refusals = refused_by or DropcliError
     try:
         return call(*args, **kwargs)
-    except DropcliError as error:
+    except refusals as error:
         pytest.fail(f"{what} refused: {error}")
 
 

@@ -258,8 +258,8 @@ def test_a_mutant_one_test_runs_through_is_a_crash_not_non_viable(tmp_path, monk
     assert capsys.readouterr().out.startswith("verdict: crashed only (TypeError in test_a.py::test_f)")
 
 
-def _dropout_mutant(removed: str, added: str) -> dict:
-    number = next(i for i, line in enumerate(raise_or_right.SOURCE.read_text().splitlines(), 1) if removed in line)
+def _dropout_mutant(source: str, removed: str, added: str) -> dict:
+    number = next(i for i, line in enumerate(source.splitlines(), 1) if removed in line)
     return {"line": number, "removed": removed, "added": added}
 
 
@@ -267,8 +267,8 @@ def test_a_mutant_of_the_packed_mask_is_told_wrong_where_it_returns_a_wrong_numb
     source = raise_or_right.SOURCE.read_text()
     original = raise_or_right._module(source)
     shifts = "rows << _bit_shifts(mask.device)"
-    multiplied = raise_or_right._mutated(source, _dropout_mutant(shifts, "rows * _bit_shifts(mask.device)"))
+    multiplied = raise_or_right._mutated(source, _dropout_mutant(source, shifts, "rows * _bit_shifts(mask.device)"))
     assert raise_or_right.tally(original, multiplied)["wrong"] > 0  # bit k made k times the bit: wrong masks
-    nine_rows = raise_or_right._mutated(source, _dropout_mutant("view(8, -1)", "view(9, -1)"))
+    nine_rows = raise_or_right._mutated(source, _dropout_mutant(source, "view(8, -1)", "view(9, -1)"))
     counts = raise_or_right.tally(original, nine_rows)
     assert counts["wrong"] == 0 and counts["raised"] > 0 and counts["right"] > 0  # right: the int16 mode never packs

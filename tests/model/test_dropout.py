@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import accepted
 from dropcli.model.dropout import (
     MASK_MODES,
     Dropout,
@@ -293,28 +294,21 @@ def test_the_function_takes_p_and_training_by_keyword_as_f_dropout_does():
     x = torch.ones(4, 5)
     with pytest.raises(TypeError):
         dropout(x, 0.3, True, None, "int16")  # the generator and mask mode only by name
-    try:
-        same = dropout(x, p=0.3, training=False)
-    except TypeError as error:
-        pytest.fail(f"dropout(x, p=..., training=...) refused, where F.dropout(x, p=..., training=...) is not: {error}")
+    same = accepted(
+        "dropout(x, p=..., training=...), as F.dropout takes it,", dropout, x, p=0.3, training=False, refused_by=TypeError
+    )
     assert same is x
 
 
 @pytest.mark.parametrize("p", [0, 0.25, 0.5, 1 - 2**-24, 1, 1.0])
 def test_every_p_from_0_to_1_is_accepted(p):
-    try:
-        check_probability(p)
-    except ValueError as refusal:
-        pytest.fail(f"p={p} refused, where 0 <= p <= 1 is allowed: {refusal}")
+    accepted(f"p={p}, where 0 <= p <= 1 is allowed,", check_probability, p, refused_by=ValueError)
 
 
 def test_the_module_takes_p_by_keyword_as_nn_dropout_does():
     with pytest.raises(TypeError):
         Dropout(0.3, "int16")  # the mask mode only by name: a second number or word is a mistake
-    try:
-        layer = Dropout(p=0.3, mask_mode="int16")
-    except TypeError as error:
-        pytest.fail(f"Dropout(p=...) refused, where nn.Dropout(p=...) is not: {error}")
+    layer = accepted("Dropout(p=...), as nn.Dropout takes it,", Dropout, p=0.3, mask_mode="int16", refused_by=TypeError)
     assert layer.p == torch.nn.Dropout(p=0.3).p == 0.3 and layer.mask_mode == "int16"
 
 
@@ -335,8 +329,5 @@ def test_mask_modes_read_from_a_config_at_run_time_draw_as_their_literals_do():
 
 
 def test_the_module_drops_half_by_default_as_nn_dropout_does():
-    try:
-        layer = Dropout()
-    except ValueError as refusal:
-        pytest.fail(f"Dropout() with its default p refused: {refusal}")
+    layer = accepted("Dropout() with its default p", Dropout, refused_by=ValueError)
     assert layer.p == torch.nn.Dropout().p == 0.5
