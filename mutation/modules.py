@@ -1271,4 +1271,40 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "grace, rungs = grace_epochs(pruning, config, max_epochs), -1",
         "reason": "a grace is below max_epochs (check refuses one that is not) and the reduction above 1, so grace * r**-1 < max_epochs: the loop steps from -1 to 0 and goes on as it would have from 0",
     },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "edges = [index / bins for index in range(bins + 1)]",
+        "added": "edges = [index / bins for index in range(bins + 2)]",
+        "reason": "the edges are read at b and b + 1 for b < bins only: a longer list adds an edge nothing reads",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "filled = counts > 0",
+        "added": "filled = counts != 0",
+        "reason": "counts are never negative (examples, or bootstrap copies), so != 0 is > 0",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "accuracy = torch.where(filled, correct_sums / counts.clamp_min(1), 0)",
+        "added": "accuracy = torch.where(filled, correct_sums / counts.clamp_min(1), 1)",
+        "reason": "an empty bin's accuracy is multiplied by its count, 0, in the sum, and its noise is 0 by the counts > 1 where(): 0 or 1 there gives the same ECE",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "confidence = torch.where(filled, confidence_sums / counts.clamp_min(1), 0)",
+        "added": "confidence = torch.where(filled, confidence_sums / counts.clamp_min( 0), 0)",
+        "reason": "a count of 0 is an empty bin, whose 0 / 0 the where() replaces by 0; counts are never negative",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "return -torch.where(p > 0, p * p.clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum(dim=1)",
+        "added": "return -torch.where(p >= 0, p * p.clamp_min(torch.finfo(p.dtype).tiny).log(), torch.zeros_like(p)).sum(dim=1)",
+        "reason": "probabilities are never negative, and where p = 0 the product p * log(floor) is 0 (or -0) as well: both sides of the where agree",
+    },
+    {
+        "module": "uncertainty/calibration.py",
+        "removed": "if len(scores) == 1:",
+        "added": "if len(scores) == 0:",
+        "reason": "the shortcut for one run: the general path gives the same numbers (each mean a sum of one divided by 1, and a bin's count * (sum / count) / count gives back sum / count: none differed in a million random sums and counts up to 300); with no runs both raise",
+    },
 ]
