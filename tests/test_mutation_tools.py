@@ -266,9 +266,10 @@ def _dropout_mutant(source: str, removed: str, added: str) -> dict:
 def test_a_mutant_of_the_packed_mask_is_told_wrong_where_it_returns_a_wrong_number_and_not_where_it_only_raises():
     source = raise_or_right.SOURCE.read_text()
     original = raise_or_right._module(source)
-    shifts = "rows << _bit_shifts(mask.device)"
-    multiplied = raise_or_right._mutated(source, _dropout_mutant(source, shifts, "rows * _bit_shifts(mask.device)"))
-    assert raise_or_right.tally(original, multiplied)["wrong"] > 0  # bit k made k times the bit: wrong masks
-    nine_rows = raise_or_right._mutated(source, _dropout_mutant(source, "view(8, -1)", "view(9, -1)"))
-    counts = raise_or_right.tally(original, nine_rows)
-    assert counts["wrong"] == 0 and counts["raised"] > 0 and counts["right"] > 0  # right: the int16 mode never packs
+    weighted = "rows * _bit_values(mask.device)"
+    powers = raise_or_right._mutated(source, _dropout_mutant(source, weighted, "rows ** _bit_values(mask.device)"))
+    assert raise_or_right.tally(original, powers)["wrong"] > 0  # each byte the count of its bits: wrong masks
+    padding = "padding = -flat.numel() % BITS"
+    unsigned = raise_or_right._mutated(source, _dropout_mutant(source, padding, "padding = flat.numel() % BITS"))
+    counts = raise_or_right.tally(original, unsigned)
+    assert counts["wrong"] == 0 and counts["raised"] > 0 and counts["right"] > 0  # right where n % 8 is 0 or 4, and the int16 mode never packs

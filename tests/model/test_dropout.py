@@ -14,6 +14,7 @@ from dropcli.model.dropout import (
     draw_keep,
     dropout,
     pack_bits,
+    random_int16,
     saved_tensor_bytes,
     survivor_scale,
     unpack_bits,
@@ -128,6 +129,27 @@ def test_pack_bits_round_trip(shape):
     packed = pack_bits(mask)
     assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(mask.numel() / 8)
     assert torch.equal(unpack_bits(packed, mask.shape), mask)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 24, 61])
+def test_pack_bits_puts_element_j_plus_k_m_in_bit_k_of_byte_j(n):
+    mask = torch.rand(n) > 0.5
+    m = math.ceil(n / 8)
+    padded = mask.tolist() + [False] * (8 * m - n)
+    expected = [sum(padded[j + k * m] << k for k in range(8)) for j in range(m)]
+    assert pack_bits(mask).tolist() == expected
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 5, 9, 1000])
+def test_random_int16_cuts_n_numbers_from_ceil_n_over_4_random_words(n):
+    generator = torch.Generator().manual_seed(n)
+    numbers = random_int16(n, torch.device("cpu"), generator)
+    reference = torch.Generator().manual_seed(n)
+    words = torch.empty(math.ceil(n / 4), dtype=torch.int64).random_(-(2**63), None, generator=reference)
+    assert numbers.dtype == torch.int16 and numbers.shape == (n,)
+    assert torch.equal(numbers, words.view(torch.int16)[:n])
+    # No word drawn and left unused: both generators are at the same place.
+    assert torch.equal(torch.rand(3, generator=generator), torch.rand(3, generator=reference))
 
 
 @pytest.mark.parametrize("mask_mode", MASK_MODES)

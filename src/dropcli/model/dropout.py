@@ -109,9 +109,7 @@ def draw_keep(
         threshold = round(p * 2**16) - 2**15
         if threshold >= 2**15:  # p rounds to 1
             return torch.zeros(shape, dtype=dtype, device=device)
-        n = like.numel()
-        words = _random_bits(torch.empty(-(-n // 4), dtype=torch.int64, device=device), generator)
-        uniform = words.view(torch.int16)[:n].view(shape)  # each on [-2**15, 2**15)
+        uniform = random_int16(like.numel(), device, generator).view(shape)
         return torch.ge(uniform, threshold, out=torch.empty(shape, dtype=dtype, device=device))
     if mask_mode == "bernoulli":
         keep = 1 - p  # one formula for both paths: the CPU's, tested bit for bit, is the GPU's too
@@ -133,6 +131,13 @@ def _random_bits(words: torch.Tensor, generator: torch.Generator | None) -> torc
     return words.random_(-(2**63), None, generator=generator)
 
 
+def random_int16(n: int, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
+    """`n` random int16 numbers, each on [-2**15, 2**15), cut four from each of ceil(n / 4)
+    random 64-bit words: no more words than that are drawn from `generator`."""
+    words = _random_bits(torch.empty(math.ceil(n / 4), dtype=torch.int64, device=device), generator)
+    return words.view(torch.int16)[:n]
+
+
 @functools.lru_cache(maxsize=256)
 def survivor_scale(p: float, dtype: torch.dtype) -> float:
     """1 / (1 - p) rounded to `dtype` the way `F.dropout` computes it, so results match exactly."""
@@ -146,28 +151,32 @@ def _scale(p: float, like: torch.Tensor) -> float | torch.Tensor:
     return survivor_scale(p, like.dtype)
 
 
+BITS = 8  # mask elements packed into each byte
+
+
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
     """Pack a bool mask 8 elements to a byte: (ceil(n / 8),) uint8.
 
-    Byte j holds elements j, j + m, ..., j + 7m of the flattened (padded) mask, m = n / 8, so
-    packing and unpacking work on whole contiguous rows.
+    Byte j holds elements j, j + m, ..., j + 7m of the flattened (padded) mask, m = n / 8, as its
+    bits 0 to 7, so packing and unpacking work on whole contiguous rows.
     """
-    flat = mask.reshape(-1)
-    padding = -flat.numel() % 8
+    flat = mask.flatten()
+    padding = -flat.numel() % BITS
     if padding:
         flat = torch.cat([flat, flat.new_zeros(padding)])
-    rows = flat.view(torch.uint8).view(8, -1)  # (8, m)
-    return (rows << _bit_shifts(mask.device)).sum(0, dtype=torch.uint8)
+    rows = flat.view(torch.uint8).view(BITS, -1)  # (8, m), each 0 or 1
+    return (rows * _bit_values(mask.device)).sum(0, dtype=torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Invert `pack_bits`: a bool mask of `shape`."""
-    rows = (packed.unsqueeze(0) >> _bit_shifts(packed.device)) & 1  # (8, m)
-    return rows.view(torch.bool).reshape(-1)[: math.prod(shape)].view(shape)
+    rows = (packed.unsqueeze(0) & _bit_values(packed.device)) != 0  # (8, m)
+    return rows.flatten()[: math.prod(shape)].view(shape)
 
 
-def _bit_shifts(device: torch.device) -> torch.Tensor:
-    return torch.arange(8, dtype=torch.uint8, device=device).unsqueeze(1)  # (8, 1)
+def _bit_values(device: torch.device) -> torch.Tensor:
+    """(8, 1) uint8: the value of bit k of a byte, 2**k, in row k."""
+    return (2 ** torch.arange(BITS, dtype=torch.uint8, device=device)).unsqueeze(1)
 
 
 def saved_tensor_bytes(fn, x: torch.Tensor) -> int:
