@@ -272,4 +272,6 @@ def test_a_mutant_of_the_packed_mask_is_told_wrong_where_it_returns_a_wrong_numb
     padding = "padding = -flat.numel() % BITS"
     unsigned = raise_or_right._mutated(source, _dropout_mutant(source, padding, "padding = flat.numel() % BITS"))
     counts = raise_or_right.tally(original, unsigned)
-    assert counts["wrong"] == 0 and counts["raised"] > 0 and counts["right"] > 0  # right where n % 8 is 0 or 4, and the int16 mode never packs
+    assert (
+        counts["wrong"] == 0 and counts["raised"] > 0 and counts["right"] > 0
+    )  # right where n % 8 is 0 or 4, and the int16 mode never packs
