@@ -1307,4 +1307,10 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if len(scores) == 0:",
         "reason": "the shortcut for one run: the general path gives the same numbers (each mean a sum of one divided by 1, and a bin's count * (sum / count) / count gives back sum / count: none differed in a million random sums and counts up to 300); with no runs both raise",
     },
+    {
+        "module": "model/dropout.py",
+        "removed": "if not training or p == 0:",
+        "added": "if not training or p <= 0:",
+        "reason": "p below 0 is refused just above (check_probability), so p <= 0 is p == 0",
+    },
 ]

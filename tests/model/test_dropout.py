@@ -284,6 +284,21 @@ def test_the_bernoulli_draw_leaves_the_generator_where_bernoulli_leaves_it():
     assert torch.equal(torch.rand(5), after_torch)
 
 
+def test_off_the_cpu_the_bernoulli_mode_draws_with_bernoulli_itself(monkeypatch):
+    # The CPU's faster same-mask draw reads torch's CPU generator layout; elsewhere (a GPU, here
+    # the meta device, which has no values but runs the same branch) bernoulli_(1 - p) draws.
+    calls = []
+    bernoulli_ = torch.Tensor.bernoulli_
+    monkeypatch.setattr(torch.Tensor, "bernoulli_", lambda self, *a, **k: calls.append((a, k)) or bernoulli_(self, *a, **k))
+    generator = torch.Generator()
+    mask = draw_keep(torch.empty(6, 7, device="meta"), 0.3, "bernoulli", generator)
+    assert mask.device.type == "meta" and mask.shape == (6, 7) and mask.dtype == torch.bool
+    assert calls == [((0.7,), {"generator": generator})]
+    calls.clear()
+    draw_keep(torch.empty(6, 7), 0.3, "bernoulli", generator)
+    assert calls == []  # on the CPU, random words compared at once (bit for bit F.dropout's mask)
+
+
 def test_under_torch_compile_the_scale_is_the_same_rounded_number_as_a_tensor(monkeypatch):
     from dropcli.model import dropout as dropout_module
 
