@@ -1313,4 +1313,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": "if not training or p <= 0:",
         "reason": "p below 0 is refused just above (check_probability), so p <= 0 is p == 0",
     },
+    {
+        "module": "model/dropout.py",
+        "removed": 'if mask_mode == "bernoulli":',
+        "added": 'if mask_mode <= "bernoulli":',
+        "reason": 'the modes that reach this line are bool, bits and bernoulli (int16 returned above), and of them only "bernoulli" sorts at or before "bernoulli"',
+    },
+    {
+        "module": "model/dropout.py",
+        "removed": 'if device.type != "cpu":',
+        "added": 'if device.type > "cpu":',
+        "reason": 'every device type torch has (cuda, hip, meta, mps, xpu, xla, ...) sorts after "cpu", so > is != here',
+    },
 ]
