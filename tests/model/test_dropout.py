@@ -14,6 +14,7 @@ from dropcli.model.dropout import (
     draw_keep,
     dropout,
     pack_bits,
+    packed_size,
     random_int16,
     saved_tensor_bytes,
     survivor_scale,
@@ -129,6 +130,12 @@ def test_pack_bits_round_trip(shape):
     packed = pack_bits(mask)
     assert packed.dtype == torch.uint8 and packed.numel() == math.ceil(mask.numel() / 8)
     assert torch.equal(unpack_bits(packed, mask.shape), mask)
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 64, 65, 10**6 + 3])
+def test_packed_size_is_the_whole_bytes_that_hold_n_elements(n):
+    size = packed_size(n)
+    assert isinstance(size, int) and size == math.ceil(n / 8)
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 24, 61])

@@ -155,28 +155,31 @@ BITS = 8  # mask elements packed into each byte
 
 
 def pack_bits(mask: torch.Tensor) -> torch.Tensor:
-    """Pack a bool mask 8 elements to a byte: (ceil(n / 8),) uint8.
+    """Pack a bool mask 8 elements to a byte: (packed_size(n),) uint8.
 
-    Byte j holds elements j, j + m, ..., j + 7m of the flattened (padded) mask, m = n / 8, as its
-    bits 0 to 7, so packing and unpacking work on whole contiguous rows.
+    Byte j holds elements j, j + m, ..., j + 7m of the flattened mask (zeros past its end),
+    m = packed_size(n), as its bits 0 to 7, so packing and unpacking work on whole contiguous rows.
     """
     flat = mask.flatten()
-    padding = -flat.numel() % BITS
-    if padding:
-        flat = torch.cat([flat, flat.new_zeros(padding)])
-    rows = flat.view(torch.uint8).view(BITS, -1)  # (8, m), each 0 or 1
+    rows = torch.zeros(BITS, packed_size(flat.numel()), dtype=torch.uint8, device=mask.device)  # (8, m)
+    rows.view(-1)[: flat.numel()] = flat.view(torch.uint8)
     return (rows * _bit_values(mask.device)).sum(0, dtype=torch.uint8)
 
 
 def unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     """Invert `pack_bits`: a bool mask of `shape`."""
-    rows = (packed.unsqueeze(0) & _bit_values(packed.device)) != 0  # (8, m)
+    rows = (packed & _bit_values(packed.device)).bool()  # (m,) against (8, 1): (8, m)
     return rows.flatten()[: math.prod(shape)].view(shape)
+
+
+def packed_size(n: int) -> int:
+    """Bytes that hold `n` mask elements packed: ceil(n / 8)."""
+    return -(-n // BITS)
 
 
 def _bit_values(device: torch.device) -> torch.Tensor:
     """(8, 1) uint8: the value of bit k of a byte, 2**k, in row k."""
-    return (2 ** torch.arange(BITS, dtype=torch.uint8, device=device)).unsqueeze(1)
+    return (2 ** torch.arange(BITS, dtype=torch.uint8, device=device))[:, None]
 
 
 def saved_tensor_bytes(fn, x: torch.Tensor) -> int:
