@@ -291,6 +291,20 @@ def test_the_bernoulli_draw_leaves_the_generator_where_bernoulli_leaves_it():
     assert torch.equal(torch.rand(5), after_torch)
 
 
+def test_the_bernoulli_mode_keeps_a_word_whose_low_53_bits_are_below_the_keep_rate(monkeypatch):
+    # bernoulli_'s rule at its boundary, on words chosen by hand: keep = 0.9 makes the boundary
+    # c = ceil(0.9 * 2**53) odd, so a draw that dropped the lowest bit would keep the word c.
+    from dropcli.model import dropout as dropout_module
+
+    c = math.ceil(0.9 * 2**53)
+    assert c % 2 == 1
+    high = -(2**53)  # every bit above the 53 read set (the sign bit too): they must be ignored
+    words = torch.tensor([c - 1, c, c + high - 1, c + high, 0, 2**53 - 1])
+    monkeypatch.setattr(dropout_module, "_random_bits", lambda out, generator: out.copy_(words))
+    kept = draw_keep(torch.empty(6), 0.1, "bernoulli")
+    assert kept.tolist() == [True, False, True, False, True, False]
+
+
 def test_off_the_cpu_the_bernoulli_mode_draws_with_bernoulli_itself(monkeypatch):
     # The CPU's faster same-mask draw reads torch's CPU generator layout; elsewhere (a GPU, here
     # the meta device, which has no values but runs the same branch) bernoulli_(1 - p) draws.
