@@ -269,7 +269,7 @@ def test_a_mutant_of_the_packed_mask_is_told_wrong_where_it_returns_a_wrong_numb
     weighted = "rows * _bit_values(mask.device)"
     powers = raise_or_right._mutated(source, _dropout_mutant(source, weighted, "rows ** _bit_values(mask.device)"))
     assert raise_or_right.tally(original, powers)["wrong"] > 0  # each byte the count of its bits: wrong masks
-    filled = "rows.view(-1)[: flat.numel()] = flat"
-    overlong = raise_or_right._mutated(source, _dropout_mutant(source, filled, "rows.view(-1)[: flat.numel() + 1] = flat"))
+    filled = "rows.view(-1)[: flat.numel()]"
+    overlong = raise_or_right._mutated(source, _dropout_mutant(source, filled, "rows.view(-1)[: flat.numel() + 1]"))
     counts = raise_or_right.tally(original, overlong)
     assert counts["wrong"] == 0 and counts["raised"] > 0 and counts["right"] > 0  # right where 8 divides n, and in int16 mode
