@@ -1325,4 +1325,16 @@ EQUIVALENT: list[dict[str, str]] = [
         "added": 'if device.type > "cpu":',
         "reason": 'every device type torch has (cuda, hip, meta, mps, xpu, xla, ...) sorts after "cpu", so > is != here',
     },
+    {
+        "module": "uncertainty/study.py",
+        "removed": "replicates: int = 0",
+        "added": "replicates: int = -1",
+        "reason": "the one Study is built in _plan, which sets replicates from the request on the next line: the default is never read",
+    },
+    {
+        "module": "uncertainty/study.py",
+        "removed": 'if len(members) > 1 and request.split == "test" and not _shared(vals) and vals:',
+        "added": 'if len(members) > 1 and request.split <= "test" and not _shared(vals) and vals:',
+        "reason": 'the splits are test, train and val (SPLITS), and of them only "test" sorts at or before "test"',
+    },
 ]

@@ -244,6 +244,9 @@ def test_the_full_study_in_one_call(three_runs, invoke, in_tmp):
     assert by_key["ensemble M=1", 0.0]["nll"] == pytest.approx(by_key["deterministic", 0.0]["nll"])
     assert len(by_key["ensemble M=1", 0.0]["per_run"]) == 3 and by_key["ensemble M=2", 0.0]["per_run"] is None
     assert by_key["deterministic", 0.0]["spread"]["nll"] > 0
+    images_file = str(ood_dir / "t10k-images-idx3-ubyte")  # a directory's set is named by the file read
+    assert study["ood"] is not None, "--ood was given: the study scores it"
+    assert study["ood"]["data"] == [images_file] and {r["data"] for r in study["ood"]["results"]} == {images_file}
     detection = {(r["method"], r["score"]): r for r in study["ood"]["results"]}
     assert ("mc dropout K=1", "mutual information") not in detection  # one pass: no disagreement to measure
     assert ("ensemble M=1", "mutual information") not in detection
