@@ -10,6 +10,7 @@ import torch
 
 from conftest import accepted
 from dropcli.config import load_config
+from dropcli.errors import DropcliError
 from dropcli.uncertainty import calibration, evaluation, methods, shifts, study
 
 RUN = ["--set", "data.val_split=0.1"]
@@ -165,3 +166,11 @@ def test_temperature_scaled_ensembles_are_noted_missing_only_when_asked_for(buil
 def test_an_ensemble_on_the_test_split_is_accepted_however_test_is_spelled(build):
     split = "".join(["te", "st"])  # as a command line gives it: equal to "test", not the same object
     accepted(f"an ensemble on --split {split}", study.check, study.Request([], split=split), nets(build, 2))
+
+
+def test_a_run_without_a_val_split_is_refused_on_split_val_however_val_is_spelled(build):
+    split = "".join(["v", "al"])  # as a command line gives it: equal to "val", not the same object
+    (run,) = nets(build, 1)
+    assert run.config.data.val_split == 0
+    with pytest.raises(DropcliError, match="this run has no val split"):
+        study.check(study.Request([], split=split), [run])
