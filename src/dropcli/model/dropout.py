@@ -174,7 +174,7 @@ def unpack_bits(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 
 def packed_size(n: int) -> int:
     """Bytes that hold `n` mask elements packed: ceil(n / 8)."""
-    return -(-n // BITS)
+    return math.ceil(n / BITS)
 
 
 def _bit_values(device: torch.device) -> torch.Tensor:
